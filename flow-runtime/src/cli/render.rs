@@ -1,0 +1,200 @@
+//! Text the CLI prints: tables, the DAG tree, Graphviz, live state lines.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::dag::Dag;
+use crate::executor::{RunSummary, TaskEvent};
+
+/// Left-aligned columns sized to their widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let parts: Vec<String> = cells.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{}", parts.join("  ").trim_end());
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+pub(super) fn dag_table<'a>(dags: impl Iterator<Item = &'a Dag>) -> String {
+    let rows: Vec<Vec<String>> = dags
+        .map(|dag| {
+            vec![
+                dag.id().to_string(),
+                dag.schedule().to_string(),
+                dag.tasks().len().to_string(),
+                dag.tags().join(","),
+                dag.description().unwrap_or("").to_string(),
+            ]
+        })
+        .collect();
+    table(&["DAG", "SCHEDULE", "TASKS", "TAGS", "DESCRIPTION"], &rows)
+}
+
+pub(super) fn task_table(dag: &Dag) -> String {
+    let rows: Vec<Vec<String>> = dag
+        .topological_order()
+        .iter()
+        .map(|&i| {
+            let task = &dag.tasks()[i];
+            let inputs: Vec<String> = task
+                .spec()
+                .params()
+                .iter()
+                .map(|p| format!("{}: {}", p.name(), short_type(p.type_name())))
+                .collect();
+            let upstream: Vec<&str> = task.upstream().iter().map(|&u| dag.tasks()[u].id().as_str()).collect();
+            vec![
+                task.id().to_string(),
+                inputs.join(", "),
+                short_type(task.spec().output().type_name()),
+                task.retries().to_string(),
+                upstream.join(","),
+            ]
+        })
+        .collect();
+    table(&["TASK", "INPUTS", "OUTPUT", "RETRIES", "UPSTREAM"], &rows)
+}
+
+/// `alloc::vec::Vec<my_crate::Dataset>` -> `Vec<Dataset>`.
+fn short_type(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut segment = String::new();
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            out.push_str(segment.rsplit("::").next().unwrap_or(""));
+            segment.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(segment.rsplit("::").next().unwrap_or(""));
+    out
+}
+
+/// Every root with its downstream tasks indented below it; a task reached again is
+/// named with `(see above)` instead of being expanded twice.
+pub(super) fn tree(dag: &Dag) -> String {
+    let mut out = format!("{} (schedule: {})\n", dag.id(), dag.schedule());
+    let mut expanded = vec![false; dag.tasks().len()];
+    let roots: Vec<usize> = dag
+        .topological_order()
+        .iter()
+        .copied()
+        .filter(|&i| dag.tasks()[i].upstream().is_empty())
+        .collect();
+    // (task, prefix for its children, is last sibling)
+    let mut stack: Vec<(usize, String, bool)> = roots
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(k, &r)| (r, String::new(), k == 0))
+        .collect();
+    while let Some((task, prefix, last)) = stack.pop() {
+        let branch = if last { "└── " } else { "├── " };
+        let id = dag.tasks()[task].id();
+        if expanded[task] {
+            let _ = writeln!(out, "{prefix}{branch}{id} (see above)");
+            continue;
+        }
+        expanded[task] = true;
+        let _ = writeln!(out, "{prefix}{branch}{id}");
+        let child_prefix = format!("{prefix}{}", if last { "    " } else { "│   " });
+        let children = dag.tasks()[task].downstream();
+        for (k, &child) in children.iter().enumerate().rev() {
+            stack.push((child, child_prefix.clone(), k + 1 == children.len()));
+        }
+    }
+    out
+}
+
+pub(super) fn dot(dag: &Dag) -> String {
+    let mut out = format!("digraph {:?} {{\n  rankdir=LR;\n", dag.id().as_str());
+    for task in dag.tasks() {
+        let _ = writeln!(out, "  {:?};", task.id().as_str());
+    }
+    for task in dag.tasks() {
+        for &d in task.downstream() {
+            let _ = writeln!(out, "  {:?} -> {:?};", task.id().as_str(), dag.tasks()[d].id().as_str());
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn duration(d: Option<Duration>) -> String {
+    match d {
+        None => "-".to_string(),
+        Some(d) if d < Duration::from_millis(1) => format!("{}us", d.as_micros()),
+        Some(d) if d < Duration::from_secs(10) => format!("{}ms", d.as_millis()),
+        Some(d) => format!("{:.1}s", d.as_secs_f64()),
+    }
+}
+
+pub(super) fn event_line(event: &TaskEvent) -> String {
+    let mut line = format!(
+        "{} {:<16} {} (try {})",
+        chrono::Utc::now().format("%H:%M:%S%.3f"),
+        event.state.as_str(),
+        event.task_id,
+        event.try_number
+    );
+    if event.duration.is_some() {
+        let _ = write!(line, " after {}", duration(event.duration));
+    }
+    if let Some(error) = &event.error {
+        let _ = write!(line, ": {error}");
+    }
+    line
+}
+
+pub(super) fn summary(run: &RunSummary) -> String {
+    let rows: Vec<Vec<String>> = run
+        .tasks
+        .iter()
+        .map(|t| {
+            vec![
+                t.task_id.to_string(),
+                t.state.to_string(),
+                t.tries.to_string(),
+                duration(t.duration),
+                t.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    format!(
+        "\n{}\nRun {} {} in {}\n",
+        table(&["TASK", "STATE", "TRIES", "DURATION", "ERROR"], &rows),
+        run.run_id,
+        run.state,
+        duration(Some(run.duration))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_types_drop_module_paths() {
+        assert_eq!(short_type("alloc::vec::Vec<my_crate::data::Dataset>"), "Vec<Dataset>");
+        assert_eq!(short_type("(u32, alloc::string::String)"), "(u32, String)");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let out = table(&["A", "BB"], &[vec!["long".into(), "x".into()]]);
+        assert_eq!(out, "A     BB\nlong  x\n");
+    }
+}

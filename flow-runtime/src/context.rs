@@ -1,0 +1,173 @@
+//! The context a task may take as `&TaskContext`: who and when it is, and XCom by key.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::TaskError;
+use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+use crate::store::XComStore;
+use crate::xcom::{RETURN_VALUE, XComBlob, XComValue};
+
+/// Facts shared by every task instance of one DAG run.
+pub(crate) struct RunScope {
+    pub(crate) dag_id: DagId,
+    pub(crate) run_id: RunId,
+    pub(crate) logical_date: DateTime<Utc>,
+    pub(crate) xcoms: Arc<dyn XComStore>,
+}
+
+/// What a running task knows about itself, and its door to XCom by key.
+///
+/// Values pushed with [`TaskContext::xcom_push`] are stored together with the try's success,
+/// atomically: a try that fails leaves none of its pushes behind.
+///
+/// Cloning is cheap and shares the pushed values.
+#[derive(Clone)]
+pub struct TaskContext {
+    run: Arc<RunScope>,
+    task_id: TaskId,
+    map_index: MapIndex,
+    try_number: u32,
+    pushed: Arc<Mutex<Vec<(String, XComBlob)>>>,
+}
+
+impl TaskContext {
+    pub(crate) fn new(run: Arc<RunScope>, task_id: TaskId, map_index: MapIndex, try_number: u32) -> Self {
+        Self {
+            run,
+            task_id,
+            map_index,
+            try_number,
+            pushed: Arc::default(),
+        }
+    }
+
+    /// The DAG's id.
+    pub fn dag_id(&self) -> &DagId {
+        &self.run.dag_id
+    }
+
+    /// This task's id.
+    pub fn task_id(&self) -> &TaskId {
+        &self.task_id
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &RunId {
+        &self.run.run_id
+    }
+
+    /// The run's logical date (the start of its data interval).
+    pub fn logical_date(&self) -> DateTime<Utc> {
+        self.run.logical_date
+    }
+
+    /// The logical date as `YYYY-MM-DD` (Airflow's `ds`).
+    pub fn ds(&self) -> String {
+        self.run.logical_date.format("%Y-%m-%d").to_string()
+    }
+
+    /// The position of this mapped instance, or `None` when the task is not mapped.
+    pub fn map_index(&self) -> Option<u32> {
+        self.map_index.get()
+    }
+
+    /// The try being run, starting at 1.
+    pub fn try_number(&self) -> u32 {
+        self.try_number
+    }
+
+    /// The key addressing this task instance.
+    pub fn key(&self) -> TaskInstanceKey {
+        TaskInstanceKey {
+            dag_id: self.run.dag_id.clone(),
+            run_id: self.run.run_id.clone(),
+            task_id: self.task_id.clone(),
+            map_index: self.map_index,
+        }
+    }
+
+    /// Stores `value` under `key` for other tasks of this run to pull; pushing a key twice
+    /// keeps the last value. `return_value` is reserved for the task's return value.
+    pub fn xcom_push<T: XComValue>(&self, key: &str, value: &T) -> Result<(), TaskError> {
+        if key == RETURN_VALUE {
+            return Err(TaskError::XCom(format!(
+                "the XCom key `{RETURN_VALUE}` is reserved for the task's return value; push under another key"
+            )));
+        }
+        let blob = XComBlob::encode(value)
+            .map_err(|e| TaskError::XCom(format!("XCom `{key}` does not serialize: {e}")))?;
+        let mut pushed = self.pushed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pushed.retain(|(k, _)| k != key);
+        pushed.push((key.to_string(), blob));
+        Ok(())
+    }
+
+    /// Pulls the XCom `key` that task `task_id` pushed in this run (use
+    /// [`RETURN_VALUE`] for its return value), failing clearly when there is none.
+    pub fn xcom_pull<T: XComValue>(&self, task_id: &str, key: &str) -> Result<T, TaskError> {
+        self.try_xcom_pull(task_id, key)?.ok_or_else(|| {
+            TaskError::XCom(format!(
+                "no XCom `{key}` from task `{task_id}` in run `{}`; check that `{task_id}` pushes it and runs before `{}` (order them with `>>`)",
+                self.run.run_id, self.task_id
+            ))
+        })
+    }
+
+    /// Like [`TaskContext::xcom_pull`], but `Ok(None)` when the value does not exist.
+    pub fn try_xcom_pull<T: XComValue>(&self, task_id: &str, key: &str) -> Result<Option<T>, TaskError> {
+        let blob = if task_id == self.task_id.as_str() {
+            let pushed = self.pushed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            pushed.iter().find(|(k, _)| k == key).map(|(_, b)| b.clone())
+        } else {
+            let producer = TaskInstanceKey {
+                dag_id: self.run.dag_id.clone(),
+                run_id: self.run.run_id.clone(),
+                task_id: TaskId::new(task_id),
+                map_index: MapIndex::UNMAPPED,
+            };
+            self.run
+                .xcoms
+                .get_xcom(&producer, key)
+                .map_err(|e| TaskError::XCom(format!("cannot read XCom `{key}` of `{task_id}`: {e}")))?
+        };
+        blob.map(|blob| {
+            blob.decode().map_err(|e| {
+                TaskError::XCom(format!(
+                    "XCom `{key}` of task `{task_id}` was stored as `{}` and does not decode as `{}`: {e}",
+                    blob.type_name(),
+                    std::any::type_name::<T>()
+                ))
+            })
+        })
+        .transpose()
+    }
+
+    /// Takes the values pushed during this try, to be stored with its outcome.
+    pub(crate) fn take_pushed(&self) -> Vec<(String, XComBlob)> {
+        std::mem::take(&mut *self.pushed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
+
+impl TaskContext {
+    /// A context for calling a task function in a unit test: logical date now, try 1, an
+    /// empty in-memory XCom store. Values the task pushes can be read back with
+    /// [`TaskContext::try_xcom_pull`] under its own task id.
+    ///
+    /// ```
+    /// use flow_runtime::prelude::*;
+    /// let ctx = TaskContext::for_test("etl", "extract");
+    /// ctx.xcom_push("rows", &42_u64).unwrap();
+    /// assert_eq!(ctx.xcom_pull::<u64>("extract", "rows").unwrap(), 42);
+    /// ```
+    pub fn for_test(dag_id: &str, task_id: &str) -> Self {
+        let scope = RunScope {
+            dag_id: DagId::new(dag_id),
+            run_id: RunId::new("test"),
+            logical_date: Utc::now(),
+            xcoms: Arc::new(crate::store::MemoryStore::new()),
+        };
+        Self::new(Arc::new(scope), TaskId::new(task_id), MapIndex::UNMAPPED, 1)
+    }
+}

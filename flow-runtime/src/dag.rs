@@ -1,0 +1,691 @@
+//! The builder API that `#[dag]` expands to, and the validated [`Dag`] it produces.
+//!
+//! Everything the macros do can be written by hand, which is how DAGs are generated from
+//! configuration at run time:
+//!
+//! ```
+//! use flow_runtime::prelude::*;
+//!
+//! #[task]
+//! fn extract(source: String) -> Vec<u64> { vec![source.len() as u64, 2, 3] }
+//! #[task]
+//! fn total(values: Vec<u64>) -> u64 { values.iter().sum() }
+//! #[task]
+//! fn notify() {}
+//!
+//! let mut dag = DagBuilder::new("etl").schedule("@daily").tags(["example"]);
+//! for source in ["orders", "users"] {                  // one branch per configured source
+//!     let values = extract::node(&mut dag, source);     // a literal argument
+//!     let sum = total::node(&mut dag, values);           // a data edge
+//!     let done = notify::node(&mut dag);
+//!     dag.set_downstream(&[sum.any()], &[done.any()]);   // `sum >> done`
+//! }
+//! let dag = dag.build().unwrap();
+//! let ids: Vec<&str> = dag.tasks().iter().map(|t| t.id().as_str()).collect();
+//! assert_eq!(ids, ["extract", "total", "notify", "extract__1", "total__1", "notify__1"]);
+//! ```
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::error::{DagDefinitionError, DagError};
+use crate::graph;
+use crate::ids::{DagId, TaskId};
+use crate::schedule::Schedule;
+use crate::task::{DEFAULT_RETRY_DELAY, TaskOptions, TaskSpec};
+use crate::xcom::{XComBlob, XComValue};
+
+static NEXT_BUILDER: AtomicU32 = AtomicU32::new(1);
+
+/// A typed handle to a task added to a [`DagBuilder`]: passing it as another task's
+/// argument makes the edge. `T` is the task's output type.
+pub struct Node<T> {
+    node: AnyNode,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Node<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Node<T> {}
+
+impl<T> std::fmt::Debug for Node<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node<{}>({})", std::any::type_name::<T>(), self.node.index)
+    }
+}
+
+impl<T> Node<T> {
+    /// The untyped handle, for ordering with [`DagBuilder::set_downstream`].
+    pub fn any(self) -> AnyNode {
+        self.node
+    }
+}
+
+/// An untyped handle to a task in a [`DagBuilder`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AnyNode {
+    builder: u32,
+    index: u32,
+}
+
+impl AnyNode {
+    /// The task's position in the DAG, in the order tasks were added.
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+/// Anything that names a task node; used by `a >> b` in a `#[dag]` body.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a task node",
+    label = "`>>` and `<<` order task nodes: task calls, variables bound to them, or `[..]` lists of them"
+)]
+pub trait NodeRef {
+    /// The untyped node.
+    fn any_node(&self) -> AnyNode;
+}
+
+impl<T> NodeRef for Node<T> {
+    fn any_node(&self) -> AnyNode {
+        self.node
+    }
+}
+
+impl NodeRef for AnyNode {
+    fn any_node(&self) -> AnyNode {
+        *self
+    }
+}
+
+/// One argument of a task call: the output of an upstream task or a literal value.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// The return value of the task at this node.
+    Upstream(AnyNode),
+    /// A value fixed in the DAG definition.
+    Literal(XComBlob),
+    /// A literal that failed to serialize (reported by [`DagBuilder::build`]).
+    Invalid(String),
+}
+
+/// A value that can be passed where a task parameter of type `T` is expected: a `T`, a
+/// `Node<T>` (the output of a task returning `T`), or a `&str` for a `String`.
+#[diagnostic::on_unimplemented(
+    message = "this argument does not fit a task parameter of type `{T}`",
+    label = "expected a `{T}` value or the output of a task returning `{T}`, found `{Self}`",
+    note = "a task's output can only be passed to a parameter of the same type"
+)]
+pub trait IntoInput<T> {
+    /// Converts the argument.
+    fn into_input(self) -> Input;
+}
+
+impl<T> IntoInput<T> for Node<T> {
+    fn into_input(self) -> Input {
+        Input::Upstream(self.node)
+    }
+}
+
+impl<T: XComValue> IntoInput<T> for T {
+    fn into_input(self) -> Input {
+        match XComBlob::encode(&self) {
+            Ok(blob) => Input::Literal(blob),
+            Err(e) => Input::Invalid(e.to_string()),
+        }
+    }
+}
+
+impl IntoInput<String> for &str {
+    fn into_input(self) -> Input {
+        IntoInput::<String>::into_input(self.to_string())
+    }
+}
+
+/// A task being added to a DAG; returned by [`DagBuilder::add_task`].
+pub struct TaskBuilder<'a> {
+    dag: &'a mut DagBuilder,
+    index: usize,
+}
+
+impl TaskBuilder<'_> {
+    /// Binds the next parameter (in declaration order) to `value`.
+    pub fn input<T>(&mut self, value: impl IntoInput<T>) -> &mut Self {
+        let input = value.into_input();
+        self.dag.tasks[self.index].inputs.push(input);
+        self
+    }
+
+    /// Gives this node an explicit task id; using an id twice is an error at build time.
+    pub fn task_id(&mut self, id: impl Into<TaskId>) -> &mut Self {
+        let draft = &mut self.dag.tasks[self.index];
+        draft.id = id.into();
+        draft.explicit_id = true;
+        self
+    }
+
+    /// The typed handle for this node.
+    pub fn finish<T>(&self) -> Node<T> {
+        Node {
+            node: self.dag.node(self.index),
+            _output: PhantomData,
+        }
+    }
+}
+
+struct TaskDraft {
+    id: TaskId,
+    explicit_id: bool,
+    spec: TaskSpec,
+    inputs: Vec<Input>,
+}
+
+/// Builds a [`Dag`]: DAG options, tasks, and the edges between them.
+///
+/// Option setters take plain strings and never fail; every problem is collected and
+/// reported together by [`DagBuilder::build`].
+pub struct DagBuilder {
+    serial: u32,
+    id: DagId,
+    description: Option<String>,
+    schedule: Option<String>,
+    start_date: Option<String>,
+    catchup: bool,
+    tags: Vec<String>,
+    default_args: TaskOptions,
+    tasks: Vec<TaskDraft>,
+    order_edges: Vec<(AnyNode, AnyNode)>,
+    name_uses: HashMap<TaskId, usize>,
+}
+
+impl DagBuilder {
+    /// A DAG with this id and no schedule (manual runs only).
+    pub fn new(id: impl Into<DagId>) -> Self {
+        Self {
+            serial: NEXT_BUILDER.fetch_add(1, Ordering::Relaxed),
+            id: id.into(),
+            description: None,
+            schedule: None,
+            start_date: None,
+            catchup: false,
+            tags: Vec::new(),
+            default_args: TaskOptions::default(),
+            tasks: Vec::new(),
+            order_edges: Vec::new(),
+            name_uses: HashMap::new(),
+        }
+    }
+
+    /// A human description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// The schedule: a cron expression or preset such as `@daily` (see [`Schedule`]).
+    pub fn schedule(mut self, schedule: impl Into<String>) -> Self {
+        self.schedule = Some(schedule.into());
+        self
+    }
+
+    /// The first logical date: `2025-01-01` or an RFC 3339 time.
+    pub fn start_date(mut self, date: impl Into<String>) -> Self {
+        self.start_date = Some(date.into());
+        self
+    }
+
+    /// Whether missed intervals since `start_date` each get a run.
+    pub fn catchup(mut self, catchup: bool) -> Self {
+        self.catchup = catchup;
+        self
+    }
+
+    /// Tags, for filtering.
+    pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Options every task inherits unless it sets them itself.
+    pub fn default_args(mut self, defaults: TaskOptions) -> Self {
+        self.default_args = defaults;
+        self
+    }
+
+    /// Adds a task. Its id is the spec's name; a name used again gets Airflow's suffix
+    /// (`train`, `train__1`, `train__2`).
+    pub fn add_task(&mut self, spec: TaskSpec) -> TaskBuilder<'_> {
+        let uses = self.name_uses.entry(spec.name().clone()).or_insert(0);
+        let id = match *uses {
+            0 => spec.name().clone(),
+            n => TaskId::new(format!("{}__{n}", spec.name())),
+        };
+        *uses += 1;
+        self.tasks.push(TaskDraft {
+            id,
+            explicit_id: false,
+            inputs: Vec::with_capacity(spec.params().len()),
+            spec,
+        });
+        let index = self.tasks.len() - 1;
+        TaskBuilder { dag: self, index }
+    }
+
+    /// Orders every task of `upstream` before every task of `downstream` (`a >> b`).
+    pub fn set_downstream(&mut self, upstream: &[AnyNode], downstream: &[AnyNode]) {
+        for &u in upstream {
+            for &d in downstream {
+                self.order_edges.push((u, d));
+            }
+        }
+    }
+
+    /// Orders consecutive groups: `chain(&[&[a], &[b, c], &[d]])` is `a >> [b, c] >> d`.
+    pub fn chain(&mut self, groups: &[&[AnyNode]]) {
+        for pair in groups.windows(2) {
+            self.set_downstream(pair[0], pair[1]);
+        }
+    }
+
+    fn node(&self, index: usize) -> AnyNode {
+        AnyNode {
+            builder: self.serial,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn resolve(&self, node: AnyNode, task: &TaskId, errors: &mut Vec<DagDefinitionError>) -> Option<usize> {
+        if node.builder == self.serial && node.index() < self.tasks.len() {
+            Some(node.index())
+        } else {
+            errors.push(DagDefinitionError::ForeignNode {
+                task: task.to_string(),
+                index: node.index(),
+            });
+            None
+        }
+    }
+
+    /// Validates everything and produces the DAG, or every problem found.
+    pub fn build(self) -> Result<Dag, DagError> {
+        let mut errors = Vec::new();
+        if !valid_id(self.id.as_str()) {
+            errors.push(DagDefinitionError::InvalidId {
+                what: "DAG",
+                id: self.id.to_string(),
+            });
+        }
+        let schedule = match self.schedule.as_deref().map(Schedule::parse) {
+            None => Schedule::Manual,
+            Some(Ok(schedule)) => schedule,
+            Some(Err(reason)) => {
+                errors.push(DagDefinitionError::InvalidSchedule {
+                    schedule: self.schedule.clone().unwrap_or_default(),
+                    reason,
+                });
+                Schedule::Manual
+            }
+        };
+        let start_date = self.start_date.as_deref().and_then(|text| {
+            let parsed = parse_date(text);
+            if parsed.is_none() {
+                errors.push(DagDefinitionError::InvalidDate {
+                    field: "start_date",
+                    value: text.to_string(),
+                });
+            }
+            parsed
+        });
+        if self.tasks.is_empty() {
+            errors.push(DagDefinitionError::Empty);
+        }
+
+        let mut seen: HashMap<&TaskId, bool> = HashMap::new();
+        for draft in &self.tasks {
+            if !valid_id(draft.id.as_str()) {
+                errors.push(DagDefinitionError::InvalidId {
+                    what: "task",
+                    id: draft.id.to_string(),
+                });
+            }
+            if let Some(prev_explicit) = seen.insert(&draft.id, draft.explicit_id)
+                && (prev_explicit || draft.explicit_id)
+            {
+                errors.push(DagDefinitionError::DuplicateTaskId(draft.id.to_string()));
+            }
+        }
+
+        let n = self.tasks.len();
+        let mut upstream: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut tasks = Vec::with_capacity(n);
+        for (index, draft) in self.tasks.iter().enumerate() {
+            let params = draft.spec.params();
+            if draft.inputs.len() < params.len() {
+                for param in &params[draft.inputs.len()..] {
+                    errors.push(DagDefinitionError::MissingArgument {
+                        task: draft.id.to_string(),
+                        param: param.name().to_string(),
+                    });
+                }
+            }
+            let mut bound = Vec::with_capacity(draft.inputs.len());
+            for (param, input) in params.iter().zip(&draft.inputs) {
+                bound.push(match input {
+                    Input::Upstream(node) => match self.resolve(*node, &draft.id, &mut errors) {
+                        Some(producer) => {
+                            upstream[index].push(producer);
+                            BoundInput::Upstream(producer)
+                        }
+                        None => continue,
+                    },
+                    Input::Literal(blob) => BoundInput::Literal(blob.clone()),
+                    Input::Invalid(reason) => {
+                        errors.push(DagDefinitionError::LiteralEncode {
+                            task: draft.id.to_string(),
+                            param: param.name().to_string(),
+                            reason: reason.clone(),
+                        });
+                        continue;
+                    }
+                });
+            }
+            let options = draft.spec.options().or(&self.default_args);
+            tasks.push(Task {
+                id: draft.id.clone(),
+                spec: draft.spec.clone(),
+                retries: options.retries.unwrap_or(0),
+                retry_delay: options.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY),
+                owner: options.owner.unwrap_or_else(|| "airflow".to_string()),
+                inputs: bound,
+                upstream: Vec::new(),
+                downstream: Vec::new(),
+            });
+        }
+        for &(u, d) in &self.order_edges {
+            let target = self.tasks.get(d.index()).map_or_else(|| TaskId::new("?"), |t| t.id.clone());
+            if let (Some(u), Some(d)) = (
+                self.resolve(u, &target, &mut errors),
+                self.resolve(d, &target, &mut errors),
+            ) {
+                upstream[d].push(u);
+            }
+        }
+        for (index, ups) in upstream.iter_mut().enumerate() {
+            ups.sort_unstable();
+            ups.dedup();
+            for &u in ups.iter() {
+                tasks[u].downstream.push(index);
+            }
+            tasks[index].upstream = std::mem::take(ups);
+        }
+
+        let cycles = graph::cycles(&tasks.iter().map(|t| t.downstream.as_slice()).collect::<Vec<_>>());
+        if !cycles.is_empty() {
+            errors.push(DagDefinitionError::Cycle(
+                cycles
+                    .into_iter()
+                    .map(|cycle| cycle.into_iter().map(|i| tasks[i].id.clone()).collect())
+                    .collect(),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(DagError::Invalid { dag: self.id, errors });
+        }
+        let index = tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        let topological = graph::topological_order(&tasks.iter().map(|t| t.upstream.as_slice()).collect::<Vec<_>>());
+        Ok(Dag {
+            id: self.id,
+            description: self.description,
+            schedule,
+            start_date,
+            catchup: self.catchup,
+            tags: self.tags,
+            tasks,
+            index,
+            topological,
+        })
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 250
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Parses `2025-01-01` (midnight UTC) or an RFC 3339 time.
+pub fn parse_date(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    }
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// A parameter's argument, resolved.
+#[derive(Clone, Debug)]
+pub enum BoundInput {
+    /// The return value of the task at this index.
+    Upstream(usize),
+    /// A literal from the DAG definition.
+    Literal(XComBlob),
+}
+
+/// One task of a built DAG.
+#[derive(Clone, Debug)]
+pub struct Task {
+    id: TaskId,
+    spec: TaskSpec,
+    retries: u32,
+    retry_delay: Duration,
+    owner: String,
+    inputs: Vec<BoundInput>,
+    upstream: Vec<usize>,
+    downstream: Vec<usize>,
+}
+
+impl Task {
+    /// The task's id within its DAG.
+    pub fn id(&self) -> &TaskId {
+        &self.id
+    }
+    /// The task's definition.
+    pub fn spec(&self) -> &TaskSpec {
+        &self.spec
+    }
+    /// Retries, after `default_args`.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+    /// Pause before a retry, after `default_args` (Airflow's default: 5 minutes).
+    pub fn retry_delay(&self) -> Duration {
+        self.retry_delay
+    }
+    /// Owner, after `default_args` (Airflow's default: `airflow`).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+    /// Arguments, in parameter order.
+    pub fn inputs(&self) -> &[BoundInput] {
+        &self.inputs
+    }
+    /// Indices of the tasks that must finish first (data and ordering edges).
+    pub fn upstream(&self) -> &[usize] {
+        &self.upstream
+    }
+    /// Indices of the tasks that wait for this one.
+    pub fn downstream(&self) -> &[usize] {
+        &self.downstream
+    }
+}
+
+/// A validated DAG: acyclic, with unique task ids and resolved options. Immutable.
+#[derive(Clone, Debug)]
+pub struct Dag {
+    id: DagId,
+    description: Option<String>,
+    schedule: Schedule,
+    start_date: Option<DateTime<Utc>>,
+    catchup: bool,
+    tags: Vec<String>,
+    tasks: Vec<Task>,
+    index: HashMap<TaskId, usize>,
+    topological: Vec<usize>,
+}
+
+impl Dag {
+    /// The DAG's id.
+    pub fn id(&self) -> &DagId {
+        &self.id
+    }
+    /// The description, if any.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+    /// When the DAG runs on its own.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+    /// The first logical date, if set.
+    pub fn start_date(&self) -> Option<DateTime<Utc>> {
+        self.start_date
+    }
+    /// Whether missed intervals get runs.
+    pub fn catchup(&self) -> bool {
+        self.catchup
+    }
+    /// Tags.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+    /// Tasks, in the order they were added (their indices).
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+    /// The index of the task with this id.
+    pub fn task_index(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+    /// The task with this id.
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.task_index(id).map(|i| &self.tasks[i])
+    }
+    /// Task indices with every upstream before its downstream.
+    pub fn topological_order(&self) -> &[usize] {
+        &self.topological
+    }
+    /// Names a parameter's producer for error messages and hints.
+    pub(crate) fn producer_name(&self, input: &BoundInput) -> Cow<'_, str> {
+        match input {
+            BoundInput::Upstream(i) => Cow::Borrowed(self.tasks[*i].id.as_str()),
+            BoundInput::Literal(_) => Cow::Borrowed("<literal>"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::TaskError;
+
+    fn source(name: &str) -> TaskSpec {
+        TaskSpec::from_sync(name, |_, _| Ok::<u64, TaskError>(1))
+    }
+    fn sink(name: &str) -> TaskSpec {
+        TaskSpec::from_sync(name, |_, inputs| Ok::<u64, TaskError>(inputs.get::<u64>(0)? + 1)).param::<u64>("x")
+    }
+
+    fn problems(builder: DagBuilder) -> Vec<DagDefinitionError> {
+        builder.build().unwrap_err().errors().to_vec()
+    }
+
+    #[test]
+    fn data_and_order_edges_become_upstreams() {
+        let mut b = DagBuilder::new("d");
+        let a = b.add_task(source("a")).finish::<u64>();
+        let mut t = b.add_task(sink("b"));
+        t.input(a);
+        let bn = t.finish::<u64>();
+        let c = b.add_task(source("c")).finish::<u64>();
+        b.set_downstream(&[a.any(), c.any()], &[bn.any()]);
+        let dag = b.build().unwrap();
+        assert_eq!(dag.task("b").unwrap().upstream(), &[0, 2]);
+        assert_eq!(dag.task("a").unwrap().downstream(), &[1]);
+        let order = dag.topological_order();
+        let pos = |i| order.iter().position(|&x| x == i).unwrap();
+        assert!(pos(0) < pos(1) && pos(2) < pos(1));
+    }
+
+    #[test]
+    fn reused_tasks_get_airflow_suffixes_and_explicit_duplicates_fail() {
+        let mut b = DagBuilder::new("d");
+        for _ in 0..3 {
+            b.add_task(source("load"));
+        }
+        let dag = b.build().unwrap();
+        let ids: Vec<_> = dag.tasks().iter().map(|t| t.id().to_string()).collect();
+        assert_eq!(ids, ["load", "load__1", "load__2"]);
+
+        let mut b = DagBuilder::new("d");
+        b.add_task(source("x"));
+        b.add_task(source("y")).task_id("x");
+        assert_eq!(problems(b), [DagDefinitionError::DuplicateTaskId("x".into())]);
+    }
+
+    #[test]
+    fn every_cycle_is_reported_with_all_other_problems() {
+        let mut b = DagBuilder::new("bad id!").schedule("every day").start_date("yesterday");
+        let nodes: Vec<AnyNode> = ["a", "b", "c", "d"].iter().map(|n| b.add_task(source(n)).finish::<u64>().any()).collect();
+        b.chain(&[&[nodes[0]], &[nodes[1]], &[nodes[0]]]);
+        b.chain(&[&[nodes[2]], &[nodes[3]], &[nodes[2]]]);
+        let errs = problems(b);
+        assert!(matches!(errs[0], DagDefinitionError::InvalidId { .. }));
+        assert!(matches!(errs[1], DagDefinitionError::InvalidSchedule { .. }));
+        assert!(matches!(errs[2], DagDefinitionError::InvalidDate { .. }));
+        let DagDefinitionError::Cycle(cycles) = &errs[3] else { panic!("{errs:?}") };
+        assert_eq!(cycles.len(), 2);
+    }
+
+    #[test]
+    fn missing_arguments_foreign_nodes_and_empty_dags_are_errors() {
+        let mut other = DagBuilder::new("other");
+        let foreign = other.add_task(source("a")).finish::<u64>();
+        let mut b = DagBuilder::new("d");
+        b.add_task(sink("no_arg"));
+        b.add_task(sink("foreign")).input(foreign);
+        let errs = problems(b);
+        assert!(matches!(&errs[0], DagDefinitionError::MissingArgument { param, .. } if param == "x"));
+        assert!(matches!(&errs[1], DagDefinitionError::ForeignNode { .. }));
+        assert_eq!(problems(DagBuilder::new("empty")), [DagDefinitionError::Empty]);
+    }
+
+    #[test]
+    fn default_args_fill_unset_options_only() {
+        let mut b = DagBuilder::new("d").default_args(TaskOptions {
+            retries: Some(2),
+            retry_delay: Some(Duration::from_secs(1)),
+            owner: Some("ml-team".into()),
+        });
+        b.add_task(source("a"));
+        b.add_task(source("b").retries(5));
+        let dag = b.build().unwrap();
+        assert_eq!(dag.task("a").unwrap().retries(), 2);
+        assert_eq!(dag.task("b").unwrap().retries(), 5);
+        assert_eq!(dag.task("b").unwrap().owner(), "ml-team");
+        assert_eq!(dag.task("a").unwrap().retry_delay(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn dates_parse_as_days_or_rfc3339() {
+        assert_eq!(parse_date("2025-01-01").unwrap().to_rfc3339(), "2025-01-01T00:00:00+00:00");
+        assert_eq!(parse_date("2025-01-01T02:00:00+01:00").unwrap().to_rfc3339(), "2025-01-01T01:00:00+00:00");
+        assert!(parse_date("01/01/2025").is_none());
+    }
+}

@@ -1,0 +1,209 @@
+//! Errors, one type per layer: building a DAG, running a task, running a DAG.
+
+use crate::ids::{DagId, TaskId};
+use crate::store::StoreError;
+
+/// A DAG definition that cannot be built. [`crate::DagBuilder::build`] reports every problem
+/// it found, not only the first.
+#[derive(Debug, thiserror::Error)]
+pub enum DagError {
+    /// Several problems; each is listed on its own line.
+    #[error("DAG `{dag}` is invalid:\n{}", .errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The DAG whose definition failed.
+        dag: DagId,
+        /// Every problem found.
+        errors: Vec<DagDefinitionError>,
+    },
+}
+
+impl DagError {
+    /// Every individual problem.
+    pub fn errors(&self) -> &[DagDefinitionError] {
+        match self {
+            DagError::Invalid { errors, .. } => errors,
+        }
+    }
+}
+
+/// One problem in a DAG definition.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DagDefinitionError {
+    /// An id that is empty or has characters other than letters, digits, `_`, `-` and `.`.
+    #[error("invalid {what} id `{id}`: use letters, digits, `_`, `-` and `.` only")]
+    InvalidId {
+        /// `DAG` or `task`.
+        what: &'static str,
+        /// The offending id.
+        id: String,
+    },
+    /// A schedule that is neither a cron expression nor a preset.
+    #[error("invalid schedule `{schedule}`: {reason}")]
+    InvalidSchedule {
+        /// The schedule as written.
+        schedule: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A date that does not parse.
+    #[error("invalid {field} `{value}`: expected a date like `2025-01-01` or `2025-01-01T02:00:00Z`")]
+    InvalidDate {
+        /// The option (`start_date`).
+        field: &'static str,
+        /// The value as written.
+        value: String,
+    },
+    /// A duration that does not parse.
+    #[error("invalid {field} `{value}` on task `{task}`: {reason} (write durations like `30s`, `5m`, `1h 30m`)")]
+    InvalidDuration {
+        /// The task the option belongs to.
+        task: String,
+        /// The option (`retry_delay`).
+        field: &'static str,
+        /// The value as written.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// An explicit `task_id` used by two tasks.
+    #[error("task id `{0}` is used twice; give one of the tasks another `task_id`")]
+    DuplicateTaskId(String),
+    /// A literal argument that could not be serialized into the DAG definition.
+    #[error("the literal for parameter `{param}` of task `{task}` cannot be serialized: {reason}")]
+    LiteralEncode {
+        /// The consuming task.
+        task: String,
+        /// The parameter.
+        param: String,
+        /// The codec's reason.
+        reason: String,
+    },
+    /// A task parameter that received no argument.
+    #[error("parameter `{param}` of task `{task}` has no argument")]
+    MissingArgument {
+        /// The task.
+        task: String,
+        /// The parameter.
+        param: String,
+    },
+    /// A node handle that belongs to another DAG builder.
+    #[error("a task node passed to `{task}` belongs to another DAG (index {index} out of range)")]
+    ForeignNode {
+        /// The task that received the node.
+        task: String,
+        /// The out-of-range index.
+        index: usize,
+    },
+    /// Dependencies that form one or more cycles; each cycle is listed by its task ids.
+    #[error("dependency cycle: {}", render_cycles(.0))]
+    Cycle(Vec<Vec<TaskId>>),
+    /// The DAG has no task at all.
+    #[error("the DAG has no tasks; call at least one #[task] function in its body")]
+    Empty,
+}
+
+fn render_cycles(cycles: &[Vec<TaskId>]) -> String {
+    cycles
+        .iter()
+        .map(|cycle| {
+            let mut names: Vec<&str> = cycle.iter().map(TaskId::as_str).collect();
+            if let Some(first) = names.first().copied() {
+                names.push(first);
+            }
+            names.join(" >> ")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why one try of a task failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TaskError {
+    /// The task returned an error.
+    #[error("{0}")]
+    Failed(String),
+    /// The task panicked; the run goes on.
+    #[error("task panicked: {0}")]
+    Panicked(String),
+    /// An input is not available (its producer has not stored it).
+    #[error("input `{param}` is missing: {hint}")]
+    MissingInput {
+        /// The parameter.
+        param: String,
+        /// How to provide it.
+        hint: String,
+    },
+    /// A stored input no longer decodes into the parameter's type, typically because the
+    /// producer's type changed between deploys.
+    #[error(
+        "input `{param}` from task `{producer}` does not decode as `{expected}` (it was stored as `{stored}`): {reason}; \
+         clear and re-run `{producer}` so it stores the new type"
+    )]
+    InputDecode {
+        /// The parameter.
+        param: String,
+        /// The task that produced the value.
+        producer: String,
+        /// The type name the producer stored.
+        stored: String,
+        /// The type the consumer expects.
+        expected: &'static str,
+        /// The codec's reason.
+        reason: String,
+    },
+    /// The return value could not be serialized.
+    #[error("the return value does not serialize: {0}")]
+    OutputEncode(String),
+    /// An XCom pushed or pulled by key could not be used.
+    #[error("{0}")]
+    XCom(String),
+}
+
+impl TaskError {
+    /// Wraps any error a task returns, keeping its chain of causes in the message.
+    pub fn from_error(err: impl Into<anyhow::Error>) -> Self {
+        TaskError::Failed(format!("{:#}", err.into()))
+    }
+}
+
+/// A DAG run that could not be carried out (as opposed to one whose tasks failed, which is
+/// a finished run in state `failed`).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store refused a write or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cycle_lists_every_cycle_closed() {
+        let err = DagDefinitionError::Cycle(vec![
+            vec!["a".into(), "b".into()],
+            vec!["c".into()],
+        ]);
+        assert_eq!(err.to_string(), "dependency cycle: a >> b >> a; c >> c");
+    }
+
+    #[test]
+    fn dag_error_lists_all_problems() {
+        let err = DagError::Invalid {
+            dag: "d".into(),
+            errors: vec![DagDefinitionError::Empty, DagDefinitionError::DuplicateTaskId("x".into())],
+        };
+        let text = err.to_string();
+        assert!(text.contains("no tasks") && text.contains("`x` is used twice"), "{text}");
+    }
+
+    #[test]
+    fn task_errors_keep_the_cause_chain() {
+        let err = anyhow::anyhow!("disk full").context("writing parquet");
+        assert_eq!(TaskError::from_error(err).to_string(), "writing parquet: disk full");
+    }
+}

@@ -1,0 +1,117 @@
+//! # flow
+//!
+//! Airflow's TaskFlow API, natively in Rust. Write tasks as ordinary functions marked
+//! `#[task]`, wire them in a function marked `#[dag]` by passing one task's output to
+//! another, and let the binary schedule, run, retry and record them.
+//!
+//! ```
+//! use flow_runtime::prelude::*;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Order { id: u32, amount: f64 }
+//!
+//! #[task(retries = 2, retry_delay = "30s")]
+//! fn extract() -> Vec<Order> {
+//!     vec![Order { id: 1, amount: 12.5 }, Order { id: 2, amount: 7.5 }]
+//! }
+//!
+//! #[task]
+//! fn total(orders: Vec<Order>) -> f64 {
+//!     orders.iter().map(|o| o.amount).sum()
+//! }
+//!
+//! #[task]
+//! async fn report(total: f64, ctx: &TaskContext) -> anyhow::Result<String> {
+//!     Ok(format!("{}: {total}", ctx.ds()))
+//! }
+//!
+//! #[dag(schedule = "@daily", start_date = "2025-01-01", tags = ["example"])]
+//! fn orders() {
+//!     let orders = extract();
+//!     report(total(orders));
+//! }
+//!
+//! // A task is still its function:
+//! assert_eq!(total(vec![Order { id: 1, amount: 2.0 }]), 2.0);
+//!
+//! // And the DAG runs in process:
+//! let run = orders().unwrap().test().unwrap();
+//! assert_eq!(run.state, RunState::Success);
+//! assert_eq!(run.output::<f64>("total").unwrap(), 20.0);
+//! ```
+//!
+//! A binary runs every registered DAG through the CLI with
+//! `fn main() -> std::process::ExitCode { flow_runtime::cli::main() }`.
+
+pub mod cli;
+pub mod codec;
+pub mod context;
+pub mod dag;
+pub mod error;
+pub mod executor;
+pub mod graph;
+pub mod ids;
+pub mod registry;
+pub mod schedule;
+pub mod state;
+pub mod store;
+pub mod task;
+pub mod trigger;
+pub mod xcom;
+
+pub use context::TaskContext;
+pub use dag::{AnyNode, Dag, DagBuilder, Node, Task};
+pub use error::{DagDefinitionError, DagError, RunError, TaskError};
+pub use executor::{Executor, RunSummary, TaskSummary};
+pub use ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+pub use schedule::Schedule;
+pub use state::{RunState, TaskState};
+pub use task::{Inputs, TaskFn, TaskOptions, TaskSpec};
+pub use xcom::{XComBlob, XComValue};
+
+#[cfg(feature = "macros")]
+pub use flow_macros::{dag, task};
+
+/// Runs a future to completion on a fresh current-thread runtime: the way to call an
+/// `async` `#[task]` function from a plain `#[test]`.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(future),
+        Err(e) => panic!("cannot start a tokio runtime for block_on: {e}"),
+    }
+}
+
+/// What a pipeline file needs: `use flow_runtime::prelude::*;`.
+pub mod prelude {
+    #[cfg(feature = "macros")]
+    pub use crate::{dag, task};
+    pub use crate::{
+        AnyNode, Dag, DagBuilder, Inputs, Node, RunState, RunSummary, TaskContext, TaskError,
+        TaskOptions, TaskSpec, TaskState, block_on,
+    };
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Paths used by the code the macros generate. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::dag::{IntoInput, NodeRef};
+    pub use crate::registry::{DagRegistration, TaskRegistration};
+    pub use crate::task::{BoxFuture, TaskReturn, encode_output};
+    pub use crate::xcom::XComValue;
+    pub use ::core::convert::Infallible;
+    pub use ::core::option::Option;
+    pub use ::core::result::Result;
+    pub use ::core::time::Duration;
+    pub use ::inventory;
+    pub use ::std::boxed::Box;
+    pub use ::std::sync::Arc;
+
+    /// Fails to compile, at the type's span, unless `T` can travel between tasks.
+    pub fn assert_xcom_value<T: XComValue>() {}
+
+    /// Wraps a plain (infallible) return value as a task result.
+    pub fn infallible<T>(value: T) -> Result<T, Infallible> {
+        Ok(value)
+    }
+}

@@ -1,0 +1,410 @@
+//! What a task is: a name, typed parameters and output, options, and the function to call.
+//!
+//! `#[task]` builds a [`TaskSpec`] for each annotated function; code that generates DAGs
+//! from configuration can build them by hand with [`TaskSpec::from_sync`] and
+//! [`TaskSpec::from_async`].
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::context::TaskContext;
+use crate::error::TaskError;
+use crate::ids::TaskId;
+use crate::xcom::{XComBlob, XComValue};
+
+/// A boxed, sendable future, as async tasks return.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The outcome of one try: the encoded return value, or why it failed.
+pub type TaskResult = Result<XComBlob, TaskError>;
+
+/// The function behind a task, called once per try with its decoded context and inputs.
+#[derive(Clone)]
+pub enum TaskFn {
+    /// A blocking function; the executor runs it off the async worker threads.
+    Sync(Arc<dyn Fn(&TaskContext, Inputs) -> TaskResult + Send + Sync>),
+    /// An async function; the executor polls it on the runtime.
+    Async(Arc<dyn Fn(TaskContext, Inputs) -> BoxFuture<TaskResult> + Send + Sync>),
+}
+
+impl fmt::Debug for TaskFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TaskFn::Sync(_) => "TaskFn::Sync",
+            TaskFn::Async(_) => "TaskFn::Async",
+        })
+    }
+}
+
+/// Converts a JSON value into an encoded XCom of one Rust type (for `--input` on the CLI).
+pub type FromJsonFn = fn(serde_json::Value) -> Result<XComBlob, String>;
+/// Renders an encoded XCom of one Rust type as JSON (for people: CLI, API, UI).
+pub type ToJsonFn = fn(&XComBlob) -> Result<serde_json::Value, String>;
+
+/// A typed parameter of a task.
+#[derive(Clone, Debug)]
+pub struct ParamSpec {
+    name: Cow<'static, str>,
+    type_name: &'static str,
+    from_json: FromJsonFn,
+}
+
+impl ParamSpec {
+    /// A parameter named `name` of type `T`.
+    pub fn of<T: XComValue>(name: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            name: name.into(),
+            type_name: std::any::type_name::<T>(),
+            from_json: json_to_xcom::<T>,
+        }
+    }
+
+    /// The parameter's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The Rust type of the parameter.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// Encodes a JSON value as this parameter's type.
+    pub fn from_json(&self, value: serde_json::Value) -> Result<XComBlob, String> {
+        (self.from_json)(value)
+    }
+}
+
+/// The typed output of a task.
+#[derive(Clone, Debug)]
+pub struct OutputSpec {
+    type_name: &'static str,
+    to_json: ToJsonFn,
+}
+
+impl OutputSpec {
+    /// An output of type `T`.
+    pub fn of<T: XComValue>() -> Self {
+        Self {
+            type_name: std::any::type_name::<T>(),
+            to_json: xcom_to_json::<T>,
+        }
+    }
+
+    /// The Rust type of the output.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// Renders an encoded output as JSON through the producing type.
+    pub fn to_json(&self, blob: &XComBlob) -> Result<serde_json::Value, String> {
+        (self.to_json)(blob)
+    }
+}
+
+fn json_to_xcom<T: XComValue>(value: serde_json::Value) -> Result<XComBlob, String> {
+    let typed: T = serde_json::from_value(value)
+        .map_err(|e| format!("not a valid `{}`: {e}", std::any::type_name::<T>()))?;
+    XComBlob::encode(&typed).map_err(|e| e.to_string())
+}
+
+fn xcom_to_json<T: XComValue>(blob: &XComBlob) -> Result<serde_json::Value, String> {
+    let typed: T = blob.decode().map_err(|e| {
+        format!(
+            "stored as `{}`, does not decode as `{}`: {e}",
+            blob.type_name(),
+            std::any::type_name::<T>()
+        )
+    })?;
+    serde_json::to_value(&typed).map_err(|e| e.to_string())
+}
+
+/// Options a task declares; unset ones fall back to the DAG's `default_args`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TaskOptions {
+    /// How many times a failed try is retried.
+    pub retries: Option<u32>,
+    /// The pause before a retry.
+    pub retry_delay: Option<Duration>,
+    /// Who is responsible for the task.
+    pub owner: Option<String>,
+}
+
+impl TaskOptions {
+    /// Sets `retries`.
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// Sets `retry_delay`.
+    pub fn with_retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = Some(delay);
+        self
+    }
+
+    /// Sets `owner`.
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Fills every unset option from `defaults`.
+    pub fn or(&self, defaults: &TaskOptions) -> TaskOptions {
+        TaskOptions {
+            retries: self.retries.or(defaults.retries),
+            retry_delay: self.retry_delay.or(defaults.retry_delay),
+            owner: self.owner.clone().or_else(|| defaults.owner.clone()),
+        }
+    }
+}
+
+/// Airflow's default pause before a retry.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// A task definition: everything needed to add it to a DAG and call it.
+#[derive(Clone, Debug)]
+pub struct TaskSpec {
+    name: TaskId,
+    doc: Option<Cow<'static, str>>,
+    params: Vec<ParamSpec>,
+    output: OutputSpec,
+    options: TaskOptions,
+    function: TaskFn,
+}
+
+impl TaskSpec {
+    /// A task named `name` that calls `function`, returning `T`. Parameters are added with
+    /// [`TaskSpec::param`], in the order `function` reads them from its [`Inputs`].
+    pub fn new<T: XComValue>(name: impl Into<TaskId>, function: TaskFn) -> Self {
+        Self {
+            name: name.into(),
+            doc: None,
+            params: Vec::new(),
+            output: OutputSpec::of::<T>(),
+            options: TaskOptions::default(),
+            function,
+        }
+    }
+
+    /// A blocking task from a closure over the context and inputs.
+    ///
+    /// ```
+    /// use flow_runtime::prelude::*;
+    /// let double = TaskSpec::from_sync("double", |_ctx, inputs| Ok(inputs.get::<u64>(0)? * 2))
+    ///     .param::<u64>("x");
+    /// assert_eq!(double.params()[0].name(), "x");
+    /// ```
+    pub fn from_sync<T, F>(name: impl Into<TaskId>, f: F) -> Self
+    where
+        T: XComValue,
+        F: Fn(&TaskContext, Inputs) -> Result<T, TaskError> + Send + Sync + 'static,
+    {
+        let function = TaskFn::Sync(Arc::new(move |ctx, inputs| encode_output(f(ctx, inputs)?)));
+        Self::new::<T>(name, function)
+    }
+
+    /// An async task from a closure returning a future.
+    pub fn from_async<T, F, Fut>(name: impl Into<TaskId>, f: F) -> Self
+    where
+        T: XComValue,
+        F: Fn(TaskContext, Inputs) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, TaskError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let function = TaskFn::Async(Arc::new(move |ctx, inputs| {
+            let fut = f(ctx, inputs);
+            Box::pin(async move { encode_output(fut.await?) })
+        }));
+        Self::new::<T>(name, function)
+    }
+
+    /// Appends a parameter of type `P`.
+    pub fn param<P: XComValue>(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.params.push(ParamSpec::of::<P>(name));
+        self
+    }
+
+    /// Sets the documentation shown by `tasks list`.
+    pub fn doc(mut self, doc: impl Into<Cow<'static, str>>) -> Self {
+        self.doc = Some(doc.into());
+        self
+    }
+
+    /// Sets the number of retries.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.options.retries = Some(retries);
+        self
+    }
+
+    /// Sets the pause before a retry.
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.options.retry_delay = Some(delay);
+        self
+    }
+
+    /// Sets the owner.
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.options.owner = Some(owner.into());
+        self
+    }
+
+    /// The task's name: the default task id in a DAG.
+    pub fn name(&self) -> &TaskId {
+        &self.name
+    }
+
+    /// The task's documentation, if any.
+    pub fn documentation(&self) -> Option<&str> {
+        self.doc.as_deref()
+    }
+
+    /// The parameters, in call order.
+    pub fn params(&self) -> &[ParamSpec] {
+        &self.params
+    }
+
+    /// The output.
+    pub fn output(&self) -> &OutputSpec {
+        &self.output
+    }
+
+    /// The options declared on the task itself.
+    pub fn options(&self) -> &TaskOptions {
+        &self.options
+    }
+
+    /// The function called for each try.
+    pub fn function(&self) -> &TaskFn {
+        &self.function
+    }
+}
+
+/// Encodes a task's return value as its XCom.
+pub fn encode_output<T: XComValue>(value: T) -> TaskResult {
+    XComBlob::encode(&value).map_err(|e| TaskError::OutputEncode(e.to_string()))
+}
+
+/// A task's return type: `T`, or `Result<T, E>` whose error converts into `anyhow::Error`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a task result",
+    label = "a task returns `T` or `Result<T, E>` where `E: Into<anyhow::Error>`"
+)]
+pub trait TaskReturn {
+    /// The value stored as the task's XCom.
+    type Output: XComValue;
+    /// Splits the value into output or error.
+    fn into_task_result(self) -> Result<Self::Output, TaskError>;
+}
+
+impl<T: XComValue, E: Into<anyhow::Error>> TaskReturn for Result<T, E> {
+    type Output = T;
+    fn into_task_result(self) -> Result<T, TaskError> {
+        self.map_err(TaskError::from_error)
+    }
+}
+
+/// The producer of one input, for error messages.
+#[derive(Clone, Debug)]
+pub(crate) enum InputSource {
+    /// A literal in the DAG definition.
+    Literal,
+    /// The return value of an upstream task.
+    Upstream(TaskId),
+    /// Given on the command line.
+    CommandLine,
+}
+
+/// The encoded arguments of one try, in parameter order.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    values: Vec<InputValue>,
+}
+
+#[derive(Clone, Debug)]
+struct InputValue {
+    param: Cow<'static, str>,
+    source: InputSource,
+    blob: XComBlob,
+}
+
+impl Inputs {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(n),
+        }
+    }
+
+    pub(crate) fn push(&mut self, param: Cow<'static, str>, source: InputSource, blob: XComBlob) {
+        self.values.push(InputValue { param, source, blob });
+    }
+
+    /// The number of inputs.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there are no inputs.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Decodes input `index` as `T`; a value that does not decode names its producer and
+    /// both types.
+    pub fn get<T: XComValue>(&self, index: usize) -> Result<T, TaskError> {
+        let Some(input) = self.values.get(index) else {
+            return Err(TaskError::MissingInput {
+                param: format!("#{index}"),
+                hint: format!("the task received {} inputs", self.values.len()),
+            });
+        };
+        input.blob.decode().map_err(|e| TaskError::InputDecode {
+            param: input.param.to_string(),
+            producer: match &input.source {
+                InputSource::Literal => "<literal in the DAG definition>".to_string(),
+                InputSource::Upstream(task) => task.to_string(),
+                InputSource::CommandLine => "<command line>".to_string(),
+            },
+            stored: input.blob.type_name().to_string(),
+            expected: std::any::type_name::<T>(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_returns_split_and_keep_the_error_message() {
+        let ok: Result<u8, anyhow::Error> = Ok(3);
+        assert_eq!(ok.into_task_result().unwrap(), 3);
+        let err: Result<u8, std::io::Error> = Err(std::io::Error::other("no disk"));
+        assert_eq!(err.into_task_result().unwrap_err(), TaskError::Failed("no disk".into()));
+    }
+
+    #[test]
+    fn inputs_report_the_producer_and_both_types_on_drift() {
+        let mut inputs = Inputs::default();
+        inputs.push("data".into(), InputSource::Upstream("load".into()), XComBlob::encode(&"text").unwrap());
+        let err = inputs.get::<u64>(0).unwrap_err().to_string();
+        assert!(err.contains("`data` from task `load`"), "{err}");
+        assert!(err.contains("as `u64`") && err.contains("stored as `&str`"), "{err}");
+        assert!(matches!(inputs.get::<u64>(1), Err(TaskError::MissingInput { .. })));
+    }
+
+    #[test]
+    fn json_conversions_go_through_the_declared_type() {
+        let param = ParamSpec::of::<(u32, String)>("pair");
+        let blob = param.from_json(serde_json::json!([4, "four"])).unwrap();
+        assert_eq!(blob.decode::<(u32, String)>().unwrap(), (4, "four".to_string()));
+        assert!(param.from_json(serde_json::json!("x")).unwrap_err().contains("not a valid"));
+        let out = OutputSpec::of::<(u32, String)>();
+        assert_eq!(out.to_json(&blob).unwrap(), serde_json::json!([4, "four"]));
+    }
+}

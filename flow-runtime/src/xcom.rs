@@ -1,0 +1,81 @@
+//! XCom: the values tasks pass to each other, always as serialized bytes.
+//!
+//! A task's return value is encoded once (key [`RETURN_VALUE`]) and every consumer decodes
+//! its own copy, so the same path works when producer and consumer live in different
+//! processes. Each blob remembers the producer's type name, so a value that no longer
+//! decodes after a deploy can be reported precisely.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{self, CodecError};
+
+/// The key under which a task's return value is stored, as in Airflow.
+pub const RETURN_VALUE: &str = "return_value";
+
+/// A type that can travel between tasks: serializable, deserializable and thread-safe.
+///
+/// Implemented for every such type; derive `Serialize` and `Deserialize` to get it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot travel between tasks as an XCom",
+    label = "task parameters and outputs must implement `Serialize + DeserializeOwned + Send + Sync + 'static`",
+    note = "add `#[derive(Serialize, Deserialize)]` to the type (both are re-exported by `flow_runtime::prelude`)"
+)]
+pub trait XComValue: Serialize + DeserializeOwned + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> XComValue for T {}
+
+/// An encoded XCom value and the name of the type that produced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XComBlob {
+    bytes: Arc<[u8]>,
+    type_name: Cow<'static, str>,
+}
+
+impl XComBlob {
+    /// Encodes a value.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, CodecError> {
+        Ok(Self {
+            bytes: codec::encode(value)?.into(),
+            type_name: Cow::Borrowed(std::any::type_name::<T>()),
+        })
+    }
+
+    /// Rebuilds a blob from stored parts.
+    pub fn from_parts(bytes: impl Into<Arc<[u8]>>, type_name: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            bytes: bytes.into(),
+            type_name: type_name.into(),
+        }
+    }
+
+    /// Decodes the value as `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
+        codec::decode(&self.bytes)
+    }
+
+    /// The encoded bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The Rust type name of the producer's value (`std::any::type_name`).
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_keeps_the_producer_type_name() {
+        let blob = XComBlob::encode(&vec![1_u32, 2]).unwrap();
+        assert_eq!(blob.type_name(), "alloc::vec::Vec<u32>");
+        assert_eq!(blob.decode::<Vec<u32>>().unwrap(), vec![1, 2]);
+    }
+}
