@@ -1,0 +1,550 @@
+//! Typed parsing of attribute arguments, shared by `#[task]`, `#[dag]` and `default_args(..)`.
+//!
+//! An attribute's arguments are a comma-separated list of options. [`parse_options`] reads
+//! the list once for every attribute: it checks that each key is known (listing the valid
+//! ones, with a suggestion for a typo), that no key is given twice, and hands each option
+//! to the attribute's [`Options::parse_one`], which reads the value with the typed value
+//! parsers of this module. A bad option is recorded and skipped, so every mistake of one
+//! attribute is reported at once.
+
+use std::time::Duration;
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote};
+use syn::ext::IdentExt;
+use syn::parse::ParseStream;
+use syn::punctuated::Punctuated;
+use syn::{Ident, Lit, LitBool, LitInt, LitStr, Token};
+
+use crate::error::Errors;
+
+/// The keys of every option, as `syn` keywords.
+pub(crate) mod kw {
+    syn::custom_keyword!(task_id);
+    syn::custom_keyword!(retries);
+    syn::custom_keyword!(retry_delay);
+    syn::custom_keyword!(owner);
+    syn::custom_keyword!(id);
+    syn::custom_keyword!(description);
+    syn::custom_keyword!(schedule);
+    syn::custom_keyword!(start_date);
+    syn::custom_keyword!(catchup);
+    syn::custom_keyword!(tags);
+    syn::custom_keyword!(default_args);
+    syn::custom_keyword!(None);
+}
+
+/// The options one attribute accepts.
+pub(crate) trait Options: Default {
+    /// The attribute, as named in messages: `#[task]`.
+    const ATTRIBUTE: &'static str;
+    /// The accepted keys, in the order the documentation lists them.
+    const KEYS: &'static [&'static str];
+    /// Keys of options that a later version will accept: these get "not supported yet"
+    /// rather than "unknown".
+    const PLANNED: &'static [&'static str];
+
+    /// Parses one option whose key, one of [`Options::KEYS`], is next in `input`.
+    /// Problems inside a nested list go to `errors`; a returned error makes the caller
+    /// skip the rest of the option.
+    fn parse_one(&mut self, input: ParseStream, errors: &mut Errors) -> syn::Result<()>;
+}
+
+/// Reads a comma-separated list of options, recording every problem in `errors`.
+pub(crate) fn parse_options<O: Options>(input: ParseStream, errors: &mut Errors) -> O {
+    let mut options = O::default();
+    let mut seen: Vec<String> = Vec::new();
+    while !input.is_empty() {
+        match input.fork().call(Ident::parse_any) {
+            Err(_) => {
+                errors.push(input.error(format!(
+                    "expected an option of `{}`: {}",
+                    O::ATTRIBUTE,
+                    key_list(O::KEYS)
+                )));
+                skip_option(input);
+            }
+            Ok(key) => {
+                let name = key.unraw().to_string();
+                if !O::KEYS.contains(&name.as_str()) {
+                    errors.push(unknown_option::<O>(&key, &name));
+                    skip_option(input);
+                } else if seen.contains(&name) {
+                    errors.at(&key, format!("duplicate option `{name}`: give each option once"));
+                    // Still read the value, so a second mistake in it is reported too.
+                    let mut ignored = O::default();
+                    if let Err(error) = ignored.parse_one(input, errors) {
+                        errors.push(error);
+                        skip_option(input);
+                    }
+                } else {
+                    seen.push(name);
+                    if let Err(error) = options.parse_one(input, errors) {
+                        errors.push(error);
+                        skip_option(input);
+                    }
+                }
+            }
+        }
+        if input.is_empty() {
+            break;
+        }
+        if input.parse::<Token![,]>().is_err() {
+            errors.push(input.error("expected `,` between options"));
+            skip_option(input);
+            // The loop guard and the skip above make progress; a failed `,` parse
+            // here only means the input ended.
+            let _ = input.parse::<Option<Token![,]>>();
+        }
+    }
+    options
+}
+
+/// Consumes tokens up to the next top-level `,` (not included) or the end.
+fn skip_option(input: ParseStream) {
+    while !input.is_empty() && !input.peek(Token![,]) {
+        if input.parse::<TokenTree>().is_err() {
+            break;
+        }
+    }
+}
+
+fn unknown_option<O: Options>(key: &Ident, name: &str) -> syn::Error {
+    let valid = key_list(O::KEYS);
+    let message = if O::PLANNED.contains(&name) {
+        format!(
+            "option `{name}` is not supported yet by `{}`; the options are: {valid}",
+            O::ATTRIBUTE
+        )
+    } else if let Some(close) = closest(name, O::KEYS) {
+        format!(
+            "unknown option `{name}` for `{}`: did you mean `{close}`? The options are: {valid}",
+            O::ATTRIBUTE
+        )
+    } else {
+        format!(
+            "unknown option `{name}` for `{}`; the options are: {valid}",
+            O::ATTRIBUTE
+        )
+    };
+    syn::Error::new(key.span(), message)
+}
+
+/// `` `a`, `b`, `c` ``.
+pub(crate) fn key_list(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The candidate closest to `wanted`, if it is close enough to be a likely typo.
+pub(crate) fn closest<'a>(wanted: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(wanted, c), *c))
+        .filter(|(distance, c)| *distance <= (c.len().max(wanted.len()) / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+// ---------------------------------------------------------------------------------------
+// Values. Each reader takes the stream just after the key, reads `= value` and checks it.
+
+/// Reads `= <literal>`; `example` is a correct value, shown in messages.
+fn literal(input: ParseStream, key: &str, key_span: Span, example: &str) -> syn::Result<Lit> {
+    if input.parse::<Option<Token![=]>>()?.is_none() {
+        return Err(syn::Error::new(
+            key_span,
+            format!("expected `=` after `{key}`: `{key} = {example}`"),
+        ));
+    }
+    if input.peek(Lit) {
+        return input.parse();
+    }
+    let value: syn::Expr = input.parse()?;
+    Err(syn::Error::new_spanned(
+        value,
+        format!("`{key}` takes a literal: `{key} = {example}` (constants and expressions are not supported)"),
+    ))
+}
+
+/// `= "text"`.
+pub(crate) fn string(input: ParseStream, key: &str, key_span: Span, example: &str) -> syn::Result<LitStr> {
+    match literal(input, key, key_span, example)? {
+        Lit::Str(s) => Ok(s),
+        other => Err(syn::Error::new_spanned(
+            &other,
+            format!("`{key}` takes a string: `{key} = {example}`"),
+        )),
+    }
+}
+
+/// `= 3`: a whole number from 0 to `u32::MAX`.
+pub(crate) fn count(input: ParseStream, key: &str, key_span: Span) -> syn::Result<LitInt> {
+    let example = "3";
+    let lit = literal(input, key, key_span, example)?;
+    let message = match &lit {
+        Lit::Int(int) => match int.base10_parse::<u32>() {
+            Ok(n) => return Ok(LitInt::new(&n.to_string(), int.span())),
+            Err(_) => format!("`{key}` must be a whole number from 0 to {}", u32::MAX),
+        },
+        Lit::Str(s) if s.value().trim().parse::<u32>().is_ok() => format!(
+            "`{key}` takes a number, not a string: `{key} = {}`",
+            s.value().trim()
+        ),
+        _ => format!("`{key}` takes a whole number: `{key} = {example}`"),
+    };
+    Err(syn::Error::new_spanned(lit, message))
+}
+
+/// `= true` or `= false`.
+pub(crate) fn boolean(input: ParseStream, key: &str, key_span: Span) -> syn::Result<LitBool> {
+    let lit = literal(input, key, key_span, "false")?;
+    let message = match &lit {
+        Lit::Bool(b) => return Ok(b.clone()),
+        Lit::Str(s) if matches!(s.value().as_str(), "true" | "false") => format!(
+            "`{key}` takes `true` or `false` without quotes: `{key} = {}`",
+            s.value()
+        ),
+        _ => format!("`{key}` takes `true` or `false`: `{key} = false`"),
+    };
+    Err(syn::Error::new_spanned(lit, message))
+}
+
+/// A duration checked at compile time, with the literal it came from.
+pub(crate) struct DurationLit {
+    pub(crate) value: Duration,
+    pub(crate) span: Span,
+}
+
+/// `= "5m"`: a human-readable duration (`30s`, `5m`, `1h 30m`).
+pub(crate) fn duration(input: ParseStream, key: &str, key_span: Span) -> syn::Result<DurationLit> {
+    let example = "\"5m\"";
+    let lit = literal(input, key, key_span, example)?;
+    let message = match &lit {
+        Lit::Str(s) => match parse_duration(&s.value()) {
+            Ok(value) => return Ok(DurationLit { value, span: s.span() }),
+            Err(reason) => format!("invalid {key} `{}`: {reason}", s.value()),
+        },
+        Lit::Int(int) => format!(
+            "`{key}` takes a duration string with a unit: `{key} = \"{}s\"` (write durations like `30s`, `5m`, `1h 30m`)",
+            int.base10_digits()
+        ),
+        _ => format!("`{key}` takes a duration string: `{key} = {example}` (write durations like `30s`, `5m`, `1h 30m`)"),
+    };
+    Err(syn::Error::new_spanned(lit, message))
+}
+
+/// Parses a duration as the runtime does, with a reason and a hint on failure.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e} (write durations like `30s`, `5m`, `1h 30m`)"))
+}
+
+/// `= "load_data"`: an id of a DAG or task (`what`), checked like the runtime checks it.
+pub(crate) fn id(input: ParseStream, key: &str, key_span: Span, what: &str) -> syn::Result<LitStr> {
+    let lit = string(input, key, key_span, "\"load_data\"")?;
+    match check_id(&lit.value()) {
+        Ok(()) => Ok(lit),
+        Err(reason) => Err(syn::Error::new_spanned(
+            &lit,
+            format!("invalid {what} id `{}`: {reason}", lit.value()),
+        )),
+    }
+}
+
+/// Why `id` is not a valid DAG or task id, mirroring the runtime's rule: 1 to 250 ASCII
+/// letters, digits, `_`, `-` and `.`.
+pub(crate) fn check_id(id: &str) -> Result<(), String> {
+    const RULE: &str = "use letters, digits, `_`, `-` and `.` only";
+    if id.is_empty() {
+        return Err(format!("an id cannot be empty; {RULE}"));
+    }
+    if id.len() > 250 {
+        return Err(format!("an id has at most 250 characters, this one has {}", id.len()));
+    }
+    match id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        Some(bad) => Err(format!("{RULE} (found {bad:?})")),
+        None => Ok(()),
+    }
+}
+
+/// `= ["a", "b"]`.
+pub(crate) fn string_list(input: ParseStream, key: &str, key_span: Span) -> syn::Result<Vec<LitStr>> {
+    let example = "[\"ml\", \"daily\"]";
+    if input.parse::<Option<Token![=]>>()?.is_none() {
+        return Err(syn::Error::new(
+            key_span,
+            format!("expected `=` after `{key}`: `{key} = {example}`"),
+        ));
+    }
+    if !input.peek(syn::token::Bracket) {
+        let value: syn::Expr = input.parse()?;
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("`{key}` takes a list of strings: `{key} = {example}`"),
+        ));
+    }
+    let content;
+    syn::bracketed!(content in input);
+    let items = Punctuated::<syn::Expr, Token![,]>::parse_terminated(&content)?;
+    let mut strings = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: Lit::Str(s), ..
+            }) => strings.push(s),
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    format!("`{key}` takes string literals: `{key} = {example}`"),
+                ));
+            }
+        }
+    }
+    Ok(strings)
+}
+
+/// `crate = "::path::to::flow_runtime"`: where the generated code finds the runtime.
+pub(crate) fn crate_path(input: ParseStream, key_span: Span) -> syn::Result<syn::Path> {
+    let lit = string(input, "crate", key_span, "\"::flow_runtime\"")?;
+    lit.parse_with(syn::Path::parse_mod_style).map_err(|_| {
+        syn::Error::new_spanned(
+            &lit,
+            "`crate` takes the path of the flow runtime crate: `crate = \"::flow_runtime\"`",
+        )
+    })
+}
+
+/// The root path of generated code: `::flow_runtime` unless `crate = ".."` says otherwise.
+pub(crate) fn root(krate: Option<&syn::Path>) -> TokenStream {
+    match krate {
+        Some(path) => path.to_token_stream(),
+        None => quote!(::flow_runtime),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Options shared by `#[task]` and `default_args(..)`.
+
+/// `retries`, `retry_delay` and `owner`: what a task sets itself or inherits from its DAG.
+#[derive(Default)]
+pub(crate) struct TaskOptionArgs {
+    pub(crate) retries: Option<LitInt>,
+    pub(crate) retry_delay: Option<DurationLit>,
+    pub(crate) owner: Option<LitStr>,
+}
+
+impl TaskOptionArgs {
+    /// The keys read by [`TaskOptionArgs::parse_one`].
+    pub(crate) const KEYS: [&'static str; 3] = ["retries", "retry_delay", "owner"];
+
+    /// Reads one of [`TaskOptionArgs::KEYS`] if it is next; `Ok(false)` otherwise.
+    pub(crate) fn parse_one(&mut self, input: ParseStream) -> syn::Result<bool> {
+        if input.peek(kw::retries) {
+            let key: kw::retries = input.parse()?;
+            self.retries = Some(count(input, "retries", key.span)?);
+        } else if input.peek(kw::retry_delay) {
+            let key: kw::retry_delay = input.parse()?;
+            self.retry_delay = Some(duration(input, "retry_delay", key.span)?);
+        } else if input.peek(kw::owner) {
+            let key: kw::owner = input.parse()?;
+            let owner = string(input, "owner", key.span, "\"ml-team\"")?;
+            if owner.value().trim().is_empty() {
+                return Err(syn::Error::new_spanned(owner, "`owner` cannot be empty"));
+            }
+            self.owner = Some(owner);
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The options as `TaskSpec` setters: `.retries(2).retry_delay(..).owner(..)`.
+    pub(crate) fn spec_setters(&self, root: &TokenStream) -> TokenStream {
+        let mut tokens = TokenStream::new();
+        if let Some(retries) = &self.retries {
+            tokens.extend(quote!(.retries(#retries)));
+        }
+        if let Some(delay) = &self.retry_delay {
+            let delay = duration_tokens(root, delay);
+            tokens.extend(quote!(.retry_delay(#delay)));
+        }
+        if let Some(owner) = &self.owner {
+            tokens.extend(quote!(.owner(#owner)));
+        }
+        tokens
+    }
+
+    /// The options as a `TaskOptions` value: `TaskOptions::default().with_retries(2)..`.
+    pub(crate) fn task_options(&self, root: &TokenStream) -> TokenStream {
+        let mut tokens = quote!(#root::TaskOptions::default());
+        if let Some(retries) = &self.retries {
+            tokens.extend(quote!(.with_retries(#retries)));
+        }
+        if let Some(delay) = &self.retry_delay {
+            let delay = duration_tokens(root, delay);
+            tokens.extend(quote!(.with_retry_delay(#delay)));
+        }
+        if let Some(owner) = &self.owner {
+            tokens.extend(quote!(.with_owner(#owner)));
+        }
+        tokens
+    }
+}
+
+/// `Duration::from_millis(300_000)` (or `Duration::new(s, ns)` below a millisecond).
+fn duration_tokens(root: &TokenStream, duration: &DurationLit) -> TokenStream {
+    let span = duration.span;
+    let value = duration.value;
+    match u64::try_from(value.as_millis()) {
+        Ok(millis) if value.subsec_nanos() % 1_000_000 == 0 => {
+            let millis = LitInt::new(&grouped(u128::from(millis)), span);
+            quote!(#root::__private::Duration::from_millis(#millis))
+        }
+        _ => {
+            let secs = LitInt::new(&grouped(u128::from(value.as_secs())), span);
+            let nanos = LitInt::new(&grouped(u128::from(value.subsec_nanos())), span);
+            quote!(#root::__private::Duration::new(#secs, #nanos))
+        }
+    }
+}
+
+/// `300000` as `300_000`, so generated literals pass `clippy::unreadable_literal`.
+fn grouped(n: u128) -> String {
+    let digits = n.to_string();
+    if digits.len() <= 4 {
+        return digits;
+    }
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('_');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_the_runtime_reads_them() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration(" 30s "), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        let err = parse_duration("5 minutes please").unwrap_err();
+        assert!(err.contains("`30s`, `5m`"), "{err}");
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn ids_follow_the_runtime_rule() {
+        assert!(check_id("load_data").is_ok());
+        assert!(check_id("etl.v2-daily").is_ok());
+        assert!(check_id("Load9").is_ok());
+        assert!(check_id("load data").unwrap_err().contains("found ' '"));
+        assert!(check_id("données").unwrap_err().contains("found 'é'"));
+        assert!(check_id("").unwrap_err().contains("empty"));
+        assert!(check_id(&"a".repeat(251)).unwrap_err().contains("250"));
+        assert!(check_id(&"a".repeat(250)).is_ok());
+    }
+
+    #[test]
+    fn typos_get_a_suggestion_and_strangers_do_not() {
+        let keys = ["task_id", "retries", "retry_delay", "owner", "crate"];
+        assert_eq!(closest("retires", &keys), Some("retries"));
+        assert_eq!(closest("retry_dealy", &keys), Some("retry_delay"));
+        assert_eq!(closest("taskid", &keys), Some("task_id"));
+        assert_eq!(closest("ownr", &keys), Some("owner"));
+        assert_eq!(closest("pool", &keys), None);
+        assert_eq!(closest("schedule", &keys), None);
+    }
+
+    #[test]
+    fn long_literals_get_separators() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(5000), "5000");
+        assert_eq!(grouped(30_000), "30_000");
+        assert_eq!(grouped(300_000), "300_000");
+        assert_eq!(grouped(1_234_567), "1_234_567");
+    }
+
+    fn parse_task_options(tokens: TokenStream) -> (TaskOptionArgs, Vec<String>) {
+        #[derive(Default)]
+        struct Only(TaskOptionArgs);
+        impl Options for Only {
+            const ATTRIBUTE: &'static str = "#[test]";
+            const KEYS: &'static [&'static str] = &TaskOptionArgs::KEYS;
+            const PLANNED: &'static [&'static str] = &["pool"];
+            fn parse_one(&mut self, input: ParseStream, _: &mut Errors) -> syn::Result<()> {
+                self.0.parse_one(input).map(drop)
+            }
+        }
+        let mut errors = Errors::default();
+        let parsed = syn::parse::Parser::parse2(
+            |input: ParseStream| Ok(parse_options::<Only>(input, &mut errors)),
+            tokens,
+        )
+        .unwrap();
+        let messages = errors
+            .to_compile_errors()
+            .into_iter()
+            .filter_map(|tree| match tree {
+                TokenTree::Group(g) => Some(g.stream().to_string()),
+                _ => None,
+            })
+            .collect();
+        (parsed.0, messages)
+    }
+
+    #[test]
+    fn every_mistake_of_an_attribute_is_reported() {
+        let (options, errors) = parse_task_options(quote!(
+            retries = "2", retry_delay = "5 minutes please", pool = "x", retires = 1, owner = "a", owner = "b"
+        ));
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        assert!(errors[0].contains("takes a number, not a string: `retries = 2`"));
+        assert!(errors[1].contains("invalid retry_delay `5 minutes please`"));
+        assert!(errors[2].contains("not supported yet"));
+        assert!(errors[3].contains("did you mean `retries`?"));
+        assert!(errors[4].contains("duplicate option `owner`"));
+        assert_eq!(options.owner.map(|o| o.value()).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn valid_options_are_typed() {
+        let (options, errors) = parse_task_options(quote!(retries = 2, retry_delay = "1h 30m", owner = "ml"));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(options.retries.map(|r| r.base10_digits().to_string()).as_deref(), Some("2"));
+        assert_eq!(options.retry_delay.map(|d| d.value), Some(Duration::from_secs(5400)));
+        let root = quote!(::flow_runtime);
+        let (options, _) = parse_task_options(quote!(retry_delay = "5m"));
+        assert_eq!(
+            options.spec_setters(&root).to_string(),
+            quote!(.retry_delay(::flow_runtime::__private::Duration::from_millis(300_000))).to_string()
+        );
+    }
+}

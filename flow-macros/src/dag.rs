@@ -1,0 +1,748 @@
+//! `#[dag]`: options -> a checked signature -> the body rewrite -> the builder function.
+//!
+//! The function becomes `fn NAME() -> Result<Dag, DagError>`: it creates a `DagBuilder`
+//! from the options, runs the user's statements with every task call rewritten into a
+//! call of the task's `node` constructor, and builds the DAG. See the `dag` macro's
+//! documentation for which calls are task calls.
+
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{BinOp, Block, Expr, ExprCall, Ident, Item, ItemFn, LitBool, LitStr, Stmt, Token};
+
+use crate::attr::{self, Options, TaskOptionArgs, kw};
+use crate::error::{Errors, with_errors};
+use crate::schedule;
+use crate::task::{cfg_attributes, doc_text, item_head};
+
+/// Expands `#[dag(args)] item`.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let options = parse_args(args, &mut errors);
+    let mut function = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(function)) => function,
+        Ok(other) => {
+            errors.at(
+                item_head(&other),
+                "`#[dag]` goes on a function: `#[dag] fn pipeline() { let rows = load(); save(rows); }`",
+            );
+            return with_errors(item, &errors);
+        }
+        Err(error) => {
+            errors.push(error);
+            return with_errors(item, &errors);
+        }
+    };
+    check_signature(&function, &mut errors);
+    let id = dag_id(&function, &options, &mut errors);
+    let body_errors = errors.len();
+    let dag = Ident::new("__flow_dag", Span::mixed_site());
+    let mut body = Body {
+        root: attr::root(options.krate.as_ref()),
+        dag: &dag,
+        errors: &mut errors,
+        task_calls: 0,
+    };
+    body.check(&function.block);
+    body.block(&mut function.block, true);
+    if body.task_calls == 0 {
+        errors.at(
+            &function.sig.ident,
+            "this DAG has no tasks: call `#[task]` functions in its body, \
+             like `let rows = extract(); load(rows);`",
+        );
+    }
+    let body_ok = errors.len() == body_errors;
+    let sound = errors.is_empty();
+    let output = codegen(&function, &options, &id, &dag, sound, body_ok);
+    with_errors(output, &errors)
+}
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+/// `schedule = ".."` or `schedule = None`.
+enum ScheduleArg {
+    None,
+    Cron(LitStr),
+}
+
+/// The options of `#[dag(..)]`.
+#[derive(Default)]
+struct DagArgs {
+    krate: Option<syn::Path>,
+    id: Option<LitStr>,
+    description: Option<LitStr>,
+    schedule: Option<ScheduleArg>,
+    start_date: Option<LitStr>,
+    catchup: Option<LitBool>,
+    tags: Option<Vec<LitStr>>,
+    default_args: Option<TaskOptionArgs>,
+}
+
+impl Options for DagArgs {
+    const ATTRIBUTE: &'static str = "#[dag]";
+    const KEYS: &'static [&'static str] = &[
+        "id",
+        "description",
+        "schedule",
+        "start_date",
+        "catchup",
+        "tags",
+        "default_args",
+        "crate",
+    ];
+    const PLANNED: &'static [&'static str] = &[
+        "dag_id",
+        "end_date",
+        "timezone",
+        "max_active_runs",
+        "max_active_tasks",
+        "dagrun_timeout",
+        "params",
+        "on_failure_callback",
+        "on_success_callback",
+        "doc_md",
+        "is_paused_upon_creation",
+    ];
+
+    fn parse_one(&mut self, input: ParseStream, errors: &mut Errors) -> syn::Result<()> {
+        if input.peek(kw::id) {
+            let key: kw::id = input.parse()?;
+            self.id = Some(attr::id(input, "id", key.span, "DAG")?);
+        } else if input.peek(kw::description) {
+            let key: kw::description = input.parse()?;
+            self.description = Some(attr::string(
+                input,
+                "description",
+                key.span,
+                "\"Trains the model every night\"",
+            )?);
+        } else if input.peek(kw::schedule) {
+            let key: kw::schedule = input.parse()?;
+            self.schedule = Some(parse_schedule(input, key.span)?);
+        } else if input.peek(kw::start_date) {
+            let key: kw::start_date = input.parse()?;
+            let date = attr::string(input, "start_date", key.span, "\"2025-01-01\"")?;
+            check_date("start_date", &date)?;
+            self.start_date = Some(date);
+        } else if input.peek(kw::catchup) {
+            let key: kw::catchup = input.parse()?;
+            self.catchup = Some(attr::boolean(input, "catchup", key.span)?);
+        } else if input.peek(kw::tags) {
+            let key: kw::tags = input.parse()?;
+            self.tags = Some(attr::string_list(input, "tags", key.span)?);
+        } else if input.peek(kw::default_args) {
+            let key: kw::default_args = input.parse()?;
+            if !input.peek(syn::token::Paren) {
+                return Err(syn::Error::new(
+                    key.span,
+                    "write `default_args(owner = \"ml-team\", retries = 2, retry_delay = \"5m\")`",
+                ));
+            }
+            let content;
+            syn::parenthesized!(content in input);
+            let DefaultArgs(options) = attr::parse_options::<DefaultArgs>(&content, errors);
+            self.default_args = Some(options);
+        } else if input.peek(Token![crate]) {
+            let key: Token![crate] = input.parse()?;
+            self.krate = Some(attr::crate_path(input, key.span)?);
+        } else {
+            return Err(input.error("expected an option"));
+        }
+        Ok(())
+    }
+}
+
+/// The options inside `default_args(..)`: those of `#[task]` that a DAG can default.
+#[derive(Default)]
+struct DefaultArgs(TaskOptionArgs);
+
+impl Options for DefaultArgs {
+    const ATTRIBUTE: &'static str = "default_args(..)";
+    const KEYS: &'static [&'static str] = &TaskOptionArgs::KEYS;
+    const PLANNED: &'static [&'static str] = &[
+        "execution_timeout",
+        "retry_exponential_backoff",
+        "max_retry_delay",
+        "pool",
+        "queue",
+        "trigger_rule",
+        "depends_on_past",
+        "email",
+        "email_on_failure",
+        "email_on_retry",
+        "on_failure_callback",
+    ];
+
+    fn parse_one(&mut self, input: ParseStream, _: &mut Errors) -> syn::Result<()> {
+        if self.0.parse_one(input)? {
+            Ok(())
+        } else {
+            Err(input.error("expected an option"))
+        }
+    }
+}
+
+fn parse_args(args: TokenStream, errors: &mut Errors) -> DagArgs {
+    let parsed = (|input: ParseStream| Ok(attr::parse_options::<DagArgs>(input, errors))).parse2(args);
+    // `parse_options` consumes every token and records its own errors.
+    parsed.unwrap_or_default()
+}
+
+fn parse_schedule(input: ParseStream, key_span: Span) -> syn::Result<ScheduleArg> {
+    if input.peek(Token![=]) && input.peek2(kw::None) {
+        input.parse::<Token![=]>()?;
+        input.parse::<kw::None>()?;
+        return Ok(ScheduleArg::None);
+    }
+    let text = attr::string(input, "schedule", key_span, "\"0 2 * * *\"")?;
+    match schedule::check(&text.value()) {
+        Ok(()) => Ok(ScheduleArg::Cron(text)),
+        Err(reason) => {
+            let hint = if text.value().trim().starts_with('@') {
+                String::new()
+            } else {
+                "; write a cron expression like `0 2 * * *` (minute hour day-of-month month \
+                 day-of-week: every day at 02:00) or a preset like `@daily`"
+                    .to_string()
+            };
+            Err(syn::Error::new_spanned(
+                &text,
+                format!("invalid schedule `{}`: {reason}{hint}", text.value()),
+            ))
+        }
+    }
+}
+
+/// Checks a date as the runtime reads it: `2025-01-01` (midnight UTC) or RFC 3339.
+fn check_date(key: &str, date: &LitStr) -> syn::Result<()> {
+    let text = date.value();
+    let text = text.trim();
+    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d");
+    let time = chrono::DateTime::parse_from_rfc3339(text);
+    match (day, time) {
+        (Ok(_), _) | (_, Ok(_)) => Ok(()),
+        (Err(day), Err(time)) => {
+            // Name the reason of the format the user was closer to.
+            let reason = if text.len() <= 10 { day } else { time };
+            Err(syn::Error::new_spanned(
+                date,
+                format!(
+                    "invalid {key} `{text}`: expected a date like `2025-01-01` or \
+                     `2025-01-01T02:00:00Z` ({reason})"
+                ),
+            ))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Checks
+
+/// A DAG function takes nothing, returns nothing and is not async: the macro gives it its
+/// signature.
+fn check_signature(function: &ItemFn, errors: &mut Errors) {
+    let sig = &function.sig;
+    if let Some(asyncness) = &sig.asyncness {
+        errors.at(
+            asyncness,
+            "a `#[dag]` function cannot be `async`: it only declares tasks and runs once at \
+             start-up; make the tasks `async` instead",
+        );
+    }
+    if let Some(constness) = &sig.constness {
+        errors.at(constness, "a `#[dag]` function cannot be a `const fn`: remove `const`");
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.at(unsafety, "a `#[dag]` function cannot be `unsafe`: remove `unsafe`");
+    }
+    if let Some(abi) = &sig.abi {
+        errors.at(abi, "a `#[dag]` function cannot have an `extern` ABI: remove it");
+    }
+    if !sig.generics.params.is_empty() {
+        errors.at(
+            &sig.generics,
+            "a `#[dag]` function cannot be generic: remove the generic parameters",
+        );
+    }
+    if let Some(clause) = &sig.generics.where_clause {
+        errors.at(clause, "a `#[dag]` function cannot have a `where` clause: remove it");
+    }
+    if !sig.inputs.is_empty() || sig.variadic.is_some() {
+        errors.at(
+            &sig.inputs,
+            "a `#[dag]` function takes no parameters: the DAG is built once when the binary \
+             starts; pass values to tasks as literal arguments, like `load(\"orders.csv\")`",
+        );
+    }
+    if let syn::ReturnType::Type(arrow, ty) = &sig.output {
+        errors.at(
+            quote!(#arrow #ty),
+            "a `#[dag]` function has no return type: the macro makes it return \
+             `Result<Dag, DagError>`; remove `-> ..`",
+        );
+    }
+}
+
+/// The DAG's id: the `id` option, or the function's name.
+fn dag_id(function: &ItemFn, options: &DagArgs, errors: &mut Errors) -> String {
+    if let Some(id) = &options.id {
+        return id.value();
+    }
+    let name = function.sig.ident.unraw().to_string();
+    if let Err(reason) = attr::check_id(&name) {
+        errors.at(
+            &function.sig.ident,
+            format!(
+                "the function name `{name}` is not a valid DAG id ({reason}); \
+                 set one with `#[dag(id = \"...\")]`"
+            ),
+        );
+    }
+    name
+}
+
+// ---------------------------------------------------------------------------------------
+// Body rewrite
+
+/// Rewrites task calls and `>>` orderings of one DAG body.
+struct Body<'a> {
+    root: TokenStream,
+    /// The builder variable, hygienic so user code can neither see nor shadow it.
+    dag: &'a Ident,
+    errors: &'a mut Errors,
+    task_calls: usize,
+}
+
+impl Body<'_> {
+    /// Reports what a DAG body cannot contain: `return`, and dynamic task mapping.
+    fn check(&mut self, block: &Block) {
+        struct Checker<'e>(&'e mut Errors);
+        impl<'ast> Visit<'ast> for Checker<'_> {
+            fn visit_expr_return(&mut self, node: &'ast syn::ExprReturn) {
+                self.0.at(
+                    node.return_token,
+                    "`return` cannot be used in a `#[dag]` body: the macro ends the function by \
+                     building the DAG; use `if`/`else` to leave tasks out",
+                );
+                syn::visit::visit_expr_return(self, node);
+            }
+            fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
+                let method = node.method.to_string();
+                if matches!(method.as_str(), "expand" | "partial" | "expand_kwargs")
+                    && is_task_path_receiver(&node.receiver)
+                {
+                    self.0.at(
+                        &node.method,
+                        format!(
+                            "`.{method}(..)`: dynamic task mapping is not supported yet; call \
+                             the task once per value instead, e.g. in a `for` loop over a \
+                             literal list"
+                        ),
+                    );
+                    // One message per mapping chain.
+                    return;
+                }
+                syn::visit::visit_expr_method_call(self, node);
+            }
+            // Closures and nested items have their own `return`s.
+            fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+            fn visit_item(&mut self, _: &'ast Item) {}
+        }
+        Checker(self.errors).visit_block(block);
+    }
+
+    /// Rewrites the statements of `block`. `top` is the function body, whose last
+    /// statement is followed by `build()`.
+    fn block(&mut self, block: &mut Block, top: bool) {
+        let last = block.stmts.len().saturating_sub(1);
+        for (index, stmt) in block.stmts.iter_mut().enumerate() {
+            match stmt {
+                Stmt::Local(local) => {
+                    if let Some(init) = &mut local.init {
+                        self.task_call(&mut init.expr);
+                    }
+                }
+                Stmt::Expr(expr, semi) => {
+                    let rewritten = self.statement(expr);
+                    // A rewritten call has a value; as the tail of a block it needs a `;`
+                    // (and so does any tail of the function body, which `build()` follows).
+                    if index == last && semi.is_none() && (rewritten || (top && !block_like(expr))) {
+                        *semi = Some(Token![;](Span::mixed_site()));
+                    }
+                }
+                Stmt::Macro(_) | Stmt::Item(_) => {}
+            }
+        }
+    }
+
+    /// Rewrites an expression statement; returns whether it was a task call or an ordering.
+    fn statement(&mut self, expr: &mut Expr) -> bool {
+        match expr {
+            Expr::Binary(binary) if is_ordering(&binary.op) => {
+                let ordering = self.ordering(expr.clone());
+                *expr = Expr::Verbatim(ordering);
+                true
+            }
+            Expr::Call(_) => self.task_call(expr),
+            Expr::Block(inner) => {
+                self.block(&mut inner.block, false);
+                false
+            }
+            Expr::If(inner) => {
+                self.block(&mut inner.then_branch, false);
+                if let Some((_, otherwise)) = &mut inner.else_branch {
+                    self.statement(otherwise);
+                }
+                false
+            }
+            Expr::ForLoop(inner) => {
+                self.block(&mut inner.body, false);
+                false
+            }
+            Expr::While(inner) => {
+                self.block(&mut inner.body, false);
+                false
+            }
+            Expr::Loop(inner) => {
+                self.block(&mut inner.body, false);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Rewrites `expr` if it is a task call (`f(..)`, `steps::f(..)`), then its arguments
+    /// that are task calls; returns whether it was one.
+    fn task_call(&mut self, expr: &mut Expr) -> bool {
+        let Expr::Call(call) = expr else { return false };
+        let Some(path) = task_path(call) else { return false };
+        if let Some(message) = not_a_task(path) {
+            self.errors.at(&call.func, message);
+            return false;
+        }
+        if let Some(arguments) = path.segments.iter().find(|s| !s.arguments.is_none()) {
+            self.errors.at(
+                &arguments.arguments,
+                "a task call takes no generic arguments: tasks are not generic",
+            );
+            return false;
+        }
+        let path = path.clone();
+        for arg in &mut call.args {
+            self.task_call(arg);
+        }
+        self.task_calls += 1;
+        let dag = self.dag;
+        let node = path
+            .segments
+            .last()
+            .map_or_else(|| Ident::new("node", Span::call_site()), |last| {
+                Ident::new("node", last.ident.span())
+            });
+        let args = &call.args;
+        let separator = (!args.is_empty()).then(|| quote!(,));
+        let mut group = Group::new(
+            Delimiter::Parenthesis,
+            quote!(&mut #dag #separator #args),
+        );
+        group.set_span(call.paren_token.span.join());
+        *expr = Expr::Verbatim(quote!(<#path>::#node #group));
+        true
+    }
+
+    /// `a >> b >> [c, d]` as a statement: `set_downstream` for each consecutive pair of
+    /// groups, each group evaluated once, in source order.
+    fn ordering(&mut self, expr: Expr) -> TokenStream {
+        let mut operands = Vec::new();
+        let mut ops = Vec::new();
+        let mut rest = expr;
+        while let Expr::Binary(binary) = rest {
+            if !is_ordering(&binary.op) {
+                rest = Expr::Binary(binary);
+                break;
+            }
+            operands.push(*binary.right);
+            ops.push(binary.op);
+            rest = *binary.left;
+        }
+        operands.push(rest);
+        operands.reverse();
+        ops.reverse();
+
+        let root = self.root.clone();
+        let dag = self.dag;
+        let mut lets = Vec::new();
+        let mut groups = Vec::new();
+        for (index, operand) in operands.into_iter().enumerate() {
+            let elements = match operand {
+                Expr::Array(array) => array.elems.into_iter().collect(),
+                single => vec![single],
+            };
+            let group = format_ident!("__flow_group_{}", index, span = Span::mixed_site());
+            let len = elements.len();
+            let nodes: Vec<TokenStream> = elements
+                .into_iter()
+                .map(|mut element| {
+                    if let Expr::Lit(literal) = &element {
+                        self.errors.at(
+                            literal,
+                            "`>>` and `<<` order tasks, and this is a literal: put a task call \
+                             or a variable bound to one here",
+                        );
+                    }
+                    self.task_call(&mut element);
+                    quote_spanned!(element.span()=> #root::__private::NodeRef::any_node(&#element))
+                })
+                .collect();
+            lets.push(quote! {
+                let #group: [#root::AnyNode; #len] = [#(#nodes),*];
+            });
+            groups.push(group);
+        }
+        let edges = ops.iter().zip(groups.windows(2)).map(|(op, pair)| {
+            let (upstream, downstream) = match op {
+                BinOp::Shl(_) => (&pair[1], &pair[0]),
+                _ => (&pair[0], &pair[1]),
+            };
+            quote!(#dag.set_downstream(&#upstream, &#downstream);)
+        });
+        quote!({ #(#lets)* #(#edges)* })
+    }
+}
+
+fn is_ordering(op: &BinOp) -> bool {
+    matches!(op, BinOp::Shr(_) | BinOp::Shl(_))
+}
+
+/// The path of `f(..)` / `steps::f(..)`, if the callee is a plain path.
+fn task_path(call: &ExprCall) -> Option<&syn::Path> {
+    match &*call.func {
+        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => Some(&path.path),
+        _ => None,
+    }
+}
+
+/// Why a call in a task position is certainly not a task call: tasks are functions with
+/// snake_case names, so a path with a capitalised segment (`String::from`, `Some`) is a
+/// constructor or an associated function.
+fn not_a_task(path: &syn::Path) -> Option<String> {
+    let capitalised = path
+        .segments
+        .iter()
+        .any(|s| s.ident.to_string().starts_with(|c: char| c.is_uppercase()));
+    if !capitalised {
+        return None;
+    }
+    let text = path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::");
+    Some(format!(
+        "`{text}(..)` is not a task: in a `#[dag]` body, a call as a statement, as a `let` \
+         initializer, around `>>` or as an argument of a task call is a task call; to pass \
+         the value of an ordinary call, wrap it in braces: `{{ {text}(..) }}`"
+    ))
+}
+
+/// Whether a method receiver is a task named by path (`process.partial(..)`), possibly
+/// after `.partial(..)`.
+fn is_task_path_receiver(receiver: &Expr) -> bool {
+    match receiver {
+        Expr::Path(_) => true,
+        Expr::MethodCall(inner) if inner.method == "partial" => is_task_path_receiver(&inner.receiver),
+        _ => false,
+    }
+}
+
+/// Expressions that end a statement without a `;`.
+fn block_like(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Block(_)
+            | Expr::If(_)
+            | Expr::ForLoop(_)
+            | Expr::While(_)
+            | Expr::Loop(_)
+            | Expr::Match(_)
+            | Expr::Unsafe(_)
+            | Expr::TryBlock(_)
+            | Expr::Const(_)
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Code generation
+
+fn codegen(
+    function: &ItemFn,
+    options: &DagArgs,
+    id: &str,
+    dag: &Ident,
+    sound: bool,
+    body_ok: bool,
+) -> TokenStream {
+    let root = attr::root(options.krate.as_ref());
+    let ItemFn {
+        attrs, vis, sig, block, ..
+    } = function;
+    let ident = &sig.ident;
+
+    let mut setters = TokenStream::new();
+    let description = options
+        .description
+        .as_ref()
+        .map(LitStr::value)
+        .or_else(|| doc_text(attrs).map(|doc| first_paragraph(&doc)));
+    if let Some(description) = description {
+        setters.extend(quote!(.description(#description)));
+    }
+    if let Some(ScheduleArg::Cron(schedule)) = &options.schedule {
+        setters.extend(quote!(.schedule(#schedule)));
+    }
+    if let Some(date) = &options.start_date {
+        setters.extend(quote!(.start_date(#date)));
+    }
+    if let Some(catchup) = &options.catchup {
+        setters.extend(quote!(.catchup(#catchup)));
+    }
+    if let Some(tags) = &options.tags {
+        setters.extend(quote!(.tags([#(#tags),*])));
+    }
+    if let Some(defaults) = &options.default_args {
+        let defaults = defaults.task_options(&root);
+        setters.extend(quote!(.default_args(#defaults)));
+    }
+
+    let errors_doc = format!(
+        "# Errors\n\nEvery problem `DagBuilder::build` finds in the DAG `{id}` (generated by `#[dag]`)."
+    );
+    let returns = quote!(::core::result::Result<#root::Dag, #root::DagError>);
+    let stmts = &block.stmts;
+    let body = if body_ok {
+        quote! {
+            let mut #dag = #root::DagBuilder::new(#id) #setters;
+            #(#stmts)*
+            #dag.build()
+        }
+    } else {
+        quote!(::core::unimplemented!("this DAG's body has errors"))
+    };
+    // Keep what the user wrote where it does not conflict with the generated signature, so
+    // that a wrong signature gives its own message only.
+    let mut sig = sig.clone();
+    sig.output = syn::parse_quote!(-> #returns);
+    let registration = sound.then(|| {
+        let cfgs = cfg_attributes(attrs);
+        quote! {
+            #(#cfgs)*
+            #root::__private::inventory::submit! {
+                #root::__private::DagRegistration {
+                    id: #id,
+                    build: #ident,
+                    location: ::core::concat!(::core::file!(), ":", ::core::line!()),
+                }
+            }
+        }
+    });
+    quote! {
+        #(#attrs)*
+        #[doc = ""]
+        #[doc = #errors_doc]
+        #vis #sig {
+            #body
+        }
+        #registration
+    }
+}
+
+/// The first paragraph of a doc comment, on one line.
+fn first_paragraph(doc: &str) -> String {
+    doc.split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl ToTokens for ScheduleArg {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        if let ScheduleArg::Cron(text) = self {
+            text.to_tokens(tokens);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn expand_str(args: TokenStream, item: TokenStream) -> String {
+        expand(args, item).to_string()
+    }
+
+    #[test]
+    fn descriptions_take_the_first_paragraph() {
+        assert_eq!(first_paragraph("Trains\nthe model.\n\nDetails."), "Trains the model.");
+        assert_eq!(first_paragraph(""), "");
+    }
+
+    #[test]
+    fn task_calls_become_node_calls_and_orderings_set_downstream() {
+        let out = expand_str(
+            quote!(schedule = "@daily"),
+            quote!(
+                fn etl() {
+                    let rows = extract("orders");
+                    let n = steps::count(rows, { String::from("x") });
+                    report(total(n)) >> [notify(), archive(rows)];
+                    done()
+                }
+            ),
+        );
+        assert!(out.contains("< extract > :: node (& mut __flow_dag , \"orders\")"), "{out}");
+        assert!(out.contains("< steps :: count > :: node (& mut __flow_dag , rows , { String :: from (\"x\") })"), "{out}");
+        assert!(out.contains("< report > :: node (& mut __flow_dag , < total > :: node (& mut __flow_dag , n))"), "{out}");
+        assert!(out.contains("set_downstream (& __flow_group_0 , & __flow_group_1)"), "{out}");
+        assert!(out.contains("< done > :: node (& mut __flow_dag) ;"), "{out}");
+        assert!(out.contains(". schedule (\"@daily\")"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let out = expand_str(
+            quote!(schedule = "0 2 * *", start_date = "2025-13-01", sheduled = 1),
+            quote!(
+                async fn etl(x: u32) -> u32 {
+                    5 >> load();
+                    let parts = process.partial(scale = 2.0).expand(part = parts);
+                    return 1;
+                }
+            ),
+        );
+        for message in [
+            "invalid schedule `0 2 * *`: expected 5 fields",
+            "invalid start_date `2025-13-01`",
+            "unknown option `sheduled`",
+            "cannot be `async`",
+            "takes no parameters",
+            "has no return type",
+            "is a literal",
+            "dynamic task mapping is not supported yet",
+            "`return` cannot be used",
+        ] {
+            assert!(out.contains(message), "{message} in {out}");
+        }
+        assert!(!out.contains("inventory"), "no registration on error: {out}");
+    }
+}

@@ -1,0 +1,644 @@
+//! `#[task]`: options -> a validated model of the function -> the descriptor struct.
+//!
+//! The user's function is emitted exactly as written. Beside it goes a braced struct of the
+//! same name (a braced struct lives in the type namespace only, so it does not clash with
+//! the function) whose `node` adds the task to a `DagBuilder` and whose `spec` describes
+//! it, and an `inventory` registration.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{FnArg, Ident, Item, ItemFn, LitStr, Pat, ReturnType, Signature, Token, Type};
+
+use crate::attr::{self, Options, TaskOptionArgs, kw};
+use crate::error::{Errors, with_errors};
+
+/// Expands `#[task(args)] item`.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let options = parse_args(args, &mut errors);
+    let function = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(function)) => function,
+        Ok(other) => {
+            errors.at(
+                item_head(&other),
+                "`#[task]` goes on a function: `#[task] fn load() -> Rows { .. }`",
+            );
+            return with_errors(item, &errors);
+        }
+        Err(error) => {
+            errors.push(error);
+            return with_errors(item, &errors);
+        }
+    };
+    match Task::new(&function, options, &mut errors) {
+        // A sound model is generated even if some options were wrong (they are left
+        // out), so that code calling `name::node` does not fail too.
+        Some(task) => with_errors(quote!(#function #task), &errors),
+        None => with_errors(item, &errors),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+/// The options of `#[task(..)]`.
+#[derive(Default)]
+struct TaskArgs {
+    krate: Option<syn::Path>,
+    task_id: Option<LitStr>,
+    options: TaskOptionArgs,
+}
+
+impl Options for TaskArgs {
+    const ATTRIBUTE: &'static str = "#[task]";
+    const KEYS: &'static [&'static str] = &["task_id", "retries", "retry_delay", "owner", "crate"];
+    const PLANNED: &'static [&'static str] = &[
+        "branch",
+        "sensor",
+        "shell",
+        "bash",
+        "pool",
+        "pool_slots",
+        "trigger_rule",
+        "execution_timeout",
+        "retry_exponential_backoff",
+        "max_retry_delay",
+        "priority_weight",
+        "queue",
+        "on_failure_callback",
+        "on_success_callback",
+        "on_retry_callback",
+        "multiple_outputs",
+    ];
+
+    fn parse_one(&mut self, input: ParseStream, _: &mut Errors) -> syn::Result<()> {
+        if input.peek(kw::task_id) {
+            let key: kw::task_id = input.parse()?;
+            self.task_id = Some(attr::id(input, "task_id", key.span, "task")?);
+        } else if input.peek(Token![crate]) {
+            let key: Token![crate] = input.parse()?;
+            self.krate = Some(attr::crate_path(input, key.span)?);
+        } else if !self.options.parse_one(input)? {
+            return Err(input.error("expected an option"));
+        }
+        Ok(())
+    }
+}
+
+fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
+    let parsed = (|input: ParseStream| Ok(attr::parse_options::<TaskArgs>(input, errors))).parse2(args);
+    // `parse_options` consumes every token and records its own errors.
+    parsed.unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// Model
+
+/// A `#[task]` function, checked.
+struct Task {
+    root: TokenStream,
+    function: Ident,
+    vis: syn::Visibility,
+    cfgs: Vec<syn::Attribute>,
+    name: String,
+    is_async: bool,
+    /// The function's parameters, in order.
+    inputs: Vec<Input>,
+    output: Output,
+    doc: Option<String>,
+    options: TaskOptionArgs,
+}
+
+enum Input {
+    /// `&TaskContext`: given by the runtime.
+    Context,
+    /// A value: an upstream output or a literal.
+    Value { name: Ident, ty: Type },
+}
+
+enum Output {
+    /// No return type, or `()`.
+    Unit,
+    /// A value stored as is.
+    Plain(Type),
+    /// A type named `Result` (`anyhow::Result<T>`, `io::Result<T>`, `Result<T, E>`): `Ok`
+    /// is stored, `Err` fails the try. `ok` is its first type argument, when written.
+    Result { written: Type, ok: Option<Type> },
+}
+
+impl Task {
+    /// Checks the function; `None` if its signature cannot make a task (the reasons are in
+    /// `errors`).
+    fn new(function: &ItemFn, args: TaskArgs, errors: &mut Errors) -> Option<Self> {
+        let before = errors.len();
+        let sig = &function.sig;
+        check_signature(sig, errors);
+        let inputs = inputs(sig, errors);
+        let output = output(&sig.output, errors);
+        let sound = errors.len() == before;
+
+        let name = match &args.task_id {
+            Some(id) => id.value(),
+            None => {
+                let name = sig.ident.unraw().to_string();
+                if let Err(reason) = attr::check_id(&name) {
+                    errors.at(
+                        &sig.ident,
+                        format!(
+                            "the function name `{name}` is not a valid task id ({reason}); \
+                             set one with `#[task(task_id = \"...\")]`"
+                        ),
+                    );
+                }
+                name
+            }
+        };
+        if !sound {
+            return None;
+        }
+        Some(Task {
+            root: attr::root(args.krate.as_ref()),
+            function: sig.ident.clone(),
+            vis: function.vis.clone(),
+            cfgs: cfg_attributes(&function.attrs),
+            name,
+            is_async: sig.asyncness.is_some(),
+            inputs,
+            output,
+            doc: doc_text(&function.attrs),
+            options: args.options,
+        })
+    }
+
+    fn values(&self) -> impl Iterator<Item = (&Ident, &Type)> {
+        self.inputs.iter().filter_map(|input| match input {
+            Input::Value { name, ty } => Some((name, ty)),
+            Input::Context => None,
+        })
+    }
+}
+
+/// Qualifiers and generics a task cannot have.
+fn check_signature(sig: &Signature, errors: &mut Errors) {
+    if let Some(constness) = &sig.constness {
+        errors.at(constness, "a task cannot be a `const fn`: remove `const`");
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.at(
+            unsafety,
+            "a task cannot be an `unsafe fn`, the runtime calls it like any safe function: \
+             remove `unsafe` and use an `unsafe { .. }` block inside",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        errors.at(abi, "a task cannot have an `extern` ABI: remove it");
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.at(variadic, "a task cannot be variadic: give it named parameters");
+    }
+    for param in &sig.generics.params {
+        let message = match param {
+            syn::GenericParam::Lifetime(_) => {
+                "a task cannot have lifetime parameters: its parameters are owned values decoded \
+                 from upstream outputs; take owned types (`String`, not `&'a str`)"
+            }
+            syn::GenericParam::Type(_) => {
+                "a task cannot be generic: the runtime decodes its parameters into concrete types; \
+                 use a concrete type instead of a type parameter"
+            }
+            syn::GenericParam::Const(_) => {
+                "a task cannot have const parameters: use a concrete type, or pass the value \
+                 as a parameter"
+            }
+        };
+        errors.at(param, message);
+    }
+    if let Some(clause) = &sig.generics.where_clause {
+        errors.at(
+            clause,
+            "a task cannot have a `where` clause: its parameter types must be concrete",
+        );
+    }
+}
+
+/// The parameters: one optional `&TaskContext`, and owned values with plain names.
+fn inputs(sig: &Signature, errors: &mut Errors) -> Vec<Input> {
+    let mut inputs = Vec::with_capacity(sig.inputs.len());
+    let mut context_seen = false;
+    for arg in &sig.inputs {
+        let arg = match arg {
+            FnArg::Receiver(receiver) => {
+                errors.at(
+                    receiver,
+                    "a task cannot take `self`: a task is a free function; move it out of the \
+                     `impl` block and pass what it needs as parameters",
+                );
+                continue;
+            }
+            FnArg::Typed(arg) => arg,
+        };
+        match input_kind(&arg.ty) {
+            Kind::Context => {
+                if context_seen {
+                    errors.at(
+                        arg,
+                        "a task takes at most one `&TaskContext` parameter: remove this one",
+                    );
+                }
+                context_seen = true;
+                inputs.push(Input::Context);
+            }
+            Kind::Invalid(message) => errors.at(&arg.ty, message),
+            Kind::Value => match &*arg.pat {
+                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                    inputs.push(Input::Value {
+                        name: pat.ident.clone(),
+                        ty: (*arg.ty).clone(),
+                    });
+                }
+                other => errors.at(
+                    other,
+                    "a task parameter must be a plain name, like `rows: Vec<Row>`: the name is \
+                     the parameter's name in the DAG; destructure the value inside the function",
+                ),
+            },
+        }
+    }
+    inputs
+}
+
+enum Kind {
+    Context,
+    Value,
+    Invalid(String),
+}
+
+fn input_kind(ty: &Type) -> Kind {
+    match ty {
+        Type::Reference(reference) if names_context(&reference.elem) => match reference.mutability {
+            Some(_) => Kind::Invalid(
+                "the task context is shared: take `&TaskContext`, not `&mut TaskContext`".into(),
+            ),
+            None => Kind::Context,
+        },
+        Type::Reference(reference) => Kind::Invalid(format!(
+            "a task parameter must be an owned value (it is decoded from an upstream output \
+             or a literal): take `{}` instead of a reference",
+            owned_suggestion(&reference.elem)
+        )),
+        ty if names_context(ty) => {
+            Kind::Invalid("take the task context by reference: `ctx: &TaskContext`".into())
+        }
+        ty if contains_impl_trait(ty) => Kind::Invalid(
+            "a task parameter cannot be `impl Trait`: the runtime decodes it into one concrete \
+             type; write that type"
+                .into(),
+        ),
+        _ => Kind::Value,
+    }
+}
+
+/// Whether `ty` is a path whose last segment is `TaskContext`.
+fn names_context(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "TaskContext"),
+        Type::Paren(inner) => names_context(&inner.elem),
+        Type::Group(inner) => names_context(&inner.elem),
+        _ => false,
+    }
+}
+
+/// The owned counterpart of a borrowed type, for messages: `str` -> `String`.
+fn owned_suggestion(elem: &Type) -> String {
+    match elem {
+        Type::Path(path) if path.path.is_ident("str") => "String".into(),
+        Type::Path(path) if path.path.is_ident("Path") => "PathBuf".into(),
+        Type::Slice(slice) => format!("Vec<{}>", type_text(&slice.elem)),
+        other => type_text(other),
+    }
+}
+
+/// A type as a person would write it (`Vec<u8>`, not `Vec < u8 >`).
+pub(crate) fn type_text(ty: &Type) -> String {
+    let mut text = ty.to_token_stream().to_string();
+    for (from, to) in [(" < ", "<"), ("< ", "<"), (" >", ">"), (" , ", ", "), (" :: ", "::"), (":: ", "::"), ("& ", "&")] {
+        text = text.replace(from, to);
+    }
+    text
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl Visit<'_> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
+}
+
+fn output(output: &ReturnType, errors: &mut Errors) -> Output {
+    let ty = match output {
+        ReturnType::Default => return Output::Unit,
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    if matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty()) {
+        return Output::Unit;
+    }
+    if contains_impl_trait(ty) {
+        errors.at(
+            ty,
+            "a task cannot return `impl Trait`: its output is stored, so it needs a concrete \
+             type; write that type",
+        );
+        return Output::Unit;
+    }
+    match result_ok_type(ty) {
+        Some(ok) => Output::Result {
+            written: ty.clone(),
+            ok,
+        },
+        None => Output::Plain(ty.clone()),
+    }
+}
+
+/// `Some(first type argument)` if `ty` is a path whose last segment is `Result`.
+fn result_ok_type(ty: &Type) -> Option<Option<Type>> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if path.qself.is_some() || last.ident != "Result" {
+        return None;
+    }
+    let ok = match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) => args.args.iter().find_map(|arg| match arg {
+            syn::GenericArgument::Type(ty) => Some(ty.clone()),
+            _ => None,
+        }),
+        _ => None,
+    };
+    Some(ok)
+}
+
+/// The `#[cfg]`s of the function, repeated on everything generated beside it.
+pub(crate) fn cfg_attributes(attrs: &[syn::Attribute]) -> Vec<syn::Attribute> {
+    attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"))
+        .cloned()
+        .collect()
+}
+
+/// The text of the `///` comments, without the one space after `///`.
+pub(crate) fn doc_text(attrs: &[syn::Attribute]) -> Option<String> {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("doc"))
+        .filter_map(|attr| match &attr.meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value:
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(text),
+                        ..
+                    }),
+                ..
+            }) => Some(text.value()),
+            _ => None,
+        })
+        .flat_map(|text| text.lines().map(str::to_owned).collect::<Vec<_>>())
+        .map(|line| line.strip_prefix(' ').map(str::to_owned).unwrap_or(line))
+        .collect();
+    let text = lines.join("\n").trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// The tokens to point at when an attribute is on the wrong kind of item: its keyword and
+/// name (not its attributes or body).
+pub(crate) fn item_head(item: &Item) -> TokenStream {
+    match item {
+        Item::Struct(s) => pair(s.struct_token, &s.ident),
+        Item::Enum(e) => pair(e.enum_token, &e.ident),
+        Item::Union(u) => pair(u.union_token, &u.ident),
+        Item::Trait(t) => pair(t.trait_token, &t.ident),
+        Item::Mod(m) => pair(m.mod_token, &m.ident),
+        Item::Const(c) => pair(c.const_token, &c.ident),
+        Item::Static(s) => pair(s.static_token, &s.ident),
+        Item::Type(t) => pair(t.type_token, &t.ident),
+        Item::Impl(i) => pair(i.impl_token, &i.self_ty),
+        Item::Use(u) => pair(u.use_token, &u.tree),
+        other => other.to_token_stream(),
+    }
+}
+
+fn pair(first: impl ToTokens, second: impl ToTokens) -> TokenStream {
+    quote!(#first #second)
+}
+
+// ---------------------------------------------------------------------------------------
+// Code generation
+
+impl ToTokens for Task {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        let Task {
+            root,
+            function,
+            vis,
+            cfgs,
+            name,
+            ..
+        } = self;
+        let struct_doc = format!(
+            "The task `{name}` (generated by `#[task]`): `{function}::node` adds it to a \
+             `DagBuilder`, `{function}::spec` describes it."
+        );
+        let node = self.node();
+        let spec = self.spec();
+        tokens.extend(quote! {
+            #(#cfgs)*
+            #[doc = #struct_doc]
+            #[allow(non_camel_case_types, dead_code)]
+            #vis struct #function {}
+
+            #(#cfgs)*
+            #[allow(dead_code)]
+            impl #function {
+                #node
+                #spec
+            }
+
+            #(#cfgs)*
+            #root::__private::inventory::submit! {
+                #root::__private::TaskRegistration {
+                    name: #name,
+                    module: ::core::module_path!(),
+                    spec: #function::spec,
+                }
+            }
+        });
+    }
+}
+
+impl Task {
+    /// The type of the stored output.
+    fn output_type(&self) -> TokenStream {
+        let root = &self.root;
+        match &self.output {
+            Output::Unit => quote!(()),
+            Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => ty.to_token_stream(),
+            Output::Result { written, ok: None } => {
+                quote!(<#written as #root::__private::TaskReturn>::Output)
+            }
+        }
+    }
+
+    /// `fn node(dag, args..) -> Node<Out>`.
+    fn node(&self) -> TokenStream {
+        let root = &self.root;
+        let vis = &self.vis;
+        let dag = Ident::new("__flow_dag", Span::mixed_site());
+        let task = Ident::new("__flow_task", Span::mixed_site());
+        let out = self.output_type();
+        let params = self
+            .values()
+            .map(|(name, ty)| quote!(#name: impl #root::__private::IntoInput<#ty>));
+        let body = if self.values().next().is_none() {
+            quote!(#dag.add_task(Self::spec()).finish())
+        } else {
+            let inputs = self.values().map(|(name, ty)| quote!(#task.input::<#ty>(#name);));
+            quote! {
+                let mut #task = #dag.add_task(Self::spec());
+                #(#inputs)*
+                #task.finish()
+            }
+        };
+        let doc = format!(
+            "Adds the task `{}` to `{dag}`. Each argument is either a value or the output of \
+             an upstream task (a `Node` of the parameter's type); returns the task's output.",
+            self.name
+        );
+        quote! {
+            #[doc = #doc]
+            #[allow(clippy::too_many_arguments)]
+            #vis fn node(#dag: &mut #root::DagBuilder, #(#params),*) -> #root::Node<#out> {
+                #body
+            }
+        }
+    }
+
+    /// `fn spec() -> TaskSpec`.
+    fn spec(&self) -> TokenStream {
+        let root = &self.root;
+        let vis = &self.vis;
+        let name = &self.name;
+        let out = self.output_type();
+        let ctx = Ident::new("__flow_ctx", Span::mixed_site());
+        let inputs = Ident::new("__flow_inputs", Span::mixed_site());
+        let value = Ident::new("__flow_value", Span::mixed_site());
+
+        // Each type is checked once, at the user's tokens: the uses below repeat the same
+        // tokens, so the compiler reports an unfit type once, here.
+        let mut checks: Vec<TokenStream> = self
+            .values()
+            .map(|(_, ty)| quote_spanned!(ty.span()=> #root::__private::assert_xcom_value::<#ty>();))
+            .collect();
+        match &self.output {
+            Output::Unit => {}
+            Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => {
+                checks.push(quote_spanned!(ty.span()=> #root::__private::assert_xcom_value::<#ty>();));
+            }
+            Output::Result { written, ok: None } => {
+                checks.push(quote_spanned!(written.span()=> #root::__private::assert_xcom_value::<#out>();));
+            }
+        }
+
+        let decode = self.values().enumerate().map(|(index, (_, ty))| {
+            let arg = format_ident!("__flow_arg_{}", index, span = Span::mixed_site());
+            quote!(let #arg = #inputs.get::<#ty>(#index)?;)
+        });
+        let mut value_index = 0_usize;
+        let call_args: Vec<TokenStream> = self
+            .inputs
+            .iter()
+            .map(|input| match input {
+                Input::Context if self.is_async => quote!(&#ctx),
+                Input::Context => quote!(#ctx),
+                Input::Value { .. } => {
+                    let arg = format_ident!("__flow_arg_{}", value_index, span = Span::mixed_site());
+                    value_index += 1;
+                    quote!(#arg)
+                }
+            })
+            .collect();
+        let function = &self.function;
+        let call = if self.is_async {
+            quote!(#function(#(#call_args),*).await)
+        } else {
+            quote!(#function(#(#call_args),*))
+        };
+        let finish = match &self.output {
+            Output::Unit => quote! {
+                #call;
+                #root::__private::encode_output::<()>(())
+            },
+            Output::Plain(ty) => quote! {
+                #root::__private::encode_output::<#ty>(#call)
+            },
+            Output::Result { written, .. } => quote! {
+                let #value = <#written as #root::__private::TaskReturn>::into_task_result(#call)?;
+                #root::__private::encode_output::<#out>(#value)
+            },
+        };
+        let result = quote!(#root::__private::Result<#root::XComBlob, #root::TaskError>);
+        let function = if self.is_async {
+            quote! {
+                #root::TaskFn::Async(#root::__private::Arc::new(
+                    |#ctx: #root::TaskContext, #inputs: #root::Inputs| -> #root::__private::BoxFuture<#result> {
+                        #root::__private::Box::pin(async move {
+                            #(#decode)*
+                            #finish
+                        })
+                    },
+                ))
+            }
+        } else {
+            quote! {
+                #root::TaskFn::Sync(#root::__private::Arc::new(
+                    |#ctx: &#root::TaskContext, #inputs: #root::Inputs| -> #result {
+                        #(#decode)*
+                        #finish
+                    },
+                ))
+            }
+        };
+        let params = self.values().map(|(param, ty)| {
+            let param = param.unraw().to_string();
+            quote!(.param::<#ty>(#param))
+        });
+        let setters = self.options.spec_setters(root);
+        let doc = self.doc.as_ref().map(|doc| quote!(.doc(#doc)));
+        let spec_doc = format!(
+            "The definition of the task `{name}`: its name, typed parameters and output, \
+             options, and the function the runtime calls."
+        );
+        quote! {
+            #[doc = #spec_doc]
+            #[must_use]
+            #vis fn spec() -> #root::TaskSpec {
+                #(#checks)*
+                #root::TaskSpec::new::<#out>(#name, #function)
+                    #(#params)*
+                    #setters
+                    #doc
+            }
+        }
+    }
+}
