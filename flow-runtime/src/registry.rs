@@ -21,6 +21,33 @@ pub struct DagRegistration {
 
 inventory::collect!(DagRegistration);
 
+/// Registers a DAG built by hand (with [`crate::DagBuilder`]) so the binary's CLI sees it,
+/// as `#[dag]` does for macro-built DAGs.
+///
+/// ```
+/// use flow_runtime::prelude::*;
+///
+/// fn nightly() -> Result<Dag, flow_runtime::DagError> {
+///     let mut dag = DagBuilder::new("nightly").schedule("0 3 * * *");
+///     dag.add_task(TaskSpec::from_sync("noop", |_, _| Ok(())));
+///     dag.build()
+/// }
+/// flow_runtime::register_dag!("nightly", nightly);
+/// # assert!(flow_runtime::registry::Registry::load().unwrap().get("nightly").is_some());
+/// ```
+#[macro_export]
+macro_rules! register_dag {
+    ($id:expr, $build:path) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::DagRegistration {
+                id: $id,
+                build: $build,
+                location: ::core::concat!(::core::file!(), ":", ::core::line!()),
+            }
+        }
+    };
+}
+
 /// A task registered by `#[task]`.
 pub struct TaskRegistration {
     /// The task's name.

@@ -1,26 +1,34 @@
 //! An in-memory store: fast, ephemeral, and strict about the task lifecycle.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Change, DagRunRecord, RunStore, StoreError, TaskInstanceRecord, XComStore};
-use crate::ids::{DagId, RunId, TaskInstanceKey};
-use crate::state::TaskState;
+use super::{
+    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RunStore, StoreError, TaskInstanceRecord,
+    TryRecord, XComStore,
+};
+use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
+use crate::state::{RunState, TaskState};
 use crate::xcom::XComBlob;
 
-/// Keeps runs, task instances and XCom in memory; gone when the process ends.
+/// Keeps runs, task instances, tries, XCom and logs in memory; gone when the process ends.
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
 }
 
+type RunKey = (DagId, RunId);
+
 #[derive(Default)]
 struct Inner {
-    runs: Vec<DagRunRecord>,
-    run_index: HashMap<(DagId, RunId), usize>,
-    tasks: HashMap<(DagId, RunId), Vec<TaskInstanceRecord>>,
+    dags: BTreeMap<DagId, DagRecord>,
+    runs: BTreeMap<RunKey, DagRunRecord>,
+    /// Instances per run, in insertion order.
+    tasks: HashMap<RunKey, Vec<TaskInstanceRecord>>,
     task_index: HashMap<TaskInstanceKey, usize>,
+    tries: HashMap<TaskInstanceKey, Vec<TryRecord>>,
     xcoms: HashMap<(TaskInstanceKey, String), XComBlob>,
+    logs: HashMap<TaskInstanceKey, Vec<(u32, LogLine)>>,
 }
 
 impl MemoryStore {
@@ -30,32 +38,38 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave a half-applied batch: batches are
-        // validated before any change is made.
+        // Batches are validated before any change is made, so a panic elsewhere while the
+        // lock was held cannot have left a half-applied batch behind.
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
+fn run_key(key: &TaskInstanceKey) -> RunKey {
+    (key.dag_id.clone(), key.run_id.clone())
+}
+
 impl Inner {
+    fn state_of(&self, key: &TaskInstanceKey) -> Option<TaskState> {
+        let i = *self.task_index.get(key)?;
+        Some(self.tasks.get(&run_key(key))?[i].state)
+    }
+
     fn check(&self, changes: &[Change]) -> Result<(), StoreError> {
         let mut pending: HashMap<&TaskInstanceKey, TaskState> = HashMap::new();
         for change in changes {
             let (dag_id, run_id) = match change {
                 Change::Task(ti) => (&ti.key.dag_id, &ti.key.run_id),
-                Change::XCom { key, .. } => (&key.dag_id, &key.run_id),
+                Change::XCom { key, .. } | Change::Log { key, .. } => (&key.dag_id, &key.run_id),
                 Change::Run { dag_id, run_id, .. } => (dag_id, run_id),
             };
-            if !self.run_index.contains_key(&(dag_id.clone(), run_id.clone())) {
+            if !self.runs.contains_key(&(dag_id.clone(), run_id.clone())) {
                 return Err(StoreError::NoSuchRun {
                     dag_id: dag_id.clone(),
                     run_id: run_id.clone(),
                 });
             }
             if let Change::Task(ti) = change {
-                let from = pending.get(&ti.key).copied().or_else(|| {
-                    let i = *self.task_index.get(&ti.key)?;
-                    Some(self.tasks[&(ti.key.dag_id.clone(), ti.key.run_id.clone())][i].state)
-                });
+                let from = pending.get(&ti.key).copied().or_else(|| self.state_of(&ti.key));
                 if let Some(from) = from
                     && from != ti.state
                     && !from.can_become(ti.state)
@@ -71,21 +85,37 @@ impl Inner {
         }
         Ok(())
     }
+
+    fn upsert_task(&mut self, ti: &TaskInstanceRecord) {
+        if let Some(attempt) = ti.as_try() {
+            let tries = self.tries.entry(ti.key.clone()).or_default();
+            match tries.iter_mut().find(|t| t.try_number == attempt.try_number) {
+                Some(existing) => *existing = attempt,
+                None => tries.push(attempt),
+            }
+        }
+        let list = self.tasks.entry(run_key(&ti.key)).or_default();
+        match self.task_index.get(&ti.key) {
+            Some(&i) => list[i] = ti.clone(),
+            None => {
+                list.push(ti.clone());
+                self.task_index.insert(ti.key.clone(), list.len() - 1);
+            }
+        }
+    }
 }
 
 impl RunStore for MemoryStore {
     fn create_run(&self, run: &DagRunRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let id = (run.dag_id.clone(), run.run_id.clone());
-        if inner.run_index.contains_key(&id) {
+        if inner.runs.contains_key(&id) {
             return Err(StoreError::RunExists {
                 dag_id: run.dag_id.clone(),
                 run_id: run.run_id.clone(),
             });
         }
-        let index = inner.runs.len();
-        inner.runs.push(run.clone());
-        inner.run_index.insert(id.clone(), index);
+        inner.runs.insert(id.clone(), run.clone());
         inner.tasks.insert(id, Vec::new());
         Ok(())
     }
@@ -95,20 +125,13 @@ impl RunStore for MemoryStore {
         inner.check(changes)?;
         for change in changes {
             match change {
-                Change::Task(ti) => {
-                    let run = (ti.key.dag_id.clone(), ti.key.run_id.clone());
-                    match inner.task_index.get(&ti.key).copied() {
-                        Some(i) => inner.tasks.entry(run).or_default()[i] = ti.clone(),
-                        None => {
-                            let list = inner.tasks.entry(run).or_default();
-                            list.push(ti.clone());
-                            let i = list.len() - 1;
-                            inner.task_index.insert(ti.key.clone(), i);
-                        }
-                    }
-                }
+                Change::Task(ti) => inner.upsert_task(ti),
                 Change::XCom { key, name, value } => {
                     inner.xcoms.insert((key.clone(), name.clone()), value.clone());
+                }
+                Change::Log { key, try_number, lines } => {
+                    let logs = inner.logs.entry(key.clone()).or_default();
+                    logs.extend(lines.iter().map(|line| (*try_number, line.clone())));
                 }
                 Change::Run {
                     dag_id,
@@ -117,8 +140,7 @@ impl RunStore for MemoryStore {
                     start,
                     end,
                 } => {
-                    if let Some(&i) = inner.run_index.get(&(dag_id.clone(), run_id.clone())) {
-                        let run = &mut inner.runs[i];
+                    if let Some(run) = inner.runs.get_mut(&(dag_id.clone(), run_id.clone())) {
                         run.state = *state;
                         run.start = *start;
                         run.end = *end;
@@ -130,22 +152,18 @@ impl RunStore for MemoryStore {
     }
 
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError> {
-        let inner = self.lock();
-        Ok(inner
-            .run_index
-            .get(&(dag_id.clone(), run_id.clone()))
-            .map(|&i| inner.runs[i].clone()))
+        Ok(self.lock().runs.get(&(dag_id.clone(), run_id.clone())).cloned())
     }
 
     fn runs(&self, dag_id: Option<&DagId>) -> Result<Vec<DagRunRecord>, StoreError> {
         let inner = self.lock();
         let mut runs: Vec<_> = inner
             .runs
-            .iter()
+            .values()
             .filter(|r| dag_id.is_none_or(|d| &r.dag_id == d))
             .cloned()
             .collect();
-        runs.sort_by(|a, b| b.logical_date.cmp(&a.logical_date));
+        runs.sort_by(|a, b| b.logical_date.cmp(&a.logical_date).then_with(|| b.run_id.cmp(&a.run_id)));
         Ok(runs)
     }
 
@@ -157,74 +175,94 @@ impl RunStore for MemoryStore {
             .cloned()
             .unwrap_or_default())
     }
+
+    fn tries(&self, key: &TaskInstanceKey) -> Result<Vec<TryRecord>, StoreError> {
+        Ok(self.lock().tries.get(key).cloned().unwrap_or_default())
+    }
+
+    fn clear(&self, dag_id: &DagId, run_id: &RunId, tasks: &[TaskId]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let id = (dag_id.clone(), run_id.clone());
+        let Some(run) = inner.runs.get_mut(&id) else {
+            return Err(StoreError::NoSuchRun {
+                dag_id: dag_id.clone(),
+                run_id: run_id.clone(),
+            });
+        };
+        run.state = RunState::Queued;
+        run.end = None;
+        let mut cleared = Vec::new();
+        for ti in inner.tasks.get_mut(&id).into_iter().flatten() {
+            if tasks.contains(&ti.key.task_id) {
+                ti.state = TaskState::None;
+                ti.start = None;
+                ti.end = None;
+                ti.error = None;
+                cleared.push(ti.key.clone());
+            }
+        }
+        inner.xcoms.retain(|(key, _), _| !cleared.contains(key));
+        Ok(())
+    }
 }
 
 impl XComStore for MemoryStore {
     fn get_xcom(&self, key: &TaskInstanceKey, name: &str) -> Result<Option<XComBlob>, StoreError> {
         Ok(self.lock().xcoms.get(&(key.clone(), name.to_string())).cloned())
     }
+
+    fn latest_xcom(&self, dag_id: &DagId, task_id: &TaskId, name: &str) -> Result<Option<(RunId, XComBlob)>, StoreError> {
+        let inner = self.lock();
+        let newest = inner
+            .xcoms
+            .iter()
+            .filter(|((key, n), _)| &key.dag_id == dag_id && &key.task_id == task_id && n == name)
+            .filter_map(|((key, _), blob)| {
+                let run = inner.runs.get(&run_key(key))?;
+                Some(((run.logical_date, key.run_id.clone()), blob))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0));
+        Ok(newest.map(|((_, run_id), blob)| (run_id, blob.clone())))
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::RunState;
-    use crate::store::RunType;
-    use crate::ids::MapIndex;
+impl DagStore for MemoryStore {
+    fn record_dag(&self, dag_id: &DagId, fingerprint: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let record = inner.dags.entry(dag_id.clone()).or_insert_with(|| DagRecord {
+            dag_id: dag_id.clone(),
+            paused: false,
+            fingerprint: String::new(),
+        });
+        record.fingerprint = fingerprint.to_string();
+        Ok(())
+    }
 
-    fn run() -> DagRunRecord {
-        DagRunRecord {
-            dag_id: "d".into(),
-            run_id: "r".into(),
-            run_type: RunType::Manual,
-            logical_date: chrono::Utc::now(),
-            state: RunState::Queued,
-            start: None,
-            end: None,
+    fn dag(&self, dag_id: &DagId) -> Result<Option<DagRecord>, StoreError> {
+        Ok(self.lock().dags.get(dag_id).cloned())
+    }
+
+    fn set_paused(&self, dag_id: &DagId, paused: bool) -> Result<(), StoreError> {
+        match self.lock().dags.get_mut(dag_id) {
+            Some(record) => {
+                record.paused = paused;
+                Ok(())
+            }
+            None => Err(StoreError::Backend(format!("DAG `{dag_id}` is not recorded"))),
         }
     }
+}
 
-    fn ti(state: TaskState) -> Change {
-        Change::Task(TaskInstanceRecord {
-            key: TaskInstanceKey {
-                dag_id: "d".into(),
-                run_id: "r".into(),
-                task_id: "t".into(),
-                map_index: MapIndex::UNMAPPED,
-            },
-            state,
-            try_number: 1,
-            start: None,
-            end: None,
-            error: None,
-        })
-    }
-
-    #[test]
-    fn duplicate_runs_and_unknown_runs_are_refused() {
-        let store = MemoryStore::new();
-        store.create_run(&run()).unwrap();
-        assert!(matches!(store.create_run(&run()), Err(StoreError::RunExists { .. })));
-        let mut other = run();
-        other.run_id = "nope".into();
-        let change = Change::Run {
-            dag_id: other.dag_id,
-            run_id: other.run_id,
-            state: RunState::Running,
-            start: None,
-            end: None,
-        };
-        assert!(matches!(store.apply(&[change]), Err(StoreError::NoSuchRun { .. })));
-    }
-
-    #[test]
-    fn an_illegal_transition_rejects_the_whole_batch() {
-        let store = MemoryStore::new();
-        store.create_run(&run()).unwrap();
-        store.apply(&[ti(TaskState::Queued), ti(TaskState::Running)]).unwrap();
-        let err = store.apply(&[ti(TaskState::Success), ti(TaskState::Running)]).unwrap_err();
-        assert!(matches!(err, StoreError::IllegalTransition { from: TaskState::Success, to: TaskState::Running, .. }));
-        let states: Vec<_> = store.task_instances(&"d".into(), &"r".into()).unwrap().iter().map(|t| t.state).collect();
-        assert_eq!(states, [TaskState::Running]);
+impl LogStore for MemoryStore {
+    fn logs(&self, key: &TaskInstanceKey, try_number: Option<u32>) -> Result<Vec<(u32, LogLine)>, StoreError> {
+        Ok(self
+            .lock()
+            .logs
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(|(t, _)| try_number.is_none_or(|n| n == *t))
+            .cloned()
+            .collect())
     }
 }

@@ -6,13 +6,15 @@
 //! [`MemoryStore`] keeps everything in memory (tests, `dags test --in-memory`).
 
 mod memory;
+mod sqlite;
 
 pub use memory::MemoryStore;
+pub use sqlite::{SCHEMA_VERSION, SqliteStore};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DagId, RunId, TaskInstanceKey};
+use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
 use crate::xcom::XComBlob;
 
@@ -44,6 +46,43 @@ pub enum StoreError {
         from: TaskState,
         /// The requested state.
         to: TaskState,
+    },
+    /// The database is locked by another process for longer than the busy timeout.
+    #[error("the database {0} is locked by another process; wait for it to finish or stop it, then retry")]
+    Locked(String),
+    /// The file exists but is not a flow database.
+    #[error("{0} is not a flow database; point FLOW_HOME at another directory or move the file away")]
+    NotFlowDatabase(String),
+    /// The database was written by a newer flow.
+    #[error("the database {path} has schema version {found}, newer than this binary's {supported}; run a newer build")]
+    NewerSchema {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: i64,
+        /// This binary's version.
+        supported: i64,
+    },
+    /// The database needs `db migrate`.
+    #[error("the database {path} has schema version {found}; this binary needs {supported}: run `db migrate` first")]
+    OlderSchema {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: i64,
+        /// This binary's version.
+        supported: i64,
+    },
+    /// The disk is full; the batch was rolled back.
+    #[error("the disk holding {0} is full; nothing of the last batch was written: free space and resume the run")]
+    DiskFull(String),
+    /// The database or its directory cannot be written.
+    #[error("cannot write {path}: {reason}; check the permissions of FLOW_HOME")]
+    ReadOnly {
+        /// The file or directory.
+        path: String,
+        /// The system's reason.
+        reason: String,
     },
     /// The backend failed (I/O, database).
     #[error("store backend: {0}")]
@@ -109,6 +148,24 @@ pub struct TaskInstanceRecord {
     pub error: Option<String>,
 }
 
+impl TaskInstanceRecord {
+    /// The try this record describes, for the try history: present once a try has
+    /// started (`running`) and updated when it ends.
+    pub fn as_try(&self) -> Option<TryRecord> {
+        let tracked = matches!(
+            self.state,
+            TaskState::Running | TaskState::Success | TaskState::Failed | TaskState::UpForRetry
+        );
+        (tracked && self.try_number > 0).then(|| TryRecord {
+            try_number: self.try_number,
+            state: self.state,
+            start: self.start,
+            end: self.end,
+            error: self.error.clone(),
+        })
+    }
+}
+
 /// One change; a batch of them is applied atomically.
 #[derive(Clone, Debug)]
 pub enum Change {
@@ -122,6 +179,15 @@ pub enum Change {
         name: String,
         /// The value.
         value: XComBlob,
+    },
+    /// Log lines a try wrote.
+    Log {
+        /// The instance.
+        key: TaskInstanceKey,
+        /// The try that wrote them.
+        try_number: u32,
+        /// The lines, in order.
+        lines: Vec<LogLine>,
     },
     /// The run's new state and times.
     Run {
@@ -138,6 +204,43 @@ pub enum Change {
     },
 }
 
+/// One line a task logged during a try.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogLine {
+    /// When it was logged.
+    pub at: DateTime<Utc>,
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
+    pub level: String,
+    /// The message with its fields.
+    pub message: String,
+}
+
+/// One try of a task instance, as kept in the history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TryRecord {
+    /// Which try (from 1).
+    pub try_number: u32,
+    /// How it ended (`running` while it runs).
+    pub state: TaskState,
+    /// When it started.
+    pub start: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub end: Option<DateTime<Utc>>,
+    /// Its error, if it failed.
+    pub error: Option<String>,
+}
+
+/// A DAG as last recorded by a binary that contains it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DagRecord {
+    /// The DAG.
+    pub dag_id: DagId,
+    /// Whether scheduling is paused.
+    pub paused: bool,
+    /// The shape's fingerprint (tasks, edges, types).
+    pub fingerprint: String,
+}
+
 /// Runs and their task instances.
 pub trait RunStore: Send + Sync {
     /// Records a new run; an existing id is [`StoreError::RunExists`].
@@ -150,15 +253,40 @@ pub trait RunStore: Send + Sync {
     fn runs(&self, dag_id: Option<&DagId>) -> Result<Vec<DagRunRecord>, StoreError>;
     /// The task instances of one run.
     fn task_instances(&self, dag_id: &DagId, run_id: &RunId) -> Result<Vec<TaskInstanceRecord>, StoreError>;
+    /// Every try of one instance, oldest first.
+    fn tries(&self, key: &TaskInstanceKey) -> Result<Vec<TryRecord>, StoreError>;
+    /// Resets instances to state `none` so they run again (their try history and try
+    /// count are kept; their XComs are removed) and puts the run back to `queued`.
+    fn clear(&self, dag_id: &DagId, run_id: &RunId, tasks: &[TaskId]) -> Result<(), StoreError>;
+}
+
+/// DAGs known to the store: their paused flag and recorded shape.
+pub trait DagStore: Send + Sync {
+    /// Records the DAG's current shape, keeping its paused flag (new DAGs are unpaused).
+    fn record_dag(&self, dag_id: &DagId, fingerprint: &str) -> Result<(), StoreError>;
+    /// The DAG's record.
+    fn dag(&self, dag_id: &DagId) -> Result<Option<DagRecord>, StoreError>;
+    /// Pauses or unpauses scheduling.
+    fn set_paused(&self, dag_id: &DagId, paused: bool) -> Result<(), StoreError>;
+}
+
+/// Per-try task logs.
+pub trait LogStore: Send + Sync {
+    /// The lines of one try, or of every try when `try_number` is `None`, as
+    /// `(try, line)` in order.
+    fn logs(&self, key: &TaskInstanceKey, try_number: Option<u32>) -> Result<Vec<(u32, LogLine)>, StoreError>;
 }
 
 /// Reading XCom values.
 pub trait XComStore: Send + Sync {
     /// The value `name` stored by an instance, if any.
     fn get_xcom(&self, key: &TaskInstanceKey, name: &str) -> Result<Option<XComBlob>, StoreError>;
+    /// The newest value `name` that task `task_id` of `dag_id` stored in any run, with the
+    /// run (by logical date).
+    fn latest_xcom(&self, dag_id: &DagId, task_id: &TaskId, name: &str) -> Result<Option<(RunId, XComBlob)>, StoreError>;
 }
 
-/// Everything the executor needs from a store.
-pub trait Store: RunStore + XComStore {}
+/// Everything the runtime needs from a store.
+pub trait Store: RunStore + XComStore + DagStore + LogStore {}
 
-impl<T: RunStore + XComStore> Store for T {}
+impl<T: RunStore + XComStore + DagStore + LogStore> Store for T {}
