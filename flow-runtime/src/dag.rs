@@ -440,7 +440,9 @@ impl DagBuilder {
         }
         let index = tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
         let topological = graph::topological_order(&tasks.iter().map(|t| t.upstream.as_slice()).collect::<Vec<_>>());
+        let fingerprint = fingerprint(&tasks);
         Ok(Dag {
+            fingerprint,
             id: self.id,
             description: self.description,
             schedule,
@@ -452,6 +454,30 @@ impl DagBuilder {
             topological,
         })
     }
+}
+
+/// A stable hash (FNV-1a, 64 bits) of what a run depends on: task ids, their edges, and
+/// their parameter and output types. Two builds with equal fingerprints can continue each
+/// other's runs.
+fn fingerprint(tasks: &[Task]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |text: &str| {
+        for byte in text.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for task in tasks {
+        feed(task.id.as_str());
+        for param in task.spec.params() {
+            feed(param.type_name());
+        }
+        feed(task.spec.output().type_name());
+        for &u in &task.upstream {
+            feed(tasks[u].id.as_str());
+        }
+    }
+    format!("{hash:016x}")
 }
 
 fn valid_id(id: &str) -> bool {
@@ -530,6 +556,7 @@ impl Task {
 #[derive(Clone, Debug)]
 pub struct Dag {
     id: DagId,
+    fingerprint: String,
     description: Option<String>,
     schedule: Schedule,
     start_date: Option<DateTime<Utc>>,
@@ -544,6 +571,11 @@ impl Dag {
     /// The DAG's id.
     pub fn id(&self) -> &DagId {
         &self.id
+    }
+    /// A hash of the DAG's shape (task ids, edges, types), recorded with each run so a
+    /// run started by another build is recognised.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
     /// The description, if any.
     pub fn description(&self) -> Option<&str> {
@@ -680,6 +712,22 @@ mod tests {
         assert_eq!(dag.task("b").unwrap().retries(), 5);
         assert_eq!(dag.task("b").unwrap().owner(), "ml-team");
         assert_eq!(dag.task("a").unwrap().retry_delay(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn fingerprints_change_with_the_shape_only() {
+        let build = |extra_edge: bool, retries: u32| {
+            let mut b = DagBuilder::new("d");
+            let a = b.add_task(source("a").retries(retries)).finish::<u64>().any();
+            let c = b.add_task(source("c")).finish::<u64>().any();
+            if extra_edge {
+                b.set_downstream(&[a], &[c]);
+            }
+            b.build().unwrap().fingerprint().to_string()
+        };
+        assert_eq!(build(false, 0), build(false, 3), "options do not change the shape");
+        assert_ne!(build(false, 0), build(true, 0));
+        assert_eq!(build(true, 0).len(), 16);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Errors, one type per layer: building a DAG, running a task, running a DAG.
 
-use crate::ids::{DagId, TaskId};
+use crate::ids::{DagId, RunId, TaskId};
 use crate::store::StoreError;
 
 /// A DAG definition that cannot be built. [`crate::DagBuilder::build`] reports every problem
@@ -157,6 +157,9 @@ pub enum TaskError {
     /// An XCom pushed or pulled by key could not be used.
     #[error("{0}")]
     XCom(String),
+    /// The process running this try ended before the try finished.
+    #[error("try {0} was interrupted: the process running it ended before it finished")]
+    Interrupted(u32),
 }
 
 impl TaskError {
@@ -176,6 +179,41 @@ pub enum RunError {
     /// The runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(String),
+    /// A run with this id exists already.
+    #[error("run `{run_id}` of DAG `{dag_id}` already exists; resume it with `dags test {dag_id} --resume {run_id}`, or pick another --date")]
+    RunExists {
+        /// The DAG.
+        dag_id: DagId,
+        /// The run.
+        run_id: RunId,
+    },
+    /// No run with this id.
+    #[error("DAG `{dag_id}` has no run `{run_id}`; list its runs with `runs list {dag_id}`")]
+    NoSuchRun {
+        /// The DAG.
+        dag_id: DagId,
+        /// The run.
+        run_id: RunId,
+    },
+    /// The run is over; nothing to resume.
+    #[error("run `{run_id}` already ended {state}; clear tasks with `tasks clear` to run them again")]
+    RunFinished {
+        /// The run.
+        run_id: RunId,
+        /// How it ended.
+        state: crate::state::RunState,
+    },
+    /// The run was started by a build whose DAG had another shape.
+    #[error(
+        "run `{run_id}` was started by a build in which DAG `{dag_id}` had other tasks, edges or types; \
+         this build cannot continue it safely: start a new run"
+    )]
+    ShapeChanged {
+        /// The DAG.
+        dag_id: DagId,
+        /// The run.
+        run_id: RunId,
+    },
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ pub mod error;
 pub mod executor;
 pub mod graph;
 pub mod ids;
+pub mod logs;
 pub mod registry;
 pub mod schedule;
 pub mod state;

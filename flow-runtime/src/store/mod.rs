@@ -129,6 +129,8 @@ pub struct DagRunRecord {
     pub start: Option<DateTime<Utc>>,
     /// When it finished.
     pub end: Option<DateTime<Utc>>,
+    /// The fingerprint of the DAG's shape when the run was created.
+    pub fingerprint: String,
 }
 
 /// One task instance as recorded: the latest facts about it.
@@ -140,6 +142,9 @@ pub struct TaskInstanceRecord {
     pub state: TaskState,
     /// The number of the current (or last) try; 0 before the first.
     pub try_number: u32,
+    /// The try number after which no retry is left (Airflow's `max_tries`); set when the
+    /// instance is queued from `none`, so clearing a task grants it its retries again.
+    pub max_tries: u32,
     /// When the current try started.
     pub start: Option<DateTime<Utc>>,
     /// When the last try ended.

@@ -43,6 +43,7 @@ const MIGRATIONS: [&str; 2] = [
          state TEXT NOT NULL,
          start_us BIGINT,
          end_us BIGINT,
+         fingerprint TEXT NOT NULL,
          PRIMARY KEY (dag_id, run_id)
      );
      CREATE INDEX dag_runs_by_date ON dag_runs (dag_id, logical_date_us);
@@ -53,6 +54,7 @@ const MIGRATIONS: [&str; 2] = [
          map_index BIGINT NOT NULL,
          state TEXT NOT NULL,
          try_number INTEGER NOT NULL,
+         max_tries INTEGER NOT NULL,
          start_us BIGINT,
          end_us BIGINT,
          error TEXT,
@@ -325,7 +327,7 @@ fn map_index(i: i64) -> MapIndex {
     u32::try_from(i).map_or(MapIndex::UNMAPPED, MapIndex::mapped)
 }
 
-const RUN_COLUMNS: &str = "dag_id, run_id, run_type, logical_date_us, state, start_us, end_us";
+const RUN_COLUMNS: &str = "dag_id, run_id, run_type, logical_date_us, state, start_us, end_us, fingerprint";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<DagRunRecord> {
     Ok(DagRunRecord {
@@ -336,6 +338,7 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<DagRunRecord> {
         state: run_state(&r.get::<_, String>(4)?)?,
         start: time(r.get(5)?),
         end: time(r.get(6)?),
+        fingerprint: r.get(7)?,
     })
 }
 
@@ -344,7 +347,7 @@ impl RunStore for SqliteStore {
         let conn = self.lock();
         let inserted = conn
             .prepare_cached(&format!(
-                "INSERT INTO dag_runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING"
+                "INSERT INTO dag_runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING"
             ))
             .and_then(|mut st| {
                 st.execute(params![
@@ -355,6 +358,7 @@ impl RunStore for SqliteStore {
                     run.state.as_str(),
                     micros(run.start),
                     micros(run.end),
+                    run.fingerprint,
                 ])
             })
             .map_err(|e| self.err(e))?;
@@ -404,7 +408,7 @@ impl RunStore for SqliteStore {
     fn task_instances(&self, dag_id: &DagId, run_id: &RunId) -> Result<Vec<TaskInstanceRecord>, StoreError> {
         let conn = self.lock();
         conn.prepare_cached(
-            "SELECT task_id, map_index, state, try_number, start_us, end_us, error FROM task_instances \
+            "SELECT task_id, map_index, state, try_number, max_tries, start_us, end_us, error FROM task_instances \
              WHERE dag_id = ?1 AND run_id = ?2 ORDER BY rowid",
         )
         .and_then(|mut st| {
@@ -418,9 +422,10 @@ impl RunStore for SqliteStore {
                     },
                     state: task_state(&r.get::<_, String>(2)?)?,
                     try_number: r.get(3)?,
-                    start: time(r.get(4)?),
-                    end: time(r.get(5)?),
-                    error: r.get(6)?,
+                    max_tries: r.get(4)?,
+                    start: time(r.get(5)?),
+                    end: time(r.get(6)?),
+                    error: r.get(7)?,
                 })
             })?
             .collect()
@@ -506,10 +511,10 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
             let k = &ti.key;
             let inserted = tx
                 .prepare_cached(
-                    "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, start_us, end_us, error) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                    "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                      ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET state = excluded.state, \
-                     try_number = excluded.try_number, start_us = excluded.start_us, end_us = excluded.end_us, \
+                     try_number = excluded.try_number, max_tries = excluded.max_tries, start_us = excluded.start_us, end_us = excluded.end_us, \
                      error = excluded.error",
                 )?
                 .execute(params![
@@ -519,6 +524,7 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
                     k.map_index.as_i64(),
                     ti.state.as_str(),
                     ti.try_number,
+                    ti.max_tries,
                     micros(ti.start),
                     micros(ti.end),
                     ti.error,

@@ -1,0 +1,294 @@
+//! Runs DAG runs: decides which task instances are ready, runs them concurrently on tokio,
+//! and records every state change in the store.
+//!
+//! One coordinating loop ([`run_loop`]) owns a run's state. Each turn it applies the batch
+//! of changes collected since the last turn in one [`RunStore::apply`] call (a group
+//! commit), and only then starts the tasks that became ready, so a task never starts
+//! before its inputs and its upstreams' success are durable, and a try is counted durably
+//! before it begins. Async tasks are polled on the runtime; sync tasks run on tokio's
+//! blocking pool. A panic fails its try and nothing else.
+//!
+//! [`RunStore::apply`]: crate::store::RunStore::apply
+
+mod run_loop;
+#[cfg(test)]
+mod tests;
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::context::{RunScope, TaskContext};
+use crate::dag::Dag;
+use crate::error::{RunError, TaskError};
+use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+use crate::state::{RunState, TaskState};
+use crate::store::{DagRunRecord, MemoryStore, RunType, Store, XComStore};
+use crate::task::{InputSource, Inputs, TaskFn, TaskResult};
+use crate::xcom::{RETURN_VALUE, XComBlob, XComValue};
+
+/// A state change of one task instance, reported live to an observer.
+#[derive(Clone, Debug)]
+pub struct TaskEvent {
+    /// The task.
+    pub task_id: TaskId,
+    /// Its new state.
+    pub state: TaskState,
+    /// The try it concerns.
+    pub try_number: u32,
+    /// How long the try ran, for finished tries.
+    pub duration: Option<Duration>,
+    /// The error of a failed try.
+    pub error: Option<String>,
+}
+
+type Observer = Arc<dyn Fn(&TaskEvent) + Send + Sync>;
+
+/// Runs DAG runs against a store, with bounded parallelism.
+#[derive(Clone)]
+pub struct Executor {
+    store: Arc<dyn Store>,
+    parallelism: usize,
+    observer: Option<Observer>,
+}
+
+/// How one task instance ended.
+#[derive(Clone, Debug)]
+pub struct TaskSummary {
+    /// The task.
+    pub task_id: TaskId,
+    /// Its final state.
+    pub state: TaskState,
+    /// Tries made (0 if it never ran).
+    pub tries: u32,
+    /// Wall time of its last try in this process, if it ran here.
+    pub duration: Option<Duration>,
+    /// The error of its last failed try.
+    pub error: Option<String>,
+}
+
+/// How a DAG run ended.
+#[derive(Clone)]
+pub struct RunSummary {
+    /// The run's id.
+    pub run_id: RunId,
+    /// Its logical date.
+    pub logical_date: DateTime<Utc>,
+    /// Its final state.
+    pub state: RunState,
+    /// Wall time of this execution of the run.
+    pub duration: Duration,
+    /// Every task instance, in the DAG's task order.
+    pub tasks: Vec<TaskSummary>,
+    dag_id: DagId,
+    xcoms: Arc<dyn XComStore>,
+}
+
+impl std::fmt::Debug for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSummary")
+            .field("run_id", &self.run_id)
+            .field("state", &self.state)
+            .field("tasks", &self.tasks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunSummary {
+    /// The summary of one task.
+    pub fn task(&self, task_id: &str) -> Option<&TaskSummary> {
+        self.tasks.iter().find(|t| t.task_id.as_str() == task_id)
+    }
+
+    /// The return value of a task, decoded from the store.
+    pub fn output<T: XComValue>(&self, task_id: &str) -> Result<T, TaskError> {
+        self.xcom(task_id, RETURN_VALUE)
+    }
+
+    /// An XCom of a task by key, decoded from the store.
+    pub fn xcom<T: XComValue>(&self, task_id: &str, key: &str) -> Result<T, TaskError> {
+        let ti = TaskInstanceKey {
+            dag_id: self.dag_id.clone(),
+            run_id: self.run_id.clone(),
+            task_id: TaskId::new(task_id),
+            map_index: MapIndex::UNMAPPED,
+        };
+        let blob = self
+            .xcoms
+            .get_xcom(&ti, key)
+            .map_err(|e| TaskError::XCom(e.to_string()))?
+            .ok_or_else(|| TaskError::XCom(format!("no XCom `{key}` from `{task_id}` in run `{}`", self.run_id)))?;
+        blob.decode().map_err(|e| TaskError::XCom(format!("XCom `{key}` of `{task_id}`: {e}")))
+    }
+}
+
+impl Executor {
+    /// An executor over `store`, running as many tasks at once as there are cores.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            parallelism: std::thread::available_parallelism().map_or(2, usize::from),
+            observer: None,
+        }
+    }
+
+    /// The most task instances running at once (at least 1; 1 runs tasks one by one, in
+    /// topological order, which helps debugging).
+    pub fn parallelism(mut self, parallelism: usize) -> Self {
+        self.parallelism = parallelism.max(1);
+        self
+    }
+
+    /// Calls `observer` on every task state change, from the coordinating loop.
+    pub fn on_event(mut self, observer: impl Fn(&TaskEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// The store this executor records into.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The id of the manual run of a logical date, as Airflow names it.
+    pub fn manual_run_id(logical_date: DateTime<Utc>) -> RunId {
+        RunId::new(format!("{}__{}", RunType::Manual.as_str(), logical_date.to_rfc3339()))
+    }
+
+    /// Records a new run of `dag` (state `queued`) without running it.
+    pub fn create_run(&self, dag: &Dag, run_id: RunId, run_type: RunType, logical_date: DateTime<Utc>) -> Result<DagRunRecord, RunError> {
+        self.store.record_dag(dag.id(), dag.fingerprint())?;
+        let run = DagRunRecord {
+            dag_id: dag.id().clone(),
+            run_id,
+            run_type,
+            logical_date,
+            state: RunState::Queued,
+            start: None,
+            end: None,
+            fingerprint: dag.fingerprint().to_string(),
+        };
+        self.store.create_run(&run).map_err(|e| match e {
+            crate::store::StoreError::RunExists { dag_id, run_id } => RunError::RunExists { dag_id, run_id },
+            e => RunError::Store(e),
+        })?;
+        Ok(run)
+    }
+
+    /// Creates a manual run of `dag` for `logical_date` and runs it to the end.
+    pub async fn run(&self, dag: &Dag, logical_date: DateTime<Utc>) -> Result<RunSummary, RunError> {
+        let run = self.create_run(dag, Self::manual_run_id(logical_date), RunType::Manual, logical_date)?;
+        run_loop::RunLoop::new(self, dag, &run).start(Vec::new()).await
+    }
+
+    /// Continues a run that has not finished (after a crash, or after `tasks clear`):
+    /// succeeded tasks are kept, tries that were running when their process died count
+    /// as failed tries and are retried under their retry policy, and the rest runs.
+    pub async fn resume(&self, dag: &Dag, run_id: &RunId) -> Result<RunSummary, RunError> {
+        let run = self.store.run(dag.id(), run_id)?.ok_or_else(|| RunError::NoSuchRun {
+            dag_id: dag.id().clone(),
+            run_id: run_id.clone(),
+        })?;
+        if run.state.is_finished() {
+            return Err(RunError::RunFinished {
+                run_id: run_id.clone(),
+                state: run.state,
+            });
+        }
+        if run.fingerprint != dag.fingerprint() {
+            return Err(RunError::ShapeChanged {
+                dag_id: dag.id().clone(),
+                run_id: run_id.clone(),
+            });
+        }
+        let stored = self.store.task_instances(dag.id(), run_id)?;
+        run_loop::RunLoop::new(self, dag, &run).start(stored).await
+    }
+
+    /// Runs one task by itself, outside any recorded run (`tasks test`): `inputs` holds one
+    /// encoded value per parameter. Returns the return value and the values it pushed.
+    pub async fn test_task(
+        &self,
+        dag: &Dag,
+        task_index: usize,
+        inputs: Vec<XComBlob>,
+        logical_date: DateTime<Utc>,
+    ) -> Result<(XComBlob, Vec<(String, XComBlob)>), TaskError> {
+        let task = &dag.tasks()[task_index];
+        let mut args = Inputs::with_capacity(inputs.len());
+        for (param, blob) in task.spec().params().iter().zip(inputs) {
+            args.push(param.name().to_string().into(), InputSource::CommandLine, blob);
+        }
+        let scope = Arc::new(RunScope {
+            dag_id: dag.id().clone(),
+            run_id: RunId::new(format!("test__{}", logical_date.to_rfc3339())),
+            logical_date,
+            xcoms: self.store.clone() as Arc<dyn XComStore>,
+        });
+        let ctx = TaskContext::new(scope, task.id().clone(), MapIndex::UNMAPPED, 1);
+        let output = call(task.spec().function().clone(), ctx.clone(), args).await?;
+        Ok((output, ctx.take_pushed()))
+    }
+}
+
+impl Dag {
+    /// Runs the DAG once in process with an in-memory store and the current time as
+    /// logical date, like Airflow's `dag.test()`; blocks until the run ends.
+    pub fn test(&self) -> Result<RunSummary, RunError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RunError::Runtime(e.to_string()))?;
+        let executor = Executor::new(Arc::new(MemoryStore::new()));
+        runtime.block_on(executor.run(self, Utc::now()))
+    }
+}
+
+/// Calls a task function, turning a panic into a failed try.
+pub(crate) async fn call(function: TaskFn, ctx: TaskContext, inputs: Inputs) -> TaskResult {
+    match function {
+        TaskFn::Async(f) => match CatchUnwind(f(ctx, inputs)).await {
+            Ok(result) => result,
+            Err(payload) => Err(TaskError::Panicked(panic_message(payload.as_ref()))),
+        },
+        TaskFn::Sync(f) => {
+            let span = tracing::Span::current();
+            match tokio::task::spawn_blocking(move || span.in_scope(|| f(&ctx, inputs))).await {
+                Ok(result) => result,
+                Err(e) if e.is_panic() => Err(TaskError::Panicked(panic_message(e.into_panic().as_ref()))),
+                Err(e) => Err(TaskError::Failed(format!("the task was cancelled: {e}"))),
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}
+
+/// Polls a future, catching a panic as an error.
+struct CatchUnwind<F: ?Sized>(Pin<Box<F>>);
+
+impl<F: Future + ?Sized> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}

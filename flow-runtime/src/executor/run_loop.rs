@@ -1,0 +1,436 @@
+//! The coordinating loop of one DAG run.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::{Executor, RunSummary, TaskEvent, TaskSummary, call};
+use crate::context::{RunScope, TaskContext};
+use crate::dag::{BoundInput, Dag};
+use crate::error::{RunError, TaskError};
+use crate::ids::{MapIndex, TaskId, TaskInstanceKey};
+use crate::logs::TryLog;
+use crate::state::{RunState, TaskState};
+use crate::store::{Change, DagRunRecord, LogLine, TaskInstanceRecord, XComStore};
+use crate::task::{InputSource, Inputs, TaskResult};
+use crate::trigger::{self, Decision, UpstreamCounts};
+use crate::xcom::{RETURN_VALUE, XComBlob};
+
+/// Return values up to this size stay in memory for the run's consumers, sparing a read
+/// from the store; larger ones are read back when needed.
+const CACHED_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// What the loop hears back from spawned work.
+enum Event {
+    Finished {
+        index: usize,
+        result: TaskResult,
+        pushed: Vec<(String, XComBlob)>,
+        logs: Vec<LogLine>,
+        elapsed: Duration,
+        end: DateTime<Utc>,
+    },
+    RetryDue(usize),
+}
+
+/// Per-instance facts the loop keeps.
+struct Instance {
+    record: TaskInstanceRecord,
+    upstream: UpstreamCounts,
+    elapsed: Option<Duration>,
+    output: Option<XComBlob>,
+}
+
+pub(super) struct RunLoop<'a> {
+    executor: &'a Executor,
+    dag: &'a Dag,
+    scope: Arc<RunScope>,
+    started: DateTime<Utc>,
+    instances: Vec<Instance>,
+    ready: VecDeque<usize>,
+    changes: Vec<Change>,
+    running: usize,
+    retrying: usize,
+    join: JoinSet<Event>,
+}
+
+impl<'a> RunLoop<'a> {
+    pub(super) fn new(executor: &'a Executor, dag: &'a Dag, run: &DagRunRecord) -> Self {
+        let instances = dag
+            .tasks()
+            .iter()
+            .map(|task| Instance {
+                record: TaskInstanceRecord {
+                    key: TaskInstanceKey {
+                        dag_id: dag.id().clone(),
+                        run_id: run.run_id.clone(),
+                        task_id: task.id().clone(),
+                        map_index: MapIndex::UNMAPPED,
+                    },
+                    state: TaskState::None,
+                    try_number: 0,
+                    max_tries: 0,
+                    start: None,
+                    end: None,
+                    error: None,
+                },
+                upstream: UpstreamCounts {
+                    total: u32::try_from(task.upstream().len()).unwrap_or(u32::MAX),
+                    ..UpstreamCounts::default()
+                },
+                elapsed: None,
+                output: None,
+            })
+            .collect();
+        let scope = Arc::new(RunScope {
+            dag_id: dag.id().clone(),
+            run_id: run.run_id.clone(),
+            logical_date: run.logical_date,
+            xcoms: executor.store.clone() as Arc<dyn XComStore>,
+        });
+        Self {
+            executor,
+            dag,
+            scope,
+            started: run.start.unwrap_or_else(Utc::now),
+            instances,
+            ready: VecDeque::new(),
+            changes: Vec::new(),
+            running: 0,
+            retrying: 0,
+            join: JoinSet::new(),
+        }
+    }
+
+    /// Restores what `stored` records (empty for a new run), then runs to the end.
+    pub(super) async fn start(mut self, stored: Vec<TaskInstanceRecord>) -> Result<RunSummary, RunError> {
+        let clock = Instant::now();
+        self.changes.push(self.run_change(RunState::Running, None));
+        self.restore(stored);
+        loop {
+            let mut launches = Vec::new();
+            while self.running < self.executor.parallelism {
+                let Some(index) = self.ready.pop_front() else { break };
+                launches.push(self.prepare(index));
+                self.running += 1;
+            }
+            // One commit for everything decided this turn, before anything it enables starts.
+            self.executor.store.apply(&self.changes)?;
+            self.changes.clear();
+            for (index, ctx) in launches {
+                let inputs = self.gather_inputs(index);
+                self.spawn(index, ctx, inputs);
+            }
+            if self.running == 0 && self.retrying == 0 {
+                break;
+            }
+            let Some(first) = self.join.join_next().await else { break };
+            self.handle(first);
+            while let Some(next) = self.join.try_join_next() {
+                self.handle(next);
+            }
+        }
+        self.finish(clock.elapsed())
+    }
+
+    /// Rebuilds the loop's state from a stored run: finished instances settle their
+    /// downstream, queued ones go back to waiting, tries that were running when their
+    /// process died count as failed, and pending retries keep their schedule.
+    fn restore(&mut self, stored: Vec<TaskInstanceRecord>) {
+        let mut by_task: HashMap<TaskId, TaskInstanceRecord> =
+            stored.into_iter().map(|r| (r.key.task_id.clone(), r)).collect();
+        for inst in &mut self.instances {
+            if let Some(record) = by_task.remove(&inst.record.key.task_id) {
+                inst.record = record;
+            }
+        }
+        for index in 0..self.instances.len() {
+            if self.instances[index].record.state == TaskState::Queued {
+                self.set_state(index, TaskState::None, None);
+            }
+        }
+        let now = Utc::now();
+        for position in 0..self.dag.topological_order().len() {
+            let index = self.dag.topological_order()[position];
+            let record = &self.instances[index].record;
+            match record.state {
+                TaskState::None => {
+                    if self.dag.tasks()[index].upstream().is_empty() {
+                        self.ready.push_back(index);
+                    }
+                }
+                TaskState::Running => {
+                    let error = TaskError::Interrupted(record.try_number);
+                    self.fail_try(index, error);
+                }
+                TaskState::UpForRetry => {
+                    let due = record.end.unwrap_or(now) + self.dag.tasks()[index].retry_delay();
+                    self.schedule_retry(index, (due - now).to_std().unwrap_or_default());
+                }
+                state => self.settle_downstream(index, state),
+            }
+        }
+    }
+
+    /// Marks an instance queued then running and makes its context.
+    fn prepare(&mut self, index: usize) -> (usize, TaskContext) {
+        let retries = self.dag.tasks()[index].retries();
+        let inst = &mut self.instances[index];
+        if inst.record.state == TaskState::None {
+            // A fresh (or cleared) instance gets its full retry budget from here.
+            inst.record.max_tries = inst.record.try_number + retries + 1;
+        }
+        self.set_state(index, TaskState::Queued, None);
+        let inst = &mut self.instances[index];
+        inst.record.try_number += 1;
+        inst.record.start = Some(Utc::now());
+        inst.record.end = None;
+        self.set_state(index, TaskState::Running, None);
+        let ctx = TaskContext::new(
+            self.scope.clone(),
+            self.dag.tasks()[index].id().clone(),
+            MapIndex::UNMAPPED,
+            self.instances[index].record.try_number,
+        );
+        (index, ctx)
+    }
+
+    /// Reads the inputs of a task, after the batch holding its producers' XComs is durable.
+    fn gather_inputs(&self, index: usize) -> Result<Inputs, TaskError> {
+        let task = &self.dag.tasks()[index];
+        let mut inputs = Inputs::with_capacity(task.inputs().len());
+        for (param, bound) in task.spec().params().iter().zip(task.inputs()) {
+            let name = param.name().to_string().into();
+            match bound {
+                BoundInput::Literal(blob) => inputs.push(name, InputSource::Literal, blob.clone()),
+                BoundInput::Upstream(producer) => {
+                    let producer_inst = &self.instances[*producer];
+                    let key = &producer_inst.record.key;
+                    let blob = match &producer_inst.output {
+                        Some(blob) => blob.clone(),
+                        None => self
+                            .executor
+                            .store
+                            .get_xcom(key, RETURN_VALUE)
+                            .map_err(|e| TaskError::XCom(format!("cannot read input `{}`: {e}", param.name())))?
+                            .ok_or_else(|| TaskError::MissingInput {
+                                param: param.name().to_string(),
+                                hint: format!("`{}` stored no return value in this run", key.task_id),
+                            })?,
+                    };
+                    inputs.push(name, InputSource::Upstream(key.task_id.clone()), blob);
+                }
+            }
+        }
+        Ok(inputs)
+    }
+
+    fn spawn(&mut self, index: usize, ctx: TaskContext, inputs: Result<Inputs, TaskError>) {
+        let task = &self.dag.tasks()[index];
+        let function = task.spec().function().clone();
+        let span = tracing::info_span!(
+            "task",
+            dag = %self.scope.dag_id,
+            task = %task.id(),
+            run = %self.scope.run_id,
+            try_number = ctx.try_number(),
+        );
+        let log = TryLog::default();
+        log.attach(&span);
+        self.join.spawn(
+            async move {
+                let clock = Instant::now();
+                let result = match inputs {
+                    Ok(inputs) => call(function, ctx.clone(), inputs).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(error) = &result {
+                    tracing::error!("try failed: {error}");
+                }
+                let pushed = if result.is_ok() { ctx.take_pushed() } else { Vec::new() };
+                Event::Finished {
+                    index,
+                    result,
+                    pushed,
+                    logs: log.take(),
+                    elapsed: clock.elapsed(),
+                    end: Utc::now(),
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn handle(&mut self, joined: Result<Event, tokio::task::JoinError>) {
+        let event = match joined {
+            Ok(event) => event,
+            // Task futures catch their own panics, so only a runtime shutdown lands here.
+            Err(e) => {
+                tracing::error!("a task future was lost: {e}");
+                return;
+            }
+        };
+        match event {
+            Event::RetryDue(index) => {
+                self.retrying -= 1;
+                self.ready.push_back(index);
+            }
+            Event::Finished {
+                index,
+                result,
+                pushed,
+                logs,
+                elapsed,
+                end,
+            } => {
+                self.running -= 1;
+                let inst = &mut self.instances[index];
+                inst.record.end = Some(end);
+                inst.elapsed = Some(elapsed);
+                let key = inst.record.key.clone();
+                if !logs.is_empty() {
+                    self.changes.push(Change::Log {
+                        key: key.clone(),
+                        try_number: inst.record.try_number,
+                        lines: logs,
+                    });
+                }
+                match result {
+                    Ok(output) => {
+                        if output.bytes().len() <= CACHED_OUTPUT_BYTES {
+                            inst.output = Some(output.clone());
+                        }
+                        self.changes.push(Change::XCom {
+                            key: key.clone(),
+                            name: RETURN_VALUE.to_string(),
+                            value: output,
+                        });
+                        for (name, value) in pushed {
+                            self.changes.push(Change::XCom {
+                                key: key.clone(),
+                                name,
+                                value,
+                            });
+                        }
+                        self.set_state(index, TaskState::Success, None);
+                        self.settle_downstream(index, TaskState::Success);
+                    }
+                    Err(error) => self.fail_try(index, error),
+                }
+            }
+        }
+    }
+
+    fn fail_try(&mut self, index: usize, error: TaskError) {
+        let task = &self.dag.tasks()[index];
+        let message = error.to_string();
+        let record = &self.instances[index].record;
+        if record.try_number < record.max_tries {
+            self.set_state(index, TaskState::UpForRetry, Some(message));
+            self.schedule_retry(index, self.dag.tasks()[index].retry_delay());
+        } else {
+            tracing::error!(task = %task.id(), try_number = record.try_number, "task failed: {message}");
+            self.set_state(index, TaskState::Failed, Some(message));
+            self.settle_downstream(index, TaskState::Failed);
+        }
+    }
+
+    fn schedule_retry(&mut self, index: usize, delay: Duration) {
+        self.retrying += 1;
+        self.join.spawn(async move {
+            tokio::time::sleep(delay).await;
+            Event::RetryDue(index)
+        });
+    }
+
+    /// Tells downstream tasks that `index` finished in `state`, deciding each one whose
+    /// trigger rule can now decide, and propagating skips and upstream failures.
+    fn settle_downstream(&mut self, index: usize, state: TaskState) {
+        let mut settled = vec![(index, state)];
+        while let Some((done, state)) = settled.pop() {
+            for &d in self.dag.tasks()[done].downstream() {
+                let inst = &mut self.instances[d];
+                if inst.record.state != TaskState::None {
+                    continue;
+                }
+                inst.upstream.record(state);
+                match trigger::all_success(&inst.upstream) {
+                    Decision::Wait => {}
+                    Decision::Run => self.ready.push_back(d),
+                    Decision::UpstreamFailed => {
+                        self.set_state(d, TaskState::UpstreamFailed, None);
+                        settled.push((d, TaskState::UpstreamFailed));
+                    }
+                    Decision::Skip => {
+                        self.set_state(d, TaskState::Skipped, None);
+                        settled.push((d, TaskState::Skipped));
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_state(&mut self, index: usize, state: TaskState, error: Option<String>) {
+        let inst = &mut self.instances[index];
+        debug_assert!(inst.record.state.can_become(state), "{} -> {state}", inst.record.state);
+        inst.record.state = state;
+        if error.is_some() || state == TaskState::Running {
+            inst.record.error = error;
+        }
+        self.changes.push(Change::Task(inst.record.clone()));
+        if let Some(observer) = &self.executor.observer {
+            let ends_try = state.is_finished() || state == TaskState::UpForRetry;
+            observer(&TaskEvent {
+                task_id: inst.record.key.task_id.clone(),
+                state,
+                try_number: inst.record.try_number,
+                duration: if ends_try { inst.elapsed } else { None },
+                error: inst.record.error.clone(),
+            });
+        }
+    }
+
+    fn run_change(&self, state: RunState, end: Option<DateTime<Utc>>) -> Change {
+        Change::Run {
+            dag_id: self.scope.dag_id.clone(),
+            run_id: self.scope.run_id.clone(),
+            state,
+            start: Some(self.started),
+            end,
+        }
+    }
+
+    fn finish(mut self, duration: Duration) -> Result<RunSummary, RunError> {
+        // A leaf that failed (or never ran because of a failure) fails the run, as in Airflow.
+        let failed = self.dag.tasks().iter().zip(&self.instances).any(|(task, inst)| {
+            task.downstream().is_empty() && matches!(inst.record.state, TaskState::Failed | TaskState::UpstreamFailed)
+        }) || self.instances.iter().any(|i| !i.record.state.is_finished());
+        let state = if failed { RunState::Failed } else { RunState::Success };
+        self.changes.push(self.run_change(state, Some(Utc::now())));
+        self.executor.store.apply(&self.changes)?;
+        let tasks = self
+            .instances
+            .iter()
+            .map(|inst| TaskSummary {
+                task_id: inst.record.key.task_id.clone(),
+                state: inst.record.state,
+                tries: inst.record.try_number,
+                duration: inst.elapsed,
+                error: inst.record.error.clone(),
+            })
+            .collect();
+        Ok(RunSummary {
+            run_id: self.scope.run_id.clone(),
+            logical_date: self.scope.logical_date,
+            state,
+            duration,
+            tasks,
+            dag_id: self.scope.dag_id.clone(),
+            xcoms: self.executor.store.clone() as Arc<dyn XComStore>,
+        })
+    }
+}

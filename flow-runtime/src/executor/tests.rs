@@ -1,0 +1,244 @@
+use std::sync::Mutex;
+use std::time::Instant;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use super::*;
+use crate::dag::{DagBuilder, Node};
+use crate::store::RunStore;
+use crate::task::TaskSpec;
+
+fn value(name: &str, v: u64) -> TaskSpec {
+    TaskSpec::from_sync(name, move |_, _| Ok(v))
+}
+
+fn add_one(name: &str) -> TaskSpec {
+    TaskSpec::from_async(name, |_, inputs| async move { Ok(inputs.get::<u64>(0)? + 1) }).param::<u64>("x")
+}
+
+fn fails(name: &str, message: &'static str) -> TaskSpec {
+    TaskSpec::from_sync(name, move |_, _| Err::<u64, _>(TaskError::Failed(message.into())))
+}
+
+fn with_input(b: &mut DagBuilder, spec: TaskSpec, input: Node<u64>) -> Node<u64> {
+    let mut t = b.add_task(spec);
+    t.input(input);
+    t.finish()
+}
+
+async fn run(dag: &Dag) -> (RunSummary, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
+    let summary = Executor::new(store.clone()).run(dag, Utc::now()).await.unwrap();
+    (summary, store)
+}
+
+fn states(summary: &RunSummary) -> Vec<(String, TaskState)> {
+    summary.tasks.iter().map(|t| (t.task_id.to_string(), t.state)).collect()
+}
+
+#[tokio::test]
+async fn outputs_flow_through_the_store_as_xcom() {
+    let mut b = DagBuilder::new("chain");
+    let a = b.add_task(value("a", 40)).finish::<u64>();
+    let x = with_input(&mut b, add_one("b"), a);
+    with_input(&mut b, add_one("c"), x);
+    let literal = b.add_task(add_one("d")).input(7_u64).finish::<u64>();
+    let _ = literal;
+    let (summary, store) = run(&b.build().unwrap()).await;
+    assert_eq!(summary.state, RunState::Success);
+    assert_eq!(summary.output::<u64>("c").unwrap(), 42);
+    assert_eq!(summary.output::<u64>("d").unwrap(), 8);
+    let run = store.run(&"chain".into(), &summary.run_id).unwrap().unwrap();
+    assert_eq!(run.state, RunState::Success);
+    assert!(run.end.is_some());
+    let recorded = store.task_instances(&"chain".into(), &summary.run_id).unwrap();
+    assert!(recorded.iter().all(|ti| ti.state == TaskState::Success && ti.try_number == 1));
+}
+
+#[tokio::test]
+async fn a_failure_fails_its_downstream_and_the_run_but_not_other_branches() {
+    let mut b = DagBuilder::new("fail");
+    let bad = b.add_task(fails("bad", "no data")).finish::<u64>();
+    let after = with_input(&mut b, add_one("after"), bad);
+    with_input(&mut b, add_one("after_after"), after);
+    let good = b.add_task(value("good", 1)).finish::<u64>();
+    with_input(&mut b, add_one("good_after"), good);
+    let (summary, _) = run(&b.build().unwrap()).await;
+    assert_eq!(summary.state, RunState::Failed);
+    assert_eq!(
+        states(&summary),
+        [
+            ("bad".into(), TaskState::Failed),
+            ("after".into(), TaskState::UpstreamFailed),
+            ("after_after".into(), TaskState::UpstreamFailed),
+            ("good".into(), TaskState::Success),
+            ("good_after".into(), TaskState::Success),
+        ]
+    );
+    assert_eq!(summary.task("bad").unwrap().error.as_deref(), Some("no data"));
+    assert_eq!(summary.task("after").unwrap().tries, 0);
+}
+
+#[tokio::test]
+async fn retries_wait_the_delay_and_count_tries() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let flaky = TaskSpec::from_sync("flaky", move |ctx, _| {
+        let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+        assert_eq!(ctx.try_number(), n);
+        if n < 3 { Err(TaskError::Failed(format!("try {n} failed"))) } else { Ok(n) }
+    })
+    .retries(2)
+    .retry_delay(Duration::from_millis(20));
+    let mut b = DagBuilder::new("retry");
+    b.add_task(flaky);
+    b.add_task(fails("hopeless", "always").retries(1).retry_delay(Duration::from_millis(1)));
+    let clock = Instant::now();
+    let (summary, _) = run(&b.build().unwrap()).await;
+    assert!(clock.elapsed() >= Duration::from_millis(40), "two retry delays of 20ms");
+    let flaky = summary.task("flaky").unwrap();
+    assert_eq!((flaky.state, flaky.tries), (TaskState::Success, 3));
+    assert_eq!(summary.output::<u32>("flaky").unwrap(), 3);
+    let hopeless = summary.task("hopeless").unwrap();
+    assert_eq!((hopeless.state, hopeless.tries), (TaskState::Failed, 2));
+}
+
+#[tokio::test]
+async fn panics_fail_the_try_and_leave_the_run_going() {
+    let mut b = DagBuilder::new("panics");
+    b.add_task(TaskSpec::from_sync("sync_panic", |_, _| -> Result<u8, TaskError> { panic!("sync boom") }));
+    b.add_task(TaskSpec::from_async("async_panic", |_, _| async {
+        if true {
+            panic!("async boom");
+        }
+        Ok(1_u8)
+    }));
+    b.add_task(value("fine", 1));
+    let (summary, _) = run(&b.build().unwrap()).await;
+    assert_eq!(summary.task("sync_panic").unwrap().error.as_deref(), Some("task panicked: sync boom"));
+    assert_eq!(summary.task("async_panic").unwrap().error.as_deref(), Some("task panicked: async boom"));
+    assert_eq!(summary.task("fine").unwrap().state, TaskState::Success);
+    assert_eq!(summary.state, RunState::Failed);
+}
+
+#[tokio::test]
+async fn parallelism_bounds_running_tasks() {
+    let active = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let mut b = DagBuilder::new("wide");
+    for i in 0..8 {
+        let (active, peak) = (active.clone(), peak.clone());
+        b.add_task(TaskSpec::from_async(format!("t{i}"), move |_, _| {
+            let (active, peak) = (active.clone(), peak.clone());
+            async move {
+                let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                active.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        }));
+    }
+    let dag = b.build().unwrap();
+    let summary = Executor::new(Arc::new(MemoryStore::new()))
+        .parallelism(3)
+        .run(&dag, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(summary.state, RunState::Success);
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn sync_tasks_run_off_the_async_threads() {
+    // One async thread: if the blocking task ran on it, the async task could never send.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let rx = Arc::new(Mutex::new(rx));
+    let mut b = DagBuilder::new("blocking");
+    b.add_task(TaskSpec::from_sync("waits", move |_, _| {
+        let rx = rx.lock().unwrap();
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| TaskError::Failed("the async task never ran".into()))
+    }));
+    b.add_task(TaskSpec::from_async("signals", move |_, _| {
+        let tx = tx.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            tx.send(()).map_err(|e| TaskError::Failed(e.to_string()))
+        }
+    }));
+    let dag = b.build().unwrap();
+    let summary = runtime.block_on(Executor::new(Arc::new(MemoryStore::new())).parallelism(2).run(&dag, Utc::now())).unwrap();
+    assert_eq!(summary.state, RunState::Success, "{:?}", summary.tasks);
+}
+
+#[tokio::test]
+async fn pushed_xcoms_are_kept_only_for_successful_tries() {
+    let mut b = DagBuilder::new("xcom");
+    let push = b
+        .add_task(
+            TaskSpec::from_sync("push", |ctx, _| {
+                ctx.xcom_push("rows", &1797_u64)?;
+                if ctx.try_number() == 1 {
+                    ctx.xcom_push("first_try_only", &true)?;
+                    return Err(TaskError::Failed("first try fails".into()));
+                }
+                Ok(())
+            })
+            .retries(1)
+            .retry_delay(Duration::ZERO),
+        )
+        .finish::<()>();
+    let pull = b
+        .add_task(TaskSpec::from_sync("pull", |ctx, _| {
+            let first: Option<bool> = ctx.try_xcom_pull("push", "first_try_only")?;
+            Ok((ctx.xcom_pull::<u64>("push", "rows")?, first))
+        }))
+        .finish::<(u64, Option<bool>)>();
+    b.set_downstream(&[push.any()], &[pull.any()]);
+    let (summary, _) = run(&b.build().unwrap()).await;
+    assert_eq!(summary.output::<(u64, Option<bool>)>("pull").unwrap(), (1797, None));
+    assert_eq!(summary.xcom::<u64>("push", "rows").unwrap(), 1797);
+}
+
+#[tokio::test]
+async fn a_value_that_no_longer_decodes_names_producer_and_types() {
+    let mut b = DagBuilder::new("drift");
+    let text = b.add_task(TaskSpec::from_sync("producer", |_, _| Ok("text".to_string()))).finish::<u64>();
+    with_input(&mut b, add_one("consumer"), text);
+    let (summary, _) = run(&b.build().unwrap()).await;
+    let error = summary.task("consumer").unwrap().error.clone().unwrap();
+    assert!(error.contains("from task `producer`"), "{error}");
+    assert!(error.contains("alloc::string::String") && error.contains("`u64`"), "{error}");
+}
+
+#[tokio::test]
+async fn observers_see_every_state_in_order() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let mut b = DagBuilder::new("events");
+    b.add_task(fails("f", "x").retries(1).retry_delay(Duration::ZERO));
+    let executor = Executor::new(Arc::new(MemoryStore::new()))
+        .on_event(move |e| sink.lock().unwrap().push((e.state, e.try_number)));
+    executor.run(&b.build().unwrap(), Utc::now()).await.unwrap();
+    use TaskState::*;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(Queued, 0), (Running, 1), (UpForRetry, 1), (Queued, 1), (Running, 2), (Failed, 2)]
+    );
+}
+
+#[tokio::test]
+async fn test_task_runs_one_task_with_given_inputs() {
+    let mut b = DagBuilder::new("single");
+    let a = b.add_task(value("a", 1)).finish::<u64>();
+    with_input(&mut b, add_one("b"), a);
+    let dag = b.build().unwrap();
+    let executor = Executor::new(Arc::new(MemoryStore::new()));
+    let (out, pushed) = executor
+        .test_task(&dag, 1, vec![XComBlob::encode(&41_u64).unwrap()], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(out.decode::<u64>().unwrap(), 42);
+    assert!(pushed.is_empty());
+}
