@@ -7,9 +7,11 @@
 
 mod memory;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 pub use memory::MemoryStore;
-pub use sqlite::{SCHEMA_VERSION, SqliteStore};
+pub use sqlite::{OpenMode, SCHEMA_VERSION, SqliteStore};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
