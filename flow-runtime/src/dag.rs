@@ -25,7 +25,6 @@
 //! assert_eq!(ids, ["extract", "total", "notify", "extract__1", "total__1", "notify__1"]);
 //! ```
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -613,12 +612,6 @@ impl Dag {
     pub fn topological_order(&self) -> &[usize] {
         &self.topological
     }
-    /// Names a parameter's producer for error messages and hints.
-    pub(crate) fn producer_name(&self, input: &BoundInput) -> Cow<'_, str> {
-        match input {
-            BoundInput::Upstream(i) => Cow::Borrowed(self.tasks[*i].id.as_str()),
-            BoundInput::Literal(_) => Cow::Borrowed("<literal>"),
-        }
     }
 }
 

@@ -50,6 +50,7 @@ pub mod dag;
 pub mod error;
 pub mod executor;
 pub mod graph;
+pub mod home;
 pub mod ids;
 pub mod logs;
 pub mod registry;

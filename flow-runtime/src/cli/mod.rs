@@ -1,9 +1,12 @@
 //! The command line every pipeline binary gets from `flow_runtime::cli::main()`, modelled on
-//! Airflow's: `dags list|show|test`, `tasks list|test`.
+//! Airflow's: `dags list|show|test`, `tasks list|test|states|clear|logs`, `runs list`,
+//! `db migrate|info`.
 //!
-//! Exit codes: 0 success, 1 a run or task failed, 2 bad input (unknown id, bad date, bad
-//! JSON, missing inputs) or a DAG definition error found at start-up.
+//! Runs are recorded in `$FLOW_HOME/flow.db` (see [`crate::home`]). Exit codes: 0 success,
+//! 1 a run or task failed, 2 bad input (unknown id, bad date, bad JSON, missing inputs), a
+//! refused database, or a DAG definition error found at start-up.
 
+mod history;
 mod render;
 
 use std::process::ExitCode;
@@ -13,11 +16,14 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::dag::{BoundInput, Dag, parse_date};
-use crate::executor::Executor;
+use crate::error::RunError;
+use crate::executor::{Executor, RunSummary};
+use crate::home::{FlowHome, HomeError};
+use crate::ids::RunId;
 use crate::registry::{Registry, closest};
 use crate::state::RunState;
-use crate::store::MemoryStore;
-use crate::xcom::XComBlob;
+use crate::store::{MemoryStore, OpenMode, SqliteStore, Store, StoreError};
+use crate::xcom::{RETURN_VALUE, XComBlob};
 
 /// A flow pipeline binary: runs and inspects the DAGs compiled into it.
 #[derive(Parser, Debug)]
@@ -32,9 +38,15 @@ enum Command {
     /// Inspect and run DAGs.
     #[command(subcommand)]
     Dags(DagsCommand),
-    /// Inspect and run single tasks.
+    /// Inspect, run, clear and read the logs of tasks.
     #[command(subcommand)]
     Tasks(TasksCommand),
+    /// The history of DAG runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// The metadata database in FLOW_HOME.
+    #[command(subcommand)]
+    Db(DbCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -54,8 +66,14 @@ enum DagsCommand {
         /// The DAG id.
         dag_id: String,
         /// The logical date (`2025-01-01` or RFC 3339); default: now.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         date: Option<String>,
+        /// Continue an unfinished run (its id, or `latest`) instead of starting one.
+        #[arg(long, value_name = "RUN")]
+        resume: Option<String>,
+        /// Keep the run in memory only; nothing is written to FLOW_HOME.
+        #[arg(long, conflicts_with = "resume")]
+        in_memory: bool,
         /// The most tasks running at once; default: the number of cores.
         #[arg(long)]
         parallelism: Option<usize>,
@@ -69,7 +87,8 @@ enum TasksCommand {
         /// The DAG id.
         dag_id: String,
     },
-    /// Run one task by itself and print its return value as JSON.
+    /// Run one task by itself and print its return value as JSON; nothing is recorded.
+    /// Inputs come from `--input`, else from the latest run that stored them.
     Test {
         /// The DAG id.
         dag_id: String,
@@ -82,6 +101,58 @@ enum TasksCommand {
         #[arg(long = "input", value_name = "NAME=JSON")]
         inputs: Vec<String>,
     },
+    /// The state, tries and times of every task instance of a run.
+    States {
+        /// The DAG id.
+        dag_id: String,
+        /// The run id, or `latest`.
+        run: String,
+    },
+    /// Reset task instances of a run and run them again; earlier tries stay in the history.
+    Clear {
+        /// The DAG id.
+        dag_id: String,
+        /// The run id, or `latest`.
+        run: String,
+        /// Only these tasks (repeatable); default: every task of the run.
+        #[arg(long = "task", value_name = "TASK")]
+        tasks: Vec<String>,
+        /// Also clear every task downstream of the chosen ones.
+        #[arg(long)]
+        downstream: bool,
+        /// Only reset; do not run them now.
+        #[arg(long)]
+        no_run: bool,
+    },
+    /// The log lines of a task instance's tries.
+    Logs {
+        /// The DAG id.
+        dag_id: String,
+        /// The run id, or `latest`.
+        run: String,
+        /// The task id.
+        task_id: String,
+        /// Only this try; default: every try.
+        #[arg(long = "try", value_name = "N")]
+        try_number: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// Only this DAG's runs.
+        dag_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DbCommand {
+    /// Upgrade the database schema to this binary's version.
+    Migrate,
+    /// Print where the database is and its schema version.
+    Info,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -92,7 +163,7 @@ enum ShowFormat {
 
 /// A command that failed, with its exit code.
 #[derive(Debug)]
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     message: String,
 }
@@ -108,6 +179,36 @@ impl Failure {
         Self {
             code: 1,
             message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Backend(_) | StoreError::DiskFull(_) | StoreError::IllegalTransition { .. } => {
+                Failure::failed(e.to_string())
+            }
+            _ => Failure::usage(e.to_string()),
+        }
+    }
+}
+
+impl From<HomeError> for Failure {
+    fn from(e: HomeError) -> Self {
+        match e {
+            HomeError::Store(e) => e.into(),
+            e => Failure::usage(e.to_string()),
+        }
+    }
+}
+
+impl From<RunError> for Failure {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Store(e) => e.into(),
+            RunError::Runtime(_) => Failure::failed(e.to_string()),
+            _ => Failure::usage(e.to_string()),
         }
     }
 }
@@ -147,13 +248,22 @@ where
     }
 }
 
+/// Logs go to stderr, filtered by `FLOW_LOG` (default `info`); every task's lines at INFO
+/// and above are also captured into its try's log in the store.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _, filter::LevelFilter};
+
+    let filter = EnvFilter::try_from_env("FLOW_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_filter(filter),
+        )
+        .with(crate::logs::CaptureLayer.with_filter(LevelFilter::INFO))
         .try_init();
 }
 
@@ -177,8 +287,20 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
         Command::Dags(DagsCommand::Test {
             dag_id,
             date,
+            resume,
+            in_memory,
             parallelism,
-        }) => dags_test(find_dag(registry, &dag_id)?, date.as_deref(), parallelism),
+        }) => {
+            let dag = find_dag(registry, &dag_id)?;
+            match (resume, in_memory) {
+                (Some(run), _) => history::resume(dag, &run, parallelism),
+                (None, true) => dags_test(dag, Arc::new(MemoryStore::new()), date.as_deref(), parallelism),
+                (None, false) => {
+                    let home = FlowHome::from_env()?;
+                    dags_test_recorded(dag, &home, date.as_deref(), parallelism)
+                }
+            }
+        }
         Command::Tasks(TasksCommand::List { dag_id }) => {
             print!("{}", render::task_table(find_dag(registry, &dag_id)?));
             Ok(())
@@ -189,6 +311,34 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             date,
             inputs,
         }) => tasks_test(find_dag(registry, &dag_id)?, &task_id, date.as_deref(), &inputs),
+        Command::Tasks(TasksCommand::States { dag_id, run }) => history::states(find_dag(registry, &dag_id)?, &run),
+        Command::Tasks(TasksCommand::Clear {
+            dag_id,
+            run,
+            tasks,
+            downstream,
+            no_run,
+        }) => history::clear(find_dag(registry, &dag_id)?, &run, &tasks, downstream, no_run),
+        Command::Tasks(TasksCommand::Logs {
+            dag_id,
+            run,
+            task_id,
+            try_number,
+        }) => history::logs(find_dag(registry, &dag_id)?, &run, &task_id, try_number),
+        Command::Runs(RunsCommand::List { dag_id }) => {
+            if let Some(id) = &dag_id {
+                find_dag(registry, id)?;
+            }
+            history::runs(dag_id.as_deref())
+        }
+        Command::Db(DbCommand::Migrate) => db_migrate(),
+        Command::Db(DbCommand::Info) => {
+            let home = FlowHome::from_env()?;
+            let store = home.open_store()?;
+            println!("database: {}", store.path().display());
+            println!("schema version: {}", store.schema_version()?);
+            Ok(())
+        }
     }
 }
 
@@ -229,21 +379,62 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))
 }
 
-fn dags_test(dag: &Dag, date: Option<&str>, parallelism: Option<usize>) -> Result<(), Failure> {
-    let logical_date = logical_date(date)?;
-    let mut executor = Executor::new(Arc::new(MemoryStore::new())).on_event(|event| println!("{}", render::event_line(event)));
-    if let Some(n) = parallelism {
-        executor = executor.parallelism(n);
+/// An executor printing a line per task state change.
+fn live_executor(store: Arc<dyn Store>, parallelism: Option<usize>) -> Executor {
+    let executor = Executor::new(store).on_event(|event| println!("{}", render::event_line(event)));
+    match parallelism {
+        Some(n) => executor.parallelism(n),
+        None => executor,
     }
-    println!("Running DAG `{}` for logical date {}", dag.id(), logical_date.to_rfc3339());
-    let summary = runtime()?
-        .block_on(executor.run(dag, logical_date))
-        .map_err(|e| Failure::failed(e.to_string()))?;
-    print!("{}", render::summary(&summary));
+}
+
+/// Prints the summary; a failed run is a failed command.
+fn report(summary: &RunSummary) -> Result<(), Failure> {
+    print!("{}", render::summary(summary));
     match summary.state {
         RunState::Success => Ok(()),
         state => Err(Failure::failed(format!("run `{}` ended {state}", summary.run_id))),
     }
+}
+
+fn dags_test(dag: &Dag, store: Arc<dyn Store>, date: Option<&str>, parallelism: Option<usize>) -> Result<(), Failure> {
+    let logical_date = logical_date(date)?;
+    println!("Running DAG `{}` for logical date {}", dag.id(), logical_date.to_rfc3339());
+    let summary = runtime()?.block_on(live_executor(store, parallelism).run(dag, logical_date))?;
+    report(&summary)
+}
+
+fn dags_test_recorded(dag: &Dag, home: &FlowHome, date: Option<&str>, parallelism: Option<usize>) -> Result<(), Failure> {
+    let logical_date = logical_date(date)?;
+    let store: Arc<dyn Store> = Arc::new(home.open_store()?);
+    let run_id = Executor::manual_run_id(logical_date);
+    let _lock = home.lock_run(dag.id(), &run_id)?;
+    println!(
+        "Running DAG `{}` for logical date {} (run {run_id}, recorded in {})",
+        dag.id(),
+        logical_date.to_rfc3339(),
+        home.database().display()
+    );
+    let summary = runtime()?.block_on(live_executor(store, parallelism).run(dag, logical_date))?;
+    report(&summary)
+}
+
+fn db_migrate() -> Result<(), Failure> {
+    let home = FlowHome::from_env()?;
+    let store = SqliteStore::open_with(&home.database(), OpenMode::ForMigration, crate::store::DEFAULT_BUSY_TIMEOUT)?;
+    let (from, to) = store.migrate()?;
+    if from == to {
+        println!("{} is up to date (schema version {to})", store.path().display());
+    } else {
+        println!("migrated {} from schema version {from} to {to}", store.path().display());
+    }
+    Ok(())
+}
+
+/// Where one input of `tasks test` comes from.
+enum Provided {
+    Given(XComBlob),
+    Missing(String),
 }
 
 fn tasks_test(dag: &Dag, task_id: &str, date: Option<&str>, given: &[String]) -> Result<(), Failure> {
@@ -269,24 +460,51 @@ fn tasks_test(dag: &Dag, task_id: &str, date: Option<&str>, given: &[String]) ->
             .map_err(|e| Failure::usage(format!("--input {name}: {e}")))?;
         provided[position] = Some(blob);
     }
+    // Inputs not given come from literals, then from the latest recorded run.
+    let needs_store = params
+        .iter()
+        .zip(task.inputs())
+        .zip(&provided)
+        .any(|((_, bound), given)| given.is_none() && matches!(bound, BoundInput::Upstream(_)));
+    let store: Option<SqliteStore> = if needs_store && FlowHome::from_env()?.database().exists() {
+        Some(FlowHome::from_env()?.open_store()?)
+    } else {
+        None
+    };
     let mut inputs = Vec::with_capacity(params.len());
     let mut missing = Vec::new();
     for ((param, bound), given) in params.iter().zip(task.inputs()).zip(provided) {
-        match (given, bound) {
-            (Some(blob), _) => inputs.push(blob),
-            (None, BoundInput::Literal(blob)) => inputs.push(blob.clone()),
-            (None, BoundInput::Upstream(producer)) => missing.push(format!(
-                "  {}: {} (the return value of `{}`)",
-                param.name(),
-                param.type_name(),
-                dag.tasks()[*producer].id()
-            )),
+        let found = match (given, bound) {
+            (Some(blob), _) => Provided::Given(blob),
+            (None, BoundInput::Literal(blob)) => Provided::Given(blob.clone()),
+            (None, BoundInput::Upstream(producer)) => {
+                let producer = dag.tasks()[*producer].id();
+                let latest = match &store {
+                    Some(store) => crate::store::XComStore::latest_xcom(store, dag.id(), producer, RETURN_VALUE)?,
+                    None => None,
+                };
+                match latest {
+                    Some((run, blob)) => {
+                        println!("input `{}` from the return value of `{producer}` in run {run}", param.name());
+                        Provided::Given(blob)
+                    }
+                    None => Provided::Missing(format!(
+                        "  {}: {} (the return value of `{producer}`, which no recorded run has stored)",
+                        param.name(),
+                        param.type_name(),
+                    )),
+                }
+            }
+        };
+        match found {
+            Provided::Given(blob) => inputs.push(blob),
+            Provided::Missing(line) => missing.push(line),
         }
     }
     if !missing.is_empty() {
         return Err(Failure::usage(format!(
             "task `{task_id}` needs inputs that are not available:\n{}\nprovide each as JSON with --input NAME=JSON, \
-             or run the whole DAG with `dags test {}`",
+             or record a run first with `dags test {}`",
             missing.join("\n"),
             dag.id()
         )));
@@ -305,4 +523,31 @@ fn tasks_test(dag: &Dag, task_id: &str, date: Option<&str>, given: &[String]) ->
         }
         Err(e) => Err(Failure::failed(format!("task `{task_id}` failed: {e}"))),
     }
+}
+
+/// Resolves a run argument: an id, or `latest` for the DAG's newest run.
+fn resolve_run(store: &dyn Store, dag: &Dag, run: &str) -> Result<RunId, Failure> {
+    if run == "latest" {
+        return store
+            .runs(Some(dag.id()))?
+            .into_iter()
+            .next()
+            .map(|r| r.run_id)
+            .ok_or_else(|| Failure::usage(format!("DAG `{}` has no recorded runs yet", dag.id())));
+    }
+    let run_id = RunId::new(run);
+    if store.run(dag.id(), &run_id)?.is_none() {
+        let runs = store.runs(Some(dag.id()))?;
+        let known: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
+        return Err(Failure::usage(format!(
+            "DAG `{}` has no run `{run}`; {}",
+            dag.id(),
+            if known.is_empty() {
+                "it has no recorded runs".to_string()
+            } else {
+                format!("its runs, closest first: {}", closest(run, known).into_iter().take(5).collect::<Vec<_>>().join(", "))
+            }
+        )));
+    }
+    Ok(run_id)
 }

@@ -3,8 +3,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::dag::Dag;
 use crate::executor::{RunSummary, TaskEvent};
+use crate::store::{DagRunRecord, TaskInstanceRecord};
 
 /// Left-aligned columns sized to their widest cell.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -140,6 +143,58 @@ fn duration(d: Option<Duration>) -> String {
         Some(d) if d < Duration::from_secs(10) => format!("{}ms", d.as_millis()),
         Some(d) => format!("{:.1}s", d.as_secs_f64()),
     }
+}
+
+fn elapsed(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> String {
+    match (start, end) {
+        (Some(start), Some(end)) => duration((end - start).to_std().ok()),
+        _ => "-".to_string(),
+    }
+}
+
+fn timestamp(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(|| "-".to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+pub(super) fn run_table(runs: &[DagRunRecord]) -> String {
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.dag_id.to_string(),
+                r.run_id.to_string(),
+                r.run_type.as_str().to_string(),
+                r.logical_date.to_rfc3339(),
+                r.state.to_string(),
+                timestamp(r.start),
+                elapsed(r.start, r.end),
+            ]
+        })
+        .collect();
+    table(&["DAG", "RUN", "TYPE", "LOGICAL DATE", "STATE", "STARTED", "DURATION"], &rows)
+}
+
+/// Task instances in the DAG's topological order; tasks never recorded show `none`.
+pub(super) fn instance_table(dag: &Dag, instances: &[TaskInstanceRecord]) -> String {
+    let rows: Vec<Vec<String>> = dag
+        .topological_order()
+        .iter()
+        .map(|&i| {
+            let id = dag.tasks()[i].id();
+            match instances.iter().find(|ti| &ti.key.task_id == id) {
+                Some(ti) => vec![
+                    id.to_string(),
+                    ti.state.to_string(),
+                    ti.try_number.to_string(),
+                    timestamp(ti.start),
+                    elapsed(ti.start, ti.end),
+                    ti.error.clone().unwrap_or_default(),
+                ],
+                None => vec![id.to_string(), "none".into(), "0".into(), "-".into(), "-".into(), String::new()],
+            }
+        })
+        .collect();
+    table(&["TASK", "STATE", "TRIES", "STARTED", "DURATION", "ERROR"], &rows)
 }
 
 pub(super) fn event_line(event: &TaskEvent) -> String {

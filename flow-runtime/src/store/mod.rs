@@ -11,7 +11,7 @@ mod sqlite;
 mod tests;
 
 pub use memory::MemoryStore;
-pub use sqlite::{OpenMode, SCHEMA_VERSION, SqliteStore};
+pub use sqlite::{DEFAULT_BUSY_TIMEOUT, OpenMode, SCHEMA_VERSION, SqliteStore};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,102 @@
+//! The commands over recorded history: runs, task states, clearing, logs, resuming.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::{Failure, find_task, live_executor, render, report, resolve_run, runtime};
+use crate::dag::Dag;
+use crate::home::FlowHome;
+use crate::ids::{MapIndex, TaskId, TaskInstanceKey};
+use crate::store::Store;
+
+fn open() -> Result<(FlowHome, Arc<dyn Store>), Failure> {
+    let home = FlowHome::from_env()?;
+    let store = home.open_store()?;
+    Ok((home, Arc::new(store)))
+}
+
+pub(super) fn runs(dag_id: Option<&str>) -> Result<(), Failure> {
+    let (_, store) = open()?;
+    let runs = store.runs(dag_id.map(Into::into).as_ref())?;
+    print!("{}", render::run_table(&runs));
+    Ok(())
+}
+
+pub(super) fn states(dag: &Dag, run: &str) -> Result<(), Failure> {
+    let (_, store) = open()?;
+    let run_id = resolve_run(store.as_ref(), dag, run)?;
+    let instances = store.task_instances(dag.id(), &run_id)?;
+    print!("{}", render::instance_table(dag, &instances));
+    Ok(())
+}
+
+pub(super) fn resume(dag: &Dag, run: &str, parallelism: Option<usize>) -> Result<(), Failure> {
+    let (home, store) = open()?;
+    let run_id = resolve_run(store.as_ref(), dag, run)?;
+    let _lock = home.lock_run(dag.id(), &run_id)?;
+    println!("Resuming run {run_id} of DAG `{}`", dag.id());
+    let summary = runtime()?.block_on(live_executor(store, parallelism).resume(dag, &run_id))?;
+    report(&summary)
+}
+
+pub(super) fn clear(dag: &Dag, run: &str, tasks: &[String], downstream: bool, no_run: bool) -> Result<(), Failure> {
+    let (home, store) = open()?;
+    let run_id = resolve_run(store.as_ref(), dag, run)?;
+    let mut chosen: BTreeSet<usize> = if tasks.is_empty() {
+        (0..dag.tasks().len()).collect()
+    } else {
+        tasks.iter().map(|t| find_task(dag, t)).collect::<Result<_, _>>()?
+    };
+    if downstream {
+        let mut stack: Vec<usize> = chosen.iter().copied().collect();
+        while let Some(i) = stack.pop() {
+            for &d in dag.tasks()[i].downstream() {
+                if chosen.insert(d) {
+                    stack.push(d);
+                }
+            }
+        }
+    }
+    let ids: Vec<TaskId> = chosen.iter().map(|&i| dag.tasks()[i].id().clone()).collect();
+    let lock = home.lock_run(dag.id(), &run_id)?;
+    store.clear(dag.id(), &run_id, &ids)?;
+    let names: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
+    println!("cleared {} task instance(s) of run {run_id}: {}", ids.len(), names.join(", "));
+    if no_run {
+        println!("run them with `dags test {} --resume {run_id}`", dag.id());
+        return Ok(());
+    }
+    let summary = runtime()?.block_on(live_executor(store, None).resume(dag, &run_id))?;
+    drop(lock);
+    report(&summary)
+}
+
+pub(super) fn logs(dag: &Dag, run: &str, task_id: &str, try_number: Option<u32>) -> Result<(), Failure> {
+    let (_, store) = open()?;
+    let run_id = resolve_run(store.as_ref(), dag, run)?;
+    find_task(dag, task_id)?;
+    let key = TaskInstanceKey {
+        dag_id: dag.id().clone(),
+        run_id: run_id.clone(),
+        task_id: TaskId::new(task_id),
+        map_index: MapIndex::UNMAPPED,
+    };
+    let tries = store.tries(&key)?;
+    if let Some(n) = try_number
+        && !tries.iter().any(|t| t.try_number == n)
+    {
+        let made: Vec<String> = tries.iter().map(|t| t.try_number.to_string()).collect();
+        return Err(Failure::usage(format!(
+            "task `{task_id}` has no try {n} in run {run_id}; tries made: {}",
+            if made.is_empty() { "none".to_string() } else { made.join(", ") }
+        )));
+    }
+    let lines = store.logs(&key, try_number)?;
+    for attempt in tries.iter().filter(|t| try_number.is_none_or(|n| n == t.try_number)) {
+        println!("--- try {} ({}) ---", attempt.try_number, attempt.state);
+        for (_, line) in lines.iter().filter(|(t, _)| *t == attempt.try_number) {
+            println!("{} {:<5} {}", line.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"), line.level, line.message);
+        }
+    }
+    Ok(())
+}
