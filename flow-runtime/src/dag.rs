@@ -612,7 +612,6 @@ impl Dag {
     pub fn topological_order(&self) -> &[usize] {
         &self.topological
     }
-    }
 }
 
 #[cfg(test)]
