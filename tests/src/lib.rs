@@ -1,1 +1,167 @@
-//! Shared fixtures for the end-to-end tests.
+//! DAGs used by the end-to-end tests, through the public API and through the `fixture`
+//! binary's CLI.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use flow_runtime::prelude::*;
+
+/// A small struct passed along the chain.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Values.
+    pub values: Vec<i64>,
+    /// Where they came from.
+    pub source: String,
+}
+
+/// Produces a batch.
+#[task]
+pub fn produce() -> Batch {
+    Batch {
+        values: vec![3, 1, 2],
+        source: "fixture".into(),
+    }
+}
+
+/// Sorts it.
+#[task]
+pub fn sort(mut batch: Batch) -> Batch {
+    tracing::info!(values = batch.values.len(), "sorting");
+    batch.values.sort_unstable();
+    batch
+}
+
+/// Scales it by a literal factor.
+#[task(retries = 3)]
+pub async fn scale(batch: Batch, factor: i64) -> Batch {
+    Batch {
+        values: batch.values.iter().map(|v| v * factor).collect(),
+        ..batch
+    }
+}
+
+/// Sums it, with the context's ids in the result.
+#[task]
+pub fn total(ctx: &TaskContext, batch: Batch) -> anyhow::Result<String> {
+    Ok(format!(
+        "{}/{}/try{}: {}",
+        ctx.dag_id(),
+        ctx.task_id(),
+        ctx.try_number(),
+        batch.values.iter().sum::<i64>()
+    ))
+}
+
+/// The four-task chain: produce -> sort -> scale -> total.
+#[dag(schedule = "@daily", start_date = "2025-01-01", tags = ["fixture"])]
+pub fn chain() {
+    let batch = produce();
+    let sorted = sort(batch);
+    total(scale(sorted, 10));
+}
+
+/// Fails with a clear message.
+#[task]
+pub fn explode(ctx: &TaskContext) -> anyhow::Result<u32> {
+    anyhow::bail!("source unavailable on {}", ctx.ds())
+}
+
+/// Never runs in `failing`.
+#[task]
+pub fn after_explode(value: u32) -> u32 {
+    value
+}
+
+/// Panics.
+#[task]
+pub fn panics() -> u32 {
+    panic!("index out of range")
+}
+
+/// Runs independently of the failures.
+#[task]
+pub fn independent() -> u32 {
+    7
+}
+
+/// One failing branch, one panicking task, one independent task.
+#[dag]
+pub fn failing() {
+    after_explode(explode());
+    panics();
+    independent();
+}
+
+static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// Fails on its first two calls in this process, then succeeds.
+#[task(retries = 2, retry_delay = "10ms")]
+pub fn flaky(ctx: &TaskContext) -> anyhow::Result<u32> {
+    let call = FLAKY_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+    anyhow::ensure!(call > 2, "transient failure on call {call}");
+    Ok(ctx.try_number())
+}
+
+/// A retried task with `default_args`.
+#[dag(default_args(retries = 5, owner = "qa"))]
+pub fn retrying() {
+    flaky();
+}
+
+/// Appends `event task try` to the file named by `$FLOW_TEST_SIDE_FILE`, so tests can see
+/// what ran even when the process is killed.
+fn side_record(ctx: &TaskContext, event: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os("FLOW_TEST_SIDE_FILE") else { return Ok(()) };
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(file, "{event} {} {}", ctx.task_id(), ctx.try_number())?;
+    file.sync_data()?;
+    Ok(())
+}
+
+/// A slow step: records its start, works for `$FLOW_TEST_STEP_MS` (default 300 ms),
+/// records its end and returns `input + add`.
+fn slow_step(ctx: &TaskContext, input: u64, add: u64) -> anyhow::Result<u64> {
+    side_record(ctx, "start")?;
+    let ms = std::env::var("FLOW_TEST_STEP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    tracing::info!(input, add, "step computed");
+    side_record(ctx, "end")?;
+    Ok(input + add)
+}
+
+/// First step.
+#[task(retries = 5, retry_delay = "0s")]
+pub fn step_a(ctx: &TaskContext) -> anyhow::Result<u64> {
+    slow_step(ctx, 0, 1)
+}
+
+/// Adds 10.
+#[task(retries = 5, retry_delay = "0s")]
+pub fn step_b(ctx: &TaskContext, x: u64) -> anyhow::Result<u64> {
+    slow_step(ctx, x, 10)
+}
+
+/// Adds 100.
+#[task(retries = 5, retry_delay = "0s")]
+pub fn step_c(ctx: &TaskContext, x: u64) -> anyhow::Result<u64> {
+    slow_step(ctx, x, 100)
+}
+
+/// Adds both inputs.
+#[task(retries = 5, retry_delay = "0s")]
+pub fn step_sum(ctx: &TaskContext, left: u64, right: u64) -> anyhow::Result<u64> {
+    slow_step(ctx, left, right)
+}
+
+/// A diamond of slow steps for the kill-and-resume test: `total` is
+/// (11 + 101) + 111 = 223 only if no XCom was lost.
+#[dag]
+pub fn resumable() {
+    let a = step_a();
+    let b = step_b(a);
+    let c = step_c(a);
+    let d = step_b(c);
+    let partial = step_sum(b, c);
+    step_sum(partial, d);
+}

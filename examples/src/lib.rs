@@ -1,0 +1,38 @@
+//! Example pipelines for flow, runnable through the `flow-examples` binary:
+//!
+//! ```text
+//! cargo run -p flow-examples -- dags list
+//! cargo run -p flow-examples -- dags test ml_training_pipeline
+//! ```
+//!
+//! - [`ml_training`]: the TaskFlow-style ML training pipeline (data flows by argument).
+//! - [`classic_etl`]: the classic style: tasks ordered with `>>`, data moved by explicit
+//!   XCom push and pull.
+//! - [`config_driven`]: a DAG generated at run time from configuration with the builder API.
+
+pub mod classic_etl;
+pub mod config_driven;
+pub mod ml_training;
+
+use std::path::PathBuf;
+
+use flow_runtime::TaskContext;
+
+/// Where example tasks write their files: `$FLOW_EXAMPLES_DIR`, or `flow-examples` in the
+/// system's temporary directory.
+pub fn work_dir() -> PathBuf {
+    std::env::var_os("FLOW_EXAMPLES_DIR").map_or_else(|| std::env::temp_dir().join("flow-examples"), PathBuf::from)
+}
+
+/// A directory of its own for one DAG run, created if needed.
+pub fn run_dir(ctx: &TaskContext) -> std::io::Result<PathBuf> {
+    let safe_run: String = ctx
+        .run_id()
+        .as_str()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    let dir = work_dir().join(ctx.dag_id().as_str()).join(safe_run);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

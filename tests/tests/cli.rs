@@ -1,0 +1,231 @@
+//! End-to-end through the CLI of the `fixture` binary.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use predicates::str::contains;
+
+/// A fixture command with its own, fresh FLOW_HOME.
+fn fixture() -> Command {
+    Home::new().cmd()
+}
+
+/// A FLOW_HOME kept for several commands.
+struct Home(tempfile::TempDir);
+
+impl Home {
+    fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fixture"));
+        cmd.env("FLOW_HOME", self.0.path()).env("FLOW_LOG", "warn");
+        cmd
+    }
+
+    fn stdout(&self, args: &[&str]) -> String {
+        let output = self.cmd().args(args).assert().success();
+        String::from_utf8_lossy(&output.get_output().stdout).to_string()
+    }
+}
+
+#[test]
+fn dags_list_shows_every_dag() {
+    fixture()
+        .args(["dags", "list"])
+        .assert()
+        .success()
+        .stdout(contains("chain").and(contains("@daily")).and(contains("failing")).and(contains("retrying")));
+}
+
+#[test]
+fn dags_show_prints_a_tree_and_dot() {
+    fixture()
+        .args(["dags", "show", "chain"])
+        .assert()
+        .success()
+        .stdout(contains("chain (schedule: @daily)\n└── produce\n    └── sort\n        └── scale\n            └── total\n"));
+    fixture()
+        .args(["dags", "show", "chain", "--format", "dot"])
+        .assert()
+        .success()
+        .stdout(contains("digraph \"chain\"").and(contains("\"scale\" -> \"total\";")));
+}
+
+#[test]
+fn dags_test_runs_with_live_states_and_a_summary() {
+    let output = fixture().args(["dags", "test", "chain", "--date", "2025-01-02"]).assert().success();
+    let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
+    for line in ["running          produce (try 1)", "success          total (try 1)"] {
+        assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
+    }
+    assert!(stdout.contains("Run manual__2025-01-02T00:00:00+00:00 success"), "{stdout}");
+    let summary_row = stdout.lines().find(|l| l.starts_with("scale ")).unwrap();
+    assert!(summary_row.contains("success") && summary_row.contains("  1  "), "{summary_row}");
+}
+
+#[test]
+fn a_failed_run_exits_non_zero_with_its_errors() {
+    fixture()
+        .args(["dags", "test", "failing"])
+        .assert()
+        .code(1)
+        .stdout(contains("upstream_failed").and(contains("task panicked: index out of range")))
+        .stderr(contains("ended failed"));
+}
+
+#[test]
+fn unknown_ids_list_the_known_ones_closest_first() {
+    fixture()
+        .args(["dags", "test", "chian"])
+        .assert()
+        .code(2)
+        .stderr(contains("no DAG `chian` in this binary; known DAGs: chain,"));
+    fixture()
+        .args(["tasks", "test", "chain", "sortt"])
+        .assert()
+        .code(2)
+        .stderr(contains("no task `sortt` in DAG `chain`; its tasks: sort,"));
+}
+
+#[test]
+fn tasks_list_shows_inputs_outputs_and_upstream() {
+    fixture()
+        .args(["tasks", "list", "chain"])
+        .assert()
+        .success()
+        .stdout(contains("scale").and(contains("batch: Batch, factor: i64")).and(contains("Batch")));
+}
+
+#[test]
+fn tasks_test_runs_one_task_from_json_inputs() {
+    fixture()
+        .args(["tasks", "test", "chain", "sort", "--input", r#"batch={"values":[5,4],"source":"cli"}"#])
+        .assert()
+        .success()
+        .stdout(contains("\"values\": [\n    4,\n    5\n  ]"));
+    // A literal argument needs no --input.
+    fixture()
+        .args(["tasks", "test", "chain", "scale", "--input", r#"batch={"values":[2],"source":"cli"}"#])
+        .assert()
+        .success()
+        .stdout(contains("20"));
+}
+
+#[test]
+fn tasks_test_says_which_inputs_are_missing_and_how_to_give_them() {
+    fixture()
+        .args(["tasks", "test", "chain", "total"])
+        .assert()
+        .code(2)
+        .stderr(
+            contains("task `total` needs inputs that are not available")
+                .and(contains("batch: flow_tests::Batch (the return value of `scale`, which no recorded run has stored)"))
+                .and(contains("--input NAME=JSON")),
+        );
+}
+
+#[test]
+fn bad_inputs_and_dates_are_usage_errors() {
+    for (args, message) in [
+        (vec!["tasks", "test", "chain", "sort", "--input", "batch"], "write NAME=JSON"),
+        (vec!["tasks", "test", "chain", "sort", "--input", "batch={"], "invalid JSON"),
+        (vec!["tasks", "test", "chain", "sort", "--input", "batch=[1]"], "not a valid `flow_tests::Batch`"),
+        (vec!["tasks", "test", "chain", "sort", "--input", "nope=1"], "has no input `nope`; its inputs: batch"),
+        (vec!["dags", "test", "chain", "--date", "yesterday"], "invalid --date `yesterday`"),
+    ] {
+        fixture().args(&args).assert().code(2).stderr(contains(message));
+    }
+}
+
+#[test]
+fn a_failing_task_test_exits_one() {
+    fixture()
+        .args(["tasks", "test", "failing", "explode"])
+        .assert()
+        .code(1)
+        .stderr(contains("task `explode` failed: source unavailable on"));
+}
+
+#[test]
+fn runs_are_recorded_and_their_history_is_queryable() {
+    let home = Home::new();
+    home.cmd().args(["dags", "test", "chain", "--date", "2025-01-02"]).assert().success();
+    let runs = home.stdout(&["runs", "list", "chain"]);
+    assert!(runs.contains("manual__2025-01-02T00:00:00+00:00") && runs.contains("success"), "{runs}");
+    let states = home.stdout(&["tasks", "states", "chain", "latest"]);
+    let row = states.lines().find(|l| l.starts_with("scale ")).unwrap();
+    assert!(row.contains("success  1"), "{states}");
+    let logs = home.stdout(&["tasks", "logs", "chain", "latest", "sort"]);
+    assert!(logs.contains("--- try 1 (success) ---") && logs.contains("INFO  sorting values=3"), "{logs}");
+    // A recorded run feeds `tasks test`.
+    let test = home.stdout(&["tasks", "test", "chain", "total"]);
+    assert!(test.contains("input `batch` from the return value of `scale` in run manual__2025-01-02"), "{test}");
+    assert!(test.contains("chain/total/try1: 60"), "{test}");
+    // The same logical date again is refused clearly.
+    home.cmd()
+        .args(["dags", "test", "chain", "--date", "2025-01-02"])
+        .assert()
+        .code(2)
+        .stderr(contains("already exists; resume it with `dags test chain --resume manual__2025-01-02"));
+}
+
+#[test]
+fn clearing_reruns_tasks_and_keeps_earlier_tries() {
+    let home = Home::new();
+    home.cmd().args(["dags", "test", "chain", "--date", "2025-01-03"]).assert().success();
+    let cleared = home.stdout(&["tasks", "clear", "chain", "latest", "--task", "sort", "--downstream"]);
+    assert!(cleared.contains("cleared 3 task instance(s)") && cleared.contains("sort, scale, total"), "{cleared}");
+    let states = home.stdout(&["tasks", "states", "chain", "latest"]);
+    let tries = |task: &str| {
+        let row = states.lines().find(|l| l.starts_with(&format!("{task} "))).unwrap();
+        row.split_whitespace().nth(2).unwrap().to_string()
+    };
+    assert_eq!((tries("produce"), tries("sort"), tries("total")), ("1".into(), "2".into(), "2".into()), "{states}");
+    let logs = home.stdout(&["tasks", "logs", "chain", "latest", "sort"]);
+    assert!(logs.contains("--- try 1 (success) ---") && logs.contains("--- try 2 (success) ---"), "{logs}");
+    home.cmd()
+        .args(["tasks", "logs", "chain", "latest", "sort", "--try", "7"])
+        .assert()
+        .code(2)
+        .stderr(contains("has no try 7").and(contains("tries made: 1, 2")));
+    home.cmd()
+        .args(["tasks", "states", "chain", "manual__1999"])
+        .assert()
+        .code(2)
+        .stderr(contains("has no run `manual__1999`; its runs, closest first: manual__2025-01-03"));
+    home.cmd().args(["dags", "test", "chain", "--resume", "latest"]).assert().code(2).stderr(contains("already ended success"));
+}
+
+#[test]
+fn in_memory_runs_leave_no_database() {
+    let home = Home::new();
+    home.cmd().args(["dags", "test", "chain", "--in-memory"]).assert().success();
+    assert!(!home.0.path().join("flow.db").exists());
+    home.cmd().args(["runs", "list"]).assert().success().stdout(contains("manual__").not());
+}
+
+#[test]
+fn a_foreign_database_is_refused_untouched() {
+    let home = Home::new();
+    let db = home.0.path().join("flow.db");
+    std::fs::write(&db, "my notes, not a database, long enough to look like a file header").unwrap();
+    home.cmd().args(["runs", "list"]).assert().code(2).stderr(contains("is not a flow database"));
+    assert!(std::fs::read_to_string(&db).unwrap().starts_with("my notes"));
+}
+
+#[test]
+fn db_commands_report_and_migrate() {
+    let home = Home::new();
+    home.cmd().args(["db", "migrate"]).assert().success().stdout(contains("is up to date (schema version 2)"));
+    home.cmd().args(["db", "info"]).assert().success().stdout(contains("schema version: 2"));
+}
+
+#[test]
+fn two_dags_with_one_id_refuse_to_start() {
+    Command::new(env!("CARGO_BIN_EXE_duplicate_dags"))
+        .args(["dags", "list"])
+        .assert()
+        .code(2)
+        .stderr(contains("DAG id `twice` is defined twice").and(contains("duplicate_dags.rs")));
+}

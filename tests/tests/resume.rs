@@ -1,0 +1,143 @@
+//! Durability end to end: a run killed with SIGKILL at several points resumes, every task
+//! whose success was recorded runs exactly once, and no XCom is lost. A second process
+//! cannot execute a run that one is executing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flow_runtime::store::{RunStore, SqliteStore, XComStore};
+use flow_runtime::{MapIndex, RunState, TaskInstanceKey, TaskState};
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn side_file(&self) -> PathBuf {
+        self.dir.path().join("side.txt")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fixture"));
+        cmd.args(args)
+            .env("FLOW_HOME", self.dir.path())
+            .env("FLOW_TEST_SIDE_FILE", self.side_file())
+            .env("FLOW_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).spawn().unwrap()
+    }
+
+    /// (event, task, try) lines of the side file.
+    fn side(&self) -> Vec<(String, String, u32)> {
+        std::fs::read_to_string(self.side_file())
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let parts: Vec<&str> = line.split(' ').collect();
+                (parts[0].to_string(), parts[1].to_string(), parts[2].parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// Waits until a try of `task` has started and not ended, then kills the process.
+    fn kill_during(&self, child: &mut Child, task: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let side = self.side();
+            let started = side.iter().filter(|(e, t, _)| e == "start" && t == task).count();
+            let ended = side.iter().filter(|(e, t, _)| e == "end" && t == task).count();
+            if started > ended {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return;
+            }
+            assert!(child.try_wait().unwrap().is_none(), "the run ended before `{task}` started: {side:?}");
+            assert!(Instant::now() < deadline, "`{task}` never started: {side:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn store(&self) -> SqliteStore {
+        SqliteStore::open(&self.dir.path().join("flow.db")).unwrap()
+    }
+}
+
+fn key(run_id: &str, task: &str) -> TaskInstanceKey {
+    TaskInstanceKey {
+        dag_id: "resumable".into(),
+        run_id: run_id.into(),
+        task_id: task.into(),
+        map_index: MapIndex::UNMAPPED,
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_without_rerunning_succeeded_tasks() {
+    let home = Home::new();
+    let run_id = "manual__2025-01-01T00:00:00+00:00";
+    let mut child = home.spawn(&["dags", "test", "resumable", "--date", "2025-01-01"]);
+    home.kill_during(&mut child, "step_a");
+    for task in ["step_b", "step_sum__1"] {
+        let mut child = home.spawn(&["dags", "test", "resumable", "--resume", "latest"]);
+        home.kill_during(&mut child, task);
+    }
+    let output = home.command(&["dags", "test", "resumable", "--resume", run_id]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let side = home.side();
+    let tasks = ["step_a", "step_b", "step_c", "step_b__1", "step_sum", "step_sum__1"];
+    for task in tasks {
+        let ends = side.iter().filter(|(e, t, _)| e == "end" && t == task).count();
+        assert_eq!(ends, 1, "`{task}` completed {ends} times: {side:?}");
+    }
+    let store = home.store();
+    assert_eq!(store.run(&"resumable".into(), &run_id.into()).unwrap().unwrap().state, RunState::Success);
+    let instances = store.task_instances(&"resumable".into(), &run_id.into()).unwrap();
+    assert!(instances.iter().all(|ti| ti.state == TaskState::Success), "{instances:?}");
+    // Killed tries count: each killed task succeeded on a later try, after an interrupted one.
+    for task in ["step_a", "step_sum__1"] {
+        let tries = store.tries(&key(run_id, task)).unwrap();
+        assert_eq!(tries.len(), 2, "{task}: {tries:?}");
+        assert_eq!(tries[0].state, TaskState::UpForRetry);
+        assert!(tries[0].error.as_deref().unwrap().contains("interrupted"), "{tries:?}");
+        assert_eq!(tries[1].state, TaskState::Success);
+    }
+    let total = store.get_xcom(&key(run_id, "step_sum__1"), "return_value").unwrap().unwrap();
+    assert_eq!(total.decode::<u64>().unwrap(), 223, "an XCom was lost");
+}
+
+#[test]
+fn a_second_process_cannot_execute_a_run_in_progress() {
+    let home = Home::new();
+    let mut child = home.spawn(&["dags", "test", "resumable", "--date", "2025-02-01"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !home.side().iter().any(|(e, _, _)| e == "start") {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for args in [
+        vec!["dags", "test", "resumable", "--resume", "latest"],
+        vec!["tasks", "clear", "resumable", "latest", "--task", "step_a"],
+        vec!["dags", "test", "resumable", "--date", "2025-02-01"],
+    ] {
+        let output = home.command(&args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("is being executed by another process (pid "), "{args:?}: {stderr}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(Path::new(&home.dir.path().join("flow.db")).exists());
+}
