@@ -114,7 +114,8 @@ fn side_record(ctx: &TaskContext, event: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     let Some(path) = std::env::var_os("FLOW_TEST_SIDE_FILE") else { return Ok(()) };
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    writeln!(file, "{event} {} {}", ctx.task_id(), ctx.try_number())?;
+    // One write of the whole line: with O_APPEND, concurrent tasks never interleave.
+    file.write_all(format!("{event} {} {}\n", ctx.task_id(), ctx.try_number()).as_bytes())?;
     file.sync_data()?;
     Ok(())
 }

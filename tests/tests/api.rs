@@ -98,8 +98,8 @@ mod macro_options {
 
     /// Documented task.
     #[task(task_id = "renamed", owner = "data")]
-    fn original_name() -> &'static str {
-        "x"
+    fn original_name() -> String {
+        "x".into()
     }
 
     /// The DAG's description comes from this comment.

@@ -39,13 +39,16 @@ impl Home {
         self.command(args).spawn().unwrap()
     }
 
-    /// (event, task, try) lines of the side file.
+    /// (event, task, try) of each complete line of the side file (a line being written
+    /// while we read is skipped).
     fn side(&self) -> Vec<(String, String, u32)> {
-        std::fs::read_to_string(self.side_file())
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(self.side_file()).unwrap_or_default();
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        complete
             .lines()
             .map(|line| {
                 let parts: Vec<&str> = line.split(' ').collect();
+                assert_eq!(parts.len(), 3, "malformed side line `{line}`");
                 (parts[0].to_string(), parts[1].to_string(), parts[2].parse().unwrap())
             })
             .collect()
