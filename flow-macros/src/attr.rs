@@ -261,6 +261,10 @@ pub(crate) fn id(input: ParseStream, key: &str, key_span: Span, what: &str) -> s
     let lit = string(input, key, key_span, "\"load_data\"")?;
     match check_id(&lit.value()) {
         Ok(()) => Ok(lit),
+        Err(reason) if lit.value().is_empty() => Err(syn::Error::new_spanned(
+            &lit,
+            format!("invalid {what} id: {reason}"),
+        )),
         Err(reason) => Err(syn::Error::new_spanned(
             &lit,
             format!("invalid {what} id `{}`: {reason}", lit.value()),

@@ -9,13 +9,13 @@ use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
-use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{BinOp, Block, Expr, ExprCall, Ident, Item, ItemFn, LitBool, LitStr, Stmt, Token};
 
 use crate::attr::{self, Options, TaskOptionArgs, kw};
 use crate::error::{Errors, with_errors};
 use crate::schedule;
+use crate::spans;
 use crate::task::{cfg_attributes, doc_text, item_head};
 
 /// Expands `#[dag(args)] item`.
@@ -199,6 +199,15 @@ fn parse_schedule(input: ParseStream, key_span: Span) -> syn::Result<ScheduleArg
         input.parse::<kw::None>()?;
         return Ok(ScheduleArg::None);
     }
+    if input.peek(Token![=]) && !input.peek2(syn::LitStr) {
+        input.parse::<Token![=]>()?;
+        let value: Expr = input.parse()?;
+        return Err(syn::Error::new_spanned(
+            value,
+            "`schedule` takes a string, like `schedule = \"0 2 * * *\"` or \
+             `schedule = \"@daily\"`, or `schedule = None` for manual runs only",
+        ));
+    }
     let text = attr::string(input, "schedule", key_span, "\"0 2 * * *\"")?;
     match schedule::check(&text.value()) {
         Ok(()) => Ok(ScheduleArg::Cron(text)),
@@ -212,7 +221,11 @@ fn parse_schedule(input: ParseStream, key_span: Span) -> syn::Result<ScheduleArg
             };
             Err(syn::Error::new_spanned(
                 &text,
-                format!("invalid schedule `{}`: {reason}{hint}", text.value()),
+                format!(
+                    "invalid schedule `{}`: {}{hint}",
+                    text.value(),
+                    reason.trim_end_matches('.')
+                ),
             ))
         }
     }
@@ -298,7 +311,7 @@ fn dag_id(function: &ItemFn, options: &DagArgs, errors: &mut Errors) -> String {
         errors.at(
             &function.sig.ident,
             format!(
-                "the function name `{name}` is not a valid DAG id ({reason}); \
+                "the function name `{name}` is not a valid DAG id: {reason}; \
                  set one with `#[dag(id = \"...\")]`"
             ),
         );
@@ -367,52 +380,65 @@ impl Body<'_> {
                         self.task_call(&mut init.expr);
                     }
                 }
-                Stmt::Expr(expr, semi) => {
-                    let rewritten = self.statement(expr);
-                    // A rewritten call has a value; as the tail of a block it needs a `;`
-                    // (and so does any tail of the function body, which `build()` follows).
-                    if index == last && semi.is_none() && (rewritten || (top && !block_like(expr))) {
-                        *semi = Some(Token![;](Span::mixed_site()));
+                Stmt::Expr(expr, semi) => match self.statement(expr) {
+                    // A task call as a statement: its node is not needed (`let _`, for
+                    // `unused_results`), and the statement ends with `;` even as a tail.
+                    Rewritten::TaskCall => {
+                        *stmt = Stmt::Expr(Expr::Verbatim(quote!(let _ = #expr;)), None);
                     }
-                }
+                    // As a tail, an ordering still ends with `;`, and so does any tail of
+                    // the function body, which `build()` follows.
+                    rewritten => {
+                        let ordering = matches!(rewritten, Rewritten::Ordering);
+                        if index == last && semi.is_none() && (ordering || (top && !block_like(expr))) {
+                            *semi = Some(Token![;](Span::mixed_site()));
+                        }
+                    }
+                },
                 Stmt::Macro(_) | Stmt::Item(_) => {}
             }
         }
     }
 
-    /// Rewrites an expression statement; returns whether it was a task call or an ordering.
-    fn statement(&mut self, expr: &mut Expr) -> bool {
+    /// Rewrites an expression statement.
+    fn statement(&mut self, expr: &mut Expr) -> Rewritten {
         match expr {
             Expr::Binary(binary) if is_ordering(&binary.op) => {
                 let ordering = self.ordering(expr.clone());
                 *expr = Expr::Verbatim(ordering);
-                true
+                Rewritten::Ordering
             }
-            Expr::Call(_) => self.task_call(expr),
+            Expr::Call(_) => {
+                if self.task_call(expr) {
+                    Rewritten::TaskCall
+                } else {
+                    Rewritten::Other
+                }
+            }
             Expr::Block(inner) => {
                 self.block(&mut inner.block, false);
-                false
+                Rewritten::Other
             }
             Expr::If(inner) => {
                 self.block(&mut inner.then_branch, false);
                 if let Some((_, otherwise)) = &mut inner.else_branch {
                     self.statement(otherwise);
                 }
-                false
+                Rewritten::Other
             }
             Expr::ForLoop(inner) => {
                 self.block(&mut inner.body, false);
-                false
+                Rewritten::Other
             }
             Expr::While(inner) => {
                 self.block(&mut inner.body, false);
-                false
+                Rewritten::Other
             }
             Expr::Loop(inner) => {
                 self.block(&mut inner.body, false);
-                false
+                Rewritten::Other
             }
-            _ => false,
+            _ => Rewritten::Other,
         }
     }
 
@@ -437,21 +463,19 @@ impl Body<'_> {
             self.task_call(arg);
         }
         self.task_calls += 1;
+        // `<path>::__flow_call(args..)(&mut dag)`, every part located at the user's call:
+        // `<`..`>` at the path, the arguments in the user's parentheses, the builder
+        // applied in a group located at the closing parenthesis.
+        let (first, last) = spans::first_last(&path);
+        let open = quote_spanned!(first=> <);
+        let close = quote_spanned!(last=> >);
+        let function = Ident::new("__flow_call", last);
+        let mut args = Group::new(Delimiter::Parenthesis, call.args.to_token_stream());
+        args.set_span(call.paren_token.span.join());
         let dag = self.dag;
-        let node = path
-            .segments
-            .last()
-            .map_or_else(|| Ident::new("node", Span::call_site()), |last| {
-                Ident::new("node", last.ident.span())
-            });
-        let args = &call.args;
-        let separator = (!args.is_empty()).then(|| quote!(,));
-        let mut group = Group::new(
-            Delimiter::Parenthesis,
-            quote!(&mut #dag #separator #args),
-        );
-        group.set_span(call.paren_token.span.join());
-        *expr = Expr::Verbatim(quote!(<#path>::#node #group));
+        let mut apply = Group::new(Delimiter::Parenthesis, quote!(&mut #dag));
+        apply.set_span(call.paren_token.span.close());
+        *expr = Expr::Verbatim(quote!(#open #path #close :: #function #args #apply));
         true
     }
 
@@ -496,7 +520,14 @@ impl Body<'_> {
                         );
                     }
                     self.task_call(&mut element);
-                    quote_spanned!(element.span()=> #root::__private::NodeRef::any_node(&#element))
+                    // Located at the element, so "not a task node" points at it.
+                    let (first, last) = spans::first_last(&element);
+                    let root = spans::respan(root.clone(), first);
+                    let function = quote_spanned!(first=> #root::__private::NodeRef::any_node);
+                    let reference = quote_spanned!(first=> &);
+                    let mut arg = Group::new(Delimiter::Parenthesis, quote!(#reference #element));
+                    arg.set_span(last);
+                    quote!(#function #arg)
                 })
                 .collect();
             lets.push(quote! {
@@ -513,6 +544,13 @@ impl Body<'_> {
         });
         quote!({ #(#lets)* #(#edges)* })
     }
+}
+
+/// What [`Body::statement`] made of a statement.
+enum Rewritten {
+    TaskCall,
+    Ordering,
+    Other,
 }
 
 fn is_ordering(op: &BinOp) -> bool {
@@ -612,7 +650,7 @@ fn codegen(
     if let Some(catchup) = &options.catchup {
         setters.extend(quote!(.catchup(#catchup)));
     }
-    if let Some(tags) = &options.tags {
+    if let Some(tags) = options.tags.as_ref().filter(|tags| !tags.is_empty()) {
         setters.extend(quote!(.tags([#(#tags),*])));
     }
     if let Some(defaults) = &options.default_args {
@@ -651,10 +689,13 @@ fn codegen(
             }
         }
     });
+    // On error, parameters are kept (see above) and may go unused.
+    let allow = (!sound).then(|| quote!(#[allow(unused_variables)]));
     quote! {
         #(#attrs)*
         #[doc = ""]
         #[doc = #errors_doc]
+        #allow
         #vis #sig {
             #body
         }
@@ -709,11 +750,11 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("< extract > :: node (& mut __flow_dag , \"orders\")"), "{out}");
-        assert!(out.contains("< steps :: count > :: node (& mut __flow_dag , rows , { String :: from (\"x\") })"), "{out}");
-        assert!(out.contains("< report > :: node (& mut __flow_dag , < total > :: node (& mut __flow_dag , n))"), "{out}");
+        assert!(out.contains("< extract > :: __flow_call (\"orders\") (& mut __flow_dag)"), "{out}");
+        assert!(out.contains("< steps :: count > :: __flow_call (rows , { String :: from (\"x\") }) (& mut __flow_dag)"), "{out}");
+        assert!(out.contains("< report > :: __flow_call (< total > :: __flow_call (n) (& mut __flow_dag)) (& mut __flow_dag)"), "{out}");
         assert!(out.contains("set_downstream (& __flow_group_0 , & __flow_group_1)"), "{out}");
-        assert!(out.contains("< done > :: node (& mut __flow_dag) ;"), "{out}");
+        assert!(out.contains("let _ = < done > :: __flow_call () (& mut __flow_dag) ;"), "{out}");
         assert!(out.contains(". schedule (\"@daily\")"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
     }

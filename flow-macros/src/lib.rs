@@ -5,6 +5,7 @@ mod attr;
 mod dag;
 mod error;
 mod schedule;
+mod spans;
 mod task;
 
 use proc_macro::TokenStream;

@@ -36,9 +36,9 @@ pub(crate) fn check(text: &str) -> Result<(), String> {
             return parse(expanded);
         }
         let hint = crate::attr::closest(&expanded.to_ascii_lowercase(), PRESETS)
-            .map(|p| format!("did you mean `{p}`? "))
-            .unwrap_or_default();
-        return Err(format!("unknown preset; {hint}use one of {}", PRESETS.join(", ")));
+            .map(|p| format!("did you mean `{p}`? Use"))
+            .unwrap_or_else(|| "use".to_string());
+        return Err(format!("unknown preset; {hint} one of {}", PRESETS.join(", ")));
     }
     let fields = expanded.split_whitespace().count();
     if !(5..=6).contains(&fields) {

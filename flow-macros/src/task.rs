@@ -15,6 +15,7 @@ use syn::{FnArg, Ident, Item, ItemFn, LitStr, Pat, ReturnType, Signature, Token,
 
 use crate::attr::{self, Options, TaskOptionArgs, kw};
 use crate::error::{Errors, with_errors};
+use crate::spans;
 
 /// Expands `#[task(args)] item`.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -149,7 +150,7 @@ impl Task {
                     errors.at(
                         &sig.ident,
                         format!(
-                            "the function name `{name}` is not a valid task id ({reason}); \
+                            "the function name `{name}` is not a valid task id: {reason}; \
                              set one with `#[task(task_id = \"...\")]`"
                         ),
                     );
@@ -320,7 +321,7 @@ fn names_context(ty: &Type) -> bool {
 fn owned_suggestion(elem: &Type) -> String {
     match elem {
         Type::Path(path) if path.path.is_ident("str") => "String".into(),
-        Type::Path(path) if path.path.is_ident("Path") => "PathBuf".into(),
+        Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "Path") => "PathBuf".into(),
         Type::Slice(slice) => format!("Vec<{}>", type_text(&slice.elem)),
         other => type_text(other),
     }
@@ -389,6 +390,29 @@ fn result_ok_type(ty: &Type) -> Option<Option<Type>> {
     Some(ok)
 }
 
+/// Where an unfit error type is reported: the error type if written (`Result<T, E>`),
+/// else the `Result` of `anyhow::Result<T>`.
+fn error_type_span(written: &Type) -> (Span, Span) {
+    let Type::Path(path) = written else {
+        return spans::first_last(written);
+    };
+    let Some(last) = path.path.segments.last() else {
+        return spans::first_last(written);
+    };
+    let error = match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) => args
+            .args
+            .iter()
+            .filter(|arg| matches!(arg, syn::GenericArgument::Type(_)))
+            .nth(1),
+        _ => None,
+    };
+    match error {
+        Some(error) => spans::first_last(error),
+        None => (last.ident.span(), last.ident.span()),
+    }
+}
+
 /// The `#[cfg]`s of the function, repeated on everything generated beside it.
 pub(crate) fn cfg_attributes(attrs: &[syn::Attribute]) -> Vec<syn::Attribute> {
     attrs
@@ -414,7 +438,12 @@ pub(crate) fn doc_text(attrs: &[syn::Attribute]) -> Option<String> {
             }) => Some(text.value()),
             _ => None,
         })
-        .flat_map(|text| text.lines().map(str::to_owned).collect::<Vec<_>>())
+        // `split`, not `lines`: an empty `///` line is an empty string, and a paragraph break.
+        .flat_map(|text| {
+            text.split('\n')
+                .map(|line| line.trim_end_matches('\r').to_owned())
+                .collect::<Vec<_>>()
+        })
         .map(|line| line.strip_prefix(' ').map(str::to_owned).unwrap_or(line))
         .collect();
     let text = lines.join("\n").trim().to_string();
@@ -461,6 +490,7 @@ impl ToTokens for Task {
              `DagBuilder`, `{function}::spec` describes it."
         );
         let node = self.node();
+        let call = self.call();
         let spec = self.spec();
         tokens.extend(quote! {
             #(#cfgs)*
@@ -472,6 +502,7 @@ impl ToTokens for Task {
             #[allow(dead_code)]
             impl #function {
                 #node
+                #call
                 #spec
             }
 
@@ -500,16 +531,26 @@ impl Task {
         }
     }
 
-    /// `fn node(dag, args..) -> Node<Out>`.
+    /// `name: impl IntoInput<Ty>`, located at the user's `Ty`: a mismatched argument's
+    /// error then notes "required by this bound" at the task's own parameter.
+    fn param_decl(&self, name: &Ident, ty: &Type) -> TokenStream {
+        let (first, last) = spans::first_last(ty);
+        let root = spans::respan(self.root.clone(), first);
+        let open = quote_spanned!(first=> impl #root::__private::IntoInput<);
+        let close = quote_spanned!(last=> >);
+        quote!(#name: #open #ty #close)
+    }
+
+    /// `fn node(dag, args..) -> Node<Out>`: the public way to add the task to a DAG.
     fn node(&self) -> TokenStream {
         let root = &self.root;
         let vis = &self.vis;
         let dag = Ident::new("__flow_dag", Span::mixed_site());
         let task = Ident::new("__flow_task", Span::mixed_site());
+        // Located at the function's name, so notes about `node` show the user's function.
+        let node = Ident::new("node", self.function.span());
         let out = self.output_type();
-        let params = self
-            .values()
-            .map(|(name, ty)| quote!(#name: impl #root::__private::IntoInput<#ty>));
+        let params = self.values().map(|(name, ty)| self.param_decl(name, ty));
         let body = if self.values().next().is_none() {
             quote!(#dag.add_task(Self::spec()).finish())
         } else {
@@ -528,8 +569,37 @@ impl Task {
         quote! {
             #[doc = #doc]
             #[allow(clippy::too_many_arguments)]
-            #vis fn node(#dag: &mut #root::DagBuilder, #(#params),*) -> #root::Node<#out> {
+            #vis fn #node(#dag: &mut #root::DagBuilder, #(#params),*) -> #root::Node<#out> {
                 #body
+            }
+        }
+    }
+
+    /// `fn __flow_call(args..) -> Box<dyn FnOnce(&mut DagBuilder) -> Node<Out>>`: what
+    /// `#[dag]` calls, `node` with the builder applied last. The compiler then counts a
+    /// call's arguments as the user wrote them, and a task call nested in another's
+    /// arguments takes the builder before the outer one does. (A boxed closure rather than
+    /// an `impl FnOnce`, whose type would carry the argument types and have the compiler
+    /// report a mismatched argument twice.)
+    fn call(&self) -> TokenStream {
+        let root = &self.root;
+        let vis = &self.vis;
+        let dag = Ident::new("__flow_dag", Span::mixed_site());
+        let call = Ident::new("__flow_call", self.function.span());
+        let lifetime = syn::Lifetime::new("'__flow", Span::mixed_site());
+        let out = self.output_type();
+        let params = self.values().map(|(name, ty)| {
+            let param = self.param_decl(name, ty);
+            quote!(#param + #lifetime)
+        });
+        let names = self.values().map(|(name, _)| name);
+        quote! {
+            #[doc(hidden)]
+            #[allow(clippy::too_many_arguments)]
+            #vis fn #call<#lifetime>(#(#params),*)
+                -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::DagBuilder) -> #root::Node<#out> + #lifetime>
+            {
+                #root::__private::Box::new(move |#dag: &mut #root::DagBuilder| Self::node(#dag, #(#names),*))
             }
         }
     }
@@ -592,7 +662,29 @@ impl Task {
             Output::Plain(ty) => quote! {
                 #root::__private::encode_output::<#ty>(#call)
             },
-            Output::Result { written, .. } => quote! {
+            Output::Result {
+                written,
+                ok: Some(ok),
+            } => {
+                // A match rather than `TaskReturn`, so that an unfit `Ok` type is reported
+                // once, at the type, and an unfit error type at the error type.
+                let ok_value = Ident::new("__flow_ok", Span::mixed_site());
+                let error = Ident::new("__flow_error", Span::mixed_site());
+                let (first, last) = error_type_span(written);
+                let located_error = spans::located_field(&error, first, last);
+                let from_error = spans::respan(quote!(#root::TaskError::from_error), first);
+                quote! {
+                    let #value: #ok = match #call {
+                        ::core::result::Result::Ok(#ok_value) => #ok_value,
+                        ::core::result::Result::Err(#error) => {
+                            let #error = (#error,);
+                            return ::core::result::Result::Err(#from_error(#located_error));
+                        }
+                    };
+                    #root::__private::encode_output::<#ok>(#value)
+                }
+            }
+            Output::Result { written, ok: None } => quote! {
                 let #value = <#written as #root::__private::TaskReturn>::into_task_result(#call)?;
                 #root::__private::encode_output::<#out>(#value)
             },

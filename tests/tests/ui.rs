@@ -1,0 +1,12 @@
+//! Compile tests of `#[task]` and `#[dag]`: what they accept (`ui/*/pass`, built and run)
+//! and what they reject, with the exact messages (`ui/*/fail/*.stderr`).
+//!
+//! After a deliberate change of a message, regenerate the expected output with
+//! `TRYBUILD=overwrite cargo test -p flow-tests --test ui` and read every changed file.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("ui/*/pass/*.rs");
+    t.compile_fail("ui/*/fail/*.rs");
+}

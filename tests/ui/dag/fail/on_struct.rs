@@ -1,0 +1,6 @@
+use flow_runtime::prelude::*;
+
+#[dag(schedule = "@daily")]
+struct Pipeline;
+
+fn main() {}

@@ -1,0 +1,75 @@
+//! Macro output is warning-free under strict lints, including `clippy::pedantic`
+//! (`tests/ui.rs` also compiles this file as a module, so `cargo clippy` checks it).
+#![deny(warnings, missing_docs, unused_qualifications, unused_results, unreachable_pub)]
+#![deny(clippy::all, clippy::pedantic)]
+
+use flow_runtime::prelude::*;
+
+/// A record.
+#[derive(Serialize, Deserialize)]
+pub struct Record {
+    /// Its value.
+    pub value: u64,
+}
+
+/// Produces records.
+#[task(retries = 2, retry_delay = "10m", owner = "lint")]
+pub fn produce(count: u64) -> Vec<Record> {
+    (0..count).map(|value| Record { value }).collect()
+}
+
+/// Sums records.
+#[task]
+pub fn sum(ctx: &TaskContext, records: Vec<Record>) -> anyhow::Result<u64> {
+    let _ = ctx.try_number();
+    Ok(records.iter().map(|r| r.value).sum())
+}
+
+/// Reports asynchronously.
+#[task]
+pub async fn report(total: u64, label: String) -> String {
+    format!("{label}: {total}")
+}
+
+/// Does nothing.
+#[task]
+pub fn noop() {}
+
+/// Many parameters.
+#[task]
+#[allow(clippy::too_many_arguments, clippy::many_single_char_names)]
+pub fn wide(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8, h: u8) -> u8 {
+    a ^ b ^ c ^ d ^ e ^ f ^ g ^ h
+}
+
+/// A pipeline.
+///
+/// With a longer description.
+#[dag(
+    schedule = "0 2 * * *",
+    start_date = "2025-01-01",
+    catchup = false,
+    tags = ["lint"],
+    default_args(owner = "team", retries = 1, retry_delay = "300s")
+)]
+pub fn pipeline() {
+    let records = produce(3);
+    let total = sum(records);
+    let text = report(total, "total");
+    text >> noop() >> [wide(1, 2, 3, 4, 5, 6, 7, 8), noop()];
+    [noop(), noop()] << noop();
+    for label in ["a", "b"] {
+        report(total, label);
+    }
+    if cfg!(debug_assertions) {
+        noop();
+    } else {
+        noop()
+    }
+}
+
+/// Runs the pipeline.
+pub fn main() {
+    let dag = pipeline().expect("valid DAG");
+    assert_eq!(dag.description(), Some("A pipeline."));
+}

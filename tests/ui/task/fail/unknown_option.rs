@@ -1,0 +1,12 @@
+use flow_runtime::prelude::*;
+
+#[task(retires = 2)]
+fn typo() {}
+
+#[task(pool = "gpu")]
+fn planned() {}
+
+#[task(color = "red")]
+fn unknown() {}
+
+fn main() {}
