@@ -75,6 +75,29 @@ impl TaskState {
             _ => false,
         }
     }
+
+    /// Whether `to` can follow `self` through one or more moves of a run's execution; a
+    /// store that receives only the last of several moves made within one batch checks
+    /// this. Clearing (a finished state back to `none`) is not such a move: it is the
+    /// store's own operation.
+    pub fn can_reach(self, to: TaskState) -> bool {
+        let mut seen = [false; TaskState::ALL.len()];
+        let mut stack = vec![self];
+        while let Some(from) = stack.pop() {
+            for next in TaskState::ALL {
+                let i = next as usize;
+                let clearing = next == TaskState::None && (from.is_finished() || from == TaskState::UpForRetry);
+                if !seen[i] && !clearing && from.can_become(next) {
+                    if next == to {
+                        return true;
+                    }
+                    seen[i] = true;
+                    stack.push(next);
+                }
+            }
+        }
+        false
+    }
 }
 
 impl fmt::Display for TaskState {
@@ -174,5 +197,7 @@ mod tests {
         for (from, to) in [(None, Success), (Success, Running), (Failed, Success), (Queued, Success)] {
             assert!(!from.can_become(to), "{from} -> {to}");
         }
+        assert!(None.can_reach(Running) && None.can_reach(Success) && UpForRetry.can_reach(Running));
+        assert!(!Success.can_reach(Running) && !Success.can_reach(Success) && !Skipped.can_reach(Queued));
     }
 }

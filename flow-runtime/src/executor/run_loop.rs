@@ -43,6 +43,9 @@ struct Instance {
     upstream: UpstreamCounts,
     elapsed: Option<Duration>,
     output: Option<XComBlob>,
+    /// Where this instance's record sits in the batch being collected, if it does: a
+    /// second change in the same batch replaces it, so the store writes one row.
+    pending: Option<usize>,
 }
 
 pub(super) struct RunLoop<'a> {
@@ -53,6 +56,8 @@ pub(super) struct RunLoop<'a> {
     instances: Vec<Instance>,
     ready: VecDeque<usize>,
     changes: Vec<Change>,
+    /// Instances with a record in `changes`.
+    batched: Vec<usize>,
     running: usize,
     retrying: usize,
     join: JoinSet<Event>,
@@ -84,6 +89,7 @@ impl<'a> RunLoop<'a> {
                 },
                 elapsed: None,
                 output: None,
+                pending: None,
             })
             .collect();
         let scope = Arc::new(RunScope {
@@ -100,6 +106,7 @@ impl<'a> RunLoop<'a> {
             instances,
             ready: VecDeque::new(),
             changes: Vec::new(),
+            batched: Vec::new(),
             running: 0,
             retrying: 0,
             join: JoinSet::new(),
@@ -119,8 +126,7 @@ impl<'a> RunLoop<'a> {
                 self.running += 1;
             }
             // One commit for everything decided this turn, before anything it enables starts.
-            self.executor.store.apply(&self.changes)?;
-            self.changes.clear();
+            self.commit()?;
             for (index, ctx) in launches {
                 let inputs = self.gather_inputs(index);
                 self.spawn(index, ctx, inputs);
@@ -381,7 +387,14 @@ impl<'a> RunLoop<'a> {
         if error.is_some() || state == TaskState::Running {
             inst.record.error = error;
         }
-        self.changes.push(Change::Task(inst.record.clone()));
+        match inst.pending {
+            Some(at) => self.changes[at] = Change::Task(inst.record.clone()),
+            None => {
+                inst.pending = Some(self.changes.len());
+                self.changes.push(Change::Task(inst.record.clone()));
+                self.batched.push(index);
+            }
+        }
         if let Some(observer) = &self.executor.observer {
             let ends_try = state.is_finished() || state == TaskState::UpForRetry;
             observer(&TaskEvent {
@@ -392,6 +405,16 @@ impl<'a> RunLoop<'a> {
                 error: inst.record.error.clone(),
             });
         }
+    }
+
+    /// Applies the collected batch in one transaction.
+    fn commit(&mut self) -> Result<(), RunError> {
+        self.executor.store.apply(&self.changes)?;
+        self.changes.clear();
+        for index in self.batched.drain(..) {
+            self.instances[index].pending = None;
+        }
+        Ok(())
     }
 
     fn run_change(&self, state: RunState, end: Option<DateTime<Utc>>) -> Change {
@@ -411,7 +434,7 @@ impl<'a> RunLoop<'a> {
         }) || self.instances.iter().any(|i| !i.record.state.is_finished());
         let state = if failed { RunState::Failed } else { RunState::Success };
         self.changes.push(self.run_change(state, Some(Utc::now())));
-        self.executor.store.apply(&self.changes)?;
+        self.commit()?;
         let tasks = self
             .instances
             .iter()

@@ -1,6 +1,8 @@
 //! An in-memory store: fast, ephemeral, and strict about the task lifecycle.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
@@ -55,14 +57,19 @@ impl Inner {
     }
 
     fn check(&self, changes: &[Change]) -> Result<(), StoreError> {
-        let mut pending: HashMap<&TaskInstanceKey, TaskState> = HashMap::new();
+        let mut pending: HashMap<&TaskInstanceKey, TaskState> = HashMap::default();
+        let mut known_run: Option<(&DagId, &RunId)> = None;
         for change in changes {
             let (dag_id, run_id) = match change {
                 Change::Task(ti) => (&ti.key.dag_id, &ti.key.run_id),
                 Change::XCom { key, .. } | Change::Log { key, .. } => (&key.dag_id, &key.run_id),
                 Change::Run { dag_id, run_id, .. } => (dag_id, run_id),
             };
-            if !self.runs.contains_key(&(dag_id.clone(), run_id.clone())) {
+            if known_run == Some((dag_id, run_id)) {
+                // Checked already; batches are almost always about one run.
+            } else if self.runs.contains_key(&(dag_id.clone(), run_id.clone())) {
+                known_run = Some((dag_id, run_id));
+            } else {
                 return Err(StoreError::NoSuchRun {
                     dag_id: dag_id.clone(),
                     run_id: run_id.clone(),
@@ -72,7 +79,7 @@ impl Inner {
                 let from = pending.get(&ti.key).copied().or_else(|| self.state_of(&ti.key));
                 if let Some(from) = from
                     && from != ti.state
-                    && !from.can_become(ti.state)
+                    && !from.can_reach(ti.state)
                 {
                     return Err(StoreError::IllegalTransition {
                         key: ti.key.clone(),
@@ -87,7 +94,7 @@ impl Inner {
     }
 
     fn upsert_task(&mut self, ti: &TaskInstanceRecord) {
-        if let Some(attempt) = ti.as_try() {
+        if let Some(attempt) = ti.archived_try() {
             let tries = self.tries.entry(ti.key.clone()).or_default();
             match tries.iter_mut().find(|t| t.try_number == attempt.try_number) {
                 Some(existing) => *existing = attempt,
@@ -177,7 +184,18 @@ impl RunStore for MemoryStore {
     }
 
     fn tries(&self, key: &TaskInstanceKey) -> Result<Vec<TryRecord>, StoreError> {
-        Ok(self.lock().tries.get(key).cloned().unwrap_or_default())
+        let inner = self.lock();
+        let mut tries = inner.tries.get(key).cloned().unwrap_or_default();
+        let current = inner
+            .task_index
+            .get(key)
+            .and_then(|&i| inner.tasks.get(&run_key(key))?[i].current_try());
+        if let Some(current) = current
+            && !tries.iter().any(|t| t.try_number == current.try_number)
+        {
+            tries.push(current);
+        }
+        Ok(tries)
     }
 
     fn clear(&self, dag_id: &DagId, run_id: &RunId, tasks: &[TaskId]) -> Result<(), StoreError> {
@@ -192,13 +210,23 @@ impl RunStore for MemoryStore {
         run.state = RunState::Queued;
         run.end = None;
         let mut cleared = Vec::new();
+        let mut archived = Vec::new();
         for ti in inner.tasks.get_mut(&id).into_iter().flatten() {
             if tasks.contains(&ti.key.task_id) {
+                if let Some(attempt) = ti.current_try() {
+                    archived.push((ti.key.clone(), attempt));
+                }
                 ti.state = TaskState::None;
                 ti.start = None;
                 ti.end = None;
                 ti.error = None;
                 cleared.push(ti.key.clone());
+            }
+        }
+        for (key, attempt) in archived {
+            let tries = inner.tries.entry(key).or_default();
+            if !tries.iter().any(|t| t.try_number == attempt.try_number) {
+                tries.push(attempt);
             }
         }
         inner.xcoms.retain(|(key, _), _| !cleared.contains(key));

@@ -156,20 +156,30 @@ pub struct TaskInstanceRecord {
 }
 
 impl TaskInstanceRecord {
-    /// The try this record describes, for the try history: present once a try has
-    /// started (`running`) and updated when it ends.
-    pub fn as_try(&self) -> Option<TryRecord> {
-        let tracked = matches!(
-            self.state,
-            TaskState::Running | TaskState::Success | TaskState::Failed | TaskState::UpForRetry
-        );
-        (tracked && self.try_number > 0).then(|| TryRecord {
+    /// The try this record describes, once it has started (`try_number > 0` and the
+    /// instance is not waiting to be queued again).
+    ///
+    /// As in Airflow, the instance's own row holds its current try and the history
+    /// holds the earlier ones: a try enters the history when it ends in `up_for_retry`
+    /// (see [`TaskInstanceRecord::archived_try`]) or when the instance is cleared.
+    pub fn current_try(&self) -> Option<TryRecord> {
+        let started = !matches!(self.state, TaskState::None | TaskState::Queued);
+        (started && self.try_number > 0).then(|| self.try_record())
+    }
+
+    /// The try to move into the history now: a try that ended in `up_for_retry`.
+    pub fn archived_try(&self) -> Option<TryRecord> {
+        (self.state == TaskState::UpForRetry && self.try_number > 0).then(|| self.try_record())
+    }
+
+    fn try_record(&self) -> TryRecord {
+        TryRecord {
             try_number: self.try_number,
             state: self.state,
             start: self.start,
             end: self.end,
             error: self.error.clone(),
-        })
+        }
     }
 }
 

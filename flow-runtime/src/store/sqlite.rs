@@ -60,7 +60,7 @@ const MIGRATIONS: [&str; 2] = [
          error TEXT,
          PRIMARY KEY (dag_id, run_id, task_id, map_index),
          FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
-     );
+     ) WITHOUT ROWID;
      CREATE TABLE task_tries (
          dag_id TEXT NOT NULL,
          run_id TEXT NOT NULL,
@@ -73,7 +73,7 @@ const MIGRATIONS: [&str; 2] = [
          error TEXT,
          PRIMARY KEY (dag_id, run_id, task_id, map_index, try_number),
          FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
-     );
+     ) WITHOUT ROWID;
      CREATE TABLE xcoms (
          dag_id TEXT NOT NULL,
          run_id TEXT NOT NULL,
@@ -84,7 +84,7 @@ const MIGRATIONS: [&str; 2] = [
          value BLOB NOT NULL,
          PRIMARY KEY (dag_id, run_id, task_id, map_index, key),
          FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
-     );",
+     ) WITHOUT ROWID;",
     "CREATE TABLE task_logs (
          dag_id TEXT NOT NULL,
          run_id TEXT NOT NULL,
@@ -97,7 +97,7 @@ const MIGRATIONS: [&str; 2] = [
          message TEXT NOT NULL,
          PRIMARY KEY (dag_id, run_id, task_id, map_index, try_number, seq),
          FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
-     );",
+     ) WITHOUT ROWID;",
 ];
 
 /// How [`SqliteStore::open_with`] treats an existing database.
@@ -409,7 +409,7 @@ impl RunStore for SqliteStore {
         let conn = self.lock();
         conn.prepare_cached(
             "SELECT task_id, map_index, state, try_number, max_tries, start_us, end_us, error FROM task_instances \
-             WHERE dag_id = ?1 AND run_id = ?2 ORDER BY rowid",
+             WHERE dag_id = ?1 AND run_id = ?2 ORDER BY task_id, map_index",
         )
         .and_then(|mut st| {
             st.query_map(params![dag_id.as_str(), run_id.as_str()], |r| {
@@ -435,9 +435,17 @@ impl RunStore for SqliteStore {
 
     fn tries(&self, key: &TaskInstanceKey) -> Result<Vec<TryRecord>, StoreError> {
         let conn = self.lock();
+        // Earlier tries from the history, the current one from the instance's own row.
         conn.prepare_cached(
             "SELECT try_number, state, start_us, end_us, error FROM task_tries \
-             WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 ORDER BY try_number",
+             WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
+             UNION ALL \
+             SELECT try_number, state, start_us, end_us, error FROM task_instances i \
+             WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
+             AND try_number > 0 AND state NOT IN ('none', 'queued') \
+             AND NOT EXISTS (SELECT 1 FROM task_tries h WHERE h.dag_id = ?1 AND h.run_id = ?2 \
+                 AND h.task_id = ?3 AND h.map_index = ?4 AND h.try_number = i.try_number) \
+             ORDER BY try_number",
         )
         .and_then(|mut st| {
             st.query_map(key_params(key), |r| {
@@ -473,6 +481,15 @@ impl RunStore for SqliteStore {
         }
         for task in tasks {
             let args = params![dag_id.as_str(), run_id.as_str(), task.as_str()];
+            tx.execute(
+                "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, start_us, end_us, error) \
+                 SELECT dag_id, run_id, task_id, map_index, try_number, state, start_us, end_us, error \
+                 FROM task_instances WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 \
+                 AND try_number > 0 AND state NOT IN ('none', 'queued') \
+                 ON CONFLICT DO NOTHING",
+                args,
+            )
+            .map_err(|e| self.err(e))?;
             tx.execute(
                 "UPDATE task_instances SET state = 'none', start_us = NULL, end_us = NULL, error = NULL \
                  WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3",
@@ -531,7 +548,7 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
                 ])
                 .map_err(|e| no_such_run(e, &k.dag_id, &k.run_id))?;
             debug_assert_eq!(inserted, 1);
-            if let Some(attempt) = ti.as_try() {
+            if let Some(attempt) = ti.archived_try() {
                 tx.prepare_cached(
                     "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, start_us, end_us, error) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
