@@ -107,7 +107,10 @@ mod tests {
     fn transform_without_orders_says_what_is_missing() {
         let ctx = TaskContext::for_test("classic_etl", "transform");
         let err = transform(&ctx).unwrap_err().to_string();
-        assert!(err.contains("no XCom `orders` from task `extract`"), "{err}");
+        assert!(
+            err.contains("no XCom `orders` from task `extract`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -115,6 +118,9 @@ mod tests {
         let run = classic_etl().unwrap().test().unwrap();
         assert_eq!(run.state, RunState::Success, "{run:?}");
         let line: String = run.output("load").unwrap();
-        assert!(line.ends_with("4 orders, 66.50 total, top customer ada"), "{line}");
+        assert!(
+            line.ends_with("4 orders, 66.50 total, top customer ada"),
+            "{line}"
+        );
     }
 }

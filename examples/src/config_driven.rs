@@ -5,8 +5,8 @@
 //! The table list comes from `$FLOW_EXAMPLE_TABLES` (comma-separated), defaulting to
 //! `orders,customers,payments`.
 
-use flow_runtime::prelude::*;
 use flow_runtime::DagError;
+use flow_runtime::prelude::*;
 
 /// Exports one table and returns its row count (the count is derived from the name here).
 #[task(retries = 1, retry_delay = "30s")]
@@ -62,6 +62,9 @@ mod tests {
         assert_eq!(publish.upstream().len(), configured_tables().len());
         let run = dag.test().unwrap();
         assert_eq!(run.state, RunState::Success);
-        assert_eq!(run.output::<u64>("export_orders").unwrap(), export_table("orders".into()));
+        assert_eq!(
+            run.output::<u64>("export_orders").unwrap(),
+            export_table("orders".into())
+        );
     }
 }

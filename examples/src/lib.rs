@@ -21,7 +21,8 @@ use flow_runtime::TaskContext;
 /// Where example tasks write their files: `$FLOW_EXAMPLES_DIR`, or `flow-examples` in the
 /// system's temporary directory.
 pub fn work_dir() -> PathBuf {
-    std::env::var_os("FLOW_EXAMPLES_DIR").map_or_else(|| std::env::temp_dir().join("flow-examples"), PathBuf::from)
+    std::env::var_os("FLOW_EXAMPLES_DIR")
+        .map_or_else(|| std::env::temp_dir().join("flow-examples"), PathBuf::from)
 }
 
 /// A directory of its own for one DAG run, created if needed.
@@ -30,7 +31,13 @@ pub fn run_dir(ctx: &TaskContext) -> std::io::Result<PathBuf> {
         .run_id()
         .as_str()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let dir = work_dir().join(ctx.dag_id().as_str()).join(safe_run);
     std::fs::create_dir_all(&dir)?;

@@ -54,7 +54,11 @@ pub fn load_data(ctx: &TaskContext) -> anyhow::Result<Dataset> {
     let csv = run_dir(ctx)?.join("raw.csv");
     write_synthetic_csv(&csv, ROWS, 42)?;
     let rows = read_csv(&csv)?.len();
-    ensure!(rows >= MIN_ROWS, "{} has {rows} rows; at least {MIN_ROWS} are needed", csv.display());
+    ensure!(
+        rows >= MIN_ROWS,
+        "{} has {rows} rows; at least {MIN_ROWS} are needed",
+        csv.display()
+    );
     ctx.xcom_push("row_count", &rows)?;
     tracing::info!(rows, path = %csv.display(), "data loaded");
     Ok(Dataset { csv, rows })
@@ -67,7 +71,8 @@ pub fn train_model(data: Dataset) -> anyhow::Result<ModelRef> {
     let (train, _) = split(&samples);
     let model = fit(train, 300, 0.5);
     let path = data.csv.with_file_name("model.txt");
-    std::fs::write(&path, model.to_text()).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, model.to_text())
+        .with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(rows = train.len(), "model trained");
     Ok(ModelRef {
         path,
@@ -78,11 +83,17 @@ pub fn train_model(data: Dataset) -> anyhow::Result<ModelRef> {
 /// Scores the model on the held-out 20%; fails when accuracy is below [`THRESHOLD`].
 #[task]
 pub async fn evaluate_model(model: ModelRef, data: Dataset) -> anyhow::Result<Metrics> {
-    let weights = Model::from_text(&std::fs::read_to_string(&model.path).with_context(|| format!("reading {}", model.path.display()))?)?;
+    let weights = Model::from_text(
+        &std::fs::read_to_string(&model.path)
+            .with_context(|| format!("reading {}", model.path.display()))?,
+    )?;
     let samples = read_csv(&data.csv)?;
     let (_, test) = split(&samples);
     ensure!(!test.is_empty(), "no held-out rows to evaluate on");
-    let correct = test.iter().filter(|s| weights.predict(s.x) == s.label).count();
+    let correct = test
+        .iter()
+        .filter(|s| weights.predict(s.x) == s.label)
+        .count();
     let accuracy = correct as f64 / test.len() as f64;
     tracing::info!(accuracy, "model evaluated");
     ensure!(
@@ -99,11 +110,16 @@ pub async fn evaluate_model(model: ModelRef, data: Dataset) -> anyhow::Result<Me
 /// [`PRODUCTION_THRESHOLD`], else to `models/staging`, and returns where it went.
 #[task]
 pub fn deploy_model(model: ModelRef, metrics: Metrics) -> anyhow::Result<PathBuf> {
-    let stage = if metrics.accuracy > PRODUCTION_THRESHOLD { "production" } else { "staging" };
+    let stage = if metrics.accuracy > PRODUCTION_THRESHOLD {
+        "production"
+    } else {
+        "staging"
+    };
     let dir = work_dir().join("models").join(stage);
     std::fs::create_dir_all(&dir)?;
     let target = dir.join("model.txt");
-    std::fs::copy(&model.path, &target).with_context(|| format!("copying the model to {}", target.display()))?;
+    std::fs::copy(&model.path, &target)
+        .with_context(|| format!("copying the model to {}", target.display()))?;
     tracing::info!(accuracy = metrics.accuracy, target = %target.display(), "model deployed to {stage}");
     Ok(target)
 }
@@ -142,7 +158,12 @@ pub fn write_synthetic_csv(path: &Path, rows: usize, seed: u64) -> std::io::Resu
         let label = u8::from(i % 2 == 1);
         let center = if label == 1 { 1.0 } else { -1.0 };
         let (a, b) = rng.gaussian_pair();
-        let _ = writeln!(out, "{:.5},{:.5},{label}", center + 0.9 * a, center + 0.9 * b);
+        let _ = writeln!(
+            out,
+            "{:.5},{:.5},{label}",
+            center + 0.9 * a,
+            center + 0.9 * b
+        );
     }
     std::fs::write(path, out)
 }
@@ -150,27 +171,45 @@ pub fn write_synthetic_csv(path: &Path, rows: usize, seed: u64) -> std::io::Resu
 /// Reads and validates a `x1,x2,label` CSV file: every row needs two finite numbers and a
 /// 0/1 label.
 pub fn read_csv(path: &Path) -> anyhow::Result<Vec<Sample>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = text.lines();
     match lines.next() {
         Some("x1,x2,label") => {}
-        other => bail!("{}: expected the header `x1,x2,label`, found {other:?}", path.display()),
+        other => bail!(
+            "{}: expected the header `x1,x2,label`, found {other:?}",
+            path.display()
+        ),
     }
     lines
         .enumerate()
         .map(|(i, line)| {
             let line_no = i + 2;
             let fields: Vec<&str> = line.split(',').collect();
-            ensure!(fields.len() == 3, "{}:{line_no}: expected 3 fields, found {}", path.display(), fields.len());
+            ensure!(
+                fields.len() == 3,
+                "{}:{line_no}: expected 3 fields, found {}",
+                path.display(),
+                fields.len()
+            );
             let number = |s: &str| -> anyhow::Result<f64> {
-                let v: f64 = s.trim().parse().with_context(|| format!("{}:{line_no}: `{s}` is not a number", path.display()))?;
-                ensure!(v.is_finite(), "{}:{line_no}: `{s}` is not finite", path.display());
+                let v: f64 = s.trim().parse().with_context(|| {
+                    format!("{}:{line_no}: `{s}` is not a number", path.display())
+                })?;
+                ensure!(
+                    v.is_finite(),
+                    "{}:{line_no}: `{s}` is not finite",
+                    path.display()
+                );
                 Ok(v)
             };
             let label = match fields[2].trim() {
                 "0" => 0,
                 "1" => 1,
-                other => bail!("{}:{line_no}: label `{other}` is not 0 or 1", path.display()),
+                other => bail!(
+                    "{}:{line_no}: label `{other}` is not 0 or 1",
+                    path.display()
+                ),
             };
             Ok(Sample {
                 x: [number(fields[0])?, number(fields[1])?],
@@ -205,15 +244,29 @@ impl Model {
     }
 
     fn from_text(text: &str) -> anyhow::Result<Self> {
-        let v: Vec<f64> = text.split_whitespace().map(str::parse).collect::<Result<_, _>>().context("model file is corrupt")?;
-        ensure!(v.len() == 3, "model file has {} numbers, expected 3", v.len());
-        Ok(Model { w: [v[0], v[1]], b: v[2] })
+        let v: Vec<f64> = text
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .context("model file is corrupt")?;
+        ensure!(
+            v.len() == 3,
+            "model file has {} numbers, expected 3",
+            v.len()
+        );
+        Ok(Model {
+            w: [v[0], v[1]],
+            b: v[2],
+        })
     }
 }
 
 /// Full-batch gradient descent on the logistic loss.
 pub fn fit(samples: &[Sample], epochs: usize, rate: f64) -> Model {
-    let mut m = Model { w: [0.0; 2], b: 0.0 };
+    let mut m = Model {
+        w: [0.0; 2],
+        b: 0.0,
+    };
     let n = samples.len().max(1) as f64;
     for _ in 0..epochs {
         let mut grad = [0.0; 3];
@@ -268,8 +321,19 @@ mod tests {
     fn weak_model(dir: &Path) -> ModelRef {
         // Always predicts class 1: right on half of the rows.
         let path = dir.join("weak.txt");
-        std::fs::write(&path, Model { w: [0.0, 0.0], b: 1.0 }.to_text()).unwrap();
-        ModelRef { path, trained_on: 0 }
+        std::fs::write(
+            &path,
+            Model {
+                w: [0.0, 0.0],
+                b: 1.0,
+            }
+            .to_text(),
+        )
+        .unwrap();
+        ModelRef {
+            path,
+            trained_on: 0,
+        }
     }
 
     #[test]
@@ -277,7 +341,10 @@ mod tests {
         let ctx = TaskContext::for_test("ml_training_pipeline", "load_data");
         let data = load_data(&ctx).unwrap();
         assert_eq!(data.rows, ROWS);
-        assert_eq!(ctx.xcom_pull::<usize>("load_data", "row_count").unwrap(), ROWS);
+        assert_eq!(
+            ctx.xcom_pull::<usize>("load_data", "row_count").unwrap(),
+            ROWS
+        );
     }
 
     #[test]

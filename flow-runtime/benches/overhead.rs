@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
+use flow_runtime::Executor;
 use flow_runtime::prelude::*;
 use flow_runtime::store::{MemoryStore, SqliteStore, Store};
-use flow_runtime::Executor;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// The most tasks in flight, for flow and (implicitly unbounded) the baseline.
@@ -38,7 +38,12 @@ struct Dataset {
 fn w1_dag() -> Dag {
     let mut b = DagBuilder::new("w1");
     let load = b
-        .add_task(TaskSpec::from_async("load", |_, _| async { Ok(Dataset { path: "raw.csv".into(), rows: 1797 }) }))
+        .add_task(TaskSpec::from_async("load", |_, _| async {
+            Ok(Dataset {
+                path: "raw.csv".into(),
+                rows: 1797,
+            })
+        }))
         .finish::<Dataset>();
     let mut prev = load;
     for name in ["train", "evaluate", "deploy"] {
@@ -58,9 +63,17 @@ fn w1_dag() -> Dag {
 
 fn w2_dag(n: usize) -> Dag {
     let mut b = DagBuilder::new("w2");
-    let source = b.add_task(TaskSpec::from_async("source", |_, _| async { Ok(1_u64) })).finish::<u64>();
-    let sink = b.add_task(TaskSpec::from_async("sink", |_, _| async { Ok(()) })).finish::<()>();
-    let work = TaskSpec::from_async("work", |_, inputs| async move { Ok(inputs.get::<u64>(0)? + 1) }).param::<u64>("x");
+    let source = b
+        .add_task(TaskSpec::from_async("source", |_, _| async { Ok(1_u64) }))
+        .finish::<u64>();
+    let sink = b
+        .add_task(TaskSpec::from_async("sink", |_, _| async { Ok(()) }))
+        .finish::<()>();
+    let work = TaskSpec::from_async(
+        "work",
+        |_, inputs| async move { Ok(inputs.get::<u64>(0)? + 1) },
+    )
+    .param::<u64>("x");
     let mut middle = Vec::with_capacity(n);
     for i in 0..n {
         let mut t = b.add_task(work.clone());
@@ -73,8 +86,14 @@ fn w2_dag(n: usize) -> Dag {
 
 fn w3_dag(n: usize) -> Dag {
     let mut b = DagBuilder::new("w3");
-    let mut prev = b.add_task(TaskSpec::from_async("step", |_, _| async { Ok(0_u64) })).finish::<u64>();
-    let step = TaskSpec::from_async("step", |_, inputs| async move { Ok(inputs.get::<u64>(0)? + 1) }).param::<u64>("x");
+    let mut prev = b
+        .add_task(TaskSpec::from_async("step", |_, _| async { Ok(0_u64) }))
+        .finish::<u64>();
+    let step = TaskSpec::from_async(
+        "step",
+        |_, inputs| async move { Ok(inputs.get::<u64>(0)? + 1) },
+    )
+    .param::<u64>("x");
     for _ in 1..n {
         let mut t = b.add_task(step.clone());
         t.input(prev);
@@ -97,7 +116,10 @@ async fn baseline_w1() {
     for _ in 0..W1_RUNS {
         let (tx, mut rx) = oneshot::channel();
         tokio::spawn(async move {
-            let _ = tx.send(Dataset { path: "raw.csv".into(), rows: 1797 });
+            let _ = tx.send(Dataset {
+                path: "raw.csv".into(),
+                rows: 1797,
+            });
         });
         for _ in 0..3 {
             let (next_tx, next_rx) = oneshot::channel();
@@ -169,11 +191,16 @@ fn peak_rss_mb() -> f64 {
 
 /// Runs one workload in this process and prints `wall_seconds instances peak_rss_mb`.
 fn child(workload: &str, n: usize, mode: &str) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let store = || -> Arc<dyn Store> {
         match mode {
-            "sqlite" => Arc::new(SqliteStore::open(&dir.path().join("flow.db")).expect("sqlite opens")),
+            "sqlite" => {
+                Arc::new(SqliteStore::open(&dir.path().join("flow.db")).expect("sqlite opens"))
+            }
             _ => Arc::new(MemoryStore::new()),
         }
     };
@@ -211,17 +238,29 @@ fn main() {
     }
     cases.push(("W3", W3_LENGTH));
     let exe = std::env::current_exe().expect("own path");
-    println!("flow overhead benchmark: parallelism {PARALLELISM}, {} cores", std::thread::available_parallelism().map_or(0, usize::from));
+    println!(
+        "flow overhead benchmark: parallelism {PARALLELISM}, {} cores",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
     println!("| workload | tasks | mode | wall | per task | vs tokio | peak RSS |");
     println!("|---|---:|---|---:|---:|---:|---:|");
     for (workload, n) in cases {
         let mut baseline_per_task = f64::NAN;
         for mode in ["tokio", "memory", "sqlite"] {
-            let out = Command::new(&exe).args(["--child", workload, &n.to_string(), mode]).output().expect("child runs");
+            let out = Command::new(&exe)
+                .args(["--child", workload, &n.to_string(), mode])
+                .output()
+                .expect("child runs");
             let text = String::from_utf8_lossy(&out.stdout);
-            let fields: Vec<f64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+            let fields: Vec<f64> = text
+                .split_whitespace()
+                .filter_map(|f| f.parse().ok())
+                .collect();
             let [wall, instances, rss] = fields[..] else {
-                eprintln!("{workload} {mode} failed: {}", String::from_utf8_lossy(&out.stderr));
+                eprintln!(
+                    "{workload} {mode} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 continue;
             };
             let per_task_us = wall / instances * 1e6;

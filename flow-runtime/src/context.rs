@@ -33,7 +33,12 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
-    pub(crate) fn new(run: Arc<RunScope>, task_id: TaskId, map_index: MapIndex, try_number: u32) -> Self {
+    pub(crate) fn new(
+        run: Arc<RunScope>,
+        task_id: TaskId,
+        map_index: MapIndex,
+        try_number: u32,
+    ) -> Self {
         Self {
             run,
             task_id,
@@ -98,7 +103,10 @@ impl TaskContext {
         }
         let blob = XComBlob::encode(value)
             .map_err(|e| TaskError::XCom(format!("XCom `{key}` does not serialize: {e}")))?;
-        let mut pushed = self.pushed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pushed = self
+            .pushed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         pushed.retain(|(k, _)| k != key);
         pushed.push((key.to_string(), blob));
         Ok(())
@@ -116,10 +124,20 @@ impl TaskContext {
     }
 
     /// Like [`TaskContext::xcom_pull`], but `Ok(None)` when the value does not exist.
-    pub fn try_xcom_pull<T: XComValue>(&self, task_id: &str, key: &str) -> Result<Option<T>, TaskError> {
+    pub fn try_xcom_pull<T: XComValue>(
+        &self,
+        task_id: &str,
+        key: &str,
+    ) -> Result<Option<T>, TaskError> {
         let blob = if task_id == self.task_id.as_str() {
-            let pushed = self.pushed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            pushed.iter().find(|(k, _)| k == key).map(|(_, b)| b.clone())
+            let pushed = self
+                .pushed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            pushed
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, b)| b.clone())
         } else {
             let producer = TaskInstanceKey {
                 dag_id: self.run.dag_id.clone(),
@@ -127,10 +145,9 @@ impl TaskContext {
                 task_id: TaskId::new(task_id),
                 map_index: MapIndex::UNMAPPED,
             };
-            self.run
-                .xcoms
-                .get_xcom(&producer, key)
-                .map_err(|e| TaskError::XCom(format!("cannot read XCom `{key}` of `{task_id}`: {e}")))?
+            self.run.xcoms.get_xcom(&producer, key).map_err(|e| {
+                TaskError::XCom(format!("cannot read XCom `{key}` of `{task_id}`: {e}"))
+            })?
         };
         blob.map(|blob| {
             blob.decode().map_err(|e| {
@@ -146,7 +163,12 @@ impl TaskContext {
 
     /// Takes the values pushed during this try, to be stored with its outcome.
     pub(crate) fn take_pushed(&self) -> Vec<(String, XComBlob)> {
-        std::mem::take(&mut *self.pushed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        std::mem::take(
+            &mut *self
+                .pushed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
     }
 }
 

@@ -57,7 +57,12 @@ impl<T> Copy for Node<T> {}
 
 impl<T> std::fmt::Debug for Node<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Node<{}>({})", std::any::type_name::<T>(), self.node.index)
+        write!(
+            f,
+            "Node<{}>({})",
+            std::any::type_name::<T>(),
+            self.node.index
+        )
     }
 }
 
@@ -300,7 +305,12 @@ impl DagBuilder {
         }
     }
 
-    fn resolve(&self, node: AnyNode, task: &TaskId, errors: &mut Vec<DagDefinitionError>) -> Option<usize> {
+    fn resolve(
+        &self,
+        node: AnyNode,
+        task: &TaskId,
+        errors: &mut Vec<DagDefinitionError>,
+    ) -> Option<usize> {
         if node.builder == self.serial && node.index() < self.tasks.len() {
             Some(node.index())
         } else {
@@ -408,7 +418,10 @@ impl DagBuilder {
             });
         }
         for &(u, d) in &self.order_edges {
-            let target = self.tasks.get(d.index()).map_or_else(|| TaskId::new("?"), |t| t.id.clone());
+            let target = self
+                .tasks
+                .get(d.index())
+                .map_or_else(|| TaskId::new("?"), |t| t.id.clone());
             if let (Some(u), Some(d)) = (
                 self.resolve(u, &target, &mut errors),
                 self.resolve(d, &target, &mut errors),
@@ -425,7 +438,12 @@ impl DagBuilder {
             tasks[index].upstream = std::mem::take(ups);
         }
 
-        let cycles = graph::cycles(&tasks.iter().map(|t| t.downstream.as_slice()).collect::<Vec<_>>());
+        let cycles = graph::cycles(
+            &tasks
+                .iter()
+                .map(|t| t.downstream.as_slice())
+                .collect::<Vec<_>>(),
+        );
         if !cycles.is_empty() {
             errors.push(DagDefinitionError::Cycle(
                 cycles
@@ -435,10 +453,22 @@ impl DagBuilder {
             ));
         }
         if !errors.is_empty() {
-            return Err(DagError::Invalid { dag: self.id, errors });
+            return Err(DagError::Invalid {
+                dag: self.id,
+                errors,
+            });
         }
-        let index = tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
-        let topological = graph::topological_order(&tasks.iter().map(|t| t.upstream.as_slice()).collect::<Vec<_>>());
+        let index = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.clone(), i))
+            .collect();
+        let topological = graph::topological_order(
+            &tasks
+                .iter()
+                .map(|t| t.upstream.as_slice())
+                .collect::<Vec<_>>(),
+        );
         let fingerprint = fingerprint(&tasks);
         Ok(Dag {
             fingerprint,
@@ -482,7 +512,9 @@ fn fingerprint(tasks: &[Task]) -> String {
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 250
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// Parses `2025-01-01` (midnight UTC) or an RFC 3339 time.
@@ -491,7 +523,9 @@ pub fn parse_date(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
     }
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A parameter's argument, resolved.
@@ -623,7 +657,10 @@ mod tests {
         TaskSpec::from_sync(name, |_, _| Ok::<u64, TaskError>(1))
     }
     fn sink(name: &str) -> TaskSpec {
-        TaskSpec::from_sync(name, |_, inputs| Ok::<u64, TaskError>(inputs.get::<u64>(0)? + 1)).param::<u64>("x")
+        TaskSpec::from_sync(name, |_, inputs| {
+            Ok::<u64, TaskError>(inputs.get::<u64>(0)? + 1)
+        })
+        .param::<u64>("x")
     }
 
     fn problems(builder: DagBuilder) -> Vec<DagDefinitionError> {
@@ -660,20 +697,33 @@ mod tests {
         let mut b = DagBuilder::new("d");
         b.add_task(source("x"));
         b.add_task(source("y")).task_id("x");
-        assert_eq!(problems(b), [DagDefinitionError::DuplicateTaskId("x".into())]);
+        assert_eq!(
+            problems(b),
+            [DagDefinitionError::DuplicateTaskId("x".into())]
+        );
     }
 
     #[test]
     fn every_cycle_is_reported_with_all_other_problems() {
-        let mut b = DagBuilder::new("bad id!").schedule("every day").start_date("yesterday");
-        let nodes: Vec<AnyNode> = ["a", "b", "c", "d"].iter().map(|n| b.add_task(source(n)).finish::<u64>().any()).collect();
+        let mut b = DagBuilder::new("bad id!")
+            .schedule("every day")
+            .start_date("yesterday");
+        let nodes: Vec<AnyNode> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| b.add_task(source(n)).finish::<u64>().any())
+            .collect();
         b.chain(&[&[nodes[0]], &[nodes[1]], &[nodes[0]]]);
         b.chain(&[&[nodes[2]], &[nodes[3]], &[nodes[2]]]);
         let errs = problems(b);
         assert!(matches!(errs[0], DagDefinitionError::InvalidId { .. }));
-        assert!(matches!(errs[1], DagDefinitionError::InvalidSchedule { .. }));
+        assert!(matches!(
+            errs[1],
+            DagDefinitionError::InvalidSchedule { .. }
+        ));
         assert!(matches!(errs[2], DagDefinitionError::InvalidDate { .. }));
-        let DagDefinitionError::Cycle(cycles) = &errs[3] else { panic!("{errs:?}") };
+        let DagDefinitionError::Cycle(cycles) = &errs[3] else {
+            panic!("{errs:?}")
+        };
         assert_eq!(cycles.len(), 2);
     }
 
@@ -685,9 +735,14 @@ mod tests {
         b.add_task(sink("no_arg"));
         b.add_task(sink("foreign")).input(foreign);
         let errs = problems(b);
-        assert!(matches!(&errs[0], DagDefinitionError::MissingArgument { param, .. } if param == "x"));
+        assert!(
+            matches!(&errs[0], DagDefinitionError::MissingArgument { param, .. } if param == "x")
+        );
         assert!(matches!(&errs[1], DagDefinitionError::ForeignNode { .. }));
-        assert_eq!(problems(DagBuilder::new("empty")), [DagDefinitionError::Empty]);
+        assert_eq!(
+            problems(DagBuilder::new("empty")),
+            [DagDefinitionError::Empty]
+        );
     }
 
     #[test]
@@ -710,22 +765,37 @@ mod tests {
     fn fingerprints_change_with_the_shape_only() {
         let build = |extra_edge: bool, retries: u32| {
             let mut b = DagBuilder::new("d");
-            let a = b.add_task(source("a").retries(retries)).finish::<u64>().any();
+            let a = b
+                .add_task(source("a").retries(retries))
+                .finish::<u64>()
+                .any();
             let c = b.add_task(source("c")).finish::<u64>().any();
             if extra_edge {
                 b.set_downstream(&[a], &[c]);
             }
             b.build().unwrap().fingerprint().to_string()
         };
-        assert_eq!(build(false, 0), build(false, 3), "options do not change the shape");
+        assert_eq!(
+            build(false, 0),
+            build(false, 3),
+            "options do not change the shape"
+        );
         assert_ne!(build(false, 0), build(true, 0));
         assert_eq!(build(true, 0).len(), 16);
     }
 
     #[test]
     fn dates_parse_as_days_or_rfc3339() {
-        assert_eq!(parse_date("2025-01-01").unwrap().to_rfc3339(), "2025-01-01T00:00:00+00:00");
-        assert_eq!(parse_date("2025-01-01T02:00:00+01:00").unwrap().to_rfc3339(), "2025-01-01T01:00:00+00:00");
+        assert_eq!(
+            parse_date("2025-01-01").unwrap().to_rfc3339(),
+            "2025-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_date("2025-01-01T02:00:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2025-01-01T01:00:00+00:00"
+        );
         assert!(parse_date("01/01/2025").is_none());
     }
 }

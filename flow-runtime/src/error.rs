@@ -46,7 +46,9 @@ pub enum DagDefinitionError {
         reason: String,
     },
     /// A date that does not parse.
-    #[error("invalid {field} `{value}`: expected a date like `2025-01-01` or `2025-01-01T02:00:00Z`")]
+    #[error(
+        "invalid {field} `{value}`: expected a date like `2025-01-01` or `2025-01-01T02:00:00Z`"
+    )]
     InvalidDate {
         /// The option (`start_date`).
         field: &'static str,
@@ -54,7 +56,9 @@ pub enum DagDefinitionError {
         value: String,
     },
     /// A duration that does not parse.
-    #[error("invalid {field} `{value}` on task `{task}`: {reason} (write durations like `30s`, `5m`, `1h 30m`)")]
+    #[error(
+        "invalid {field} `{value}` on task `{task}`: {reason} (write durations like `30s`, `5m`, `1h 30m`)"
+    )]
     InvalidDuration {
         /// The task the option belongs to.
         task: String,
@@ -180,7 +184,9 @@ pub enum RunError {
     #[error("cannot start the async runtime: {0}")]
     Runtime(String),
     /// A run with this id exists already.
-    #[error("run `{run_id}` of DAG `{dag_id}` already exists; resume it with `dags test {dag_id} --resume {run_id}`, or pick another --date")]
+    #[error(
+        "run `{run_id}` of DAG `{dag_id}` already exists; resume it with `dags test {dag_id} --resume {run_id}`, or pick another --date"
+    )]
     RunExists {
         /// The DAG.
         dag_id: DagId,
@@ -196,7 +202,9 @@ pub enum RunError {
         run_id: RunId,
     },
     /// The run is over; nothing to resume.
-    #[error("run `{run_id}` already ended {state}; clear tasks with `tasks clear` to run them again")]
+    #[error(
+        "run `{run_id}` already ended {state}; clear tasks with `tasks clear` to run them again"
+    )]
     RunFinished {
         /// The run.
         run_id: RunId,
@@ -222,10 +230,7 @@ mod tests {
 
     #[test]
     fn cycle_lists_every_cycle_closed() {
-        let err = DagDefinitionError::Cycle(vec![
-            vec!["a".into(), "b".into()],
-            vec!["c".into()],
-        ]);
+        let err = DagDefinitionError::Cycle(vec![vec!["a".into(), "b".into()], vec!["c".into()]]);
         assert_eq!(err.to_string(), "dependency cycle: a >> b >> a; c >> c");
     }
 
@@ -233,15 +238,24 @@ mod tests {
     fn dag_error_lists_all_problems() {
         let err = DagError::Invalid {
             dag: "d".into(),
-            errors: vec![DagDefinitionError::Empty, DagDefinitionError::DuplicateTaskId("x".into())],
+            errors: vec![
+                DagDefinitionError::Empty,
+                DagDefinitionError::DuplicateTaskId("x".into()),
+            ],
         };
         let text = err.to_string();
-        assert!(text.contains("no tasks") && text.contains("`x` is used twice"), "{text}");
+        assert!(
+            text.contains("no tasks") && text.contains("`x` is used twice"),
+            "{text}"
+        );
     }
 
     #[test]
     fn task_errors_keep_the_cause_chain() {
         let err = anyhow::anyhow!("disk full").context("writing parquet");
-        assert_eq!(TaskError::from_error(err).to_string(), "writing parquet: disk full");
+        assert_eq!(
+            TaskError::from_error(err).to_string(),
+            "writing parquet: disk full"
+        );
     }
 }

@@ -99,16 +99,26 @@ mod tests {
     #[test]
     fn finds_every_cycle_and_self_edge() {
         let edges = vec![vec![1], vec![2], vec![0], vec![4], vec![3], vec![5], vec![]];
-        assert_eq!(cycles(&as_slices(&edges)), vec![vec![0, 1, 2], vec![3, 4], vec![5]]);
+        assert_eq!(
+            cycles(&as_slices(&edges)),
+            vec![vec![0, 1, 2], vec![3, 4], vec![5]]
+        );
     }
 
     #[test]
     fn acyclic_graphs_have_none_and_long_chains_do_not_overflow() {
         let n = 200_000;
-        let chain: Vec<Vec<usize>> = (0..n).map(|i| if i + 1 < n { vec![i + 1] } else { vec![] }).collect();
+        let chain: Vec<Vec<usize>> = (0..n)
+            .map(|i| if i + 1 < n { vec![i + 1] } else { vec![] })
+            .collect();
         assert!(cycles(&as_slices(&chain)).is_empty());
-        let ups: Vec<Vec<usize>> = (0..n).map(|i| if i > 0 { vec![i - 1] } else { vec![] }).collect();
-        assert_eq!(topological_order(&as_slices(&ups)), (0..n).collect::<Vec<_>>());
+        let ups: Vec<Vec<usize>> = (0..n)
+            .map(|i| if i > 0 { vec![i - 1] } else { vec![] })
+            .collect();
+        assert_eq!(
+            topological_order(&as_slices(&ups)),
+            (0..n).collect::<Vec<_>>()
+        );
     }
 
     #[test]

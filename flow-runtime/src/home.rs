@@ -19,7 +19,9 @@ pub const DATABASE_FILE: &str = "flow.db";
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
     /// Neither `FLOW_HOME` nor `HOME` is set.
-    #[error("set FLOW_HOME to the directory where flow keeps its database (HOME is not set either)")]
+    #[error(
+        "set FLOW_HOME to the directory where flow keeps its database (HOME is not set either)"
+    )]
     Unset,
     /// Another process holds the run's lock.
     #[error(
@@ -66,7 +68,9 @@ impl FlowHome {
         if let Some(dir) = std::env::var_os("FLOW_HOME").filter(|d| !d.is_empty()) {
             return Ok(Self::at(dir));
         }
-        let home = std::env::var_os("HOME").filter(|d| !d.is_empty()).ok_or(HomeError::Unset)?;
+        let home = std::env::var_os("HOME")
+            .filter(|d| !d.is_empty())
+            .ok_or(HomeError::Unset)?;
         Ok(Self::at(Path::new(&home).join(".flow")))
     }
 
@@ -119,7 +123,11 @@ impl FlowHome {
                 Err(HomeError::RunBusy {
                     dag_id: dag_id.clone(),
                     run_id: run_id.clone(),
-                    holder: if holder.is_empty() { "unknown process".into() } else { holder },
+                    holder: if holder.is_empty() {
+                        "unknown process".into()
+                    } else {
+                        holder
+                    },
                 })
             }
             Err(TryLockError::Error(e)) => Err(lock_error(e)),
@@ -130,13 +138,24 @@ impl FlowHome {
 /// A file name for a run: readable, with a hash so that distinct ids never collide.
 fn lock_name(dag_id: &DagId, run_id: &RunId) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in dag_id.as_str().bytes().chain([0]).chain(run_id.as_str().bytes()) {
+    for byte in dag_id
+        .as_str()
+        .bytes()
+        .chain([0])
+        .chain(run_id.as_str().bytes())
+    {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     let readable: String = format!("{dag_id}__{run_id}")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(100)
         .collect();
     format!("{readable}-{hash:016x}")
@@ -150,11 +169,20 @@ mod tests {
     fn a_run_can_be_locked_once_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let home = FlowHome::at(dir.path());
-        let (dag, run) = (DagId::new("d"), RunId::new("manual__2025-01-01T00:00:00+00:00"));
+        let (dag, run) = (
+            DagId::new("d"),
+            RunId::new("manual__2025-01-01T00:00:00+00:00"),
+        );
         let held = home.lock_run(&dag, &run).unwrap();
         let err = home.lock_run(&dag, &run).unwrap_err().to_string();
-        assert!(err.contains("being executed by another process (pid "), "{err}");
-        assert!(home.lock_run(&dag, &RunId::new("other")).is_ok(), "other runs are free");
+        assert!(
+            err.contains("being executed by another process (pid "),
+            "{err}"
+        );
+        assert!(
+            home.lock_run(&dag, &RunId::new("other")).is_ok(),
+            "other runs are free"
+        );
         drop(held);
         assert!(home.lock_run(&dag, &run).is_ok(), "released on drop");
     }

@@ -73,7 +73,9 @@ string_id!(
 );
 
 /// The position of a mapped task instance among its siblings; unmapped instances have none.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
 pub struct MapIndex(Option<u32>);
 
 impl MapIndex {

@@ -77,7 +77,10 @@ pub use flow_macros::{dag, task};
 /// Runs a future to completion on a fresh current-thread runtime: the way to call an
 /// `async` `#[task]` function from a plain `#[test]`.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime.block_on(future),
         Err(e) => panic!("cannot start a tokio runtime for block_on: {e}"),
     }
@@ -85,12 +88,12 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 /// What a pipeline file needs: `use flow_runtime::prelude::*;`.
 pub mod prelude {
-    #[cfg(feature = "macros")]
-    pub use crate::{dag, task};
     pub use crate::{
         AnyNode, Dag, DagBuilder, Inputs, Node, RunState, RunSummary, TaskContext, TaskError,
         TaskOptions, TaskSpec, TaskState, block_on,
     };
+    #[cfg(feature = "macros")]
+    pub use crate::{dag, task};
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -27,8 +27,12 @@ impl TryLog {
     /// capturing subscriber is installed.
     pub fn attach(&self, span: &Span) -> bool {
         span.with_subscriber(|(id, dispatch)| {
-            let Some(registry) = dispatch.downcast_ref::<Registry>() else { return false };
-            let Some(span) = registry.span(id) else { return false };
+            let Some(registry) = dispatch.downcast_ref::<Registry>() else {
+                return false;
+            };
+            let Some(span) = registry.span(id) else {
+                return false;
+            };
             span.extensions_mut().insert(self.clone());
             true
         })
@@ -37,11 +41,19 @@ impl TryLog {
 
     /// Takes the lines captured so far.
     pub fn take(&self) -> Vec<LogLine> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
     }
 
     fn push(&self, line: LogLine) {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(line);
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(line);
     }
 }
 
@@ -54,7 +66,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let Some(scope) = ctx.event_scope(event) else { return };
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
         for span in scope {
             let log = span.extensions().get::<TryLog>().cloned();
             if let Some(log) = log {
@@ -112,7 +126,10 @@ mod tests {
             });
             tracing::info!("outside");
             let lines = log.take();
-            let text: Vec<_> = lines.iter().map(|l| format!("{} {}", l.level, l.message)).collect();
+            let text: Vec<_> = lines
+                .iter()
+                .map(|l| format!("{} {}", l.level, l.message))
+                .collect();
             assert_eq!(text, ["INFO loaded rows=3", "WARN nested"]);
         });
     }

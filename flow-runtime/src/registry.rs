@@ -70,7 +70,9 @@ pub enum RegistryError {
     )]
     Empty,
     /// Two DAGs share an id.
-    #[error("DAG id `{id}` is defined twice (at {first} and at {second}); give one of them another `id`")]
+    #[error(
+        "DAG id `{id}` is defined twice (at {first} and at {second}); give one of them another `id`"
+    )]
     Duplicate {
         /// The id.
         id: String,
@@ -97,7 +99,9 @@ impl Registry {
     }
 
     /// Builds the given registrations (the testable core of [`Registry::load`]).
-    pub fn from_registrations<'a>(regs: impl IntoIterator<Item = &'a DagRegistration>) -> Result<Self, RegistryError> {
+    pub fn from_registrations<'a>(
+        regs: impl IntoIterator<Item = &'a DagRegistration>,
+    ) -> Result<Self, RegistryError> {
         let mut seen: BTreeMap<&str, &DagRegistration> = BTreeMap::new();
         let mut dags = BTreeMap::new();
         let mut invalid = Vec::new();
@@ -180,20 +184,45 @@ mod tests {
 
     #[test]
     fn duplicates_empty_and_invalid_registries_are_errors() {
-        let a = DagRegistration { id: "ok", build: ok_dag, location: "a.rs:1" };
-        let b = DagRegistration { id: "ok", build: ok_dag, location: "b.rs:9" };
-        let err = Registry::from_registrations([&b, &a]).unwrap_err().to_string();
-        assert!(err.contains("`ok` is defined twice (at a.rs:1 and at b.rs:9)"), "{err}");
-        assert!(matches!(Registry::from_registrations([]), Err(RegistryError::Empty)));
-        let bad = DagRegistration { id: "bad", build: bad_dag, location: "c.rs:1" };
-        let err = Registry::from_registrations([&a, &bad]).unwrap_err().to_string();
+        let a = DagRegistration {
+            id: "ok",
+            build: ok_dag,
+            location: "a.rs:1",
+        };
+        let b = DagRegistration {
+            id: "ok",
+            build: ok_dag,
+            location: "b.rs:9",
+        };
+        let err = Registry::from_registrations([&b, &a])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`ok` is defined twice (at a.rs:1 and at b.rs:9)"),
+            "{err}"
+        );
+        assert!(matches!(
+            Registry::from_registrations([]),
+            Err(RegistryError::Empty)
+        ));
+        let bad = DagRegistration {
+            id: "bad",
+            build: bad_dag,
+            location: "c.rs:1",
+        };
+        let err = Registry::from_registrations([&a, &bad])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("DAG `bad` is invalid"), "{err}");
     }
 
     #[test]
     fn closest_ids_come_first() {
         let known = ["ml_training_pipeline", "etl", "dynamic_pipeline"];
-        assert_eq!(closest("ml_trainig_pipeline", known)[0], "ml_training_pipeline");
+        assert_eq!(
+            closest("ml_trainig_pipeline", known)[0],
+            "ml_training_pipeline"
+        );
         assert_eq!(closest("etll", known)[0], "etl");
     }
 }

@@ -16,7 +16,7 @@ pub enum Schedule {
     /// Exactly one run, at the start date (`@once`).
     Once,
     /// On every match of a cron expression.
-    Cron(CronSchedule),
+    Cron(Box<CronSchedule>),
 }
 
 /// A parsed cron schedule, keeping the expression as written.
@@ -80,10 +80,10 @@ impl Schedule {
             .year(Year::Disallowed)
             .build();
         let cron = parser.parse(expanded).map_err(|e| e.to_string())?;
-        Ok(Schedule::Cron(CronSchedule {
+        Ok(Schedule::Cron(Box::new(CronSchedule {
             expression: trimmed.to_string(),
             cron,
-        }))
+        })))
     }
 }
 
@@ -112,19 +112,38 @@ mod tests {
     #[test]
     fn reads_airflow_style_schedules() {
         let jan1 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
-        assert_eq!(next_after("0 2 * * *", jan1), Utc.with_ymd_and_hms(2025, 1, 1, 2, 0, 0).unwrap());
+        assert_eq!(
+            next_after("0 2 * * *", jan1),
+            Utc.with_ymd_and_hms(2025, 1, 1, 2, 0, 0).unwrap()
+        );
         // 1-5 is Monday to Friday, as in Unix cron: 2025-01-04 is a Saturday.
         let sat = Utc.with_ymd_and_hms(2025, 1, 4, 0, 0, 0).unwrap();
-        assert_eq!(next_after("0 9 * * 1-5", sat), Utc.with_ymd_and_hms(2025, 1, 6, 9, 0, 0).unwrap());
-        assert_eq!(next_after("@daily", jan1), Utc.with_ymd_and_hms(2025, 1, 2, 0, 0, 0).unwrap());
-        assert_eq!(next_after("@quarterly", jan1), Utc.with_ymd_and_hms(2025, 4, 1, 0, 0, 0).unwrap());
-        assert_eq!(next_after("*/15 * * * *", jan1), Utc.with_ymd_and_hms(2025, 1, 1, 0, 15, 0).unwrap());
+        assert_eq!(
+            next_after("0 9 * * 1-5", sat),
+            Utc.with_ymd_and_hms(2025, 1, 6, 9, 0, 0).unwrap()
+        );
+        assert_eq!(
+            next_after("@daily", jan1),
+            Utc.with_ymd_and_hms(2025, 1, 2, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            next_after("@quarterly", jan1),
+            Utc.with_ymd_and_hms(2025, 4, 1, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            next_after("*/15 * * * *", jan1),
+            Utc.with_ymd_and_hms(2025, 1, 1, 0, 15, 0).unwrap()
+        );
         assert!(matches!(Schedule::parse("@once").unwrap(), Schedule::Once));
     }
 
     #[test]
     fn rejects_bad_schedules_with_reasons() {
-        assert!(Schedule::parse("@fortnightly").unwrap_err().contains("@daily"));
+        assert!(
+            Schedule::parse("@fortnightly")
+                .unwrap_err()
+                .contains("@daily")
+        );
         assert!(Schedule::parse("0 2 * *").unwrap_err().contains("5 fields"));
         assert!(Schedule::parse("61 * * * *").is_err());
         assert!(Schedule::parse("0 0 2 * * * 2025").is_err());

@@ -86,7 +86,8 @@ impl TaskState {
         while let Some(from) = stack.pop() {
             for next in TaskState::ALL {
                 let i = next as usize;
-                let clearing = next == TaskState::None && (from.is_finished() || from == TaskState::UpForRetry);
+                let clearing = next == TaskState::None
+                    && (from.is_finished() || from == TaskState::UpForRetry);
                 if !seen[i] && !clearing && from.can_become(next) {
                     if next == to {
                         return true;
@@ -194,10 +195,21 @@ mod tests {
         ] {
             assert!(from.can_become(to), "{from} -> {to}");
         }
-        for (from, to) in [(None, Success), (Success, Running), (Failed, Success), (Queued, Success)] {
+        for (from, to) in [
+            (None, Success),
+            (Success, Running),
+            (Failed, Success),
+            (Queued, Success),
+        ] {
             assert!(!from.can_become(to), "{from} -> {to}");
         }
-        assert!(None.can_reach(Running) && None.can_reach(Success) && UpForRetry.can_reach(Running));
-        assert!(!Success.can_reach(Running) && !Success.can_reach(Success) && !Skipped.can_reach(Queued));
+        assert!(
+            None.can_reach(Running) && None.can_reach(Success) && UpForRetry.can_reach(Running)
+        );
+        assert!(
+            !Success.can_reach(Running)
+                && !Success.can_reach(Success)
+                && !Skipped.can_reach(Queued)
+        );
     }
 }

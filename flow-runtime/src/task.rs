@@ -22,13 +22,18 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// The outcome of one try: the encoded return value, or why it failed.
 pub type TaskResult = Result<XComBlob, TaskError>;
 
+/// A blocking task body.
+pub type SyncTaskFn = dyn Fn(&TaskContext, Inputs) -> TaskResult + Send + Sync;
+/// An async task body.
+pub type AsyncTaskFn = dyn Fn(TaskContext, Inputs) -> BoxFuture<TaskResult> + Send + Sync;
+
 /// The function behind a task, called once per try with its decoded context and inputs.
 #[derive(Clone)]
 pub enum TaskFn {
     /// A blocking function; the executor runs it off the async worker threads.
-    Sync(Arc<dyn Fn(&TaskContext, Inputs) -> TaskResult + Send + Sync>),
+    Sync(Arc<SyncTaskFn>),
     /// An async function; the executor polls it on the runtime.
-    Async(Arc<dyn Fn(TaskContext, Inputs) -> BoxFuture<TaskResult> + Send + Sync>),
+    Async(Arc<AsyncTaskFn>),
 }
 
 impl fmt::Debug for TaskFn {
@@ -340,7 +345,11 @@ impl Inputs {
     }
 
     pub(crate) fn push(&mut self, param: Cow<'static, str>, source: InputSource, blob: XComBlob) {
-        self.values.push(InputValue { param, source, blob });
+        self.values.push(InputValue {
+            param,
+            source,
+            blob,
+        });
     }
 
     /// The number of inputs.
@@ -385,25 +394,46 @@ mod tests {
         let ok: Result<u8, anyhow::Error> = Ok(3);
         assert_eq!(ok.into_task_result().unwrap(), 3);
         let err: Result<u8, std::io::Error> = Err(std::io::Error::other("no disk"));
-        assert_eq!(err.into_task_result().unwrap_err(), TaskError::Failed("no disk".into()));
+        assert_eq!(
+            err.into_task_result().unwrap_err(),
+            TaskError::Failed("no disk".into())
+        );
     }
 
     #[test]
     fn inputs_report_the_producer_and_both_types_on_drift() {
         let mut inputs = Inputs::default();
-        inputs.push("data".into(), InputSource::Upstream("load".into()), XComBlob::encode(&"text").unwrap());
+        inputs.push(
+            "data".into(),
+            InputSource::Upstream("load".into()),
+            XComBlob::encode(&"text").unwrap(),
+        );
         let err = inputs.get::<u64>(0).unwrap_err().to_string();
         assert!(err.contains("`data` from task `load`"), "{err}");
-        assert!(err.contains("as `u64`") && err.contains("stored as `&str`"), "{err}");
-        assert!(matches!(inputs.get::<u64>(1), Err(TaskError::MissingInput { .. })));
+        assert!(
+            err.contains("as `u64`") && err.contains("stored as `&str`"),
+            "{err}"
+        );
+        assert!(matches!(
+            inputs.get::<u64>(1),
+            Err(TaskError::MissingInput { .. })
+        ));
     }
 
     #[test]
     fn json_conversions_go_through_the_declared_type() {
         let param = ParamSpec::of::<(u32, String)>("pair");
         let blob = param.from_json(serde_json::json!([4, "four"])).unwrap();
-        assert_eq!(blob.decode::<(u32, String)>().unwrap(), (4, "four".to_string()));
-        assert!(param.from_json(serde_json::json!("x")).unwrap_err().contains("not a valid"));
+        assert_eq!(
+            blob.decode::<(u32, String)>().unwrap(),
+            (4, "four".to_string())
+        );
+        assert!(
+            param
+                .from_json(serde_json::json!("x"))
+                .unwrap_err()
+                .contains("not a valid")
+        );
         let out = OutputSpec::of::<(u32, String)>();
         assert_eq!(out.to_json(&blob).unwrap(), serde_json::json!([4, "four"]));
     }

@@ -67,7 +67,10 @@ mod tests {
     use super::*;
 
     fn counts(total: u32, states: &[TaskState]) -> UpstreamCounts {
-        let mut c = UpstreamCounts { total, ..Default::default() };
+        let mut c = UpstreamCounts {
+            total,
+            ..Default::default()
+        };
         states.iter().for_each(|&s| c.record(s));
         c
     }
@@ -79,7 +82,10 @@ mod tests {
         assert_eq!(all_success(&counts(2, &[Success])), Decision::Wait);
         assert_eq!(all_success(&counts(2, &[Success, Success])), Decision::Run);
         assert_eq!(all_success(&counts(3, &[Failed])), Decision::UpstreamFailed);
-        assert_eq!(all_success(&counts(3, &[UpstreamFailed, Success])), Decision::UpstreamFailed);
+        assert_eq!(
+            all_success(&counts(3, &[UpstreamFailed, Success])),
+            Decision::UpstreamFailed
+        );
         assert_eq!(all_success(&counts(2, &[Skipped])), Decision::Skip);
         assert_eq!(counts(3, &[Skipped, Failed]).done(), 2);
     }

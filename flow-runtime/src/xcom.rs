@@ -45,7 +45,10 @@ impl XComBlob {
     }
 
     /// Rebuilds a blob from stored parts.
-    pub fn from_parts(bytes: impl Into<Arc<[u8]>>, type_name: impl Into<Cow<'static, str>>) -> Self {
+    pub fn from_parts(
+        bytes: impl Into<Arc<[u8]>>,
+        type_name: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             bytes: bytes.into(),
             type_name: type_name.into(),

@@ -112,8 +112,13 @@ pub fn retrying() {
 /// what ran even when the process is killed.
 fn side_record(ctx: &TaskContext, event: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let Some(path) = std::env::var_os("FLOW_TEST_SIDE_FILE") else { return Ok(()) };
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let Some(path) = std::env::var_os("FLOW_TEST_SIDE_FILE") else {
+        return Ok(());
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     // One write of the whole line: with O_APPEND, concurrent tasks never interleave.
     file.write_all(format!("{event} {} {}\n", ctx.task_id(), ctx.try_number()).as_bytes())?;
     file.sync_data()?;
@@ -124,7 +129,10 @@ fn side_record(ctx: &TaskContext, event: &str) -> anyhow::Result<()> {
 /// records its end and returns `input + add`.
 fn slow_step(ctx: &TaskContext, input: u64, add: u64) -> anyhow::Result<u64> {
     side_record(ctx, "start")?;
-    let ms = std::env::var("FLOW_TEST_STEP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let ms = std::env::var("FLOW_TEST_STEP_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     std::thread::sleep(std::time::Duration::from_millis(ms));
     tracing::info!(input, add, "step computed");
     side_record(ctx, "end")?;

@@ -22,7 +22,10 @@ fn the_chain_passes_typed_values_and_literals() {
     assert_eq!(dag.task("scale").unwrap().retries(), 3);
     let run = dag.test().unwrap();
     assert_eq!(run.state, RunState::Success);
-    assert_eq!(run.output::<String>("total").unwrap(), "chain/total/try1: 60");
+    assert_eq!(
+        run.output::<String>("total").unwrap(),
+        "chain/total/try1: 60"
+    );
     assert_eq!(run.output::<Batch>("sort").unwrap().values, [1, 2, 3]);
 }
 
@@ -37,14 +40,21 @@ fn failures_and_panics_end_in_airflow_states() {
     assert_eq!(state("independent"), TaskState::Success);
     let error = run.task("explode").unwrap().error.clone().unwrap();
     assert!(error.starts_with("source unavailable on "), "{error}");
-    assert_eq!(run.task("panics").unwrap().error.as_deref(), Some("task panicked: index out of range"));
+    assert_eq!(
+        run.task("panics").unwrap().error.as_deref(),
+        Some("task panicked: index out of range")
+    );
 }
 
 #[test]
 fn task_options_override_default_args() {
     let dag = retrying().unwrap();
     let flaky = dag.task("flaky").unwrap();
-    assert_eq!(flaky.retries(), 2, "the task's own retries win over default_args");
+    assert_eq!(
+        flaky.retries(),
+        2,
+        "the task's own retries win over default_args"
+    );
     assert_eq!(flaky.owner(), "qa", "unset options come from default_args");
     assert_eq!(flaky.retry_delay(), std::time::Duration::from_millis(10));
     let run = dag.test().unwrap();
@@ -82,9 +92,17 @@ mod reuse {
     fn a_task_used_twice_gets_airflow_suffixes() {
         let dag = reused().unwrap();
         let ids: Vec<&str> = dag.tasks().iter().map(|t| t.id().as_str()).collect();
-        assert_eq!(ids, ["first", "step", "step__1", "step__2", "last", "last__1"]);
+        assert_eq!(
+            ids,
+            ["first", "step", "step__1", "step__2", "last", "last__1"]
+        );
         let upstream = |id: &str| -> Vec<&str> {
-            dag.task(id).unwrap().upstream().iter().map(|&i| dag.tasks()[i].id().as_str()).collect()
+            dag.task(id)
+                .unwrap()
+                .upstream()
+                .iter()
+                .map(|&i| dag.tasks()[i].id().as_str())
+                .collect()
         };
         assert_eq!(upstream("last"), ["step", "step__1"]);
         assert_eq!(upstream("last__1"), ["step__2"]);
@@ -113,10 +131,16 @@ mod macro_options {
         let dag = with_options().unwrap();
         assert_eq!(dag.id().as_str(), "options_dag");
         assert_eq!(dag.schedule().to_string(), "*/15 * * * *");
-        assert_eq!(dag.start_date().unwrap().to_rfc3339(), "2025-03-01T00:00:00+00:00");
+        assert_eq!(
+            dag.start_date().unwrap().to_rfc3339(),
+            "2025-03-01T00:00:00+00:00"
+        );
         assert!(dag.catchup());
         assert_eq!(dag.tags(), ["a", "b"]);
-        assert_eq!(dag.description(), Some("The DAG's description comes from this comment."));
+        assert_eq!(
+            dag.description(),
+            Some("The DAG's description comes from this comment.")
+        );
         let task = dag.task("renamed").unwrap();
         assert_eq!(task.owner(), "data");
         assert_eq!(task.spec().documentation(), Some("Documented task."));

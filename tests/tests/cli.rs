@@ -31,11 +31,12 @@ impl Home {
 
 #[test]
 fn dags_list_shows_every_dag() {
-    fixture()
-        .args(["dags", "list"])
-        .assert()
-        .success()
-        .stdout(contains("chain").and(contains("@daily")).and(contains("failing")).and(contains("retrying")));
+    fixture().args(["dags", "list"]).assert().success().stdout(
+        contains("chain")
+            .and(contains("@daily"))
+            .and(contains("failing"))
+            .and(contains("retrying")),
+    );
 }
 
 #[test]
@@ -54,14 +55,26 @@ fn dags_show_prints_a_tree_and_dot() {
 
 #[test]
 fn dags_test_runs_with_live_states_and_a_summary() {
-    let output = fixture().args(["dags", "test", "chain", "--date", "2025-01-02"]).assert().success();
+    let output = fixture()
+        .args(["dags", "test", "chain", "--date", "2025-01-02"])
+        .assert()
+        .success();
     let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
-    for line in ["running          produce (try 1)", "success          total (try 1)"] {
+    for line in [
+        "running          produce (try 1)",
+        "success          total (try 1)",
+    ] {
         assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
     }
-    assert!(stdout.contains("Run manual__2025-01-02T00:00:00+00:00 success"), "{stdout}");
+    assert!(
+        stdout.contains("Run manual__2025-01-02T00:00:00+00:00 success"),
+        "{stdout}"
+    );
     let summary_row = stdout.lines().find(|l| l.starts_with("scale ")).unwrap();
-    assert!(summary_row.contains("success") && summary_row.contains("  1  "), "{summary_row}");
+    assert!(
+        summary_row.contains("success") && summary_row.contains("  1  "),
+        "{summary_row}"
+    );
 }
 
 #[test]
@@ -80,7 +93,9 @@ fn unknown_ids_list_the_known_ones_closest_first() {
         .args(["dags", "test", "chian"])
         .assert()
         .code(2)
-        .stderr(contains("no DAG `chian` in this binary; known DAGs: chain,"));
+        .stderr(contains(
+            "no DAG `chian` in this binary; known DAGs: chain,",
+        ));
     fixture()
         .args(["tasks", "test", "chain", "sortt"])
         .assert()
@@ -94,19 +109,37 @@ fn tasks_list_shows_inputs_outputs_and_upstream() {
         .args(["tasks", "list", "chain"])
         .assert()
         .success()
-        .stdout(contains("scale").and(contains("batch: Batch, factor: i64")).and(contains("Batch")));
+        .stdout(
+            contains("scale")
+                .and(contains("batch: Batch, factor: i64"))
+                .and(contains("Batch")),
+        );
 }
 
 #[test]
 fn tasks_test_runs_one_task_from_json_inputs() {
     fixture()
-        .args(["tasks", "test", "chain", "sort", "--input", r#"batch={"values":[5,4],"source":"cli"}"#])
+        .args([
+            "tasks",
+            "test",
+            "chain",
+            "sort",
+            "--input",
+            r#"batch={"values":[5,4],"source":"cli"}"#,
+        ])
         .assert()
         .success()
         .stdout(contains("\"values\": [\n    4,\n    5\n  ]"));
     // A literal argument needs no --input.
     fixture()
-        .args(["tasks", "test", "chain", "scale", "--input", r#"batch={"values":[2],"source":"cli"}"#])
+        .args([
+            "tasks",
+            "test",
+            "chain",
+            "scale",
+            "--input",
+            r#"batch={"values":[2],"source":"cli"}"#,
+        ])
         .assert()
         .success()
         .stdout(contains("20"));
@@ -128,13 +161,32 @@ fn tasks_test_says_which_inputs_are_missing_and_how_to_give_them() {
 #[test]
 fn bad_inputs_and_dates_are_usage_errors() {
     for (args, message) in [
-        (vec!["tasks", "test", "chain", "sort", "--input", "batch"], "write NAME=JSON"),
-        (vec!["tasks", "test", "chain", "sort", "--input", "batch={"], "invalid JSON"),
-        (vec!["tasks", "test", "chain", "sort", "--input", "batch=[1]"], "not a valid `flow_tests::Batch`"),
-        (vec!["tasks", "test", "chain", "sort", "--input", "nope=1"], "has no input `nope`; its inputs: batch"),
-        (vec!["dags", "test", "chain", "--date", "yesterday"], "invalid --date `yesterday`"),
+        (
+            vec!["tasks", "test", "chain", "sort", "--input", "batch"],
+            "write NAME=JSON",
+        ),
+        (
+            vec!["tasks", "test", "chain", "sort", "--input", "batch={"],
+            "invalid JSON",
+        ),
+        (
+            vec!["tasks", "test", "chain", "sort", "--input", "batch=[1]"],
+            "not a valid `flow_tests::Batch`",
+        ),
+        (
+            vec!["tasks", "test", "chain", "sort", "--input", "nope=1"],
+            "has no input `nope`; its inputs: batch",
+        ),
+        (
+            vec!["dags", "test", "chain", "--date", "yesterday"],
+            "invalid --date `yesterday`",
+        ),
     ] {
-        fixture().args(&args).assert().code(2).stderr(contains(message));
+        fixture()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(contains(message));
     }
 }
 
@@ -150,40 +202,78 @@ fn a_failing_task_test_exits_one() {
 #[test]
 fn runs_are_recorded_and_their_history_is_queryable() {
     let home = Home::new();
-    home.cmd().args(["dags", "test", "chain", "--date", "2025-01-02"]).assert().success();
+    home.cmd()
+        .args(["dags", "test", "chain", "--date", "2025-01-02"])
+        .assert()
+        .success();
     let runs = home.stdout(&["runs", "list", "chain"]);
-    assert!(runs.contains("manual__2025-01-02T00:00:00+00:00") && runs.contains("success"), "{runs}");
+    assert!(
+        runs.contains("manual__2025-01-02T00:00:00+00:00") && runs.contains("success"),
+        "{runs}"
+    );
     let states = home.stdout(&["tasks", "states", "chain", "latest"]);
     let row = states.lines().find(|l| l.starts_with("scale ")).unwrap();
     assert!(row.contains("success  1"), "{states}");
     let logs = home.stdout(&["tasks", "logs", "chain", "latest", "sort"]);
-    assert!(logs.contains("--- try 1 (success) ---") && logs.contains("INFO  sorting values=3"), "{logs}");
+    assert!(
+        logs.contains("--- try 1 (success) ---") && logs.contains("INFO  sorting values=3"),
+        "{logs}"
+    );
     // A recorded run feeds `tasks test`.
     let test = home.stdout(&["tasks", "test", "chain", "total"]);
-    assert!(test.contains("input `batch` from the return value of `scale` in run manual__2025-01-02"), "{test}");
+    assert!(
+        test.contains("input `batch` from the return value of `scale` in run manual__2025-01-02"),
+        "{test}"
+    );
     assert!(test.contains("chain/total/try1: 60"), "{test}");
     // The same logical date again is refused clearly.
     home.cmd()
         .args(["dags", "test", "chain", "--date", "2025-01-02"])
         .assert()
         .code(2)
-        .stderr(contains("already exists; resume it with `dags test chain --resume manual__2025-01-02"));
+        .stderr(contains(
+            "already exists; resume it with `dags test chain --resume manual__2025-01-02",
+        ));
 }
 
 #[test]
 fn clearing_reruns_tasks_and_keeps_earlier_tries() {
     let home = Home::new();
-    home.cmd().args(["dags", "test", "chain", "--date", "2025-01-03"]).assert().success();
-    let cleared = home.stdout(&["tasks", "clear", "chain", "latest", "--task", "sort", "--downstream"]);
-    assert!(cleared.contains("cleared 3 task instance(s)") && cleared.contains("sort, scale, total"), "{cleared}");
+    home.cmd()
+        .args(["dags", "test", "chain", "--date", "2025-01-03"])
+        .assert()
+        .success();
+    let cleared = home.stdout(&[
+        "tasks",
+        "clear",
+        "chain",
+        "latest",
+        "--task",
+        "sort",
+        "--downstream",
+    ]);
+    assert!(
+        cleared.contains("cleared 3 task instance(s)") && cleared.contains("sort, scale, total"),
+        "{cleared}"
+    );
     let states = home.stdout(&["tasks", "states", "chain", "latest"]);
     let tries = |task: &str| {
-        let row = states.lines().find(|l| l.starts_with(&format!("{task} "))).unwrap();
+        let row = states
+            .lines()
+            .find(|l| l.starts_with(&format!("{task} ")))
+            .unwrap();
         row.split_whitespace().nth(2).unwrap().to_string()
     };
-    assert_eq!((tries("produce"), tries("sort"), tries("total")), ("1".into(), "2".into(), "2".into()), "{states}");
+    assert_eq!(
+        (tries("produce"), tries("sort"), tries("total")),
+        ("1".into(), "2".into(), "2".into()),
+        "{states}"
+    );
     let logs = home.stdout(&["tasks", "logs", "chain", "latest", "sort"]);
-    assert!(logs.contains("--- try 1 (success) ---") && logs.contains("--- try 2 (success) ---"), "{logs}");
+    assert!(
+        logs.contains("--- try 1 (success) ---") && logs.contains("--- try 2 (success) ---"),
+        "{logs}"
+    );
     home.cmd()
         .args(["tasks", "logs", "chain", "latest", "sort", "--try", "7"])
         .assert()
@@ -193,32 +283,65 @@ fn clearing_reruns_tasks_and_keeps_earlier_tries() {
         .args(["tasks", "states", "chain", "manual__1999"])
         .assert()
         .code(2)
-        .stderr(contains("has no run `manual__1999`; its runs, closest first: manual__2025-01-03"));
-    home.cmd().args(["dags", "test", "chain", "--resume", "latest"]).assert().code(2).stderr(contains("already ended success"));
+        .stderr(contains(
+            "has no run `manual__1999`; its runs, closest first: manual__2025-01-03",
+        ));
+    home.cmd()
+        .args(["dags", "test", "chain", "--resume", "latest"])
+        .assert()
+        .code(2)
+        .stderr(contains("already ended success"));
 }
 
 #[test]
 fn in_memory_runs_leave_no_database() {
     let home = Home::new();
-    home.cmd().args(["dags", "test", "chain", "--in-memory"]).assert().success();
+    home.cmd()
+        .args(["dags", "test", "chain", "--in-memory"])
+        .assert()
+        .success();
     assert!(!home.0.path().join("flow.db").exists());
-    home.cmd().args(["runs", "list"]).assert().success().stdout(contains("manual__").not());
+    home.cmd()
+        .args(["runs", "list"])
+        .assert()
+        .success()
+        .stdout(contains("manual__").not());
 }
 
 #[test]
 fn a_foreign_database_is_refused_untouched() {
     let home = Home::new();
     let db = home.0.path().join("flow.db");
-    std::fs::write(&db, "my notes, not a database, long enough to look like a file header").unwrap();
-    home.cmd().args(["runs", "list"]).assert().code(2).stderr(contains("is not a flow database"));
-    assert!(std::fs::read_to_string(&db).unwrap().starts_with("my notes"));
+    std::fs::write(
+        &db,
+        "my notes, not a database, long enough to look like a file header",
+    )
+    .unwrap();
+    home.cmd()
+        .args(["runs", "list"])
+        .assert()
+        .code(2)
+        .stderr(contains("is not a flow database"));
+    assert!(
+        std::fs::read_to_string(&db)
+            .unwrap()
+            .starts_with("my notes")
+    );
 }
 
 #[test]
 fn db_commands_report_and_migrate() {
     let home = Home::new();
-    home.cmd().args(["db", "migrate"]).assert().success().stdout(contains("is up to date (schema version 2)"));
-    home.cmd().args(["db", "info"]).assert().success().stdout(contains("schema version: 2"));
+    home.cmd()
+        .args(["db", "migrate"])
+        .assert()
+        .success()
+        .stdout(contains("is up to date (schema version 2)"));
+    home.cmd()
+        .args(["db", "info"])
+        .assert()
+        .success()
+        .stdout(contains("schema version: 2"));
 }
 
 #[test]

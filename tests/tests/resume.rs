@@ -49,7 +49,11 @@ impl Home {
             .map(|line| {
                 let parts: Vec<&str> = line.split(' ').collect();
                 assert_eq!(parts.len(), 3, "malformed side line `{line}`");
-                (parts[0].to_string(), parts[1].to_string(), parts[2].parse().unwrap())
+                (
+                    parts[0].to_string(),
+                    parts[1].to_string(),
+                    parts[2].parse().unwrap(),
+                )
             })
             .collect()
     }
@@ -59,15 +63,27 @@ impl Home {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let side = self.side();
-            let started = side.iter().filter(|(e, t, _)| e == "start" && t == task).count();
-            let ended = side.iter().filter(|(e, t, _)| e == "end" && t == task).count();
+            let started = side
+                .iter()
+                .filter(|(e, t, _)| e == "start" && t == task)
+                .count();
+            let ended = side
+                .iter()
+                .filter(|(e, t, _)| e == "end" && t == task)
+                .count();
             if started > ended {
                 child.kill().unwrap();
                 child.wait().unwrap();
                 return;
             }
-            assert!(child.try_wait().unwrap().is_none(), "the run ended before `{task}` started: {side:?}");
-            assert!(Instant::now() < deadline, "`{task}` never started: {side:?}");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before `{task}` started: {side:?}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "`{task}` never started: {side:?}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -96,28 +112,63 @@ fn a_killed_run_resumes_without_rerunning_succeeded_tasks() {
         let mut child = home.spawn(&["dags", "test", "resumable", "--resume", "latest"]);
         home.kill_during(&mut child, task);
     }
-    let output = home.command(&["dags", "test", "resumable", "--resume", run_id]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = home
+        .command(&["dags", "test", "resumable", "--resume", run_id])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let side = home.side();
-    let tasks = ["step_a", "step_b", "step_c", "step_b__1", "step_sum", "step_sum__1"];
+    let tasks = [
+        "step_a",
+        "step_b",
+        "step_c",
+        "step_b__1",
+        "step_sum",
+        "step_sum__1",
+    ];
     for task in tasks {
-        let ends = side.iter().filter(|(e, t, _)| e == "end" && t == task).count();
+        let ends = side
+            .iter()
+            .filter(|(e, t, _)| e == "end" && t == task)
+            .count();
         assert_eq!(ends, 1, "`{task}` completed {ends} times: {side:?}");
     }
     let store = home.store();
-    assert_eq!(store.run(&"resumable".into(), &run_id.into()).unwrap().unwrap().state, RunState::Success);
-    let instances = store.task_instances(&"resumable".into(), &run_id.into()).unwrap();
-    assert!(instances.iter().all(|ti| ti.state == TaskState::Success), "{instances:?}");
+    assert_eq!(
+        store
+            .run(&"resumable".into(), &run_id.into())
+            .unwrap()
+            .unwrap()
+            .state,
+        RunState::Success
+    );
+    let instances = store
+        .task_instances(&"resumable".into(), &run_id.into())
+        .unwrap();
+    assert!(
+        instances.iter().all(|ti| ti.state == TaskState::Success),
+        "{instances:?}"
+    );
     // Killed tries count: each killed task succeeded on a later try, after an interrupted one.
     for task in ["step_a", "step_sum__1"] {
         let tries = store.tries(&key(run_id, task)).unwrap();
         assert_eq!(tries.len(), 2, "{task}: {tries:?}");
         assert_eq!(tries[0].state, TaskState::UpForRetry);
-        assert!(tries[0].error.as_deref().unwrap().contains("interrupted"), "{tries:?}");
+        assert!(
+            tries[0].error.as_deref().unwrap().contains("interrupted"),
+            "{tries:?}"
+        );
         assert_eq!(tries[1].state, TaskState::Success);
     }
-    let total = store.get_xcom(&key(run_id, "step_sum__1"), "return_value").unwrap().unwrap();
+    let total = store
+        .get_xcom(&key(run_id, "step_sum__1"), "return_value")
+        .unwrap()
+        .unwrap();
     assert_eq!(total.decode::<u64>().unwrap(), 223, "an XCom was lost");
 }
 
@@ -138,7 +189,10 @@ fn a_second_process_cannot_execute_a_run_in_progress() {
         let output = home.command(&args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("is being executed by another process (pid "), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is being executed by another process (pid "),
+            "{args:?}: {stderr}"
+        );
     }
     child.kill().unwrap();
     child.wait().unwrap();

@@ -39,13 +39,22 @@ pub(super) fn resume(dag: &Dag, run: &str, parallelism: Option<usize>) -> Result
     report(&summary)
 }
 
-pub(super) fn clear(dag: &Dag, run: &str, tasks: &[String], downstream: bool, no_run: bool) -> Result<(), Failure> {
+pub(super) fn clear(
+    dag: &Dag,
+    run: &str,
+    tasks: &[String],
+    downstream: bool,
+    no_run: bool,
+) -> Result<(), Failure> {
     let (home, store) = open()?;
     let run_id = resolve_run(store.as_ref(), dag, run)?;
     let mut chosen: BTreeSet<usize> = if tasks.is_empty() {
         (0..dag.tasks().len()).collect()
     } else {
-        tasks.iter().map(|t| find_task(dag, t)).collect::<Result<_, _>>()?
+        tasks
+            .iter()
+            .map(|t| find_task(dag, t))
+            .collect::<Result<_, _>>()?
     };
     if downstream {
         let mut stack: Vec<usize> = chosen.iter().copied().collect();
@@ -57,11 +66,18 @@ pub(super) fn clear(dag: &Dag, run: &str, tasks: &[String], downstream: bool, no
             }
         }
     }
-    let ids: Vec<TaskId> = chosen.iter().map(|&i| dag.tasks()[i].id().clone()).collect();
+    let ids: Vec<TaskId> = chosen
+        .iter()
+        .map(|&i| dag.tasks()[i].id().clone())
+        .collect();
     let lock = home.lock_run(dag.id(), &run_id)?;
     store.clear(dag.id(), &run_id, &ids)?;
     let names: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
-    println!("cleared {} task instance(s) of run {run_id}: {}", ids.len(), names.join(", "));
+    println!(
+        "cleared {} task instance(s) of run {run_id}: {}",
+        ids.len(),
+        names.join(", ")
+    );
     if no_run {
         println!("run them with `dags test {} --resume {run_id}`", dag.id());
         return Ok(());
@@ -71,7 +87,12 @@ pub(super) fn clear(dag: &Dag, run: &str, tasks: &[String], downstream: bool, no
     report(&summary)
 }
 
-pub(super) fn logs(dag: &Dag, run: &str, task_id: &str, try_number: Option<u32>) -> Result<(), Failure> {
+pub(super) fn logs(
+    dag: &Dag,
+    run: &str,
+    task_id: &str,
+    try_number: Option<u32>,
+) -> Result<(), Failure> {
     let (_, store) = open()?;
     let run_id = resolve_run(store.as_ref(), dag, run)?;
     find_task(dag, task_id)?;
@@ -88,14 +109,26 @@ pub(super) fn logs(dag: &Dag, run: &str, task_id: &str, try_number: Option<u32>)
         let made: Vec<String> = tries.iter().map(|t| t.try_number.to_string()).collect();
         return Err(Failure::usage(format!(
             "task `{task_id}` has no try {n} in run {run_id}; tries made: {}",
-            if made.is_empty() { "none".to_string() } else { made.join(", ") }
+            if made.is_empty() {
+                "none".to_string()
+            } else {
+                made.join(", ")
+            }
         )));
     }
     let lines = store.logs(&key, try_number)?;
-    for attempt in tries.iter().filter(|t| try_number.is_none_or(|n| n == t.try_number)) {
+    for attempt in tries
+        .iter()
+        .filter(|t| try_number.is_none_or(|n| n == t.try_number))
+    {
         println!("--- try {} ({}) ---", attempt.try_number, attempt.state);
         for (_, line) in lines.iter().filter(|(t, _)| *t == attempt.try_number) {
-            println!("{} {:<5} {}", line.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"), line.level, line.message);
+            println!(
+                "{} {:<5} {}",
+                line.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                line.level,
+                line.message
+            );
         }
     }
     Ok(())

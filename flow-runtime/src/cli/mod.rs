@@ -186,9 +186,9 @@ impl Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Backend(_) | StoreError::DiskFull(_) | StoreError::IllegalTransition { .. } => {
-                Failure::failed(e.to_string())
-            }
+            StoreError::Backend(_)
+            | StoreError::DiskFull(_)
+            | StoreError::IllegalTransition { .. } => Failure::failed(e.to_string()),
             _ => Failure::usage(e.to_string()),
         }
     }
@@ -294,7 +294,12 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             let dag = find_dag(registry, &dag_id)?;
             match (resume, in_memory) {
                 (Some(run), _) => history::resume(dag, &run, parallelism),
-                (None, true) => dags_test(dag, Arc::new(MemoryStore::new()), date.as_deref(), parallelism),
+                (None, true) => dags_test(
+                    dag,
+                    Arc::new(MemoryStore::new()),
+                    date.as_deref(),
+                    parallelism,
+                ),
                 (None, false) => {
                     let home = FlowHome::from_env()?;
                     dags_test_recorded(dag, &home, date.as_deref(), parallelism)
@@ -310,15 +315,28 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             task_id,
             date,
             inputs,
-        }) => tasks_test(find_dag(registry, &dag_id)?, &task_id, date.as_deref(), &inputs),
-        Command::Tasks(TasksCommand::States { dag_id, run }) => history::states(find_dag(registry, &dag_id)?, &run),
+        }) => tasks_test(
+            find_dag(registry, &dag_id)?,
+            &task_id,
+            date.as_deref(),
+            &inputs,
+        ),
+        Command::Tasks(TasksCommand::States { dag_id, run }) => {
+            history::states(find_dag(registry, &dag_id)?, &run)
+        }
         Command::Tasks(TasksCommand::Clear {
             dag_id,
             run,
             tasks,
             downstream,
             no_run,
-        }) => history::clear(find_dag(registry, &dag_id)?, &run, &tasks, downstream, no_run),
+        }) => history::clear(
+            find_dag(registry, &dag_id)?,
+            &run,
+            &tasks,
+            downstream,
+            no_run,
+        ),
         Command::Tasks(TasksCommand::Logs {
             dag_id,
             run,
@@ -393,18 +411,35 @@ fn report(summary: &RunSummary) -> Result<(), Failure> {
     print!("{}", render::summary(summary));
     match summary.state {
         RunState::Success => Ok(()),
-        state => Err(Failure::failed(format!("run `{}` ended {state}", summary.run_id))),
+        state => Err(Failure::failed(format!(
+            "run `{}` ended {state}",
+            summary.run_id
+        ))),
     }
 }
 
-fn dags_test(dag: &Dag, store: Arc<dyn Store>, date: Option<&str>, parallelism: Option<usize>) -> Result<(), Failure> {
+fn dags_test(
+    dag: &Dag,
+    store: Arc<dyn Store>,
+    date: Option<&str>,
+    parallelism: Option<usize>,
+) -> Result<(), Failure> {
     let logical_date = logical_date(date)?;
-    println!("Running DAG `{}` for logical date {}", dag.id(), logical_date.to_rfc3339());
+    println!(
+        "Running DAG `{}` for logical date {}",
+        dag.id(),
+        logical_date.to_rfc3339()
+    );
     let summary = runtime()?.block_on(live_executor(store, parallelism).run(dag, logical_date))?;
     report(&summary)
 }
 
-fn dags_test_recorded(dag: &Dag, home: &FlowHome, date: Option<&str>, parallelism: Option<usize>) -> Result<(), Failure> {
+fn dags_test_recorded(
+    dag: &Dag,
+    home: &FlowHome,
+    date: Option<&str>,
+    parallelism: Option<usize>,
+) -> Result<(), Failure> {
     let logical_date = logical_date(date)?;
     let store: Arc<dyn Store> = Arc::new(home.open_store()?);
     let run_id = Executor::manual_run_id(logical_date);
@@ -421,12 +456,22 @@ fn dags_test_recorded(dag: &Dag, home: &FlowHome, date: Option<&str>, parallelis
 
 fn db_migrate() -> Result<(), Failure> {
     let home = FlowHome::from_env()?;
-    let store = SqliteStore::open_with(&home.database(), OpenMode::ForMigration, crate::store::DEFAULT_BUSY_TIMEOUT)?;
+    let store = SqliteStore::open_with(
+        &home.database(),
+        OpenMode::ForMigration,
+        crate::store::DEFAULT_BUSY_TIMEOUT,
+    )?;
     let (from, to) = store.migrate()?;
     if from == to {
-        println!("{} is up to date (schema version {to})", store.path().display());
+        println!(
+            "{} is up to date (schema version {to})",
+            store.path().display()
+        );
     } else {
-        println!("migrated {} from schema version {from} to {to}", store.path().display());
+        println!(
+            "migrated {} from schema version {from} to {to}",
+            store.path().display()
+        );
     }
     Ok(())
 }
@@ -437,20 +482,31 @@ enum Provided {
     Missing(String),
 }
 
-fn tasks_test(dag: &Dag, task_id: &str, date: Option<&str>, given: &[String]) -> Result<(), Failure> {
+fn tasks_test(
+    dag: &Dag,
+    task_id: &str,
+    date: Option<&str>,
+    given: &[String],
+) -> Result<(), Failure> {
     let index = find_task(dag, task_id)?;
     let task = &dag.tasks()[index];
     let params = task.spec().params();
     let mut provided: Vec<Option<XComBlob>> = vec![None; params.len()];
     for arg in given {
         let Some((name, json)) = arg.split_once('=') else {
-            return Err(Failure::usage(format!("invalid --input `{arg}`: write NAME=JSON, e.g. --input rows=42")));
+            return Err(Failure::usage(format!(
+                "invalid --input `{arg}`: write NAME=JSON, e.g. --input rows=42"
+            )));
         };
         let Some(position) = params.iter().position(|p| p.name() == name) else {
             let names: Vec<&str> = params.iter().map(|p| p.name()).collect();
             return Err(Failure::usage(format!(
                 "task `{task_id}` has no input `{name}`; its inputs: {}",
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
             )));
         };
         let value: serde_json::Value = serde_json::from_str(json)
@@ -480,12 +536,20 @@ fn tasks_test(dag: &Dag, task_id: &str, date: Option<&str>, given: &[String]) ->
             (None, BoundInput::Upstream(producer)) => {
                 let producer = dag.tasks()[*producer].id();
                 let latest = match &store {
-                    Some(store) => crate::store::XComStore::latest_xcom(store, dag.id(), producer, RETURN_VALUE)?,
+                    Some(store) => crate::store::XComStore::latest_xcom(
+                        store,
+                        dag.id(),
+                        producer,
+                        RETURN_VALUE,
+                    )?,
                     None => None,
                 };
                 match latest {
                     Some((run, blob)) => {
-                        println!("input `{}` from the return value of `{producer}` in run {run}", param.name());
+                        println!(
+                            "input `{}` from the return value of `{producer}` in run {run}",
+                            param.name()
+                        );
                         Provided::Given(blob)
                     }
                     None => Provided::Missing(format!(
@@ -514,10 +578,21 @@ fn tasks_test(dag: &Dag, task_id: &str, date: Option<&str>, given: &[String]) ->
     let outcome = runtime()?.block_on(executor.test_task(dag, index, inputs, logical_date));
     match outcome {
         Ok((output, pushed)) => {
-            let json = task.spec().output().to_json(&output).map_err(Failure::failed)?;
-            println!("{}", serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string()));
+            let json = task
+                .spec()
+                .output()
+                .to_json(&output)
+                .map_err(Failure::failed)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
+            );
             for (key, blob) in pushed {
-                println!("pushed XCom `{key}` ({} bytes, {})", blob.bytes().len(), blob.type_name());
+                println!(
+                    "pushed XCom `{key}` ({} bytes, {})",
+                    blob.bytes().len(),
+                    blob.type_name()
+                );
             }
             Ok(())
         }
@@ -545,7 +620,14 @@ fn resolve_run(store: &dyn Store, dag: &Dag, run: &str) -> Result<RunId, Failure
             if known.is_empty() {
                 "it has no recorded runs".to_string()
             } else {
-                format!("its runs, closest first: {}", closest(run, known).into_iter().take(5).collect::<Vec<_>>().join(", "))
+                format!(
+                    "its runs, closest first: {}",
+                    closest(run, known)
+                        .into_iter()
+                        .take(5)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
         )));
     }

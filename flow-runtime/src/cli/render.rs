@@ -19,7 +19,10 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     }
     let mut out = String::new();
     let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let parts: Vec<String> = cells.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let parts: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         let _ = writeln!(out, "{}", parts.join("  ").trim_end());
     };
     line(&mut header.iter().copied());
@@ -56,7 +59,11 @@ pub(super) fn task_table(dag: &Dag) -> String {
                 .iter()
                 .map(|p| format!("{}: {}", p.name(), short_type(p.type_name())))
                 .collect();
-            let upstream: Vec<&str> = task.upstream().iter().map(|&u| dag.tasks()[u].id().as_str()).collect();
+            let upstream: Vec<&str> = task
+                .upstream()
+                .iter()
+                .map(|&u| dag.tasks()[u].id().as_str())
+                .collect();
             vec![
                 task.id().to_string(),
                 inputs.join(", "),
@@ -129,7 +136,12 @@ pub(super) fn dot(dag: &Dag) -> String {
     }
     for task in dag.tasks() {
         for &d in task.downstream() {
-            let _ = writeln!(out, "  {:?} -> {:?};", task.id().as_str(), dag.tasks()[d].id().as_str());
+            let _ = writeln!(
+                out,
+                "  {:?} -> {:?};",
+                task.id().as_str(),
+                dag.tasks()[d].id().as_str()
+            );
         }
     }
     out.push_str("}\n");
@@ -153,7 +165,10 @@ fn elapsed(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> String {
 }
 
 fn timestamp(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(|| "-".to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    t.map_or_else(
+        || "-".to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
 }
 
 pub(super) fn run_table(runs: &[DagRunRecord]) -> String {
@@ -171,7 +186,18 @@ pub(super) fn run_table(runs: &[DagRunRecord]) -> String {
             ]
         })
         .collect();
-    table(&["DAG", "RUN", "TYPE", "LOGICAL DATE", "STATE", "STARTED", "DURATION"], &rows)
+    table(
+        &[
+            "DAG",
+            "RUN",
+            "TYPE",
+            "LOGICAL DATE",
+            "STATE",
+            "STARTED",
+            "DURATION",
+        ],
+        &rows,
+    )
 }
 
 /// Task instances in the DAG's topological order; tasks never recorded show `none`.
@@ -190,11 +216,21 @@ pub(super) fn instance_table(dag: &Dag, instances: &[TaskInstanceRecord]) -> Str
                     elapsed(ti.start, ti.end),
                     ti.error.clone().unwrap_or_default(),
                 ],
-                None => vec![id.to_string(), "none".into(), "0".into(), "-".into(), "-".into(), String::new()],
+                None => vec![
+                    id.to_string(),
+                    "none".into(),
+                    "0".into(),
+                    "-".into(),
+                    "-".into(),
+                    String::new(),
+                ],
             }
         })
         .collect();
-    table(&["TASK", "STATE", "TRIES", "STARTED", "DURATION", "ERROR"], &rows)
+    table(
+        &["TASK", "STATE", "TRIES", "STARTED", "DURATION", "ERROR"],
+        &rows,
+    )
 }
 
 pub(super) fn event_line(event: &TaskEvent) -> String {
@@ -243,7 +279,10 @@ mod tests {
 
     #[test]
     fn short_types_drop_module_paths() {
-        assert_eq!(short_type("alloc::vec::Vec<my_crate::data::Dataset>"), "Vec<Dataset>");
+        assert_eq!(
+            short_type("alloc::vec::Vec<my_crate::data::Dataset>"),
+            "Vec<Dataset>"
+        );
         assert_eq!(short_type("(u32, alloc::string::String)"), "(u32, String)");
     }
 

@@ -123,8 +123,14 @@ impl RunSummary {
             .xcoms
             .get_xcom(&ti, key)
             .map_err(|e| TaskError::XCom(e.to_string()))?
-            .ok_or_else(|| TaskError::XCom(format!("no XCom `{key}` from `{task_id}` in run `{}`", self.run_id)))?;
-        blob.decode().map_err(|e| TaskError::XCom(format!("XCom `{key}` of `{task_id}`: {e}")))
+            .ok_or_else(|| {
+                TaskError::XCom(format!(
+                    "no XCom `{key}` from `{task_id}` in run `{}`",
+                    self.run_id
+                ))
+            })?;
+        blob.decode()
+            .map_err(|e| TaskError::XCom(format!("XCom `{key}` of `{task_id}`: {e}")))
     }
 }
 
@@ -158,11 +164,21 @@ impl Executor {
 
     /// The id of the manual run of a logical date, as Airflow names it.
     pub fn manual_run_id(logical_date: DateTime<Utc>) -> RunId {
-        RunId::new(format!("{}__{}", RunType::Manual.as_str(), logical_date.to_rfc3339()))
+        RunId::new(format!(
+            "{}__{}",
+            RunType::Manual.as_str(),
+            logical_date.to_rfc3339()
+        ))
     }
 
     /// Records a new run of `dag` (state `queued`) without running it.
-    pub fn create_run(&self, dag: &Dag, run_id: RunId, run_type: RunType, logical_date: DateTime<Utc>) -> Result<DagRunRecord, RunError> {
+    pub fn create_run(
+        &self,
+        dag: &Dag,
+        run_id: RunId,
+        run_type: RunType,
+        logical_date: DateTime<Utc>,
+    ) -> Result<DagRunRecord, RunError> {
         self.store.record_dag(dag.id(), dag.fingerprint())?;
         let run = DagRunRecord {
             dag_id: dag.id().clone(),
@@ -175,26 +191,42 @@ impl Executor {
             fingerprint: dag.fingerprint().to_string(),
         };
         self.store.create_run(&run).map_err(|e| match e {
-            crate::store::StoreError::RunExists { dag_id, run_id } => RunError::RunExists { dag_id, run_id },
+            crate::store::StoreError::RunExists { dag_id, run_id } => {
+                RunError::RunExists { dag_id, run_id }
+            }
             e => RunError::Store(e),
         })?;
         Ok(run)
     }
 
     /// Creates a manual run of `dag` for `logical_date` and runs it to the end.
-    pub async fn run(&self, dag: &Dag, logical_date: DateTime<Utc>) -> Result<RunSummary, RunError> {
-        let run = self.create_run(dag, Self::manual_run_id(logical_date), RunType::Manual, logical_date)?;
-        run_loop::RunLoop::new(self, dag, &run).start(Vec::new()).await
+    pub async fn run(
+        &self,
+        dag: &Dag,
+        logical_date: DateTime<Utc>,
+    ) -> Result<RunSummary, RunError> {
+        let run = self.create_run(
+            dag,
+            Self::manual_run_id(logical_date),
+            RunType::Manual,
+            logical_date,
+        )?;
+        run_loop::RunLoop::new(self, dag, &run)
+            .start(Vec::new())
+            .await
     }
 
     /// Continues a run that has not finished (after a crash, or after `tasks clear`):
     /// succeeded tasks are kept, tries that were running when their process died count
     /// as failed tries and are retried under their retry policy, and the rest runs.
     pub async fn resume(&self, dag: &Dag, run_id: &RunId) -> Result<RunSummary, RunError> {
-        let run = self.store.run(dag.id(), run_id)?.ok_or_else(|| RunError::NoSuchRun {
-            dag_id: dag.id().clone(),
-            run_id: run_id.clone(),
-        })?;
+        let run = self
+            .store
+            .run(dag.id(), run_id)?
+            .ok_or_else(|| RunError::NoSuchRun {
+                dag_id: dag.id().clone(),
+                run_id: run_id.clone(),
+            })?;
         if run.state.is_finished() {
             return Err(RunError::RunFinished {
                 run_id: run_id.clone(),
@@ -223,7 +255,11 @@ impl Executor {
         let task = &dag.tasks()[task_index];
         let mut args = Inputs::with_capacity(inputs.len());
         for (param, blob) in task.spec().params().iter().zip(inputs) {
-            args.push(param.name().to_string().into(), InputSource::CommandLine, blob);
+            args.push(
+                param.name().to_string().into(),
+                InputSource::CommandLine,
+                blob,
+            );
         }
         let scope = Arc::new(RunScope {
             dag_id: dag.id().clone(),
@@ -261,7 +297,9 @@ pub(crate) async fn call(function: TaskFn, ctx: TaskContext, inputs: Inputs) -> 
             let span = tracing::Span::current();
             match tokio::task::spawn_blocking(move || span.in_scope(|| f(&ctx, inputs))).await {
                 Ok(result) => result,
-                Err(e) if e.is_panic() => Err(TaskError::Panicked(panic_message(e.into_panic().as_ref()))),
+                Err(e) if e.is_panic() => {
+                    Err(TaskError::Panicked(panic_message(e.into_panic().as_ref())))
+                }
                 Err(e) => Err(TaskError::Failed(format!("the task was cancelled: {e}"))),
             }
         }

@@ -114,14 +114,19 @@ impl<'a> RunLoop<'a> {
     }
 
     /// Restores what `stored` records (empty for a new run), then runs to the end.
-    pub(super) async fn start(mut self, stored: Vec<TaskInstanceRecord>) -> Result<RunSummary, RunError> {
+    pub(super) async fn start(
+        mut self,
+        stored: Vec<TaskInstanceRecord>,
+    ) -> Result<RunSummary, RunError> {
         let clock = Instant::now();
         self.changes.push(self.run_change(RunState::Running, None));
         self.restore(stored);
         loop {
             let mut launches = Vec::new();
             while self.running < self.executor.parallelism {
-                let Some(index) = self.ready.pop_front() else { break };
+                let Some(index) = self.ready.pop_front() else {
+                    break;
+                };
                 launches.push(self.prepare(index));
                 self.running += 1;
             }
@@ -134,7 +139,9 @@ impl<'a> RunLoop<'a> {
             if self.running == 0 && self.retrying == 0 {
                 break;
             }
-            let Some(first) = self.join.join_next().await else { break };
+            let Some(first) = self.join.join_next().await else {
+                break;
+            };
             self.handle(first);
             while let Some(next) = self.join.try_join_next() {
                 self.handle(next);
@@ -147,8 +154,10 @@ impl<'a> RunLoop<'a> {
     /// downstream, queued ones go back to waiting, tries that were running when their
     /// process died count as failed, and pending retries keep their schedule.
     fn restore(&mut self, stored: Vec<TaskInstanceRecord>) {
-        let mut by_task: HashMap<TaskId, TaskInstanceRecord> =
-            stored.into_iter().map(|r| (r.key.task_id.clone(), r)).collect();
+        let mut by_task: HashMap<TaskId, TaskInstanceRecord> = stored
+            .into_iter()
+            .map(|r| (r.key.task_id.clone(), r))
+            .collect();
         for inst in &mut self.instances {
             if let Some(record) = by_task.remove(&inst.record.key.task_id) {
                 inst.record = record;
@@ -222,10 +231,18 @@ impl<'a> RunLoop<'a> {
                             .executor
                             .store
                             .get_xcom(key, RETURN_VALUE)
-                            .map_err(|e| TaskError::XCom(format!("cannot read input `{}`: {e}", param.name())))?
+                            .map_err(|e| {
+                                TaskError::XCom(format!(
+                                    "cannot read input `{}`: {e}",
+                                    param.name()
+                                ))
+                            })?
                             .ok_or_else(|| TaskError::MissingInput {
                                 param: param.name().to_string(),
-                                hint: format!("`{}` stored no return value in this run", key.task_id),
+                                hint: format!(
+                                    "`{}` stored no return value in this run",
+                                    key.task_id
+                                ),
                             })?,
                     };
                     inputs.push(name, InputSource::Upstream(key.task_id.clone()), blob);
@@ -257,7 +274,11 @@ impl<'a> RunLoop<'a> {
                 if let Err(error) = &result {
                     tracing::error!("try failed: {error}");
                 }
-                let pushed = if result.is_ok() { ctx.take_pushed() } else { Vec::new() };
+                let pushed = if result.is_ok() {
+                    ctx.take_pushed()
+                } else {
+                    Vec::new()
+                };
                 Event::Finished {
                     index,
                     result,
@@ -382,7 +403,11 @@ impl<'a> RunLoop<'a> {
 
     fn set_state(&mut self, index: usize, state: TaskState, error: Option<String>) {
         let inst = &mut self.instances[index];
-        debug_assert!(inst.record.state.can_become(state), "{} -> {state}", inst.record.state);
+        debug_assert!(
+            inst.record.state.can_become(state),
+            "{} -> {state}",
+            inst.record.state
+        );
         inst.record.state = state;
         if error.is_some() || state == TaskState::Running {
             inst.record.error = error;
@@ -429,10 +454,24 @@ impl<'a> RunLoop<'a> {
 
     fn finish(mut self, duration: Duration) -> Result<RunSummary, RunError> {
         // A leaf that failed (or never ran because of a failure) fails the run, as in Airflow.
-        let failed = self.dag.tasks().iter().zip(&self.instances).any(|(task, inst)| {
-            task.downstream().is_empty() && matches!(inst.record.state, TaskState::Failed | TaskState::UpstreamFailed)
-        }) || self.instances.iter().any(|i| !i.record.state.is_finished());
-        let state = if failed { RunState::Failed } else { RunState::Success };
+        let failed = self
+            .dag
+            .tasks()
+            .iter()
+            .zip(&self.instances)
+            .any(|(task, inst)| {
+                task.downstream().is_empty()
+                    && matches!(
+                        inst.record.state,
+                        TaskState::Failed | TaskState::UpstreamFailed
+                    )
+            })
+            || self.instances.iter().any(|i| !i.record.state.is_finished());
+        let state = if failed {
+            RunState::Failed
+        } else {
+            RunState::Success
+        };
         self.changes.push(self.run_change(state, Some(Utc::now())));
         self.commit()?;
         let tasks = self

@@ -1,6 +1,6 @@
 use std::sync::Mutex;
-use std::time::Instant;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use super::*;
 use crate::dag::{DagBuilder, Node};
@@ -12,11 +12,17 @@ fn value(name: &str, v: u64) -> TaskSpec {
 }
 
 fn add_one(name: &str) -> TaskSpec {
-    TaskSpec::from_async(name, |_, inputs| async move { Ok(inputs.get::<u64>(0)? + 1) }).param::<u64>("x")
+    TaskSpec::from_async(
+        name,
+        |_, inputs| async move { Ok(inputs.get::<u64>(0)? + 1) },
+    )
+    .param::<u64>("x")
 }
 
 fn fails(name: &str, message: &'static str) -> TaskSpec {
-    TaskSpec::from_sync(name, move |_, _| Err::<u64, _>(TaskError::Failed(message.into())))
+    TaskSpec::from_sync(name, move |_, _| {
+        Err::<u64, _>(TaskError::Failed(message.into()))
+    })
 }
 
 fn with_input(b: &mut DagBuilder, spec: TaskSpec, input: Node<u64>) -> Node<u64> {
@@ -27,12 +33,19 @@ fn with_input(b: &mut DagBuilder, spec: TaskSpec, input: Node<u64>) -> Node<u64>
 
 async fn run(dag: &Dag) -> (RunSummary, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new());
-    let summary = Executor::new(store.clone()).run(dag, Utc::now()).await.unwrap();
+    let summary = Executor::new(store.clone())
+        .run(dag, Utc::now())
+        .await
+        .unwrap();
     (summary, store)
 }
 
 fn states(summary: &RunSummary) -> Vec<(String, TaskState)> {
-    summary.tasks.iter().map(|t| (t.task_id.to_string(), t.state)).collect()
+    summary
+        .tasks
+        .iter()
+        .map(|t| (t.task_id.to_string(), t.state))
+        .collect()
 }
 
 #[tokio::test]
@@ -47,11 +60,20 @@ async fn outputs_flow_through_the_store_as_xcom() {
     assert_eq!(summary.state, RunState::Success);
     assert_eq!(summary.output::<u64>("c").unwrap(), 42);
     assert_eq!(summary.output::<u64>("d").unwrap(), 8);
-    let run = store.run(&"chain".into(), &summary.run_id).unwrap().unwrap();
+    let run = store
+        .run(&"chain".into(), &summary.run_id)
+        .unwrap()
+        .unwrap();
     assert_eq!(run.state, RunState::Success);
     assert!(run.end.is_some());
-    let recorded = store.task_instances(&"chain".into(), &summary.run_id).unwrap();
-    assert!(recorded.iter().all(|ti| ti.state == TaskState::Success && ti.try_number == 1));
+    let recorded = store
+        .task_instances(&"chain".into(), &summary.run_id)
+        .unwrap();
+    assert!(
+        recorded
+            .iter()
+            .all(|ti| ti.state == TaskState::Success && ti.try_number == 1)
+    );
 }
 
 #[tokio::test]
@@ -74,7 +96,10 @@ async fn a_failure_fails_its_downstream_and_the_run_but_not_other_branches() {
             ("good_after".into(), TaskState::Success),
         ]
     );
-    assert_eq!(summary.task("bad").unwrap().error.as_deref(), Some("no data"));
+    assert_eq!(
+        summary.task("bad").unwrap().error.as_deref(),
+        Some("no data")
+    );
     assert_eq!(summary.task("after").unwrap().tries, 0);
 }
 
@@ -85,16 +110,27 @@ async fn retries_wait_the_delay_and_count_tries() {
     let flaky = TaskSpec::from_sync("flaky", move |ctx, _| {
         let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
         assert_eq!(ctx.try_number(), n);
-        if n < 3 { Err(TaskError::Failed(format!("try {n} failed"))) } else { Ok(n) }
+        if n < 3 {
+            Err(TaskError::Failed(format!("try {n} failed")))
+        } else {
+            Ok(n)
+        }
     })
     .retries(2)
     .retry_delay(Duration::from_millis(20));
     let mut b = DagBuilder::new("retry");
     b.add_task(flaky);
-    b.add_task(fails("hopeless", "always").retries(1).retry_delay(Duration::from_millis(1)));
+    b.add_task(
+        fails("hopeless", "always")
+            .retries(1)
+            .retry_delay(Duration::from_millis(1)),
+    );
     let clock = Instant::now();
     let (summary, _) = run(&b.build().unwrap()).await;
-    assert!(clock.elapsed() >= Duration::from_millis(40), "two retry delays of 20ms");
+    assert!(
+        clock.elapsed() >= Duration::from_millis(40),
+        "two retry delays of 20ms"
+    );
     let flaky = summary.task("flaky").unwrap();
     assert_eq!((flaky.state, flaky.tries), (TaskState::Success, 3));
     assert_eq!(summary.output::<u32>("flaky").unwrap(), 3);
@@ -105,7 +141,10 @@ async fn retries_wait_the_delay_and_count_tries() {
 #[tokio::test]
 async fn panics_fail_the_try_and_leave_the_run_going() {
     let mut b = DagBuilder::new("panics");
-    b.add_task(TaskSpec::from_sync("sync_panic", |_, _| -> Result<u8, TaskError> { panic!("sync boom") }));
+    b.add_task(TaskSpec::from_sync(
+        "sync_panic",
+        |_, _| -> Result<u8, TaskError> { panic!("sync boom") },
+    ));
     b.add_task(TaskSpec::from_async("async_panic", |_, _| async {
         if true {
             panic!("async boom");
@@ -114,8 +153,14 @@ async fn panics_fail_the_try_and_leave_the_run_going() {
     }));
     b.add_task(value("fine", 1));
     let (summary, _) = run(&b.build().unwrap()).await;
-    assert_eq!(summary.task("sync_panic").unwrap().error.as_deref(), Some("task panicked: sync boom"));
-    assert_eq!(summary.task("async_panic").unwrap().error.as_deref(), Some("task panicked: async boom"));
+    assert_eq!(
+        summary.task("sync_panic").unwrap().error.as_deref(),
+        Some("task panicked: sync boom")
+    );
+    assert_eq!(
+        summary.task("async_panic").unwrap().error.as_deref(),
+        Some("task panicked: async boom")
+    );
     assert_eq!(summary.task("fine").unwrap().state, TaskState::Success);
     assert_eq!(summary.state, RunState::Failed);
 }
@@ -151,7 +196,10 @@ async fn parallelism_bounds_running_tasks() {
 #[test]
 fn sync_tasks_run_off_the_async_threads() {
     // One async thread: if the blocking task ran on it, the async task could never send.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let rx = Arc::new(Mutex::new(rx));
     let mut b = DagBuilder::new("blocking");
@@ -168,7 +216,13 @@ fn sync_tasks_run_off_the_async_threads() {
         }
     }));
     let dag = b.build().unwrap();
-    let summary = runtime.block_on(Executor::new(Arc::new(MemoryStore::new())).parallelism(2).run(&dag, Utc::now())).unwrap();
+    let summary = runtime
+        .block_on(
+            Executor::new(Arc::new(MemoryStore::new()))
+                .parallelism(2)
+                .run(&dag, Utc::now()),
+        )
+        .unwrap();
     assert_eq!(summary.state, RunState::Success, "{:?}", summary.tasks);
 }
 
@@ -197,19 +251,29 @@ async fn pushed_xcoms_are_kept_only_for_successful_tries() {
         .finish::<(u64, Option<bool>)>();
     b.set_downstream(&[push.any()], &[pull.any()]);
     let (summary, _) = run(&b.build().unwrap()).await;
-    assert_eq!(summary.output::<(u64, Option<bool>)>("pull").unwrap(), (1797, None));
+    assert_eq!(
+        summary.output::<(u64, Option<bool>)>("pull").unwrap(),
+        (1797, None)
+    );
     assert_eq!(summary.xcom::<u64>("push", "rows").unwrap(), 1797);
 }
 
 #[tokio::test]
 async fn a_value_that_no_longer_decodes_names_producer_and_types() {
     let mut b = DagBuilder::new("drift");
-    let text = b.add_task(TaskSpec::from_sync("producer", |_, _| Ok("text".to_string()))).finish::<u64>();
+    let text = b
+        .add_task(TaskSpec::from_sync("producer", |_, _| {
+            Ok("text".to_string())
+        }))
+        .finish::<u64>();
     with_input(&mut b, add_one("consumer"), text);
     let (summary, _) = run(&b.build().unwrap()).await;
     let error = summary.task("consumer").unwrap().error.clone().unwrap();
     assert!(error.contains("from task `producer`"), "{error}");
-    assert!(error.contains("alloc::string::String") && error.contains("`u64`"), "{error}");
+    assert!(
+        error.contains("alloc::string::String") && error.contains("`u64`"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -224,7 +288,14 @@ async fn observers_see_every_state_in_order() {
     use TaskState::*;
     assert_eq!(
         *seen.lock().unwrap(),
-        [(Queued, 0), (Running, 1), (UpForRetry, 1), (Queued, 1), (Running, 2), (Failed, 2)]
+        [
+            (Queued, 0),
+            (Running, 1),
+            (UpForRetry, 1),
+            (Queued, 1),
+            (Running, 2),
+            (Failed, 2)
+        ]
     );
 }
 
@@ -236,7 +307,12 @@ async fn test_task_runs_one_task_with_given_inputs() {
     let dag = b.build().unwrap();
     let executor = Executor::new(Arc::new(MemoryStore::new()));
     let (out, pushed) = executor
-        .test_task(&dag, 1, vec![XComBlob::encode(&41_u64).unwrap()], Utc::now())
+        .test_task(
+            &dag,
+            1,
+            vec![XComBlob::encode(&41_u64).unwrap()],
+            Utc::now(),
+        )
         .await
         .unwrap();
     assert_eq!(out.decode::<u64>().unwrap(), 42);

@@ -6,8 +6,8 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RunStore, StoreError, TaskInstanceRecord,
-    TryRecord, XComStore,
+    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RunStore, StoreError,
+    TaskInstanceRecord, TryRecord, XComStore,
 };
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
@@ -42,7 +42,9 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Batches are validated before any change is made, so a panic elsewhere while the
         // lock was held cannot have left a half-applied batch behind.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -76,7 +78,10 @@ impl Inner {
                 });
             }
             if let Change::Task(ti) = change {
-                let from = pending.get(&ti.key).copied().or_else(|| self.state_of(&ti.key));
+                let from = pending
+                    .get(&ti.key)
+                    .copied()
+                    .or_else(|| self.state_of(&ti.key));
                 if let Some(from) = from
                     && from != ti.state
                     && !from.can_reach(ti.state)
@@ -96,7 +101,10 @@ impl Inner {
     fn upsert_task(&mut self, ti: &TaskInstanceRecord) {
         if let Some(attempt) = ti.archived_try() {
             let tries = self.tries.entry(ti.key.clone()).or_default();
-            match tries.iter_mut().find(|t| t.try_number == attempt.try_number) {
+            match tries
+                .iter_mut()
+                .find(|t| t.try_number == attempt.try_number)
+            {
                 Some(existing) => *existing = attempt,
                 None => tries.push(attempt),
             }
@@ -134,9 +142,15 @@ impl RunStore for MemoryStore {
             match change {
                 Change::Task(ti) => inner.upsert_task(ti),
                 Change::XCom { key, name, value } => {
-                    inner.xcoms.insert((key.clone(), name.clone()), value.clone());
+                    inner
+                        .xcoms
+                        .insert((key.clone(), name.clone()), value.clone());
                 }
-                Change::Log { key, try_number, lines } => {
+                Change::Log {
+                    key,
+                    try_number,
+                    lines,
+                } => {
                     let logs = inner.logs.entry(key.clone()).or_default();
                     logs.extend(lines.iter().map(|line| (*try_number, line.clone())));
                 }
@@ -159,7 +173,11 @@ impl RunStore for MemoryStore {
     }
 
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError> {
-        Ok(self.lock().runs.get(&(dag_id.clone(), run_id.clone())).cloned())
+        Ok(self
+            .lock()
+            .runs
+            .get(&(dag_id.clone(), run_id.clone()))
+            .cloned())
     }
 
     fn runs(&self, dag_id: Option<&DagId>) -> Result<Vec<DagRunRecord>, StoreError> {
@@ -170,11 +188,19 @@ impl RunStore for MemoryStore {
             .filter(|r| dag_id.is_none_or(|d| &r.dag_id == d))
             .cloned()
             .collect();
-        runs.sort_by(|a, b| b.logical_date.cmp(&a.logical_date).then_with(|| b.run_id.cmp(&a.run_id)));
+        runs.sort_by(|a, b| {
+            b.logical_date
+                .cmp(&a.logical_date)
+                .then_with(|| b.run_id.cmp(&a.run_id))
+        });
         Ok(runs)
     }
 
-    fn task_instances(&self, dag_id: &DagId, run_id: &RunId) -> Result<Vec<TaskInstanceRecord>, StoreError> {
+    fn task_instances(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+    ) -> Result<Vec<TaskInstanceRecord>, StoreError> {
         Ok(self
             .lock()
             .tasks
@@ -236,10 +262,19 @@ impl RunStore for MemoryStore {
 
 impl XComStore for MemoryStore {
     fn get_xcom(&self, key: &TaskInstanceKey, name: &str) -> Result<Option<XComBlob>, StoreError> {
-        Ok(self.lock().xcoms.get(&(key.clone(), name.to_string())).cloned())
+        Ok(self
+            .lock()
+            .xcoms
+            .get(&(key.clone(), name.to_string()))
+            .cloned())
     }
 
-    fn latest_xcom(&self, dag_id: &DagId, task_id: &TaskId, name: &str) -> Result<Option<(RunId, XComBlob)>, StoreError> {
+    fn latest_xcom(
+        &self,
+        dag_id: &DagId,
+        task_id: &TaskId,
+        name: &str,
+    ) -> Result<Option<(RunId, XComBlob)>, StoreError> {
         let inner = self.lock();
         let newest = inner
             .xcoms
@@ -257,11 +292,14 @@ impl XComStore for MemoryStore {
 impl DagStore for MemoryStore {
     fn record_dag(&self, dag_id: &DagId, fingerprint: &str) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        let record = inner.dags.entry(dag_id.clone()).or_insert_with(|| DagRecord {
-            dag_id: dag_id.clone(),
-            paused: false,
-            fingerprint: String::new(),
-        });
+        let record = inner
+            .dags
+            .entry(dag_id.clone())
+            .or_insert_with(|| DagRecord {
+                dag_id: dag_id.clone(),
+                paused: false,
+                fingerprint: String::new(),
+            });
         record.fingerprint = fingerprint.to_string();
         Ok(())
     }
@@ -276,13 +314,19 @@ impl DagStore for MemoryStore {
                 record.paused = paused;
                 Ok(())
             }
-            None => Err(StoreError::Backend(format!("DAG `{dag_id}` is not recorded"))),
+            None => Err(StoreError::Backend(format!(
+                "DAG `{dag_id}` is not recorded"
+            ))),
         }
     }
 }
 
 impl LogStore for MemoryStore {
-    fn logs(&self, key: &TaskInstanceKey, try_number: Option<u32>) -> Result<Vec<(u32, LogLine)>, StoreError> {
+    fn logs(
+        &self,
+        key: &TaskInstanceKey,
+        try_number: Option<u32>,
+    ) -> Result<Vec<(u32, LogLine)>, StoreError> {
         Ok(self
             .lock()
             .logs

@@ -50,13 +50,19 @@ pub enum StoreError {
         to: TaskState,
     },
     /// The database is locked by another process for longer than the busy timeout.
-    #[error("the database {0} is locked by another process; wait for it to finish or stop it, then retry")]
+    #[error(
+        "the database {0} is locked by another process; wait for it to finish or stop it, then retry"
+    )]
     Locked(String),
     /// The file exists but is not a flow database.
-    #[error("{0} is not a flow database; point FLOW_HOME at another directory or move the file away")]
+    #[error(
+        "{0} is not a flow database; point FLOW_HOME at another directory or move the file away"
+    )]
     NotFlowDatabase(String),
     /// The database was written by a newer flow.
-    #[error("the database {path} has schema version {found}, newer than this binary's {supported}; run a newer build")]
+    #[error(
+        "the database {path} has schema version {found}, newer than this binary's {supported}; run a newer build"
+    )]
     NewerSchema {
         /// The file.
         path: String,
@@ -66,7 +72,9 @@ pub enum StoreError {
         supported: i64,
     },
     /// The database needs `db migrate`.
-    #[error("the database {path} has schema version {found}; this binary needs {supported}: run `db migrate` first")]
+    #[error(
+        "the database {path} has schema version {found}; this binary needs {supported}: run `db migrate` first"
+    )]
     OlderSchema {
         /// The file.
         path: String,
@@ -76,7 +84,9 @@ pub enum StoreError {
         supported: i64,
     },
     /// The disk is full; the batch was rolled back.
-    #[error("the disk holding {0} is full; nothing of the last batch was written: free space and resume the run")]
+    #[error(
+        "the disk holding {0} is full; nothing of the last batch was written: free space and resume the run"
+    )]
     DiskFull(String),
     /// The database or its directory cannot be written.
     #[error("cannot write {path}: {reason}; check the permissions of FLOW_HOME")]
@@ -269,7 +279,11 @@ pub trait RunStore: Send + Sync {
     /// The runs of one DAG (or all), newest logical date first.
     fn runs(&self, dag_id: Option<&DagId>) -> Result<Vec<DagRunRecord>, StoreError>;
     /// The task instances of one run.
-    fn task_instances(&self, dag_id: &DagId, run_id: &RunId) -> Result<Vec<TaskInstanceRecord>, StoreError>;
+    fn task_instances(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+    ) -> Result<Vec<TaskInstanceRecord>, StoreError>;
     /// Every try of one instance, oldest first.
     fn tries(&self, key: &TaskInstanceKey) -> Result<Vec<TryRecord>, StoreError>;
     /// Resets instances to state `none` so they run again (their try history and try
@@ -291,7 +305,11 @@ pub trait DagStore: Send + Sync {
 pub trait LogStore: Send + Sync {
     /// The lines of one try, or of every try when `try_number` is `None`, as
     /// `(try, line)` in order.
-    fn logs(&self, key: &TaskInstanceKey, try_number: Option<u32>) -> Result<Vec<(u32, LogLine)>, StoreError>;
+    fn logs(
+        &self,
+        key: &TaskInstanceKey,
+        try_number: Option<u32>,
+    ) -> Result<Vec<(u32, LogLine)>, StoreError>;
 }
 
 /// Reading XCom values.
@@ -300,7 +318,12 @@ pub trait XComStore: Send + Sync {
     fn get_xcom(&self, key: &TaskInstanceKey, name: &str) -> Result<Option<XComBlob>, StoreError>;
     /// The newest value `name` that task `task_id` of `dag_id` stored in any run, with the
     /// run (by logical date).
-    fn latest_xcom(&self, dag_id: &DagId, task_id: &TaskId, name: &str) -> Result<Option<(RunId, XComBlob)>, StoreError>;
+    fn latest_xcom(
+        &self,
+        dag_id: &DagId,
+        task_id: &TaskId,
+        name: &str,
+    ) -> Result<Option<(RunId, XComBlob)>, StoreError>;
 }
 
 /// Everything the runtime needs from a store.

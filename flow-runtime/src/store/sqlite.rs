@@ -12,11 +12,13 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
+};
 
 use super::{
-    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RunStore, RunType, StoreError, TaskInstanceRecord,
-    TryRecord, XComStore,
+    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RunStore, RunType, StoreError,
+    TaskInstanceRecord, TryRecord, XComStore,
 };
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
@@ -125,7 +127,11 @@ impl SqliteStore {
     }
 
     /// Opens with an explicit mode and lock wait.
-    pub fn open_with(path: &Path, mode: OpenMode, busy_timeout: Duration) -> Result<Self, StoreError> {
+    pub fn open_with(
+        path: &Path,
+        mode: OpenMode,
+        busy_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::ReadOnly {
@@ -136,10 +142,13 @@ impl SqliteStore {
         let existed = path.exists();
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| map_err(&shown, e))?;
-        conn.busy_timeout(busy_timeout).map_err(|e| map_err(&shown, e))?;
+        conn.busy_timeout(busy_timeout)
+            .map_err(|e| map_err(&shown, e))?;
         let store = Self {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -190,7 +199,11 @@ impl SqliteStore {
         let shown = path.display().to_string();
         let mut conn = Connection::open(path).map_err(|e| map_err(&shown, e))?;
         let tx = conn.transaction().map_err(|e| map_err(&shown, e))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().take(usize::try_from(version).unwrap_or(0)) {
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .take(usize::try_from(version).unwrap_or(0))
+        {
             tx.execute_batch(sql).map_err(|e| map_err(&shown, e))?;
             tx.execute(
                 "UPDATE flow_meta SET value = ?1 WHERE key = 'schema_version'",
@@ -204,7 +217,9 @@ impl SqliteStore {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // rusqlite rolls back an unfinished transaction when it is dropped, so a panic
         // while the lock was held leaves nothing half-written.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
@@ -226,15 +241,24 @@ impl SqliteStore {
                 "SELECT (SELECT value FROM flow_meta WHERE key = 'application'),
                         (SELECT value FROM flow_meta WHERE key = 'schema_version')",
                 [],
-                |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                    ))
+                },
             )
             .map(|(a, v)| a.zip(v))
             .or_else(|e| match e {
-                rusqlite::Error::SqliteFailure(_, Some(ref m)) if m.contains("no such table") => Ok(None),
+                rusqlite::Error::SqliteFailure(_, Some(ref m)) if m.contains("no such table") => {
+                    Ok(None)
+                }
                 e => Err(self.err(e)),
             })?;
         match meta {
-            Some((app, version)) if app == "flow" => version.parse().map(Some).map_err(|_| not_flow()),
+            Some((app, version)) if app == "flow" => {
+                version.parse().map(Some).map_err(|_| not_flow())
+            }
             _ => Err(not_flow()),
         }
     }
@@ -244,7 +268,11 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(from).unwrap_or(0)) {
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(from).unwrap_or(0))
+        {
             tx.execute_batch(sql).map_err(|e| self.err(e))?;
             tx.execute(
                 "UPDATE flow_meta SET value = ?1 WHERE key = 'schema_version'",
@@ -257,9 +285,12 @@ impl SqliteStore {
 
     fn tune(&self) -> Result<(), StoreError> {
         let conn = self.lock();
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| self.err(e))?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| self.err(e))?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| self.err(e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| self.err(e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.err(e))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(|e| self.err(e))?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(())
     }
@@ -273,13 +304,17 @@ impl SqliteStore {
 fn map_err(path: &str, e: rusqlite::Error) -> StoreError {
     let code = e.sqlite_error_code();
     match code {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked(path.to_string()),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Locked(path.to_string())
+        }
         Some(ErrorCode::DiskFull) => StoreError::DiskFull(path.to_string()),
         Some(ErrorCode::NotADatabase) => StoreError::NotFlowDatabase(path.to_string()),
-        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => StoreError::ReadOnly {
-            path: path.to_string(),
-            reason: e.to_string(),
-        },
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            StoreError::ReadOnly {
+                path: path.to_string(),
+                reason: e.to_string(),
+            }
+        }
         _ => StoreError::Backend(e.to_string()),
     }
 }
@@ -327,7 +362,8 @@ fn map_index(i: i64) -> MapIndex {
     u32::try_from(i).map_or(MapIndex::UNMAPPED, MapIndex::mapped)
 }
 
-const RUN_COLUMNS: &str = "dag_id, run_id, run_type, logical_date_us, state, start_us, end_us, fingerprint";
+const RUN_COLUMNS: &str =
+    "dag_id, run_id, run_type, logical_date_us, state, start_us, end_us, fingerprint";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<DagRunRecord> {
     Ok(DagRunRecord {
@@ -390,9 +426,14 @@ impl RunStore for SqliteStore {
 
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError> {
         let conn = self.lock();
-        conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM dag_runs WHERE dag_id = ?1 AND run_id = ?2"))
-            .and_then(|mut st| st.query_row(params![dag_id.as_str(), run_id.as_str()], run_row).optional())
-            .map_err(|e| self.err(e))
+        conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM dag_runs WHERE dag_id = ?1 AND run_id = ?2"
+        ))
+        .and_then(|mut st| {
+            st.query_row(params![dag_id.as_str(), run_id.as_str()], run_row)
+                .optional()
+        })
+        .map_err(|e| self.err(e))
     }
 
     fn runs(&self, dag_id: Option<&DagId>) -> Result<Vec<DagRunRecord>, StoreError> {
@@ -401,11 +442,18 @@ impl RunStore for SqliteStore {
             "SELECT {RUN_COLUMNS} FROM dag_runs WHERE ?1 IS NULL OR dag_id = ?1 \
              ORDER BY logical_date_us DESC, run_id DESC"
         ))
-        .and_then(|mut st| st.query_map(params![dag_id.map(DagId::as_str)], run_row)?.collect())
+        .and_then(|mut st| {
+            st.query_map(params![dag_id.map(DagId::as_str)], run_row)?
+                .collect()
+        })
         .map_err(|e| self.err(e))
     }
 
-    fn task_instances(&self, dag_id: &DagId, run_id: &RunId) -> Result<Vec<TaskInstanceRecord>, StoreError> {
+    fn task_instances(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+    ) -> Result<Vec<TaskInstanceRecord>, StoreError> {
         let conn = self.lock();
         conn.prepare_cached(
             "SELECT task_id, map_index, state, try_number, max_tries, start_us, end_us, error FROM task_instances \
@@ -586,7 +634,11 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
             ])
             .map_err(|e| no_such_run(e, &key.dag_id, &key.run_id))?;
         }
-        Change::Log { key, try_number, lines } => {
+        Change::Log {
+            key,
+            try_number,
+            lines,
+        } => {
             let next: i64 = tx
                 .prepare_cached(
                     "SELECT COALESCE(MAX(seq) + 1, 0) FROM task_logs \
@@ -657,15 +709,31 @@ impl XComStore for SqliteStore {
         )
         .and_then(|mut st| {
             st.query_row(
-                params![key.dag_id.as_str(), key.run_id.as_str(), key.task_id.as_str(), key.map_index.as_i64(), name],
-                |r| Ok(XComBlob::from_parts(r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)),
+                params![
+                    key.dag_id.as_str(),
+                    key.run_id.as_str(),
+                    key.task_id.as_str(),
+                    key.map_index.as_i64(),
+                    name
+                ],
+                |r| {
+                    Ok(XComBlob::from_parts(
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, String>(1)?,
+                    ))
+                },
             )
             .optional()
         })
         .map_err(|e| self.err(e))
     }
 
-    fn latest_xcom(&self, dag_id: &DagId, task_id: &TaskId, name: &str) -> Result<Option<(RunId, XComBlob)>, StoreError> {
+    fn latest_xcom(
+        &self,
+        dag_id: &DagId,
+        task_id: &TaskId,
+        name: &str,
+    ) -> Result<Option<(RunId, XComBlob)>, StoreError> {
         let conn = self.lock();
         conn.prepare_cached(
             "SELECT x.run_id, x.value, x.type_name FROM xcoms x \
@@ -718,17 +786,26 @@ impl DagStore for SqliteStore {
     fn set_paused(&self, dag_id: &DagId, paused: bool) -> Result<(), StoreError> {
         let conn = self.lock();
         let updated = conn
-            .execute("UPDATE dags SET is_paused = ?2 WHERE dag_id = ?1", params![dag_id.as_str(), paused])
+            .execute(
+                "UPDATE dags SET is_paused = ?2 WHERE dag_id = ?1",
+                params![dag_id.as_str(), paused],
+            )
             .map_err(|e| self.err(e))?;
         if updated == 0 {
-            return Err(StoreError::Backend(format!("DAG `{dag_id}` is not recorded")));
+            return Err(StoreError::Backend(format!(
+                "DAG `{dag_id}` is not recorded"
+            )));
         }
         Ok(())
     }
 }
 
 impl LogStore for SqliteStore {
-    fn logs(&self, key: &TaskInstanceKey, try_number: Option<u32>) -> Result<Vec<(u32, LogLine)>, StoreError> {
+    fn logs(
+        &self,
+        key: &TaskInstanceKey,
+        try_number: Option<u32>,
+    ) -> Result<Vec<(u32, LogLine)>, StoreError> {
         let conn = self.lock();
         conn.prepare_cached(
             "SELECT try_number, logged_us, level, message FROM task_logs \

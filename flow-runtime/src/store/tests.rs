@@ -62,7 +62,10 @@ fn line(message: &str) -> LogLine {
 
 fn conformance(store: &dyn Store) {
     store.create_run(&run_record("r1", 1)).unwrap();
-    assert!(matches!(store.create_run(&run_record("r1", 1)), Err(StoreError::RunExists { .. })));
+    assert!(matches!(
+        store.create_run(&run_record("r1", 1)),
+        Err(StoreError::RunExists { .. })
+    ));
     store.create_run(&run_record("r2", 2)).unwrap();
 
     // Tries, states and XCom.
@@ -70,30 +73,69 @@ fn conformance(store: &dyn Store) {
         .apply(&[
             ti("r1", "t", TaskState::Queued, 0),
             ti("r1", "t", TaskState::Running, 1),
-            Change::Log { key: key("r1", "t"), try_number: 1, lines: vec![line("a"), line("b")] },
+            Change::Log {
+                key: key("r1", "t"),
+                try_number: 1,
+                lines: vec![line("a"), line("b")],
+            },
         ])
         .unwrap();
-    store.apply(&[ti("r1", "t", TaskState::UpForRetry, 1), ti("r1", "t", TaskState::Queued, 1)]).unwrap();
+    store
+        .apply(&[
+            ti("r1", "t", TaskState::UpForRetry, 1),
+            ti("r1", "t", TaskState::Queued, 1),
+        ])
+        .unwrap();
     store
         .apply(&[
             ti("r1", "t", TaskState::Running, 2),
-            Change::Log { key: key("r1", "t"), try_number: 1, lines: vec![line("c")] },
-            Change::Log { key: key("r1", "t"), try_number: 2, lines: vec![line("second")] },
+            Change::Log {
+                key: key("r1", "t"),
+                try_number: 1,
+                lines: vec![line("c")],
+            },
+            Change::Log {
+                key: key("r1", "t"),
+                try_number: 2,
+                lines: vec![line("second")],
+            },
         ])
         .unwrap();
     store
-        .apply(&[ti("r1", "t", TaskState::Success, 2), xcom("r1", "t", "return_value", 7), xcom("r1", "t", "rows", 9)])
+        .apply(&[
+            ti("r1", "t", TaskState::Success, 2),
+            xcom("r1", "t", "return_value", 7),
+            xcom("r1", "t", "rows", 9),
+        ])
         .unwrap();
     let instances = store.task_instances(&"d".into(), &"r1".into()).unwrap();
     assert_eq!(instances.len(), 1);
-    assert_eq!((instances[0].state, instances[0].try_number, instances[0].max_tries), (TaskState::Success, 2, 3));
+    assert_eq!(
+        (
+            instances[0].state,
+            instances[0].try_number,
+            instances[0].max_tries
+        ),
+        (TaskState::Success, 2, 3)
+    );
     let tries = store.tries(&key("r1", "t")).unwrap();
-    let summary: Vec<_> = tries.iter().map(|t| (t.try_number, t.state, t.error.clone())).collect();
+    let summary: Vec<_> = tries
+        .iter()
+        .map(|t| (t.try_number, t.state, t.error.clone()))
+        .collect();
     assert_eq!(
         summary,
-        [(1, TaskState::UpForRetry, Some("try 1 failed".to_string())), (2, TaskState::Success, None)]
+        [
+            (1, TaskState::UpForRetry, Some("try 1 failed".to_string())),
+            (2, TaskState::Success, None)
+        ]
     );
-    let get = |run: &str, name: &str| store.get_xcom(&key(run, "t"), name).unwrap().map(|b| b.decode::<u64>().unwrap());
+    let get = |run: &str, name: &str| {
+        store
+            .get_xcom(&key(run, "t"), name)
+            .unwrap()
+            .map(|b| b.decode::<u64>().unwrap())
+    };
     assert_eq!(get("r1", "return_value"), Some(7));
     assert_eq!(get("r1", "rows"), Some(9));
     assert_eq!(get("r1", "missing"), None);
@@ -101,13 +143,34 @@ fn conformance(store: &dyn Store) {
     assert_eq!(blob.type_name(), "u64");
 
     // Logs keep their order within a try, across batches.
-    let logs: Vec<_> = store.logs(&key("r1", "t"), None).unwrap().into_iter().map(|(t, l)| (t, l.message)).collect();
-    assert_eq!(logs, [(1, "a".into()), (1, "b".into()), (1, "c".into()), (2, "second".into())]);
+    let logs: Vec<_> = store
+        .logs(&key("r1", "t"), None)
+        .unwrap()
+        .into_iter()
+        .map(|(t, l)| (t, l.message))
+        .collect();
+    assert_eq!(
+        logs,
+        [
+            (1, "a".into()),
+            (1, "b".into()),
+            (1, "c".into()),
+            (2, "second".into())
+        ]
+    );
     assert_eq!(store.logs(&key("r1", "t"), Some(2)).unwrap().len(), 1);
 
     // The newest run's value wins.
-    store.apply(&[ti("r2", "t", TaskState::Queued, 0), xcom("r2", "t", "return_value", 8)]).unwrap();
-    let (run, blob) = store.latest_xcom(&"d".into(), &"t".into(), "return_value").unwrap().unwrap();
+    store
+        .apply(&[
+            ti("r2", "t", TaskState::Queued, 0),
+            xcom("r2", "t", "return_value", 8),
+        ])
+        .unwrap();
+    let (run, blob) = store
+        .latest_xcom(&"d".into(), &"t".into(), "return_value")
+        .unwrap()
+        .unwrap();
     assert_eq!((run.as_str(), blob.decode::<u64>().unwrap()), ("r2", 8));
 
     // Runs: newest first, state changes.
@@ -120,28 +183,69 @@ fn conformance(store: &dyn Store) {
             end: Some(Utc.with_ymd_and_hms(2025, 1, 1, 0, 1, 0).unwrap()),
         }])
         .unwrap();
-    let runs: Vec<_> = store.runs(Some(&"d".into())).unwrap().into_iter().map(|r| (r.run_id.to_string(), r.state)).collect();
-    assert_eq!(runs, [("r2".to_string(), RunState::Queued), ("r1".to_string(), RunState::Success)]);
+    let runs: Vec<_> = store
+        .runs(Some(&"d".into()))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.run_id.to_string(), r.state))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            ("r2".to_string(), RunState::Queued),
+            ("r1".to_string(), RunState::Success)
+        ]
+    );
     assert!(store.runs(Some(&"other".into())).unwrap().is_empty());
-    assert_eq!(store.run(&"d".into(), &"r1".into()).unwrap().unwrap().fingerprint, "f");
+    assert_eq!(
+        store
+            .run(&"d".into(), &"r1".into())
+            .unwrap()
+            .unwrap()
+            .fingerprint,
+        "f"
+    );
 
     // A batch is all or nothing.
     let bad = store.apply(&[
         ti("r2", "u", TaskState::Queued, 0),
-        Change::Run { dag_id: "d".into(), run_id: "nope".into(), state: RunState::Running, start: None, end: None },
+        Change::Run {
+            dag_id: "d".into(),
+            run_id: "nope".into(),
+            state: RunState::Running,
+            start: None,
+            end: None,
+        },
     ]);
     assert!(matches!(bad, Err(StoreError::NoSuchRun { .. })), "{bad:?}");
-    assert_eq!(store.task_instances(&"d".into(), &"r2".into()).unwrap().len(), 1);
-    assert!(matches!(store.apply(&[xcom("nope", "t", "x", 1)]), Err(StoreError::NoSuchRun { .. })));
+    assert_eq!(
+        store
+            .task_instances(&"d".into(), &"r2".into())
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(matches!(
+        store.apply(&[xcom("nope", "t", "x", 1)]),
+        Err(StoreError::NoSuchRun { .. })
+    ));
 
     // Clearing keeps the history, resets the state and drops the XComs.
-    store.clear(&"d".into(), &"r1".into(), &["t".into()]).unwrap();
+    store
+        .clear(&"d".into(), &"r1".into(), &["t".into()])
+        .unwrap();
     let cleared = &store.task_instances(&"d".into(), &"r1".into()).unwrap()[0];
     assert_eq!((cleared.state, cleared.try_number), (TaskState::None, 2));
     assert_eq!(store.tries(&key("r1", "t")).unwrap().len(), 2);
     assert_eq!(get("r1", "return_value"), None);
-    assert_eq!(store.run(&"d".into(), &"r1".into()).unwrap().unwrap().state, RunState::Queued);
-    assert!(matches!(store.clear(&"d".into(), &"zz".into(), &[]), Err(StoreError::NoSuchRun { .. })));
+    assert_eq!(
+        store.run(&"d".into(), &"r1".into()).unwrap().unwrap().state,
+        RunState::Queued
+    );
+    assert!(matches!(
+        store.clear(&"d".into(), &"zz".into(), &[]),
+        Err(StoreError::NoSuchRun { .. })
+    ));
 
     // DAG records keep the paused flag across shape updates.
     assert!(store.dag(&"d".into()).unwrap().is_none());
@@ -166,14 +270,21 @@ fn sqlite_store_conforms_and_survives_reopening() {
     let reopened = SqliteStore::open(&path).unwrap();
     assert_eq!(reopened.runs(None).unwrap().len(), 2);
     assert_eq!(reopened.schema_version().unwrap(), SCHEMA_VERSION);
-    let mode: String = reopened.with_connection(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap());
+    let mode: String = reopened.with_connection(|c| {
+        c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap()
+    });
     assert_eq!(mode, "wal");
 }
 
 fn unchanged_after(path: &Path, open: impl FnOnce() -> StoreError) -> StoreError {
     let before = std::fs::read(path).unwrap();
     let error = open();
-    assert_eq!(std::fs::read(path).unwrap(), before, "the file was modified");
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        before,
+        "the file was modified"
+    );
     error
 }
 
@@ -181,13 +292,20 @@ fn unchanged_after(path: &Path, open: impl FnOnce() -> StoreError) -> StoreError
 fn foreign_files_are_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("notes.db");
-    std::fs::write(&text, "not a database at all, just some text that is long enough to have a header").unwrap();
+    std::fs::write(
+        &text,
+        "not a database at all, just some text that is long enough to have a header",
+    )
+    .unwrap();
     let err = unchanged_after(&text, || SqliteStore::open(&text).err().unwrap());
     assert!(matches!(err, StoreError::NotFlowDatabase(_)), "{err:?}");
     assert!(err.to_string().contains("is not a flow database"));
 
     let other = dir.path().join("other.db");
-    rusqlite::Connection::open(&other).unwrap().execute_batch("CREATE TABLE users (id INTEGER)").unwrap();
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE users (id INTEGER)")
+        .unwrap();
     let err = unchanged_after(&other, || SqliteStore::open(&other).err().unwrap());
     assert!(matches!(err, StoreError::NotFlowDatabase(_)), "{err:?}");
 }
@@ -199,16 +317,24 @@ fn a_newer_schema_is_refused_and_an_older_one_migrates() {
     drop(SqliteStore::open(&newer).unwrap());
     rusqlite::Connection::open(&newer)
         .unwrap()
-        .execute("UPDATE flow_meta SET value = '99' WHERE key = 'schema_version'", [])
+        .execute(
+            "UPDATE flow_meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
         .unwrap();
     let err = unchanged_after(&newer, || SqliteStore::open(&newer).err().unwrap());
-    assert!(err.to_string().contains("schema version 99, newer than this binary's 2"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("schema version 99, newer than this binary's 2"),
+        "{err}"
+    );
 
     let older = dir.path().join("older.db");
     SqliteStore::create_at_version(&older, 1).unwrap();
     let err = unchanged_after(&older, || SqliteStore::open(&older).err().unwrap());
     assert!(err.to_string().contains("run `db migrate` first"), "{err}");
-    let store = SqliteStore::open_with(&older, OpenMode::ForMigration, Duration::from_secs(1)).unwrap();
+    let store =
+        SqliteStore::open_with(&older, OpenMode::ForMigration, Duration::from_secs(1)).unwrap();
     assert_eq!(store.migrate().unwrap(), (1, SCHEMA_VERSION));
     drop(store);
     conformance(&SqliteStore::open(&older).unwrap());
@@ -220,8 +346,12 @@ fn a_locked_database_is_reported_after_the_busy_timeout() {
     let path = dir.path().join("flow.db");
     drop(SqliteStore::open(&path).unwrap());
     let holder = rusqlite::Connection::open(&path).unwrap();
-    holder.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;").unwrap();
-    let err = SqliteStore::open_with(&path, OpenMode::Current, Duration::from_millis(50)).err().unwrap();
+    holder
+        .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+        .unwrap();
+    let err = SqliteStore::open_with(&path, OpenMode::Current, Duration::from_millis(50))
+        .err()
+        .unwrap();
     assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
     assert!(err.to_string().contains("locked by another process"));
 }
@@ -231,19 +361,31 @@ fn a_full_disk_rolls_back_the_batch_and_keeps_earlier_state() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("flow.db")).unwrap();
     store.create_run(&run_record("r1", 1)).unwrap();
-    store.apply(&[ti("r1", "t", TaskState::Queued, 0), xcom("r1", "t", "small", 1)]).unwrap();
-    let pages: i64 = store.with_connection(|c| c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap());
+    store
+        .apply(&[
+            ti("r1", "t", TaskState::Queued, 0),
+            xcom("r1", "t", "small", 1),
+        ])
+        .unwrap();
+    let pages: i64 =
+        store.with_connection(|c| c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap());
     store.with_connection(|c| c.pragma_update(None, "max_page_count", pages + 2).unwrap());
     let big = Change::XCom {
         key: key("r1", "t"),
         name: "big".into(),
         value: XComBlob::encode(&vec![7_u8; 1 << 20]).unwrap(),
     };
-    let err = store.apply(&[ti("r1", "t", TaskState::Running, 1), big]).unwrap_err();
+    let err = store
+        .apply(&[ti("r1", "t", TaskState::Running, 1), big])
+        .unwrap_err();
     assert!(matches!(err, StoreError::DiskFull(_)), "{err:?}");
     assert!(err.to_string().contains("is full"));
     let kept = &store.task_instances(&"d".into(), &"r1".into()).unwrap()[0];
-    assert_eq!(kept.state, TaskState::Queued, "the failed batch left nothing behind");
+    assert_eq!(
+        kept.state,
+        TaskState::Queued,
+        "the failed batch left nothing behind"
+    );
     assert!(store.get_xcom(&key("r1", "t"), "small").unwrap().is_some());
 }
 
@@ -255,5 +397,8 @@ fn an_unwritable_home_is_reported() {
     // The home's parent is a file: the directory cannot be created (as root too).
     let err = SqliteStore::open(&file.join("home/flow.db")).err().unwrap();
     assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
-    assert!(err.to_string().contains("check the permissions of FLOW_HOME"));
+    assert!(
+        err.to_string()
+            .contains("check the permissions of FLOW_HOME")
+    );
 }
