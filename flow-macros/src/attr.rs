@@ -70,7 +70,10 @@ pub(crate) fn parse_options<O: Options>(input: ParseStream, errors: &mut Errors)
                     errors.push(unknown_option::<O>(&key, &name));
                     skip_option(input);
                 } else if seen.contains(&name) {
-                    errors.at(&key, format!("duplicate option `{name}`: give each option once"));
+                    errors.at(
+                        &key,
+                        format!("duplicate option `{name}`: give each option once"),
+                    );
                     // Still read the value, so a second mistake in it is reported too.
                     let mut ignored = O::default();
                     if let Err(error) = ignored.parse_one(input, errors) {
@@ -179,12 +182,19 @@ fn literal(input: ParseStream, key: &str, key_span: Span, example: &str) -> syn:
     let value: syn::Expr = input.parse()?;
     Err(syn::Error::new_spanned(
         value,
-        format!("`{key}` takes a literal: `{key} = {example}` (constants and expressions are not supported)"),
+        format!(
+            "`{key}` takes a literal: `{key} = {example}` (constants and expressions are not supported)"
+        ),
     ))
 }
 
 /// `= "text"`.
-pub(crate) fn string(input: ParseStream, key: &str, key_span: Span, example: &str) -> syn::Result<LitStr> {
+pub(crate) fn string(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+    example: &str,
+) -> syn::Result<LitStr> {
     match literal(input, key, key_span, example)? {
         Lit::Str(s) => Ok(s),
         other => Err(syn::Error::new_spanned(
@@ -238,14 +248,21 @@ pub(crate) fn duration(input: ParseStream, key: &str, key_span: Span) -> syn::Re
     let lit = literal(input, key, key_span, example)?;
     let message = match &lit {
         Lit::Str(s) => match parse_duration(&s.value()) {
-            Ok(value) => return Ok(DurationLit { value, span: s.span() }),
+            Ok(value) => {
+                return Ok(DurationLit {
+                    value,
+                    span: s.span(),
+                });
+            }
             Err(reason) => format!("invalid {key} `{}`: {reason}", s.value()),
         },
         Lit::Int(int) => format!(
             "`{key}` takes a duration string with a unit: `{key} = \"{}s\"` (write durations like `30s`, `5m`, `1h 30m`)",
             int.base10_digits()
         ),
-        _ => format!("`{key}` takes a duration string: `{key} = {example}` (write durations like `30s`, `5m`, `1h 30m`)"),
+        _ => format!(
+            "`{key}` takes a duration string: `{key} = {example}` (write durations like `30s`, `5m`, `1h 30m`)"
+        ),
     };
     Err(syn::Error::new_spanned(lit, message))
 }
@@ -280,7 +297,10 @@ pub(crate) fn check_id(id: &str) -> Result<(), String> {
         return Err(format!("an id cannot be empty; {RULE}"));
     }
     if id.len() > 250 {
-        return Err(format!("an id has at most 250 characters, this one has {}", id.len()));
+        return Err(format!(
+            "an id has at most 250 characters, this one has {}",
+            id.len()
+        ));
     }
     match id
         .chars()
@@ -292,7 +312,11 @@ pub(crate) fn check_id(id: &str) -> Result<(), String> {
 }
 
 /// `= ["a", "b"]`.
-pub(crate) fn string_list(input: ParseStream, key: &str, key_span: Span) -> syn::Result<Vec<LitStr>> {
+pub(crate) fn string_list(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+) -> syn::Result<Vec<LitStr>> {
     let example = "[\"ml\", \"daily\"]";
     if input.parse::<Option<Token![=]>>()?.is_none() {
         return Err(syn::Error::new(
@@ -340,10 +364,7 @@ pub(crate) fn crate_path(input: ParseStream, key_span: Span) -> syn::Result<syn:
 
 /// The root path of generated code: `::flow_runtime` unless `crate = ".."` says otherwise.
 pub(crate) fn root(krate: Option<&syn::Path>) -> TokenStream {
-    match krate {
-        Some(path) => path.to_token_stream(),
-        None => quote!(::flow_runtime),
-    }
+    krate.map_or_else(|| quote!(::flow_runtime), ToTokens::to_token_stream)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -420,7 +441,7 @@ fn duration_tokens(root: &TokenStream, duration: &DurationLit) -> TokenStream {
     let span = duration.span;
     let value = duration.value;
     match u64::try_from(value.as_millis()) {
-        Ok(millis) if value.subsec_nanos() % 1_000_000 == 0 => {
+        Ok(millis) if value.subsec_nanos().is_multiple_of(1_000_000) => {
             let millis = LitInt::new(&grouped(u128::from(millis)), span);
             quote!(#root::__private::Duration::from_millis(#millis))
         }
@@ -440,7 +461,7 @@ fn grouped(n: u128) -> String {
     }
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('_');
         }
         out.push(c);
@@ -449,6 +470,7 @@ fn grouped(n: u128) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -527,7 +549,12 @@ mod tests {
     #[test]
     fn every_mistake_of_an_attribute_is_reported() {
         let (options, errors) = parse_task_options(quote!(
-            retries = "2", retry_delay = "5 minutes please", pool = "x", retires = 1, owner = "a", owner = "b"
+            retries = "2",
+            retry_delay = "5 minutes please",
+            pool = "x",
+            retires = 1,
+            owner = "a",
+            owner = "b"
         ));
         assert_eq!(errors.len(), 5, "{errors:#?}");
         assert!(errors[0].contains("takes a number, not a string: `retries = 2`"));
@@ -540,15 +567,26 @@ mod tests {
 
     #[test]
     fn valid_options_are_typed() {
-        let (options, errors) = parse_task_options(quote!(retries = 2, retry_delay = "1h 30m", owner = "ml"));
+        let (options, errors) =
+            parse_task_options(quote!(retries = 2, retry_delay = "1h 30m", owner = "ml"));
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(options.retries.map(|r| r.base10_digits().to_string()).as_deref(), Some("2"));
-        assert_eq!(options.retry_delay.map(|d| d.value), Some(Duration::from_secs(5400)));
+        assert_eq!(
+            options
+                .retries
+                .map(|r| r.base10_digits().to_string())
+                .as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            options.retry_delay.map(|d| d.value),
+            Some(Duration::from_secs(5400))
+        );
         let root = quote!(::flow_runtime);
         let (options, _) = parse_task_options(quote!(retry_delay = "5m"));
         assert_eq!(
             options.spec_setters(&root).to_string(),
-            quote!(.retry_delay(::flow_runtime::__private::Duration::from_millis(300_000))).to_string()
+            quote!(.retry_delay(::flow_runtime::__private::Duration::from_millis(300_000)))
+                .to_string()
         );
     }
 }

@@ -188,7 +188,8 @@ impl Options for DefaultArgs {
 }
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> DagArgs {
-    let parsed = (|input: ParseStream| Ok(attr::parse_options::<DagArgs>(input, errors))).parse2(args);
+    let parsed =
+        (|input: ParseStream| Ok(attr::parse_options::<DagArgs>(input, errors))).parse2(args);
     // `parse_options` consumes every token and records its own errors.
     parsed.unwrap_or_default()
 }
@@ -268,13 +269,22 @@ fn check_signature(function: &ItemFn, errors: &mut Errors) {
         );
     }
     if let Some(constness) = &sig.constness {
-        errors.at(constness, "a `#[dag]` function cannot be a `const fn`: remove `const`");
+        errors.at(
+            constness,
+            "a `#[dag]` function cannot be a `const fn`: remove `const`",
+        );
     }
     if let Some(unsafety) = &sig.unsafety {
-        errors.at(unsafety, "a `#[dag]` function cannot be `unsafe`: remove `unsafe`");
+        errors.at(
+            unsafety,
+            "a `#[dag]` function cannot be `unsafe`: remove `unsafe`",
+        );
     }
     if let Some(abi) = &sig.abi {
-        errors.at(abi, "a `#[dag]` function cannot have an `extern` ABI: remove it");
+        errors.at(
+            abi,
+            "a `#[dag]` function cannot have an `extern` ABI: remove it",
+        );
     }
     if !sig.generics.params.is_empty() {
         errors.at(
@@ -283,7 +293,10 @@ fn check_signature(function: &ItemFn, errors: &mut Errors) {
         );
     }
     if let Some(clause) = &sig.generics.where_clause {
-        errors.at(clause, "a `#[dag]` function cannot have a `where` clause: remove it");
+        errors.at(
+            clause,
+            "a `#[dag]` function cannot have a `where` clause: remove it",
+        );
     }
     if !sig.inputs.is_empty() || sig.variadic.is_some() {
         errors.at(
@@ -390,7 +403,10 @@ impl Body<'_> {
                     // the function body, which `build()` follows.
                     rewritten => {
                         let ordering = matches!(rewritten, Rewritten::Ordering);
-                        if index == last && semi.is_none() && (ordering || (top && !block_like(expr))) {
+                        if index == last
+                            && semi.is_none()
+                            && (ordering || (top && !block_like(expr)))
+                        {
                             *semi = Some(Token![;](Span::mixed_site()));
                         }
                     }
@@ -446,7 +462,9 @@ impl Body<'_> {
     /// that are task calls; returns whether it was one.
     fn task_call(&mut self, expr: &mut Expr) -> bool {
         let Expr::Call(call) = expr else { return false };
-        let Some(path) = task_path(call) else { return false };
+        let Some(path) = task_path(call) else {
+            return false;
+        };
         if let Some(message) = not_a_task(path) {
             self.errors.at(&call.func, message);
             return false;
@@ -566,7 +584,7 @@ fn task_path(call: &ExprCall) -> Option<&syn::Path> {
 }
 
 /// Why a call in a task position is certainly not a task call: tasks are functions with
-/// snake_case names, so a path with a capitalised segment (`String::from`, `Some`) is a
+/// `snake_case` names, so a path with a capitalised segment (`String::from`, `Some`) is a
 /// constructor or an associated function.
 fn not_a_task(path: &syn::Path) -> Option<String> {
     let capitalised = path
@@ -594,7 +612,9 @@ fn not_a_task(path: &syn::Path) -> Option<String> {
 fn is_task_path_receiver(receiver: &Expr) -> bool {
     match receiver {
         Expr::Path(_) => true,
-        Expr::MethodCall(inner) if inner.method == "partial" => is_task_path_receiver(&inner.receiver),
+        Expr::MethodCall(inner) if inner.method == "partial" => {
+            is_task_path_receiver(&inner.receiver)
+        }
         _ => false,
     }
 }
@@ -628,7 +648,11 @@ fn codegen(
 ) -> TokenStream {
     let root = attr::root(options.krate.as_ref());
     let ItemFn {
-        attrs, vis, sig, block, ..
+        attrs,
+        vis,
+        sig,
+        block,
+        ..
     } = function;
     let ident = &sig.ident;
 
@@ -733,7 +757,10 @@ mod tests {
 
     #[test]
     fn descriptions_take_the_first_paragraph() {
-        assert_eq!(first_paragraph("Trains\nthe model.\n\nDetails."), "Trains the model.");
+        assert_eq!(
+            first_paragraph("Trains\nthe model.\n\nDetails."),
+            "Trains the model."
+        );
         assert_eq!(first_paragraph(""), "");
     }
 
@@ -750,11 +777,20 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("< extract > :: __flow_call (\"orders\") (& mut __flow_dag)"), "{out}");
+        assert!(
+            out.contains("< extract > :: __flow_call (\"orders\") (& mut __flow_dag)"),
+            "{out}"
+        );
         assert!(out.contains("< steps :: count > :: __flow_call (rows , { String :: from (\"x\") }) (& mut __flow_dag)"), "{out}");
         assert!(out.contains("< report > :: __flow_call (< total > :: __flow_call (n) (& mut __flow_dag)) (& mut __flow_dag)"), "{out}");
-        assert!(out.contains("set_downstream (& __flow_group_0 , & __flow_group_1)"), "{out}");
-        assert!(out.contains("let _ = < done > :: __flow_call () (& mut __flow_dag) ;"), "{out}");
+        assert!(
+            out.contains("set_downstream (& __flow_group_0 , & __flow_group_1)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("let _ = < done > :: __flow_call () (& mut __flow_dag) ;"),
+            "{out}"
+        );
         assert!(out.contains(". schedule (\"@daily\")"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
     }
@@ -762,7 +798,11 @@ mod tests {
     #[test]
     fn every_problem_is_reported() {
         let out = expand_str(
-            quote!(schedule = "0 2 * *", start_date = "2025-13-01", sheduled = 1),
+            quote!(
+                schedule = "0 2 * *",
+                start_date = "2025-13-01",
+                sheduled = 1
+            ),
             quote!(
                 async fn etl(x: u32) -> u32 {
                     5 >> load();
@@ -784,6 +824,9 @@ mod tests {
         ] {
             assert!(out.contains(message), "{message} in {out}");
         }
-        assert!(!out.contains("inventory"), "no registration on error: {out}");
+        assert!(
+            !out.contains("inventory"),
+            "no registration on error: {out}"
+        );
     }
 }

@@ -36,7 +36,10 @@ impl Errors {
 
     /// One `compile_error!` per recorded error (nothing when there are none).
     pub(crate) fn to_compile_errors(&self) -> TokenStream {
-        self.errors.iter().map(syn::Error::to_compile_error).collect()
+        self.errors
+            .iter()
+            .map(syn::Error::to_compile_error)
+            .collect()
     }
 }
 

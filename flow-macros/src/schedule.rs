@@ -36,9 +36,11 @@ pub(crate) fn check(text: &str) -> Result<(), String> {
             return parse(expanded);
         }
         let hint = crate::attr::closest(&expanded.to_ascii_lowercase(), PRESETS)
-            .map(|p| format!("did you mean `{p}`? Use"))
-            .unwrap_or_else(|| "use".to_string());
-        return Err(format!("unknown preset; {hint} one of {}", PRESETS.join(", ")));
+            .map_or_else(|| "use".to_string(), |p| format!("did you mean `{p}`? Use"));
+        return Err(format!(
+            "unknown preset; {hint} one of {}",
+            PRESETS.join(", ")
+        ));
     }
     let fields = expanded.split_whitespace().count();
     if !(5..=6).contains(&fields) {
@@ -60,6 +62,7 @@ fn parse(cron: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::check;
 
@@ -91,7 +94,10 @@ mod tests {
     #[test]
     fn rejects_with_the_runtime_reasons() {
         let unknown = check("@fortnightly").unwrap_err();
-        assert!(unknown.starts_with("unknown preset; use one of @once"), "{unknown}");
+        assert!(
+            unknown.starts_with("unknown preset; use one of @once"),
+            "{unknown}"
+        );
         let typo = check("@dialy").unwrap_err();
         assert!(typo.contains("did you mean `@daily`?"), "{typo}");
         assert!(check("0 2 * *").unwrap_err().contains("expected 5 fields"));

@@ -91,7 +91,8 @@ impl Options for TaskArgs {
 }
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
-    let parsed = (|input: ParseStream| Ok(attr::parse_options::<TaskArgs>(input, errors))).parse2(args);
+    let parsed =
+        (|input: ParseStream| Ok(attr::parse_options::<TaskArgs>(input, errors))).parse2(args);
     // `parse_options` consumes every token and records its own errors.
     parsed.unwrap_or_default()
 }
@@ -118,17 +119,20 @@ enum Input {
     /// `&TaskContext`: given by the runtime.
     Context,
     /// A value: an upstream output or a literal.
-    Value { name: Ident, ty: Type },
+    Value { name: Ident, ty: Box<Type> },
 }
 
 enum Output {
     /// No return type, or `()`.
     Unit,
     /// A value stored as is.
-    Plain(Type),
+    Plain(Box<Type>),
     /// A type named `Result` (`anyhow::Result<T>`, `io::Result<T>`, `Result<T, E>`): `Ok`
     /// is stored, `Err` fails the try. `ok` is its first type argument, when written.
-    Result { written: Type, ok: Option<Type> },
+    Result {
+        written: Box<Type>,
+        ok: Option<Box<Type>>,
+    },
 }
 
 impl Task {
@@ -142,22 +146,10 @@ impl Task {
         let output = output(&sig.output, errors);
         let sound = errors.len() == before;
 
-        let name = match &args.task_id {
-            Some(id) => id.value(),
-            None => {
-                let name = sig.ident.unraw().to_string();
-                if let Err(reason) = attr::check_id(&name) {
-                    errors.at(
-                        &sig.ident,
-                        format!(
-                            "the function name `{name}` is not a valid task id: {reason}; \
-                             set one with `#[task(task_id = \"...\")]`"
-                        ),
-                    );
-                }
-                name
-            }
-        };
+        let name = args
+            .task_id
+            .as_ref()
+            .map_or_else(|| default_name(sig, errors), LitStr::value);
         if !sound {
             return None;
         }
@@ -177,10 +169,25 @@ impl Task {
 
     fn values(&self) -> impl Iterator<Item = (&Ident, &Type)> {
         self.inputs.iter().filter_map(|input| match input {
-            Input::Value { name, ty } => Some((name, ty)),
+            Input::Value { name, ty } => Some((name, &**ty)),
             Input::Context => None,
         })
     }
+}
+
+/// The function's name as the task's name, if it is a valid task id.
+fn default_name(sig: &Signature, errors: &mut Errors) -> String {
+    let name = sig.ident.unraw().to_string();
+    if let Err(reason) = attr::check_id(&name) {
+        errors.at(
+            &sig.ident,
+            format!(
+                "the function name `{name}` is not a valid task id: {reason}; \
+                 set one with `#[task(task_id = \"...\")]`"
+            ),
+        );
+    }
+    name
 }
 
 /// Qualifiers and generics a task cannot have.
@@ -199,7 +206,10 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
         errors.at(abi, "a task cannot have an `extern` ABI: remove it");
     }
     if let Some(variadic) = &sig.variadic {
-        errors.at(variadic, "a task cannot be variadic: give it named parameters");
+        errors.at(
+            variadic,
+            "a task cannot be variadic: give it named parameters",
+        );
     }
     for param in &sig.generics.params {
         let message = match param {
@@ -258,7 +268,7 @@ fn inputs(sig: &Signature, errors: &mut Errors) -> Vec<Input> {
                 Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
                     inputs.push(Input::Value {
                         name: pat.ident.clone(),
-                        ty: (*arg.ty).clone(),
+                        ty: arg.ty.clone(),
                     });
                 }
                 other => errors.at(
@@ -280,12 +290,15 @@ enum Kind {
 
 fn input_kind(ty: &Type) -> Kind {
     match ty {
-        Type::Reference(reference) if names_context(&reference.elem) => match reference.mutability {
-            Some(_) => Kind::Invalid(
-                "the task context is shared: take `&TaskContext`, not `&mut TaskContext`".into(),
-            ),
-            None => Kind::Context,
-        },
+        Type::Reference(reference) if names_context(&reference.elem) => {
+            match reference.mutability {
+                Some(_) => Kind::Invalid(
+                    "the task context is shared: take `&TaskContext`, not `&mut TaskContext`"
+                        .into(),
+                ),
+                None => Kind::Context,
+            }
+        }
         Type::Reference(reference) => Kind::Invalid(format!(
             "a task parameter must be an owned value (it is decoded from an upstream output \
              or a literal): take `{}` instead of a reference",
@@ -321,7 +334,9 @@ fn names_context(ty: &Type) -> bool {
 fn owned_suggestion(elem: &Type) -> String {
     match elem {
         Type::Path(path) if path.path.is_ident("str") => "String".into(),
-        Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "Path") => "PathBuf".into(),
+        Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "Path") => {
+            "PathBuf".into()
+        }
         Type::Slice(slice) => format!("Vec<{}>", type_text(&slice.elem)),
         other => type_text(other),
     }
@@ -330,7 +345,15 @@ fn owned_suggestion(elem: &Type) -> String {
 /// A type as a person would write it (`Vec<u8>`, not `Vec < u8 >`).
 pub(crate) fn type_text(ty: &Type) -> String {
     let mut text = ty.to_token_stream().to_string();
-    for (from, to) in [(" < ", "<"), ("< ", "<"), (" >", ">"), (" , ", ", "), (" :: ", "::"), (":: ", "::"), ("& ", "&")] {
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" , ", ", "),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+    ] {
         text = text.replace(from, to);
     }
     text
@@ -364,30 +387,32 @@ fn output(output: &ReturnType, errors: &mut Errors) -> Output {
         );
         return Output::Unit;
     }
-    match result_ok_type(ty) {
-        Some(ok) => Output::Result {
-            written: ty.clone(),
-            ok,
-        },
-        None => Output::Plain(ty.clone()),
+    if is_result(ty) {
+        Output::Result {
+            written: Box::new(ty.clone()),
+            ok: first_type_argument(ty).map(Box::new),
+        }
+    } else {
+        Output::Plain(Box::new(ty.clone()))
     }
 }
 
-/// `Some(first type argument)` if `ty` is a path whose last segment is `Result`.
-fn result_ok_type(ty: &Type) -> Option<Option<Type>> {
+/// Whether `ty` is a path whose last segment is `Result`.
+fn is_result(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.qself.is_none()
+        && path.path.segments.last().is_some_and(|last| last.ident == "Result"))
+}
+
+/// The first type argument of a type (`T` of `anyhow::Result<T>`), if written.
+fn first_type_argument(ty: &Type) -> Option<Type> {
     let Type::Path(path) = ty else { return None };
-    let last = path.path.segments.last()?;
-    if path.qself.is_some() || last.ident != "Result" {
-        return None;
-    }
-    let ok = match &last.arguments {
+    match &path.path.segments.last()?.arguments {
         syn::PathArguments::AngleBracketed(args) => args.args.iter().find_map(|arg| match arg {
             syn::GenericArgument::Type(ty) => Some(ty.clone()),
             _ => None,
         }),
         _ => None,
-    };
-    Some(ok)
+    }
 }
 
 /// Where an unfit error type is reported: the error type if written (`Result<T, E>`),
@@ -554,7 +579,9 @@ impl Task {
         let body = if self.values().next().is_none() {
             quote!(#dag.add_task(Self::spec()).finish())
         } else {
-            let inputs = self.values().map(|(name, ty)| quote!(#task.input::<#ty>(#name);));
+            let inputs = self
+                .values()
+                .map(|(name, ty)| quote!(#task.input::<#ty>(#name);));
             quote! {
                 let mut #task = #dag.add_task(Self::spec());
                 #(#inputs)*
@@ -586,11 +613,17 @@ impl Task {
         let vis = &self.vis;
         let dag = Ident::new("__flow_dag", Span::mixed_site());
         let call = Ident::new("__flow_call", self.function.span());
-        let lifetime = syn::Lifetime::new("'__flow", Span::mixed_site());
+        // Located at the user's tokens, so notes about `__flow_call` show the function.
+        let located =
+            |span: Span| syn::Lifetime::new("'__flow", Span::mixed_site().located_at(span));
+        let lifetime = located(self.function.span());
         let out = self.output_type();
         let params = self.values().map(|(name, ty)| {
             let param = self.param_decl(name, ty);
-            quote!(#param + #lifetime)
+            let (_, last) = spans::first_last(ty);
+            let bound = located(last);
+            let plus = quote_spanned!(last=> +);
+            quote!(#param #plus #bound)
         });
         let names = self.values().map(|(name, _)| name);
         quote! {
@@ -610,51 +643,107 @@ impl Task {
         let vis = &self.vis;
         let name = &self.name;
         let out = self.output_type();
-        let ctx = Ident::new("__flow_ctx", Span::mixed_site());
-        let inputs = Ident::new("__flow_inputs", Span::mixed_site());
-        let value = Ident::new("__flow_value", Span::mixed_site());
+        let checks = self.checks();
+        let function = self.task_fn();
+        let params = self.values().map(|(param, ty)| {
+            let param = param.unraw().to_string();
+            quote!(.param::<#ty>(#param))
+        });
+        let setters = self.options.spec_setters(root);
+        let doc = self.doc.as_ref().map(|doc| quote!(.doc(#doc)));
+        let spec_doc = format!(
+            "The definition of the task `{name}`: its name, typed parameters and output, \
+             options, and the function the runtime calls."
+        );
+        quote! {
+            #[doc = #spec_doc]
+            #[must_use]
+            #vis fn spec() -> #root::TaskSpec {
+                #(#checks)*
+                #root::TaskSpec::new::<#out>(#name, #function)
+                    #(#params)*
+                    #setters
+                    #doc
+            }
+        }
+    }
 
-        // Each type is checked once, at the user's tokens: the uses below repeat the same
-        // tokens, so the compiler reports an unfit type once, here.
-        let mut checks: Vec<TokenStream> = self
-            .values()
-            .map(|(_, ty)| quote_spanned!(ty.span()=> #root::__private::assert_xcom_value::<#ty>();))
-            .collect();
+    /// `assert_xcom_value::<Ty>()` for each parameter and the output, at the user's
+    /// tokens. The code after them repeats the same tokens, so the compiler reports an
+    /// unfit type once (per missing trait), at the type.
+    fn checks(&self) -> Vec<TokenStream> {
+        let root = &self.root;
+        let check = |ty: &dyn ToTokens, at: Span| quote_spanned!(at=> #root::__private::assert_xcom_value::<#ty>(););
+        let mut checks: Vec<TokenStream> =
+            self.values().map(|(_, ty)| check(ty, ty.span())).collect();
         match &self.output {
             Output::Unit => {}
             Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => {
-                checks.push(quote_spanned!(ty.span()=> #root::__private::assert_xcom_value::<#ty>();));
+                checks.push(check(ty, ty.span()));
             }
             Output::Result { written, ok: None } => {
-                checks.push(quote_spanned!(written.span()=> #root::__private::assert_xcom_value::<#out>();));
+                checks.push(check(&self.output_type(), written.span()));
             }
         }
+        checks
+    }
 
+    /// The `TaskFn`: a closure that decodes the inputs, calls the user's function (with
+    /// the context where it takes one) and encodes its output.
+    fn task_fn(&self) -> TokenStream {
+        let root = &self.root;
+        let ctx = Ident::new("__flow_ctx", Span::mixed_site());
+        let inputs = Ident::new("__flow_inputs", Span::mixed_site());
+        let arg = |index: usize| format_ident!("__flow_arg_{}", index, span = Span::mixed_site());
         let decode = self.values().enumerate().map(|(index, (_, ty))| {
-            let arg = format_ident!("__flow_arg_{}", index, span = Span::mixed_site());
+            let arg = arg(index);
             quote!(let #arg = #inputs.get::<#ty>(#index)?;)
         });
-        let mut value_index = 0_usize;
-        let call_args: Vec<TokenStream> = self
-            .inputs
-            .iter()
-            .map(|input| match input {
-                Input::Context if self.is_async => quote!(&#ctx),
-                Input::Context => quote!(#ctx),
-                Input::Value { .. } => {
-                    let arg = format_ident!("__flow_arg_{}", value_index, span = Span::mixed_site());
-                    value_index += 1;
-                    quote!(#arg)
-                }
-            })
-            .collect();
+        let mut values = 0..;
+        let call_args = self.inputs.iter().map(|input| match input {
+            Input::Context if self.is_async => quote!(&#ctx),
+            Input::Context => quote!(#ctx),
+            Input::Value { .. } => {
+                let arg = arg(values.next().unwrap_or_default());
+                quote!(#arg)
+            }
+        });
         let function = &self.function;
-        let call = if self.is_async {
-            quote!(#function(#(#call_args),*).await)
+        let mut call = quote!(#function(#(#call_args),*));
+        if self.is_async {
+            call.extend(quote!(.await));
+        }
+        let finish = self.finish(&call);
+        let result = quote!(#root::__private::Result<#root::XComBlob, #root::TaskError>);
+        if self.is_async {
+            quote! {
+                #root::TaskFn::Async(#root::__private::Arc::new(
+                    |#ctx: #root::TaskContext, #inputs: #root::Inputs| -> #root::__private::BoxFuture<#result> {
+                        #root::__private::Box::pin(async move {
+                            #(#decode)*
+                            #finish
+                        })
+                    },
+                ))
+            }
         } else {
-            quote!(#function(#(#call_args),*))
-        };
-        let finish = match &self.output {
+            quote! {
+                #root::TaskFn::Sync(#root::__private::Arc::new(
+                    |#ctx: &#root::TaskContext, #inputs: #root::Inputs| -> #result {
+                        #(#decode)*
+                        #finish
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Calls the function and encodes what it returns: a value as is, a `Result` split
+    /// into output or error.
+    fn finish(&self, call: &TokenStream) -> TokenStream {
+        let root = &self.root;
+        let value = Ident::new("__flow_value", Span::mixed_site());
+        match &self.output {
             Output::Unit => quote! {
                 #call;
                 #root::__private::encode_output::<()>(())
@@ -684,52 +773,12 @@ impl Task {
                     #root::__private::encode_output::<#ok>(#value)
                 }
             }
-            Output::Result { written, ok: None } => quote! {
-                let #value = <#written as #root::__private::TaskReturn>::into_task_result(#call)?;
-                #root::__private::encode_output::<#out>(#value)
-            },
-        };
-        let result = quote!(#root::__private::Result<#root::XComBlob, #root::TaskError>);
-        let function = if self.is_async {
-            quote! {
-                #root::TaskFn::Async(#root::__private::Arc::new(
-                    |#ctx: #root::TaskContext, #inputs: #root::Inputs| -> #root::__private::BoxFuture<#result> {
-                        #root::__private::Box::pin(async move {
-                            #(#decode)*
-                            #finish
-                        })
-                    },
-                ))
-            }
-        } else {
-            quote! {
-                #root::TaskFn::Sync(#root::__private::Arc::new(
-                    |#ctx: &#root::TaskContext, #inputs: #root::Inputs| -> #result {
-                        #(#decode)*
-                        #finish
-                    },
-                ))
-            }
-        };
-        let params = self.values().map(|(param, ty)| {
-            let param = param.unraw().to_string();
-            quote!(.param::<#ty>(#param))
-        });
-        let setters = self.options.spec_setters(root);
-        let doc = self.doc.as_ref().map(|doc| quote!(.doc(#doc)));
-        let spec_doc = format!(
-            "The definition of the task `{name}`: its name, typed parameters and output, \
-             options, and the function the runtime calls."
-        );
-        quote! {
-            #[doc = #spec_doc]
-            #[must_use]
-            #vis fn spec() -> #root::TaskSpec {
-                #(#checks)*
-                #root::TaskSpec::new::<#out>(#name, #function)
-                    #(#params)*
-                    #setters
-                    #doc
+            Output::Result { written, ok: None } => {
+                let out = self.output_type();
+                quote! {
+                    let #value = <#written as #root::__private::TaskReturn>::into_task_result(#call)?;
+                    #root::__private::encode_output::<#out>(#value)
+                }
             }
         }
     }

@@ -1,6 +1,12 @@
 //! Macro output is warning-free under strict lints, including `clippy::pedantic`
 //! (`tests/ui.rs` also compiles this file as a module, so `cargo clippy` checks it).
-#![deny(warnings, missing_docs, unused_qualifications, unused_results, unreachable_pub)]
+#![deny(
+    warnings,
+    missing_docs,
+    unused_qualifications,
+    unused_results,
+    unreachable_pub
+)]
 #![deny(clippy::all, clippy::pedantic)]
 
 use flow_runtime::prelude::*;
@@ -14,20 +20,26 @@ pub struct Record {
 
 /// Produces records.
 #[task(retries = 2, retry_delay = "10m", owner = "lint")]
+#[must_use]
 pub fn produce(count: u64) -> Vec<Record> {
     (0..count).map(|value| Record { value }).collect()
 }
 
 /// Sums records.
+///
+/// # Errors
+///
+/// Never; the `Result` is for the test.
 #[task]
 pub fn sum(ctx: &TaskContext, records: Vec<Record>) -> anyhow::Result<u64> {
     let _ = ctx.try_number();
-    Ok(records.iter().map(|r| r.value).sum())
+    Ok(records.into_iter().map(|r| r.value).sum())
 }
 
 /// Reports asynchronously.
 #[task]
 pub async fn report(total: u64, label: String) -> String {
+    std::future::ready(()).await;
     format!("{label}: {total}")
 }
 
@@ -38,6 +50,7 @@ pub fn noop() {}
 /// Many parameters.
 #[task]
 #[allow(clippy::too_many_arguments, clippy::many_single_char_names)]
+#[must_use]
 pub fn wide(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8, h: u8) -> u8 {
     a ^ b ^ c ^ d ^ e ^ f ^ g ^ h
 }
@@ -64,11 +77,15 @@ pub fn pipeline() {
     if cfg!(debug_assertions) {
         noop();
     } else {
-        noop()
+        produce(1)
     }
 }
 
 /// Runs the pipeline.
+///
+/// # Panics
+///
+/// If the DAG is invalid.
 pub fn main() {
     let dag = pipeline().expect("valid DAG");
     assert_eq!(dag.description(), Some("A pipeline."));

@@ -59,7 +59,10 @@ fn main() {
     assert_eq!(dag.id().as_str(), "ml_training.v2");
     assert_eq!(dag.description(), Some("Trains the model every night."));
     assert_eq!(dag.schedule().to_string(), "0 2 * * *");
-    assert_eq!(dag.start_date().unwrap().to_rfc3339(), "2025-01-01T00:00:00+00:00");
+    assert_eq!(
+        dag.start_date().unwrap().to_rfc3339(),
+        "2025-01-01T00:00:00+00:00"
+    );
     assert!(dag.catchup());
     assert_eq!(dag.tags(), ["ml", "training"]);
     let step = dag.task("step").unwrap();
@@ -74,8 +77,14 @@ fn main() {
     assert!(dag.tags().is_empty());
 
     assert_eq!(once().unwrap().schedule().to_string(), "@once");
-    assert_eq!(once().unwrap().start_date().unwrap().to_rfc3339(), "2025-06-01T00:00:00+00:00");
-    assert_eq!(with_seconds().unwrap().schedule().to_string(), "30 0 2 * * MON-FRI");
+    assert_eq!(
+        once().unwrap().start_date().unwrap().to_rfc3339(),
+        "2025-06-01T00:00:00+00:00"
+    );
+    assert_eq!(
+        with_seconds().unwrap().schedule().to_string(),
+        "30 0 2 * * MON-FRI"
+    );
     assert_eq!(quarterly().unwrap().schedule().to_string(), "@quarterly");
     let dag = defaults().unwrap();
     assert_eq!((dag.description(), dag.catchup()), (None, false));
@@ -83,5 +92,15 @@ fn main() {
     // Every DAG registered itself.
     let registry = Registry::load().unwrap();
     let ids: Vec<&str> = registry.ids().collect();
-    assert_eq!(ids, ["defaults", "manual", "ml_training.v2", "once", "quarterly", "with_seconds"]);
+    assert_eq!(
+        ids,
+        [
+            "defaults",
+            "manual",
+            "ml_training.v2",
+            "once",
+            "quarterly",
+            "with_seconds"
+        ]
+    );
 }

@@ -51,7 +51,10 @@ fn control_flow() {
 
 fn upstream(dag: &Dag, id: &str) -> Vec<String> {
     let task = dag.task(id).unwrap();
-    task.upstream().iter().map(|&i| dag.tasks()[i].id().to_string()).collect()
+    task.upstream()
+        .iter()
+        .map(|&i| dag.tasks()[i].id().to_string())
+        .collect()
 }
 
 fn main() {
@@ -65,7 +68,12 @@ fn main() {
 
     let dag = control_flow().unwrap();
     let ids: Vec<&str> = dag.tasks().iter().map(|t| t.id().as_str()).collect();
-    assert_eq!(ids, ["value", "t", "t__1", "t__2", "t__3", "t__4", "t__5", "t__6", "t__7", "t__8"]);
+    assert_eq!(
+        ids,
+        [
+            "value", "t", "t__1", "t__2", "t__3", "t__4", "t__5", "t__6", "t__7", "t__8"
+        ]
+    );
     assert_eq!(upstream(&dag, "t__2"), ["value"]);
     assert_eq!(upstream(&dag, "t__5"), ["t__4"]);
 }

@@ -51,7 +51,10 @@ fn produce(__flow_ctx: &::flow_runtime::TaskContext, __flow_inputs: u32) -> u32 
 }
 
 #[::flow_runtime::task]
-async fn consume(__flow_dag: u32, __flow_task: u32) -> ::core::result::Result<u32, ::std::io::Error> {
+async fn consume(
+    __flow_dag: u32,
+    __flow_task: u32,
+) -> ::core::result::Result<u32, ::std::io::Error> {
     ::core::result::Result::Ok(__flow_dag + __flow_task)
 }
 

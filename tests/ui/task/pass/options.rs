@@ -9,7 +9,12 @@ mod steps {
         use flow_runtime::prelude::*;
 
         /// Cleans text.
-        #[task(task_id = "clean.text-v2", retries = 3, retry_delay = "1m 30s", owner = "data")]
+        #[task(
+            task_id = "clean.text-v2",
+            retries = 3,
+            retry_delay = "1m 30s",
+            owner = "data"
+        )]
         pub fn clean(text: String) -> String {
             text.trim().to_string()
         }
@@ -54,16 +59,29 @@ fn main() {
     assert_eq!(spec.options().retry_delay, Some(Duration::from_secs(90)));
     assert_eq!(spec.options().owner.as_deref(), Some("data"));
     assert_eq!(spec.documentation(), Some("Cleans text."));
-    assert_eq!(steps::measure::spec().options().retry_delay, Some(Duration::from_millis(250)));
+    assert_eq!(
+        steps::measure::spec().options().retry_delay,
+        Some(Duration::from_millis(250))
+    );
     assert_eq!(through_reexport::spec().options().retries, Some(0));
-    assert_eq!(through_root::spec().options().retry_delay, Some(Duration::from_micros(1)));
+    assert_eq!(
+        through_root::spec().options().retry_delay,
+        Some(Duration::from_micros(1))
+    );
     assert_eq!(clean("  a ".into()), "a");
 
     let dag = paths().unwrap();
     let ids: Vec<&str> = dag.tasks().iter().map(|t| t.id().as_str()).collect();
     assert_eq!(
         ids,
-        ["clean.text-v2", "measure", "clean.text-v2__1", "measure__1", "through_reexport", "through_root"]
+        [
+            "clean.text-v2",
+            "measure",
+            "clean.text-v2__1",
+            "measure__1",
+            "through_reexport",
+            "through_root"
+        ]
     );
     let run = dag.test().unwrap();
     assert_eq!(run.output::<usize>("measure").unwrap(), 6);

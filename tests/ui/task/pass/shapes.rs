@@ -124,7 +124,10 @@ fn main() {
     assert_eq!(spec.params()[0].name(), "count");
     assert_eq!(spec.params()[0].type_name(), "u32");
     assert!(spec.output().type_name().ends_with("Rows"));
-    assert_eq!(spec.documentation(), Some("Makes rows.\n\nA second paragraph."));
+    assert_eq!(
+        spec.documentation(),
+        Some("Makes rows.\n\nA second paragraph.")
+    );
     assert_eq!(context_middle::spec().params().len(), 2);
     assert_eq!(anyhow_result::spec().output().type_name(), "u32");
     assert_eq!(fmt_result::spec().output().type_name(), "()");
@@ -136,12 +139,18 @@ fn main() {
     // And the DAG runs them all, passing the context where each declared it.
     let run = all_shapes().unwrap().test().unwrap();
     assert_eq!(run.state, RunState::Success, "{run:?}");
-    assert_eq!(run.output::<String>("context_first").unwrap(), "context_first:3");
+    assert_eq!(
+        run.output::<String>("context_first").unwrap(),
+        "context_first:3"
+    );
     assert_eq!(run.output::<u32>("context_middle").unwrap(), 3);
     assert_eq!(run.output::<String>("context_last").unwrap(), "hi!");
     assert_eq!(run.output::<u32>("std_result").unwrap(), 6);
     assert_eq!(run.output::<u32>("anyhow_result").unwrap(), 7);
     assert_eq!(run.output::<Vec<u8>>("io_result").unwrap(), vec![1, 2]);
-    assert_eq!(run.output::<String>("async_context").unwrap(), "async_context=10");
+    assert_eq!(
+        run.output::<String>("async_context").unwrap(),
+        "async_context=10"
+    );
     assert_eq!(run.output::<u32>("type").unwrap(), 4);
 }
