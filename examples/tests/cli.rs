@@ -7,6 +7,7 @@ use predicates::str::contains;
 fn examples(work_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flow-examples"));
     cmd.env("FLOW_EXAMPLES_DIR", work_dir)
+        .env("FLOW_HOME", work_dir.join("home"))
         .env("FLOW_LOG", "info");
     cmd
 }
