@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::dag::{DagBuilder, Node};
-use crate::store::RunStore;
+use crate::store::{Change, RunStore};
 use crate::task::TaskSpec;
 
 fn value(name: &str, v: u64) -> TaskSpec {
@@ -317,4 +317,148 @@ async fn test_task_runs_one_task_with_given_inputs() {
         .unwrap();
     assert_eq!(out.decode::<u64>().unwrap(), 42);
     assert!(pushed.is_empty());
+}
+
+#[tokio::test]
+async fn resume_refuses_finished_unknown_and_reshaped_runs() {
+    let store = Arc::new(MemoryStore::new());
+    let executor = Executor::new(store.clone());
+    let mut b = DagBuilder::new("shape");
+    let a = b.add_task(value("a", 1)).finish::<u64>();
+    with_input(&mut b, add_one("b"), a);
+    let dag = b.build().unwrap();
+    let finished = executor.run(&dag, Utc::now()).await.unwrap();
+    let err = executor.resume(&dag, &finished.run_id).await.unwrap_err();
+    assert!(matches!(err, RunError::RunFinished { .. }), "{err}");
+    let err = executor.resume(&dag, &"nope".into()).await.unwrap_err();
+    assert!(err.to_string().contains("has no run `nope`"), "{err}");
+
+    // A run created by a build whose DAG had other edges is not continued.
+    let run = executor
+        .create_run(
+            &dag,
+            "manual__old".into(),
+            crate::store::RunType::Manual,
+            Utc::now(),
+        )
+        .unwrap();
+    let mut b = DagBuilder::new("shape");
+    b.add_task(value("a", 1));
+    b.add_task(value("b", 1));
+    let reshaped = b.build().unwrap();
+    let err = executor.resume(&reshaped, &run.run_id).await.unwrap_err();
+    assert!(matches!(err, RunError::ShapeChanged { .. }), "{err}");
+    assert!(err.to_string().contains("start a new run"), "{err}");
+    // The same build continues it.
+    assert_eq!(
+        executor.resume(&dag, &run.run_id).await.unwrap().state,
+        RunState::Success
+    );
+}
+
+#[tokio::test]
+async fn resume_counts_interrupted_tries_and_keeps_successes() {
+    let store = Arc::new(MemoryStore::new());
+    let executor = Executor::new(store.clone());
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let mut b = DagBuilder::new("crash");
+    let a = b
+        .add_task(TaskSpec::from_sync("a", move |_, _| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(1_u64)
+        }))
+        .finish::<u64>();
+    with_input(
+        &mut b,
+        add_one("b").retries(1).retry_delay(Duration::ZERO),
+        a,
+    );
+    with_input(&mut b, add_one("c"), a);
+    let dag = b.build().unwrap();
+    // Record what a process killed mid-run leaves: `a` succeeded, `b` running its first
+    // try, `c` queued.
+    let run = executor
+        .create_run(
+            &dag,
+            "manual__crash".into(),
+            crate::store::RunType::Manual,
+            Utc::now(),
+        )
+        .unwrap();
+    let record = |task: &str, state, try_number| {
+        Change::Task(crate::store::TaskInstanceRecord {
+            key: TaskInstanceKey {
+                dag_id: "crash".into(),
+                run_id: run.run_id.clone(),
+                task_id: task.into(),
+                map_index: MapIndex::UNMAPPED,
+            },
+            state,
+            try_number,
+            max_tries: 2,
+            start: Some(Utc::now()),
+            end: None,
+            error: None,
+        })
+    };
+    store
+        .apply(&[
+            record("a", TaskState::Running, 1),
+            record("b", TaskState::Queued, 0),
+            record("c", TaskState::Queued, 0),
+        ])
+        .unwrap();
+    store
+        .apply(&[
+            record("a", TaskState::Success, 1),
+            Change::XCom {
+                key: TaskInstanceKey {
+                    dag_id: "crash".into(),
+                    run_id: run.run_id.clone(),
+                    task_id: "a".into(),
+                    map_index: MapIndex::UNMAPPED,
+                },
+                name: RETURN_VALUE.into(),
+                value: XComBlob::encode(&41_u64).unwrap(),
+            },
+            record("b", TaskState::Running, 1),
+        ])
+        .unwrap();
+    let summary = executor.resume(&dag, &run.run_id).await.unwrap();
+    assert_eq!(summary.state, RunState::Success, "{summary:?}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "a succeeded before the crash and does not run again"
+    );
+    assert_eq!(
+        summary.task("b").unwrap().tries,
+        2,
+        "the interrupted try counts"
+    );
+    assert_eq!(summary.task("c").unwrap().tries, 1);
+    assert_eq!(
+        summary.output::<u64>("b").unwrap(),
+        42,
+        "the stored XCom of `a` was used"
+    );
+    let tries = store.tries(&summary_key(&summary, "b")).unwrap();
+    assert!(
+        tries[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("try 1 was interrupted"),
+        "{tries:?}"
+    );
+}
+
+fn summary_key(summary: &RunSummary, task: &str) -> TaskInstanceKey {
+    TaskInstanceKey {
+        dag_id: summary.dag_id.clone(),
+        run_id: summary.run_id.clone(),
+        task_id: task.into(),
+        map_index: MapIndex::UNMAPPED,
+    }
 }
