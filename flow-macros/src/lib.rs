@@ -1,5 +1,15 @@
-//! The `#[task]` and `#[dag]` attribute macros of flow. Use them through `flow-runtime`,
-//! which re-exports them.
+//! The `#[task]` and `#[dag]` attribute macros of flow.
+//!
+//! Use them through `flow-runtime`, which re-exports them (`use flow_runtime::prelude::*;`):
+//! the code they generate names `::flow_runtime` (or the path given with `crate = ".."`).
+//! Both are sugar over flow-runtime's public builder API; each macro's documentation shows
+//! the hand-written code it stands for.
+//!
+//! Inside, each macro runs in phases: the `attr` module parses the options into typed
+//! values (shared by both macros), `task` and `dag` check the item into a model, rewrite
+//! and generate code, `schedule` checks cron expressions at compile time, and `error`
+//! collects every problem so that all of them are reported at once, next to the user's
+//! item.
 
 mod attr;
 mod dag;
@@ -10,13 +20,396 @@ mod task;
 
 use proc_macro::TokenStream;
 
-/// Makes a function a task.
+/// Makes a function a task: a step of a DAG whose arguments and output travel between
+/// tasks as XComs.
+///
+/// The function stays exactly as written, so unit tests call it like any function.
+/// Beside it the macro adds a struct of the same name (structs and functions live in
+/// different namespaces) with:
+///
+/// - `name::node(&mut dag, args..) -> Node<Output>`: adds the task to a `DagBuilder`; each
+///   argument is a value or the `Node` of an upstream task with the parameter's type.
+///   `#[dag]` bodies call it for you.
+/// - `name::spec() -> TaskSpec`: the task's definition (name, typed parameters and
+///   output, options, documentation, and the function the runtime calls).
+///
+/// and registers the task with the binary (`tasks list`).
+///
+/// # The function
+///
+/// - **Parameters** are owned values that can travel between tasks: types implementing
+///   `Serialize + DeserializeOwned + Send + Sync + 'static` (derive `Serialize` and
+///   `Deserialize`). Each receives the output of an upstream task or a literal written in
+///   the DAG. A parameter's name is its name in the DAG, so it must be a plain name.
+/// - One parameter may be **`&TaskContext`**, at any position; the runtime passes the
+///   context of the running try (dates, run id, try number, XCom by key).
+/// - It **returns** nothing, a value `T`, or a type whose name is `Result`
+///   (`Result<T, E>`, `anyhow::Result<T>`, `std::io::Result<T>`, your own
+///   `type Result<T> = ..`): `Ok(T)` is the output and `Err(e)` fails the try, which is
+///   retried as `retries` allows. `E` must convert into `anyhow::Error` (every
+///   `std::error::Error + Send + Sync + 'static` does). A return type named otherwise is
+///   stored as a value, even if it is an alias of `Result`.
+/// - It is **sync or `async`**: a sync task runs on a blocking thread, an async one on
+///   the runtime (its future must be `Send`).
+///
+/// # Options
+///
+/// | Option | Value | Default |
+/// |---|---|---|
+/// | `task_id = "load"` | the task's id in its DAGs: letters, digits, `_`, `-`, `.` | the function's name |
+/// | `retries = 3` | how many times a failed try is retried | the DAG's `default_args`, else 0 |
+/// | `retry_delay = "5m"` | pause before a retry: `30s`, `5m`, `1h 30m` ([humantime]) | the DAG's `default_args`, else 5 minutes |
+/// | `owner = "ml-team"` | who is responsible for the task | the DAG's `default_args`, else `airflow` |
+/// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |
+///
+/// Values are literals, checked at compile time. A task used twice in one DAG gets
+/// Airflow's suffixes: `load`, `load__1`, `load__2`.
+///
+/// [humantime]: https://docs.rs/humantime
+///
+/// # Example
+///
+/// ```
+/// use flow_runtime::prelude::*;
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Rows {
+///     source: String,
+///     count: u64,
+/// }
+///
+/// /// Counts the rows of one source.
+/// #[task(retries = 2, retry_delay = "30s")]
+/// fn count(ctx: &TaskContext, source: String) -> anyhow::Result<Rows> {
+///     anyhow::ensure!(!source.is_empty(), "no source (try {})", ctx.try_number());
+///     Ok(Rows { count: source.len() as u64, source })
+/// }
+///
+/// #[task]
+/// async fn total(rows: Rows) -> u64 {
+///     rows.count
+/// }
+///
+/// // A task is still its function:
+/// let ctx = TaskContext::for_test("example", "count");
+/// assert_eq!(count(&ctx, "orders".into()).unwrap().count, 6);
+/// assert!(count(&ctx, String::new()).is_err());
+/// assert_eq!(block_on(total(Rows { source: "x".into(), count: 2 })), 2);
+///
+/// // Its struct describes it and adds it to DAGs:
+/// let spec = count::spec();
+/// assert_eq!(spec.name().as_str(), "count");
+/// assert_eq!(spec.params()[0].name(), "source");
+/// assert_eq!(spec.options().retries, Some(2));
+/// assert_eq!(spec.documentation(), Some("Counts the rows of one source."));
+///
+/// let mut dag = DagBuilder::new("by_hand");
+/// let rows = count::node(&mut dag, "orders");
+/// total::node(&mut dag, rows);
+/// let run = dag.build().unwrap().test().unwrap();
+/// assert_eq!(run.output::<u64>("total").unwrap(), 6);
+/// ```
+///
+/// # Equivalent code
+///
+/// This is what `#[task(retries = 2, retry_delay = "30s")]` adds for `count` above,
+/// written by hand with the public API (the generated code also checks, at your types,
+/// that they can travel between tasks):
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// use flow_runtime::dag::IntoInput;
+/// use flow_runtime::prelude::*;
+/// use flow_runtime::task::encode_output;
+/// use flow_runtime::TaskFn;
+///
+/// # #[derive(Serialize, Deserialize)]
+/// # struct Rows { source: String, count: u64 }
+/// fn count(ctx: &TaskContext, source: String) -> anyhow::Result<Rows> {
+///     // ...
+/// #   let _ = ctx;
+/// #   Ok(Rows { count: source.len() as u64, source })
+/// }
+///
+/// #[allow(non_camel_case_types)]
+/// struct count {}
+///
+/// impl count {
+///     fn node(dag: &mut DagBuilder, source: impl IntoInput<String>) -> Node<Rows> {
+///         let mut task = dag.add_task(Self::spec());
+///         task.input::<String>(source);
+///         task.finish()
+///     }
+///
+///     fn spec() -> TaskSpec {
+///         let function = TaskFn::Sync(Arc::new(|ctx: &TaskContext, inputs: Inputs| {
+///             let source = inputs.get::<String>(0)?;
+///             let rows = count(ctx, source).map_err(TaskError::from_error)?;
+///             encode_output::<Rows>(rows)
+///         }));
+///         TaskSpec::new::<Rows>("count", function)
+///             .param::<String>("source")
+///             .retries(2)
+///             .retry_delay(Duration::from_secs(30))
+///             .doc("Counts the rows of one source.")
+///     }
+/// }
+///
+/// let mut dag = DagBuilder::new("by_hand");
+/// count::node(&mut dag, "orders");
+/// # assert_eq!(dag.build().unwrap().test().unwrap().output::<Rows>("count").unwrap().count, 6);
+/// ```
+///
+/// # Errors
+///
+/// Every mistake is a compile error at the offending tokens, with what to write instead;
+/// all mistakes of one function are reported together. The function is kept as written,
+/// so the rest of the crate still compiles against it.
+///
+/// - An unknown option (listing the valid ones, suggesting the closest), an option given
+///   twice, a value of the wrong kind (`retries = "2"`), a `retry_delay` that is not a
+///   duration, an invalid `task_id` (or a function name that is not a valid id):
+///
+/// ```compile_fail
+/// # use flow_runtime::prelude::*;
+/// #[task(retires = 2)] // unknown option `retires` for `#[task]`: did you mean `retries`?
+/// fn load() {}
+/// ```
+///
+/// ```compile_fail
+/// # use flow_runtime::prelude::*;
+/// #[task(retry_delay = "5 minutes please")] // invalid retry_delay `5 minutes please`
+/// fn load() {}
+/// ```
+///
+/// - A function a task cannot be: one taking `self`, generic (types, lifetimes, `where`),
+///   `const`, `unsafe`, `extern`, variadic; a parameter that is a pattern rather than a
+///   name, a reference (`&str`: take `String`), `impl Trait`, `&mut TaskContext`, a second
+///   `&TaskContext`, `TaskContext` by value; a return type `impl Trait`; an item that is
+///   not a function:
+///
+/// ```compile_fail
+/// # use flow_runtime::prelude::*;
+/// #[task] // a task parameter must be an owned value (..): take `String` instead of a reference
+/// fn greet(name: &str) -> String {
+///     format!("hello {name}")
+/// }
+/// ```
+///
+/// - A parameter or output type that cannot travel between tasks, reported at the type
+///   (`Model` cannot travel between tasks as an XCom), and an error type that does not
+///   convert into `anyhow::Error` (`Result<T, String>`), reported at the error type:
+///
+/// ```compile_fail,E0277
+/// # use flow_runtime::prelude::*;
+/// struct Model; // no Serialize, Deserialize
+///
+/// #[task]
+/// fn train() -> anyhow::Result<Model> {
+///     Ok(Model)
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
     task::expand(args.into(), item.into()).into()
 }
 
-/// Makes a function a DAG.
+/// Makes a function a DAG: its body wires `#[task]` functions together, and passing one
+/// task's output to another task is the edge between them.
+///
+/// The function, which takes no parameters and returns nothing, becomes
+/// `fn name() -> Result<Dag, DagError>`: it builds the DAG from the options and the
+/// body, and the DAG registers itself with the binary (the CLI's `dags list`, the
+/// scheduler). The DAG is built once, when the binary starts; the tasks run later, each
+/// run, in the scheduler.
+///
+/// # Options
+///
+/// | Option | Value | Default |
+/// |---|---|---|
+/// | `id = "ml_pipeline"` | the DAG's id: letters, digits, `_`, `-`, `.` | the function's name |
+/// | `description = ".."` | shown in listings and the UI | the first paragraph of the doc comment |
+/// | `schedule = "0 2 * * *"` | a cron expression: 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, read as Airflow reads them; or a preset: `@once`, `@hourly`, `@daily`, `@midnight`, `@weekly`, `@monthly`, `@quarterly`, `@yearly`, `@annually`; or `None` | `None`: manual runs only |
+/// | `start_date = "2025-01-01"` | the first logical date: a day (midnight UTC) or an RFC 3339 time | none |
+/// | `catchup = false` | whether each missed interval since `start_date` gets a run | `false` |
+/// | `tags = ["ml", "daily"]` | tags, for filtering | none |
+/// | `default_args(owner = "..", retries = 2, retry_delay = "5m")` | options of every task that does not set them | none |
+/// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |
+///
+/// Values are literals, checked at compile time: a schedule that does not parse, a date
+/// that does not exist, a bad id never reach a running binary.
+///
+/// # The body
+///
+/// The body runs once, when the DAG is built. In it, a **task call** is a call whose
+/// function is a path (`load(..)`, `steps::prep::clean(..)`) and that stands
+///
+/// 1. as a statement of its own: `notify();`
+/// 2. as the whole initializer of a `let`: `let rows = load("orders");`
+/// 3. as an operand of `>>` or `<<`, or an element of a `[..]` operand: `a >> [b(), c()];`
+/// 4. as an argument of another task call: `report(total(rows));`
+///
+/// and the statements of `if`/`else`, `for`, `while`, `loop` and `{ .. }` blocks follow
+/// the same rules, so loops over a literal list make one task per element. A task call
+/// adds the task to the DAG and evaluates to its output's `Node`, which can be bound,
+/// passed to several tasks, and ordered.
+///
+/// Any other expression is left as it is: an argument that is not a task call is a
+/// literal (`5`, `"orders"` for a `String`, `vec![1, 2]`, a variable, a struct literal),
+/// serialized into the DAG's definition, or a `Node` bound earlier. To pass the value of
+/// an ordinary function call, wrap it in braces: `load({ default_source() })`; a call of a
+/// path with a capitalised segment in a task position (`String::from(..)`, `Some(..)`) is
+/// an error that says so, and any other function that is not a `#[task]` is reported by
+/// the compiler as "expected type, found function".
+///
+/// **Ordering** without data: a statement `a >> b >> c` (or `a << b`) makes each operand
+/// run before the next (`<<`: after). An operand is a task call, a variable bound to one,
+/// or a list `[b, c]` of them; each operand is evaluated once, in source order. `>>`
+/// anywhere else than as a whole statement is ordinary Rust.
+///
+/// A body cannot `return` (the function ends by building the DAG), and dynamic task
+/// mapping (`task.partial(..).expand(..)`) is not supported yet.
+///
+/// # Example
+///
+/// ```
+/// use flow_runtime::prelude::*;
+///
+/// #[task]
+/// fn extract(source: String) -> Vec<u64> {
+///     vec![source.len() as u64, 2, 3]
+/// }
+///
+/// #[task(retries = 3)]
+/// fn total(values: Vec<u64>) -> u64 {
+///     values.iter().sum()
+/// }
+///
+/// #[task]
+/// fn notify() {}
+///
+/// /// Sums every source, every night.
+/// #[dag(schedule = "0 2 * * *", start_date = "2025-01-01", tags = ["example"],
+///       default_args(owner = "data", retries = 1, retry_delay = "5m"))]
+/// fn nightly_totals() {
+///     for source in ["orders", "users"] {
+///         let values = extract(source);   // a literal argument
+///         let sum = total(values);        // a data edge: extract -> total
+///         sum >> notify();                // an ordering edge
+///     }
+/// }
+///
+/// let dag = nightly_totals().unwrap();
+/// assert_eq!(dag.id().as_str(), "nightly_totals");
+/// assert_eq!(dag.description(), Some("Sums every source, every night."));
+/// let ids: Vec<&str> = dag.tasks().iter().map(|t| t.id().as_str()).collect();
+/// assert_eq!(ids, ["extract", "total", "notify", "extract__1", "total__1", "notify__1"]);
+/// assert_eq!(dag.task("total").unwrap().retries(), 3); // the task's own option wins
+/// assert_eq!(dag.task("notify").unwrap().owner(), "data");
+///
+/// let run = dag.test().unwrap();
+/// assert_eq!(run.output::<u64>("total__1").unwrap(), 5 + 2 + 3);
+/// ```
+///
+/// # Equivalent code
+///
+/// This is what `#[dag]` makes of `nightly_totals` above, written by hand (it is also how
+/// DAGs are generated from configuration at run time):
+///
+/// ```
+/// # use flow_runtime::prelude::*;
+/// # #[task] fn extract(source: String) -> Vec<u64> { vec![source.len() as u64, 2, 3] }
+/// # #[task(retries = 3)] fn total(values: Vec<u64>) -> u64 { values.iter().sum() }
+/// # #[task] fn notify() {}
+/// use std::time::Duration;
+///
+/// use flow_runtime::DagError;
+///
+/// /// Sums every source, every night.
+/// fn nightly_totals() -> Result<Dag, DagError> {
+///     let mut dag = DagBuilder::new("nightly_totals")
+///         .description("Sums every source, every night.")
+///         .schedule("0 2 * * *")
+///         .start_date("2025-01-01")
+///         .tags(["example"])
+///         .default_args(
+///             TaskOptions::default()
+///                 .with_retries(1)
+///                 .with_retry_delay(Duration::from_secs(300))
+///                 .with_owner("data"),
+///         );
+///     for source in ["orders", "users"] {
+///         let values = extract::node(&mut dag, source);
+///         let sum = total::node(&mut dag, values);
+///         let done = notify::node(&mut dag);
+///         dag.set_downstream(&[sum.any()], &[done.any()]);
+///     }
+///     dag.build()
+/// }
+///
+/// flow_runtime::register_dag!("nightly_totals", nightly_totals);
+/// # assert_eq!(nightly_totals().unwrap().tasks().len(), 6);
+/// ```
+///
+/// # Errors
+///
+/// Every mistake is a compile error at the offending tokens, with what to write instead;
+/// all mistakes of one DAG are reported together.
+///
+/// - An unknown option (listing the valid ones, suggesting the closest; also inside
+///   `default_args(..)`), an option given twice, a value of the wrong kind, a schedule
+///   that does not parse (with the cron parser's reason and an example), an unknown
+///   preset, a `start_date` that is not a date, an invalid `id`:
+///
+/// ```compile_fail
+/// # use flow_runtime::prelude::*;
+/// # #[task] fn step() {}
+/// #[dag(schedule = "0 2 * *")] // invalid schedule `0 2 * *`: expected 5 fields (..), found 4
+/// fn nightly() {
+///     step();
+/// }
+/// ```
+///
+/// - A signature the macro cannot give its own to: parameters, a return type, `async`,
+///   generics, `const`, `unsafe`, `extern`; an item that is not a function:
+///
+/// ```compile_fail
+/// # use flow_runtime::prelude::*;
+/// # #[task] fn step(limit: u32) {}
+/// #[dag] // a `#[dag]` function takes no parameters: (..) pass values to tasks as literal arguments
+/// fn nightly(limit: u32) {
+///     step(limit);
+/// }
+/// ```
+///
+/// - In the body: a literal as an operand of `>>`, `return`, `.expand(..)` and
+///   `.partial(..)` on a task, a call of a capitalised path in a task position, and a body
+///   without any task call.
+/// - From the compiler, at the argument: an argument whose type does not fit the
+///   parameter ("this argument does not fit a task parameter of type `String`": here the
+///   output of a task returning `u32`), a wrong number of arguments (counted as written),
+///   a call of a function that is not a task ("expected type, found function"), and an
+///   operand of `>>` that is not a task node:
+///
+/// ```compile_fail,E0277
+/// # use flow_runtime::prelude::*;
+/// #[task]
+/// fn count() -> u32 {
+///     1
+/// }
+///
+/// #[task]
+/// fn greet(name: String) -> String {
+///     name
+/// }
+///
+/// #[dag]
+/// fn mismatched() {
+///     greet(count()); // `Node<u32>` does not fit a parameter of type `String`
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn dag(args: TokenStream, item: TokenStream) -> TokenStream {
     dag::expand(args.into(), item.into()).into()
