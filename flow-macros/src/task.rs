@@ -5,7 +5,7 @@
 //! the function) whose `node` adds the task to a `DagBuilder` and whose `spec` describes
 //! it, and an `inventory` registration.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
@@ -107,7 +107,8 @@ struct Task {
     vis: syn::Visibility,
     cfgs: Vec<syn::Attribute>,
     name: String,
-    is_async: bool,
+    /// The `async` keyword's span, for an async function.
+    asyncness: Option<Span>,
     /// The function's parameters, in order.
     inputs: Vec<Input>,
     output: Output,
@@ -159,7 +160,7 @@ impl Task {
             vis: function.vis.clone(),
             cfgs: cfg_attributes(&function.attrs),
             name,
-            is_async: sig.asyncness.is_some(),
+            asyncness: sig.asyncness.map(|token| token.span),
             inputs,
             output,
             doc: doc_text(&function.attrs),
@@ -701,7 +702,7 @@ impl Task {
         });
         let mut values = 0..;
         let call_args = self.inputs.iter().map(|input| match input {
-            Input::Context if self.is_async => quote!(&#ctx),
+            Input::Context if self.asyncness.is_some() => quote!(&#ctx),
             Input::Context => quote!(#ctx),
             Input::Value { .. } => {
                 let arg = arg(values.next().unwrap_or_default());
@@ -710,19 +711,24 @@ impl Task {
         });
         let function = &self.function;
         let mut call = quote!(#function(#(#call_args),*));
-        if self.is_async {
+        if self.asyncness.is_some() {
             call.extend(quote!(.await));
         }
         let finish = self.finish(&call);
         let result = quote!(#root::__private::Result<#root::XComBlob, #root::TaskError>);
-        if self.is_async {
+        if let Some(span) = self.asyncness {
+            // The async block is located at the user's `async`, where "future cannot be
+            // sent between threads safely" then points.
+            let async_move = quote_spanned!(span=> async move);
+            let mut body = Group::new(Delimiter::Brace, quote!(#(#decode)* #finish));
+            body.set_span(span);
+            let pin = spans::respan(quote!(#root::__private::Box::pin), span);
+            let mut pinned = Group::new(Delimiter::Parenthesis, quote!(#async_move #body));
+            pinned.set_span(span);
             quote! {
                 #root::TaskFn::Async(#root::__private::Arc::new(
                     |#ctx: #root::TaskContext, #inputs: #root::Inputs| -> #root::__private::BoxFuture<#result> {
-                        #root::__private::Box::pin(async move {
-                            #(#decode)*
-                            #finish
-                        })
+                        #pin #pinned
                     },
                 ))
             }

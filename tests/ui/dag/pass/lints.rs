@@ -43,6 +43,20 @@ pub async fn report(total: u64, label: String) -> String {
     format!("{label}: {total}")
 }
 
+/// Fetches asynchronously, and may fail.
+///
+/// # Errors
+///
+/// When `count` is zero.
+#[task(retries = 1)]
+pub async fn fetch(ctx: &TaskContext, count: u64) -> Result<u64, std::io::Error> {
+    std::future::ready(()).await;
+    if count == 0 {
+        return Err(std::io::Error::other(format!("nothing in {}", ctx.task_id())));
+    }
+    Ok(count)
+}
+
 /// Does nothing.
 #[task]
 pub fn noop() {}
@@ -66,7 +80,7 @@ pub fn wide(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8, h: u8) -> u8 {
     default_args(owner = "team", retries = 1, retry_delay = "300s")
 )]
 pub fn pipeline() {
-    let records = produce(3);
+    let records = produce(fetch(3));
     let total = sum(records);
     let text = report(total, "total");
     text >> noop() >> [wide(1, 2, 3, 4, 5, 6, 7, 8), noop()];
