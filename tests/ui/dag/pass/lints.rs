@@ -52,7 +52,10 @@ pub async fn report(total: u64, label: String) -> String {
 pub async fn fetch(ctx: &TaskContext, count: u64) -> Result<u64, std::io::Error> {
     std::future::ready(()).await;
     if count == 0 {
-        return Err(std::io::Error::other(format!("nothing in {}", ctx.task_id())));
+        return Err(std::io::Error::other(format!(
+            "nothing in {}",
+            ctx.task_id()
+        )));
     }
     Ok(count)
 }

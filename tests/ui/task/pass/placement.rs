@@ -11,7 +11,11 @@ fn through_reexport() -> u8 {
     1
 }
 
-#[dag(crate = "crate::renamed::rt", schedule = "@hourly", default_args(retries = 1))]
+#[dag(
+    crate = "crate::renamed::rt",
+    schedule = "@hourly",
+    default_args(retries = 1)
+)]
 fn reexported() {
     through_reexport();
 }
@@ -41,5 +45,12 @@ fn main() {
 
     let run = local_dag().unwrap().test().unwrap();
     assert_eq!(run.output::<u8>("local").unwrap(), 4);
-    assert_eq!(reexported().unwrap().task("through_reexport").unwrap().retries(), 1);
+    assert_eq!(
+        reexported()
+            .unwrap()
+            .task("through_reexport")
+            .unwrap()
+            .retries(),
+        1
+    );
 }
