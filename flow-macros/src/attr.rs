@@ -43,6 +43,8 @@ pub(crate) trait Options: Default {
     /// Keys of options that a later version will accept: these get "not supported yet"
     /// rather than "unknown".
     const PLANNED: &'static [&'static str];
+    /// Airflow's names of options that have another name here: `(theirs, ours)`.
+    const RENAMED: &'static [(&'static str, &'static str)] = &[];
 
     /// Parses one option whose key, one of [`Options::KEYS`], is next in `input`.
     /// Problems inside a nested list go to `errors`; a returned error makes the caller
@@ -114,7 +116,13 @@ fn skip_option(input: ParseStream) {
 
 fn unknown_option<O: Options>(key: &Ident, name: &str) -> syn::Error {
     let valid = key_list(O::KEYS);
-    let message = if O::PLANNED.contains(&name) {
+    let renamed = O::RENAMED.iter().find(|(theirs, _)| *theirs == name);
+    let message = if let Some((_, ours)) = renamed {
+        format!(
+            "`{name}` is called `{ours}` in `{}`: write `{ours} = ..`",
+            O::ATTRIBUTE
+        )
+    } else if O::PLANNED.contains(&name) {
         format!(
             "option `{name}` is not supported yet by `{}`; the options are: {valid}",
             O::ATTRIBUTE

@@ -1,9 +1,10 @@
 //! `#[dag]`: options -> a checked signature -> the body rewrite -> the builder function.
 //!
 //! The function becomes `fn NAME() -> Result<Dag, DagError>`: it creates a `DagBuilder`
-//! from the options, runs the user's statements with every task call rewritten into a
-//! call of the task's `node` constructor, and builds the DAG. See the `dag` macro's
-//! documentation for which calls are task calls.
+//! from the options, runs the user's statements with every task call `f(args..)`
+//! rewritten into `<f>::__flow_call(args..)(&mut builder)` (the task's `node`, with the
+//! user's argument tokens) and every `a >> b` statement into `set_downstream` calls, and
+//! builds the DAG. See the `dag` macro's documentation for which calls are task calls.
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -95,8 +96,12 @@ impl Options for DagArgs {
         "default_args",
         "crate",
     ];
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("dag_id", "id"),
+        ("schedule_interval", "schedule"),
+        ("doc_md", "description"),
+    ];
     const PLANNED: &'static [&'static str] = &[
-        "dag_id",
         "end_date",
         "timezone",
         "max_active_runs",
@@ -105,7 +110,6 @@ impl Options for DagArgs {
         "params",
         "on_failure_callback",
         "on_success_callback",
-        "doc_md",
         "is_paused_upon_creation",
     ];
 
@@ -411,7 +415,14 @@ impl Body<'_> {
                         }
                     }
                 },
-                Stmt::Macro(_) | Stmt::Item(_) => {}
+                Stmt::Macro(mac) => {
+                    // `build()` follows the body's last statement.
+                    let braced = matches!(mac.mac.delimiter, syn::MacroDelimiter::Brace(_));
+                    if top && index == last && mac.semi_token.is_none() && !braced {
+                        mac.semi_token = Some(Token![;](Span::mixed_site()));
+                    }
+                }
+                Stmt::Item(_) => {}
             }
         }
     }
@@ -736,14 +747,6 @@ fn first_paragraph(doc: &str) -> String {
         .map(str::trim)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-impl ToTokens for ScheduleArg {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        if let ScheduleArg::Cron(text) = self {
-            text.to_tokens(tokens);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -12,4 +12,9 @@ fn typo() {
     step();
 }
 
+#[dag(dag_id = "airflow_habit", schedule_interval = "@daily")]
+fn renamed() {
+    step();
+}
+
 fn main() {}

@@ -47,6 +47,7 @@ fn control_flow() {
         t();
         break;
     }
+    println!("a macro as the last statement")
 }
 
 fn upstream(dag: &Dag, id: &str) -> Vec<String> {
