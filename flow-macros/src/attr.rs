@@ -105,6 +105,24 @@ pub(crate) fn parse_options<O: Options>(input: ParseStream, errors: &mut Errors)
     options
 }
 
+/// Reads an attribute's whole argument list.
+pub(crate) fn parse_all<O: Options>(args: TokenStream, errors: &mut Errors) -> O {
+    let mut parsed = None;
+    let result = syn::parse::Parser::parse2(
+        |input: ParseStream| {
+            parsed = Some(parse_options::<O>(input, errors));
+            Ok(())
+        },
+        args,
+    );
+    // `parse_options` consumes every token and records its own errors, so this is only
+    // a safety net.
+    if let Err(error) = result {
+        errors.push(error);
+    }
+    parsed.unwrap_or_default()
+}
+
 /// Consumes tokens up to the next top-level `,` (not included) or the end.
 fn skip_option(input: ParseStream) {
     while !input.is_empty() && !input.peek(Token![,]) {

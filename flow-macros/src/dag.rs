@@ -9,7 +9,7 @@
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
-use syn::parse::{ParseStream, Parser};
+use syn::parse::ParseStream;
 use syn::visit::Visit;
 use syn::{BinOp, Block, Expr, ExprCall, Ident, Item, ItemFn, LitBool, LitStr, Stmt, Token};
 
@@ -192,10 +192,7 @@ impl Options for DefaultArgs {
 }
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> DagArgs {
-    let parsed =
-        (|input: ParseStream| Ok(attr::parse_options::<DagArgs>(input, errors))).parse2(args);
-    // `parse_options` consumes every token and records its own errors.
-    parsed.unwrap_or_default()
+    attr::parse_all(args, errors)
 }
 
 fn parse_schedule(input: ParseStream, key_span: Span) -> syn::Result<ScheduleArg> {

@@ -8,7 +8,7 @@
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
-use syn::parse::{ParseStream, Parser};
+use syn::parse::ParseStream;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{FnArg, Ident, Item, ItemFn, LitStr, Pat, ReturnType, Signature, Token, Type};
@@ -91,10 +91,7 @@ impl Options for TaskArgs {
 }
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
-    let parsed =
-        (|input: ParseStream| Ok(attr::parse_options::<TaskArgs>(input, errors))).parse2(args);
-    // `parse_options` consumes every token and records its own errors.
-    parsed.unwrap_or_default()
+    attr::parse_all(args, errors)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -590,8 +587,9 @@ impl Task {
             }
         };
         let doc = format!(
-            "Adds the task `{}` to `{dag}`. Each argument is either a value or the output of \
-             an upstream task (a `Node` of the parameter's type); returns the task's output.",
+            "Adds the task `{}` to a `DagBuilder`. Each argument is either a value or the \
+             output of an upstream task (a `Node` of the parameter's type); returns the \
+             task's output.",
             self.name
         );
         quote! {
@@ -787,5 +785,98 @@ impl Task {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn expand_str(args: TokenStream, item: TokenStream) -> String {
+        expand(args, item).to_string()
+    }
+
+    #[test]
+    fn result_types_are_recognised_by_their_last_segment() {
+        for ty in [
+            parse_quote!(Result<u32, String>),
+            parse_quote!(anyhow::Result<u32>),
+            parse_quote!(std::io::Result<u32>),
+            parse_quote!(std::fmt::Result),
+        ] {
+            assert!(is_result(&ty), "{}", type_text(&ty));
+        }
+        let plain: Type = parse_quote!(Outcome<u32>);
+        assert!(!is_result(&plain));
+        let ok = first_type_argument(&parse_quote!(anyhow::Result<Vec<u8>>)).unwrap();
+        assert_eq!(type_text(&ok), "Vec<u8>");
+        assert!(first_type_argument(&parse_quote!(std::fmt::Result)).is_none());
+    }
+
+    #[test]
+    fn borrowed_parameters_get_an_owned_suggestion() {
+        assert_eq!(owned_suggestion(&parse_quote!(str)), "String");
+        assert_eq!(owned_suggestion(&parse_quote!([u8])), "Vec<u8>");
+        assert_eq!(owned_suggestion(&parse_quote!(std::path::Path)), "PathBuf");
+        assert_eq!(owned_suggestion(&parse_quote!(Rows)), "Rows");
+    }
+
+    #[test]
+    fn docs_keep_their_paragraphs() {
+        let attrs: Vec<syn::Attribute> = vec![
+            parse_quote!(#[doc = " Loads rows."]),
+            parse_quote!(#[doc = ""]),
+            parse_quote!(#[doc = " From the source."]),
+            parse_quote!(#[inline]),
+        ];
+        assert_eq!(doc_text(&attrs).unwrap(), "Loads rows.\n\nFrom the source.");
+        assert_eq!(doc_text(&[]), None);
+    }
+
+    #[test]
+    fn the_function_is_kept_and_the_descriptor_added() {
+        let out = expand_str(
+            quote!(retries = 2, retry_delay = "5m"),
+            quote!(
+                async fn load(ctx: &TaskContext, source: String) -> anyhow::Result<Rows> {
+                    todo!()
+                }
+            ),
+        );
+        assert!(
+            out.starts_with("async fn load (ctx : & TaskContext , source : String)"),
+            "{out}"
+        );
+        assert!(out.contains("struct load { }"), "{out}");
+        assert!(out.contains("fn node (__flow_dag : & mut :: flow_runtime :: DagBuilder , source : impl :: flow_runtime :: __private :: IntoInput < String >)"), "{out}");
+        assert!(
+            out.contains("TaskSpec :: new :: < Rows > (\"load\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("load (& __flow_ctx , __flow_arg_0) . await"),
+            "{out}"
+        );
+        assert!(
+            out.contains(". param :: < String > (\"source\") . retries (2) . retry_delay"),
+            "{out}"
+        );
+        assert!(out.contains("TaskRegistration"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn a_broken_signature_leaves_the_function_alone() {
+        let item = quote!(
+            fn pair((a, b): (u8, u8), text: &str) -> u8 {
+                a + b
+            }
+        );
+        let out = expand_str(quote!(retires = 1), item.clone());
+        assert!(out.starts_with(&item.to_string()), "{out}");
+        assert!(!out.contains("struct pair"), "{out}");
+        assert_eq!(out.matches("compile_error").count(), 3, "{out}");
     }
 }
