@@ -15,7 +15,7 @@ use crate::error::{RunError, TaskError};
 use crate::ids::{MapIndex, TaskId, TaskInstanceKey};
 use crate::logs::TryLog;
 use crate::state::{RunState, TaskState};
-use crate::store::{Change, DagRunRecord, LogLine, TaskInstanceRecord, XComStore};
+use crate::store::{Change, DagRunRecord, LogLine, StoreError, TaskInstanceRecord, XComStore};
 use crate::task::{InputSource, Inputs, TaskResult};
 use crate::trigger::{self, Decision, UpstreamCounts};
 use crate::xcom::{RETURN_VALUE, XComBlob};
@@ -23,6 +23,12 @@ use crate::xcom::{RETURN_VALUE, XComBlob};
 /// Return values up to this size stay in memory for the run's consumers, sparing a read
 /// from the store; larger ones are read back when needed.
 const CACHED_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// A batch being committed on a blocking thread, and the tasks waiting for it.
+struct InFlight {
+    commit: tokio::task::JoinHandle<Result<(), StoreError>>,
+    launches: Vec<(usize, TaskContext)>,
+}
 
 /// What the loop hears back from spawned work.
 enum Event {
@@ -121,8 +127,10 @@ impl<'a> RunLoop<'a> {
         let clock = Instant::now();
         self.changes.push(self.run_change(RunState::Running, None));
         self.restore(stored);
+        // Tasks prepared into the batch being collected; they start once it is durable.
+        let mut launches: Vec<(usize, TaskContext)> = Vec::new();
+        let mut in_flight: Option<InFlight> = None;
         loop {
-            let mut launches = Vec::new();
             while self.running < self.executor.parallelism {
                 let Some(index) = self.ready.pop_front() else {
                     break;
@@ -130,21 +138,36 @@ impl<'a> RunLoop<'a> {
                 launches.push(self.prepare(index));
                 self.running += 1;
             }
-            // One commit for everything decided this turn, before anything it enables starts.
-            self.commit()?;
-            for (index, ctx) in launches {
-                let inputs = self.gather_inputs(index);
-                self.spawn(index, ctx, inputs);
+            if in_flight.is_none() && !self.changes.is_empty() {
+                if self.executor.store.commits_in_background() && !self.join.is_empty() {
+                    // Tasks are running: commit on another thread and keep handling them.
+                    in_flight = Some(self.commit_in_background(std::mem::take(&mut launches)));
+                } else {
+                    self.commit()?;
+                    self.launch(std::mem::take(&mut launches));
+                }
             }
-            if self.running == 0 && self.retrying == 0 {
+            if self.running == 0 && self.retrying == 0 && in_flight.is_none() {
                 break;
             }
-            let Some(first) = self.join.join_next().await else {
-                break;
-            };
-            self.handle(first);
-            while let Some(next) = self.join.try_join_next() {
-                self.handle(next);
+            tokio::select! {
+                committed = async { (&mut in_flight.as_mut()?.commit).await.ok() }, if in_flight.is_some() => {
+                    let flight = in_flight.take();
+                    match committed {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => return Err(e.into()),
+                        None => return Err(RunError::Runtime("the commit thread was lost".into())),
+                    }
+                    if let Some(flight) = flight {
+                        self.launch(flight.launches);
+                    }
+                }
+                Some(first) = self.join.join_next(), if !self.join.is_empty() => {
+                    self.handle(first);
+                    while let Some(next) = self.join.try_join_next() {
+                        self.handle(next);
+                    }
+                }
             }
         }
         self.finish(clock.elapsed())
@@ -436,10 +459,35 @@ impl<'a> RunLoop<'a> {
     fn commit(&mut self) -> Result<(), RunError> {
         self.executor.store.apply(&self.changes)?;
         self.changes.clear();
+        self.close_batch();
+        Ok(())
+    }
+
+    /// Hands the collected batch to a blocking thread; `launches` start when it is
+    /// durable. Later changes go to a new batch.
+    fn commit_in_background(&mut self, launches: Vec<(usize, TaskContext)>) -> InFlight {
+        let batch = std::mem::take(&mut self.changes);
+        self.close_batch();
+        let store = self.executor.store.clone();
+        InFlight {
+            commit: tokio::task::spawn_blocking(move || store.apply(&batch)),
+            launches,
+        }
+    }
+
+    /// New changes of any instance start a new record in the next batch.
+    fn close_batch(&mut self) {
         for index in self.batched.drain(..) {
             self.instances[index].pending = None;
         }
-        Ok(())
+    }
+
+    /// Starts tasks whose running state is durable.
+    fn launch(&mut self, launches: Vec<(usize, TaskContext)>) {
+        for (index, ctx) in launches {
+            let inputs = self.gather_inputs(index);
+            self.spawn(index, ctx, inputs);
+        }
     }
 
     fn run_change(&self, state: RunState, end: Option<DateTime<Utc>>) -> Change {

@@ -462,3 +462,57 @@ fn summary_key(summary: &RunSummary, task: &str) -> TaskInstanceKey {
         map_index: MapIndex::UNMAPPED,
     }
 }
+
+#[test]
+fn with_sqlite_a_task_starts_only_after_its_inputs_and_its_try_are_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    let store = Arc::new(crate::store::SqliteStore::open(&path).unwrap());
+    let mut b = DagBuilder::new("durable");
+    let width = 40;
+    for i in 0..width {
+        let producer = b.add_task(value(&format!("p{i}"), i)).finish::<u64>();
+        let path = path.clone();
+        let check = TaskSpec::from_async(format!("c{i}"), move |ctx, inputs| {
+            let path = path.clone();
+            async move {
+                // Another connection sees only what was committed.
+                let other = crate::store::SqliteStore::open(&path)
+                    .map_err(|e| TaskError::Failed(e.to_string()))?;
+                let mut producer = ctx.key();
+                producer.task_id = format!("p{i}").into();
+                let stored = other
+                    .get_xcom(&producer, RETURN_VALUE)
+                    .map_err(|e| TaskError::Failed(e.to_string()))?;
+                let mine = other
+                    .task_instances(ctx.dag_id(), ctx.run_id())
+                    .map_err(|e| TaskError::Failed(e.to_string()))?
+                    .into_iter()
+                    .find(|ti| ti.key.task_id == *ctx.task_id());
+                let try_recorded =
+                    mine.is_some_and(|ti| ti.state == TaskState::Running && ti.try_number == 1);
+                Ok((stored.is_some(), try_recorded, inputs.get::<u64>(0)?))
+            }
+        })
+        .param::<u64>("x");
+        let mut t = b.add_task(check);
+        t.input(producer);
+    }
+    let dag = b.build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let summary = runtime
+        .block_on(Executor::new(store).parallelism(8).run(&dag, Utc::now()))
+        .unwrap();
+    assert_eq!(summary.state, RunState::Success, "{summary:?}");
+    for i in 0..width {
+        let seen: (bool, bool, u64) = summary.output(&format!("c{i}")).unwrap();
+        assert_eq!(
+            seen,
+            (true, true, i),
+            "c{i}: input durable, try recorded, value"
+        );
+    }
+}

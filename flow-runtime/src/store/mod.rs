@@ -274,6 +274,11 @@ pub trait RunStore: Send + Sync {
     fn create_run(&self, run: &DagRunRecord) -> Result<(), StoreError>;
     /// Applies a batch atomically; it is durable when this returns.
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError>;
+    /// Whether `apply` is slow enough (a disk commit) that the executor should call it on
+    /// another thread while it keeps handling running tasks.
+    fn commits_in_background(&self) -> bool {
+        false
+    }
     /// A run by id.
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError>;
     /// The runs of one DAG (or all), newest logical date first.

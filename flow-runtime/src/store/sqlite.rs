@@ -424,6 +424,10 @@ impl RunStore for SqliteStore {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    fn commits_in_background(&self) -> bool {
+        true
+    }
+
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError> {
         let conn = self.lock();
         conn.prepare_cached(&format!(
