@@ -38,8 +38,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     match Task::new(&function, options, &mut errors) {
         // A sound model is generated even if some options were wrong (they are left
         // out), so that code calling `name::node` does not fail too.
-        Some(task) => with_errors(quote!(#function #task), &errors),
-        None => with_errors(item, &errors),
+        Ok(task) => with_errors(quote!(#function #task), &errors),
+        // Otherwise the function as written, and a stand-in for DAGs that call it.
+        Err(stub) => with_errors(quote!(#item #stub), &errors),
     }
 }
 
@@ -134,25 +135,39 @@ enum Output {
 }
 
 impl Task {
-    /// Checks the function; `None` if its signature cannot make a task (the reasons are in
-    /// `errors`).
-    fn new(function: &ItemFn, args: TaskArgs, errors: &mut Errors) -> Option<Self> {
+    /// Checks the function. If its signature cannot make a task (the reasons are in
+    /// `errors`), returns what can stand in for it, if anything.
+    fn new(function: &ItemFn, args: TaskArgs, errors: &mut Errors) -> Result<Self, Option<Stub>> {
         let before = errors.len();
         let sig = &function.sig;
         check_signature(sig, errors);
         let inputs = inputs(sig, errors);
+        let after_inputs = errors.len();
         let output = output(&sig.output, errors);
+        let output_ok = errors.len() == after_inputs;
         let sound = errors.len() == before;
 
         let name = args
             .task_id
             .as_ref()
             .map_or_else(|| default_name(sig, errors), LitStr::value);
+        let root = attr::root(args.krate.as_ref());
         if !sound {
-            return None;
+            // No stand-in with generics (the output type may not be nameable) or `self`
+            // (the function is in an `impl` block, where a struct cannot go).
+            let stub = (output_ok && sig.generics.params.is_empty() && sig.receiver().is_none())
+                .then(|| Stub {
+                    output: output_type(&root, &output),
+                    root,
+                    function: sig.ident.clone(),
+                    vis: function.vis.clone(),
+                    cfgs: cfg_attributes(&function.attrs),
+                    arity: value_arity(sig),
+                });
+            return Err(stub);
         }
-        Some(Task {
-            root: attr::root(args.krate.as_ref()),
+        Ok(Task {
+            root,
             function: sig.ident.clone(),
             vis: function.vis.clone(),
             cfgs: cfg_attributes(&function.attrs),
@@ -541,17 +556,79 @@ impl ToTokens for Task {
     }
 }
 
+/// The type of the stored output.
+fn output_type(root: &TokenStream, output: &Output) -> TokenStream {
+    match output {
+        Output::Unit => quote!(()),
+        Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => ty.to_token_stream(),
+        Output::Result { written, ok: None } => {
+            quote!(<#written as #root::__private::TaskReturn>::Output)
+        }
+    }
+}
+
+/// How many arguments a DAG passes to the function: its parameters but `self` and the
+/// context (even a wrongly written one).
+fn value_arity(sig: &Signature) -> usize {
+    sig.inputs
+        .iter()
+        .filter(|arg| match arg {
+            FnArg::Typed(arg) => {
+                !(names_context(&arg.ty)
+                    || matches!(&*arg.ty, Type::Reference(r) if names_context(&r.elem)))
+            }
+            FnArg::Receiver(_) => false,
+        })
+        .count()
+}
+
+/// What stands in for the descriptor of a function that cannot be a task: a
+/// `__flow_call` taking as many arguments as the function, so that a DAG calling the
+/// task reports nothing beyond the task's own errors.
+struct Stub {
+    root: TokenStream,
+    function: Ident,
+    vis: syn::Visibility,
+    cfgs: Vec<syn::Attribute>,
+    arity: usize,
+    output: TokenStream,
+}
+
+impl ToTokens for Stub {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        let Stub {
+            root,
+            function,
+            vis,
+            cfgs,
+            arity,
+            output,
+        } = self;
+        let params = (0..*arity).map(|_| quote!(_: impl ::core::marker::Sized));
+        tokens.extend(quote! {
+            #(#cfgs)*
+            #[doc(hidden)]
+            #[allow(non_camel_case_types, dead_code)]
+            #vis struct #function {}
+
+            #(#cfgs)*
+            #[allow(dead_code, clippy::too_many_arguments)]
+            impl #function {
+                #[doc(hidden)]
+                #vis fn __flow_call(#(#params),*)
+                    -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::DagBuilder) -> #root::Node<#output>>
+                {
+                    ::core::unreachable!("the task `{}` does not compile", ::core::stringify!(#function))
+                }
+            }
+        });
+    }
+}
+
 impl Task {
     /// The type of the stored output.
     fn output_type(&self) -> TokenStream {
-        let root = &self.root;
-        match &self.output {
-            Output::Unit => quote!(()),
-            Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => ty.to_token_stream(),
-            Output::Result { written, ok: None } => {
-                quote!(<#written as #root::__private::TaskReturn>::Output)
-            }
-        }
+        output_type(&self.root, &self.output)
     }
 
     /// `name: impl IntoInput<Ty>`, located at the user's `Ty`: a mismatched argument's
@@ -876,7 +953,20 @@ mod tests {
         );
         let out = expand_str(quote!(retires = 1), item.clone());
         assert!(out.starts_with(&item.to_string()), "{out}");
-        assert!(!out.contains("struct pair"), "{out}");
+        assert!(!out.contains("fn spec"), "{out}");
+        assert!(out.contains("fn __flow_call (_ : impl :: core :: marker :: Sized , _ : impl :: core :: marker :: Sized)"), "{out}");
         assert_eq!(out.matches("compile_error").count(), 3, "{out}");
+        let generic = expand_str(
+            quote!(),
+            quote!(
+                fn id<T>(x: T) -> T {
+                    x
+                }
+            ),
+        );
+        assert!(
+            !generic.contains("struct id"),
+            "no stand-in for generics: {generic}"
+        );
     }
 }
