@@ -137,7 +137,11 @@ enum Output {
 impl Task {
     /// Checks the function. If its signature cannot make a task (the reasons are in
     /// `errors`), returns what can stand in for it, if anything.
-    fn new(function: &ItemFn, args: TaskArgs, errors: &mut Errors) -> Result<Self, Option<Stub>> {
+    fn new(
+        function: &ItemFn,
+        args: TaskArgs,
+        errors: &mut Errors,
+    ) -> Result<Self, Option<Box<Stub>>> {
         let before = errors.len();
         let sig = &function.sig;
         check_signature(sig, errors);
@@ -156,13 +160,15 @@ impl Task {
             // No stand-in with generics (the output type may not be nameable) or `self`
             // (the function is in an `impl` block, where a struct cannot go).
             let stub = (output_ok && sig.generics.params.is_empty() && sig.receiver().is_none())
-                .then(|| Stub {
-                    output: output_type(&root, &output),
-                    root,
-                    function: sig.ident.clone(),
-                    vis: function.vis.clone(),
-                    cfgs: cfg_attributes(&function.attrs),
-                    arity: value_arity(sig),
+                .then(|| {
+                    Box::new(Stub {
+                        output: output_type(&root, &output),
+                        root,
+                        function: sig.ident.clone(),
+                        vis: function.vis.clone(),
+                        cfgs: cfg_attributes(&function.attrs),
+                        arity: value_arity(sig),
+                    })
                 });
             return Err(stub);
         }
