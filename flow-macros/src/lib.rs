@@ -252,7 +252,8 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// 4. as an argument of another task call: `report(total(rows));`
 ///
 /// and the statements of `if`/`else`, `for`, `while`, `loop` and `{ .. }` blocks follow
-/// the same rules, so loops over a literal list make one task per element. A task call
+/// the same rules, so loops over a literal list make one task per element. (Calls inside
+/// macro invocations, closures and `match` arms are left as they are.) A task call
 /// adds the task to the DAG and evaluates to its output's `Node`, which can be bound,
 /// passed to several tasks, and ordered.
 ///
