@@ -1,7 +1,7 @@
 //! Runs DAG runs: decides which task instances are ready, runs them concurrently on tokio,
 //! and records every state change in the store.
 //!
-//! One coordinating loop ([`run_loop`]) owns a run's state. Each turn it applies the batch
+//! One coordinating loop (`run_loop`) owns a run's state. Each turn it applies the batch
 //! of changes collected since the last turn in one [`RunStore::apply`] call (a group
 //! commit), and only then starts the tasks that became ready, so a task never starts
 //! before its inputs and its upstreams' success are durable, and a try is counted durably
