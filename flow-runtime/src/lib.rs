@@ -58,6 +58,7 @@ pub mod schedule;
 pub mod state;
 pub mod store;
 pub mod task;
+pub mod timetable;
 pub mod trigger;
 pub mod xcom;
 
