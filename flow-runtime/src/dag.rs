@@ -30,13 +30,16 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 
 use crate::error::{DagDefinitionError, DagError};
 use crate::graph;
 use crate::ids::{DagId, TaskId};
+use crate::params::{DagParam, Params};
 use crate::schedule::Schedule;
 use crate::task::{DEFAULT_RETRY_DELAY, TaskOptions, TaskSpec};
+use crate::timetable::{Restriction, Timetable};
 use crate::xcom::{XComBlob, XComValue};
 
 static NEXT_BUILDER: AtomicU32 = AtomicU32::new(1);
@@ -200,8 +203,13 @@ pub struct DagBuilder {
     id: DagId,
     description: Option<String>,
     schedule: Option<String>,
+    timezone: Option<String>,
     start_date: Option<String>,
+    end_date: Option<String>,
     catchup: bool,
+    max_active_runs: u32,
+    dagrun_timeout: Option<Duration>,
+    params: Vec<DagParam>,
     tags: Vec<String>,
     default_args: TaskOptions,
     tasks: Vec<TaskDraft>,
@@ -217,8 +225,13 @@ impl DagBuilder {
             id: id.into(),
             description: None,
             schedule: None,
+            timezone: None,
             start_date: None,
+            end_date: None,
             catchup: false,
+            max_active_runs: DEFAULT_MAX_ACTIVE_RUNS,
+            dagrun_timeout: None,
+            params: Vec::new(),
             tags: Vec::new(),
             default_args: TaskOptions::default(),
             tasks: Vec::new(),
@@ -239,9 +252,46 @@ impl DagBuilder {
         self
     }
 
-    /// The first logical date: `2025-01-01` or an RFC 3339 time.
+    /// The time zone the schedule is read in: an IANA name such as `Europe/Amsterdam`
+    /// (default `UTC`). A day without a time in `start_date` or `end_date` is midnight in
+    /// it.
+    pub fn timezone(mut self, name: impl Into<String>) -> Self {
+        self.timezone = Some(name.into());
+        self
+    }
+
+    /// The first logical date: a day (`2025-01-01`, midnight in the DAG's time zone) or
+    /// an RFC 3339 time (`2025-01-01T02:00:00Z`).
     pub fn start_date(mut self, date: impl Into<String>) -> Self {
         self.start_date = Some(date.into());
+        self
+    }
+
+    /// The last logical date that gets a scheduled run, written like `start_date`; it may
+    /// not be before `start_date`.
+    pub fn end_date(mut self, date: impl Into<String>) -> Self {
+        self.end_date = Some(date.into());
+        self
+    }
+
+    /// How many runs of the DAG may be active at once (Airflow's default: 16); at least 1.
+    pub fn max_active_runs(mut self, runs: u32) -> Self {
+        self.max_active_runs = runs;
+        self
+    }
+
+    /// How long a run may take before it fails, unfinished tasks and all; no limit by
+    /// default.
+    pub fn dagrun_timeout(mut self, timeout: Duration) -> Self {
+        self.dagrun_timeout = Some(timeout);
+        self
+    }
+
+    /// Declares a param: a typed value a run's `conf` may set, such as
+    /// `DagParam::new::<f64>("threshold").default(0.8)` (see [`crate::params`]). Each
+    /// param needs its own name.
+    pub fn param(mut self, param: impl Into<DagParam>) -> Self {
+        self.params.push(param.into());
         self
     }
 
@@ -342,16 +392,58 @@ impl DagBuilder {
                 Schedule::Manual
             }
         };
-        let start_date = self.start_date.as_deref().and_then(|text| {
-            let parsed = parse_date(text);
+        let timezone = match self.timezone.as_deref().map(Timetable::parse_timezone) {
+            None => Tz::UTC,
+            Some(Ok(tz)) => tz,
+            Some(Err(e)) => {
+                errors.push(DagDefinitionError::Timezone(e));
+                Tz::UTC
+            }
+        };
+        let mut date = |field: &'static str, text: Option<&str>| {
+            let text = text?;
+            let parsed = parse_date_in(text, timezone);
             if parsed.is_none() {
                 errors.push(DagDefinitionError::InvalidDate {
-                    field: "start_date",
+                    field,
                     value: text.to_string(),
                 });
             }
             parsed
-        });
+        };
+        let start_date = date("start_date", self.start_date.as_deref());
+        let end_date = date("end_date", self.end_date.as_deref());
+        if let (Some(start), Some(end)) = (start_date, end_date)
+            && end < start
+        {
+            errors.push(DagDefinitionError::EndBeforeStart {
+                start_date: self.start_date.clone().unwrap_or_default(),
+                end_date: self.end_date.clone().unwrap_or_default(),
+            });
+        }
+        if self.max_active_runs == 0 {
+            errors.push(DagDefinitionError::ZeroMaxActiveRuns);
+        }
+        let mut declared: HashMap<&str, usize> = HashMap::new();
+        for param in &self.params {
+            if !valid_id(param.name()) {
+                errors.push(DagDefinitionError::InvalidId {
+                    what: "param",
+                    id: param.name().to_string(),
+                });
+            }
+            let count = declared.entry(param.name()).or_insert(0);
+            *count += 1;
+            if *count == 2 {
+                errors.push(DagDefinitionError::DuplicateParam(param.name().to_string()));
+            }
+            if let Some(reason) = param.invalid_default() {
+                errors.push(DagDefinitionError::InvalidParamDefault {
+                    param: param.name().to_string(),
+                    reason: reason.to_string(),
+                });
+            }
+        }
         if self.tasks.is_empty() {
             errors.push(DagDefinitionError::Empty);
         }
@@ -475,8 +567,13 @@ impl DagBuilder {
             id: self.id,
             description: self.description,
             schedule,
+            timezone,
             start_date,
+            end_date,
             catchup: self.catchup,
+            max_active_runs: self.max_active_runs,
+            dagrun_timeout: self.dagrun_timeout,
+            params: Params::from_checked(self.params),
             tags: self.tags,
             tasks,
             index,
@@ -519,14 +616,37 @@ fn valid_id(id: &str) -> bool {
 
 /// Parses `2025-01-01` (midnight UTC) or an RFC 3339 time.
 pub fn parse_date(text: &str) -> Option<DateTime<Utc>> {
+    parse_date_in(text, Tz::UTC)
+}
+
+/// Parses `2025-01-01` (midnight in `tz`, or the first instant of that day when the
+/// clocks skip midnight) or an RFC 3339 time (whose offset says where it is).
+pub fn parse_date_in(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        return start_of_day(date, tz);
     }
     DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
+
+/// The first instant of `date` in `tz`: midnight, or the end of a change of the clocks
+/// that skips it (as in `America/Santiago`).
+fn start_of_day(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
+    let midnight = date.and_hms_opt(0, 0, 0)?;
+    (0..=MAX_GAP_MINUTES)
+        .filter_map(|minute| midnight.checked_add_signed(chrono::TimeDelta::minutes(minute)))
+        .find_map(|local| tz.from_local_datetime(&local).earliest())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The longest gap, in minutes, a change of the clocks may leave in local time.
+const MAX_GAP_MINUTES: i64 = 2 * 24 * 60;
+
+/// How many runs of a DAG may be active at once unless it says otherwise (Airflow's
+/// `max_active_runs_per_dag`).
+pub const DEFAULT_MAX_ACTIVE_RUNS: u32 = 16;
 
 /// A parameter's argument, resolved.
 #[derive(Clone, Debug)]
@@ -592,8 +712,13 @@ pub struct Dag {
     fingerprint: String,
     description: Option<String>,
     schedule: Schedule,
+    timezone: Tz,
     start_date: Option<DateTime<Utc>>,
+    end_date: Option<DateTime<Utc>>,
     catchup: bool,
+    max_active_runs: u32,
+    dagrun_timeout: Option<Duration>,
+    params: Params,
     tags: Vec<String>,
     tasks: Vec<Task>,
     index: HashMap<TaskId, usize>,
@@ -618,13 +743,45 @@ impl Dag {
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
     }
+    /// The time zone the schedule is read in (`UTC` unless set).
+    pub fn timezone(&self) -> Tz {
+        self.timezone
+    }
     /// The first logical date, if set.
     pub fn start_date(&self) -> Option<DateTime<Utc>> {
         self.start_date
     }
+    /// The last logical date that gets a scheduled run, if set.
+    pub fn end_date(&self) -> Option<DateTime<Utc>> {
+        self.end_date
+    }
     /// Whether missed intervals get runs.
     pub fn catchup(&self) -> bool {
         self.catchup
+    }
+    /// How many runs may be active at once (16 unless set).
+    pub fn max_active_runs(&self) -> u32 {
+        self.max_active_runs
+    }
+    /// How long a run may take, if limited.
+    pub fn dagrun_timeout(&self) -> Option<Duration> {
+        self.dagrun_timeout
+    }
+    /// The declared params, which a run's conf is resolved against.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+    /// The schedule in the DAG's time zone: which intervals get runs, and when.
+    pub fn timetable(&self) -> Timetable {
+        Timetable::new(&self.schedule, self.timezone)
+    }
+    /// The bounds on the DAG's scheduled runs: start date, end date and catchup.
+    pub fn restriction(&self) -> Restriction {
+        Restriction {
+            start_date: self.start_date,
+            end_date: self.end_date,
+            catchup: self.catchup,
+        }
     }
     /// Tags.
     pub fn tags(&self) -> &[String] {
@@ -782,6 +939,191 @@ mod tests {
         );
         assert_ne!(build(false, 0), build(true, 0));
         assert_eq!(build(true, 0).len(), 16);
+    }
+
+    fn one_task(b: DagBuilder) -> DagBuilder {
+        let mut b = b;
+        b.add_task(source("a"));
+        b
+    }
+
+    #[test]
+    fn scheduling_options_have_airflows_defaults() {
+        let dag = one_task(DagBuilder::new("d")).build().unwrap();
+        assert_eq!(dag.timezone(), Tz::UTC);
+        assert_eq!(dag.end_date(), None);
+        assert_eq!(dag.max_active_runs(), 16);
+        assert_eq!(dag.dagrun_timeout(), None);
+        assert!(dag.params().is_empty());
+        assert_eq!(dag.restriction(), Restriction::default());
+        assert_eq!(dag.timetable().timezone(), Tz::UTC);
+    }
+
+    #[test]
+    fn scheduling_options_reach_the_dag_its_timetable_and_restriction() {
+        let dag = one_task(
+            DagBuilder::new("d")
+                .schedule("0 2 * * *")
+                .timezone("Europe/Amsterdam")
+                .start_date("2025-01-01")
+                .end_date("2025-06-30T12:00:00Z")
+                .catchup(true)
+                .max_active_runs(1)
+                .dagrun_timeout(Duration::from_secs(7200)),
+        )
+        .build()
+        .unwrap();
+        assert_eq!(dag.timezone(), Tz::Europe__Amsterdam);
+        // A day without a time is midnight in the DAG's time zone (UTC+1 in winter).
+        assert_eq!(
+            dag.start_date().unwrap().to_rfc3339(),
+            "2024-12-31T23:00:00+00:00"
+        );
+        assert_eq!(
+            dag.end_date().unwrap().to_rfc3339(),
+            "2025-06-30T12:00:00+00:00"
+        );
+        assert_eq!(dag.max_active_runs(), 1);
+        assert_eq!(dag.dagrun_timeout(), Some(Duration::from_secs(7200)));
+        let restriction = dag.restriction();
+        assert_eq!(
+            restriction,
+            Restriction {
+                start_date: dag.start_date(),
+                end_date: dag.end_date(),
+                catchup: true,
+            }
+        );
+        // 02:00 in Amsterdam: 01:00 UTC in winter.
+        let timetable = dag.timetable();
+        assert_eq!(timetable.timezone(), Tz::Europe__Amsterdam);
+        let now = parse_date("2025-01-03T12:00:00Z").unwrap();
+        let due = timetable.due_intervals(None, &restriction, now);
+        assert_eq!(due.len(), 2);
+        assert_eq!(due[0].start.to_rfc3339(), "2025-01-01T01:00:00+00:00");
+    }
+
+    #[test]
+    fn bad_scheduling_options_are_collected() {
+        let errs = problems(one_task(
+            DagBuilder::new("d")
+                .timezone("Europe/Amsterdm")
+                .start_date("2025-01-01")
+                .end_date("2025-02-30")
+                .max_active_runs(0),
+        ));
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        let message = errs[0].to_string();
+        assert!(
+            message.starts_with(
+                "unknown time zone `Europe/Amsterdm`; did you mean `Europe/Amsterdam`"
+            ),
+            "{message}"
+        );
+        assert_eq!(
+            errs[1],
+            DagDefinitionError::InvalidDate {
+                field: "end_date",
+                value: "2025-02-30".into()
+            }
+        );
+        assert_eq!(errs[2], DagDefinitionError::ZeroMaxActiveRuns);
+
+        let errs = problems(one_task(
+            DagBuilder::new("d")
+                .start_date("2025-01-01")
+                .end_date("2024-12-31"),
+        ));
+        assert_eq!(
+            errs,
+            [DagDefinitionError::EndBeforeStart {
+                start_date: "2025-01-01".into(),
+                end_date: "2024-12-31".into()
+            }]
+        );
+        assert_eq!(
+            errs[0].to_string(),
+            "end_date `2024-12-31` is before start_date `2025-01-01`, so no run would ever be \
+             scheduled; set an end_date at or after the start_date, or none"
+        );
+        // Equal dates are one run, not an error; so is an end date without a start date.
+        assert!(
+            one_task(
+                DagBuilder::new("d")
+                    .start_date("2025-01-01")
+                    .end_date("2025-01-01")
+            )
+            .build()
+            .is_ok()
+        );
+        assert!(
+            one_task(DagBuilder::new("d").end_date("2025-01-01"))
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn params_are_declared_once_each_with_usable_defaults() {
+        use crate::params::DagParam;
+        let dag = one_task(
+            DagBuilder::new("d")
+                .param(DagParam::new::<f64>("threshold").default(0.8))
+                .param(DagParam::new::<String>("models_dir").default("models"))
+                .param(DagParam::new::<u32>("epochs")),
+        )
+        .build()
+        .unwrap();
+        let names: Vec<&str> = dag.params().iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["threshold", "models_dir", "epochs"]);
+        assert_eq!(
+            dag.params().get("models_dir").unwrap().default_value(),
+            Some(&serde_json::json!("models"))
+        );
+
+        let errs = problems(one_task(
+            DagBuilder::new("d")
+                .param(DagParam::new::<f64>("x"))
+                .param(DagParam::new::<u32>("x"))
+                .param(DagParam::new::<u32>("x"))
+                .param(DagParam::new::<f64>("nan").default(f64::NAN))
+                .param(DagParam::new::<u32>("no spaces")),
+        ));
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert_eq!(errs[0], DagDefinitionError::DuplicateParam("x".into()));
+        assert_eq!(
+            errs[0].to_string(),
+            "param `x` is declared twice; give each param its own name"
+        );
+        assert!(
+            matches!(&errs[1], DagDefinitionError::InvalidParamDefault { param, .. } if param == "nan")
+        );
+        assert!(
+            matches!(&errs[2], DagDefinitionError::InvalidId { what: "param", id } if id == "no spaces")
+        );
+    }
+
+    #[test]
+    fn days_start_at_midnight_in_the_time_zone() {
+        let amsterdam = Tz::Europe__Amsterdam;
+        assert_eq!(
+            parse_date_in("2025-07-01", amsterdam).unwrap().to_rfc3339(),
+            "2025-06-30T22:00:00+00:00"
+        );
+        // An explicit offset wins over the time zone.
+        assert_eq!(
+            parse_date_in("2025-07-01T00:00:00Z", amsterdam)
+                .unwrap()
+                .to_rfc3339(),
+            "2025-07-01T00:00:00+00:00"
+        );
+        // Santiago skipped midnight on 2024-09-08: the day starts at 01:00 local (-03:00).
+        assert_eq!(
+            parse_date_in("2024-09-08", Tz::America__Santiago)
+                .unwrap()
+                .to_rfc3339(),
+            "2024-09-08T04:00:00+00:00"
+        );
     }
 
     #[test]

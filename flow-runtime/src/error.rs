@@ -55,6 +55,34 @@ pub enum DagDefinitionError {
         /// The value as written.
         value: String,
     },
+    /// A time zone that is not in the IANA database.
+    #[error(transparent)]
+    Timezone(crate::timetable::TimetableError),
+    /// An `end_date` before the `start_date`.
+    #[error(
+        "end_date `{end_date}` is before start_date `{start_date}`, so no run would ever be scheduled; \
+         set an end_date at or after the start_date, or none"
+    )]
+    EndBeforeStart {
+        /// The start date as written.
+        start_date: String,
+        /// The end date as written.
+        end_date: String,
+    },
+    /// `max_active_runs` of 0, which would never let a run start.
+    #[error("max_active_runs must be at least 1 (Airflow's default is 16), found 0")]
+    ZeroMaxActiveRuns,
+    /// Two params with the same name.
+    #[error("param `{0}` is declared twice; give each param its own name")]
+    DuplicateParam(String),
+    /// A param whose default cannot be stored as JSON or read back as its type.
+    #[error("the default of param `{param}` cannot be used: {reason}")]
+    InvalidParamDefault {
+        /// The param.
+        param: String,
+        /// Why.
+        reason: String,
+    },
     /// A duration that does not parse.
     #[error(
         "invalid {field} `{value}` on task `{task}`: {reason} (write durations like `30s`, `5m`, `1h 30m`)"

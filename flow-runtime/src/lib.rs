@@ -53,6 +53,7 @@ pub mod graph;
 pub mod home;
 pub mod ids;
 pub mod logs;
+pub mod params;
 pub mod registry;
 pub mod schedule;
 pub mod state;
