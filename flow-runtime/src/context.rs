@@ -6,14 +6,18 @@ use chrono::{DateTime, Utc};
 
 use crate::error::TaskError;
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
-use crate::store::XComStore;
+use crate::store::{RunType, XComStore};
+use crate::timetable::DataInterval;
 use crate::xcom::{RETURN_VALUE, XComBlob, XComValue};
 
 /// Facts shared by every task instance of one DAG run.
 pub(crate) struct RunScope {
     pub(crate) dag_id: DagId,
     pub(crate) run_id: RunId,
+    pub(crate) run_type: RunType,
     pub(crate) logical_date: DateTime<Utc>,
+    pub(crate) data_interval: DataInterval,
+    pub(crate) params: Arc<serde_json::Map<String, serde_json::Value>>,
     pub(crate) xcoms: Arc<dyn XComStore>,
 }
 
@@ -71,6 +75,53 @@ impl TaskContext {
     /// The logical date as `YYYY-MM-DD` (Airflow's `ds`).
     pub fn ds(&self) -> String {
         self.run.logical_date.format("%Y-%m-%d").to_string()
+    }
+
+    /// The logical date as `YYYYMMDD` (Airflow's `ds_nodash`).
+    pub fn ds_nodash(&self) -> String {
+        self.run.logical_date.format("%Y%m%d").to_string()
+    }
+
+    /// The start of the run's data interval.
+    pub fn data_interval_start(&self) -> DateTime<Utc> {
+        self.run.data_interval.start
+    }
+
+    /// The end of the run's data interval.
+    pub fn data_interval_end(&self) -> DateTime<Utc> {
+        self.run.data_interval.end
+    }
+
+    /// How the run came about: `manual`, `scheduled` or `backfill`.
+    pub fn run_type(&self) -> RunType {
+        self.run.run_type
+    }
+
+    /// The run's params (the trigger's conf over the DAG's defaults), as JSON.
+    pub fn params(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.run.params
+    }
+
+    /// The param `name`, decoded as `T`; an undeclared name or another type is an error
+    /// naming both.
+    pub fn param<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, TaskError> {
+        let value = self.run.params.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.run.params.keys().map(String::as_str).collect();
+            TaskError::Failed(format!(
+                "no param `{name}` in this run; its params: {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })?;
+        serde_json::from_value(value.clone()).map_err(|e| {
+            TaskError::Failed(format!(
+                "param `{name}` = {value} is not a `{}`: {e}",
+                std::any::type_name::<T>()
+            ))
+        })
     }
 
     /// The position of this mapped instance, or `None` when the task is not mapped.
@@ -184,10 +235,14 @@ impl TaskContext {
     /// assert_eq!(ctx.xcom_pull::<u64>("extract", "rows").unwrap(), 42);
     /// ```
     pub fn for_test(dag_id: &str, task_id: &str) -> Self {
+        let now = Utc::now();
         let scope = RunScope {
             dag_id: DagId::new(dag_id),
             run_id: RunId::new("test"),
-            logical_date: Utc::now(),
+            run_type: RunType::Manual,
+            logical_date: now,
+            data_interval: DataInterval::exact(now),
+            params: Arc::default(),
             xcoms: Arc::new(crate::store::MemoryStore::new()),
         };
         Self::new(Arc::new(scope), TaskId::new(task_id), MapIndex::UNMAPPED, 1)

@@ -211,6 +211,9 @@ pub enum RunError {
     /// The runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(String),
+    /// The trigger's conf does not fit the DAG's params.
+    #[error(transparent)]
+    Params(#[from] crate::params::ParamsError),
     /// A run with this id exists already.
     #[error(
         "run `{run_id}` of DAG `{dag_id}` already exists; resume it with `dags test {dag_id} --resume {run_id}`, or pick another --date"

@@ -56,6 +56,7 @@ pub mod logs;
 pub mod params;
 pub mod registry;
 pub mod schedule;
+pub mod scheduler;
 pub mod state;
 pub mod store;
 pub mod task;

@@ -8,6 +8,7 @@
 
 mod history;
 mod render;
+mod scheduling;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::dag::{BoundInput, Dag, parse_date};
 use crate::error::RunError;
-use crate::executor::{Executor, RunSummary};
+use crate::executor::{Executor, RunRequest, RunSummary};
 use crate::home::{FlowHome, HomeError};
 use crate::ids::RunId;
 use crate::registry::{Registry, closest};
@@ -47,6 +48,16 @@ enum Command {
     /// The metadata database in FLOW_HOME.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Create and run scheduled runs, and runs queued by `dags trigger`, until stopped
+    /// (Ctrl-C or SIGTERM: running tasks get a grace period; the rest resumes on restart).
+    Scheduler {
+        /// How often to look for triggered runs, in seconds.
+        #[arg(long, default_value_t = 2.0)]
+        poll: f64,
+        /// How long running tasks may finish after a stop request, in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        grace: f64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,6 +88,51 @@ enum DagsCommand {
         /// The most tasks running at once; default: the number of cores.
         #[arg(long)]
         parallelism: Option<usize>,
+        /// The run's params as a JSON object, checked against the DAG's params.
+        #[arg(long, conflicts_with = "resume")]
+        conf: Option<String>,
+    },
+    /// Queue a manual run for a running scheduler (or run it now with `--run`).
+    Trigger {
+        /// The DAG id.
+        dag_id: String,
+        /// The run's params as a JSON object, checked against the DAG's params.
+        #[arg(long)]
+        conf: Option<String>,
+        /// The logical date (`2025-01-01` or RFC 3339); default: now.
+        #[arg(long)]
+        date: Option<String>,
+        /// Run it in this process now instead of leaving it to the scheduler.
+        #[arg(long)]
+        run: bool,
+    },
+    /// Create and run the runs of every interval between two dates, skipping intervals
+    /// that already succeeded.
+    Backfill {
+        /// The DAG id.
+        dag_id: String,
+        /// The first logical date.
+        #[arg(long)]
+        from: String,
+        /// The last logical date.
+        #[arg(long)]
+        to: String,
+        /// Run intervals whose run failed again.
+        #[arg(long)]
+        rerun_failed: bool,
+        /// Only print what would run.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stop scheduling a DAG's runs.
+    Pause {
+        /// The DAG id.
+        dag_id: String,
+    },
+    /// Resume scheduling a DAG's runs.
+    Unpause {
+        /// The DAG id.
+        dag_id: String,
     },
 }
 
@@ -290,21 +346,61 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             resume,
             in_memory,
             parallelism,
+            conf,
         }) => {
             let dag = find_dag(registry, &dag_id)?;
-            match (resume, in_memory) {
-                (Some(run), _) => history::resume(dag, &run, parallelism),
-                (None, true) => dags_test(
-                    dag,
-                    Arc::new(MemoryStore::new()),
-                    date.as_deref(),
-                    parallelism,
-                ),
-                (None, false) => {
-                    let home = FlowHome::from_env()?;
-                    dags_test_recorded(dag, &home, date.as_deref(), parallelism)
-                }
+            if let Some(run) = resume {
+                return history::resume(dag, &run, parallelism);
             }
+            let conf = scheduling::parse_conf(conf.as_deref())?;
+            let request = RunRequest::manual(dag, logical_date(date.as_deref())?, conf.as_ref())?;
+            if in_memory {
+                dags_test(dag, Arc::new(MemoryStore::new()), request, parallelism)
+            } else {
+                dags_test_recorded(dag, &FlowHome::from_env()?, request, parallelism)
+            }
+        }
+        Command::Dags(DagsCommand::Trigger {
+            dag_id,
+            conf,
+            date,
+            run,
+        }) => scheduling::trigger(
+            find_dag(registry, &dag_id)?,
+            conf.as_deref(),
+            date.as_deref(),
+            run,
+        ),
+        Command::Dags(DagsCommand::Backfill {
+            dag_id,
+            from,
+            to,
+            rerun_failed,
+            dry_run,
+        }) => scheduling::backfill(
+            find_dag(registry, &dag_id)?,
+            &from,
+            &to,
+            rerun_failed,
+            dry_run,
+        ),
+        Command::Dags(DagsCommand::Pause { dag_id }) => {
+            scheduling::pause(find_dag(registry, &dag_id)?, true)
+        }
+        Command::Dags(DagsCommand::Unpause { dag_id }) => {
+            scheduling::pause(find_dag(registry, &dag_id)?, false)
+        }
+        Command::Scheduler { poll, grace } => {
+            let seconds = |flag: &str, v: f64| {
+                if v.is_finite() && v > 0.0 {
+                    Ok(std::time::Duration::from_secs_f64(v))
+                } else {
+                    Err(Failure::usage(format!(
+                        "--{flag} must be a positive number of seconds, not {v}"
+                    )))
+                }
+            };
+            scheduling::scheduler(registry, seconds("poll", poll)?, seconds("grace", grace)?)
         }
         Command::Tasks(TasksCommand::List { dag_id }) => {
             print!("{}", render::task_table(find_dag(registry, &dag_id)?));
@@ -421,26 +517,26 @@ fn report(summary: &RunSummary) -> Result<(), Failure> {
 fn dags_test(
     dag: &Dag,
     store: Arc<dyn Store>,
-    date: Option<&str>,
+    request: RunRequest,
     parallelism: Option<usize>,
 ) -> Result<(), Failure> {
-    let logical_date = logical_date(date)?;
     println!(
         "Running DAG `{}` for logical date {}",
         dag.id(),
-        logical_date.to_rfc3339()
+        request.interval.start.to_rfc3339()
     );
-    let summary = runtime()?.block_on(live_executor(store, parallelism).run(dag, logical_date))?;
+    let summary =
+        runtime()?.block_on(live_executor(store, parallelism).run_request(dag, request))?;
     report(&summary)
 }
 
 fn dags_test_recorded(
     dag: &Dag,
     home: &FlowHome,
-    date: Option<&str>,
+    request: RunRequest,
     parallelism: Option<usize>,
 ) -> Result<(), Failure> {
-    let logical_date = logical_date(date)?;
+    let logical_date = request.interval.start;
     let store: Arc<dyn Store> = Arc::new(home.open_store()?);
     let run_id = Executor::manual_run_id(logical_date);
     let _lock = home.lock_run(dag.id(), &run_id)?;
@@ -450,7 +546,8 @@ fn dags_test_recorded(
         logical_date.to_rfc3339(),
         home.database().display()
     );
-    let summary = runtime()?.block_on(live_executor(store, parallelism).run(dag, logical_date))?;
+    let summary =
+        runtime()?.block_on(live_executor(store, parallelism).run_request(dag, request))?;
     report(&summary)
 }
 

@@ -250,6 +250,15 @@ pub(super) fn event_line(event: &TaskEvent) -> String {
     line
 }
 
+pub(super) fn run_line(run: &RunSummary) -> String {
+    format!(
+        "run {} {} in {}",
+        run.run_id,
+        run.state,
+        duration(Some(run.duration))
+    )
+}
+
 pub(super) fn summary(run: &RunSummary) -> String {
     let rows: Vec<Vec<String>> = run
         .tasks

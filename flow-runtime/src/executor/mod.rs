@@ -31,7 +31,48 @@ use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
 use crate::store::{DagRunRecord, MemoryStore, RunType, Store, XComStore};
 use crate::task::{InputSource, Inputs, TaskFn, TaskResult};
+use crate::timetable::DataInterval;
 use crate::xcom::{RETURN_VALUE, XComBlob, XComValue};
+
+/// What a new run is: its type, data interval and resolved params.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    /// How the run comes about.
+    pub run_type: RunType,
+    /// Its data interval; the logical date is the start.
+    pub interval: DataInterval,
+    /// Its params, resolved against the DAG's declarations.
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RunRequest {
+    /// A manual run at `logical_date`, its data interval inferred from the DAG's
+    /// timetable as Airflow does, and `conf` checked against the DAG's params.
+    pub fn manual(
+        dag: &Dag,
+        logical_date: DateTime<Utc>,
+        conf: Option<&serde_json::Value>,
+    ) -> Result<Self, RunError> {
+        Ok(Self {
+            run_type: RunType::Manual,
+            interval: dag.timetable().manual_interval(logical_date),
+            params: dag.params().resolve(conf)?,
+        })
+    }
+
+    /// A run of `run_type` for a timetable interval, with the DAG's default params.
+    pub fn for_interval(
+        dag: &Dag,
+        run_type: RunType,
+        interval: DataInterval,
+    ) -> Result<Self, RunError> {
+        Ok(Self {
+            run_type,
+            interval,
+            params: dag.params().resolve(None)?,
+        })
+    }
+}
 
 /// A state change of one task instance, reported live to an observer.
 #[derive(Clone, Debug)]
@@ -56,6 +97,8 @@ pub struct Executor {
     store: Arc<dyn Store>,
     parallelism: usize,
     observer: Option<Observer>,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+    grace: Duration,
 }
 
 /// How one task instance ended.
@@ -141,7 +184,17 @@ impl Executor {
             store,
             parallelism: std::thread::available_parallelism().map_or(2, usize::from),
             observer: None,
+            stop: None,
+            grace: Duration::from_secs(30),
         }
+    }
+
+    /// Stops runs gracefully when `stop` turns true: no task starts any more, running
+    /// tasks get `grace` to finish, then the run returns in state `running` (resumable).
+    pub fn stop_on(mut self, stop: tokio::sync::watch::Receiver<bool>, grace: Duration) -> Self {
+        self.stop = Some(stop);
+        self.grace = grace;
+        self
     }
 
     /// The most task instances running at once (at least 1; 1 runs tasks one by one, in
@@ -164,31 +217,35 @@ impl Executor {
 
     /// The id of the manual run of a logical date, as Airflow names it.
     pub fn manual_run_id(logical_date: DateTime<Utc>) -> RunId {
+        Self::run_id(RunType::Manual, logical_date)
+    }
+
+    /// Airflow's run id: `{run_type}__{logical date}`.
+    pub fn run_id(run_type: RunType, logical_date: DateTime<Utc>) -> RunId {
         RunId::new(format!(
             "{}__{}",
-            RunType::Manual.as_str(),
+            run_type.as_str(),
             logical_date.to_rfc3339()
         ))
     }
 
-    /// Records a new run of `dag` (state `queued`) without running it.
-    pub fn create_run(
-        &self,
-        dag: &Dag,
-        run_id: RunId,
-        run_type: RunType,
-        logical_date: DateTime<Utc>,
-    ) -> Result<DagRunRecord, RunError> {
+    /// Records a new run of `dag` (state `queued`) without running it; its id is
+    /// [`Executor::run_id`] of its type and logical date (the interval's start).
+    pub fn create_run(&self, dag: &Dag, request: RunRequest) -> Result<DagRunRecord, RunError> {
         self.store.record_dag(dag.id(), dag.fingerprint())?;
+        let logical_date = request.interval.start;
         let run = DagRunRecord {
             dag_id: dag.id().clone(),
-            run_id,
-            run_type,
+            run_id: Self::run_id(request.run_type, logical_date),
+            run_type: request.run_type,
             logical_date,
             state: RunState::Queued,
             start: None,
             end: None,
             fingerprint: dag.fingerprint().to_string(),
+            data_interval_start: request.interval.start,
+            data_interval_end: request.interval.end,
+            conf: serde_json::Value::Object(request.params),
         };
         self.store.create_run(&run).map_err(|e| match e {
             crate::store::StoreError::RunExists { dag_id, run_id } => {
@@ -199,18 +256,24 @@ impl Executor {
         Ok(run)
     }
 
-    /// Creates a manual run of `dag` for `logical_date` and runs it to the end.
+    /// Creates a manual run of `dag` for `logical_date` (with the DAG's default params)
+    /// and runs it to the end.
     pub async fn run(
         &self,
         dag: &Dag,
         logical_date: DateTime<Utc>,
     ) -> Result<RunSummary, RunError> {
-        let run = self.create_run(
-            dag,
-            Self::manual_run_id(logical_date),
-            RunType::Manual,
-            logical_date,
-        )?;
+        self.run_request(dag, RunRequest::manual(dag, logical_date, None)?)
+            .await
+    }
+
+    /// Creates the run `request` describes and runs it to the end.
+    pub async fn run_request(
+        &self,
+        dag: &Dag,
+        request: RunRequest,
+    ) -> Result<RunSummary, RunError> {
+        let run = self.create_run(dag, request)?;
         run_loop::RunLoop::new(self, dag, &run)
             .start(Vec::new())
             .await
@@ -261,10 +324,15 @@ impl Executor {
                 blob,
             );
         }
+        let request = RunRequest::manual(dag, logical_date, None)
+            .map_err(|e| TaskError::Failed(e.to_string()))?;
         let scope = Arc::new(RunScope {
             dag_id: dag.id().clone(),
             run_id: RunId::new(format!("test__{}", logical_date.to_rfc3339())),
+            run_type: RunType::Manual,
             logical_date,
+            data_interval: request.interval,
+            params: Arc::new(request.params),
             xcoms: self.store.clone() as Arc<dyn XComStore>,
         });
         let ctx = TaskContext::new(scope, task.id().clone(), MapIndex::UNMAPPED, 1);

@@ -17,6 +17,7 @@ use crate::logs::TryLog;
 use crate::state::{RunState, TaskState};
 use crate::store::{Change, DagRunRecord, LogLine, StoreError, TaskInstanceRecord, XComStore};
 use crate::task::{InputSource, Inputs, TaskResult};
+use crate::timetable::DataInterval;
 use crate::trigger::{self, Decision, UpstreamCounts};
 use crate::xcom::{RETURN_VALUE, XComBlob};
 
@@ -66,6 +67,8 @@ pub(super) struct RunLoop<'a> {
     batched: Vec<usize>,
     running: usize,
     retrying: usize,
+    /// Whether the executor was told to stop before the run ended.
+    stopped: bool,
     join: JoinSet<Event>,
 }
 
@@ -98,10 +101,17 @@ impl<'a> RunLoop<'a> {
                 pending: None,
             })
             .collect();
+        let params = match &run.conf {
+            serde_json::Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
         let scope = Arc::new(RunScope {
             dag_id: dag.id().clone(),
             run_id: run.run_id.clone(),
+            run_type: run.run_type,
             logical_date: run.logical_date,
+            data_interval: DataInterval::new(run.data_interval_start, run.data_interval_end),
+            params: Arc::new(params),
             xcoms: executor.store.clone() as Arc<dyn XComStore>,
         });
         Self {
@@ -115,6 +125,7 @@ impl<'a> RunLoop<'a> {
             batched: Vec::new(),
             running: 0,
             retrying: 0,
+            stopped: false,
             join: JoinSet::new(),
         }
     }
@@ -130,8 +141,15 @@ impl<'a> RunLoop<'a> {
         // Tasks prepared into the batch being collected; they start once it is durable.
         let mut launches: Vec<(usize, TaskContext)> = Vec::new();
         let mut in_flight: Option<InFlight> = None;
+        let mut stop = self.executor.stop.clone();
+        let mut stop_deadline: Option<tokio::time::Instant> = None;
         loop {
-            while self.running < self.executor.parallelism {
+            let stopping = stop.as_ref().is_some_and(|rx| *rx.borrow());
+            if stopping && stop_deadline.is_none() {
+                stop_deadline = Some(tokio::time::Instant::now() + self.executor.grace);
+                self.stopped = true;
+            }
+            while !stopping && self.running < self.executor.parallelism {
                 let Some(index) = self.ready.pop_front() else {
                     break;
                 };
@@ -147,10 +165,21 @@ impl<'a> RunLoop<'a> {
                     self.launch(std::mem::take(&mut launches));
                 }
             }
-            if self.running == 0 && self.retrying == 0 && in_flight.is_none() {
+            // Pending retries are durable (`up_for_retry`) and resume with the run.
+            if self.running == 0 && (self.retrying == 0 || stopping) && in_flight.is_none() {
                 break;
             }
             tokio::select! {
+                Some(()) = async { stop.as_mut()?.changed().await.ok() }, if stop.is_some() && !stopping => {}
+                () = async { tokio::time::sleep_until(stop_deadline.unwrap_or_else(tokio::time::Instant::now)).await },
+                    if stop_deadline.is_some() && in_flight.is_none() => {
+                    tracing::warn!(
+                        run = %self.scope.run_id,
+                        "{} task(s) still running after the grace period; they are abandoned and retried on resume",
+                        self.running
+                    );
+                    break;
+                }
                 committed = async { (&mut in_flight.as_mut()?.commit).await.ok() }, if in_flight.is_some() => {
                     let flight = in_flight.take();
                     match committed {
@@ -501,6 +530,11 @@ impl<'a> RunLoop<'a> {
     }
 
     fn finish(mut self, duration: Duration) -> Result<RunSummary, RunError> {
+        if self.stopped && self.instances.iter().any(|i| !i.record.state.is_finished()) {
+            // Stopped before the end: the run stays `running` and is resumed later.
+            self.commit()?;
+            return Ok(self.summary(RunState::Running, duration));
+        }
         // A leaf that failed (or never ran because of a failure) fails the run, as in Airflow.
         let failed = self
             .dag
@@ -522,6 +556,10 @@ impl<'a> RunLoop<'a> {
         };
         self.changes.push(self.run_change(state, Some(Utc::now())));
         self.commit()?;
+        Ok(self.summary(state, duration))
+    }
+
+    fn summary(&self, state: RunState, duration: Duration) -> RunSummary {
         let tasks = self
             .instances
             .iter()
@@ -533,7 +571,7 @@ impl<'a> RunLoop<'a> {
                 error: inst.record.error.clone(),
             })
             .collect();
-        Ok(RunSummary {
+        RunSummary {
             run_id: self.scope.run_id.clone(),
             logical_date: self.scope.logical_date,
             state,
@@ -541,6 +579,6 @@ impl<'a> RunLoop<'a> {
             tasks,
             dag_id: self.scope.dag_id.clone(),
             xcoms: self.executor.store.clone() as Arc<dyn XComStore>,
-        })
+        }
     }
 }

@@ -337,9 +337,12 @@ async fn resume_refuses_finished_unknown_and_reshaped_runs() {
     let run = executor
         .create_run(
             &dag,
-            "manual__old".into(),
-            crate::store::RunType::Manual,
-            Utc::now(),
+            RunRequest::for_interval(
+                &dag,
+                crate::store::RunType::Backfill,
+                crate::timetable::DataInterval::exact(Utc::now()),
+            )
+            .unwrap(),
         )
         .unwrap();
     let mut b = DagBuilder::new("shape");
@@ -381,9 +384,12 @@ async fn resume_counts_interrupted_tries_and_keeps_successes() {
     let run = executor
         .create_run(
             &dag,
-            "manual__crash".into(),
-            crate::store::RunType::Manual,
-            Utc::now(),
+            RunRequest::for_interval(
+                &dag,
+                crate::store::RunType::Backfill,
+                crate::timetable::DataInterval::exact(Utc::now()),
+            )
+            .unwrap(),
         )
         .unwrap();
     let record = |task: &str, state, try_number| {

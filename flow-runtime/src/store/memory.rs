@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RunStore, StoreError,
+    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RunStore, RunType, StoreError,
     TaskInstanceRecord, TryRecord, XComStore,
 };
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
@@ -194,6 +194,40 @@ impl RunStore for MemoryStore {
                 .then_with(|| b.run_id.cmp(&a.run_id))
         });
         Ok(runs)
+    }
+
+    fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError> {
+        let mut runs: Vec<_> = self
+            .lock()
+            .runs
+            .values()
+            .filter(|r| !r.state.is_finished())
+            .cloned()
+            .collect();
+        runs.sort_by(|a, b| {
+            a.logical_date
+                .cmp(&b.logical_date)
+                .then_with(|| a.run_id.cmp(&b.run_id))
+        });
+        Ok(runs)
+    }
+
+    fn latest_run(
+        &self,
+        dag_id: &DagId,
+        run_type: RunType,
+    ) -> Result<Option<DagRunRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .runs
+            .values()
+            .filter(|r| &r.dag_id == dag_id && r.run_type == run_type)
+            .max_by(|a, b| {
+                a.logical_date
+                    .cmp(&b.logical_date)
+                    .then_with(|| a.run_id.cmp(&b.run_id))
+            })
+            .cloned())
     }
 
     fn task_instances(

@@ -143,6 +143,13 @@ pub struct DagRunRecord {
     pub end: Option<DateTime<Utc>>,
     /// The fingerprint of the DAG's shape when the run was created.
     pub fingerprint: String,
+    /// The start of the run's data interval (its logical date for scheduled runs).
+    pub data_interval_start: DateTime<Utc>,
+    /// The end of the run's data interval.
+    pub data_interval_end: DateTime<Utc>,
+    /// The run's params, resolved from the trigger's conf and the DAG's defaults (a JSON
+    /// object).
+    pub conf: serde_json::Value,
 }
 
 /// One task instance as recorded: the latest facts about it.
@@ -283,6 +290,14 @@ pub trait RunStore: Send + Sync {
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError>;
     /// The runs of one DAG (or all), newest logical date first.
     fn runs(&self, dag_id: Option<&DagId>) -> Result<Vec<DagRunRecord>, StoreError>;
+    /// Runs that are `queued` or `running`, oldest logical date first.
+    fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError>;
+    /// The newest run of one DAG of one type, by logical date.
+    fn latest_run(
+        &self,
+        dag_id: &DagId,
+        run_type: RunType,
+    ) -> Result<Option<DagRunRecord>, StoreError>;
     /// The task instances of one run.
     fn task_instances(
         &self,

@@ -46,6 +46,9 @@ const MIGRATIONS: [&str; 2] = [
          start_us BIGINT,
          end_us BIGINT,
          fingerprint TEXT NOT NULL,
+         data_interval_start_us BIGINT NOT NULL,
+         data_interval_end_us BIGINT NOT NULL,
+         conf TEXT NOT NULL,
          PRIMARY KEY (dag_id, run_id)
      );
      CREATE INDEX dag_runs_by_date ON dag_runs (dag_id, logical_date_us);
@@ -362,8 +365,8 @@ fn map_index(i: i64) -> MapIndex {
     u32::try_from(i).map_or(MapIndex::UNMAPPED, MapIndex::mapped)
 }
 
-const RUN_COLUMNS: &str =
-    "dag_id, run_id, run_type, logical_date_us, state, start_us, end_us, fingerprint";
+const RUN_COLUMNS: &str = "dag_id, run_id, run_type, logical_date_us, state, start_us, end_us, fingerprint, \
+     data_interval_start_us, data_interval_end_us, conf";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<DagRunRecord> {
     Ok(DagRunRecord {
@@ -375,6 +378,10 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<DagRunRecord> {
         start: time(r.get(5)?),
         end: time(r.get(6)?),
         fingerprint: r.get(7)?,
+        data_interval_start: time(Some(r.get(8)?)).unwrap_or_default(),
+        data_interval_end: time(Some(r.get(9)?)).unwrap_or_default(),
+        conf: serde_json::from_str(&r.get::<_, String>(10)?)
+            .map_err(|e| corrupt("run conf", &e.to_string()))?,
     })
 }
 
@@ -383,7 +390,7 @@ impl RunStore for SqliteStore {
         let conn = self.lock();
         let inserted = conn
             .prepare_cached(&format!(
-                "INSERT INTO dag_runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING"
+                "INSERT INTO dag_runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
             ))
             .and_then(|mut st| {
                 st.execute(params![
@@ -395,6 +402,9 @@ impl RunStore for SqliteStore {
                     micros(run.start),
                     micros(run.end),
                     run.fingerprint,
+                    run.data_interval_start.timestamp_micros(),
+                    run.data_interval_end.timestamp_micros(),
+                    run.conf.to_string(),
                 ])
             })
             .map_err(|e| self.err(e))?;
@@ -449,6 +459,33 @@ impl RunStore for SqliteStore {
         .and_then(|mut st| {
             st.query_map(params![dag_id.map(DagId::as_str)], run_row)?
                 .collect()
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError> {
+        let conn = self.lock();
+        conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM dag_runs WHERE state IN ('queued', 'running') \
+             ORDER BY logical_date_us, run_id"
+        ))
+        .and_then(|mut st| st.query_map([], run_row)?.collect())
+        .map_err(|e| self.err(e))
+    }
+
+    fn latest_run(
+        &self,
+        dag_id: &DagId,
+        run_type: RunType,
+    ) -> Result<Option<DagRunRecord>, StoreError> {
+        let conn = self.lock();
+        conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM dag_runs WHERE dag_id = ?1 AND run_type = ?2 \
+             ORDER BY logical_date_us DESC, run_id DESC LIMIT 1"
+        ))
+        .and_then(|mut st| {
+            st.query_row(params![dag_id.as_str(), run_type.as_str()], run_row)
+                .optional()
         })
         .map_err(|e| self.err(e))
     }

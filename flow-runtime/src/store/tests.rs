@@ -20,6 +20,9 @@ fn run_record(run: &str, day: u32) -> DagRunRecord {
         start: None,
         end: None,
         fingerprint: "f".into(),
+        data_interval_start: Utc.with_ymd_and_hms(2025, 1, day, 0, 0, 0).unwrap(),
+        data_interval_end: Utc.with_ymd_and_hms(2025, 1, day + 1, 0, 0, 0).unwrap(),
+        conf: serde_json::json!({"threshold": 0.8}),
     }
 }
 
@@ -197,13 +200,46 @@ fn conformance(store: &dyn Store) {
         ]
     );
     assert!(store.runs(Some(&"other".into())).unwrap().is_empty());
+    let r1 = store.run(&"d".into(), &"r1".into()).unwrap().unwrap();
+    assert_eq!(r1.fingerprint, "f");
+    assert_eq!(r1.conf, serde_json::json!({"threshold": 0.8}));
+    assert_eq!(
+        r1.data_interval_end - r1.data_interval_start,
+        chrono::Duration::days(1)
+    );
+    let unfinished: Vec<_> = store
+        .unfinished_runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id.to_string())
+        .collect();
+    assert_eq!(unfinished, ["r2"]);
+    let mut scheduled = run_record("s3", 3);
+    scheduled.run_type = RunType::Scheduled;
+    store.create_run(&scheduled).unwrap();
     assert_eq!(
         store
-            .run(&"d".into(), &"r1".into())
+            .latest_run(&"d".into(), RunType::Scheduled)
             .unwrap()
             .unwrap()
-            .fingerprint,
-        "f"
+            .run_id
+            .as_str(),
+        "s3"
+    );
+    assert_eq!(
+        store
+            .latest_run(&"d".into(), RunType::Manual)
+            .unwrap()
+            .unwrap()
+            .run_id
+            .as_str(),
+        "r2"
+    );
+    assert!(
+        store
+            .latest_run(&"d".into(), RunType::Backfill)
+            .unwrap()
+            .is_none()
     );
 
     // A batch is all or nothing.
@@ -268,7 +304,7 @@ fn sqlite_store_conforms_and_survives_reopening() {
     let path = dir.path().join("home/flow.db");
     conformance(&SqliteStore::open(&path).unwrap());
     let reopened = SqliteStore::open(&path).unwrap();
-    assert_eq!(reopened.runs(None).unwrap().len(), 2);
+    assert_eq!(reopened.runs(None).unwrap().len(), 3);
     assert_eq!(reopened.schema_version().unwrap(), SCHEMA_VERSION);
     let mode: String = reopened.with_connection(|c| {
         c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
