@@ -174,3 +174,49 @@ pub fn resumable() {
     let partial = step_sum(b, c);
     step_sum(partial, d);
 }
+
+/// Returns the run's params and context facts as one line.
+#[task]
+pub fn read_params(ctx: &TaskContext) -> anyhow::Result<String> {
+    let threshold: f64 = ctx.param("threshold")?;
+    let label: String = ctx.param("label")?;
+    Ok(format!(
+        "{label}:{threshold}:{}:{}:{}",
+        ctx.run_type().as_str(),
+        ctx.ds_nodash(),
+        ctx.data_interval_end().format("%Y-%m-%d")
+    ))
+}
+
+/// A daily DAG with typed params, built by hand.
+pub fn with_params() -> Result<Dag, flow_runtime::DagError> {
+    use flow_runtime::params::DagParam;
+    let mut dag = DagBuilder::new("with_params")
+        .schedule("@daily")
+        .start_date("2025-01-01")
+        .param(DagParam::new::<f64>("threshold").default(0.8))
+        .param(DagParam::new::<String>("label"));
+    read_params::node(&mut dag);
+    dag.build()
+}
+
+flow_runtime::register_dag!("with_params", with_params);
+
+/// Records each execution in the side file.
+#[task]
+pub fn tick(ctx: &TaskContext) -> anyhow::Result<String> {
+    side_record(ctx, "tick")?;
+    Ok(ctx.logical_date().to_rfc3339())
+}
+
+/// A DAG due every second (seconds-level cron), for the scheduler's end-to-end test.
+pub fn every_second() -> Result<Dag, flow_runtime::DagError> {
+    let mut dag = DagBuilder::new("every_second")
+        .schedule("* * * * * *")
+        .start_date("2025-01-01")
+        .catchup(false);
+    tick::node(&mut dag);
+    dag.build()
+}
+
+flow_runtime::register_dag!("every_second", every_second);

@@ -523,7 +523,7 @@ fn dags_test(
     println!(
         "Running DAG `{}` for logical date {}",
         dag.id(),
-        request.interval.start.to_rfc3339()
+        request.logical_date.to_rfc3339()
     );
     let summary =
         runtime()?.block_on(live_executor(store, parallelism).run_request(dag, request))?;
@@ -536,7 +536,7 @@ fn dags_test_recorded(
     request: RunRequest,
     parallelism: Option<usize>,
 ) -> Result<(), Failure> {
-    let logical_date = request.interval.start;
+    let logical_date = request.logical_date;
     let store: Arc<dyn Store> = Arc::new(home.open_store()?);
     let run_id = Executor::manual_run_id(logical_date);
     let _lock = home.lock_run(dag.id(), &run_id)?;

@@ -39,6 +39,9 @@ use crate::xcom::{RETURN_VALUE, XComBlob, XComValue};
 pub struct RunRequest {
     /// How the run comes about.
     pub run_type: RunType,
+    /// Its logical date: the interval's start for scheduled and backfill runs, the date
+    /// asked for by a manual trigger (whose data interval is inferred, as in Airflow).
+    pub logical_date: DateTime<Utc>,
     /// Its data interval; the logical date is the start.
     pub interval: DataInterval,
     /// Its params, resolved against the DAG's declarations.
@@ -55,6 +58,7 @@ impl RunRequest {
     ) -> Result<Self, RunError> {
         Ok(Self {
             run_type: RunType::Manual,
+            logical_date,
             interval: dag.timetable().manual_interval(logical_date),
             params: dag.params().resolve(conf)?,
         })
@@ -68,6 +72,7 @@ impl RunRequest {
     ) -> Result<Self, RunError> {
         Ok(Self {
             run_type,
+            logical_date: interval.start,
             interval,
             params: dag.params().resolve(None)?,
         })
@@ -230,10 +235,10 @@ impl Executor {
     }
 
     /// Records a new run of `dag` (state `queued`) without running it; its id is
-    /// [`Executor::run_id`] of its type and logical date (the interval's start).
+    /// [`Executor::run_id`] of its type and logical date.
     pub fn create_run(&self, dag: &Dag, request: RunRequest) -> Result<DagRunRecord, RunError> {
         self.store.record_dag(dag.id(), dag.fingerprint())?;
-        let logical_date = request.interval.start;
+        let logical_date = request.logical_date;
         let run = DagRunRecord {
             dag_id: dag.id().clone(),
             run_id: Self::run_id(request.run_type, logical_date),
