@@ -68,9 +68,10 @@ impl TaskState {
         use TaskState::*;
         match (self, to) {
             (None, Queued | UpstreamFailed | Skipped) => true,
-            (Queued, Running | None) => true,
+            (Queued, Running | None | Skipped) => true,
             (Running, Success | Failed | UpForRetry | Skipped) => true,
-            (UpForRetry, Queued) => true,
+            // A run that times out skips what has not run and fails a pending retry.
+            (UpForRetry, Queued | Failed | Skipped) => true,
             (from, None) => from.is_finished() || from == UpForRetry,
             _ => false,
         }

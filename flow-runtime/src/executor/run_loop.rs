@@ -69,6 +69,8 @@ pub(super) struct RunLoop<'a> {
     retrying: usize,
     /// Whether the executor was told to stop before the run ended.
     stopped: bool,
+    /// Whether the run exceeded its `dagrun_timeout`.
+    timed_out: bool,
     join: JoinSet<Event>,
 }
 
@@ -126,6 +128,7 @@ impl<'a> RunLoop<'a> {
             running: 0,
             retrying: 0,
             stopped: false,
+            timed_out: false,
             join: JoinSet::new(),
         }
     }
@@ -143,6 +146,11 @@ impl<'a> RunLoop<'a> {
         let mut in_flight: Option<InFlight> = None;
         let mut stop = self.executor.stop.clone();
         let mut stop_deadline: Option<tokio::time::Instant> = None;
+        // `dagrun_timeout` counts from the run's first start, across resumes.
+        let timeout_at = self.dag.dagrun_timeout().map(|timeout| {
+            let elapsed = (Utc::now() - self.started).to_std().unwrap_or_default();
+            tokio::time::Instant::now() + timeout.saturating_sub(elapsed)
+        });
         loop {
             let stopping = stop.as_ref().is_some_and(|rx| *rx.borrow());
             if stopping && stop_deadline.is_none() {
@@ -170,6 +178,11 @@ impl<'a> RunLoop<'a> {
                 break;
             }
             tokio::select! {
+                () = async { tokio::time::sleep_until(timeout_at.unwrap_or_else(tokio::time::Instant::now)).await },
+                    if timeout_at.is_some() && in_flight.is_none() => {
+                    self.time_out();
+                    break;
+                }
                 Some(()) = async { stop.as_mut()?.changed().await.ok() }, if stop.is_some() && !stopping => {}
                 () = async { tokio::time::sleep_until(stop_deadline.unwrap_or_else(tokio::time::Instant::now)).await },
                     if stop_deadline.is_some() && in_flight.is_none() => {
@@ -404,6 +417,33 @@ impl<'a> RunLoop<'a> {
         }
     }
 
+    /// Ends a run that exceeded `dagrun_timeout`, as Airflow does: running tries fail
+    /// (they are abandoned), everything that has not run is skipped, and the run fails.
+    fn time_out(&mut self) {
+        let timeout = self.dag.dagrun_timeout().unwrap_or_default();
+        tracing::error!(run = %self.scope.run_id, "dagrun_timeout of {timeout:?} exceeded");
+        let message = format!(
+            "the run exceeded its dagrun_timeout of {}",
+            humantime::format_duration(timeout)
+        );
+        for index in 0..self.instances.len() {
+            match self.instances[index].record.state {
+                TaskState::Running | TaskState::UpForRetry => {
+                    self.instances[index].record.end = Some(Utc::now());
+                    self.set_state(index, TaskState::Failed, Some(message.clone()));
+                }
+                TaskState::None | TaskState::Queued => {
+                    self.set_state(index, TaskState::Skipped, None)
+                }
+                _ => {}
+            }
+        }
+        self.running = 0;
+        self.retrying = 0;
+        self.timed_out = true;
+        self.join.abort_all();
+    }
+
     fn fail_try(&mut self, index: usize, error: TaskError) {
         let task = &self.dag.tasks()[index];
         let message = error.to_string();
@@ -535,19 +575,21 @@ impl<'a> RunLoop<'a> {
             self.commit()?;
             return Ok(self.summary(RunState::Running, duration));
         }
-        // A leaf that failed (or never ran because of a failure) fails the run, as in Airflow.
-        let failed = self
-            .dag
-            .tasks()
-            .iter()
-            .zip(&self.instances)
-            .any(|(task, inst)| {
-                task.downstream().is_empty()
-                    && matches!(
-                        inst.record.state,
-                        TaskState::Failed | TaskState::UpstreamFailed
-                    )
-            })
+        // A leaf that failed (or never ran because of a failure) fails the run, as in Airflow;
+        // so does a timeout.
+        let failed = self.timed_out
+            || self
+                .dag
+                .tasks()
+                .iter()
+                .zip(&self.instances)
+                .any(|(task, inst)| {
+                    task.downstream().is_empty()
+                        && matches!(
+                            inst.record.state,
+                            TaskState::Failed | TaskState::UpstreamFailed
+                        )
+                })
             || self.instances.iter().any(|i| !i.record.state.is_finished());
         let state = if failed {
             RunState::Failed

@@ -522,3 +522,36 @@ fn with_sqlite_a_task_starts_only_after_its_inputs_and_its_try_are_durable() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_run_past_its_dagrun_timeout_fails_and_skips_the_rest() {
+    let mut b = DagBuilder::new("slow").dagrun_timeout(Duration::from_millis(200));
+    let slow = b
+        .add_task(TaskSpec::from_async("slow", |_, _| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(1_u64)
+        }))
+        .finish::<u64>();
+    with_input(&mut b, add_one("after"), slow);
+    b.add_task(value("quick", 1));
+    let clock = Instant::now();
+    let (summary, store) = run(&b.build().unwrap()).await;
+    assert!(
+        clock.elapsed() < Duration::from_secs(10),
+        "the slow task was abandoned"
+    );
+    assert_eq!(summary.state, RunState::Failed);
+    let slow = summary.task("slow").unwrap();
+    assert_eq!(slow.state, TaskState::Failed);
+    assert!(
+        slow.error
+            .as_deref()
+            .unwrap()
+            .contains("exceeded its dagrun_timeout of 200ms"),
+        "{slow:?}"
+    );
+    assert_eq!(summary.task("after").unwrap().state, TaskState::Skipped);
+    assert_eq!(summary.task("quick").unwrap().state, TaskState::Success);
+    let recorded = store.run(&"slow".into(), &summary.run_id).unwrap().unwrap();
+    assert_eq!(recorded.state, RunState::Failed);
+}
