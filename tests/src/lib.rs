@@ -220,3 +220,15 @@ pub fn every_second() -> Result<Dag, flow_runtime::DagError> {
 }
 
 flow_runtime::register_dag!("every_second", every_second);
+
+/// One slow step a day, for the restart-mid-backfill test.
+#[task(retries = 2, retry_delay = "0s")]
+pub fn daily_step(ctx: &TaskContext) -> anyhow::Result<u64> {
+    slow_step(ctx, 0, 1)
+}
+
+/// A daily DAG of one slow step, two runs at a time.
+#[dag(schedule = "@daily", start_date = "2025-01-01")]
+pub fn slow_daily() {
+    daily_step();
+}

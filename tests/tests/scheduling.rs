@@ -68,7 +68,7 @@ impl Home {
 fn a_scheduler_killed_and_restarted_continues_without_duplicates() {
     let home = Home::new();
     // Only `every_second` is scheduled here: pause the fixture's daily DAGs.
-    for dag in ["chain", "with_params"] {
+    for dag in ["chain", "with_params", "slow_daily"] {
         home.cmd().args(["dags", "pause", dag]).assert().success();
     }
     let mut first = home.scheduler();
@@ -313,6 +313,91 @@ fn backfill_runs_each_interval_once_and_skips_what_succeeded() {
         .assert()
         .code(2)
         .stderr(contains("has no intervals"));
+}
+
+#[test]
+fn a_backfill_killed_midway_resumes_without_duplicate_runs() {
+    let home = Home::new();
+    let args = [
+        "dags",
+        "backfill",
+        "slow_daily",
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2025-01-04",
+    ];
+    let side = home.0.path().join("side.txt");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fixture"))
+        .args(args)
+        .env("FLOW_HOME", home.0.path())
+        .env("FLOW_LOG", "warn")
+        .env("FLOW_TEST_SIDE_FILE", &side)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&side)
+        .unwrap_or_default()
+        .contains("start")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the backfill never started a task"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let created = home.store().runs(Some(&"slow_daily".into())).unwrap().len();
+    assert!(
+        created >= 1,
+        "the backfill created its runs before running them"
+    );
+    home.cmd()
+        .args(args)
+        .env("FLOW_TEST_SIDE_FILE", &side)
+        .assert()
+        .success()
+        .stdout(contains("resume backfill__2025-01-01"));
+    let runs = home.store().runs(Some(&"slow_daily".into())).unwrap();
+    assert_eq!(runs.len(), 4, "one run per interval: {runs:?}");
+    assert!(
+        runs.iter()
+            .all(|r| r.state == RunState::Success && r.run_type == RunType::Backfill)
+    );
+}
+
+#[test]
+fn a_running_scheduler_picks_up_a_trigger() {
+    let home = Home::new();
+    for dag in ["chain", "with_params", "every_second", "slow_daily"] {
+        home.cmd().args(["dags", "pause", dag]).assert().success();
+    }
+    let mut scheduler = home.scheduler();
+    home.cmd()
+        .args(["dags", "trigger", "retrying"])
+        .assert()
+        .success();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = home.store().runs(Some(&"retrying".into())).unwrap();
+        if runs.iter().any(|r| r.state == RunState::Success) {
+            break;
+        }
+        assert!(
+            scheduler.try_wait().unwrap().is_none(),
+            "the scheduler exited"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the triggered run never ran: {runs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    scheduler.kill().unwrap();
+    scheduler.wait().unwrap();
 }
 
 #[test]
