@@ -555,3 +555,93 @@ async fn a_run_past_its_dagrun_timeout_fails_and_skips_the_rest() {
     let recorded = store.run(&"slow".into(), &summary.run_id).unwrap().unwrap();
     assert_eq!(recorded.state, RunState::Failed);
 }
+
+#[tokio::test]
+async fn a_stop_lets_running_tasks_finish_starts_nothing_new_and_the_run_resumes() {
+    let store = Arc::new(MemoryStore::new());
+    let mut b = DagBuilder::new("stoppable");
+    let first = b
+        .add_task(TaskSpec::from_async("first", |_, _| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(1_u64)
+        }))
+        .finish::<u64>();
+    with_input(&mut b, add_one("second"), first);
+    let dag = b.build().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let executor = Executor::new(store.clone()).stop_on(stop_rx, Duration::from_secs(10));
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop_tx.send(true).unwrap();
+    });
+    let stopped = executor.run(&dag, Utc::now()).await.unwrap();
+    stopper.await.unwrap();
+    assert_eq!(stopped.state, RunState::Running, "{stopped:?}");
+    assert_eq!(
+        stopped.task("first").unwrap().state,
+        TaskState::Success,
+        "the running task got its grace"
+    );
+    assert_eq!(
+        stopped.task("second").unwrap().state,
+        TaskState::None,
+        "nothing new started"
+    );
+    let recorded = store
+        .run(&"stoppable".into(), &stopped.run_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.state, RunState::Running);
+    let resumed = Executor::new(store.clone())
+        .resume(&dag, &stopped.run_id)
+        .await
+        .unwrap();
+    assert_eq!(resumed.state, RunState::Success);
+    assert_eq!(resumed.output::<u64>("second").unwrap(), 2);
+}
+
+#[tokio::test]
+async fn tasks_still_running_after_the_grace_period_are_retried_on_resume() {
+    let store = Arc::new(MemoryStore::new());
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let mut b = DagBuilder::new("abandoned");
+    b.add_task(
+        TaskSpec::from_async("long", move |ctx, _| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if ctx.try_number() == 1 {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                Ok(ctx.try_number())
+            }
+        })
+        .retries(1)
+        .retry_delay(Duration::ZERO),
+    );
+    let dag = b.build().unwrap();
+    let clock = Instant::now();
+    // Stopped 50 ms in, with a 100 ms grace: the first try is abandoned.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let executor = Executor::new(store.clone()).stop_on(stop_rx, Duration::from_millis(100));
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop_tx.send(true).unwrap();
+    });
+    let stopped = executor.run(&dag, Utc::now()).await.unwrap();
+    stopper.await.unwrap();
+    assert!(clock.elapsed() < Duration::from_secs(10));
+    assert_eq!(stopped.state, RunState::Running);
+    assert_eq!(stopped.task("long").unwrap().state, TaskState::Running);
+    let resumed = Executor::new(store.clone())
+        .resume(&dag, &stopped.run_id)
+        .await
+        .unwrap();
+    assert_eq!(resumed.state, RunState::Success);
+    assert_eq!(
+        resumed.output::<u32>("long").unwrap(),
+        2,
+        "the abandoned try counted"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
