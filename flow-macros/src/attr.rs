@@ -28,6 +28,11 @@ pub(crate) mod kw {
     syn::custom_keyword!(description);
     syn::custom_keyword!(schedule);
     syn::custom_keyword!(start_date);
+    syn::custom_keyword!(end_date);
+    syn::custom_keyword!(timezone);
+    syn::custom_keyword!(max_active_runs);
+    syn::custom_keyword!(dagrun_timeout);
+    syn::custom_keyword!(params);
     syn::custom_keyword!(catchup);
     syn::custom_keyword!(tags);
     syn::custom_keyword!(default_args);
@@ -232,12 +237,27 @@ pub(crate) fn string(
 
 /// `= 3`: a whole number from 0 to `u32::MAX`.
 pub(crate) fn count(input: ParseStream, key: &str, key_span: Span) -> syn::Result<LitInt> {
+    count_from(input, key, key_span, 0, "")
+}
+
+/// `= 3`: a whole number from `min` to `u32::MAX`; `hint` follows the message of a number
+/// out of range.
+pub(crate) fn count_from(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+    min: u32,
+    hint: &str,
+) -> syn::Result<LitInt> {
     let example = "3";
     let lit = literal(input, key, key_span, example)?;
     let message = match &lit {
         Lit::Int(int) => match int.base10_parse::<u32>() {
-            Ok(n) => return Ok(LitInt::new(&n.to_string(), int.span())),
-            Err(_) => format!("`{key}` must be a whole number from 0 to {}", u32::MAX),
+            Ok(n) if n >= min => return Ok(LitInt::new(&n.to_string(), int.span())),
+            _ => format!(
+                "`{key}` must be a whole number from {min} to {}{hint}",
+                u32::MAX
+            ),
         },
         Lit::Str(s) if s.value().trim().parse::<u32>().is_ok() => format!(
             "`{key}` takes a number, not a string: `{key} = {}`",
@@ -463,7 +483,7 @@ impl TaskOptionArgs {
 }
 
 /// `Duration::from_millis(300_000)` (or `Duration::new(s, ns)` below a millisecond).
-fn duration_tokens(root: &TokenStream, duration: &DurationLit) -> TokenStream {
+pub(crate) fn duration_tokens(root: &TokenStream, duration: &DurationLit) -> TokenStream {
     let span = duration.span;
     let value = duration.value;
     match u64::try_from(value.as_millis()) {

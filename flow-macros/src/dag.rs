@@ -11,18 +11,22 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::ParseStream;
 use syn::visit::Visit;
-use syn::{BinOp, Block, Expr, ExprCall, Ident, Item, ItemFn, LitBool, LitStr, Stmt, Token};
+use syn::{
+    BinOp, Block, Expr, ExprCall, Ident, Item, ItemFn, LitBool, LitInt, LitStr, Stmt, Token,
+};
 
-use crate::attr::{self, Options, TaskOptionArgs, kw};
+use crate::attr::{self, DurationLit, Options, TaskOptionArgs, kw};
 use crate::error::{Errors, with_errors};
-use crate::schedule;
+use crate::params::{self, ParamArg};
 use crate::spans;
 use crate::task::{cfg_attributes, doc_text, item_head};
+use crate::{schedule, timezone};
 
 /// Expands `#[dag(args)] item`.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let options = parse_args(args, &mut errors);
+    check_dates(&options, &mut errors);
     let mut function = match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Fn(function)) => function,
         Ok(other) => {
@@ -78,9 +82,15 @@ struct DagArgs {
     id: Option<LitStr>,
     description: Option<LitStr>,
     schedule: Option<ScheduleArg>,
-    start_date: Option<LitStr>,
+    /// The name, and the zone if it is one.
+    timezone: Option<(LitStr, Option<chrono_tz::Tz>)>,
+    start_date: Option<DateArg>,
+    end_date: Option<DateArg>,
     catchup: Option<LitBool>,
+    max_active_runs: Option<LitInt>,
+    dagrun_timeout: Option<DurationLit>,
     tags: Option<Vec<LitStr>>,
+    params: Option<Vec<ParamArg>>,
     default_args: Option<TaskOptionArgs>,
 }
 
@@ -90,9 +100,14 @@ impl Options for DagArgs {
         "id",
         "description",
         "schedule",
+        "timezone",
         "start_date",
+        "end_date",
         "catchup",
+        "max_active_runs",
+        "dagrun_timeout",
         "tags",
+        "params",
         "default_args",
         "crate",
     ];
@@ -100,14 +115,10 @@ impl Options for DagArgs {
         ("dag_id", "id"),
         ("schedule_interval", "schedule"),
         ("doc_md", "description"),
+        ("max_active_runs_per_dag", "max_active_runs"),
     ];
     const PLANNED: &'static [&'static str] = &[
-        "end_date",
-        "timezone",
-        "max_active_runs",
         "max_active_tasks",
-        "dagrun_timeout",
-        "params",
         "on_failure_callback",
         "on_success_callback",
         "is_paused_upon_creation",
@@ -128,17 +139,52 @@ impl Options for DagArgs {
         } else if input.peek(kw::schedule) {
             let key: kw::schedule = input.parse()?;
             self.schedule = Some(parse_schedule(input, key.span)?);
+        } else if input.peek(kw::timezone) {
+            let key: kw::timezone = input.parse()?;
+            let name = attr::string(input, "timezone", key.span, "\"Europe/Amsterdam\"")?;
+            match timezone::check(&name.value()) {
+                Ok(tz) => self.timezone = Some((name, Some(tz))),
+                Err(message) => {
+                    errors.at(&name, message);
+                    // Known to be set, so dates are not compared in a wrong zone.
+                    self.timezone = Some((name, None));
+                }
+            }
         } else if input.peek(kw::start_date) {
             let key: kw::start_date = input.parse()?;
             let date = attr::string(input, "start_date", key.span, "\"2025-01-01\"")?;
-            check_date("start_date", &date)?;
-            self.start_date = Some(date);
+            self.start_date = Some(check_date("start_date", date)?);
+        } else if input.peek(kw::end_date) {
+            let key: kw::end_date = input.parse()?;
+            let date = attr::string(input, "end_date", key.span, "\"2025-12-31\"")?;
+            self.end_date = Some(check_date("end_date", date)?);
         } else if input.peek(kw::catchup) {
             let key: kw::catchup = input.parse()?;
             self.catchup = Some(attr::boolean(input, "catchup", key.span)?);
+        } else if input.peek(kw::max_active_runs) {
+            let key: kw::max_active_runs = input.parse()?;
+            let runs = attr::count_from(
+                input,
+                "max_active_runs",
+                key.span,
+                1,
+                " (Airflow's default is 16; `max_active_runs = 1` runs one at a time)",
+            )?;
+            self.max_active_runs = Some(runs);
+        } else if input.peek(kw::dagrun_timeout) {
+            let key: kw::dagrun_timeout = input.parse()?;
+            self.dagrun_timeout = Some(attr::duration(input, "dagrun_timeout", key.span)?);
         } else if input.peek(kw::tags) {
             let key: kw::tags = input.parse()?;
             self.tags = Some(attr::string_list(input, "tags", key.span)?);
+        } else if input.peek(kw::params) {
+            let key: kw::params = input.parse()?;
+            if !input.peek(syn::token::Paren) {
+                return Err(params::usage_error(key.span));
+            }
+            let content;
+            syn::parenthesized!(content in input);
+            self.params = Some(params::parse_list(&content, errors));
         } else if input.peek(kw::default_args) {
             let key: kw::default_args = input.parse()?;
             if !input.peek(syn::token::Paren) {
@@ -233,14 +279,54 @@ fn parse_schedule(input: ParseStream, key_span: Span) -> syn::Result<ScheduleArg
     }
 }
 
-/// Checks a date as the runtime reads it: `2025-01-01` (midnight UTC) or RFC 3339.
-fn check_date(key: &str, date: &LitStr) -> syn::Result<()> {
+/// A `start_date` or `end_date`, checked.
+struct DateArg {
+    lit: LitStr,
+    value: DateValue,
+}
+
+/// A date as the runtime reads it.
+enum DateValue {
+    /// `2025-01-01`: midnight in the DAG's time zone.
+    Day(chrono::NaiveDate),
+    /// An RFC 3339 time, whose offset says where it is.
+    Instant(chrono::DateTime<chrono::Utc>),
+}
+
+impl DateValue {
+    /// The instant, read in `tz` as the runtime reads it: a day starts at its first
+    /// instant (midnight, or the end of a change of the clocks that skips it).
+    fn instant(&self, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
+        use chrono::TimeZone;
+        match self {
+            DateValue::Instant(at) => Some(*at),
+            DateValue::Day(day) => {
+                let midnight = day.and_hms_opt(0, 0, 0)?;
+                (0..=2 * 24 * 60)
+                    .filter_map(|m| midnight.checked_add_signed(chrono::TimeDelta::minutes(m)))
+                    .find_map(|local| tz.from_local_datetime(&local).earliest())
+                    .map(|at| at.with_timezone(&chrono::Utc))
+            }
+        }
+    }
+}
+
+/// Checks a date as the runtime reads it: `2025-01-01` (midnight in the DAG's time zone)
+/// or RFC 3339.
+fn check_date(key: &str, date: LitStr) -> syn::Result<DateArg> {
     let text = date.value();
     let text = text.trim();
     let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d");
     let time = chrono::DateTime::parse_from_rfc3339(text);
     match (day, time) {
-        (Ok(_), _) | (_, Ok(_)) => Ok(()),
+        (Ok(day), _) => Ok(DateArg {
+            lit: date,
+            value: DateValue::Day(day),
+        }),
+        (_, Ok(time)) => Ok(DateArg {
+            lit: date,
+            value: DateValue::Instant(time.with_timezone(&chrono::Utc)),
+        }),
         (Err(day), Err(time)) => {
             // Name the reason of the format the user was closer to.
             let reason = if text.len() <= 10 { day } else { time };
@@ -252,6 +338,33 @@ fn check_date(key: &str, date: &LitStr) -> syn::Result<()> {
                 ),
             ))
         }
+    }
+}
+
+/// An `end_date` before the `start_date` (compared in the DAG's time zone, as the runtime
+/// compares them) is an error at the end date.
+fn check_dates(options: &DagArgs, errors: &mut Errors) {
+    let (Some(start), Some(end)) = (&options.start_date, &options.end_date) else {
+        return;
+    };
+    let tz = match &options.timezone {
+        None => chrono_tz::Tz::UTC,
+        Some((_, Some(tz))) => *tz,
+        // Already an error; the dates cannot be placed.
+        Some((_, None)) => return,
+    };
+    if let (Some(s), Some(e)) = (start.value.instant(tz), end.value.instant(tz))
+        && e < s
+    {
+        errors.at(
+            &end.lit,
+            format!(
+                "end_date `{}` is before start_date `{}`, so no run would ever be scheduled; \
+                 set an end_date at or after the start_date, or none",
+                end.lit.value(),
+                start.lit.value()
+            ),
+        );
     }
 }
 
@@ -676,14 +789,32 @@ fn codegen(
     if let Some(ScheduleArg::Cron(schedule)) = &options.schedule {
         setters.extend(quote!(.schedule(#schedule)));
     }
+    if let Some((timezone, Some(_))) = &options.timezone {
+        setters.extend(quote!(.timezone(#timezone)));
+    }
     if let Some(date) = &options.start_date {
+        let date = &date.lit;
         setters.extend(quote!(.start_date(#date)));
+    }
+    if let Some(date) = &options.end_date {
+        let date = &date.lit;
+        setters.extend(quote!(.end_date(#date)));
     }
     if let Some(catchup) = &options.catchup {
         setters.extend(quote!(.catchup(#catchup)));
     }
+    if let Some(runs) = &options.max_active_runs {
+        setters.extend(quote!(.max_active_runs(#runs)));
+    }
+    if let Some(timeout) = &options.dagrun_timeout {
+        let timeout = attr::duration_tokens(&root, timeout);
+        setters.extend(quote!(.dagrun_timeout(#timeout)));
+    }
     if let Some(tags) = options.tags.as_ref().filter(|tags| !tags.is_empty()) {
         setters.extend(quote!(.tags([#(#tags),*])));
+    }
+    if let Some(params) = &options.params {
+        setters.extend(params::setters(&root, params));
     }
     if let Some(defaults) = &options.default_args {
         let defaults = defaults.task_options(&root);
@@ -796,12 +927,68 @@ mod tests {
     }
 
     #[test]
+    fn scheduling_options_and_params_become_builder_calls() {
+        let out = expand_str(
+            quote!(
+                timezone = "Europe/Amsterdam",
+                start_date = "2025-01-01",
+                end_date = "2025-12-31",
+                max_active_runs = 1,
+                dagrun_timeout = "2h",
+                params(threshold: f64 = 0.8, epochs: u32)
+            ),
+            quote!(
+                fn training() {
+                    train();
+                }
+            ),
+        );
+        for setter in [
+            ". timezone (\"Europe/Amsterdam\")",
+            ". end_date (\"2025-12-31\")",
+            ". max_active_runs (1)",
+            ". dagrun_timeout (:: flow_runtime :: __private :: Duration :: from_millis (7_200_000))",
+            ". param (:: flow_runtime :: params :: DagParam :: new :: < f64 > (\"threshold\") . default (0.8))",
+            ". param (:: flow_runtime :: params :: DagParam :: new :: < u32 > (\"epochs\"))",
+        ] {
+            assert!(out.contains(setter), "{setter} in {out}");
+        }
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn end_dates_are_compared_in_the_time_zone() {
+        let expand_dates = |timezone: &str, start: &str, end: &str| {
+            expand_str(
+                quote!(timezone = #timezone, start_date = #start, end_date = #end),
+                quote!(
+                    fn d() {
+                        t();
+                    }
+                ),
+            )
+        };
+        // Midnight in New York is 05:00 UTC.
+        let out = expand_dates("America/New_York", "2025-01-01", "2025-01-01T02:00:00Z");
+        assert!(out.contains("is before start_date"), "{out}");
+        let out = expand_dates("UTC", "2025-01-01", "2025-01-01T02:00:00Z");
+        assert!(!out.contains("compile_error"), "{out}");
+        // An unknown zone is one error, not a second one about the dates.
+        let out = expand_dates("Mars/Olympus", "2025-01-02", "2025-01-01");
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+    }
+
+    #[test]
     fn every_problem_is_reported() {
         let out = expand_str(
             quote!(
                 schedule = "0 2 * *",
                 start_date = "2025-13-01",
-                sheduled = 1
+                sheduled = 1,
+                timezone = "Europe/Amsterdm",
+                max_active_runs = 0,
+                dagrun_timeout = "soon",
+                params(x = 1)
             ),
             quote!(
                 async fn etl(x: u32) -> u32 {
@@ -815,6 +1002,10 @@ mod tests {
             "invalid schedule `0 2 * *`: expected 5 fields",
             "invalid start_date `2025-13-01`",
             "unknown option `sheduled`",
+            "unknown time zone `Europe/Amsterdm`; did you mean `Europe/Amsterdam`",
+            "`max_active_runs` must be a whole number from 1",
+            "invalid dagrun_timeout `soon`",
+            "param `x` needs a type: write `x: u32 = 1`",
             "cannot be `async`",
             "takes no parameters",
             "has no return type",

@@ -7,16 +7,18 @@
 //!
 //! Inside, each macro runs in phases: the `attr` module parses the options into typed
 //! values (shared by both macros), `task` and `dag` check the item into a model, rewrite
-//! and generate code, `schedule` checks cron expressions at compile time, and `error`
-//! collects every problem so that all of them are reported at once, next to the user's
-//! item.
+//! and generate code, `schedule` and `timezone` check cron expressions and time zones at
+//! compile time, `params` reads a DAG's typed params, and `error` collects every problem
+//! so that all of them are reported at once, next to the user's item.
 
 mod attr;
 mod dag;
 mod error;
+mod params;
 mod schedule;
 mod spans;
 mod task;
+mod timezone;
 
 use proc_macro::TokenStream;
 
@@ -232,14 +234,54 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `id = "ml_pipeline"` | the DAG's id: letters, digits, `_`, `-`, `.` | the function's name |
 /// | `description = ".."` | shown in listings and the UI | the first paragraph of the doc comment |
 /// | `schedule = "0 2 * * *"` | a cron expression: 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, read as Airflow reads them; or a preset: `@once`, `@hourly`, `@daily`, `@midnight`, `@weekly`, `@monthly`, `@quarterly`, `@yearly`, `@annually`; or `None` | `None`: manual runs only |
-/// | `start_date = "2025-01-01"` | the first logical date: a day (midnight UTC) or an RFC 3339 time | none |
+/// | `timezone = "Europe/Amsterdam"` | the IANA time zone the schedule is read in, DST included | `UTC` |
+/// | `start_date = "2025-01-01"` | the first logical date: a day (midnight in the DAG's time zone) or an RFC 3339 time (`2025-01-01T02:00:00Z`) | none |
+/// | `end_date = "2025-12-31"` | the last logical date that gets a scheduled run, written like `start_date`; not before it | none |
 /// | `catchup = false` | whether each missed interval since `start_date` gets a run | `false` |
+/// | `max_active_runs = 1` | how many runs may be active at once; at least 1 | 16 |
+/// | `dagrun_timeout = "2h"` | how long a run may take before it fails: `30m`, `2h`, `1h 30m` | no limit |
 /// | `tags = ["ml", "daily"]` | tags, for filtering | none |
+/// | `params(threshold: f64 = 0.8, epochs: u32)` | typed values a run's JSON conf may set (see below) | none |
 /// | `default_args(owner = "..", retries = 2, retry_delay = "5m")` | options of every task that does not set them | none |
 /// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |
 ///
-/// Values are literals, checked at compile time: a schedule that does not parse, a date
-/// that does not exist, a bad id never reach a running binary.
+/// Values are literals, checked at compile time: a schedule that does not parse, an
+/// unknown time zone, a date that does not exist or an `end_date` before the
+/// `start_date`, a bad id never reach a running binary.
+///
+/// # Params
+///
+/// `params(..)` declares Airflow's params, typed: each entry is `name: Type`, with an
+/// optional `= default` (an expression of the param's type, evaluated when the DAG is
+/// built; a string literal also fits a `String`) and optional `///` lines that describe
+/// it. The type is any `Serialize + DeserializeOwned` type: numbers, `String`, `bool`,
+/// `Vec<T>`, `Option<T>`, your own `#[derive(Serialize, Deserialize)]` structs. A run's
+/// JSON conf (`dags trigger DAG --conf '{"epochs": 10}'`) is checked against them: a key
+/// that is not a param, a value that does not deserialize into its param's type, or a
+/// param without a default that conf leaves out is an error that lists the params
+/// (`Option<T>` params without a default are `null` when left out).
+///
+/// ```
+/// use flow_runtime::prelude::*;
+/// # #[task] fn train() {}
+///
+/// #[dag(params(
+///     /// Minimum accuracy to deploy.
+///     threshold: f64 = 0.8,
+///     models_dir: String = "models",
+///     epochs: u32,
+/// ))]
+/// fn training() {
+///     train();
+/// }
+///
+/// let dag = training().unwrap();
+/// let values = dag.params().resolve(Some(&serde_json::json!({"epochs": 10}))).unwrap();
+/// assert_eq!(values["threshold"], 0.8);
+/// assert_eq!(values["models_dir"], "models");
+/// let missing = dag.params().resolve(None).unwrap_err();
+/// assert!(missing.to_string().starts_with("param `epochs` (u32) has no default"));
+/// ```
 ///
 /// # The body
 ///
@@ -292,7 +334,9 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// fn notify() {}
 ///
 /// /// Sums every source, every night.
-/// #[dag(schedule = "0 2 * * *", start_date = "2025-01-01", tags = ["example"],
+/// #[dag(schedule = "0 2 * * *", timezone = "Europe/Amsterdam", start_date = "2025-01-01",
+///       max_active_runs = 1, dagrun_timeout = "2h", tags = ["example"],
+///       params(limit: u64 = 1000),
 ///       default_args(owner = "data", retries = 1, retry_delay = "5m"))]
 /// fn nightly_totals() {
 ///     for source in ["orders", "users"] {
@@ -309,6 +353,11 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// assert_eq!(ids, ["extract", "total", "notify", "extract__1", "total__1", "notify__1"]);
 /// assert_eq!(dag.task("total").unwrap().retries(), 3); // the task's own option wins
 /// assert_eq!(dag.task("notify").unwrap().owner(), "data");
+/// assert_eq!(dag.timezone().name(), "Europe/Amsterdam");
+/// assert_eq!(dag.start_date().unwrap().to_rfc3339(), "2024-12-31T23:00:00+00:00"); // midnight there
+/// assert_eq!(dag.max_active_runs(), 1);
+/// assert_eq!(dag.dagrun_timeout(), Some(std::time::Duration::from_secs(2 * 3600)));
+/// assert_eq!(dag.params().describe(), ["limit: u64 = 1000"]);
 ///
 /// let run = dag.test().unwrap();
 /// assert_eq!(run.output::<u64>("total__1").unwrap(), 5 + 2 + 3);
@@ -327,14 +376,19 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// use std::time::Duration;
 ///
 /// use flow_runtime::DagError;
+/// use flow_runtime::params::DagParam;
 ///
 /// /// Sums every source, every night.
 /// fn nightly_totals() -> Result<Dag, DagError> {
 ///     let mut dag = DagBuilder::new("nightly_totals")
 ///         .description("Sums every source, every night.")
 ///         .schedule("0 2 * * *")
+///         .timezone("Europe/Amsterdam")
 ///         .start_date("2025-01-01")
+///         .max_active_runs(1)
+///         .dagrun_timeout(Duration::from_secs(7200))
 ///         .tags(["example"])
+///         .param(DagParam::new::<u64>("limit").default(1000))
 ///         .default_args(
 ///             TaskOptions::default()
 ///                 .with_retries(1)
@@ -362,12 +416,38 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - An unknown option (listing the valid ones, suggesting the closest; also inside
 ///   `default_args(..)`), an option given twice, a value of the wrong kind, a schedule
 ///   that does not parse (with the cron parser's reason and an example), an unknown
-///   preset, a `start_date` that is not a date, an invalid `id`:
+///   preset, an unknown time zone (with the three closest names), a `start_date` or
+///   `end_date` that is not a date, an `end_date` before the `start_date`,
+///   `max_active_runs = 0`, a `dagrun_timeout` that is not a duration, an invalid `id`:
 ///
 /// ```compile_fail
 /// # use flow_runtime::prelude::*;
 /// # #[task] fn step() {}
 /// #[dag(schedule = "0 2 * *")] // invalid schedule `0 2 * *`: expected 5 fields (..), found 4
+/// fn nightly() {
+///     step();
+/// }
+/// ```
+///
+/// ```compile_fail
+/// # use flow_runtime::prelude::*;
+/// # #[task] fn step() {}
+/// #[dag(timezone = "Europe/Amsterdm")] // unknown time zone `Europe/Amsterdm`; did you mean `Europe/Amsterdam`, ..
+/// fn nightly() {
+///     step();
+/// }
+/// ```
+///
+/// - In `params(..)`: a param given twice, a param without a type (`threshold = 0.8`:
+///   the message suggests `threshold: f64 = 0.8`), a reference type (`&str`: take
+///   `String`), anything that is not `name: Type = default`; and, from the compiler at
+///   your tokens, a type that cannot be a param and a default of another type than its
+///   param's:
+///
+/// ```compile_fail,E0277
+/// # use flow_runtime::prelude::*;
+/// # #[task] fn step() {}
+/// #[dag(params(threshold: f64 = "high"))] // this default does not fit a param of type `f64`
 /// fn nightly() {
 ///     step();
 /// }

@@ -5,7 +5,7 @@ fn step() {}
 
 #[dag(
     sheduled = "@daily",
-    end_date = "2026-01-01",
+    max_active_tasks = 4,
     default_args(owner = "me", pool = "gpu", retry = 2)
 )]
 fn typo() {

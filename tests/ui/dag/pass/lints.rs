@@ -77,9 +77,20 @@ pub fn wide(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8, h: u8) -> u8 {
 /// With a longer description.
 #[dag(
     schedule = "0 2 * * *",
+    timezone = "Europe/Amsterdam",
     start_date = "2025-01-01",
+    end_date = "2030-01-01T00:00:00Z",
     catchup = false,
+    max_active_runs = 2,
+    dagrun_timeout = "1h 30m",
     tags = ["lint"],
+    params(
+        /// A threshold.
+        threshold: f64 = 0.8,
+        label: String = "total",
+        count: u64,
+        limit: Option<u32>,
+    ),
     default_args(owner = "team", retries = 1, retry_delay = "300s")
 )]
 pub fn pipeline() {
@@ -106,4 +117,5 @@ pub fn pipeline() {
 pub fn main() {
     let dag = pipeline().expect("valid DAG");
     assert_eq!(dag.description(), Some("A pipeline."));
+    assert_eq!(dag.params().len(), 4);
 }
