@@ -44,6 +44,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+/// A type a param can have: one that serde writes to and reads from JSON.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the type of a DAG param",
+    label = "params must implement `Serialize + DeserializeOwned + 'static`: they are read from a run's JSON conf",
+    note = "add `#[derive(Serialize, Deserialize)]` to the type (both are re-exported by `flow_runtime::prelude`)"
+)]
+pub trait ParamValue: Serialize + DeserializeOwned + 'static {}
+
+impl<T: Serialize + DeserializeOwned + 'static> ParamValue for T {}
+
 /// A value that can be the default of a param of type `T`: a `T`, or a `&str` for a
 /// `String`.
 #[diagnostic::on_unimplemented(
@@ -86,9 +96,7 @@ impl DagParam {
     /// A param named `name` whose values are `T`s; set its default and description on the
     /// returned [`TypedParam`].
     #[allow(clippy::new_ret_no_self)]
-    pub fn new<T: Serialize + DeserializeOwned + 'static>(
-        name: impl Into<String>,
-    ) -> TypedParam<T> {
+    pub fn new<T: ParamValue>(name: impl Into<String>) -> TypedParam<T> {
         TypedParam {
             param: DagParam {
                 name: name.into(),
@@ -171,7 +179,7 @@ pub struct TypedParam<T> {
     _type: PhantomData<fn() -> T>,
 }
 
-impl<T: Serialize + DeserializeOwned + 'static> TypedParam<T> {
+impl<T: ParamValue> TypedParam<T> {
     /// The value a run gets when its conf does not set the param. A `String` param also
     /// takes a `&str`.
     #[must_use]
