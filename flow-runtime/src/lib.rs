@@ -69,11 +69,14 @@ pub use dag::{AnyNode, Dag, DagBuilder, Node, Task};
 pub use error::{DagDefinitionError, DagError, RunError, TaskError};
 pub use executor::{Executor, RunSummary, TaskSummary};
 pub use ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+pub use params::{DagParam, Params, ParamsError};
 pub use schedule::Schedule;
 pub use state::{RunState, TaskState};
 pub use task::{Inputs, TaskFn, TaskOptions, TaskSpec};
 pub use xcom::{XComBlob, XComValue};
 
+/// Time zones (IANA), as [`Dag::timezone`] returns them.
+pub use chrono_tz;
 #[cfg(feature = "macros")]
 pub use flow_macros::{dag, task};
 
@@ -92,8 +95,8 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// What a pipeline file needs: `use flow_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AnyNode, Dag, DagBuilder, Inputs, Node, RunState, RunSummary, TaskContext, TaskError,
-        TaskOptions, TaskSpec, TaskState, block_on,
+        AnyNode, Dag, DagBuilder, DagParam, Inputs, Node, RunState, RunSummary, TaskContext,
+        TaskError, TaskOptions, TaskSpec, TaskState, block_on,
     };
     #[cfg(feature = "macros")]
     pub use crate::{dag, task};
