@@ -40,6 +40,7 @@ use crate::params::{DagParam, Params};
 use crate::schedule::Schedule;
 use crate::task::{DEFAULT_RETRY_DELAY, TaskOptions, TaskSpec};
 use crate::timetable::{Restriction, Timetable};
+use crate::trigger::TriggerRule;
 use crate::xcom::{XComBlob, XComValue};
 
 static NEXT_BUILDER: AtomicU32 = AtomicU32::new(1);
@@ -503,7 +504,14 @@ impl DagBuilder {
                 spec: draft.spec.clone(),
                 retries: options.retries.unwrap_or(0),
                 retry_delay: options.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY),
-                owner: options.owner.unwrap_or_else(|| "airflow".to_string()),
+                owner: options
+                    .owner
+                    .clone()
+                    .unwrap_or_else(|| "airflow".to_string()),
+                trigger_rule: options.trigger_rule.unwrap_or_default(),
+                retry_exponential_backoff: options.retry_exponential_backoff.unwrap_or(false),
+                max_retry_delay: options.max_retry_delay,
+                execution_timeout: options.execution_timeout,
                 inputs: bound,
                 upstream: Vec::new(),
                 downstream: Vec::new(),
@@ -665,12 +673,42 @@ pub struct Task {
     retries: u32,
     retry_delay: Duration,
     owner: String,
+    trigger_rule: TriggerRule,
+    retry_exponential_backoff: bool,
+    max_retry_delay: Option<Duration>,
+    execution_timeout: Option<Duration>,
     inputs: Vec<BoundInput>,
     upstream: Vec<usize>,
     downstream: Vec<usize>,
 }
 
 impl Task {
+    /// When the task runs, given its upstream tasks' states (default `all_success`).
+    pub fn trigger_rule(&self) -> TriggerRule {
+        self.trigger_rule
+    }
+
+    /// How long one try may run, if limited.
+    pub fn execution_timeout(&self) -> Option<Duration> {
+        self.execution_timeout
+    }
+
+    /// The pause before retry number `retry` (1 for the first retry), as Airflow
+    /// computes it: `retry_delay`, or with exponential backoff
+    /// `retry_delay * 2^(retry-1)` plus a jitter of up to as much again derived from
+    /// `seed` (stable for one task instance and try), capped by `max_retry_delay`.
+    pub fn retry_delay_for(&self, retry: u32, seed: u64) -> Duration {
+        if !self.retry_exponential_backoff {
+            return self.retry_delay;
+        }
+        let base_ms = u64::try_from(self.retry_delay.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let min_ms = base_ms.saturating_mul(1_u64 << retry.saturating_sub(1).min(62));
+        let delay = Duration::from_millis(min_ms.saturating_add(seed % min_ms));
+        self.max_retry_delay.map_or(delay, |cap| delay.min(cap))
+    }
+
     /// The task's id within its DAG.
     pub fn id(&self) -> &TaskId {
         &self.id
@@ -903,12 +941,60 @@ mod tests {
     }
 
     #[test]
+    fn exponential_backoff_doubles_with_stable_jitter_and_a_cap() {
+        let mut b = DagBuilder::new("d");
+        b.add_task(source("plain").retry_delay(Duration::from_secs(10)));
+        b.add_task(
+            source("backoff")
+                .retry_delay(Duration::from_secs(10))
+                .retry_exponential_backoff(true),
+        );
+        b.add_task(
+            source("capped")
+                .retry_delay(Duration::from_secs(10))
+                .retry_exponential_backoff(true)
+                .max_retry_delay(Duration::from_secs(25)),
+        );
+        let dag = b.build().unwrap();
+        let plain = dag.task("plain").unwrap();
+        assert_eq!(plain.retry_delay_for(3, 12345), Duration::from_secs(10));
+        let backoff = dag.task("backoff").unwrap();
+        for (retry, low) in [(1, 10), (2, 20), (3, 40), (4, 80)] {
+            let delay = backoff.retry_delay_for(retry, 987_654_321);
+            assert!(
+                delay >= Duration::from_secs(low) && delay < Duration::from_secs(2 * low),
+                "retry {retry}: {delay:?}"
+            );
+            assert_eq!(
+                delay,
+                backoff.retry_delay_for(retry, 987_654_321),
+                "stable for the same seed"
+            );
+        }
+        assert_ne!(
+            backoff.retry_delay_for(2, 1),
+            backoff.retry_delay_for(2, 2),
+            "jitter"
+        );
+        assert_eq!(
+            dag.task("capped").unwrap().retry_delay_for(4, 7),
+            Duration::from_secs(25)
+        );
+        assert!(
+            backoff.retry_delay_for(200, u64::MAX) > Duration::ZERO,
+            "no overflow"
+        );
+    }
+
+    #[test]
     fn default_args_fill_unset_options_only() {
-        let mut b = DagBuilder::new("d").default_args(TaskOptions {
-            retries: Some(2),
-            retry_delay: Some(Duration::from_secs(1)),
-            owner: Some("ml-team".into()),
-        });
+        let mut b = DagBuilder::new("d").default_args(
+            TaskOptions::default()
+                .with_retries(2)
+                .with_retry_delay(Duration::from_secs(1))
+                .with_owner("ml-team")
+                .with_trigger_rule(TriggerRule::AllDone),
+        );
         b.add_task(source("a"));
         b.add_task(source("b").retries(5));
         let dag = b.build().unwrap();
@@ -916,6 +1002,7 @@ mod tests {
         assert_eq!(dag.task("b").unwrap().retries(), 5);
         assert_eq!(dag.task("b").unwrap().owner(), "ml-team");
         assert_eq!(dag.task("a").unwrap().retry_delay(), Duration::from_secs(1));
+        assert_eq!(dag.task("a").unwrap().trigger_rule(), TriggerRule::AllDone);
     }
 
     #[test]

@@ -189,6 +189,10 @@ pub enum TaskError {
     /// An XCom pushed or pulled by key could not be used.
     #[error("{0}")]
     XCom(String),
+    /// The try ran longer than the task's `execution_timeout`. An async task is cancelled;
+    /// a sync task's thread cannot be stopped, so its result is discarded.
+    #[error("the try exceeded its execution_timeout of {}", humantime::format_duration(*.0))]
+    TimedOut(std::time::Duration),
     /// The process running this try ended before the try finished.
     #[error("try {0} was interrupted: the process running it ended before it finished")]
     Interrupted(u32),

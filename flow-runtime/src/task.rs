@@ -137,6 +137,14 @@ pub struct TaskOptions {
     pub retry_delay: Option<Duration>,
     /// Who is responsible for the task.
     pub owner: Option<String>,
+    /// When the task runs, given its upstream tasks' states.
+    pub trigger_rule: Option<crate::trigger::TriggerRule>,
+    /// Whether each retry waits twice as long as the one before (with jitter).
+    pub retry_exponential_backoff: Option<bool>,
+    /// The longest pause before a retry when backing off.
+    pub max_retry_delay: Option<Duration>,
+    /// How long one try may run before it fails.
+    pub execution_timeout: Option<Duration>,
 }
 
 impl TaskOptions {
@@ -158,12 +166,42 @@ impl TaskOptions {
         self
     }
 
+    /// Sets `trigger_rule`.
+    pub fn with_trigger_rule(mut self, rule: crate::trigger::TriggerRule) -> Self {
+        self.trigger_rule = Some(rule);
+        self
+    }
+
+    /// Sets `retry_exponential_backoff`.
+    pub fn with_retry_exponential_backoff(mut self, on: bool) -> Self {
+        self.retry_exponential_backoff = Some(on);
+        self
+    }
+
+    /// Sets `max_retry_delay`.
+    pub fn with_max_retry_delay(mut self, delay: Duration) -> Self {
+        self.max_retry_delay = Some(delay);
+        self
+    }
+
+    /// Sets `execution_timeout`.
+    pub fn with_execution_timeout(mut self, timeout: Duration) -> Self {
+        self.execution_timeout = Some(timeout);
+        self
+    }
+
     /// Fills every unset option from `defaults`.
     pub fn or(&self, defaults: &TaskOptions) -> TaskOptions {
         TaskOptions {
             retries: self.retries.or(defaults.retries),
             retry_delay: self.retry_delay.or(defaults.retry_delay),
             owner: self.owner.clone().or_else(|| defaults.owner.clone()),
+            trigger_rule: self.trigger_rule.or(defaults.trigger_rule),
+            retry_exponential_backoff: self
+                .retry_exponential_backoff
+                .or(defaults.retry_exponential_backoff),
+            max_retry_delay: self.max_retry_delay.or(defaults.max_retry_delay),
+            execution_timeout: self.execution_timeout.or(defaults.execution_timeout),
         }
     }
 }
@@ -255,6 +293,31 @@ impl TaskSpec {
     /// Sets the owner.
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.options.owner = Some(owner.into());
+        self
+    }
+
+    /// Sets the trigger rule.
+    pub fn trigger_rule(mut self, rule: crate::trigger::TriggerRule) -> Self {
+        self.options.trigger_rule = Some(rule);
+        self
+    }
+
+    /// Makes each retry wait twice as long as the one before, with jitter, up to
+    /// `max_retry_delay` (Airflow's `retry_exponential_backoff`).
+    pub fn retry_exponential_backoff(mut self, on: bool) -> Self {
+        self.options.retry_exponential_backoff = Some(on);
+        self
+    }
+
+    /// Caps the pause before a retry.
+    pub fn max_retry_delay(mut self, delay: Duration) -> Self {
+        self.options.max_retry_delay = Some(delay);
+        self
+    }
+
+    /// Fails a try that runs longer than `timeout`.
+    pub fn execution_timeout(mut self, timeout: Duration) -> Self {
+        self.options.execution_timeout = Some(timeout);
         self
     }
 

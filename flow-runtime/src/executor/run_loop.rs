@@ -18,12 +18,32 @@ use crate::state::{RunState, TaskState};
 use crate::store::{Change, DagRunRecord, LogLine, StoreError, TaskInstanceRecord, XComStore};
 use crate::task::{InputSource, Inputs, TaskResult};
 use crate::timetable::DataInterval;
-use crate::trigger::{self, Decision, UpstreamCounts};
+use crate::trigger::{self, Decision, TriggerRule, UpstreamCounts};
 use crate::xcom::{RETURN_VALUE, XComBlob};
 
 /// Return values up to this size stay in memory for the run's consumers, sparing a read
 /// from the store; larger ones are read back when needed.
 const CACHED_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// A number stable for one task instance and try, for the retry jitter (Airflow hashes
+/// the same facts).
+fn retry_seed(key: &TaskInstanceKey, try_number: u32) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let parts = [
+        key.dag_id.as_str(),
+        key.run_id.as_str(),
+        key.task_id.as_str(),
+    ];
+    for byte in parts
+        .iter()
+        .flat_map(|p| p.bytes().chain([0]))
+        .chain(try_number.to_le_bytes())
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
 
 /// A batch being committed on a blocking thread, and the tasks waiting for it.
 struct InFlight {
@@ -50,6 +70,9 @@ struct Instance {
     upstream: UpstreamCounts,
     elapsed: Option<Duration>,
     output: Option<XComBlob>,
+    /// Whether its trigger rule has sent it to the ready queue: later upstream results
+    /// (rules like `one_success` decide early) must not queue it twice.
+    decided: bool,
     /// Where this instance's record sits in the batch being collected, if it does: a
     /// second change in the same batch replaces it, so the store writes one row.
     pending: Option<usize>,
@@ -101,6 +124,7 @@ impl<'a> RunLoop<'a> {
                 elapsed: None,
                 output: None,
                 pending: None,
+                decided: false,
             })
             .collect();
         let params = match &run.conf {
@@ -239,7 +263,9 @@ impl<'a> RunLoop<'a> {
             let record = &self.instances[index].record;
             match record.state {
                 TaskState::None => {
-                    if self.dag.tasks()[index].upstream().is_empty() {
+                    let task = &self.dag.tasks()[index];
+                    if task.upstream().is_empty() || task.trigger_rule() == TriggerRule::Always {
+                        self.instances[index].decided = true;
                         self.ready.push_back(index);
                     }
                 }
@@ -248,7 +274,9 @@ impl<'a> RunLoop<'a> {
                     self.fail_try(index, error);
                 }
                 TaskState::UpForRetry => {
-                    let due = record.end.unwrap_or(now) + self.dag.tasks()[index].retry_delay();
+                    let seed = retry_seed(&record.key, record.try_number);
+                    let delay = self.dag.tasks()[index].retry_delay_for(record.try_number, seed);
+                    let due = record.end.unwrap_or(now) + delay;
                     self.schedule_retry(index, (due - now).to_std().unwrap_or_default());
                 }
                 state => self.settle_downstream(index, state),
@@ -320,6 +348,7 @@ impl<'a> RunLoop<'a> {
     fn spawn(&mut self, index: usize, ctx: TaskContext, inputs: Result<Inputs, TaskError>) {
         let task = &self.dag.tasks()[index];
         let function = task.spec().function().clone();
+        let timeout = task.execution_timeout();
         let span = tracing::info_span!(
             "task",
             dag = %self.scope.dag_id,
@@ -332,9 +361,14 @@ impl<'a> RunLoop<'a> {
         self.join.spawn(
             async move {
                 let clock = Instant::now();
-                let result = match inputs {
-                    Ok(inputs) => call(function, ctx.clone(), inputs).await,
-                    Err(e) => Err(e),
+                let result = match (inputs, timeout) {
+                    (Ok(inputs), None) => call(function, ctx.clone(), inputs).await,
+                    (Ok(inputs), Some(limit)) => {
+                        tokio::time::timeout(limit, call(function, ctx.clone(), inputs))
+                            .await
+                            .unwrap_or(Err(TaskError::TimedOut(limit)))
+                    }
+                    (Err(e), _) => Err(e),
                 };
                 if let Err(error) = &result {
                     tracing::error!("try failed: {error}");
@@ -449,8 +483,12 @@ impl<'a> RunLoop<'a> {
         let message = error.to_string();
         let record = &self.instances[index].record;
         if record.try_number < record.max_tries {
+            let try_number = record.try_number;
+            let seed = retry_seed(&record.key, try_number);
+            let delay = task.retry_delay_for(try_number, seed);
+            tracing::warn!(task = %task.id(), try_number, "try failed, retrying in {}: {message}", humantime::format_duration(delay));
             self.set_state(index, TaskState::UpForRetry, Some(message));
-            self.schedule_retry(index, self.dag.tasks()[index].retry_delay());
+            self.schedule_retry(index, delay);
         } else {
             tracing::error!(task = %task.id(), try_number = record.try_number, "task failed: {message}");
             self.set_state(index, TaskState::Failed, Some(message));
@@ -473,13 +511,16 @@ impl<'a> RunLoop<'a> {
         while let Some((done, state)) = settled.pop() {
             for &d in self.dag.tasks()[done].downstream() {
                 let inst = &mut self.instances[d];
-                if inst.record.state != TaskState::None {
+                if inst.record.state != TaskState::None || inst.decided {
                     continue;
                 }
                 inst.upstream.record(state);
-                match trigger::all_success(&inst.upstream) {
+                match trigger::decide(self.dag.tasks()[d].trigger_rule(), &inst.upstream) {
                     Decision::Wait => {}
-                    Decision::Run => self.ready.push_back(d),
+                    Decision::Run => {
+                        self.instances[d].decided = true;
+                        self.ready.push_back(d);
+                    }
                     Decision::UpstreamFailed => {
                         self.set_state(d, TaskState::UpstreamFailed, None);
                         settled.push((d, TaskState::UpstreamFailed));

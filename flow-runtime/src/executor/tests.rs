@@ -645,3 +645,120 @@ async fn tasks_still_running_after_the_grace_period_are_retried_on_resume() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn trigger_rules_decide_in_a_real_run() {
+    use crate::trigger::TriggerRule;
+    let mut b = DagBuilder::new("rules");
+    let ok = b.add_task(value("ok", 1)).finish::<u64>().any();
+    let bad = b.add_task(fails("bad", "boom")).finish::<u64>().any();
+    let rule = |b: &mut DagBuilder, name: &str, rule: TriggerRule, ups: &[crate::dag::AnyNode]| {
+        let node = b
+            .add_task(value(name, 0).trigger_rule(rule))
+            .finish::<u64>()
+            .any();
+        b.set_downstream(ups, &[node]);
+        node
+    };
+    rule(&mut b, "cleanup", TriggerRule::AllDone, &[ok, bad]);
+    rule(&mut b, "alert", TriggerRule::OneFailed, &[ok, bad]);
+    rule(&mut b, "happy_path", TriggerRule::AllSuccess, &[ok, bad]);
+    let skipped = rule(&mut b, "never", TriggerRule::AllFailed, &[ok]);
+    rule(
+        &mut b,
+        "after_skip",
+        TriggerRule::NoneFailedMinOneSuccess,
+        &[ok, skipped],
+    );
+    rule(
+        &mut b,
+        "only_skips",
+        TriggerRule::NoneFailedMinOneSuccess,
+        &[skipped],
+    );
+    rule(&mut b, "first_success", TriggerRule::OneSuccess, &[ok, bad]);
+    let (summary, _) = run(&b.build().unwrap()).await;
+    let state = |t: &str| summary.task(t).unwrap().state;
+    assert_eq!(state("cleanup"), TaskState::Success);
+    assert_eq!(state("alert"), TaskState::Success);
+    assert_eq!(state("happy_path"), TaskState::UpstreamFailed);
+    assert_eq!(state("never"), TaskState::Skipped);
+    assert_eq!(state("after_skip"), TaskState::Success);
+    assert_eq!(state("only_skips"), TaskState::Skipped);
+    assert_eq!(state("first_success"), TaskState::Success);
+    // `happy_path` is a leaf that did not run because of a failure: the run fails.
+    assert_eq!(summary.state, RunState::Failed);
+}
+
+#[tokio::test]
+async fn an_always_task_runs_without_waiting_for_its_upstream() {
+    use crate::trigger::TriggerRule;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let rx = Arc::new(Mutex::new(rx));
+    let mut b = DagBuilder::new("always");
+    let slow = b
+        .add_task(TaskSpec::from_sync("slow", move |_, _| {
+            // Waits for `always`, which would deadlock if `always` waited for it.
+            rx.lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(10))
+                .map_err(|_| TaskError::Failed("always never ran".into()))
+        }))
+        .finish::<()>()
+        .any();
+    let always = b
+        .add_task(
+            TaskSpec::from_sync("always", move |_, _| {
+                tx.send(()).map_err(|e| TaskError::Failed(e.to_string()))
+            })
+            .trigger_rule(TriggerRule::Always),
+        )
+        .finish::<()>()
+        .any();
+    b.set_downstream(&[slow], &[always]);
+    let (summary, _) = run(&b.build().unwrap()).await;
+    assert_eq!(summary.state, RunState::Success, "{summary:?}");
+}
+
+#[tokio::test]
+async fn execution_timeout_fails_slow_tries_and_retries_them() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let mut b = DagBuilder::new("timeouts");
+    b.add_task(
+        TaskSpec::from_async("slow_async", move |ctx, _| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if ctx.try_number() == 1 {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                Ok(ctx.try_number())
+            }
+        })
+        .execution_timeout(Duration::from_millis(100))
+        .retries(1)
+        .retry_delay(Duration::ZERO),
+    );
+    b.add_task(
+        TaskSpec::from_sync("slow_sync", |_, _| {
+            std::thread::sleep(Duration::from_millis(400));
+            Ok(1_u8)
+        })
+        .execution_timeout(Duration::from_millis(100)),
+    );
+    let clock = Instant::now();
+    let (summary, _) = run(&b.build().unwrap()).await;
+    assert!(clock.elapsed() < Duration::from_secs(10));
+    let slow_async = summary.task("slow_async").unwrap();
+    assert_eq!(
+        (slow_async.state, slow_async.tries),
+        (TaskState::Success, 2)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let slow_sync = summary.task("slow_sync").unwrap();
+    assert_eq!(slow_sync.state, TaskState::Failed);
+    assert_eq!(
+        slow_sync.error.as_deref(),
+        Some("the try exceeded its execution_timeout of 100ms")
+    );
+}
