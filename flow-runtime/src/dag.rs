@@ -33,6 +33,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use crate::branch::TaskKind;
 use crate::error::{DagDefinitionError, DagError};
 use crate::graph;
 use crate::ids::{DagId, TaskId};
@@ -496,6 +497,24 @@ impl DagBuilder {
                         });
                         continue;
                     }
+                });
+            }
+            let found = draft.spec.output().type_name();
+            let required = match draft.spec.kind() {
+                TaskKind::Normal => None,
+                TaskKind::Branch => {
+                    Some(("branch", std::any::type_name::<crate::branch::Branch>()))
+                }
+                TaskKind::ShortCircuit => Some(("short-circuit", std::any::type_name::<bool>())),
+            };
+            if let Some((kind, expected)) = required
+                && found != expected
+            {
+                errors.push(DagDefinitionError::KindOutput {
+                    task: draft.id.to_string(),
+                    kind,
+                    expected,
+                    found,
                 });
             }
             let options = draft.spec.options().or(&self.default_args);

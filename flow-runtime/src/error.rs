@@ -129,6 +129,19 @@ pub enum DagDefinitionError {
     /// Dependencies that form one or more cycles; each cycle is listed by its task ids.
     #[error("dependency cycle: {}", render_cycles(.0))]
     Cycle(Vec<Vec<TaskId>>),
+    /// A branch task that does not return `Branch`, or a short-circuit task that does not
+    /// return `bool`.
+    #[error("task `{task}` is a {kind} task, so it must return `{expected}`, not `{found}`")]
+    KindOutput {
+        /// The task.
+        task: String,
+        /// `branch` or `short-circuit`.
+        kind: &'static str,
+        /// The type it must return.
+        expected: &'static str,
+        /// The type it returns.
+        found: &'static str,
+    },
     /// The DAG has no task at all.
     #[error("the DAG has no tasks; call at least one #[task] function in its body")]
     Empty,

@@ -43,6 +43,7 @@
 //! A binary runs every registered DAG through the CLI with
 //! `fn main() -> std::process::ExitCode { flow_runtime::cli::main() }`.
 
+pub mod branch;
 pub mod cli;
 pub mod codec;
 pub mod context;
@@ -64,6 +65,7 @@ pub mod timetable;
 pub mod trigger;
 pub mod xcom;
 
+pub use branch::Branch;
 pub use context::TaskContext;
 pub use dag::{AnyNode, Dag, DagBuilder, Node, Task};
 pub use error::{DagDefinitionError, DagError, RunError, TaskError};
@@ -73,6 +75,7 @@ pub use params::{DagParam, Params, ParamsError};
 pub use schedule::Schedule;
 pub use state::{RunState, TaskState};
 pub use task::{Inputs, TaskFn, TaskOptions, TaskSpec};
+pub use trigger::TriggerRule;
 pub use xcom::{XComBlob, XComValue};
 
 /// Time zones (IANA), as [`Dag::timezone`] returns them.
@@ -95,8 +98,8 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// What a pipeline file needs: `use flow_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AnyNode, Dag, DagBuilder, DagParam, Inputs, Node, RunState, RunSummary, TaskContext,
-        TaskError, TaskOptions, TaskSpec, TaskState, block_on,
+        AnyNode, Branch, Dag, DagBuilder, DagParam, Inputs, Node, RunState, RunSummary,
+        TaskContext, TaskError, TaskOptions, TaskSpec, TaskState, block_on,
     };
     #[cfg(feature = "macros")]
     pub use crate::{dag, task};

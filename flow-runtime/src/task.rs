@@ -213,6 +213,7 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
 #[derive(Clone, Debug)]
 pub struct TaskSpec {
     name: TaskId,
+    kind: crate::branch::TaskKind,
     doc: Option<Cow<'static, str>>,
     params: Vec<ParamSpec>,
     output: OutputSpec,
@@ -226,6 +227,7 @@ impl TaskSpec {
     pub fn new<T: XComValue>(name: impl Into<TaskId>, function: TaskFn) -> Self {
         Self {
             name: name.into(),
+            kind: crate::branch::TaskKind::Normal,
             doc: None,
             params: Vec::new(),
             output: OutputSpec::of::<T>(),
@@ -294,6 +296,23 @@ impl TaskSpec {
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.options.owner = Some(owner.into());
         self
+    }
+
+    /// Makes this a branch task; its output must be a [`crate::branch::Branch`].
+    pub fn branch(mut self) -> Self {
+        self.kind = crate::branch::TaskKind::Branch;
+        self
+    }
+
+    /// Makes this a short-circuit task; its output must be `bool`.
+    pub fn short_circuit(mut self) -> Self {
+        self.kind = crate::branch::TaskKind::ShortCircuit;
+        self
+    }
+
+    /// What the task's output means to the executor.
+    pub fn kind(&self) -> crate::branch::TaskKind {
+        self.kind
     }
 
     /// Sets the trigger rule.

@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::{Executor, RunSummary, TaskEvent, TaskSummary, call};
+use crate::branch::{Branch, TaskKind};
 use crate::context::{RunScope, TaskContext};
 use crate::dag::{BoundInput, Dag};
 use crate::error::{RunError, TaskError};
@@ -425,8 +426,15 @@ impl<'a> RunLoop<'a> {
                         lines: logs,
                     });
                 }
+                // A branch or short-circuit decision is read before the success is recorded,
+                // so a bad choice fails the try instead.
+                let result = result.and_then(|output| {
+                    let skips = self.skips_for(index, &output)?;
+                    Ok((output, skips))
+                });
+                let inst = &mut self.instances[index];
                 match result {
-                    Ok(output) => {
+                    Ok((output, skips)) => {
                         if output.bytes().len() <= CACHED_OUTPUT_BYTES {
                             inst.output = Some(output.clone());
                         }
@@ -443,10 +451,80 @@ impl<'a> RunLoop<'a> {
                             });
                         }
                         self.set_state(index, TaskState::Success, None);
+                        // Mark every skip first, so settling one cannot queue another.
+                        let skipped: Vec<usize> = skips
+                            .into_iter()
+                            .filter(|&i| {
+                                self.instances[i].record.state == TaskState::None
+                                    && !self.instances[i].decided
+                            })
+                            .collect();
+                        for &i in &skipped {
+                            self.set_state(i, TaskState::Skipped, None);
+                        }
+                        for &i in &skipped {
+                            self.settle_downstream(i, TaskState::Skipped);
+                        }
                         self.settle_downstream(index, TaskState::Success);
                     }
                     Err(error) => self.fail_try(index, error),
                 }
+            }
+        }
+    }
+
+    /// The tasks a successful branch or short-circuit task skips: the direct downstream
+    /// tasks a branch did not choose, or everything downstream of a short-circuit that
+    /// returned `false`. A choice that is not a direct downstream task is an error.
+    fn skips_for(&self, index: usize, output: &XComBlob) -> Result<Vec<usize>, TaskError> {
+        let task = &self.dag.tasks()[index];
+        match task.spec().kind() {
+            TaskKind::Normal => Ok(Vec::new()),
+            TaskKind::Branch => {
+                let branch: Branch = output.decode().map_err(|e| {
+                    TaskError::Failed(format!("a branch task must return a `Branch`: {e}"))
+                })?;
+                let downstream = task.downstream();
+                let name = |i: &usize| self.dag.tasks()[*i].id().as_str();
+                for chosen in branch.task_ids() {
+                    if !downstream.iter().any(|d| name(d) == chosen) {
+                        let ids: Vec<&str> = downstream.iter().map(name).collect();
+                        return Err(TaskError::Failed(format!(
+                            "branch `{}` chose `{chosen}`, which is not one of its downstream tasks: {}",
+                            task.id(),
+                            if ids.is_empty() {
+                                "it has none".to_string()
+                            } else {
+                                ids.join(", ")
+                            }
+                        )));
+                    }
+                }
+                Ok(downstream
+                    .iter()
+                    .copied()
+                    .filter(|d| !branch.task_ids().iter().any(|c| c == name(d)))
+                    .collect())
+            }
+            TaskKind::ShortCircuit => {
+                let go_on: bool = output.decode().map_err(|e| {
+                    TaskError::Failed(format!("a short-circuit task must return a `bool`: {e}"))
+                })?;
+                if go_on {
+                    return Ok(Vec::new());
+                }
+                tracing::info!(task = %task.id(), "short-circuit: skipping every downstream task");
+                let mut seen = vec![false; self.dag.tasks().len()];
+                let mut stack: Vec<usize> = task.downstream().to_vec();
+                let mut all = Vec::new();
+                while let Some(d) = stack.pop() {
+                    if !std::mem::replace(&mut seen[d], true) {
+                        all.push(d);
+                        stack.extend_from_slice(self.dag.tasks()[d].downstream());
+                    }
+                }
+                all.sort_unstable();
+                Ok(all)
             }
         }
     }

@@ -762,3 +762,134 @@ async fn execution_timeout_fails_slow_tries_and_retries_them() {
         Some("the try exceeded its execution_timeout of 100ms")
     );
 }
+
+#[tokio::test]
+async fn a_branch_follows_its_choice_and_skips_the_rest() {
+    use crate::branch::Branch;
+    use crate::trigger::TriggerRule;
+    let build = |accuracy: f64| {
+        let mut b = DagBuilder::new("branching");
+        let choose = b
+            .add_task(
+                TaskSpec::from_sync("choose", move |_, _| {
+                    Ok(if accuracy > 0.9 {
+                        Branch::to("deploy_production")
+                    } else {
+                        Branch::to("deploy_staging")
+                    })
+                })
+                .branch(),
+            )
+            .finish::<Branch>()
+            .any();
+        let production = b
+            .add_task(value("deploy_production", 1))
+            .finish::<u64>()
+            .any();
+        let staging = b.add_task(value("deploy_staging", 2)).finish::<u64>().any();
+        let after_production = b.add_task(value("announce", 3)).finish::<u64>().any();
+        let join = b
+            .add_task(value("join", 4).trigger_rule(TriggerRule::NoneFailedMinOneSuccess))
+            .finish::<u64>()
+            .any();
+        b.set_downstream(&[choose], &[production, staging]);
+        b.set_downstream(&[production], &[after_production]);
+        b.set_downstream(&[after_production, staging], &[join]);
+        b.build().unwrap()
+    };
+    let (summary, _) = run(&build(0.95)).await;
+    let state = |s: &RunSummary, t: &str| s.task(t).unwrap().state;
+    assert_eq!(summary.state, RunState::Success);
+    assert_eq!(state(&summary, "deploy_production"), TaskState::Success);
+    assert_eq!(state(&summary, "announce"), TaskState::Success);
+    assert_eq!(state(&summary, "deploy_staging"), TaskState::Skipped);
+    assert_eq!(
+        state(&summary, "join"),
+        TaskState::Success,
+        "none_failed_min_one_success joins the branches"
+    );
+    let (summary, _) = run(&build(0.85)).await;
+    assert_eq!(state(&summary, "deploy_production"), TaskState::Skipped);
+    assert_eq!(
+        state(&summary, "announce"),
+        TaskState::Skipped,
+        "the skip propagates"
+    );
+    assert_eq!(state(&summary, "deploy_staging"), TaskState::Success);
+    assert_eq!(state(&summary, "join"), TaskState::Success);
+}
+
+#[tokio::test]
+async fn a_branch_choosing_an_unknown_task_fails_clearly() {
+    use crate::branch::Branch;
+    let mut b = DagBuilder::new("bad_branch");
+    let choose = b
+        .add_task(TaskSpec::from_sync("choose", |_, _| Ok(Branch::to("deploy_prod"))).branch())
+        .finish::<Branch>()
+        .any();
+    let production = b
+        .add_task(value("deploy_production", 1))
+        .finish::<u64>()
+        .any();
+    b.set_downstream(&[choose], &[production]);
+    let (summary, _) = run(&b.build().unwrap()).await;
+    let choose = summary.task("choose").unwrap();
+    assert_eq!(choose.state, TaskState::Failed);
+    assert_eq!(
+        choose.error.as_deref(),
+        Some(
+            "branch `choose` chose `deploy_prod`, which is not one of its downstream tasks: deploy_production"
+        )
+    );
+    assert_eq!(
+        summary.task("deploy_production").unwrap().state,
+        TaskState::UpstreamFailed
+    );
+}
+
+#[tokio::test]
+async fn a_false_short_circuit_skips_everything_downstream_whatever_the_rules() {
+    use crate::trigger::TriggerRule;
+    let build = |go_on: bool| {
+        let mut b = DagBuilder::new("short");
+        let check = b
+            .add_task(TaskSpec::from_sync("check", move |_, _| Ok(go_on)).short_circuit())
+            .finish::<bool>()
+            .any();
+        let next = b.add_task(value("next", 1)).finish::<u64>().any();
+        let cleanup = b
+            .add_task(value("cleanup", 2).trigger_rule(TriggerRule::AllDone))
+            .finish::<u64>()
+            .any();
+        let other = b.add_task(value("other", 3)).finish::<u64>().any();
+        b.set_downstream(&[check], &[next]);
+        b.set_downstream(&[next], &[cleanup]);
+        let _ = other;
+        b.build().unwrap()
+    };
+    let (summary, _) = run(&build(false)).await;
+    let state = |s: &RunSummary, t: &str| s.task(t).unwrap().state;
+    assert_eq!(state(&summary, "next"), TaskState::Skipped);
+    assert_eq!(
+        state(&summary, "cleanup"),
+        TaskState::Skipped,
+        "even all_done is skipped"
+    );
+    assert_eq!(state(&summary, "other"), TaskState::Success);
+    assert_eq!(summary.state, RunState::Success);
+    let (summary, _) = run(&build(true)).await;
+    assert_eq!(state(&summary, "cleanup"), TaskState::Success);
+}
+
+#[test]
+fn branch_and_short_circuit_tasks_must_return_their_types() {
+    let mut b = DagBuilder::new("kinds");
+    b.add_task(value("not_a_branch", 1).branch());
+    b.add_task(value("not_a_bool", 1).short_circuit());
+    let errors = b.build().unwrap_err().to_string();
+    assert!(errors.contains("task `not_a_branch` is a branch task, so it must return `flow_runtime::branch::Branch`, not `u64`"), "{errors}");
+    assert!(
+        errors.contains("task `not_a_bool` is a short-circuit task, so it must return `bool`"),
+        "{errors}"
+    );
+}

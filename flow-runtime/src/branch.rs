@@ -1,0 +1,50 @@
+//! Branching: a `#[task(branch)]` returns which of its direct downstream tasks to follow;
+//! the others are skipped, and the skip propagates through their trigger rules.
+//! A `#[task(short_circuit)]` returns `bool`: `false` skips everything downstream.
+
+use serde::{Deserialize, Serialize};
+
+/// The downstream tasks a branch task follows, by task id.
+///
+/// ```
+/// use flow_runtime::branch::Branch;
+/// let choice = if 0.93 > 0.9 { Branch::to("deploy_production") } else { Branch::to("deploy_staging") };
+/// assert_eq!(choice.task_ids(), ["deploy_production"]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Branch(Vec<String>);
+
+impl Branch {
+    /// Follow one downstream task.
+    pub fn to(task_id: impl Into<String>) -> Self {
+        Self(vec![task_id.into()])
+    }
+
+    /// Follow several downstream tasks.
+    pub fn to_all<S: Into<String>>(task_ids: impl IntoIterator<Item = S>) -> Self {
+        Self(task_ids.into_iter().map(Into::into).collect())
+    }
+
+    /// Follow none: every downstream task is skipped.
+    pub fn none() -> Self {
+        Self(Vec::new())
+    }
+
+    /// The chosen task ids.
+    pub fn task_ids(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// What a task's output means to the executor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TaskKind {
+    /// An ordinary task.
+    #[default]
+    Normal,
+    /// Returns a [`Branch`]: the direct downstream tasks it does not choose are skipped.
+    Branch,
+    /// Returns `bool`: `false` skips every task downstream of it, whatever their trigger
+    /// rules (Airflow's `ShortCircuitOperator`).
+    ShortCircuit,
+}
