@@ -36,7 +36,7 @@ struct Dataset {
 }
 
 fn w1_dag() -> Dag {
-    let mut b = DagBuilder::new("w1");
+    let mut b = DagBuilder::new("w1").max_active_tasks(PARALLELISM as u32);
     let load = b
         .add_task(TaskSpec::from_async("load", |_, _| async {
             Ok(Dataset {
@@ -62,7 +62,7 @@ fn w1_dag() -> Dag {
 }
 
 fn w2_dag(n: usize) -> Dag {
-    let mut b = DagBuilder::new("w2");
+    let mut b = DagBuilder::new("w2").max_active_tasks(PARALLELISM as u32);
     let source = b
         .add_task(TaskSpec::from_async("source", |_, _| async { Ok(1_u64) }))
         .finish::<u64>();
@@ -85,7 +85,7 @@ fn w2_dag(n: usize) -> Dag {
 }
 
 fn w3_dag(n: usize) -> Dag {
-    let mut b = DagBuilder::new("w3");
+    let mut b = DagBuilder::new("w3").max_active_tasks(PARALLELISM as u32);
     let mut prev = b
         .add_task(TaskSpec::from_async("step", |_, _| async { Ok(0_u64) }))
         .finish::<u64>();

@@ -210,6 +210,7 @@ pub struct DagBuilder {
     end_date: Option<String>,
     catchup: bool,
     max_active_runs: u32,
+    max_active_tasks: u32,
     dagrun_timeout: Option<Duration>,
     params: Vec<DagParam>,
     tags: Vec<String>,
@@ -232,6 +233,7 @@ impl DagBuilder {
             end_date: None,
             catchup: false,
             max_active_runs: DEFAULT_MAX_ACTIVE_RUNS,
+            max_active_tasks: DEFAULT_MAX_ACTIVE_TASKS,
             dagrun_timeout: None,
             params: Vec::new(),
             tags: Vec::new(),
@@ -279,6 +281,13 @@ impl DagBuilder {
     /// How many runs of the DAG may be active at once (Airflow's default: 16); at least 1.
     pub fn max_active_runs(mut self, runs: u32) -> Self {
         self.max_active_runs = runs;
+        self
+    }
+
+    /// How many of this DAG's task instances may run at once, across its runs (Airflow's
+    /// default: 16).
+    pub fn max_active_tasks(mut self, tasks: u32) -> Self {
+        self.max_active_tasks = tasks;
         self
     }
 
@@ -426,6 +435,9 @@ impl DagBuilder {
         if self.max_active_runs == 0 {
             errors.push(DagDefinitionError::ZeroMaxActiveRuns);
         }
+        if self.max_active_tasks == 0 {
+            errors.push(DagDefinitionError::ZeroMaxActiveTasks);
+        }
         let mut declared: HashMap<&str, usize> = HashMap::new();
         for param in &self.params {
             if !valid_id(param.name()) {
@@ -518,6 +530,9 @@ impl DagBuilder {
                 });
             }
             let options = draft.spec.options().or(&self.default_args);
+            if options.pool_slots == Some(0) {
+                errors.push(DagDefinitionError::ZeroPoolSlots(draft.id.to_string()));
+            }
             tasks.push(Task {
                 id: draft.id.clone(),
                 spec: draft.spec.clone(),
@@ -531,6 +546,13 @@ impl DagBuilder {
                 retry_exponential_backoff: options.retry_exponential_backoff.unwrap_or(false),
                 max_retry_delay: options.max_retry_delay,
                 execution_timeout: options.execution_timeout,
+                pool: options
+                    .pool
+                    .clone()
+                    .unwrap_or_else(|| crate::pools::DEFAULT_POOL.to_string()),
+                pool_slots: options.pool_slots.unwrap_or(1),
+                priority_weight: options.priority_weight.unwrap_or(1),
+                priority: 0,
                 inputs: bound,
                 upstream: Vec::new(),
                 downstream: Vec::new(),
@@ -588,6 +610,7 @@ impl DagBuilder {
                 .map(|t| t.upstream.as_slice())
                 .collect::<Vec<_>>(),
         );
+        compute_priorities(&mut tasks, &topological);
         let fingerprint = fingerprint(&tasks);
         Ok(Dag {
             fingerprint,
@@ -599,6 +622,7 @@ impl DagBuilder {
             end_date,
             catchup: self.catchup,
             max_active_runs: self.max_active_runs,
+            max_active_tasks: self.max_active_tasks,
             dagrun_timeout: self.dagrun_timeout,
             params: Params::from_checked(self.params),
             tags: self.tags,
@@ -606,6 +630,44 @@ impl DagBuilder {
             index,
             topological,
         })
+    }
+}
+
+/// Airflow's default `max_active_tasks`.
+pub const DEFAULT_MAX_ACTIVE_TASKS: u32 = 16;
+
+/// DAGs up to this many tasks get exact priorities; larger ones an approximation.
+const EXACT_PRIORITY_TASKS: usize = 2048;
+
+/// Airflow's `downstream` weight rule: a task's priority is its own weight plus the
+/// weights of all tasks downstream of it, each counted once. That needs every task's set of
+/// descendants, quadratic in the worst case, so above [`EXACT_PRIORITY_TASKS`] tasks a
+/// descendant reached along several paths is counted once per path (the order of
+/// priorities along a chain, and "more work downstream first", are kept).
+fn compute_priorities(tasks: &mut [Task], topological: &[usize]) {
+    let exact = tasks.len() <= EXACT_PRIORITY_TASKS;
+    let mut below: Vec<Vec<usize>> = vec![Vec::new(); if exact { tasks.len() } else { 0 }];
+    for &i in topological.iter().rev() {
+        let own = i64::from(tasks[i].priority_weight);
+        tasks[i].priority = if exact {
+            let mut set: Vec<usize> = tasks[i].downstream.clone();
+            for &d in &tasks[i].downstream {
+                set.extend_from_slice(&below[d]);
+            }
+            set.sort_unstable();
+            set.dedup();
+            let sum = set
+                .iter()
+                .map(|&d| i64::from(tasks[d].priority_weight))
+                .sum::<i64>();
+            below[i] = set;
+            own.saturating_add(sum)
+        } else {
+            tasks[i]
+                .downstream
+                .iter()
+                .fold(own, |acc, &d| acc.saturating_add(tasks[d].priority))
+        };
     }
 }
 
@@ -696,12 +758,37 @@ pub struct Task {
     retry_exponential_backoff: bool,
     max_retry_delay: Option<Duration>,
     execution_timeout: Option<Duration>,
+    pool: String,
+    pool_slots: u32,
+    priority_weight: i32,
+    /// Its own weight plus every downstream task's (Airflow's `downstream` weight rule).
+    priority: i64,
     inputs: Vec<BoundInput>,
     upstream: Vec<usize>,
     downstream: Vec<usize>,
 }
 
 impl Task {
+    /// The pool a try takes slots of.
+    pub fn pool(&self) -> &str {
+        &self.pool
+    }
+
+    /// Slots of the pool a try takes.
+    pub fn pool_slots(&self) -> u32 {
+        self.pool_slots
+    }
+
+    /// The task's own priority weight.
+    pub fn priority_weight(&self) -> i32 {
+        self.priority_weight
+    }
+
+    /// Its effective priority: its weight plus all downstream tasks' weights.
+    pub fn priority(&self) -> i64 {
+        self.priority
+    }
+
     /// When the task runs, given its upstream tasks' states (default `all_success`).
     pub fn trigger_rule(&self) -> TriggerRule {
         self.trigger_rule
@@ -774,6 +861,7 @@ pub struct Dag {
     end_date: Option<DateTime<Utc>>,
     catchup: bool,
     max_active_runs: u32,
+    max_active_tasks: u32,
     dagrun_timeout: Option<Duration>,
     params: Params,
     tags: Vec<String>,
@@ -819,6 +907,10 @@ impl Dag {
     /// How many runs may be active at once (16 unless set).
     pub fn max_active_runs(&self) -> u32 {
         self.max_active_runs
+    }
+    /// How many of this DAG's task instances may run at once.
+    pub fn max_active_tasks(&self) -> u32 {
+        self.max_active_tasks
     }
     /// How long a run may take, if limited.
     pub fn dagrun_timeout(&self) -> Option<Duration> {
@@ -957,6 +1049,26 @@ mod tests {
             problems(DagBuilder::new("empty")),
             [DagDefinitionError::Empty]
         );
+    }
+
+    #[test]
+    fn priorities_sum_downstream_weights_once() {
+        // a -> b -> d, a -> c -> d: d is below a along two paths but counts once.
+        let mut b = DagBuilder::new("d");
+        let n: Vec<AnyNode> = ["a", "b", "c", "d"]
+            .iter()
+            .zip([1, 2, 3, 10])
+            .map(|(name, w)| {
+                b.add_task(source(name).priority_weight(w))
+                    .finish::<u64>()
+                    .any()
+            })
+            .collect();
+        b.set_downstream(&[n[0]], &[n[1], n[2]]);
+        b.set_downstream(&[n[1], n[2]], &[n[3]]);
+        let dag = b.build().unwrap();
+        let p = |t: &str| dag.task(t).unwrap().priority();
+        assert_eq!((p("a"), p("b"), p("c"), p("d")), (16, 12, 13, 10));
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub enum DagDefinitionError {
     /// `max_active_runs` of 0, which would never let a run start.
     #[error("max_active_runs must be at least 1 (Airflow's default is 16), found 0")]
     ZeroMaxActiveRuns,
+    /// `max_active_tasks = 0`: no task could ever run.
+    #[error("max_active_tasks must be at least 1 (Airflow's default is 16), found 0")]
+    ZeroMaxActiveTasks,
+    /// A task that takes no pool slot.
+    #[error("task `{0}` takes 0 pool slots; a task takes at least 1 (the default)")]
+    ZeroPoolSlots(String),
     /// Two params with the same name.
     #[error("param `{0}` is declared twice; give each param its own name")]
     DuplicateParam(String),

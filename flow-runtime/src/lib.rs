@@ -55,6 +55,7 @@ pub mod home;
 pub mod ids;
 pub mod logs;
 pub mod params;
+pub mod pools;
 pub mod registry;
 pub mod schedule;
 pub mod scheduler;

@@ -145,6 +145,13 @@ pub struct TaskOptions {
     pub max_retry_delay: Option<Duration>,
     /// How long one try may run before it fails.
     pub execution_timeout: Option<Duration>,
+    /// The pool whose slots a try takes (default `default_pool`).
+    pub pool: Option<String>,
+    /// How many slots of the pool a try takes (default 1).
+    pub pool_slots: Option<u32>,
+    /// Who starts first when slots are short: higher first, counting every downstream
+    /// task's weight too (Airflow's `weight_rule = "downstream"`); default 1.
+    pub priority_weight: Option<i32>,
 }
 
 impl TaskOptions {
@@ -184,6 +191,18 @@ impl TaskOptions {
         self
     }
 
+    /// Sets `pool`.
+    pub fn with_pool(mut self, pool: impl Into<String>) -> Self {
+        self.pool = Some(pool.into());
+        self
+    }
+
+    /// Sets `priority_weight`.
+    pub fn with_priority_weight(mut self, weight: i32) -> Self {
+        self.priority_weight = Some(weight);
+        self
+    }
+
     /// Sets `execution_timeout`.
     pub fn with_execution_timeout(mut self, timeout: Duration) -> Self {
         self.execution_timeout = Some(timeout);
@@ -202,6 +221,9 @@ impl TaskOptions {
                 .or(defaults.retry_exponential_backoff),
             max_retry_delay: self.max_retry_delay.or(defaults.max_retry_delay),
             execution_timeout: self.execution_timeout.or(defaults.execution_timeout),
+            pool: self.pool.clone().or_else(|| defaults.pool.clone()),
+            pool_slots: self.pool_slots.or(defaults.pool_slots),
+            priority_weight: self.priority_weight.or(defaults.priority_weight),
         }
     }
 }
@@ -331,6 +353,19 @@ impl TaskSpec {
     /// Caps the pause before a retry.
     pub fn max_retry_delay(mut self, delay: Duration) -> Self {
         self.options.max_retry_delay = Some(delay);
+        self
+    }
+
+    /// Runs tries in `pool`, taking `slots` of it each.
+    pub fn pool(mut self, pool: impl Into<String>, slots: u32) -> Self {
+        self.options.pool = Some(pool.into());
+        self.options.pool_slots = Some(slots);
+        self
+    }
+
+    /// Sets the priority weight (higher starts first when slots are short).
+    pub fn priority_weight(mut self, weight: i32) -> Self {
+        self.options.priority_weight = Some(weight);
         self
     }
 

@@ -420,3 +420,36 @@ fn pause_and_unpause_are_recorded() {
         .code(2)
         .stderr(contains("no DAG `nope`"));
 }
+
+#[test]
+fn pools_are_set_listed_and_deleted() {
+    let home = Home::new();
+    home.cmd()
+        .args(["pools", "set", "gpu", "2", "--description", "two cards"])
+        .assert()
+        .success()
+        .stdout(contains("pool `gpu` has 2 slot(s)"));
+    home.cmd()
+        .args(["pools", "list"])
+        .assert()
+        .success()
+        .stdout(contains("default_pool  128").and(contains("gpu           2      two cards")));
+    home.cmd()
+        .args(["pools", "set", "bad name", "1"])
+        .assert()
+        .code(2)
+        .stderr(contains("invalid pool name `bad name`"));
+    home.cmd()
+        .args(["pools", "set", "gpu", "-1"])
+        .assert()
+        .code(2);
+    home.cmd()
+        .args(["pools", "delete", "gpu"])
+        .assert()
+        .success();
+    home.cmd()
+        .args(["pools", "delete", "gpu"])
+        .assert()
+        .code(2)
+        .stderr(contains("no pool `gpu`; the pools: none"));
+}

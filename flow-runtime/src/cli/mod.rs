@@ -48,6 +48,9 @@ enum Command {
     /// The metadata database in FLOW_HOME.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Named pools of slots that bound how many tasks run at once.
+    #[command(subcommand)]
+    Pools(PoolsCommand),
     /// Create and run scheduled runs, and runs queued by `dags trigger`, until stopped
     /// (Ctrl-C or SIGTERM: running tasks get a grace period; the rest resumes on restart).
     Scheduler {
@@ -200,6 +203,27 @@ enum RunsCommand {
     List {
         /// Only this DAG's runs.
         dag_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PoolsCommand {
+    /// Create a pool or change its size.
+    Set {
+        /// The pool's name.
+        name: String,
+        /// How many slots it has.
+        slots: u32,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the pools.
+    List,
+    /// Delete a pool.
+    Delete {
+        /// The pool's name.
+        name: String,
     },
 }
 
@@ -445,6 +469,7 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             }
             history::runs(dag_id.as_deref())
         }
+        Command::Pools(command) => scheduling::pools(command),
         Command::Db(DbCommand::Migrate) => db_migrate(),
         Command::Db(DbCommand::Info) => {
             let home = FlowHome::from_env()?;

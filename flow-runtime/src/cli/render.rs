@@ -250,6 +250,14 @@ pub(super) fn event_line(event: &TaskEvent) -> String {
     line
 }
 
+pub(super) fn pool_table(pools: &[crate::store::PoolRecord]) -> String {
+    let rows: Vec<Vec<String>> = pools
+        .iter()
+        .map(|p| vec![p.name.clone(), p.slots.to_string(), p.description.clone()])
+        .collect();
+    table(&["POOL", "SLOTS", "DESCRIPTION"], &rows)
+}
+
 pub(super) fn run_line(run: &RunSummary) -> String {
     format!(
         "run {} {} in {}",

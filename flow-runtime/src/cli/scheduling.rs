@@ -254,3 +254,60 @@ pub(super) fn pause(dag: &Dag, paused: bool) -> Result<(), Failure> {
     );
     Ok(())
 }
+
+pub(super) fn pools(command: super::PoolsCommand) -> Result<(), Failure> {
+    use crate::store::PoolRecord;
+    let (_, store) = open()?;
+    match command {
+        super::PoolsCommand::Set {
+            name,
+            slots,
+            description,
+        } => {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                return Err(Failure::usage(format!(
+                    "invalid pool name `{name}`: use letters, digits, `_`, `-` and `.` only"
+                )));
+            }
+            store.set_pool(&PoolRecord {
+                name: name.clone(),
+                slots,
+                description,
+            })?;
+            println!("pool `{name}` has {slots} slot(s)");
+        }
+        super::PoolsCommand::List => {
+            let mut pools = store.pools()?;
+            if !pools.iter().any(|p| p.name == crate::pools::DEFAULT_POOL) {
+                pools.insert(
+                    0,
+                    PoolRecord {
+                        name: crate::pools::DEFAULT_POOL.into(),
+                        slots: crate::pools::DEFAULT_POOL_SLOTS,
+                        description: "default (not stored)".into(),
+                    },
+                );
+            }
+            print!("{}", render::pool_table(&pools));
+        }
+        super::PoolsCommand::Delete { name } => {
+            if !store.delete_pool(&name)? {
+                let known: Vec<String> = store.pools()?.into_iter().map(|p| p.name).collect();
+                return Err(Failure::usage(format!(
+                    "no pool `{name}`; the pools: {}",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+            println!("pool `{name}` deleted");
+        }
+    }
+    Ok(())
+}

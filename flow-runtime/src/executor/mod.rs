@@ -104,6 +104,7 @@ pub struct Executor {
     observer: Option<Observer>,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     grace: Duration,
+    pools: Arc<crate::pools::PoolRegistry>,
 }
 
 /// How one task instance ended.
@@ -191,6 +192,7 @@ impl Executor {
             observer: None,
             stop: None,
             grace: Duration::from_secs(30),
+            pools: Arc::default(),
         }
     }
 

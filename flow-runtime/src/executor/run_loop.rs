@@ -1,6 +1,7 @@
 //! The coordinating loop of one DAG run.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use crate::dag::{BoundInput, Dag};
 use crate::error::{RunError, TaskError};
 use crate::ids::{MapIndex, TaskId, TaskInstanceKey};
 use crate::logs::TryLog;
+use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
 use crate::store::{Change, DagRunRecord, LogLine, StoreError, TaskInstanceRecord, XComStore};
 use crate::task::{InputSource, Inputs, TaskResult};
@@ -25,6 +27,28 @@ use crate::xcom::{RETURN_VALUE, XComBlob};
 /// Return values up to this size stay in memory for the run's consumers, sparing a read
 /// from the store; larger ones are read back when needed.
 const CACHED_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// Ready task instances, highest priority first, then in the order they became ready.
+#[derive(Default)]
+struct ReadyQueue {
+    heap: BinaryHeap<(i64, Reverse<u64>, usize)>,
+    next: u64,
+}
+
+impl ReadyQueue {
+    fn push(&mut self, index: usize, priority: i64) {
+        self.heap.push((priority, Reverse(self.next), index));
+        self.next += 1;
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        self.heap.pop().map(|(_, _, index)| index)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
 
 /// A number stable for one task instance and try, for the retry jitter (Airflow hashes
 /// the same facts).
@@ -85,7 +109,9 @@ pub(super) struct RunLoop<'a> {
     scope: Arc<RunScope>,
     started: DateTime<Utc>,
     instances: Vec<Instance>,
-    ready: VecDeque<usize>,
+    ready: ReadyQueue,
+    /// The pool slots each running instance holds.
+    held: Vec<Option<Claim>>,
     changes: Vec<Change>,
     /// Instances with a record in `changes`.
     batched: Vec<usize>,
@@ -147,7 +173,8 @@ impl<'a> RunLoop<'a> {
             scope,
             started: run.start.unwrap_or_else(Utc::now),
             instances,
-            ready: VecDeque::new(),
+            ready: ReadyQueue::default(),
+            held: vec![None; dag.tasks().len()],
             changes: Vec::new(),
             batched: Vec::new(),
             running: 0,
@@ -165,6 +192,10 @@ impl<'a> RunLoop<'a> {
     ) -> Result<RunSummary, RunError> {
         let clock = Instant::now();
         self.changes.push(self.run_change(RunState::Running, None));
+        let pools = self.executor.store.pools()?;
+        self.executor
+            .pools
+            .define(pools.into_iter().map(|p| (p.name, p.slots)));
         self.restore(stored);
         // Tasks prepared into the batch being collected; they start once it is durable.
         let mut launches: Vec<(usize, TaskContext)> = Vec::new();
@@ -182,12 +213,38 @@ impl<'a> RunLoop<'a> {
                 stop_deadline = Some(tokio::time::Instant::now() + self.executor.grace);
                 self.stopped = true;
             }
+            let mut blocked = Vec::new();
             while !stopping && self.running < self.executor.parallelism {
-                let Some(index) = self.ready.pop_front() else {
+                let Some(index) = self.ready.pop() else {
                     break;
                 };
-                launches.push(self.prepare(index));
-                self.running += 1;
+                let claim = self.claim(index);
+                match self.executor.pools.try_claim(&claim) {
+                    Grant::Granted => {
+                        self.held[index] = Some(claim);
+                        launches.push(self.prepare(index));
+                        self.running += 1;
+                    }
+                    Grant::Busy => blocked.push(index),
+                    Grant::UnknownPool => self.refuse(
+                        index,
+                        format!(
+                            "pool `{}` does not exist; create it with `pools set {} SLOTS`",
+                            claim.pool, claim.pool
+                        ),
+                    ),
+                    Grant::TooBig { size } => self.refuse(
+                        index,
+                        format!(
+                            "the task takes {} slots of pool `{}`, which has {size}",
+                            claim.slots, claim.pool
+                        ),
+                    ),
+                }
+            }
+            // Tasks waiting for slots keep their place by priority.
+            for index in blocked {
+                self.ready.push(index, self.dag.tasks()[index].priority());
             }
             if in_flight.is_none() && !self.changes.is_empty() {
                 if self.executor.store.commits_in_background() && !self.join.is_empty() {
@@ -199,7 +256,12 @@ impl<'a> RunLoop<'a> {
                 }
             }
             // Pending retries are durable (`up_for_retry`) and resume with the run.
-            if self.running == 0 && (self.retrying == 0 || stopping) && in_flight.is_none() {
+            let waiting_for_slots = !stopping && !self.ready.is_empty();
+            if self.running == 0
+                && (self.retrying == 0 || stopping)
+                && in_flight.is_none()
+                && !waiting_for_slots
+            {
                 break;
             }
             tokio::select! {
@@ -209,6 +271,14 @@ impl<'a> RunLoop<'a> {
                     break;
                 }
                 Some(()) = async { stop.as_mut()?.changed().await.ok() }, if stop.is_some() && !stopping => {}
+                // Slots held by other runs: wake on a release, or look again shortly (a
+                // release between the claim and this wait would otherwise be missed).
+                () = async {
+                    tokio::select! {
+                        () = self.executor.pools.released() => {}
+                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
+                }, if waiting_for_slots && self.running == 0 => {}
                 () = async { tokio::time::sleep_until(stop_deadline.unwrap_or_else(tokio::time::Instant::now)).await },
                     if stop_deadline.is_some() && in_flight.is_none() => {
                     tracing::warn!(
@@ -267,7 +337,7 @@ impl<'a> RunLoop<'a> {
                     let task = &self.dag.tasks()[index];
                     if task.upstream().is_empty() || task.trigger_rule() == TriggerRule::Always {
                         self.instances[index].decided = true;
-                        self.ready.push_back(index);
+                        self.ready.push(index, self.dag.tasks()[index].priority());
                     }
                 }
                 TaskState::Running => {
@@ -283,6 +353,25 @@ impl<'a> RunLoop<'a> {
                 state => self.settle_downstream(index, state),
             }
         }
+    }
+
+    /// What a task instance asks of the pools before it starts.
+    fn claim(&self, index: usize) -> Claim {
+        let task = &self.dag.tasks()[index];
+        Claim {
+            pool: task.pool().to_string(),
+            slots: task.pool_slots(),
+            dag: self.dag.id().clone(),
+            dag_limit: self.dag.max_active_tasks(),
+        }
+    }
+
+    /// Fails a task that can never get its pool slots, without running it.
+    fn refuse(&mut self, index: usize, message: String) {
+        let _ = self.prepare(index);
+        tracing::error!(task = %self.dag.tasks()[index].id(), "{message}");
+        self.set_state(index, TaskState::Failed, Some(message));
+        self.settle_downstream(index, TaskState::Failed);
     }
 
     /// Marks an instance queued then running and makes its context.
@@ -404,7 +493,7 @@ impl<'a> RunLoop<'a> {
         match event {
             Event::RetryDue(index) => {
                 self.retrying -= 1;
-                self.ready.push_back(index);
+                self.ready.push(index, self.dag.tasks()[index].priority());
             }
             Event::Finished {
                 index,
@@ -415,6 +504,9 @@ impl<'a> RunLoop<'a> {
                 end,
             } => {
                 self.running -= 1;
+                if let Some(claim) = self.held[index].take() {
+                    self.executor.pools.release(&claim);
+                }
                 let inst = &mut self.instances[index];
                 inst.record.end = Some(end);
                 inst.elapsed = Some(elapsed);
@@ -597,7 +689,7 @@ impl<'a> RunLoop<'a> {
                     Decision::Wait => {}
                     Decision::Run => {
                         self.instances[d].decided = true;
-                        self.ready.push_back(d);
+                        self.ready.push(d, self.dag.tasks()[d].priority());
                     }
                     Decision::UpstreamFailed => {
                         self.set_state(d, TaskState::UpstreamFailed, None);
@@ -689,6 +781,10 @@ impl<'a> RunLoop<'a> {
     }
 
     fn finish(mut self, duration: Duration) -> Result<RunSummary, RunError> {
+        // Tries abandoned by a stop or a timeout give their slots back.
+        for claim in self.held.iter_mut().filter_map(Option::take) {
+            self.executor.pools.release(&claim);
+        }
         if self.stopped && self.instances.iter().any(|i| !i.record.state.is_finished()) {
             // Stopped before the end: the run stays `running` and is resumed later.
             self.commit()?;

@@ -893,3 +893,148 @@ fn branch_and_short_circuit_tasks_must_return_their_types() {
         "{errors}"
     );
 }
+
+#[test]
+fn no_pool_is_ever_oversubscribed_across_concurrent_runs() {
+    use crate::store::{PoolRecord, PoolStore};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    for (name, slots) in [("gpu", 3), ("api", 2)] {
+        store
+            .set_pool(&PoolRecord {
+                name: name.into(),
+                slots,
+                description: String::new(),
+            })
+            .unwrap();
+    }
+    // Slots in use per pool, as the tasks themselves see them.
+    let used: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let peak: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let build = |id: &str, seed: u64| {
+        let mut b = DagBuilder::new(id).max_active_tasks(64);
+        let mut rng = seed;
+        for i in 0..40 {
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let (pool, which) = if i % 2 == 0 { ("gpu", 0) } else { ("api", 1) };
+            let slots = 1 + (rng >> 60) as usize % 2;
+            let millis = 1 + (rng >> 33) % 15;
+            let (used, peak) = (used.clone(), peak.clone());
+            b.add_task(
+                TaskSpec::from_async(format!("t{i}"), move |_, _| {
+                    let (used, peak) = (used.clone(), peak.clone());
+                    async move {
+                        let now = used[which].fetch_add(slots, Ordering::SeqCst) + slots;
+                        peak[which].fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(millis)).await;
+                        used[which].fetch_sub(slots, Ordering::SeqCst);
+                        Ok(())
+                    }
+                })
+                .pool(pool, u32::try_from(slots).unwrap()),
+            );
+        }
+        b.build().unwrap()
+    };
+    let (a, b) = (build("pools_a", 1), build("pools_b", 2));
+    let executor = Executor::new(store.clone()).parallelism(64);
+    let (ra, rb) = runtime.block_on(async {
+        tokio::join!(executor.run(&a, Utc::now()), executor.run(&b, Utc::now()))
+    });
+    assert_eq!(ra.unwrap().state, RunState::Success);
+    assert_eq!(rb.unwrap().state, RunState::Success);
+    assert!(
+        peak[0].load(Ordering::SeqCst) <= 3,
+        "gpu peak {}",
+        peak[0].load(Ordering::SeqCst)
+    );
+    assert!(
+        peak[1].load(Ordering::SeqCst) <= 2,
+        "api peak {}",
+        peak[1].load(Ordering::SeqCst)
+    );
+    assert!(
+        peak[0].load(Ordering::SeqCst) >= 2,
+        "the pool was actually shared"
+    );
+}
+
+#[tokio::test]
+async fn higher_priority_starts_first_and_impossible_pools_fail_clearly() {
+    use crate::store::{PoolRecord, PoolStore};
+    let store = Arc::new(MemoryStore::new());
+    store
+        .set_pool(&PoolRecord {
+            name: "one".into(),
+            slots: 1,
+            description: String::new(),
+        })
+        .unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut b = DagBuilder::new("priorities");
+    for (name, weight) in [("low", 1), ("high", 10), ("mid", 5)] {
+        let order = order.clone();
+        b.add_task(
+            TaskSpec::from_sync(name, move |ctx, _| {
+                order.lock().unwrap().push(ctx.task_id().to_string());
+                Ok(())
+            })
+            .pool("one", 1)
+            .priority_weight(weight),
+        );
+    }
+    b.add_task(value("unknown_pool", 1).pool("nope", 1));
+    b.add_task(value("too_big", 1).pool("one", 2));
+    let summary = Executor::new(store.clone())
+        .run(&b.build().unwrap(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(*order.lock().unwrap(), ["high", "mid", "low"]);
+    assert_eq!(
+        summary.task("unknown_pool").unwrap().error.as_deref(),
+        Some("pool `nope` does not exist; create it with `pools set nope SLOTS`")
+    );
+    assert_eq!(
+        summary.task("too_big").unwrap().error.as_deref(),
+        Some("the task takes 2 slots of pool `one`, which has 1")
+    );
+}
+
+#[test]
+fn max_active_tasks_bounds_one_dags_running_tasks() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let active = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let mut b = DagBuilder::new("limited").max_active_tasks(2);
+    for i in 0..10 {
+        let (active, peak) = (active.clone(), peak.clone());
+        b.add_task(TaskSpec::from_async(format!("t{i}"), move |_, _| {
+            let (active, peak) = (active.clone(), peak.clone());
+            async move {
+                peak.fetch_max(active.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                active.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        }));
+    }
+    let dag = b.build().unwrap();
+    let summary = runtime
+        .block_on(
+            Executor::new(Arc::new(MemoryStore::new()))
+                .parallelism(8)
+                .run(&dag, Utc::now()),
+        )
+        .unwrap();
+    assert_eq!(summary.state, RunState::Success);
+    assert_eq!(peak.load(Ordering::SeqCst), 2);
+}

@@ -31,6 +31,7 @@ struct Inner {
     tries: HashMap<TaskInstanceKey, Vec<TryRecord>>,
     xcoms: HashMap<(TaskInstanceKey, String), XComBlob>,
     logs: HashMap<TaskInstanceKey, Vec<(u32, LogLine)>>,
+    pools: BTreeMap<String, super::PoolRecord>,
 }
 
 impl MemoryStore {
@@ -370,5 +371,20 @@ impl LogStore for MemoryStore {
             .filter(|(t, _)| try_number.is_none_or(|n| n == *t))
             .cloned()
             .collect())
+    }
+}
+
+impl super::PoolStore for MemoryStore {
+    fn set_pool(&self, pool: &super::PoolRecord) -> Result<(), StoreError> {
+        self.lock().pools.insert(pool.name.clone(), pool.clone());
+        Ok(())
+    }
+
+    fn pools(&self) -> Result<Vec<super::PoolRecord>, StoreError> {
+        Ok(self.lock().pools.values().cloned().collect())
+    }
+
+    fn delete_pool(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().pools.remove(name).is_some())
     }
 }

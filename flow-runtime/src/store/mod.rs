@@ -321,6 +321,27 @@ pub trait DagStore: Send + Sync {
     fn set_paused(&self, dag_id: &DagId, paused: bool) -> Result<(), StoreError>;
 }
 
+/// A pool as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolRecord {
+    /// Its name.
+    pub name: String,
+    /// Its slots.
+    pub slots: u32,
+    /// What it is for.
+    pub description: String,
+}
+
+/// Named pools of slots.
+pub trait PoolStore: Send + Sync {
+    /// Creates or resizes a pool.
+    fn set_pool(&self, pool: &PoolRecord) -> Result<(), StoreError>;
+    /// Every pool, by name.
+    fn pools(&self) -> Result<Vec<PoolRecord>, StoreError>;
+    /// Deletes a pool; whether it existed.
+    fn delete_pool(&self, name: &str) -> Result<bool, StoreError>;
+}
+
 /// Per-try task logs.
 pub trait LogStore: Send + Sync {
     /// The lines of one try, or of every try when `try_number` is `None`, as
@@ -347,6 +368,6 @@ pub trait XComStore: Send + Sync {
 }
 
 /// Everything the runtime needs from a store.
-pub trait Store: RunStore + XComStore + DagStore + LogStore {}
+pub trait Store: RunStore + XComStore + DagStore + LogStore + PoolStore {}
 
-impl<T: RunStore + XComStore + DagStore + LogStore> Store for T {}
+impl<T: RunStore + XComStore + DagStore + LogStore + PoolStore> Store for T {}

@@ -102,7 +102,12 @@ const MIGRATIONS: [&str; 2] = [
          message TEXT NOT NULL,
          PRIMARY KEY (dag_id, run_id, task_id, map_index, try_number, seq),
          FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
-     ) WITHOUT ROWID;",
+     ) WITHOUT ROWID;
+     CREATE TABLE pools (
+         name TEXT PRIMARY KEY,
+         slots INTEGER NOT NULL,
+         description TEXT NOT NULL
+     );",
 ];
 
 /// How [`SqliteStore::open_with`] treats an existing database.
@@ -870,5 +875,41 @@ impl LogStore for SqliteStore {
             .collect()
         })
         .map_err(|e| self.err(e))
+    }
+}
+
+impl super::PoolStore for SqliteStore {
+    fn set_pool(&self, pool: &super::PoolRecord) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO pools (name, slots, description) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, description = excluded.description",
+            params![pool.name, pool.slots, pool.description],
+        )
+        .map(drop)
+        .map_err(|e| self.err(e))
+    }
+
+    fn pools(&self) -> Result<Vec<super::PoolRecord>, StoreError> {
+        let conn = self.lock();
+        conn.prepare_cached("SELECT name, slots, description FROM pools ORDER BY name")
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    Ok(super::PoolRecord {
+                        name: r.get(0)?,
+                        slots: r.get(1)?,
+                        description: r.get(2)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    fn delete_pool(&self, name: &str) -> Result<bool, StoreError> {
+        let conn = self.lock();
+        conn.execute("DELETE FROM pools WHERE name = ?1", params![name])
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
     }
 }

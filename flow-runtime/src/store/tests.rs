@@ -291,6 +291,36 @@ fn conformance(store: &dyn Store) {
     let dag = store.dag(&"d".into()).unwrap().unwrap();
     assert_eq!((dag.paused, dag.fingerprint.as_str()), (true, "f2"));
     assert!(store.set_paused(&"unknown".into(), true).is_err());
+
+    // Pools.
+    let gpu = PoolRecord {
+        name: "gpu".into(),
+        slots: 2,
+        description: "two cards".into(),
+    };
+    store.set_pool(&gpu).unwrap();
+    store
+        .set_pool(&PoolRecord {
+            slots: 4,
+            ..gpu.clone()
+        })
+        .unwrap();
+    store
+        .set_pool(&PoolRecord {
+            name: "api".into(),
+            slots: 1,
+            description: String::new(),
+        })
+        .unwrap();
+    let pools: Vec<_> = store
+        .pools()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name, p.slots))
+        .collect();
+    assert_eq!(pools, [("api".to_string(), 1), ("gpu".to_string(), 4)]);
+    assert!(store.delete_pool("api").unwrap());
+    assert!(!store.delete_pool("api").unwrap());
 }
 
 #[test]
