@@ -59,6 +59,7 @@ pub mod pools;
 pub mod registry;
 pub mod schedule;
 pub mod scheduler;
+pub mod shell;
 pub mod state;
 pub mod store;
 pub mod task;

@@ -290,6 +290,33 @@ impl TaskSpec {
         Self::new::<T>(name, function)
     }
 
+    /// A shell task (Airflow's `@task.bash`): `f` builds the command; the runtime runs it
+    /// and the task's output is the last line of its stdout.
+    ///
+    /// ```
+    /// use flow_runtime::prelude::*;
+    /// use flow_runtime::shell::ShellCommand;
+    /// let count = TaskSpec::from_shell("count_lines", |_ctx, inputs| {
+    ///     Ok(ShellCommand::bash(r#"wc -l < "$FILE""#).env("FILE", inputs.get::<String>(0)?))
+    /// })
+    /// .param::<String>("file");
+    /// assert_eq!(count.output().type_name(), "alloc::string::String");
+    /// ```
+    pub fn from_shell<F>(name: impl Into<TaskId>, f: F) -> Self
+    where
+        F: Fn(&TaskContext, Inputs) -> Result<crate::shell::ShellCommand, TaskError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let f = Arc::new(f);
+        let function = TaskFn::Async(Arc::new(move |ctx, inputs| {
+            let command = f(&ctx, inputs);
+            Box::pin(async move { encode_output(command?.run(&ctx).await?) })
+        }));
+        Self::new::<String>(name, function)
+    }
+
     /// Appends a parameter of type `P`.
     pub fn param<P: XComValue>(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.params.push(ParamSpec::of::<P>(name));

@@ -1038,3 +1038,36 @@ fn max_active_tasks_bounds_one_dags_running_tasks() {
     assert_eq!(summary.state, RunState::Success);
     assert_eq!(peak.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn shell_tasks_feed_their_last_line_downstream_and_fail_with_the_exit_code() {
+    use crate::shell::ShellCommand;
+    let mut b = DagBuilder::new("shell");
+    let count = b
+        .add_task(TaskSpec::from_shell("count", |ctx, _| {
+            Ok(ShellCommand::bash(
+                r#"printf 'a\nb\nc\n' | wc -l | tr -d ' '; echo "$FLOW_TASK_ID" >&2"#,
+            )
+            .env("UNUSED", ctx.ds()))
+        }))
+        .finish::<String>();
+    let mut t = b.add_task(
+        TaskSpec::from_sync("parse", |_, inputs| {
+            inputs
+                .get::<String>(0)?
+                .parse::<u64>()
+                .map_err(|e| TaskError::Failed(e.to_string()))
+        })
+        .param::<String>("text"),
+    );
+    t.input(count);
+    b.add_task(TaskSpec::from_shell("broken", |_, _| {
+        Ok(ShellCommand::bash("echo oops >&2; exit 7"))
+    }));
+    let (summary, _) = run(&b.build().unwrap()).await;
+    assert_eq!(summary.output::<u64>("parse").unwrap(), 3);
+    assert_eq!(
+        summary.task("broken").unwrap().error.as_deref(),
+        Some("the command failed with exit code 7; stderr ends with:\noops")
+    );
+}
