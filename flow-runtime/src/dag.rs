@@ -211,6 +211,7 @@ pub struct DagBuilder {
     catchup: bool,
     max_active_runs: u32,
     max_active_tasks: u32,
+    callbacks: crate::callbacks::Callbacks,
     dagrun_timeout: Option<Duration>,
     params: Vec<DagParam>,
     tags: Vec<String>,
@@ -234,6 +235,7 @@ impl DagBuilder {
             catchup: false,
             max_active_runs: DEFAULT_MAX_ACTIVE_RUNS,
             max_active_tasks: DEFAULT_MAX_ACTIVE_TASKS,
+            callbacks: crate::callbacks::Callbacks::default(),
             dagrun_timeout: None,
             params: Vec::new(),
             tags: Vec::new(),
@@ -281,6 +283,24 @@ impl DagBuilder {
     /// How many runs of the DAG may be active at once (Airflow's default: 16); at least 1.
     pub fn max_active_runs(mut self, runs: u32) -> Self {
         self.max_active_runs = runs;
+        self
+    }
+
+    /// Runs `f` when a run of this DAG succeeds.
+    pub fn on_success(
+        mut self,
+        f: impl Fn(&crate::callbacks::CallbackEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.callbacks.on_success.push(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Runs `f` when a run of this DAG fails.
+    pub fn on_failure(
+        mut self,
+        f: impl Fn(&crate::callbacks::CallbackEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.callbacks.on_failure.push(std::sync::Arc::new(f));
         self
     }
 
@@ -623,6 +643,7 @@ impl DagBuilder {
             catchup: self.catchup,
             max_active_runs: self.max_active_runs,
             max_active_tasks: self.max_active_tasks,
+            callbacks: self.callbacks,
             dagrun_timeout: self.dagrun_timeout,
             params: Params::from_checked(self.params),
             tags: self.tags,
@@ -862,6 +883,7 @@ pub struct Dag {
     catchup: bool,
     max_active_runs: u32,
     max_active_tasks: u32,
+    callbacks: crate::callbacks::Callbacks,
     dagrun_timeout: Option<Duration>,
     params: Params,
     tags: Vec<String>,
@@ -911,6 +933,10 @@ impl Dag {
     /// How many of this DAG's task instances may run at once.
     pub fn max_active_tasks(&self) -> u32 {
         self.max_active_tasks
+    }
+    /// The callbacks run when a run ends.
+    pub fn callbacks(&self) -> &crate::callbacks::Callbacks {
+        &self.callbacks
     }
     /// How long a run may take, if limited.
     pub fn dagrun_timeout(&self) -> Option<Duration> {

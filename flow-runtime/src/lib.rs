@@ -44,6 +44,7 @@
 //! `fn main() -> std::process::ExitCode { flow_runtime::cli::main() }`.
 
 pub mod branch;
+pub mod callbacks;
 pub mod cli;
 pub mod codec;
 pub mod context;

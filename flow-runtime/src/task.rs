@@ -236,6 +236,7 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
 pub struct TaskSpec {
     name: TaskId,
     kind: crate::branch::TaskKind,
+    callbacks: crate::callbacks::Callbacks,
     doc: Option<Cow<'static, str>>,
     params: Vec<ParamSpec>,
     output: OutputSpec,
@@ -250,6 +251,7 @@ impl TaskSpec {
         Self {
             name: name.into(),
             kind: crate::branch::TaskKind::Normal,
+            callbacks: crate::callbacks::Callbacks::default(),
             doc: None,
             params: Vec::new(),
             output: OutputSpec::of::<T>(),
@@ -345,6 +347,38 @@ impl TaskSpec {
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.options.owner = Some(owner.into());
         self
+    }
+
+    /// Runs `f` when a try of this task succeeds.
+    pub fn on_success(
+        mut self,
+        f: impl Fn(&crate::callbacks::CallbackEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.callbacks.on_success.push(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` when this task fails for good (no retry left).
+    pub fn on_failure(
+        mut self,
+        f: impl Fn(&crate::callbacks::CallbackEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.callbacks.on_failure.push(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` when a try fails and another follows.
+    pub fn on_retry(
+        mut self,
+        f: impl Fn(&crate::callbacks::CallbackEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.callbacks.on_retry.push(Arc::new(f));
+        self
+    }
+
+    /// The task's callbacks.
+    pub fn callbacks(&self) -> &crate::callbacks::Callbacks {
+        &self.callbacks
     }
 
     /// Makes this a branch task; its output must be a [`crate::branch::Branch`].

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::{Executor, RunSummary, TaskEvent, TaskSummary, call};
 use crate::branch::{Branch, TaskKind};
+use crate::callbacks::{self, Callback, CallbackEvent};
 use crate::context::{RunScope, TaskContext};
 use crate::dag::{BoundInput, Dag};
 use crate::error::{RunError, TaskError};
@@ -74,6 +75,7 @@ fn retry_seed(key: &TaskInstanceKey, try_number: u32) -> u64 {
 struct InFlight {
     commit: tokio::task::JoinHandle<Result<(), StoreError>>,
     launches: Vec<(usize, TaskContext)>,
+    callbacks: Vec<(Callback, CallbackEvent)>,
 }
 
 /// What the loop hears back from spawned work.
@@ -115,6 +117,10 @@ pub(super) struct RunLoop<'a> {
     changes: Vec<Change>,
     /// Instances with a record in `changes`.
     batched: Vec<usize>,
+    /// Callbacks to run once `changes` is durable.
+    callbacks_due: Vec<(Callback, CallbackEvent)>,
+    /// Callbacks running.
+    callback_tasks: JoinSet<()>,
     running: usize,
     retrying: usize,
     /// Whether the executor was told to stop before the run ended.
@@ -177,6 +183,8 @@ impl<'a> RunLoop<'a> {
             held: vec![None; dag.tasks().len()],
             changes: Vec::new(),
             batched: Vec::new(),
+            callbacks_due: Vec::new(),
+            callback_tasks: JoinSet::new(),
             running: 0,
             retrying: 0,
             stopped: false,
@@ -296,6 +304,7 @@ impl<'a> RunLoop<'a> {
                         None => return Err(RunError::Runtime("the commit thread was lost".into())),
                     }
                     if let Some(flight) = flight {
+                        callbacks::dispatch(&mut self.callback_tasks, flight.callbacks);
                         self.launch(flight.launches);
                     }
                 }
@@ -307,7 +316,9 @@ impl<'a> RunLoop<'a> {
                 }
             }
         }
-        self.finish(clock.elapsed())
+        let summary = self.finish(clock.elapsed())?;
+        while self.callback_tasks.join_next().await.is_some() {}
+        Ok(summary)
     }
 
     /// Rebuilds the loop's state from a stored run: finished instances settle their
@@ -723,6 +734,27 @@ impl<'a> RunLoop<'a> {
                 self.batched.push(index);
             }
         }
+        if matches!(
+            state,
+            TaskState::Success | TaskState::Failed | TaskState::UpForRetry
+        ) {
+            let event = CallbackEvent {
+                dag_id: self.scope.dag_id.clone(),
+                run_id: self.scope.run_id.clone(),
+                logical_date: self.scope.logical_date,
+                task_id: Some(inst.record.key.task_id.clone()),
+                try_number: inst.record.try_number,
+                state: state.as_str(),
+                error: inst.record.error.clone(),
+            };
+            for callback in self.dag.tasks()[index]
+                .spec()
+                .callbacks()
+                .for_state(state.as_str())
+            {
+                self.callbacks_due.push((callback.clone(), event.clone()));
+            }
+        }
         if let Some(observer) = &self.executor.observer {
             let ends_try = state.is_finished() || state == TaskState::UpForRetry;
             observer(&TaskEvent {
@@ -740,6 +772,10 @@ impl<'a> RunLoop<'a> {
         self.executor.store.apply(&self.changes)?;
         self.changes.clear();
         self.close_batch();
+        callbacks::dispatch(
+            &mut self.callback_tasks,
+            std::mem::take(&mut self.callbacks_due),
+        );
         Ok(())
     }
 
@@ -752,6 +788,7 @@ impl<'a> RunLoop<'a> {
         InFlight {
             commit: tokio::task::spawn_blocking(move || store.apply(&batch)),
             launches,
+            callbacks: std::mem::take(&mut self.callbacks_due),
         }
     }
 
@@ -780,7 +817,7 @@ impl<'a> RunLoop<'a> {
         }
     }
 
-    fn finish(mut self, duration: Duration) -> Result<RunSummary, RunError> {
+    fn finish(&mut self, duration: Duration) -> Result<RunSummary, RunError> {
         // Tries abandoned by a stop or a timeout give their slots back.
         for claim in self.held.iter_mut().filter_map(Option::take) {
             self.executor.pools.release(&claim);
@@ -812,6 +849,18 @@ impl<'a> RunLoop<'a> {
             RunState::Success
         };
         self.changes.push(self.run_change(state, Some(Utc::now())));
+        let event = CallbackEvent {
+            dag_id: self.scope.dag_id.clone(),
+            run_id: self.scope.run_id.clone(),
+            logical_date: self.scope.logical_date,
+            task_id: None,
+            try_number: 0,
+            state: state.as_str(),
+            error: None,
+        };
+        for callback in self.dag.callbacks().for_state(state.as_str()) {
+            self.callbacks_due.push((callback.clone(), event.clone()));
+        }
         self.commit()?;
         Ok(self.summary(state, duration))
     }

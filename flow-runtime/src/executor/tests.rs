@@ -1071,3 +1071,54 @@ async fn shell_tasks_feed_their_last_line_downstream_and_fail_with_the_exit_code
         Some("the command failed with exit code 7; stderr ends with:\noops")
     );
 }
+
+#[tokio::test]
+async fn callbacks_run_after_the_state_is_recorded_and_never_change_it() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = |seen: &Arc<Mutex<Vec<String>>>| {
+        let seen = seen.clone();
+        move |e: &crate::callbacks::CallbackEvent| {
+            let task = e
+                .task_id
+                .as_ref()
+                .map_or("<run>".to_string(), ToString::to_string);
+            seen.lock()
+                .unwrap()
+                .push(format!("{task} {} {}", e.state, e.try_number));
+        }
+    };
+    let mut b = DagBuilder::new("callbacks")
+        .on_failure(record(&seen))
+        .on_success(|_| panic!("not for a failed run"));
+    b.add_task(
+        value("ok", 1)
+            .on_success(record(&seen))
+            .on_success(|_| panic!("a callback that panics")),
+    );
+    b.add_task(
+        fails("flaky", "boom")
+            .retries(1)
+            .retry_delay(Duration::ZERO)
+            .on_retry(record(&seen))
+            .on_failure(record(&seen))
+            .on_success(record(&seen)),
+    );
+    let (summary, _) = run(&b.build().unwrap()).await;
+    assert_eq!(
+        summary.task("ok").unwrap().state,
+        TaskState::Success,
+        "a panicking callback changes nothing"
+    );
+    assert_eq!(summary.state, RunState::Failed);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "<run> failed 0",
+            "flaky failed 2",
+            "flaky up_for_retry 1",
+            "ok success 1"
+        ]
+    );
+}
