@@ -212,6 +212,12 @@ pub enum TaskError {
     /// a sync task's thread cannot be stopped, so its result is discarded.
     #[error("the try exceeded its execution_timeout of {}", humantime::format_duration(*.0))]
     TimedOut(std::time::Duration),
+    /// A sensor's condition was not met in time: the task fails without retrying.
+    #[error("{0}")]
+    SensorTimeout(String),
+    /// A `soft_fail` sensor's condition was not met in time: the task is skipped.
+    #[error("{0}")]
+    SoftFail(String),
     /// The process running this try ended before the try finished.
     #[error("try {0} was interrupted: the process running it ended before it finished")]
     Interrupted(u32),

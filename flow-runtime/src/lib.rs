@@ -60,6 +60,7 @@ pub mod pools;
 pub mod registry;
 pub mod schedule;
 pub mod scheduler;
+pub mod sensor;
 pub mod shell;
 pub mod state;
 pub mod store;

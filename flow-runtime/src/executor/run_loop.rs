@@ -663,7 +663,15 @@ impl<'a> RunLoop<'a> {
         let task = &self.dag.tasks()[index];
         let message = error.to_string();
         let record = &self.instances[index].record;
-        if record.try_number < record.max_tries {
+        if let TaskError::SoftFail(_) = error {
+            tracing::warn!(task = %task.id(), "{message}; skipping (soft_fail)");
+            self.set_state(index, TaskState::Skipped, Some(message));
+            self.settle_downstream(index, TaskState::Skipped);
+            return;
+        }
+        // A sensor that timed out is not retried, as in Airflow.
+        let retryable = !matches!(error, TaskError::SensorTimeout(_));
+        if retryable && record.try_number < record.max_tries {
             let try_number = record.try_number;
             let seed = retry_seed(&record.key, try_number);
             let delay = task.retry_delay_for(try_number, seed);

@@ -1122,3 +1122,94 @@ async fn callbacks_run_after_the_state_is_recorded_and_never_change_it() {
         ]
     );
 }
+
+#[tokio::test]
+async fn sensors_poke_until_ready_and_time_out_as_airflow_does() {
+    use crate::sensor::{self, Poke, SensorOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ready");
+    let fast = SensorOptions {
+        poke_interval: Duration::from_millis(20),
+        timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let pokes = Arc::new(AtomicU32::new(0));
+    let counted = pokes.clone();
+    let mut b = DagBuilder::new("sensors");
+    let waits = b
+        .add_task(sensor::file_exists("wait_for_file", &marker, fast))
+        .finish::<String>();
+    b.add_task(
+        TaskSpec::from_sync("after_file", |_, inputs| {
+            Ok(inputs.get::<String>(0)?.len() as u64)
+        })
+        .param::<String>("path"),
+    )
+    .input(waits);
+    b.add_task(
+        TaskSpec::sensor(
+            "never",
+            SensorOptions {
+                exponential_backoff: true,
+                ..fast
+            },
+            move |_, _| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Ok(Poke::<()>::NotYet)
+            },
+        )
+        .retries(3),
+    );
+    let soft = b
+        .add_task(TaskSpec::sensor(
+            "soft",
+            SensorOptions {
+                soft_fail: true,
+                ..fast
+            },
+            |_, _| Ok(Poke::<u8>::NotYet),
+        ))
+        .finish::<u8>();
+    let after_soft = b.add_task(value("after_soft", 1)).finish::<u64>().any();
+    b.set_downstream(&[soft.any()], &[after_soft]);
+    let writer = marker.clone();
+    let dag = b.build().unwrap();
+    let creator = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        std::fs::write(writer, "x").unwrap();
+    });
+    let (summary, _) = run(&dag).await;
+    creator.await.unwrap();
+    assert_eq!(
+        summary.task("wait_for_file").unwrap().state,
+        TaskState::Success
+    );
+    assert_eq!(
+        summary.output::<String>("wait_for_file").unwrap(),
+        marker.display().to_string()
+    );
+    let never = summary.task("never").unwrap();
+    assert_eq!(
+        (never.state, never.tries),
+        (TaskState::Failed, 1),
+        "a sensor timeout is not retried"
+    );
+    assert!(
+        never
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("sensor timed out after"),
+        "{never:?}"
+    );
+    assert!(
+        pokes.load(Ordering::SeqCst) < 10,
+        "backoff spaced the pokes: {}",
+        pokes.load(Ordering::SeqCst)
+    );
+    assert_eq!(summary.task("soft").unwrap().state, TaskState::Skipped);
+    assert_eq!(
+        summary.task("after_soft").unwrap().state,
+        TaskState::Skipped
+    );
+}
