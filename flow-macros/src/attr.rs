@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{ToTokens, quote};
+use quote::{ToTokens, format_ident, quote};
 use syn::ext::IdentExt;
 use syn::parse::ParseStream;
 use syn::punctuated::Punctuated;
@@ -24,6 +24,12 @@ pub(crate) mod kw {
     syn::custom_keyword!(retries);
     syn::custom_keyword!(retry_delay);
     syn::custom_keyword!(owner);
+    syn::custom_keyword!(trigger_rule);
+    syn::custom_keyword!(retry_exponential_backoff);
+    syn::custom_keyword!(max_retry_delay);
+    syn::custom_keyword!(execution_timeout);
+    syn::custom_keyword!(branch);
+    syn::custom_keyword!(short_circuit);
     syn::custom_keyword!(id);
     syn::custom_keyword!(description);
     syn::custom_keyword!(schedule);
@@ -50,6 +56,8 @@ pub(crate) trait Options: Default {
     const PLANNED: &'static [&'static str];
     /// Airflow's names of options that have another name here: `(theirs, ours)`.
     const RENAMED: &'static [(&'static str, &'static str)] = &[];
+    /// Options of another attribute that do not belong here: `(key, what to write)`.
+    const ELSEWHERE: &'static [(&'static str, &'static str)] = &[];
 
     /// Parses one option whose key, one of [`Options::KEYS`], is next in `input`.
     /// Problems inside a nested list go to `errors`; a returned error makes the caller
@@ -140,7 +148,10 @@ fn skip_option(input: ParseStream) {
 fn unknown_option<O: Options>(key: &Ident, name: &str) -> syn::Error {
     let valid = key_list(O::KEYS);
     let renamed = O::RENAMED.iter().find(|(theirs, _)| *theirs == name);
-    let message = if let Some((_, ours)) = renamed {
+    let elsewhere = O::ELSEWHERE.iter().find(|(key, _)| *key == name);
+    let message = if let Some((_, instead)) = elsewhere {
+        format!("`{name}` does not go in `{}`: {instead}", O::ATTRIBUTE)
+    } else if let Some((_, ours)) = renamed {
         format!(
             "`{name}` is called `{ours}` in `{}`: write `{ours} = ..`",
             O::ATTRIBUTE
@@ -268,16 +279,21 @@ pub(crate) fn count_from(
     Err(syn::Error::new_spanned(lit, message))
 }
 
-/// `= true` or `= false`.
-pub(crate) fn boolean(input: ParseStream, key: &str, key_span: Span) -> syn::Result<LitBool> {
-    let lit = literal(input, key, key_span, "false")?;
+/// `= true` or `= false`; `example` is the value shown in messages.
+pub(crate) fn boolean(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+    example: bool,
+) -> syn::Result<LitBool> {
+    let lit = literal(input, key, key_span, &example.to_string())?;
     let message = match &lit {
         Lit::Bool(b) => return Ok(b.clone()),
         Lit::Str(s) if matches!(s.value().as_str(), "true" | "false") => format!(
             "`{key}` takes `true` or `false` without quotes: `{key} = {}`",
             s.value()
         ),
-        _ => format!("`{key}` takes `true` or `false`: `{key} = false`"),
+        _ => format!("`{key}` takes `true` or `false`: `{key} = {example}`"),
     };
     Err(syn::Error::new_spanned(lit, message))
 }
@@ -311,6 +327,104 @@ pub(crate) fn duration(input: ParseStream, key: &str, key_span: Span) -> syn::Re
         ),
     };
     Err(syn::Error::new_spanned(lit, message))
+}
+
+/// `= "10m"`: a duration longer than zero.
+pub(crate) fn positive_duration(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+) -> syn::Result<DurationLit> {
+    let duration = duration(input, key, key_span)?;
+    if duration.value.is_zero() {
+        return Err(syn::Error::new(
+            duration.span,
+            format!(
+                "{key} must be longer than 0s: `{key} = \"10m\"`, or leave it out for no limit"
+            ),
+        ));
+    }
+    Ok(duration)
+}
+
+/// Airflow's trigger rules: `(name, variant of flow_runtime::TriggerRule)`. The one list
+/// of them in this crate; it mirrors `TriggerRule::ALL` of the runtime.
+pub(crate) const TRIGGER_RULES: [(&str, &str); 11] = [
+    ("all_success", "AllSuccess"),
+    ("all_failed", "AllFailed"),
+    ("all_done", "AllDone"),
+    ("all_skipped", "AllSkipped"),
+    ("one_success", "OneSuccess"),
+    ("one_failed", "OneFailed"),
+    ("one_done", "OneDone"),
+    ("none_failed", "NoneFailed"),
+    ("none_failed_min_one_success", "NoneFailedMinOneSuccess"),
+    ("none_skipped", "NoneSkipped"),
+    ("always", "Always"),
+];
+
+/// A trigger rule checked at compile time: the variant of `TriggerRule`, at the literal.
+pub(crate) struct TriggerRuleLit {
+    pub(crate) variant: &'static str,
+    pub(crate) span: Span,
+}
+
+/// `= "all_done"`: one of Airflow's trigger rules, by name.
+pub(crate) fn trigger_rule(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+) -> syn::Result<TriggerRuleLit> {
+    let names: Vec<&str> = TRIGGER_RULES.iter().map(|(name, _)| *name).collect();
+    let valid = key_list(&names);
+    if input.parse::<Option<Token![=]>>()?.is_none() {
+        return Err(syn::Error::new(
+            key_span,
+            format!("expected `=` after `{key}`: `{key} = \"all_done\"`"),
+        ));
+    }
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        let name = lit.value();
+        if let Some((_, variant)) = TRIGGER_RULES.iter().find(|(n, _)| *n == name) {
+            return Ok(TriggerRuleLit {
+                variant,
+                span: lit.span(),
+            });
+        }
+        let message = match closest(&name, &names).or_else(|| rule_named(&name)) {
+            Some(close) => format!(
+                "unknown trigger rule `{name}`: did you mean `{close}`? The rules are: {valid}"
+            ),
+            None => format!("unknown trigger rule `{name}`; the rules are: {valid}"),
+        };
+        return Err(syn::Error::new(lit.span(), message));
+    }
+    let value: syn::Expr = input.parse()?;
+    // `TriggerRule::AllDone`, `TriggerRule.ALL_DONE`, `all_done`: a rule, but not a string.
+    let named = match &value {
+        syn::Expr::Path(path) => path.path.segments.last().map(|s| s.ident.to_string()),
+        syn::Expr::Field(field) => match &field.member {
+            syn::Member::Named(ident) => Some(ident.to_string()),
+            syn::Member::Unnamed(_) => None,
+        },
+        _ => None,
+    };
+    let message = match named.as_deref().and_then(rule_named) {
+        Some(name) => format!("`{key}` takes the rule's name as a string: `{key} = \"{name}\"`"),
+        None => format!("`{key}` takes a string, one of: {valid}"),
+    };
+    Err(syn::Error::new_spanned(value, message))
+}
+
+/// The rule written in any case, with or without `_`: `AllDone`, `ALL_DONE` -> `all_done`.
+fn rule_named(written: &str) -> Option<&'static str> {
+    let squash = |s: &str| s.replace('_', "").to_ascii_lowercase();
+    let wanted = squash(written);
+    TRIGGER_RULES
+        .iter()
+        .find(|(name, _)| squash(name) == wanted)
+        .map(|(name, _)| *name)
 }
 
 /// Parses a duration as the runtime does, with a reason and a hint on failure.
@@ -416,17 +530,29 @@ pub(crate) fn root(krate: Option<&syn::Path>) -> TokenStream {
 // ---------------------------------------------------------------------------------------
 // Options shared by `#[task]` and `default_args(..)`.
 
-/// `retries`, `retry_delay` and `owner`: what a task sets itself or inherits from its DAG.
+/// The options a task sets itself or inherits from its DAG's `default_args(..)`.
 #[derive(Default)]
 pub(crate) struct TaskOptionArgs {
     pub(crate) retries: Option<LitInt>,
     pub(crate) retry_delay: Option<DurationLit>,
     pub(crate) owner: Option<LitStr>,
+    pub(crate) trigger_rule: Option<TriggerRuleLit>,
+    pub(crate) retry_exponential_backoff: Option<LitBool>,
+    pub(crate) max_retry_delay: Option<DurationLit>,
+    pub(crate) execution_timeout: Option<DurationLit>,
 }
 
 impl TaskOptionArgs {
     /// The keys read by [`TaskOptionArgs::parse_one`].
-    pub(crate) const KEYS: [&'static str; 3] = ["retries", "retry_delay", "owner"];
+    pub(crate) const KEYS: [&'static str; 7] = [
+        "retries",
+        "retry_delay",
+        "owner",
+        "trigger_rule",
+        "retry_exponential_backoff",
+        "max_retry_delay",
+        "execution_timeout",
+    ];
 
     /// Reads one of [`TaskOptionArgs::KEYS`] if it is next; `Ok(false)` otherwise.
     pub(crate) fn parse_one(&mut self, input: ParseStream) -> syn::Result<bool> {
@@ -443,40 +569,71 @@ impl TaskOptionArgs {
                 return Err(syn::Error::new_spanned(owner, "`owner` cannot be empty"));
             }
             self.owner = Some(owner);
+        } else if input.peek(kw::trigger_rule) {
+            let key: kw::trigger_rule = input.parse()?;
+            self.trigger_rule = Some(trigger_rule(input, "trigger_rule", key.span)?);
+        } else if input.peek(kw::retry_exponential_backoff) {
+            let key: kw::retry_exponential_backoff = input.parse()?;
+            let on = boolean(input, "retry_exponential_backoff", key.span, true)?;
+            self.retry_exponential_backoff = Some(on);
+        } else if input.peek(kw::max_retry_delay) {
+            let key: kw::max_retry_delay = input.parse()?;
+            self.max_retry_delay = Some(duration(input, "max_retry_delay", key.span)?);
+        } else if input.peek(kw::execution_timeout) {
+            let key: kw::execution_timeout = input.parse()?;
+            let timeout = positive_duration(input, "execution_timeout", key.span)?;
+            self.execution_timeout = Some(timeout);
         } else {
             return Ok(false);
         }
         Ok(true)
     }
 
-    /// The options as `TaskSpec` setters: `.retries(2).retry_delay(..).owner(..)`.
-    pub(crate) fn spec_setters(&self, root: &TokenStream) -> TokenStream {
-        let mut tokens = TokenStream::new();
+    /// The options as `(setter, argument)` pairs, in the order of [`TaskOptionArgs::KEYS`].
+    fn setters(&self, root: &TokenStream) -> Vec<(&'static str, TokenStream)> {
+        let mut setters = Vec::new();
         if let Some(retries) = &self.retries {
-            tokens.extend(quote!(.retries(#retries)));
+            setters.push(("retries", retries.to_token_stream()));
         }
         if let Some(delay) = &self.retry_delay {
-            let delay = duration_tokens(root, delay);
-            tokens.extend(quote!(.retry_delay(#delay)));
+            setters.push(("retry_delay", duration_tokens(root, delay)));
         }
         if let Some(owner) = &self.owner {
-            tokens.extend(quote!(.owner(#owner)));
+            setters.push(("owner", owner.to_token_stream()));
         }
-        tokens
+        if let Some(rule) = &self.trigger_rule {
+            let variant = Ident::new(rule.variant, rule.span);
+            setters.push(("trigger_rule", quote!(#root::TriggerRule::#variant)));
+        }
+        if let Some(on) = &self.retry_exponential_backoff {
+            setters.push(("retry_exponential_backoff", on.to_token_stream()));
+        }
+        if let Some(delay) = &self.max_retry_delay {
+            setters.push(("max_retry_delay", duration_tokens(root, delay)));
+        }
+        if let Some(timeout) = &self.execution_timeout {
+            setters.push(("execution_timeout", duration_tokens(root, timeout)));
+        }
+        setters
+    }
+
+    /// The options as `TaskSpec` setters: `.retries(2).retry_delay(..).owner(..)`.
+    pub(crate) fn spec_setters(&self, root: &TokenStream) -> TokenStream {
+        self.setters(root)
+            .into_iter()
+            .map(|(setter, value)| {
+                let setter = Ident::new(setter, Span::call_site());
+                quote!(.#setter(#value))
+            })
+            .collect()
     }
 
     /// The options as a `TaskOptions` value: `TaskOptions::default().with_retries(2)..`.
     pub(crate) fn task_options(&self, root: &TokenStream) -> TokenStream {
         let mut tokens = quote!(#root::TaskOptions::default());
-        if let Some(retries) = &self.retries {
-            tokens.extend(quote!(.with_retries(#retries)));
-        }
-        if let Some(delay) = &self.retry_delay {
-            let delay = duration_tokens(root, delay);
-            tokens.extend(quote!(.with_retry_delay(#delay)));
-        }
-        if let Some(owner) = &self.owner {
-            tokens.extend(quote!(.with_owner(#owner)));
+        for (setter, value) in self.setters(root) {
+            let setter = format_ident!("with_{}", setter);
+            tokens.extend(quote!(.#setter(#value)));
         }
         tokens
     }

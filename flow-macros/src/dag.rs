@@ -160,7 +160,7 @@ impl Options for DagArgs {
             self.end_date = Some(check_date("end_date", date)?);
         } else if input.peek(kw::catchup) {
             let key: kw::catchup = input.parse()?;
-            self.catchup = Some(attr::boolean(input, "catchup", key.span)?);
+            self.catchup = Some(attr::boolean(input, "catchup", key.span, false)?);
         } else if input.peek(kw::max_active_runs) {
             let key: kw::max_active_runs = input.parse()?;
             let runs = attr::count_from(
@@ -214,13 +214,23 @@ struct DefaultArgs(TaskOptionArgs);
 impl Options for DefaultArgs {
     const ATTRIBUTE: &'static str = "default_args(..)";
     const KEYS: &'static [&'static str] = &TaskOptionArgs::KEYS;
+    const ELSEWHERE: &'static [(&'static str, &'static str)] = &[
+        (
+            "branch",
+            "it marks one task; write `#[task(branch)]` on that task",
+        ),
+        (
+            "short_circuit",
+            "it marks one task; write `#[task(short_circuit)]` on that task",
+        ),
+        (
+            "task_id",
+            "each task has its own; write `#[task(task_id = \"..\")]`",
+        ),
+    ];
     const PLANNED: &'static [&'static str] = &[
-        "execution_timeout",
-        "retry_exponential_backoff",
-        "max_retry_delay",
         "pool",
         "queue",
-        "trigger_rule",
         "depends_on_past",
         "email",
         "email_on_failure",

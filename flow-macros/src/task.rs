@@ -53,22 +53,33 @@ struct TaskArgs {
     krate: Option<syn::Path>,
     task_id: Option<LitStr>,
     options: TaskOptionArgs,
+    /// The `branch` flag.
+    branch: Option<Span>,
+    /// The `short_circuit` flag.
+    short_circuit: Option<Span>,
 }
 
 impl Options for TaskArgs {
     const ATTRIBUTE: &'static str = "#[task]";
-    const KEYS: &'static [&'static str] = &["task_id", "retries", "retry_delay", "owner", "crate"];
-    const PLANNED: &'static [&'static str] = &[
+    const KEYS: &'static [&'static str] = &[
+        "task_id",
+        "retries",
+        "retry_delay",
+        "owner",
+        "trigger_rule",
+        "retry_exponential_backoff",
+        "max_retry_delay",
+        "execution_timeout",
         "branch",
+        "short_circuit",
+        "crate",
+    ];
+    const PLANNED: &'static [&'static str] = &[
         "sensor",
         "shell",
         "bash",
         "pool",
         "pool_slots",
-        "trigger_rule",
-        "execution_timeout",
-        "retry_exponential_backoff",
-        "max_retry_delay",
         "priority_weight",
         "queue",
         "on_failure_callback",
@@ -84,6 +95,12 @@ impl Options for TaskArgs {
         } else if input.peek(Token![crate]) {
             let key: Token![crate] = input.parse()?;
             self.krate = Some(attr::crate_path(input, key.span)?);
+        } else if input.peek(kw::branch) {
+            let key: kw::branch = input.parse()?;
+            self.branch = Some(flag(input, "branch", key.span)?);
+        } else if input.peek(kw::short_circuit) {
+            let key: kw::short_circuit = input.parse()?;
+            self.short_circuit = Some(flag(input, "short_circuit", key.span)?);
         } else if !self.options.parse_one(input)? {
             return Err(input.error("expected an option"));
         }
@@ -91,8 +108,31 @@ impl Options for TaskArgs {
     }
 }
 
+/// A bare flag: `branch`, not `branch = true`.
+fn flag(input: ParseStream, key: &str, key_span: Span) -> syn::Result<Span> {
+    if input.peek(Token![=]) {
+        let eq: Token![=] = input.parse()?;
+        let value: syn::Expr = input.parse()?;
+        return Err(syn::Error::new_spanned(
+            quote!(#eq #value),
+            format!("`{key}` is a flag and takes no value: write `#[task({key})]`"),
+        ));
+    }
+    Ok(key_span)
+}
+
 fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
-    attr::parse_all(args, errors)
+    let mut args: TaskArgs = attr::parse_all(args, errors);
+    if let (Some(_), Some(short_circuit)) = (args.branch, args.short_circuit) {
+        errors.push(syn::Error::new(
+            short_circuit,
+            "a task is either `branch` (it returns the downstream tasks to follow) or \
+             `short_circuit` (it returns whether to go on), not both: remove one",
+        ));
+        args.branch = None;
+        args.short_circuit = None;
+    }
+    args
 }
 
 // ---------------------------------------------------------------------------------------
@@ -112,6 +152,42 @@ struct Task {
     output: Output,
     doc: Option<String>,
     options: TaskOptionArgs,
+    /// `branch` or `short_circuit` (with the flag's span): what the output means to the
+    /// executor.
+    special: Option<(Special, Span)>,
+}
+
+/// A task whose output steers the tasks downstream of it.
+#[derive(Clone, Copy)]
+enum Special {
+    /// `#[task(branch)]`: returns the `Branch` to follow.
+    Branch,
+    /// `#[task(short_circuit)]`: returns whether to go on.
+    ShortCircuit,
+}
+
+impl Special {
+    fn of(args: &TaskArgs) -> Option<(Self, Span)> {
+        match (args.branch, args.short_circuit) {
+            (Some(flag), None) => Some((Special::Branch, flag)),
+            (None, Some(flag)) => Some((Special::ShortCircuit, flag)),
+            _ => None,
+        }
+    }
+
+    /// Why a task of this kind needs a return type, and which.
+    fn missing_output(self) -> &'static str {
+        match self {
+            Special::Branch => {
+                "a `#[task(branch)]` returns `Branch`, the downstream tasks to follow: add \
+                 `-> Branch` and return `Branch::to(\"task_id\")`"
+            }
+            Special::ShortCircuit => {
+                "a `#[task(short_circuit)]` returns `bool`, whether the tasks downstream run: \
+                 add `-> bool`"
+            }
+        }
+    }
 }
 
 enum Input {
@@ -150,6 +226,14 @@ impl Task {
         let output = output(&sig.output, errors);
         let output_ok = errors.len() == after_inputs;
         let sound = errors.len() == before;
+        let mut special = Special::of(&args);
+        if let (Some((kind, _)), Output::Unit) = (special, &output) {
+            match &sig.output {
+                ReturnType::Default => errors.at(&sig.ident, kind.missing_output()),
+                ReturnType::Type(_, ty) => errors.at(ty, kind.missing_output()),
+            }
+            special = None;
+        }
 
         let name = args
             .task_id
@@ -183,6 +267,7 @@ impl Task {
             output,
             doc: doc_text(&function.attrs),
             options: args.options,
+            special,
         })
     }
 
@@ -726,6 +811,11 @@ impl Task {
         let name = &self.name;
         let out = self.output_type();
         let checks = self.checks();
+        let special_check = self.special_check();
+        let special = self.special.map(|(special, _)| match special {
+            Special::Branch => quote!(.branch()),
+            Special::ShortCircuit => quote!(.short_circuit()),
+        });
         let function = self.task_fn();
         let params = self.values().map(|(param, ty)| {
             let param = param.unraw().to_string();
@@ -742,9 +832,11 @@ impl Task {
             #[must_use]
             #vis fn spec() -> #root::TaskSpec {
                 #(#checks)*
+                #special_check
                 #root::TaskSpec::new::<#out>(#name, #function)
                     #(#params)*
                     #setters
+                    #special
                     #doc
             }
         }
@@ -758,16 +850,65 @@ impl Task {
         let check = |ty: &dyn ToTokens, at: Span| quote_spanned!(at=> #root::__private::assert_xcom_value::<#ty>(););
         let mut checks: Vec<TokenStream> =
             self.values().map(|(_, ty)| check(ty, ty.span())).collect();
-        match &self.output {
-            Output::Unit => {}
-            Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => {
-                checks.push(check(ty, ty.span()));
-            }
-            Output::Result { written, ok: None } => {
-                checks.push(check(&self.output_type(), written.span()));
-            }
+        if let Some((ty, at)) = self.stored_output() {
+            checks.push(check(&ty, at));
         }
         checks
+    }
+
+    /// The stored output's type and where to report it: the `Ok` type of a `Result`, or
+    /// the written type. `None` for a task that returns nothing.
+    fn stored_output(&self) -> Option<(TokenStream, Span)> {
+        match &self.output {
+            Output::Unit => None,
+            Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => {
+                Some((ty.to_token_stream(), ty.span()))
+            }
+            Output::Result { written, ok: None } => Some((self.output_type(), written.span())),
+        }
+    }
+
+    /// For a `branch` (`short_circuit`) task, a check that its output is a `Branch`
+    /// (`bool`), reported at the return type with a message that says so.
+    fn special_check(&self) -> Option<TokenStream> {
+        let root = &self.root;
+        let (ty, at) = self.stored_output()?;
+        let (special, flag) = self.special?;
+        let (expected, message, label, note) = match special {
+            Special::Branch => (
+                quote!(#root::Branch),
+                "a `#[task(branch)]` returns `Branch`, not `{Self}`",
+                "this is not a `Branch`",
+                "a branch task returns the downstream tasks to follow, `Branch::to(\"task_id\")`, \
+                 or a `Result` of a `Branch`",
+            ),
+            Special::ShortCircuit => (
+                quote!(::core::primitive::bool),
+                "a `#[task(short_circuit)]` returns `bool`, not `{Self}`",
+                "this is not a `bool`",
+                "a short-circuit task returns `true` to go on or `false` to skip every task \
+                 downstream, or a `Result` of a `bool`",
+            ),
+        };
+        // The helpers are located at the flag, where the compiler's "required by this
+        // bound" note then points; the call is located at the return type.
+        let output = match special {
+            Special::Branch => Ident::new("__FlowBranchOutput", flag),
+            Special::ShortCircuit => Ident::new("__FlowShortCircuitOutput", flag),
+        };
+        let assert = Ident::new("__flow_assert_output", flag);
+        let helpers = spans::respan(
+            quote! {
+                #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+                trait #output {}
+                impl #output for #expected {}
+                fn #assert<T: #output>() {}
+            },
+            flag,
+        );
+        let call = quote_spanned!(at=> #assert::<#ty>(););
+        // A block, so that its items come before any statement (`items_after_statements`).
+        Some(quote!({ #helpers #call }))
     }
 
     /// The `TaskFn`: a closure that decodes the inputs, calls the user's function (with
