@@ -64,6 +64,32 @@ pub async fn fetch(ctx: &TaskContext, count: u64) -> Result<u64, std::io::Error>
 #[task]
 pub fn noop() {}
 
+/// Chooses a branch.
+#[task(branch, trigger_rule = "none_failed_min_one_success")]
+#[must_use]
+pub fn choose(total: u64) -> Branch {
+    if total > 2 {
+        Branch::to("noop")
+    } else {
+        Branch::none()
+    }
+}
+
+/// Goes on or not.
+///
+/// # Errors
+///
+/// Never.
+#[task(
+    short_circuit,
+    retry_exponential_backoff = true,
+    max_retry_delay = "1h",
+    execution_timeout = "10m"
+)]
+pub fn go_on(total: u64) -> anyhow::Result<bool> {
+    Ok(total > 0)
+}
+
 /// Many parameters.
 #[task]
 #[allow(clippy::too_many_arguments, clippy::many_single_char_names)]
@@ -91,11 +117,20 @@ pub fn wide(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8, h: u8) -> u8 {
         count: u64,
         limit: Option<u32>,
     ),
-    default_args(owner = "team", retries = 1, retry_delay = "300s")
+    default_args(
+        owner = "team",
+        retries = 1,
+        retry_delay = "300s",
+        trigger_rule = "all_done",
+        retry_exponential_backoff = false,
+        max_retry_delay = "2h",
+        execution_timeout = "1h 30m"
+    )
 )]
 pub fn pipeline() {
     let records = produce(fetch(3));
     let total = sum(records);
+    choose(total) >> go_on(total);
     let text = report(total, "total");
     text >> noop() >> [wide(1, 2, 3, 4, 5, 6, 7, 8), noop()];
     [noop(), noop()] << noop();
