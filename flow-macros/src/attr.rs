@@ -713,6 +713,21 @@ mod tests {
     }
 
     #[test]
+    fn trigger_rules_are_airflows() {
+        let names: Vec<&str> = TRIGGER_RULES.iter().map(|(name, _)| *name).collect();
+        for (name, variant) in TRIGGER_RULES {
+            assert_eq!(rule_named(name), Some(name));
+            assert_eq!(rule_named(variant), Some(name), "{variant}");
+            assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{name}");
+        }
+        assert_eq!(rule_named("ALL_DONE"), Some("all_done"));
+        assert_eq!(rule_named("whenever"), None);
+        assert_eq!(closest("all_don", &names), Some("all_done"));
+        assert_eq!(closest("non_failed", &names), Some("none_failed"));
+        assert_eq!(closest("whenever", &names), None);
+    }
+
+    #[test]
     fn long_literals_get_separators() {
         assert_eq!(grouped(0), "0");
         assert_eq!(grouped(5000), "5000");
@@ -791,5 +806,78 @@ mod tests {
             quote!(.retry_delay(::flow_runtime::__private::Duration::from_millis(300_000)))
                 .to_string()
         );
+    }
+
+    #[test]
+    fn steering_options_are_typed() {
+        let (options, errors) = parse_task_options(quote!(
+            trigger_rule = "all_done",
+            retry_exponential_backoff = true,
+            max_retry_delay = "1h",
+            execution_timeout = "10m"
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        let root = quote!(::flow_runtime);
+        assert_eq!(
+            options.spec_setters(&root).to_string(),
+            quote!(
+                .trigger_rule(::flow_runtime::TriggerRule::AllDone)
+                .retry_exponential_backoff(true)
+                .max_retry_delay(::flow_runtime::__private::Duration::from_millis(3_600_000))
+                .execution_timeout(::flow_runtime::__private::Duration::from_millis(600_000))
+            )
+            .to_string()
+        );
+        let defaults = options.task_options(&root).to_string();
+        assert!(
+            defaults.starts_with(
+                &quote!(
+                    ::flow_runtime::TaskOptions::default()
+                        .with_trigger_rule(::flow_runtime::TriggerRule::AllDone)
+                        .with_retry_exponential_backoff(true)
+                )
+                .to_string()
+            ),
+            "{defaults}"
+        );
+    }
+
+    #[test]
+    fn steering_mistakes_are_explained() {
+        let (options, errors) = parse_task_options(quote!(
+            trigger_rule = "all_don",
+            retry_exponential_backoff = "yes",
+            max_retry_delay = 60,
+            execution_timeout = "0s",
+            trigger_rule = TriggerRule::OneFailed
+        ));
+        assert_eq!(errors.len(), 6, "{errors:#?}");
+        assert!(
+            errors[5].contains("`trigger_rule = \\\"one_failed\\\"`"),
+            "{}",
+            errors[5]
+        );
+        assert!(
+            errors[0].contains("did you mean `all_done`?"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[1].contains("takes `true` or `false`"),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[2].contains("max_retry_delay = \\\"60s\\\""),
+            "{}",
+            errors[2]
+        );
+        assert!(errors[3].contains("longer than 0s"), "{}", errors[3]);
+        assert!(
+            errors[4].contains("duplicate option `trigger_rule`"),
+            "{}",
+            errors[4]
+        );
+        assert!(options.trigger_rule.is_none() && options.execution_timeout.is_none());
     }
 }

@@ -1092,6 +1092,62 @@ mod tests {
     }
 
     #[test]
+    fn branch_and_short_circuit_mark_the_spec_and_check_the_output() {
+        let out = expand_str(
+            quote!(branch),
+            quote!(
+                fn choose(x: u32) -> anyhow::Result<Branch> {
+                    todo!()
+                }
+            ),
+        );
+        assert!(out.contains(". branch ()"), "{out}");
+        assert!(out.contains("trait __FlowBranchOutput"), "{out}");
+        assert!(
+            out.contains("__flow_assert_output :: < Branch > ()"),
+            "{out}"
+        );
+        assert!(!out.contains("compile_error"), "{out}");
+
+        let out = expand_str(
+            quote!(short_circuit),
+            quote!(
+                fn go() -> bool {
+                    true
+                }
+            ),
+        );
+        assert!(out.contains(". short_circuit ()"), "{out}");
+        assert!(
+            out.contains("impl __FlowShortCircuitOutput for :: core :: primitive :: bool"),
+            "{out}"
+        );
+
+        let out = expand_str(
+            quote!(branch, short_circuit),
+            quote!(
+                fn go() -> bool {
+                    true
+                }
+            ),
+        );
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(
+            !out.contains(". branch ()") && !out.contains(". short_circuit ()"),
+            "{out}"
+        );
+
+        let out = expand_str(
+            quote!(branch),
+            quote!(
+                fn go() {}
+            ),
+        );
+        assert!(out.contains("add `-> Branch`"), "{out}");
+        assert!(!out.contains(". branch ()"), "{out}");
+    }
+
+    #[test]
     fn a_broken_signature_leaves_the_function_alone() {
         let item = quote!(
             fn pair((a, b): (u8, u8), text: &str) -> u8 {
