@@ -62,12 +62,70 @@ use proc_macro::TokenStream;
 /// | `retries = 3` | how many times a failed try is retried | the DAG's `default_args`, else 0 |
 /// | `retry_delay = "5m"` | pause before a retry: `30s`, `5m`, `1h 30m` ([humantime]) | the DAG's `default_args`, else 5 minutes |
 /// | `owner = "ml-team"` | who is responsible for the task | the DAG's `default_args`, else `airflow` |
+/// | `trigger_rule = "all_done"` | when the task runs, given its upstream tasks' states: Airflow's `all_success`, `all_failed`, `all_done`, `all_skipped`, `one_success`, `one_failed`, `one_done`, `none_failed`, `none_failed_min_one_success`, `none_skipped`, `always` | the DAG's `default_args`, else `all_success` |
+/// | `retry_exponential_backoff = true` | each retry waits twice as long as the one before, with jitter | the DAG's `default_args`, else `false` |
+/// | `max_retry_delay = "1h"` | the longest pause before a retry when backing off | the DAG's `default_args`, else no cap |
+/// | `execution_timeout = "10m"` | how long one try may run before it fails; longer than `0s` | the DAG's `default_args`, else no limit |
+/// | `branch` | a flag: the task returns a `Branch`, the downstream tasks to follow; the others are skipped | not a branch |
+/// | `short_circuit` | a flag: the task returns `bool`; `false` skips every task downstream | not a short circuit |
 /// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |
 ///
-/// Values are literals, checked at compile time. A task used twice in one DAG gets
-/// Airflow's suffixes: `load`, `load__1`, `load__2`.
+/// Values are literals, checked at compile time. `branch` and `short_circuit` are bare
+/// flags (`#[task(branch)]`, not `branch = true`), and a task is at most one of them. A
+/// task used twice in one DAG gets Airflow's suffixes: `load`, `load__1`, `load__2`.
 ///
 /// [humantime]: https://docs.rs/humantime
+///
+/// # Branching
+///
+/// A `#[task(branch)]` returns a `flow_runtime::Branch` (or a `Result` of one): the ids of the direct downstream tasks to follow. The others
+/// are skipped, and the skip travels on through their trigger rules: a task after both
+/// paths needs a rule such as `none_failed_min_one_success` to run. A
+/// `#[task(short_circuit)]` returns `bool` instead: `false` skips everything downstream.
+///
+/// ```
+/// use flow_runtime::branch::TaskKind;
+/// use flow_runtime::prelude::*;
+/// use flow_runtime::TriggerRule;
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Metrics {
+///     accuracy: f64,
+/// }
+///
+/// #[task]
+/// fn evaluate() -> Metrics {
+///     Metrics { accuracy: 0.93 }
+/// }
+///
+/// #[task(branch)]
+/// fn choose(m: Metrics) -> Branch {
+///     if m.accuracy > 0.9 { Branch::to("deploy_production") } else { Branch::to("deploy_staging") }
+/// }
+///
+/// #[task(execution_timeout = "10m")]
+/// fn deploy_production() {}
+///
+/// #[task(execution_timeout = "10m")]
+/// fn deploy_staging() {}
+///
+/// #[task(trigger_rule = "none_failed_min_one_success")]
+/// fn notify() {}
+///
+/// #[dag(default_args(retries = 2, retry_delay = "30s", retry_exponential_backoff = true,
+///                    max_retry_delay = "10m"))]
+/// fn deploy() {
+///     choose(evaluate()) >> [deploy_production(), deploy_staging()] >> notify();
+/// }
+///
+/// let dag = deploy().unwrap();
+/// assert_eq!(dag.task("choose").unwrap().spec().kind(), TaskKind::Branch);
+/// assert_eq!(dag.task("notify").unwrap().trigger_rule(), TriggerRule::NoneFailedMinOneSuccess);
+/// assert_eq!(
+///     dag.task("deploy_staging").unwrap().execution_timeout(),
+///     Some(std::time::Duration::from_secs(600))
+/// );
+/// ```
 ///
 /// # Example
 ///
@@ -116,7 +174,10 @@ use proc_macro::TokenStream;
 ///
 /// This is what `#[task(retries = 2, retry_delay = "30s")]` adds for `count` above,
 /// written by hand with the public API (the generated code also checks, at your types,
-/// that they can travel between tasks):
+/// that they can travel between tasks, and for `branch` and `short_circuit` that the
+/// output is a `Branch` or a `bool`). The other options are `TaskSpec` setters too:
+/// `.trigger_rule(TriggerRule::AllDone)`, `.retry_exponential_backoff(true)`,
+/// `.max_retry_delay(..)`, `.execution_timeout(..)`, `.branch()`, `.short_circuit()`.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -171,13 +232,30 @@ use proc_macro::TokenStream;
 /// so the rest of the crate still compiles against it.
 ///
 /// - An unknown option (listing the valid ones, suggesting the closest), an option given
-///   twice, a value of the wrong kind (`retries = "2"`), a `retry_delay` that is not a
-///   duration, an invalid `task_id` (or a function name that is not a valid id):
+///   twice, a value of the wrong kind (`retries = "2"`, `retry_exponential_backoff =
+///   "yes"`), a `retry_delay`, `max_retry_delay` or `execution_timeout` that is not a
+///   duration, `execution_timeout = "0s"`, an unknown trigger rule (listing Airflow's,
+///   suggesting the closest), a trigger rule that is not a string
+///   (`TriggerRule::AllDone`: write `"all_done"`), `branch = true` (a bare flag), `branch`
+///   together with `short_circuit`, an invalid `task_id` (or a function name that is not a
+///   valid id):
 ///
 /// ```compile_fail
 /// # use flow_runtime::prelude::*;
 /// #[task(retires = 2)] // unknown option `retires` for `#[task]`: did you mean `retries`?
 /// fn load() {}
+/// ```
+///
+/// ```compile_fail
+/// # use flow_runtime::prelude::*;
+/// #[task(trigger_rule = "all_don")] // unknown trigger rule `all_don`: did you mean `all_done`? ..
+/// fn notify() {}
+/// ```
+///
+/// ```compile_fail
+/// # use flow_runtime::prelude::*;
+/// #[task(execution_timeout = "0s")] // execution_timeout must be longer than 0s: ..
+/// fn train() {}
 /// ```
 ///
 /// ```compile_fail
@@ -197,6 +275,17 @@ use proc_macro::TokenStream;
 /// #[task] // a task parameter must be an owned value (..): take `String` instead of a reference
 /// fn greet(name: &str) -> String {
 ///     format!("hello {name}")
+/// }
+/// ```
+///
+/// - A `branch` task that does not return a `Branch`, or a `short_circuit` task that does
+///   not return `bool`, reported at the return type:
+///
+/// ```compile_fail,E0277
+/// # use flow_runtime::prelude::*;
+/// #[task(branch)]
+/// fn choose(accuracy: f64) -> String { // a `#[task(branch)]` returns `Branch`, not `String`
+///     "deploy_production".into()
 /// }
 /// ```
 ///
@@ -242,7 +331,7 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `dagrun_timeout = "2h"` | how long a run may take before it fails: `30m`, `2h`, `1h 30m` | no limit |
 /// | `tags = ["ml", "daily"]` | tags, for filtering | none |
 /// | `params(threshold: f64 = 0.8, epochs: u32)` | typed values a run's JSON conf may set (see below) | none |
-/// | `default_args(owner = "..", retries = 2, retry_delay = "5m")` | options of every task that does not set them | none |
+/// | `default_args(owner = "..", retries = 2, retry_delay = "5m")` | options of every task that does not set them: `retries`, `retry_delay`, `owner`, `trigger_rule`, `retry_exponential_backoff`, `max_retry_delay`, `execution_timeout`, written as in `#[task]` | none |
 /// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |
 ///
 /// Values are literals, checked at compile time: a schedule that does not parse, an
@@ -414,10 +503,11 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// all mistakes of one DAG are reported together.
 ///
 /// - An unknown option (listing the valid ones, suggesting the closest; also inside
-///   `default_args(..)`), an option given twice, a value of the wrong kind, a schedule
-///   that does not parse (with the cron parser's reason and an example), an unknown
-///   preset, an unknown time zone (with the three closest names), a `start_date` or
-///   `end_date` that is not a date, an `end_date` before the `start_date`,
+///   `default_args(..)`, where `branch` and `short_circuit` are not defaults but flags of
+///   one task, and values are checked as in `#[task]`), an option given twice, a value of
+///   the wrong kind, a schedule that does not parse (with the cron parser's reason and an
+///   example), an unknown preset, an unknown time zone (with the three closest names), a
+///   `start_date` or `end_date` that is not a date, an `end_date` before the `start_date`,
 ///   `max_active_runs = 0`, a `dagrun_timeout` that is not a duration, an invalid `id`:
 ///
 /// ```compile_fail
