@@ -9,10 +9,12 @@
 //! - [`classic_etl`]: the classic style: tasks ordered with `>>`, data moved by explicit
 //!   XCom push and pull.
 //! - [`config_driven`]: a DAG generated at run time from configuration with the builder API.
+//! - [`sensors`]: a sensor waiting for a file another task lands, then a shell task.
 
 pub mod classic_etl;
 pub mod config_driven;
 pub mod ml_training;
+pub mod sensors;
 
 use std::path::PathBuf;
 

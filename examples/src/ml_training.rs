@@ -1,5 +1,6 @@
 //! The ML training pipeline, TaskFlow style: `load_data -> train_model -> evaluate_model ->
-//! deploy_model`, with the data set and the model passed as typed values between tasks.
+//! choose_deployment -> deploy_production | deploy_staging`, with the data set and the
+//! model passed as typed values between tasks and a branch on the model's accuracy.
 //!
 //! The data are synthetic (two noisy clusters, generated from a fixed seed) and the model
 //! is a logistic regression fitted by gradient descent, so the pipeline runs anywhere in
@@ -106,25 +107,40 @@ pub async fn evaluate_model(model: ModelRef, data: Dataset) -> anyhow::Result<Me
     })
 }
 
-/// Copies the model to `models/production` when accuracy is above
-/// [`PRODUCTION_THRESHOLD`], else to `models/staging`, and returns where it went.
-#[task]
-pub fn deploy_model(model: ModelRef, metrics: Metrics) -> anyhow::Result<PathBuf> {
-    let stage = if metrics.accuracy > PRODUCTION_THRESHOLD {
-        "production"
+/// Follows `deploy_production` when accuracy is above [`PRODUCTION_THRESHOLD`], else
+/// `deploy_staging`; the other one is skipped.
+#[task(branch)]
+pub fn choose_deployment(metrics: Metrics) -> Branch {
+    if metrics.accuracy > PRODUCTION_THRESHOLD {
+        Branch::to("deploy_production")
     } else {
-        "staging"
-    };
+        Branch::to("deploy_staging")
+    }
+}
+
+/// Copies the model to `models/production`.
+#[task]
+pub fn deploy_production(model: ModelRef) -> anyhow::Result<PathBuf> {
+    deploy(&model, "production")
+}
+
+/// Copies the model to `models/staging`.
+#[task]
+pub fn deploy_staging(model: ModelRef) -> anyhow::Result<PathBuf> {
+    deploy(&model, "staging")
+}
+
+fn deploy(model: &ModelRef, stage: &str) -> anyhow::Result<PathBuf> {
     let dir = work_dir().join("models").join(stage);
     std::fs::create_dir_all(&dir)?;
     let target = dir.join("model.txt");
     std::fs::copy(&model.path, &target)
         .with_context(|| format!("copying the model to {}", target.display()))?;
-    tracing::info!(accuracy = metrics.accuracy, target = %target.display(), "model deployed to {stage}");
+    tracing::info!(target = %target.display(), "model deployed to {stage}");
     Ok(target)
 }
 
-/// Trains a model every night at 02:00 and deploys it if it is good enough.
+/// Trains a model every night at 02:00 and deploys it to production or staging.
 #[dag(
     id = "ml_training_pipeline",
     schedule = "0 2 * * *",
@@ -137,7 +153,7 @@ pub fn ml_training_pipeline() {
     let data = load_data();
     let model = train_model(data);
     let metrics = evaluate_model(model, data);
-    deploy_model(model, metrics);
+    choose_deployment(metrics) >> [deploy_production(model), deploy_staging(model)];
 }
 
 /// One labelled point.
@@ -365,6 +381,18 @@ mod tests {
         assert!(metrics.accuracy > 0.85, "{metrics:?}");
         let err = block_on(evaluate_model(weak_model(dir.path()), data)).unwrap_err();
         assert!(err.to_string().contains("below the threshold"), "{err}");
+    }
+
+    #[test]
+    fn deployment_branches_on_accuracy() {
+        let at = |accuracy| {
+            choose_deployment(Metrics {
+                accuracy,
+                evaluated_on: 100,
+            })
+        };
+        assert_eq!(at(0.95), Branch::to("deploy_production"));
+        assert_eq!(at(0.85), Branch::to("deploy_staging"));
     }
 
     #[test]

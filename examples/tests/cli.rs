@@ -13,7 +13,7 @@ fn examples(work_dir: &std::path::Path) -> Command {
 }
 
 #[test]
-fn the_ml_pipeline_runs_its_four_tasks_and_deploys_the_model() {
+fn the_ml_pipeline_trains_evaluates_and_branches_to_production() {
     let dir = tempfile::tempdir().unwrap();
     let output = examples(dir.path())
         .args([
@@ -27,14 +27,28 @@ fn the_ml_pipeline_runs_its_four_tasks_and_deploys_the_model() {
         .success()
         .stderr(contains("model evaluated").and(contains("model deployed to production")));
     let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
-    for task in ["load_data", "train_model", "evaluate_model", "deploy_model"] {
+    let state = |task: &str| {
         let row = stdout
             .lines()
             .find(|l| l.starts_with(&format!("{task} ")))
             .unwrap_or_else(|| panic!("{stdout}"));
-        assert!(row.contains("success"), "{row}");
+        row.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    for task in [
+        "load_data",
+        "train_model",
+        "evaluate_model",
+        "choose_deployment",
+        "deploy_production",
+    ] {
+        assert_eq!(state(task), "success", "{stdout}");
     }
+    assert_eq!(state("deploy_staging"), "skipped", "{stdout}");
     assert!(dir.path().join("models/production/model.txt").is_file());
+    assert!(!dir.path().join("models/staging").exists());
 }
 
 #[test]
@@ -54,5 +68,19 @@ fn every_example_dag_is_listed_and_runs() {
             .args(["dags", "test", dag])
             .assert()
             .success();
+    }
+    // The sensor waits for the export, then the shell task counts its two data lines.
+    let output = examples(dir.path())
+        .args(["dags", "test", "landing", "--date", "2025-03-01"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
+    for task in ["export", "wait_for_export", "count_lines"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{task} ")) && l.contains("success")),
+            "{stdout}"
+        );
     }
 }
