@@ -232,3 +232,15 @@ pub fn daily_step(ctx: &TaskContext) -> anyhow::Result<u64> {
 pub fn slow_daily() {
     daily_step();
 }
+
+/// Always fails.
+#[task]
+pub fn always_fails() -> anyhow::Result<u8> {
+    anyhow::bail!("the source is down")
+}
+
+/// A daily DAG whose only task fails, for backfill's `--rerun-failed`.
+#[dag(schedule = "@daily", start_date = "2025-01-01")]
+pub fn daily_failing() {
+    always_fails();
+}

@@ -453,3 +453,44 @@ fn pools_are_set_listed_and_deleted() {
         .code(2)
         .stderr(contains("no pool `gpu`; the pools: none"));
 }
+
+#[test]
+fn backfill_reruns_failed_intervals_only_when_asked() {
+    let home = Home::new();
+    let args = [
+        "dags",
+        "backfill",
+        "daily_failing",
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2025-01-01",
+    ];
+    home.cmd()
+        .args(args)
+        .assert()
+        .code(1)
+        .stderr(contains("1 backfill run(s) did not succeed"));
+    home.cmd().args(args).assert().success().stdout(contains(
+        "skip: failed (use --rerun-failed to run it again)",
+    ));
+    home.cmd()
+        .args(args)
+        .arg("--rerun-failed")
+        .assert()
+        .code(1)
+        .stdout(contains("rerun backfill__2025-01-01"));
+    let runs = home.store().runs(Some(&"daily_failing".into())).unwrap();
+    assert_eq!(runs.len(), 1, "rerun reuses the run");
+    let key = flow_runtime::TaskInstanceKey {
+        dag_id: "daily_failing".into(),
+        run_id: runs[0].run_id.clone(),
+        task_id: "always_fails".into(),
+        map_index: flow_runtime::MapIndex::UNMAPPED,
+    };
+    assert_eq!(
+        home.store().tries(&key).unwrap().len(),
+        2,
+        "the rerun is a second try, the first kept"
+    );
+}
