@@ -43,6 +43,14 @@ pub(crate) mod kw {
     syn::custom_keyword!(tags);
     syn::custom_keyword!(default_args);
     syn::custom_keyword!(None);
+    syn::custom_keyword!(pool);
+    syn::custom_keyword!(pool_slots);
+    syn::custom_keyword!(priority_weight);
+    syn::custom_keyword!(max_active_tasks);
+    syn::custom_keyword!(shell);
+    syn::custom_keyword!(on_success);
+    syn::custom_keyword!(on_failure);
+    syn::custom_keyword!(on_retry);
 }
 
 /// The options one attribute accepts.
@@ -277,6 +285,116 @@ pub(crate) fn count_from(
         _ => format!("`{key}` takes a whole number: `{key} = {example}`"),
     };
     Err(syn::Error::new_spanned(lit, message))
+}
+
+/// A whole number that may be negative, checked at compile time, with its literal's span.
+pub(crate) struct WeightLit {
+    pub(crate) value: i32,
+    pub(crate) span: Span,
+}
+
+impl WeightLit {
+    /// `10`, or `-5` as a minus and a literal, at the user's literal.
+    pub(crate) fn tokens(&self) -> TokenStream {
+        let mut magnitude = proc_macro2::Literal::u32_unsuffixed(self.value.unsigned_abs());
+        magnitude.set_span(self.span);
+        if self.value < 0 {
+            quote::quote_spanned!(self.span=> -#magnitude)
+        } else {
+            magnitude.into_token_stream()
+        }
+    }
+}
+
+/// `= 10` or `= -5`: a whole number that fits an `i32`.
+pub(crate) fn weight(input: ParseStream, key: &str, key_span: Span) -> syn::Result<WeightLit> {
+    let example = "10";
+    if input.parse::<Option<Token![=]>>()?.is_none() {
+        return Err(syn::Error::new(
+            key_span,
+            format!("expected `=` after `{key}`: `{key} = {example}`"),
+        ));
+    }
+    let minus: Option<Token![-]> = input.parse()?;
+    if !input.peek(Lit) {
+        let value: syn::Expr = input.parse()?;
+        return Err(syn::Error::new_spanned(
+            quote!(#minus #value),
+            format!(
+                "`{key}` takes a literal: `{key} = {example}` (constants and expressions are not supported)"
+            ),
+        ));
+    }
+    let lit: Lit = input.parse()?;
+    let sign = if minus.is_some() { "-" } else { "" };
+    let message = match &lit {
+        Lit::Int(int) => match format!("{sign}{}", int.base10_digits()).parse::<i32>() {
+            Ok(value) => {
+                return Ok(WeightLit {
+                    value,
+                    span: int.span(),
+                });
+            }
+            Err(_) => format!(
+                "`{key}` must be a whole number from {} to {}",
+                i32::MIN,
+                i32::MAX
+            ),
+        },
+        Lit::Str(s) if s.value().trim().parse::<i32>().is_ok() => format!(
+            "`{key}` takes a number, not a string: `{key} = {}`",
+            s.value().trim()
+        ),
+        _ => format!("`{key}` takes a whole number: `{key} = {example}`"),
+    };
+    Err(syn::Error::new_spanned(quote!(#minus #lit), message))
+}
+
+/// `= "gpu"`: the name of a pool, written like an id.
+pub(crate) fn pool_name(input: ParseStream, key: &str, key_span: Span) -> syn::Result<LitStr> {
+    let lit = string(input, key, key_span, "\"gpu\"")?;
+    match check_id(&lit.value()) {
+        Ok(()) => Ok(lit),
+        Err(reason) => Err(syn::Error::new_spanned(
+            &lit,
+            format!("invalid pool name `{}`: {reason}", lit.value()),
+        )),
+    }
+}
+
+/// `= notify`: the path of a function taking `&CallbackEvent`.
+pub(crate) fn callback(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+) -> syn::Result<syn::ExprPath> {
+    let example = format!("`{key} = notify_team`, where `fn notify_team(event: &CallbackEvent)`");
+    if input.parse::<Option<Token![=]>>()?.is_none() {
+        return Err(syn::Error::new(
+            key_span,
+            format!("expected `=` after `{key}`: {example}"),
+        ));
+    }
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        let written = lit.parse::<syn::ExprPath>().map_or_else(
+            |_| "notify_team".to_string(),
+            |path| path.to_token_stream().to_string().replace(' ', ""),
+        );
+        return Err(syn::Error::new_spanned(
+            lit,
+            format!(
+                "`{key}` takes the path of a function, not a string: write `{key} = {written}` without quotes"
+            ),
+        ));
+    }
+    match input.parse::<syn::Expr>()? {
+        syn::Expr::Path(path) => Ok(path),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{key}` takes the path of a function: {example}"),
+        )),
+    }
 }
 
 /// `= true` or `= false`; `example` is the value shown in messages.
@@ -540,11 +658,13 @@ pub(crate) struct TaskOptionArgs {
     pub(crate) retry_exponential_backoff: Option<LitBool>,
     pub(crate) max_retry_delay: Option<DurationLit>,
     pub(crate) execution_timeout: Option<DurationLit>,
+    pub(crate) pool: Option<LitStr>,
+    pub(crate) priority_weight: Option<WeightLit>,
 }
 
 impl TaskOptionArgs {
     /// The keys read by [`TaskOptionArgs::parse_one`].
-    pub(crate) const KEYS: [&'static str; 7] = [
+    pub(crate) const KEYS: [&'static str; 9] = [
         "retries",
         "retry_delay",
         "owner",
@@ -552,6 +672,8 @@ impl TaskOptionArgs {
         "retry_exponential_backoff",
         "max_retry_delay",
         "execution_timeout",
+        "pool",
+        "priority_weight",
     ];
 
     /// Reads one of [`TaskOptionArgs::KEYS`] if it is next; `Ok(false)` otherwise.
@@ -583,6 +705,12 @@ impl TaskOptionArgs {
             let key: kw::execution_timeout = input.parse()?;
             let timeout = positive_duration(input, "execution_timeout", key.span)?;
             self.execution_timeout = Some(timeout);
+        } else if input.peek(kw::pool) {
+            let key: kw::pool = input.parse()?;
+            self.pool = Some(pool_name(input, "pool", key.span)?);
+        } else if input.peek(kw::priority_weight) {
+            let key: kw::priority_weight = input.parse()?;
+            self.priority_weight = Some(weight(input, "priority_weight", key.span)?);
         } else {
             return Ok(false);
         }
@@ -614,23 +742,45 @@ impl TaskOptionArgs {
         if let Some(timeout) = &self.execution_timeout {
             setters.push(("execution_timeout", duration_tokens(root, timeout)));
         }
+        if let Some(weight) = &self.priority_weight {
+            setters.push(("priority_weight", weight.tokens()));
+        }
         setters
     }
 
-    /// The options as `TaskSpec` setters: `.retries(2).retry_delay(..).owner(..)`.
-    pub(crate) fn spec_setters(&self, root: &TokenStream) -> TokenStream {
-        self.setters(root)
+    /// The options as `TaskSpec` setters: `.retries(2).retry_delay(..).owner(..)`. A task
+    /// sets its pool with the slots it takes: `.pool("gpu", 2)`; `pool_slots` alone takes
+    /// slots of `default_pool`.
+    pub(crate) fn spec_setters(
+        &self,
+        root: &TokenStream,
+        pool_slots: Option<&LitInt>,
+    ) -> TokenStream {
+        let mut tokens: TokenStream = self
+            .setters(root)
             .into_iter()
             .map(|(setter, value)| {
                 let setter = Ident::new(setter, Span::call_site());
                 quote!(.#setter(#value))
             })
-            .collect()
+            .collect();
+        let slots = pool_slots.map_or_else(|| quote!(1), ToTokens::to_token_stream);
+        match (&self.pool, pool_slots) {
+            (Some(pool), _) => tokens.extend(quote!(.pool(#pool, #slots))),
+            (None, Some(_)) => {
+                tokens.extend(quote!(.pool(#root::pools::DEFAULT_POOL, #slots)));
+            }
+            (None, None) => {}
+        }
+        tokens
     }
 
     /// The options as a `TaskOptions` value: `TaskOptions::default().with_retries(2)..`.
     pub(crate) fn task_options(&self, root: &TokenStream) -> TokenStream {
         let mut tokens = quote!(#root::TaskOptions::default());
+        if let Some(pool) = &self.pool {
+            tokens.extend(quote!(.with_pool(#pool)));
+        }
         for (setter, value) in self.setters(root) {
             let setter = format_ident!("with_{}", setter);
             tokens.extend(quote!(.#setter(#value)));
@@ -742,7 +892,7 @@ mod tests {
         impl Options for Only {
             const ATTRIBUTE: &'static str = "#[test]";
             const KEYS: &'static [&'static str] = &TaskOptionArgs::KEYS;
-            const PLANNED: &'static [&'static str] = &["pool"];
+            const PLANNED: &'static [&'static str] = &["queue"];
             fn parse_one(&mut self, input: ParseStream, _: &mut Errors) -> syn::Result<()> {
                 self.0.parse_one(input).map(drop)
             }
@@ -769,7 +919,7 @@ mod tests {
         let (options, errors) = parse_task_options(quote!(
             retries = "2",
             retry_delay = "5 minutes please",
-            pool = "x",
+            queue = "x",
             retires = 1,
             owner = "a",
             owner = "b"
@@ -802,7 +952,7 @@ mod tests {
         let root = quote!(::flow_runtime);
         let (options, _) = parse_task_options(quote!(retry_delay = "5m"));
         assert_eq!(
-            options.spec_setters(&root).to_string(),
+            options.spec_setters(&root, None).to_string(),
             quote!(.retry_delay(::flow_runtime::__private::Duration::from_millis(300_000)))
                 .to_string()
         );
@@ -819,7 +969,7 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let root = quote!(::flow_runtime);
         assert_eq!(
-            options.spec_setters(&root).to_string(),
+            options.spec_setters(&root, None).to_string(),
             quote!(
                 .trigger_rule(::flow_runtime::TriggerRule::AllDone)
                 .retry_exponential_backoff(true)
@@ -840,6 +990,42 @@ mod tests {
             ),
             "{defaults}"
         );
+    }
+
+    #[test]
+    fn pools_and_weights_are_typed() {
+        let (options, errors) = parse_task_options(quote!(pool = "gpu", priority_weight = -5));
+        assert!(errors.is_empty(), "{errors:?}");
+        let root = quote!(::flow_runtime);
+        let slots = LitInt::new("2", Span::call_site());
+        assert_eq!(
+            options.spec_setters(&root, Some(&slots)).to_string(),
+            quote!(.priority_weight(-5).pool("gpu", 2)).to_string()
+        );
+        assert_eq!(
+            options.task_options(&root).to_string(),
+            quote!(
+                ::flow_runtime::TaskOptions::default()
+                    .with_pool("gpu")
+                    .with_priority_weight(-5)
+            )
+            .to_string()
+        );
+        let (options, _) = parse_task_options(quote!(priority_weight = 10));
+        assert_eq!(
+            options.spec_setters(&root, Some(&slots)).to_string(),
+            quote!(.priority_weight(10).pool(::flow_runtime::pools::DEFAULT_POOL, 2)).to_string()
+        );
+        let (_, errors) = parse_task_options(quote!(
+            pool = "a b",
+            priority_weight = -3000000000,
+            priority_weight = x
+        ));
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert!(errors[0].contains("invalid pool name"), "{}", errors[0]);
+        assert!(errors[3].contains("takes a literal"), "{}", errors[3]);
+        assert!(errors[1].contains("from -2147483648"), "{}", errors[1]);
+        assert!(errors[2].contains("duplicate"), "{}", errors[2]);
     }
 
     #[test]

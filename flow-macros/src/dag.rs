@@ -10,6 +10,7 @@ use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::ParseStream;
+use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{
     BinOp, Block, Expr, ExprCall, Ident, Item, ItemFn, LitBool, LitInt, LitStr, Stmt, Token,
@@ -88,6 +89,9 @@ struct DagArgs {
     end_date: Option<DateArg>,
     catchup: Option<LitBool>,
     max_active_runs: Option<LitInt>,
+    max_active_tasks: Option<LitInt>,
+    on_success: Option<syn::ExprPath>,
+    on_failure: Option<syn::ExprPath>,
     dagrun_timeout: Option<DurationLit>,
     tags: Option<Vec<LitStr>>,
     params: Option<Vec<ParamArg>>,
@@ -105,10 +109,13 @@ impl Options for DagArgs {
         "end_date",
         "catchup",
         "max_active_runs",
+        "max_active_tasks",
         "dagrun_timeout",
         "tags",
         "params",
         "default_args",
+        "on_success",
+        "on_failure",
         "crate",
     ];
     const RENAMED: &'static [(&'static str, &'static str)] = &[
@@ -116,13 +123,11 @@ impl Options for DagArgs {
         ("schedule_interval", "schedule"),
         ("doc_md", "description"),
         ("max_active_runs_per_dag", "max_active_runs"),
+        ("concurrency", "max_active_tasks"),
+        ("on_success_callback", "on_success"),
+        ("on_failure_callback", "on_failure"),
     ];
-    const PLANNED: &'static [&'static str] = &[
-        "max_active_tasks",
-        "on_failure_callback",
-        "on_success_callback",
-        "is_paused_upon_creation",
-    ];
+    const PLANNED: &'static [&'static str] = &["is_paused_upon_creation"];
 
     fn parse_one(&mut self, input: ParseStream, errors: &mut Errors) -> syn::Result<()> {
         if input.peek(kw::id) {
@@ -171,6 +176,22 @@ impl Options for DagArgs {
                 " (Airflow's default is 16; `max_active_runs = 1` runs one at a time)",
             )?;
             self.max_active_runs = Some(runs);
+        } else if input.peek(kw::max_active_tasks) {
+            let key: kw::max_active_tasks = input.parse()?;
+            let tasks = attr::count_from(
+                input,
+                "max_active_tasks",
+                key.span,
+                1,
+                " (how many tasks of one run may run at once; Airflow's default is 16)",
+            )?;
+            self.max_active_tasks = Some(tasks);
+        } else if input.peek(kw::on_success) {
+            let key: kw::on_success = input.parse()?;
+            self.on_success = Some(attr::callback(input, "on_success", key.span)?);
+        } else if input.peek(kw::on_failure) {
+            let key: kw::on_failure = input.parse()?;
+            self.on_failure = Some(attr::callback(input, "on_failure", key.span)?);
         } else if input.peek(kw::dagrun_timeout) {
             let key: kw::dagrun_timeout = input.parse()?;
             self.dagrun_timeout = Some(attr::duration(input, "dagrun_timeout", key.span)?);
@@ -227,9 +248,31 @@ impl Options for DefaultArgs {
             "task_id",
             "each task has its own; write `#[task(task_id = \"..\")]`",
         ),
+        (
+            "pool_slots",
+            "a DAG cannot default it; write `#[task(pool = \"..\", pool_slots = 2)]` on each \
+             task that takes more than one slot (`default_args(pool = \"..\")` sets the pool)",
+        ),
+        (
+            "shell",
+            "it marks one task; write `#[task(shell)]` on that task",
+        ),
+        (
+            "on_success",
+            "a task's callbacks are its own; write `#[task(on_success = ..)]` on the task, \
+             or `#[dag(on_success = ..)]` for the run",
+        ),
+        (
+            "on_failure",
+            "a task's callbacks are its own; write `#[task(on_failure = ..)]` on the task, \
+             or `#[dag(on_failure = ..)]` for the run",
+        ),
+        (
+            "on_retry",
+            "a task's callbacks are its own; write `#[task(on_retry = ..)]` on the task",
+        ),
     ];
     const PLANNED: &'static [&'static str] = &[
-        "pool",
         "queue",
         "depends_on_past",
         "email",
@@ -816,6 +859,9 @@ fn codegen(
     if let Some(runs) = &options.max_active_runs {
         setters.extend(quote!(.max_active_runs(#runs)));
     }
+    if let Some(tasks) = &options.max_active_tasks {
+        setters.extend(quote!(.max_active_tasks(#tasks)));
+    }
     if let Some(timeout) = &options.dagrun_timeout {
         let timeout = attr::duration_tokens(&root, timeout);
         setters.extend(quote!(.dagrun_timeout(#timeout)));
@@ -829,6 +875,16 @@ fn codegen(
     if let Some(defaults) = &options.default_args {
         let defaults = defaults.task_options(&root);
         setters.extend(quote!(.default_args(#defaults)));
+    }
+    for (setter, path) in [
+        ("on_success", &options.on_success),
+        ("on_failure", &options.on_failure),
+    ] {
+        if let Some(path) = path {
+            // Located at the path, so that a function of the wrong signature is reported there.
+            let setter = Ident::new(setter, path.span());
+            setters.extend(quote_spanned!(path.span()=> .#setter(#path)));
+        }
     }
 
     let errors_doc = format!(

@@ -11,7 +11,7 @@ use syn::ext::IdentExt;
 use syn::parse::ParseStream;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{FnArg, Ident, Item, ItemFn, LitStr, Pat, ReturnType, Signature, Token, Type};
+use syn::{FnArg, Ident, Item, ItemFn, LitInt, LitStr, Pat, ReturnType, Signature, Token, Type};
 
 use crate::attr::{self, Options, TaskOptionArgs, kw};
 use crate::error::{Errors, with_errors};
@@ -57,6 +57,37 @@ struct TaskArgs {
     branch: Option<Span>,
     /// The `short_circuit` flag.
     short_circuit: Option<Span>,
+    /// The `shell` flag.
+    shell: Option<Span>,
+    pool_slots: Option<LitInt>,
+    callbacks: CallbackArgs,
+}
+
+/// `on_success = path`, `on_failure = path`, `on_retry = path`.
+#[derive(Default)]
+struct CallbackArgs {
+    on_success: Option<syn::ExprPath>,
+    on_failure: Option<syn::ExprPath>,
+    on_retry: Option<syn::ExprPath>,
+}
+
+impl CallbackArgs {
+    /// `.on_failure(path)`, located at the path, so that a function of the wrong
+    /// signature is reported there.
+    fn setters(&self) -> TokenStream {
+        [
+            ("on_success", &self.on_success),
+            ("on_failure", &self.on_failure),
+            ("on_retry", &self.on_retry),
+        ]
+        .into_iter()
+        .filter_map(|(setter, path)| {
+            let path = path.as_ref()?;
+            let setter = Ident::new(setter, path.span());
+            Some(quote_spanned!(path.span()=> .#setter(#path)))
+        })
+        .collect()
+    }
 }
 
 impl Options for TaskArgs {
@@ -72,21 +103,26 @@ impl Options for TaskArgs {
         "execution_timeout",
         "branch",
         "short_circuit",
-        "crate",
-    ];
-    const PLANNED: &'static [&'static str] = &[
-        "sensor",
         "shell",
-        "bash",
         "pool",
         "pool_slots",
         "priority_weight",
-        "queue",
-        "on_failure_callback",
-        "on_success_callback",
-        "on_retry_callback",
-        "multiple_outputs",
+        "on_success",
+        "on_failure",
+        "on_retry",
+        "crate",
     ];
+    const PLANNED: &'static [&'static str] = &["sensor", "queue", "multiple_outputs"];
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("on_success_callback", "on_success"),
+        ("on_failure_callback", "on_failure"),
+        ("on_retry_callback", "on_retry"),
+    ];
+    const ELSEWHERE: &'static [(&'static str, &'static str)] = &[(
+        "bash",
+        "a task that runs a command is marked `shell` and returns a `ShellCommand`: \
+         write `#[task(shell)]`",
+    )];
 
     fn parse_one(&mut self, input: ParseStream, _: &mut Errors) -> syn::Result<()> {
         if input.peek(kw::task_id) {
@@ -101,6 +137,22 @@ impl Options for TaskArgs {
         } else if input.peek(kw::short_circuit) {
             let key: kw::short_circuit = input.parse()?;
             self.short_circuit = Some(flag(input, "short_circuit", key.span)?);
+        } else if input.peek(kw::shell) {
+            let key: kw::shell = input.parse()?;
+            self.shell = Some(flag(input, "shell", key.span)?);
+        } else if input.peek(kw::pool_slots) {
+            let key: kw::pool_slots = input.parse()?;
+            let hint = " (a try takes this many slots of its pool)";
+            self.pool_slots = Some(attr::count_from(input, "pool_slots", key.span, 1, hint)?);
+        } else if input.peek(kw::on_success) {
+            let key: kw::on_success = input.parse()?;
+            self.callbacks.on_success = Some(attr::callback(input, "on_success", key.span)?);
+        } else if input.peek(kw::on_failure) {
+            let key: kw::on_failure = input.parse()?;
+            self.callbacks.on_failure = Some(attr::callback(input, "on_failure", key.span)?);
+        } else if input.peek(kw::on_retry) {
+            let key: kw::on_retry = input.parse()?;
+            self.callbacks.on_retry = Some(attr::callback(input, "on_retry", key.span)?);
         } else if !self.options.parse_one(input)? {
             return Err(input.error("expected an option"));
         }
@@ -132,6 +184,23 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
         args.branch = None;
         args.short_circuit = None;
     }
+    if let Some(shell) = args.shell {
+        let other = match (args.branch, args.short_circuit) {
+            (Some(_), _) => "branch",
+            (_, Some(_)) => "short_circuit",
+            _ => return args,
+        };
+        errors.push(syn::Error::new(
+            shell,
+            format!(
+                "a task is either `shell` (it returns a command to run) or `{other}` (its \
+                 output steers the tasks downstream), not both: remove one"
+            ),
+        ));
+        args.branch = None;
+        args.short_circuit = None;
+        args.shell = None;
+    }
     args
 }
 
@@ -155,6 +224,10 @@ struct Task {
     /// `branch` or `short_circuit` (with the flag's span): what the output means to the
     /// executor.
     special: Option<(Special, Span)>,
+    /// The `shell` flag's span: the function returns a command, the runtime runs it.
+    shell: Option<Span>,
+    pool_slots: Option<LitInt>,
+    callbacks: CallbackArgs,
 }
 
 /// A task whose output steers the tasks downstream of it.
@@ -234,19 +307,24 @@ impl Task {
             }
             special = None;
         }
+        let shell_ok = args.shell.is_none_or(|_| check_shell(sig, &output, errors));
 
         let name = args
             .task_id
             .as_ref()
             .map_or_else(|| default_name(sig, errors), LitStr::value);
         let root = attr::root(args.krate.as_ref());
-        if !sound {
+        if !sound || !shell_ok {
             // No stand-in with generics (the output type may not be nameable) or `self`
             // (the function is in an `impl` block, where a struct cannot go).
             let stub = (output_ok && sig.generics.params.is_empty() && sig.receiver().is_none())
                 .then(|| {
                     Box::new(Stub {
-                        output: output_type(&root, &output),
+                        output: if args.shell.is_some() {
+                            quote!(::std::string::String)
+                        } else {
+                            output_type(&root, &output)
+                        },
                         root,
                         function: sig.ident.clone(),
                         vis: function.vis.clone(),
@@ -268,6 +346,9 @@ impl Task {
             doc: doc_text(&function.attrs),
             options: args.options,
             special,
+            shell: args.shell,
+            pool_slots: args.pool_slots,
+            callbacks: args.callbacks,
         })
     }
 
@@ -277,6 +358,28 @@ impl Task {
             Input::Context => None,
         })
     }
+}
+
+/// Whether a `shell` task's function can build a command: it is not `async` and returns
+/// something.
+fn check_shell(sig: &Signature, output: &Output, errors: &mut Errors) -> bool {
+    let before = errors.len();
+    if let Some(asyncness) = &sig.asyncness {
+        errors.at(
+            asyncness,
+            "a shell task builds its command synchronously; remove `async` (the runtime runs \
+             the command without blocking)",
+        );
+    }
+    if let Output::Unit = output {
+        let message = "a `#[task(shell)]` returns `ShellCommand`, the command to run: add \
+                       `-> ShellCommand` and return `ShellCommand::bash(\"..\")`";
+        match &sig.output {
+            ReturnType::Default => errors.at(&sig.ident, message),
+            ReturnType::Type(_, ty) => errors.at(ty, message),
+        }
+    }
+    errors.len() == before
 }
 
 /// The function's name as the task's name, if it is a valid task id.
@@ -717,8 +820,11 @@ impl ToTokens for Stub {
 }
 
 impl Task {
-    /// The type of the stored output.
+    /// The type of the stored output: a shell task's is the last line its command prints.
     fn output_type(&self) -> TokenStream {
+        if self.shell.is_some() {
+            return quote!(::std::string::String);
+        }
         output_type(&self.root, &self.output)
     }
 
@@ -821,22 +927,32 @@ impl Task {
             let param = param.unraw().to_string();
             quote!(.param::<#ty>(#param))
         });
-        let setters = self.options.spec_setters(root);
+        let setters = self.options.spec_setters(root, self.pool_slots.as_ref());
+        let callbacks = self.callbacks.setters();
         let doc = self.doc.as_ref().map(|doc| quote!(.doc(#doc)));
         let spec_doc = format!(
             "The definition of the task `{name}`: its name, typed parameters and output, \
              options, and the function the runtime calls."
         );
+        let (shell_helpers, new) = match self.shell {
+            Some(flag) => (
+                Some(self.shell_helpers(flag)),
+                quote!(#root::TaskSpec::from_shell(#name, #function)),
+            ),
+            None => (None, quote!(#root::TaskSpec::new::<#out>(#name, #function))),
+        };
         quote! {
             #[doc = #spec_doc]
             #[must_use]
             #vis fn spec() -> #root::TaskSpec {
+                #shell_helpers
                 #(#checks)*
                 #special_check
-                #root::TaskSpec::new::<#out>(#name, #function)
+                #new
                     #(#params)*
                     #setters
                     #special
+                    #callbacks
                     #doc
             }
         }
@@ -850,10 +966,41 @@ impl Task {
         let check = |ty: &dyn ToTokens, at: Span| quote_spanned!(at=> #root::__private::assert_xcom_value::<#ty>(););
         let mut checks: Vec<TokenStream> =
             self.values().map(|(_, ty)| check(ty, ty.span())).collect();
-        if let Some((ty, at)) = self.stored_output() {
+        if let Some((ty, at)) = self.stored_output().filter(|_| self.shell.is_none()) {
             checks.push(check(&ty, at));
         }
         checks
+    }
+
+    /// For a `shell` task, the function that turns what the user's function returns into
+    /// a `ShellCommand`; it takes only a `ShellCommand`, and says so at the return type.
+    fn shell_helpers(&self, flag: Span) -> TokenStream {
+        let root = &self.root;
+        let output = Ident::new("__FlowShellOutput", flag);
+        let command = Ident::new("__flow_shell_command", flag);
+        spans::respan(
+            quote! {
+                #[diagnostic::on_unimplemented(
+                    message = "a `#[task(shell)]` returns `ShellCommand`, not `{Self}`",
+                    label = "this is not a `ShellCommand`",
+                    note = "a shell task returns the command to run, `ShellCommand::bash(\"..\")`, \
+                            or a `Result` of a `ShellCommand`; its output is the last line the \
+                            command prints"
+                )]
+                trait #output {
+                    fn __flow_into_command(self) -> #root::shell::ShellCommand;
+                }
+                impl #output for #root::shell::ShellCommand {
+                    fn __flow_into_command(self) -> #root::shell::ShellCommand {
+                        self
+                    }
+                }
+                fn #command<T: #output>(value: T) -> #root::shell::ShellCommand {
+                    value.__flow_into_command()
+                }
+            },
+            flag,
+        )
     }
 
     /// The stored output's type and where to report it: the `Ok` type of a `Result`, or
@@ -938,6 +1085,17 @@ impl Task {
         }
         let finish = self.finish(&call);
         let result = quote!(#root::__private::Result<#root::XComBlob, #root::TaskError>);
+        if self.shell.is_some() {
+            // What `TaskSpec::from_shell` takes: builds the command, which the runtime runs.
+            let command =
+                quote!(#root::__private::Result<#root::shell::ShellCommand, #root::TaskError>);
+            return quote! {
+                |#ctx: &#root::TaskContext, #inputs: #root::Inputs| -> #command {
+                    #(#decode)*
+                    #finish
+                }
+            };
+        }
         if let Some(span) = self.asyncness {
             // The async block is located at the user's `async`, where "future cannot be
             // sent between threads safely" then points.
@@ -976,6 +1134,13 @@ impl Task {
                 #call;
                 #root::__private::encode_output::<()>(())
             },
+            Output::Plain(ty) if self.shell.is_some() => {
+                let tail = self.tail(&value, ty);
+                quote! {
+                    let #value: #ty = #call;
+                    #tail
+                }
+            }
             Output::Plain(ty) => quote! {
                 #root::__private::encode_output::<#ty>(#call)
             },
@@ -990,6 +1155,7 @@ impl Task {
                 let (first, last) = error_type_span(written);
                 let located_error = spans::located_field(&error, first, last);
                 let from_error = spans::respan(quote!(#root::TaskError::from_error), first);
+                let tail = self.tail(&value, ok);
                 quote! {
                     let #value: #ok = match #call {
                         ::core::result::Result::Ok(#ok_value) => #ok_value,
@@ -998,16 +1164,37 @@ impl Task {
                             return ::core::result::Result::Err(#from_error(#located_error));
                         }
                     };
-                    #root::__private::encode_output::<#ok>(#value)
+                    #tail
                 }
             }
             Output::Result { written, ok: None } => {
-                let out = self.output_type();
+                let out = output_type(root, &self.output);
+                let tail = self.tail(&value, &out);
                 quote! {
                     let #value = <#written as #root::__private::TaskReturn>::into_task_result(#call)?;
-                    #root::__private::encode_output::<#out>(#value)
+                    #tail
                 }
             }
+        }
+    }
+}
+
+impl Task {
+    /// What the task function does with the value the user's function gave, of type `ty`:
+    /// encodes it as the output, or, for a shell task, returns it as the command to run
+    /// (checked at the user's type).
+    fn tail(&self, value: &Ident, ty: &impl ToTokens) -> TokenStream {
+        let root = &self.root;
+        match self.shell {
+            Some(flag) => {
+                let command = Ident::new("__flow_shell_command", flag);
+                let (first, last) = spans::first_last(ty);
+                let call = quote_spanned!(first=> #command::<#ty>);
+                let mut args = Group::new(Delimiter::Parenthesis, value.to_token_stream());
+                args.set_span(last);
+                quote!(::core::result::Result::Ok(#call #args))
+            }
+            None => quote!(#root::__private::encode_output::<#ty>(#value)),
         }
     }
 }
@@ -1145,6 +1332,67 @@ mod tests {
         );
         assert!(out.contains("add `-> Branch`"), "{out}");
         assert!(!out.contains(". branch ()"), "{out}");
+    }
+
+    #[test]
+    fn shell_tasks_build_a_command_the_runtime_runs() {
+        let out = expand_str(
+            quote!(shell, pool_slots = 2, on_failure = alerts::page),
+            quote!(
+                fn greet(name: String) -> ShellCommand {
+                    todo!()
+                }
+            ),
+        );
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(
+            out.contains(":: flow_runtime :: TaskSpec :: from_shell (\"greet\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("-> :: flow_runtime :: Node < :: std :: string :: String >"),
+            "{out}"
+        );
+        assert!(
+            out.contains("__flow_shell_command :: < ShellCommand > (__flow_value)"),
+            "{out}"
+        );
+        assert!(
+            out.contains(". pool (:: flow_runtime :: pools :: DEFAULT_POOL , 2) . on_failure (alerts :: page)"),
+            "{out}"
+        );
+
+        for (args, item, message) in [
+            (
+                quote!(shell),
+                quote!(
+                    async fn greet() -> ShellCommand {
+                        todo!()
+                    }
+                ),
+                "remove `async`",
+            ),
+            (
+                quote!(shell),
+                quote!(
+                    fn greet() {}
+                ),
+                "add `-> ShellCommand`",
+            ),
+            (
+                quote!(shell, short_circuit),
+                quote!(
+                    fn greet() -> bool {
+                        true
+                    }
+                ),
+                "either `shell`",
+            ),
+        ] {
+            let out = expand_str(args, item);
+            assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+            assert!(out.contains(message), "{out}");
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@ fn step() {}
 
 #[dag(
     sheduled = "@daily",
-    max_active_tasks = 4,
-    default_args(owner = "me", pool = "gpu", retry = 2)
+    is_paused_upon_creation = true,
+    default_args(owner = "me", queue = "gpu", retry = 2)
 )]
 fn typo() {
     step();

@@ -3,7 +3,7 @@ use flow_runtime::prelude::*;
 #[task(retires = 2)]
 fn typo() {}
 
-#[task(pool = "gpu")]
+#[task(queue = "gpu")]
 fn planned() {}
 
 #[task(color = "red")]
