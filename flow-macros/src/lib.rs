@@ -68,13 +68,63 @@ use proc_macro::TokenStream;
 /// | `execution_timeout = "10m"` | how long one try may run before it fails; longer than `0s` | the DAG's `default_args`, else no limit |
 /// | `branch` | a flag: the task returns a `Branch`, the downstream tasks to follow; the others are skipped | not a branch |
 /// | `short_circuit` | a flag: the task returns `bool`; `false` skips every task downstream | not a short circuit |
+/// | `shell` | a flag: the task returns a `flow_runtime::shell::ShellCommand` (or a `Result` of one), which the runtime runs; the output is the last line of its stdout, a `String` (see below) | not a shell task |
+/// | `pool = "gpu"` | the pool whose slots a try takes; written like a task id, and defined before a run (`pools set gpu 4`) | the DAG's `default_args`, else `default_pool` |
+/// | `pool_slots = 2` | how many slots of the pool a try takes; at least 1 (alone, slots of `default_pool`) | 1 |
+/// | `priority_weight = 10` | which waiting task starts first when slots are short (higher first; may be negative: `-5`) | the DAG's `default_args`, else 1 |
+/// | `on_success = notify` | a function `fn(&CallbackEvent)` (`flow_runtime::callbacks`) run when a try succeeds; a path, not a string | none |
+/// | `on_failure = notify` | the same, run when the task fails for good | none |
+/// | `on_retry = notify` | the same, run when a try fails and another follows | none |
 /// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |
 ///
-/// Values are literals, checked at compile time. `branch` and `short_circuit` are bare
-/// flags (`#[task(branch)]`, not `branch = true`), and a task is at most one of them. A
-/// task used twice in one DAG gets Airflow's suffixes: `load`, `load__1`, `load__2`.
+/// Values are literals, checked at compile time; callbacks are paths of functions.
+/// `branch`, `short_circuit` and `shell` are bare flags (`#[task(branch)]`, not
+/// `branch = true`), and a task is at most one of them. A task used twice in one DAG gets
+/// Airflow's suffixes: `load`, `load__1`, `load__2`.
 ///
 /// [humantime]: https://docs.rs/humantime
+///
+/// # Shell tasks, pools and callbacks
+///
+/// A `#[task(shell)]` (Airflow's `@task.bash`) is a sync function that builds a
+/// `ShellCommand`; the runtime runs it without blocking, logs its output and stores the
+/// last line of stdout as the task's `String` output. Pass values as environment
+/// variables, never spliced into the script. It stands for
+/// `TaskSpec::from_shell("name", |ctx, inputs| Ok(name(inputs.get(0)?, ..)))`.
+///
+/// ```
+/// use flow_runtime::callbacks::CallbackEvent;
+/// use flow_runtime::prelude::*;
+/// use flow_runtime::shell::ShellCommand;
+///
+/// fn page_on_call(event: &CallbackEvent) {
+///     eprintln!("{:?} failed: {:?}", event.task_id, event.error);
+/// }
+///
+/// #[task(shell)]
+/// fn count_words(text: String) -> ShellCommand {
+///     ShellCommand::bash(r#"echo "$TEXT" | wc -w"#).env("TEXT", text)
+/// }
+///
+/// #[task(pool = "gpu", pool_slots = 2, priority_weight = 10, on_failure = page_on_call)]
+/// fn train(words: String) -> u32 {
+///     words.trim().parse().unwrap_or(0)
+/// }
+///
+/// #[dag(max_active_tasks = 4)]
+/// fn words() {
+///     train(count_words("hello shell world"));
+/// }
+///
+/// let dag = words().unwrap();
+/// let train = dag.task("train").unwrap();
+/// assert_eq!((train.pool(), train.pool_slots(), train.priority_weight()), ("gpu", 2, 10));
+/// assert_eq!(train.spec().callbacks().on_failure.len(), 1);
+/// assert_eq!(count_words::spec().output().type_name(), "alloc::string::String");
+/// ```
+///
+/// The equivalent builder code: `TaskSpec::new::<u32>("train", ..).pool("gpu", 2)
+/// .priority_weight(10).on_failure(page_on_call)`.
 ///
 /// # Branching
 ///
@@ -328,10 +378,13 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `end_date = "2025-12-31"` | the last logical date that gets a scheduled run, written like `start_date`; not before it | none |
 /// | `catchup = false` | whether each missed interval since `start_date` gets a run | `false` |
 /// | `max_active_runs = 1` | how many runs may be active at once; at least 1 | 16 |
+/// | `max_active_tasks = 8` | how many tasks of one run may run at once; at least 1 (Airflow's `concurrency`) | 16 |
 /// | `dagrun_timeout = "2h"` | how long a run may take before it fails: `30m`, `2h`, `1h 30m` | no limit |
 /// | `tags = ["ml", "daily"]` | tags, for filtering | none |
 /// | `params(threshold: f64 = 0.8, epochs: u32)` | typed values a run's JSON conf may set (see below) | none |
-/// | `default_args(owner = "..", retries = 2, retry_delay = "5m")` | options of every task that does not set them: `retries`, `retry_delay`, `owner`, `trigger_rule`, `retry_exponential_backoff`, `max_retry_delay`, `execution_timeout`, written as in `#[task]` | none |
+/// | `default_args(owner = "..", retries = 2, retry_delay = "5m")` | options of every task that does not set them: `retries`, `retry_delay`, `owner`, `trigger_rule`, `retry_exponential_backoff`, `max_retry_delay`, `execution_timeout`, `pool`, `priority_weight`, written as in `#[task]` (not `pool_slots` or callbacks, which are each task's own) | none |
+/// | `on_success = notify` | a function `fn(&CallbackEvent)` run when a run succeeds; a path, not a string | none |
+/// | `on_failure = notify` | the same, run when a run fails | none |
 /// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |
 ///
 /// Values are literals, checked at compile time: a schedule that does not parse, an

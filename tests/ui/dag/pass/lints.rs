@@ -98,6 +98,32 @@ pub fn wide(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8, h: u8) -> u8 {
     a ^ b ^ c ^ d ^ e ^ f ^ g ^ h
 }
 
+/// Tells someone.
+pub fn tell(event: &flow_runtime::callbacks::CallbackEvent) {
+    let _ = event.state;
+}
+
+/// Counts in a shell.
+#[task(shell, pool = "shell", pool_slots = 2, priority_weight = -5, on_retry = tell)]
+#[must_use]
+pub fn count_in_shell(ctx: &TaskContext, total: u64) -> flow_runtime::shell::ShellCommand {
+    flow_runtime::shell::ShellCommand::bash(r#"echo "$TOTAL""#)
+        .env("TOTAL", total.to_string())
+        .env("TASK", ctx.task_id().as_str())
+}
+
+/// Counts in a shell, fallibly.
+///
+/// # Errors
+///
+/// Never.
+#[task(shell, pool_slots = 1, on_success = tell, on_failure = tell)]
+pub fn count_fallibly(total: u64) -> anyhow::Result<flow_runtime::shell::ShellCommand> {
+    Ok(flow_runtime::shell::ShellCommand::bash(format!(
+        "echo {total}"
+    )))
+}
+
 /// A pipeline.
 ///
 /// With a longer description.
@@ -108,6 +134,9 @@ pub fn wide(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8, h: u8) -> u8 {
     end_date = "2030-01-01T00:00:00Z",
     catchup = false,
     max_active_runs = 2,
+    max_active_tasks = 4,
+    on_success = tell,
+    on_failure = tell,
     dagrun_timeout = "1h 30m",
     tags = ["lint"],
     params(
@@ -124,7 +153,9 @@ pub fn wide(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8, g: u8, h: u8) -> u8 {
         trigger_rule = "all_done",
         retry_exponential_backoff = false,
         max_retry_delay = "2h",
-        execution_timeout = "1h 30m"
+        execution_timeout = "1h 30m",
+        pool = "default_pool",
+        priority_weight = 2
     )
 )]
 pub fn pipeline() {
@@ -132,6 +163,7 @@ pub fn pipeline() {
     let total = sum(records);
     choose(total) >> go_on(total);
     let text = report(total, "total");
+    count_in_shell(total) >> count_fallibly(total);
     text >> noop() >> [wide(1, 2, 3, 4, 5, 6, 7, 8), noop()];
     [noop(), noop()] << noop();
     for label in ["a", "b"] {
