@@ -128,6 +128,22 @@ impl Options for DagArgs {
         ("on_failure_callback", "on_failure"),
     ];
     const PLANNED: &'static [&'static str] = &["is_paused_upon_creation"];
+    const ELSEWHERE: &'static [(&'static str, &'static str)] = &[
+        (
+            "pool",
+            "pools are for tasks; write `default_args(pool = \"..\")` for every task, or \
+             `#[task(pool = \"..\")]` on one",
+        ),
+        (
+            "priority_weight",
+            "priority weights are for tasks; write `default_args(priority_weight = ..)` for \
+             every task, or `#[task(priority_weight = ..)]` on one",
+        ),
+        (
+            "on_retry",
+            "a run is not retried, a task is; write `#[task(on_retry = ..)]` on the task",
+        ),
+    ];
 
     fn parse_one(&mut self, input: ParseStream, errors: &mut Errors) -> syn::Result<()> {
         if input.peek(kw::id) {

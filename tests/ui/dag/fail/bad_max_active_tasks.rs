@@ -13,4 +13,9 @@ fn airflow_name() {
     step();
 }
 
+#[dag(pool = "gpu", on_retry = step)]
+fn task_options() {
+    step();
+}
+
 fn main() {}
