@@ -36,8 +36,10 @@ pub struct Claim {
 pub enum Grant {
     /// The slots are taken; release them when the try ends.
     Granted,
-    /// Not now: wait for a release.
-    Busy,
+    /// Not now: the pool is full; wait for a release.
+    PoolFull,
+    /// Not now: the DAG runs `max_active_tasks` already; wait for a release.
+    DagFull,
     /// The pool does not exist.
     UnknownPool,
     /// The task needs more slots than the pool has: it can never run.
@@ -102,8 +104,11 @@ impl PoolRegistry {
         }
         let used = state.used.get(&claim.pool).copied().unwrap_or(0);
         let dag_running = state.dag_running.get(&claim.dag).copied().unwrap_or(0);
-        if used + claim.slots > size || dag_running >= claim.dag_limit {
-            return Grant::Busy;
+        if dag_running >= claim.dag_limit {
+            return Grant::DagFull;
+        }
+        if used + claim.slots > size {
+            return Grant::PoolFull;
         }
         *state.used.entry(claim.pool.clone()).or_default() += claim.slots;
         *state.dag_running.entry(claim.dag.clone()).or_default() += 1;
@@ -166,7 +171,7 @@ mod tests {
         pools.define([("gpu".to_string(), 3)]);
         let two = claim("gpu", 2, "a", 16);
         assert_eq!(pools.try_claim(&two), Grant::Granted);
-        assert_eq!(pools.try_claim(&two), Grant::Busy, "2 + 2 > 3");
+        assert_eq!(pools.try_claim(&two), Grant::PoolFull, "2 + 2 > 3");
         assert_eq!(pools.try_claim(&claim("gpu", 1, "a", 16)), Grant::Granted);
         pools.release(&two);
         assert_eq!(pools.try_claim(&two), Grant::Granted);
@@ -183,7 +188,7 @@ mod tests {
         assert_eq!(pools.try_claim(&limited), Grant::Granted);
         assert_eq!(
             pools.try_claim(&limited),
-            Grant::Busy,
+            Grant::DagFull,
             "max_active_tasks = 2"
         );
         assert_eq!(

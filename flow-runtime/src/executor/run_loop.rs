@@ -29,6 +29,9 @@ use crate::xcom::{RETURN_VALUE, XComBlob};
 /// from the store; larger ones are read back when needed.
 const CACHED_OUTPUT_BYTES: usize = 64 * 1024;
 
+/// How many ready tasks a turn may find waiting for full pools before it stops looking.
+const MAX_BLOCKED_SCAN: usize = 64;
+
 /// Ready task instances, highest priority first, then in the order they became ready.
 #[derive(Default)]
 struct ReadyQueue {
@@ -233,7 +236,19 @@ impl<'a> RunLoop<'a> {
                         launches.push(self.prepare(index));
                         self.running += 1;
                     }
-                    Grant::Busy => blocked.push(index),
+                    // No task of this DAG can start: stop looking this turn.
+                    Grant::DagFull => {
+                        blocked.push(index);
+                        break;
+                    }
+                    // Other pools may have room, but bound the scan so a long queue
+                    // behind a full pool costs little each turn.
+                    Grant::PoolFull => {
+                        blocked.push(index);
+                        if blocked.len() >= MAX_BLOCKED_SCAN {
+                            break;
+                        }
+                    }
                     Grant::UnknownPool => self.refuse(
                         index,
                         format!(
