@@ -36,7 +36,7 @@ use chrono_tz::Tz;
 use crate::branch::TaskKind;
 use crate::error::{DagDefinitionError, DagError};
 use crate::graph;
-use crate::ids::{DagId, TaskId};
+use crate::ids::{DagId, StableHash, TaskId};
 use crate::params::{DagParam, Params};
 use crate::schedule::Schedule;
 use crate::task::{DEFAULT_RETRY_DELAY, TaskOptions, TaskSpec};
@@ -696,24 +696,18 @@ fn compute_priorities(tasks: &mut [Task], topological: &[usize]) {
 /// their parameter and output types. Two builds with equal fingerprints can continue each
 /// other's runs.
 fn fingerprint(tasks: &[Task]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |text: &str| {
-        for byte in text.bytes().chain([0]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut hash = StableHash::default();
     for task in tasks {
-        feed(task.id.as_str());
+        hash = hash.text(task.id.as_str());
         for param in task.spec.params() {
-            feed(param.type_name());
+            hash = hash.text(param.type_name());
         }
-        feed(task.spec.output().type_name());
+        hash = hash.text(task.spec.output().type_name());
         for &u in &task.upstream {
-            feed(tasks[u].id.as_str());
+            hash = hash.text(tasks[u].id.as_str());
         }
     }
-    format!("{hash:016x}")
+    format!("{:016x}", hash.finish())
 }
 
 fn valid_id(id: &str) -> bool {

@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use crate::ids::{DagId, RunId};
+use crate::ids::{DagId, RunId, StableHash};
 use crate::store::{SqliteStore, StoreError};
 
 /// The file name of the database inside `FLOW_HOME`.
@@ -137,16 +137,10 @@ impl FlowHome {
 
 /// A file name for a run: readable, with a hash so that distinct ids never collide.
 fn lock_name(dag_id: &DagId, run_id: &RunId) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in dag_id
-        .as_str()
-        .bytes()
-        .chain([0])
-        .chain(run_id.as_str().bytes())
-    {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = StableHash::default()
+        .text(dag_id.as_str())
+        .text(run_id.as_str())
+        .finish();
     let readable: String = format!("{dag_id}__{run_id}")
         .chars()
         .map(|c| {

@@ -130,6 +130,38 @@ impl fmt::Display for TaskInstanceKey {
     }
 }
 
+/// A stable 64-bit hash (FNV-1a) for fingerprints, file names and seeds: the same input
+/// gives the same value in every build and process, unlike `std`'s randomized hasher.
+#[derive(Clone, Copy, Debug)]
+pub struct StableHash(u64);
+
+impl Default for StableHash {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl StableHash {
+    /// Feeds bytes.
+    pub fn bytes(mut self, bytes: &[u8]) -> Self {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        self
+    }
+
+    /// Feeds a string and a separator, so `("ab", "c")` and `("a", "bc")` differ.
+    pub fn text(self, text: &str) -> Self {
+        self.bytes(text.as_bytes()).bytes(&[0])
+    }
+
+    /// The hash.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +172,19 @@ mod tests {
         assert_eq!(a.to_string(), "train_model");
         assert_eq!(a, TaskId::from("train_model".to_string()));
         assert_eq!(format!("{a:?}"), "\"train_model\"");
+    }
+
+    #[test]
+    fn stable_hashes_are_stable_and_separate_their_parts() {
+        assert_eq!(
+            StableHash::default().text("a").finish(),
+            StableHash::default().text("a").finish()
+        );
+        assert_ne!(
+            StableHash::default().text("ab").text("c").finish(),
+            StableHash::default().text("a").text("bc").finish()
+        );
+        assert_eq!(StableHash::default().finish(), 0xcbf2_9ce4_8422_2325);
     }
 
     #[test]

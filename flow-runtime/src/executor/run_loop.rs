@@ -15,7 +15,7 @@ use crate::callbacks::{self, Callback, CallbackEvent};
 use crate::context::{RunScope, TaskContext};
 use crate::dag::{BoundInput, Dag};
 use crate::error::{RunError, TaskError};
-use crate::ids::{MapIndex, TaskId, TaskInstanceKey};
+use crate::ids::{MapIndex, StableHash, TaskId, TaskInstanceKey};
 use crate::logs::TryLog;
 use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
@@ -57,21 +57,12 @@ impl ReadyQueue {
 /// A number stable for one task instance and try, for the retry jitter (Airflow hashes
 /// the same facts).
 fn retry_seed(key: &TaskInstanceKey, try_number: u32) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let parts = [
-        key.dag_id.as_str(),
-        key.run_id.as_str(),
-        key.task_id.as_str(),
-    ];
-    for byte in parts
-        .iter()
-        .flat_map(|p| p.bytes().chain([0]))
-        .chain(try_number.to_le_bytes())
-    {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    StableHash::default()
+        .text(key.dag_id.as_str())
+        .text(key.run_id.as_str())
+        .text(key.task_id.as_str())
+        .bytes(&try_number.to_le_bytes())
+        .finish()
 }
 
 /// A batch being committed on a blocking thread, and the tasks waiting for it.
