@@ -915,7 +915,9 @@ fn codegen(
             #dag.build()
         }
     } else {
-        quote!(::core::unimplemented!("this DAG's body has errors"))
+        quote!(::core::panic!(
+            "this DAG's body has errors; the compiler reported them"
+        ))
     };
     // Keep what the user wrote where it does not conflict with the generated signature, so
     // that a wrong signature gives its own message only.

@@ -1252,7 +1252,7 @@ mod tests {
             quote!(retries = 2, retry_delay = "5m"),
             quote!(
                 async fn load(ctx: &TaskContext, source: String) -> anyhow::Result<Rows> {
-                    todo!()
+                    unreachable!()
                 }
             ),
         );
@@ -1284,7 +1284,7 @@ mod tests {
             quote!(branch),
             quote!(
                 fn choose(x: u32) -> anyhow::Result<Branch> {
-                    todo!()
+                    unreachable!()
                 }
             ),
         );
@@ -1340,7 +1340,7 @@ mod tests {
             quote!(shell, pool_slots = 2, on_failure = alerts::page),
             quote!(
                 fn greet(name: String) -> ShellCommand {
-                    todo!()
+                    unreachable!()
                 }
             ),
         );
@@ -1367,7 +1367,7 @@ mod tests {
                 quote!(shell),
                 quote!(
                     async fn greet() -> ShellCommand {
-                        todo!()
+                        unreachable!()
                     }
                 ),
                 "remove `async`",
