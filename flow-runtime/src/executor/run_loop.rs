@@ -748,10 +748,12 @@ impl<'a> RunLoop<'a> {
                 self.batched.push(index);
             }
         }
-        if matches!(
-            state,
-            TaskState::Success | TaskState::Failed | TaskState::UpForRetry
-        ) {
+        // Only states with callbacks pay for an event (the hot path has none).
+        let callbacks = self.dag.tasks()[index]
+            .spec()
+            .callbacks()
+            .for_state(state.as_str());
+        if !callbacks.is_empty() {
             let event = CallbackEvent {
                 dag_id: self.scope.dag_id.clone(),
                 run_id: self.scope.run_id.clone(),
@@ -761,13 +763,11 @@ impl<'a> RunLoop<'a> {
                 state: state.as_str(),
                 error: inst.record.error.clone(),
             };
-            for callback in self.dag.tasks()[index]
-                .spec()
-                .callbacks()
-                .for_state(state.as_str())
-            {
-                self.callbacks_due.push((callback.clone(), event.clone()));
-            }
+            self.callbacks_due.extend(
+                callbacks
+                    .iter()
+                    .map(|callback| (callback.clone(), event.clone())),
+            );
         }
         if let Some(observer) = &self.executor.observer {
             let ends_try = state.is_finished() || state == TaskState::UpForRetry;
