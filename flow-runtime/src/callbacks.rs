@@ -23,6 +23,8 @@ pub struct CallbackEvent {
     pub logical_date: DateTime<Utc>,
     /// The task, for task callbacks; `None` for a run's.
     pub task_id: Option<TaskId>,
+    /// The instance's map index, for an instance of a mapped task.
+    pub map_index: Option<u32>,
     /// The try, for task callbacks.
     pub try_number: u32,
     /// The state reached: `success`, `failed` or `up_for_retry`.

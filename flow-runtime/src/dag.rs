@@ -37,6 +37,7 @@ use crate::branch::TaskKind;
 use crate::error::{DagDefinitionError, DagError};
 use crate::graph;
 use crate::ids::{DagId, StableHash, TaskId};
+use crate::mapping::{IntoMapped, MapMode, MapSource, MappedNode};
 use crate::params::{DagParam, Params};
 use crate::schedule::Schedule;
 use crate::task::{DEFAULT_RETRY_DELAY, TaskOptions, TaskSpec};
@@ -123,6 +124,8 @@ pub enum Input {
     Literal(XComBlob),
     /// A literal that failed to serialize (reported by [`DagBuilder::build`]).
     Invalid(String),
+    /// A list the task is mapped over: one task instance per element.
+    Mapped(MapSource),
 }
 
 /// A value that can be passed where a task parameter of type `T` is expected: a `T`, a
@@ -172,6 +175,32 @@ impl TaskBuilder<'_> {
         self
     }
 
+    /// Maps the next parameter (in declaration order) over `values`: the task runs once per
+    /// element (Airflow's `.expand()`); finish with [`TaskBuilder::finish_mapped`].
+    pub fn expand<T>(&mut self, values: impl IntoMapped<T>) -> &mut Self {
+        let draft = &mut self.dag.tasks[self.index];
+        draft.inputs.push(Input::Mapped(values.into_mapped()));
+        draft.map_mode.get_or_insert(MapMode::Product);
+        self
+    }
+
+    /// Combines several mapped parameters element by element instead of as a cross
+    /// product (Airflow's `zip`): instance `i` takes the `i`-th element of each list, and
+    /// there are as many instances as the shortest list has elements.
+    pub fn zip(&mut self) -> &mut Self {
+        self.dag.tasks[self.index].map_mode = Some(MapMode::Zip);
+        self
+    }
+
+    /// The typed handle of a mapped task: downstream, the `Vec` of its instances'
+    /// results in map order.
+    pub fn finish_mapped<T>(&mut self) -> MappedNode<T> {
+        self.dag.tasks[self.index]
+            .map_mode
+            .get_or_insert(MapMode::Product);
+        MappedNode::new(self.dag.node(self.index))
+    }
+
     /// Gives this node an explicit task id; using an id twice is an error at build time.
     pub fn task_id(&mut self, id: impl Into<TaskId>) -> &mut Self {
         let draft = &mut self.dag.tasks[self.index];
@@ -194,6 +223,8 @@ struct TaskDraft {
     explicit_id: bool,
     spec: TaskSpec,
     inputs: Vec<Input>,
+    /// Set once the task is mapped.
+    map_mode: Option<MapMode>,
 }
 
 /// Builds a [`Dag`]: DAG options, tasks, and the edges between them.
@@ -358,6 +389,7 @@ impl DagBuilder {
             explicit_id: false,
             inputs: Vec::with_capacity(spec.params().len()),
             spec,
+            map_mode: None,
         });
         let index = self.tasks.len() - 1;
         TaskBuilder { dag: self, index }
@@ -521,7 +553,19 @@ impl DagBuilder {
                         None => continue,
                     },
                     Input::Literal(blob) => BoundInput::Literal(blob.clone()),
-                    Input::Invalid(reason) => {
+                    Input::Mapped(MapSource::Upstream(node)) => {
+                        match self.resolve(*node, &draft.id, &mut errors) {
+                            Some(producer) => {
+                                upstream[index].push(producer);
+                                BoundInput::Mapped(MappedInput::Upstream(producer))
+                            }
+                            None => continue,
+                        }
+                    }
+                    Input::Mapped(MapSource::Literal(blobs)) => {
+                        BoundInput::Mapped(MappedInput::Literal(blobs.as_slice().into()))
+                    }
+                    Input::Invalid(reason) | Input::Mapped(MapSource::Invalid(reason)) => {
                         errors.push(DagDefinitionError::LiteralEncode {
                             task: draft.id.to_string(),
                             param: param.name().to_string(),
@@ -539,6 +583,23 @@ impl DagBuilder {
                 }
                 TaskKind::ShortCircuit => Some(("short-circuit", std::any::type_name::<bool>())),
             };
+            let mapped = draft
+                .inputs
+                .iter()
+                .any(|input| matches!(input, Input::Mapped(_)));
+            if draft.map_mode.is_some() && !mapped {
+                errors.push(DagDefinitionError::MappedWithoutList {
+                    task: draft.id.to_string(),
+                });
+            }
+            if let Some((kind, _)) = required
+                && mapped
+            {
+                errors.push(DagDefinitionError::MappedKind {
+                    task: draft.id.to_string(),
+                    kind,
+                });
+            }
             if let Some((kind, expected)) = required
                 && found != expected
             {
@@ -573,6 +634,7 @@ impl DagBuilder {
                 pool_slots: options.pool_slots.unwrap_or(1),
                 priority_weight: options.priority_weight.unwrap_or(1),
                 priority: 0,
+                map_mode: mapped.then(|| draft.map_mode.unwrap_or_default()),
                 inputs: bound,
                 upstream: Vec::new(),
                 downstream: Vec::new(),
@@ -703,6 +765,12 @@ fn fingerprint(tasks: &[Task]) -> String {
             hash = hash.text(param.type_name());
         }
         hash = hash.text(task.spec.output().type_name());
+        // A mapped task stores instances by map index, an unmapped one does not.
+        hash = hash.text(match task.map_mode {
+            None => "",
+            Some(MapMode::Product) => "mapped",
+            Some(MapMode::Zip) => "zipped",
+        });
         for &u in &task.upstream {
             hash = hash.text(tasks[u].id.as_str());
         }
@@ -759,6 +827,17 @@ pub enum BoundInput {
     Upstream(usize),
     /// A literal from the DAG definition.
     Literal(XComBlob),
+    /// A list the task is mapped over.
+    Mapped(MappedInput),
+}
+
+/// The list a mapped parameter takes its elements from.
+#[derive(Clone, Debug)]
+pub enum MappedInput {
+    /// The output (a `Vec`) of the task at this index, or its results if it is mapped.
+    Upstream(usize),
+    /// Elements from the DAG definition.
+    Literal(std::sync::Arc<[XComBlob]>),
 }
 
 /// One task of a built DAG.
@@ -778,6 +857,8 @@ pub struct Task {
     priority_weight: i32,
     /// Its own weight plus every downstream task's (Airflow's `downstream` weight rule).
     priority: i64,
+    /// How its mapped arguments combine, if it is mapped.
+    map_mode: Option<MapMode>,
     inputs: Vec<BoundInput>,
     upstream: Vec<usize>,
     downstream: Vec<usize>,
@@ -849,6 +930,14 @@ impl Task {
     /// Owner, after `default_args` (Airflow's default: `airflow`).
     pub fn owner(&self) -> &str {
         &self.owner
+    }
+    /// Whether the task is mapped: one instance per element of its mapped arguments.
+    pub fn is_mapped(&self) -> bool {
+        self.map_mode.is_some()
+    }
+    /// How its mapped arguments combine, if it is mapped.
+    pub fn map_mode(&self) -> Option<MapMode> {
+        self.map_mode
     }
     /// Arguments, in parameter order.
     pub fn inputs(&self) -> &[BoundInput] {

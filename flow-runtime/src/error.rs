@@ -151,6 +151,26 @@ pub enum DagDefinitionError {
     /// The DAG has no task at all.
     #[error("the DAG has no tasks; call at least one #[task] function in its body")]
     Empty,
+    /// A branch or short-circuit task given mapped arguments.
+    #[error(
+        "task `{task}` is a {kind} task and cannot be mapped: a branch decides for the whole run; \
+         map the tasks it chooses between instead"
+    )]
+    MappedKind {
+        /// The task.
+        task: String,
+        /// `branch` or `short-circuit`.
+        kind: &'static str,
+    },
+    /// A task finished as mapped, or zipped, without a mapped argument.
+    #[error(
+        "task `{task}` is mapped but none of its arguments is: give at least one argument with \
+         `.expand(name = list)`"
+    )]
+    MappedWithoutList {
+        /// The task.
+        task: String,
+    },
 }
 
 fn render_cycles(cycles: &[Vec<TaskId>]) -> String {

@@ -55,6 +55,7 @@ pub mod graph;
 pub mod home;
 pub mod ids;
 pub mod logs;
+pub mod mapping;
 pub mod params;
 pub mod pools;
 pub mod registry;
@@ -75,6 +76,7 @@ pub use dag::{AnyNode, Dag, DagBuilder, Node, Task};
 pub use error::{DagDefinitionError, DagError, RunError, TaskError};
 pub use executor::{Executor, RunSummary, TaskSummary};
 pub use ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+pub use mapping::{MapMode, MappedNode};
 pub use params::{DagParam, Params, ParamsError};
 pub use schedule::Schedule;
 pub use state::{RunState, TaskState};
@@ -102,7 +104,7 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// What a pipeline file needs: `use flow_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AnyNode, Branch, Dag, DagBuilder, DagParam, Inputs, Node, RunState, RunSummary,
+        AnyNode, Branch, Dag, DagBuilder, DagParam, Inputs, MappedNode, Node, RunState, RunSummary,
         TaskContext, TaskError, TaskOptions, TaskSpec, TaskState, block_on,
     };
     #[cfg(feature = "macros")]
@@ -114,6 +116,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::dag::{IntoInput, NodeRef};
+    pub use crate::mapping::IntoMapped;
     pub use crate::registry::{DagRegistration, TaskRegistration};
     pub use crate::task::{BoxFuture, TaskReturn, encode_output};
     pub use crate::xcom::XComValue;

@@ -56,7 +56,12 @@ pub struct ParamSpec {
     name: Cow<'static, str>,
     type_name: &'static str,
     from_json: FromJsonFn,
+    split_list: SplitListFn,
 }
+
+/// Splits an encoded `Vec` of a parameter's type into its encoded elements (to map the
+/// parameter over an upstream task's list).
+pub type SplitListFn = fn(&XComBlob) -> Result<Vec<XComBlob>, crate::codec::CodecError>;
 
 impl ParamSpec {
     /// A parameter named `name` of type `T`.
@@ -65,7 +70,13 @@ impl ParamSpec {
             name: name.into(),
             type_name: std::any::type_name::<T>(),
             from_json: json_to_xcom::<T>,
+            split_list: crate::mapping::split::<T>,
         }
+    }
+
+    /// Splits an encoded `Vec` of this parameter's type into encoded elements.
+    pub fn split_list(&self, list: &XComBlob) -> Result<Vec<XComBlob>, crate::codec::CodecError> {
+        (self.split_list)(list)
     }
 
     /// The parameter's name.

@@ -131,6 +131,27 @@ impl UpstreamCounts {
         }
     }
 
+    /// One finished upstream task instance in `state`.
+    pub fn one(state: TaskState) -> Self {
+        let mut counts = Self {
+            total: 1,
+            ..Self::default()
+        };
+        counts.record(state);
+        counts
+    }
+
+    /// Counts a finished upstream task given as `finished`: one instance, or every
+    /// instance of a mapped task (which then counts as `finished.total` upstream results,
+    /// as in Airflow, instead of one).
+    pub fn add(&mut self, finished: &UpstreamCounts) {
+        self.total = (self.total + finished.total).saturating_sub(1);
+        self.success += finished.success;
+        self.failed += finished.failed;
+        self.upstream_failed += finished.upstream_failed;
+        self.skipped += finished.skipped;
+    }
+
     /// Upstream tasks that have finished.
     pub fn done(&self) -> u32 {
         self.success + self.failed + self.upstream_failed + self.skipped

@@ -655,6 +655,12 @@ fn tasks_test(
         let found = match (given, bound) {
             (Some(blob), _) => Provided::Given(blob),
             (None, BoundInput::Literal(blob)) => Provided::Given(blob.clone()),
+            // One instance of a mapped task takes one element: the user says which.
+            (None, BoundInput::Mapped(_)) => Provided::Missing(format!(
+                "  {}: {} (one element of the list the task is mapped over)",
+                param.name(),
+                param.type_name(),
+            )),
             (None, BoundInput::Upstream(producer)) => {
                 let producer = dag.tasks()[*producer].id();
                 let latest = match &store {

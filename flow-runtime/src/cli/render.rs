@@ -200,31 +200,37 @@ pub(super) fn run_table(runs: &[DagRunRecord]) -> String {
     )
 }
 
-/// Task instances in the DAG's topological order; tasks never recorded show `none`.
+/// Task instances in the DAG's topological order (a mapped task's in map order, as
+/// `task[3]`); tasks never recorded show `none`.
 pub(super) fn instance_table(dag: &Dag, instances: &[TaskInstanceRecord]) -> String {
+    let mut by_task: std::collections::HashMap<&str, Vec<&TaskInstanceRecord>> =
+        std::collections::HashMap::new();
+    for ti in instances {
+        by_task.entry(ti.key.task_id.as_str()).or_default().push(ti);
+    }
     let rows: Vec<Vec<String>> = dag
         .topological_order()
         .iter()
-        .map(|&i| {
-            let id = dag.tasks()[i].id();
-            match instances.iter().find(|ti| &ti.key.task_id == id) {
-                Some(ti) => vec![
-                    id.to_string(),
-                    ti.state.to_string(),
-                    ti.try_number.to_string(),
-                    timestamp(ti.start),
-                    elapsed(ti.start, ti.end),
-                    ti.error.clone().unwrap_or_default(),
-                ],
-                None => vec![
-                    id.to_string(),
-                    "none".into(),
-                    "0".into(),
-                    "-".into(),
-                    "-".into(),
-                    String::new(),
-                ],
-            }
+        .flat_map(|&i| {
+            let id = dag.tasks()[i].id().as_str();
+            let Some(mut recorded) = by_task.remove(id) else {
+                let never = ["none", "0", "-", "-", ""].map(String::from);
+                return vec![std::iter::once(id.to_string()).chain(never).collect()];
+            };
+            recorded.sort_by_key(|ti| ti.key.map_index.get());
+            recorded
+                .into_iter()
+                .map(|ti| {
+                    vec![
+                        instance_name(id, ti.key.map_index.get()),
+                        ti.state.to_string(),
+                        ti.try_number.to_string(),
+                        timestamp(ti.start),
+                        elapsed(ti.start, ti.end),
+                        ti.error.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect()
         })
         .collect();
     table(
@@ -238,7 +244,7 @@ pub(super) fn event_line(event: &TaskEvent) -> String {
         "{} {:<16} {} (try {})",
         chrono::Utc::now().format("%H:%M:%S%.3f"),
         event.state.as_str(),
-        event.task_id,
+        instance_name(event.task_id.as_str(), event.map_index),
         event.try_number
     );
     if event.duration.is_some() {
@@ -267,18 +273,56 @@ pub(super) fn run_line(run: &RunSummary) -> String {
     )
 }
 
+/// `task`, or `task[3]` for an instance of a mapped task.
+fn instance_name(task_id: &str, map_index: Option<u32>) -> String {
+    match map_index {
+        Some(i) => format!("{task_id}[{i}]"),
+        None => task_id.to_string(),
+    }
+}
+
+/// A row per task; a mapped task's instances in one row (`train [12 mapped]`, with the
+/// count per state, the most tries, the longest try and the first error).
 pub(super) fn summary(run: &RunSummary) -> String {
     let rows: Vec<Vec<String>> = run
         .tasks
-        .iter()
-        .map(|t| {
-            vec![
+        .chunk_by(|a, b| a.task_id == b.task_id && a.map_index.is_some() && b.map_index.is_some())
+        .map(|group| match group {
+            [t] if t.map_index.is_none() => vec![
                 t.task_id.to_string(),
                 t.state.to_string(),
                 t.tries.to_string(),
                 duration(t.duration),
                 t.error.clone().unwrap_or_default(),
-            ]
+            ],
+            instances => {
+                let mut states: Vec<(crate::state::TaskState, usize)> = Vec::new();
+                for t in instances {
+                    match states.iter_mut().find(|(s, _)| *s == t.state) {
+                        Some((_, n)) => *n += 1,
+                        None => states.push((t.state, 1)),
+                    }
+                }
+                let error = instances
+                    .iter()
+                    .find_map(|t| Some(format!("[{}] {}", t.map_index?, t.error.as_ref()?)));
+                vec![
+                    format!("{} [{} mapped]", instances[0].task_id, instances.len()),
+                    states
+                        .iter()
+                        .map(|(state, n)| format!("{n} {state}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    instances
+                        .iter()
+                        .map(|t| t.tries)
+                        .max()
+                        .unwrap_or(0)
+                        .to_string(),
+                    duration(instances.iter().filter_map(|t| t.duration).max()),
+                    error.unwrap_or_default(),
+                ]
+            }
         })
         .collect();
     format!(

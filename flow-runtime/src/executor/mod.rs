@@ -10,6 +10,8 @@
 //!
 //! [`RunStore::apply`]: crate::store::RunStore::apply
 
+#[cfg(test)]
+mod mapping_tests;
 mod run_loop;
 #[cfg(test)]
 mod tests;
@@ -84,6 +86,8 @@ impl RunRequest {
 pub struct TaskEvent {
     /// The task.
     pub task_id: TaskId,
+    /// The instance's map index, for an instance of a mapped task.
+    pub map_index: Option<u32>,
     /// Its new state.
     pub state: TaskState,
     /// The try it concerns.
@@ -105,6 +109,7 @@ pub struct Executor {
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     grace: Duration,
     pools: Arc<crate::pools::PoolRegistry>,
+    max_map_length: usize,
 }
 
 /// How one task instance ended.
@@ -112,6 +117,8 @@ pub struct Executor {
 pub struct TaskSummary {
     /// The task.
     pub task_id: TaskId,
+    /// The instance's map index, for an instance of a mapped task.
+    pub map_index: Option<u32>,
     /// Its final state.
     pub state: TaskState,
     /// Tries made (0 if it never ran).
@@ -150,34 +157,63 @@ impl std::fmt::Debug for RunSummary {
 }
 
 impl RunSummary {
-    /// The summary of one task.
+    /// The summary of one task (of its first instance, for a mapped task).
     pub fn task(&self, task_id: &str) -> Option<&TaskSummary> {
         self.tasks.iter().find(|t| t.task_id.as_str() == task_id)
     }
 
-    /// The return value of a task, decoded from the store.
+    /// The instances of a mapped task, in map order (empty for an unmapped task).
+    pub fn mapped(&self, task_id: &str) -> Vec<&TaskSummary> {
+        self.tasks
+            .iter()
+            .filter(|t| t.task_id.as_str() == task_id && t.map_index.is_some())
+            .collect()
+    }
+
+    /// The return value of a task, decoded from the store; for a mapped task, the `Vec`
+    /// of its successful instances' results in map order (what a downstream task gets).
     pub fn output<T: XComValue>(&self, task_id: &str) -> Result<T, TaskError> {
-        self.xcom(task_id, RETURN_VALUE)
+        let instances = self.mapped(task_id);
+        if instances.is_empty() {
+            return self.xcom(task_id, RETURN_VALUE);
+        }
+        let mut outputs = Vec::with_capacity(instances.len());
+        let mut element_type = String::new();
+        for instance in instances.iter().filter(|t| t.state == TaskState::Success) {
+            let key = self.key(task_id, MapIndex::mapped(instance.map_index.unwrap_or(0)));
+            let blob = self.read(&key, RETURN_VALUE)?;
+            element_type = blob.type_name().to_string();
+            outputs.push(blob);
+        }
+        crate::mapping::collect(&outputs, &element_type)
+            .and_then(|list| list.decode())
+            .map_err(|e| TaskError::XCom(format!("the results of `{task_id}`: {e}")))
+    }
+
+    fn key(&self, task_id: &str, map_index: MapIndex) -> TaskInstanceKey {
+        TaskInstanceKey {
+            dag_id: self.dag_id.clone(),
+            run_id: self.run_id.clone(),
+            task_id: TaskId::new(task_id),
+            map_index,
+        }
+    }
+
+    fn read(&self, key: &TaskInstanceKey, name: &str) -> Result<XComBlob, TaskError> {
+        self.xcoms
+            .get_xcom(key, name)
+            .map_err(|e| TaskError::XCom(e.to_string()))?
+            .ok_or_else(|| {
+                TaskError::XCom(format!(
+                    "no XCom `{name}` from `{}` in run `{}`",
+                    key.task_id, self.run_id
+                ))
+            })
     }
 
     /// An XCom of a task by key, decoded from the store.
     pub fn xcom<T: XComValue>(&self, task_id: &str, key: &str) -> Result<T, TaskError> {
-        let ti = TaskInstanceKey {
-            dag_id: self.dag_id.clone(),
-            run_id: self.run_id.clone(),
-            task_id: TaskId::new(task_id),
-            map_index: MapIndex::UNMAPPED,
-        };
-        let blob = self
-            .xcoms
-            .get_xcom(&ti, key)
-            .map_err(|e| TaskError::XCom(e.to_string()))?
-            .ok_or_else(|| {
-                TaskError::XCom(format!(
-                    "no XCom `{key}` from `{task_id}` in run `{}`",
-                    self.run_id
-                ))
-            })?;
+        let blob = self.read(&self.key(task_id, MapIndex::UNMAPPED), key)?;
         blob.decode()
             .map_err(|e| TaskError::XCom(format!("XCom `{key}` of `{task_id}`: {e}")))
     }
@@ -193,7 +229,15 @@ impl Executor {
             stop: None,
             grace: Duration::from_secs(30),
             pools: Arc::default(),
+            max_map_length: crate::mapping::DEFAULT_MAX_MAP_LENGTH,
         }
+    }
+
+    /// The most instances one mapped task may expand to (Airflow's `max_map_length`,
+    /// default 100,000); a longer expansion fails the task, naming the length and the limit.
+    pub fn max_map_length(mut self, limit: usize) -> Self {
+        self.max_map_length = limit;
+        self
     }
 
     /// Stops runs gracefully when `stop` turns true: no task starts any more, running

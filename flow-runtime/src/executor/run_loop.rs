@@ -2,6 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use super::{Executor, RunSummary, TaskEvent, TaskSummary, call};
 use crate::branch::{Branch, TaskKind};
 use crate::callbacks::{self, Callback, CallbackEvent};
 use crate::context::{RunScope, TaskContext};
-use crate::dag::{BoundInput, Dag};
+use crate::dag::{BoundInput, Dag, MappedInput};
 use crate::error::{RunError, TaskError};
 use crate::ids::{MapIndex, StableHash, TaskId, TaskInstanceKey};
 use crate::logs::TryLog;
@@ -24,6 +25,8 @@ use crate::task::{InputSource, Inputs, TaskResult};
 use crate::timetable::DataInterval;
 use crate::trigger::{self, Decision, TriggerRule, UpstreamCounts};
 use crate::xcom::{RETURN_VALUE, XComBlob};
+
+mod mapped;
 
 /// Return values up to this size stay in memory for the run's consumers, sparing a read
 /// from the store; larger ones are read back when needed.
@@ -85,8 +88,26 @@ enum Event {
     RetryDue(usize),
 }
 
-/// Per-instance facts the loop keeps.
+/// A mapped task, expanded into instances.
+struct Expansion {
+    /// Its instances (indices into the loop's instances), in map order.
+    children: Range<usize>,
+    /// How many of them have finished.
+    finished: usize,
+    /// The elements of each mapped argument; computed when first needed (after a restore
+    /// the expansion is known from the store, the elements are not).
+    elements: Option<Arc<Vec<Arc<[XComBlob]>>>>,
+}
+
+/// Per-instance facts the loop keeps. The first instances are the DAG's tasks, at their
+/// task index; the instances of mapped tasks follow, in the order they were expanded.
 struct Instance {
+    /// The task it is an instance of.
+    task: usize,
+    /// For an instance of a mapped task: the task-level instance it belongs to.
+    parent: Option<usize>,
+    /// For the task-level instance of a mapped task, once expanded.
+    expansion: Option<Box<Expansion>>,
     record: TaskInstanceRecord,
     upstream: UpstreamCounts,
     elapsed: Option<Duration>,
@@ -129,7 +150,11 @@ impl<'a> RunLoop<'a> {
         let instances = dag
             .tasks()
             .iter()
-            .map(|task| Instance {
+            .enumerate()
+            .map(|(index, task)| Instance {
+                task: index,
+                parent: None,
+                expansion: None,
                 record: TaskInstanceRecord {
                     key: TaskInstanceKey {
                         dag_id: dag.id().clone(),
@@ -187,6 +212,11 @@ impl<'a> RunLoop<'a> {
         }
     }
 
+    /// The task `index` is an instance of.
+    fn task(&self, index: usize) -> &'a crate::dag::Task {
+        &self.dag.tasks()[self.instances[index].task]
+    }
+
     /// Restores what `stored` records (empty for a new run), then runs to the end.
     pub(super) async fn start(
         mut self,
@@ -220,6 +250,11 @@ impl<'a> RunLoop<'a> {
                 let Some(index) = self.ready.pop() else {
                     break;
                 };
+                // A mapped task takes no slot: it becomes instances that do.
+                if self.is_mapped_task(index) {
+                    self.expand(index);
+                    continue;
+                }
                 let claim = self.claim(index);
                 match self.executor.pools.try_claim(&claim) {
                     Grant::Granted => {
@@ -258,7 +293,7 @@ impl<'a> RunLoop<'a> {
             }
             // Tasks waiting for slots keep their place by priority.
             for index in blocked {
-                self.ready.push(index, self.dag.tasks()[index].priority());
+                self.ready.push(index, self.task(index).priority());
             }
             if in_flight.is_none() && !self.changes.is_empty() {
                 if self.executor.store.commits_in_background() && !self.join.is_empty() {
@@ -331,13 +366,37 @@ impl<'a> RunLoop<'a> {
     /// downstream, queued ones go back to waiting, tries that were running when their
     /// process died count as failed, and pending retries keep their schedule.
     fn restore(&mut self, stored: Vec<TaskInstanceRecord>) {
-        let mut by_task: HashMap<TaskId, TaskInstanceRecord> = stored
-            .into_iter()
-            .map(|r| (r.key.task_id.clone(), r))
-            .collect();
-        for inst in &mut self.instances {
-            if let Some(record) = by_task.remove(&inst.record.key.task_id) {
-                inst.record = record;
+        let mut by_task: HashMap<TaskId, TaskInstanceRecord> = HashMap::new();
+        let mut mapped: HashMap<TaskId, Vec<TaskInstanceRecord>> = HashMap::new();
+        for record in stored {
+            if record.key.map_index == MapIndex::UNMAPPED {
+                by_task.insert(record.key.task_id.clone(), record);
+            } else {
+                mapped
+                    .entry(record.key.task_id.clone())
+                    .or_default()
+                    .push(record);
+            }
+        }
+        for index in 0..self.dag.tasks().len() {
+            let task_id = self.dag.tasks()[index].id();
+            if let Some(record) = by_task.remove(task_id) {
+                self.instances[index].record = record;
+            }
+            // An expanded mapped task: its instances are stored, their elements are read
+            // again when an instance needs them.
+            if let Some(mut records) = mapped.remove(task_id) {
+                records.sort_by_key(|r| r.key.map_index.get());
+                let first = self.instances.len();
+                for record in records {
+                    self.add_child(index, record);
+                }
+                self.instances[index].decided = true;
+                self.instances[index].expansion = Some(Box::new(Expansion {
+                    children: first..self.instances.len(),
+                    finished: 0,
+                    elements: None,
+                }));
             }
         }
         for index in 0..self.instances.len() {
@@ -348,33 +407,48 @@ impl<'a> RunLoop<'a> {
         let now = Utc::now();
         for position in 0..self.dag.topological_order().len() {
             let index = self.dag.topological_order()[position];
-            let record = &self.instances[index].record;
-            match record.state {
-                TaskState::None => {
-                    let task = &self.dag.tasks()[index];
-                    if task.upstream().is_empty() || task.trigger_rule() == TriggerRule::Always {
-                        self.instances[index].decided = true;
-                        self.ready.push(index, self.dag.tasks()[index].priority());
-                    }
+            if let Some(expansion) = &self.instances[index].expansion {
+                for child in expansion.children.clone() {
+                    self.restore_instance(child, now);
                 }
-                TaskState::Running => {
-                    let error = TaskError::Interrupted(record.try_number);
-                    self.fail_try(index, error);
-                }
-                TaskState::UpForRetry => {
-                    let seed = retry_seed(&record.key, record.try_number);
-                    let delay = self.dag.tasks()[index].retry_delay_for(record.try_number, seed);
-                    let due = record.end.unwrap_or(now) + delay;
-                    self.schedule_retry(index, (due - now).to_std().unwrap_or_default());
-                }
-                state => self.settle_downstream(index, state),
+                continue;
             }
+            self.restore_instance(index, now);
+        }
+    }
+
+    /// Picks up one stored instance where it was left.
+    fn restore_instance(&mut self, index: usize, now: DateTime<Utc>) {
+        let record = &self.instances[index].record;
+        match record.state {
+            TaskState::None => {
+                let task = self.task(index);
+                // An instance of a mapped task was queued when its task expanded.
+                let due = self.instances[index].parent.is_some()
+                    || task.upstream().is_empty()
+                    || task.trigger_rule() == TriggerRule::Always;
+                if due {
+                    self.instances[index].decided = true;
+                    self.ready.push(index, task.priority());
+                }
+            }
+            TaskState::Running => {
+                let error = TaskError::Interrupted(record.try_number);
+                self.fail_try(index, error);
+            }
+            TaskState::UpForRetry => {
+                let seed = retry_seed(&record.key, record.try_number);
+                let delay = self.task(index).retry_delay_for(record.try_number, seed);
+                let due = record.end.unwrap_or(now) + delay;
+                self.schedule_retry(index, (due - now).to_std().unwrap_or_default());
+            }
+            state => self.settle_downstream(index, state),
         }
     }
 
     /// What a task instance asks of the pools before it starts.
     fn claim(&self, index: usize) -> Claim {
-        let task = &self.dag.tasks()[index];
+        let task = &self.task(index);
         Claim {
             pool: task.pool().to_string(),
             slots: task.pool_slots(),
@@ -386,14 +460,14 @@ impl<'a> RunLoop<'a> {
     /// Fails a task that can never get its pool slots, without running it.
     fn refuse(&mut self, index: usize, message: String) {
         let _ = self.prepare(index);
-        tracing::error!(task = %self.dag.tasks()[index].id(), "{message}");
+        tracing::error!(task = %self.task(index).id(), "{message}");
         self.set_state(index, TaskState::Failed, Some(message));
         self.settle_downstream(index, TaskState::Failed);
     }
 
     /// Marks an instance queued then running and makes its context.
     fn prepare(&mut self, index: usize) -> (usize, TaskContext) {
-        let retries = self.dag.tasks()[index].retries();
+        let retries = self.task(index).retries();
         let inst = &mut self.instances[index];
         if inst.record.state == TaskState::None {
             // A fresh (or cleared) instance gets its full retry budget from here.
@@ -405,55 +479,81 @@ impl<'a> RunLoop<'a> {
         inst.record.start = Some(Utc::now());
         inst.record.end = None;
         self.set_state(index, TaskState::Running, None);
+        let record = &self.instances[index].record;
         let ctx = TaskContext::new(
             self.scope.clone(),
-            self.dag.tasks()[index].id().clone(),
-            MapIndex::UNMAPPED,
-            self.instances[index].record.try_number,
+            self.task(index).id().clone(),
+            record.key.map_index,
+            record.try_number,
         );
         (index, ctx)
     }
 
     /// Reads the inputs of a task, after the batch holding its producers' XComs is durable.
-    fn gather_inputs(&self, index: usize) -> Result<Inputs, TaskError> {
-        let task = &self.dag.tasks()[index];
+    fn gather_inputs(&mut self, index: usize) -> Result<Inputs, TaskError> {
+        let task = self.task(index);
+        let mut mapped = self
+            .mapped_arguments(index)?
+            .unwrap_or_default()
+            .into_iter();
         let mut inputs = Inputs::with_capacity(task.inputs().len());
         for (param, bound) in task.spec().params().iter().zip(task.inputs()) {
             let name = param.name().to_string().into();
             match bound {
                 BoundInput::Literal(blob) => inputs.push(name, InputSource::Literal, blob.clone()),
                 BoundInput::Upstream(producer) => {
-                    let producer_inst = &self.instances[*producer];
-                    let key = &producer_inst.record.key;
-                    let blob = match &producer_inst.output {
-                        Some(blob) => blob.clone(),
-                        None => self
-                            .executor
-                            .store
-                            .get_xcom(key, RETURN_VALUE)
-                            .map_err(|e| {
-                                TaskError::XCom(format!(
-                                    "cannot read input `{}`: {e}",
-                                    param.name()
-                                ))
-                            })?
-                            .ok_or_else(|| TaskError::MissingInput {
-                                param: param.name().to_string(),
-                                hint: format!(
-                                    "`{}` stored no return value in this run",
-                                    key.task_id
-                                ),
-                            })?,
+                    let blob = if self.dag.tasks()[*producer].is_mapped() {
+                        self.collected_output(*producer, param.name())?
+                    } else {
+                        self.output_of(*producer, param.name())?
                     };
-                    inputs.push(name, InputSource::Upstream(key.task_id.clone()), blob);
+                    let source = InputSource::Upstream(self.dag.tasks()[*producer].id().clone());
+                    inputs.push(name, source, blob);
+                }
+                BoundInput::Mapped(source) => {
+                    let element = mapped.next().ok_or_else(|| TaskError::MissingInput {
+                        param: param.name().to_string(),
+                        hint: "the task was not expanded".to_string(),
+                    })?;
+                    let source = match source {
+                        MappedInput::Upstream(producer) => {
+                            InputSource::Upstream(self.dag.tasks()[*producer].id().clone())
+                        }
+                        MappedInput::Literal(_) => InputSource::Literal,
+                    };
+                    inputs.push(name, source, element);
                 }
             }
         }
         Ok(inputs)
     }
 
+    /// The return value of the instance at `index`, for the parameter `param`: from memory
+    /// when small, else from the store.
+    fn output_of(&self, index: usize, param: &str) -> Result<XComBlob, TaskError> {
+        let inst = &self.instances[index];
+        if let Some(blob) = &inst.output {
+            return Ok(blob.clone());
+        }
+        let key = &inst.record.key;
+        self.executor
+            .store
+            .get_xcom(key, RETURN_VALUE)
+            .map_err(|e| TaskError::XCom(format!("cannot read input `{param}`: {e}")))?
+            .ok_or_else(|| TaskError::MissingInput {
+                param: param.to_string(),
+                hint: match key.map_index.get() {
+                    Some(i) => format!(
+                        "`{}` (map index {i}) stored no return value in this run",
+                        key.task_id
+                    ),
+                    None => format!("`{}` stored no return value in this run", key.task_id),
+                },
+            })
+    }
+
     fn spawn(&mut self, index: usize, ctx: TaskContext, inputs: Result<Inputs, TaskError>) {
-        let task = &self.dag.tasks()[index];
+        let task = &self.task(index);
         let function = task.spec().function().clone();
         let timeout = task.execution_timeout();
         let span = tracing::info_span!(
@@ -510,7 +610,7 @@ impl<'a> RunLoop<'a> {
         match event {
             Event::RetryDue(index) => {
                 self.retrying -= 1;
-                self.ready.push(index, self.dag.tasks()[index].priority());
+                self.ready.push(index, self.task(index).priority());
             }
             Event::Finished {
                 index,
@@ -586,7 +686,7 @@ impl<'a> RunLoop<'a> {
     /// tasks a branch did not choose, or everything downstream of a short-circuit that
     /// returned `false`. A choice that is not a direct downstream task is an error.
     fn skips_for(&self, index: usize, output: &XComBlob) -> Result<Vec<usize>, TaskError> {
-        let task = &self.dag.tasks()[index];
+        let task = &self.task(index);
         match task.spec().kind() {
             TaskKind::Normal => Ok(Vec::new()),
             TaskKind::Branch => {
@@ -648,6 +748,10 @@ impl<'a> RunLoop<'a> {
             humantime::format_duration(timeout)
         );
         for index in 0..self.instances.len() {
+            // An expanded mapped task is not stored; its instances are.
+            if self.instances[index].expansion.is_some() {
+                continue;
+            }
             match self.instances[index].record.state {
                 TaskState::Running | TaskState::UpForRetry => {
                     self.instances[index].record.end = Some(Utc::now());
@@ -666,7 +770,7 @@ impl<'a> RunLoop<'a> {
     }
 
     fn fail_try(&mut self, index: usize, error: TaskError) {
-        let task = &self.dag.tasks()[index];
+        let task = &self.task(index);
         let message = error.to_string();
         let record = &self.instances[index].record;
         if let TaskError::SoftFail(_) = error {
@@ -702,14 +806,23 @@ impl<'a> RunLoop<'a> {
     /// Tells downstream tasks that `index` finished in `state`, deciding each one whose
     /// trigger rule can now decide, and propagating skips and upstream failures.
     fn settle_downstream(&mut self, index: usize, state: TaskState) {
-        let mut settled = vec![(index, state)];
-        while let Some((done, state)) = settled.pop() {
+        if let Some(parent) = self.instances[index].parent {
+            return self.child_finished(parent, state);
+        }
+        self.settle(index, UpstreamCounts::one(state));
+    }
+
+    /// Tells the downstream tasks of the task-level instance `index` that it finished with
+    /// `finished` (one state, or one per instance of a mapped task).
+    fn settle(&mut self, index: usize, finished: UpstreamCounts) {
+        let mut settled = vec![(index, finished)];
+        while let Some((done, finished)) = settled.pop() {
             for &d in self.dag.tasks()[done].downstream() {
                 let inst = &mut self.instances[d];
                 if inst.record.state != TaskState::None || inst.decided {
                     continue;
                 }
-                inst.upstream.record(state);
+                inst.upstream.add(&finished);
                 match trigger::decide(self.dag.tasks()[d].trigger_rule(), &inst.upstream) {
                     Decision::Wait => {}
                     Decision::Run => {
@@ -718,11 +831,11 @@ impl<'a> RunLoop<'a> {
                     }
                     Decision::UpstreamFailed => {
                         self.set_state(d, TaskState::UpstreamFailed, None);
-                        settled.push((d, TaskState::UpstreamFailed));
+                        settled.push((d, UpstreamCounts::one(TaskState::UpstreamFailed)));
                     }
                     Decision::Skip => {
                         self.set_state(d, TaskState::Skipped, None);
-                        settled.push((d, TaskState::Skipped));
+                        settled.push((d, UpstreamCounts::one(TaskState::Skipped)));
                     }
                 }
             }
@@ -740,16 +853,11 @@ impl<'a> RunLoop<'a> {
         if error.is_some() || state == TaskState::Running {
             inst.record.error = error;
         }
-        match inst.pending {
-            Some(at) => self.changes[at] = Change::Task(inst.record.clone()),
-            None => {
-                inst.pending = Some(self.changes.len());
-                self.changes.push(Change::Task(inst.record.clone()));
-                self.batched.push(index);
-            }
-        }
+        self.record_change(index);
+        let inst = &self.instances[index];
         // Only states with callbacks pay for an event (the hot path has none).
-        let callbacks = self.dag.tasks()[index]
+        let callbacks = self
+            .task(index)
             .spec()
             .callbacks()
             .for_state(state.as_str());
@@ -759,6 +867,7 @@ impl<'a> RunLoop<'a> {
                 run_id: self.scope.run_id.clone(),
                 logical_date: self.scope.logical_date,
                 task_id: Some(inst.record.key.task_id.clone()),
+                map_index: inst.record.key.map_index.get(),
                 try_number: inst.record.try_number,
                 state: state.as_str(),
                 error: inst.record.error.clone(),
@@ -773,11 +882,25 @@ impl<'a> RunLoop<'a> {
             let ends_try = state.is_finished() || state == TaskState::UpForRetry;
             observer(&TaskEvent {
                 task_id: inst.record.key.task_id.clone(),
+                map_index: inst.record.key.map_index.get(),
                 state,
                 try_number: inst.record.try_number,
                 duration: if ends_try { inst.elapsed } else { None },
                 error: inst.record.error.clone(),
             });
+        }
+    }
+
+    /// Puts the instance's record in the batch being collected (once per batch).
+    fn record_change(&mut self, index: usize) {
+        let inst = &mut self.instances[index];
+        match inst.pending {
+            Some(at) => self.changes[at] = Change::Task(inst.record.clone()),
+            None => {
+                inst.pending = Some(self.changes.len());
+                self.changes.push(Change::Task(inst.record.clone()));
+                self.batched.push(index);
+            }
         }
     }
 
@@ -868,6 +991,7 @@ impl<'a> RunLoop<'a> {
             run_id: self.scope.run_id.clone(),
             logical_date: self.scope.logical_date,
             task_id: None,
+            map_index: None,
             try_number: 0,
             state: state.as_str(),
             error: None,
@@ -880,15 +1004,22 @@ impl<'a> RunLoop<'a> {
     }
 
     fn summary(&self, state: RunState, duration: Duration) -> RunSummary {
-        let tasks = self
-            .instances
-            .iter()
-            .map(|inst| TaskSummary {
-                task_id: inst.record.key.task_id.clone(),
-                state: inst.record.state,
-                tries: inst.record.try_number,
-                duration: inst.elapsed,
-                error: inst.record.error.clone(),
+        // Each task in the DAG's order; a mapped task as its instances, in map order.
+        let tasks = (0..self.dag.tasks().len())
+            .flat_map(|index| match &self.instances[index].expansion {
+                Some(expansion) => expansion.children.clone(),
+                None => index..index + 1,
+            })
+            .map(|index| {
+                let inst = &self.instances[index];
+                TaskSummary {
+                    task_id: inst.record.key.task_id.clone(),
+                    map_index: inst.record.key.map_index.get(),
+                    state: inst.record.state,
+                    tries: inst.record.try_number,
+                    duration: inst.elapsed,
+                    error: inst.record.error.clone(),
+                }
             })
             .collect();
         RunSummary {

@@ -1,0 +1,260 @@
+//! Dynamic task mapping: one task instance per element of a list known only at run time
+//! (Airflow's `.expand()` / `.partial()`).
+//!
+//! A mapped argument takes a list: the output of a task returning `Vec<T>`, the results
+//! of a mapped task (one element per instance that produced one, in map order), or a
+//! literal list. Several mapped arguments combine as a cross product (the last argument
+//! varies fastest, as in Airflow) or, with [`MapMode::Zip`], element by element, stopping
+//! at the shortest list (Python's `zip`, which Airflow's uses).
+//!
+//! Downstream, a mapped task's output is the `Vec` of its instances' results in map order;
+//! its node is a [`MappedNode<T>`].
+
+use std::marker::PhantomData;
+
+use crate::codec::{self, CodecError};
+use crate::dag::{AnyNode, Input, IntoInput, Node, NodeRef};
+use crate::xcom::{XComBlob, XComValue};
+
+/// How many instances one mapped task may expand to unless the executor says otherwise
+/// (Airflow's `max_map_length`).
+pub const DEFAULT_MAX_MAP_LENGTH: usize = 100_000;
+
+/// How several mapped arguments combine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MapMode {
+    /// Every combination; the last argument varies fastest.
+    #[default]
+    Product,
+    /// The i-th element of every list; as long as the shortest list.
+    Zip,
+}
+
+/// A typed handle to a mapped task: downstream it is the `Vec<T>` of its instances'
+/// results in map order, and another task can be mapped over it.
+pub struct MappedNode<T> {
+    node: AnyNode,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> MappedNode<T> {
+    pub(crate) fn new(node: AnyNode) -> Self {
+        Self {
+            node,
+            _output: PhantomData,
+        }
+    }
+
+    /// The untyped handle, for ordering with [`crate::DagBuilder::set_downstream`].
+    pub fn any(self) -> AnyNode {
+        self.node
+    }
+}
+
+impl<T> Clone for MappedNode<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for MappedNode<T> {}
+
+impl<T> std::fmt::Debug for MappedNode<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "MappedNode<{}>({})",
+            std::any::type_name::<T>(),
+            self.node.index()
+        )
+    }
+}
+
+impl<T> NodeRef for MappedNode<T> {
+    fn any_node(&self) -> AnyNode {
+        self.node
+    }
+}
+
+/// The results of a mapped task reach a parameter of type `Vec<T>`.
+impl<T> IntoInput<Vec<T>> for MappedNode<T> {
+    fn into_input(self) -> Input {
+        Input::Upstream(self.node)
+    }
+}
+
+/// The list a mapped argument takes, before the DAG is built.
+#[derive(Clone, Debug)]
+pub enum MapSource {
+    /// The output of a task returning a `Vec`, or the results of a mapped task.
+    Upstream(AnyNode),
+    /// Elements fixed in the DAG definition, each encoded.
+    Literal(Vec<XComBlob>),
+    /// A literal element that failed to serialize (reported by `build`).
+    Invalid(String),
+}
+
+/// A list that a task parameter of type `T` can be mapped over: the output of a task
+/// returning `Vec<T>`, a mapped task returning `T`, or a literal `Vec<T>` or array.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be mapped over as `{T}` values",
+    label = "expected a list of `{T}`: the output of a task returning `Vec<{T}>`, a mapped task returning `{T}`, or a literal list",
+    note = "`.expand(name = list)` makes one task instance per element of `list`; each element is passed as the parameter's type `{T}`"
+)]
+pub trait IntoMapped<T> {
+    /// Converts the argument.
+    fn into_mapped(self) -> MapSource;
+}
+
+impl<T> IntoMapped<T> for Node<Vec<T>> {
+    fn into_mapped(self) -> MapSource {
+        MapSource::Upstream(self.any())
+    }
+}
+
+impl<T> IntoMapped<T> for MappedNode<T> {
+    fn into_mapped(self) -> MapSource {
+        MapSource::Upstream(self.node)
+    }
+}
+
+fn literal<T: serde::Serialize>(values: impl IntoIterator<Item = T>) -> MapSource {
+    let encoded: Result<Vec<XComBlob>, CodecError> = values
+        .into_iter()
+        .map(|value| XComBlob::encode(&value))
+        .collect();
+    match encoded {
+        Ok(blobs) => MapSource::Literal(blobs),
+        Err(e) => MapSource::Invalid(e.to_string()),
+    }
+}
+
+impl<T: XComValue> IntoMapped<T> for Vec<T> {
+    fn into_mapped(self) -> MapSource {
+        literal(self)
+    }
+}
+
+impl<T: XComValue, const N: usize> IntoMapped<T> for [T; N] {
+    fn into_mapped(self) -> MapSource {
+        literal(self)
+    }
+}
+
+impl IntoMapped<String> for Vec<&str> {
+    fn into_mapped(self) -> MapSource {
+        literal(self)
+    }
+}
+
+impl<const N: usize> IntoMapped<String> for [&str; N] {
+    fn into_mapped(self) -> MapSource {
+        literal(self)
+    }
+}
+
+/// The number of instances `lengths` (one per mapped argument) expand to.
+pub fn expansion_length(lengths: &[usize], mode: MapMode) -> usize {
+    match mode {
+        MapMode::Product => lengths.iter().try_fold(1_usize, |n, &l| n.checked_mul(l)),
+        MapMode::Zip => lengths.iter().copied().min(),
+    }
+    .unwrap_or(if lengths.is_empty() { 0 } else { usize::MAX })
+}
+
+/// For instance `map_index`, the element each mapped argument takes.
+pub fn element_positions(map_index: usize, lengths: &[usize], mode: MapMode) -> Vec<usize> {
+    match mode {
+        MapMode::Zip => vec![map_index; lengths.len()],
+        MapMode::Product => {
+            let mut rest = map_index;
+            let mut positions = vec![0; lengths.len()];
+            for (position, &length) in positions.iter_mut().zip(lengths).rev() {
+                *position = rest % length.max(1);
+                rest /= length.max(1);
+            }
+            positions
+        }
+    }
+}
+
+/// The encoding of a `Vec<T>` made of encoded `T`s, without decoding them: bincode writes
+/// a sequence as its length then its elements.
+pub fn collect(elements: &[XComBlob], element_type: &str) -> Result<XComBlob, CodecError> {
+    let mut bytes = codec::encode(&(elements.len() as u64))?;
+    bytes.reserve(elements.iter().map(|e| e.bytes().len()).sum());
+    for element in elements {
+        bytes.extend_from_slice(element.bytes());
+    }
+    Ok(XComBlob::from_parts(
+        bytes,
+        format!("alloc::vec::Vec<{element_type}>"),
+    ))
+}
+
+/// Splits an encoded `Vec<T>` into encoded `T`s (the elements of a mapped argument).
+pub(crate) fn split<T: XComValue>(list: &XComBlob) -> Result<Vec<XComBlob>, CodecError> {
+    list.decode::<Vec<T>>()?
+        .iter()
+        .map(XComBlob::encode)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collected_blobs_decode_as_a_vec() {
+        for n in [0_usize, 1, 250, 251, 70_000] {
+            let values: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+            let blobs: Vec<XComBlob> = values
+                .iter()
+                .map(|v| XComBlob::encode(v).unwrap())
+                .collect();
+            let joined = collect(&blobs, std::any::type_name::<String>()).unwrap();
+            assert_eq!(joined.decode::<Vec<String>>().unwrap(), values);
+            assert_eq!(joined.type_name(), std::any::type_name::<Vec<String>>());
+            assert_eq!(joined, XComBlob::encode(&values).unwrap());
+        }
+    }
+
+    #[test]
+    fn split_is_the_inverse_of_collect() {
+        let list = XComBlob::encode(&vec![3_u32, 1, 2]).unwrap();
+        let parts = split::<u32>(&list).unwrap();
+        assert_eq!(
+            parts
+                .iter()
+                .map(|p| p.decode::<u32>().unwrap())
+                .collect::<Vec<_>>(),
+            [3, 1, 2]
+        );
+        assert_eq!(collect(&parts, "u32").unwrap().bytes(), list.bytes());
+        assert!(split::<u32>(&XComBlob::encode(&5_u8).unwrap()).is_err());
+    }
+
+    #[test]
+    fn products_vary_the_last_argument_fastest() {
+        let lengths = [2, 3];
+        assert_eq!(expansion_length(&lengths, MapMode::Product), 6);
+        let all: Vec<Vec<usize>> = (0..6)
+            .map(|i| element_positions(i, &lengths, MapMode::Product))
+            .collect();
+        assert_eq!(
+            all,
+            [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]].map(Vec::from)
+        );
+        assert_eq!(expansion_length(&[2, 0], MapMode::Product), 0);
+        assert_eq!(
+            expansion_length(&[usize::MAX, 2], MapMode::Product),
+            usize::MAX
+        );
+    }
+
+    #[test]
+    fn zips_stop_at_the_shortest_list() {
+        assert_eq!(expansion_length(&[4, 2, 3], MapMode::Zip), 2);
+        assert_eq!(element_positions(1, &[4, 2, 3], MapMode::Zip), [1, 1, 1]);
+        assert_eq!(expansion_length(&[], MapMode::Zip), 0);
+    }
+}
