@@ -541,17 +541,12 @@ impl Body<'_> {
                 syn::visit::visit_expr_return(self, node);
             }
             fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
-                let method = node.method.to_string();
-                if matches!(method.as_str(), "expand" | "partial" | "expand_kwargs")
-                    && is_task_path_receiver(&node.receiver)
-                {
+                if node.method == "expand_kwargs" && is_task_path_receiver(&node.receiver) {
                     self.0.at(
                         &node.method,
-                        format!(
-                            "`.{method}(..)`: dynamic task mapping is not supported yet; call \
-                             the task once per value instead, e.g. in a `for` loop over a \
-                             literal list"
-                        ),
+                        "`.expand_kwargs(..)` is not supported: name each mapped argument, \
+                         `.expand(a = list_a, b = list_b)` for every combination or \
+                         `.expand_zip(a = list_a, b = list_b)` element by element",
                     );
                     // One message per mapping chain.
                     return;
@@ -614,7 +609,7 @@ impl Body<'_> {
                 *expr = Expr::Verbatim(ordering);
                 Rewritten::Ordering
             }
-            Expr::Call(_) => {
+            Expr::Call(_) | Expr::MethodCall(_) => {
                 if self.task_call(expr) {
                     Rewritten::TaskCall
                 } else {
@@ -651,6 +646,9 @@ impl Body<'_> {
     /// Rewrites `expr` if it is a task call (`f(..)`, `steps::f(..)`), then its arguments
     /// that are task calls; returns whether it was one.
     fn task_call(&mut self, expr: &mut Expr) -> bool {
+        if let Expr::MethodCall(call) = expr {
+            return self.mapped_call(expr_method(call).cloned(), expr);
+        }
         let Expr::Call(call) = expr else { return false };
         let Some(path) = task_path(call) else {
             return false;
@@ -685,6 +683,123 @@ impl Body<'_> {
         apply.set_span(call.paren_token.span.close());
         *expr = Expr::Verbatim(quote!(#open #path #close :: #function #args #apply));
         true
+    }
+
+    /// Rewrites `task.expand(b = list)`, `task.partial(a = 1).expand(b = list)` and
+    /// `.expand_zip(..)` into the task's argument collectors:
+    /// `<task>::__flow_partial().a(1).__flow_expand().b(list).__flow_finish(&mut dag)`.
+    /// `method` is the outer method's name; returns whether `expr` was a mapped call.
+    fn mapped_call(&mut self, method: Option<Ident>, expr: &mut Expr) -> bool {
+        let Some(method) = method else { return false };
+        let Expr::MethodCall(call) = expr else {
+            return false;
+        };
+        let zip = match method.to_string().as_str() {
+            "expand" => false,
+            "expand_zip" => true,
+            "partial" if is_task_path_receiver(&call.receiver) => {
+                self.errors.at(
+                    &method,
+                    "`.partial(..)` fixes some arguments of a mapped task: follow it with \
+                     `.expand(name = list)` for the arguments to map over",
+                );
+                return false;
+            }
+            _ => return false,
+        };
+        let (path, partial) = match &*call.receiver {
+            Expr::Path(path) if path.qself.is_none() => (path.path.clone(), None),
+            Expr::MethodCall(inner) if inner.method == "partial" => match &*inner.receiver {
+                Expr::Path(path) if path.qself.is_none() => {
+                    (path.path.clone(), Some(inner.args.clone()))
+                }
+                _ => return false,
+            },
+            _ => return false,
+        };
+        if let Some(message) = not_a_task(&path) {
+            self.errors.at(&path, message);
+            return false;
+        }
+        let mut names: Vec<Ident> = Vec::new();
+        let fixed = self.named_arguments(partial.unwrap_or_default(), "partial", &mut names);
+        if call.args.is_empty() {
+            self.errors.at(
+                &method,
+                format!("`.{method}()` needs a list to map over: `.{method}(name = list)`"),
+            );
+        }
+        let mapped = self.named_arguments(call.args.clone(), &method.to_string(), &mut names);
+        self.task_calls += 1;
+        let (first, last) = spans::first_last(&path);
+        let open = quote_spanned!(first=> <);
+        let close = quote_spanned!(last=> >);
+        let start = Ident::new("__flow_partial", last);
+        let switch = Ident::new("__flow_expand", method.span());
+        let finish = Ident::new(
+            if zip {
+                "__flow_finish_zip"
+            } else {
+                "__flow_finish"
+            },
+            method.span(),
+        );
+        let dag = self.dag;
+        let mut apply = Group::new(Delimiter::Parenthesis, quote!(&mut #dag));
+        apply.set_span(call.paren_token.span.close());
+        *expr = Expr::Verbatim(quote!(
+            #open #path #close :: #start() #(#fixed)* . #switch () #(#mapped)* . #finish #apply
+        ));
+        true
+    }
+
+    /// `.name(value)` for each `name = value` of a mapped call's arguments; a task call in
+    /// a value is rewritten too. Reports arguments that are not `name = value` and names
+    /// given twice (`names` spans `.partial` and `.expand`).
+    fn named_arguments(
+        &mut self,
+        args: syn::punctuated::Punctuated<Expr, Token![,]>,
+        method: &str,
+        names: &mut Vec<Ident>,
+    ) -> Vec<TokenStream> {
+        let mut calls = Vec::new();
+        for arg in args {
+            let Expr::Assign(assign) = arg else {
+                self.errors.at(
+                    &arg,
+                    format!(
+                        "`.{method}(..)` takes named arguments, the task's parameter names: \
+                         `.{method}(name = value)`"
+                    ),
+                );
+                continue;
+            };
+            let name = match &*assign.left {
+                Expr::Path(path) if path.qself.is_none() => path.path.get_ident().cloned(),
+                _ => None,
+            };
+            let Some(name) = name else {
+                self.errors.at(
+                    &assign.left,
+                    "the left of `=` names a parameter of the task: `name = value`",
+                );
+                continue;
+            };
+            if names.contains(&name) {
+                self.errors.at(
+                    &name,
+                    format!("argument `{name}` is given twice: give each parameter once"),
+                );
+                continue;
+            }
+            names.push(name.clone());
+            let mut value = *assign.right;
+            self.task_call(&mut value);
+            let mut group = Group::new(Delimiter::Parenthesis, value.to_token_stream());
+            group.set_span(value.span());
+            calls.push(quote!(. #name #group));
+        }
+        calls
     }
 
     /// `a >> b >> [c, d]` as a statement: `set_downstream` for each consecutive pair of
@@ -795,6 +910,11 @@ fn not_a_task(path: &syn::Path) -> Option<String> {
          initializer, around `>>` or as an argument of a task call is a task call; to pass \
          the value of an ordinary call, wrap it in braces: `{{ {text}(..) }}`"
     ))
+}
+
+/// The method of a method call whose receiver is a task named by path.
+fn expr_method(call: &syn::ExprMethodCall) -> Option<&Ident> {
+    is_task_path_receiver(&call.receiver).then_some(&call.method)
 }
 
 /// Whether a method receiver is a task named by path (`process.partial(..)`), possibly

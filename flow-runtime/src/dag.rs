@@ -126,6 +126,8 @@ pub enum Input {
     Invalid(String),
     /// A list the task is mapped over: one task instance per element.
     Mapped(MapSource),
+    /// No argument (reported by [`DagBuilder::build`]).
+    Missing,
 }
 
 /// A value that can be passed where a task parameter of type `T` is expected: a `T`, a
@@ -173,6 +175,14 @@ impl TaskBuilder<'_> {
         let input = value.into_input();
         self.dag.tasks[self.index].inputs.push(input);
         self
+    }
+
+    pub(crate) fn push_input(&mut self, input: Input) {
+        let draft = &mut self.dag.tasks[self.index];
+        if matches!(input, Input::Mapped(_)) {
+            draft.map_mode.get_or_insert(MapMode::Product);
+        }
+        draft.inputs.push(input);
     }
 
     /// Maps the next parameter (in declaration order) over `values`: the task runs once per
@@ -564,6 +574,13 @@ impl DagBuilder {
                     }
                     Input::Mapped(MapSource::Literal(blobs)) => {
                         BoundInput::Mapped(MappedInput::Literal(blobs.as_slice().into()))
+                    }
+                    Input::Missing => {
+                        errors.push(DagDefinitionError::MissingArgument {
+                            task: draft.id.to_string(),
+                            param: param.name().to_string(),
+                        });
+                        continue;
                     }
                     Input::Invalid(reason) | Input::Mapped(MapSource::Invalid(reason)) => {
                         errors.push(DagDefinitionError::LiteralEncode {

@@ -116,7 +116,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::dag::{IntoInput, NodeRef};
-    pub use crate::mapping::IntoMapped;
+    pub use crate::mapping::{IntoMapped, MapCall, MapMode};
     pub use crate::registry::{DagRegistration, TaskRegistration};
     pub use crate::task::{BoxFuture, TaskReturn, encode_output};
     pub use crate::xcom::XComValue;

@@ -152,6 +152,50 @@ impl<const N: usize> IntoMapped<String> for [&str; N] {
     }
 }
 
+/// A call of a mapped task being put together, one named argument at a time (what
+/// `task.partial(a = 1).expand(b = list)` in a `#[dag]` body becomes).
+#[derive(Debug)]
+pub struct MapCall {
+    arguments: Vec<Option<Input>>,
+}
+
+impl MapCall {
+    /// A call of a task with `params` parameters, none given yet.
+    pub fn new(params: usize) -> Self {
+        Self {
+            arguments: vec![None; params],
+        }
+    }
+
+    /// Gives parameter `position` one value for every instance.
+    pub fn fixed(&mut self, position: usize, input: Input) {
+        self.arguments[position] = Some(input);
+    }
+
+    /// Maps parameter `position` over a list.
+    pub fn mapped(&mut self, position: usize, source: MapSource) {
+        self.arguments[position] = Some(Input::Mapped(source));
+    }
+
+    /// Adds the mapped task to `dag`; a parameter given nothing is reported by
+    /// [`crate::DagBuilder::build`].
+    pub fn finish<T>(
+        self,
+        dag: &mut crate::DagBuilder,
+        spec: crate::TaskSpec,
+        mode: MapMode,
+    ) -> MappedNode<T> {
+        let mut task = dag.add_task(spec);
+        for argument in self.arguments {
+            task.push_input(argument.unwrap_or(Input::Missing));
+        }
+        if mode == MapMode::Zip {
+            task.zip();
+        }
+        task.finish_mapped()
+    }
+}
+
 /// The number of instances `lengths` (one per mapped argument) expand to.
 pub fn expansion_length(lengths: &[usize], mode: MapMode) -> usize {
     match mode {
