@@ -454,8 +454,54 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// or a list `[b, c]` of them; each operand is evaluated once, in source order. `>>`
 /// anywhere else than as a whole statement is ordinary Rust.
 ///
-/// A body cannot `return` (the function ends by building the DAG), and dynamic task
-/// mapping (`task.partial(..).expand(..)`) is not supported yet.
+/// A body cannot `return` (the function ends by building the DAG).
+///
+/// **Dynamic task mapping** (Airflow's `.expand()`): a mapped call runs the task once per
+/// element of a list known only at run time, and stands wherever a task call can.
+///
+/// - `count.expand(path = files)`: one instance per element of `files`, the output of a
+///   task returning `Vec<String>`, a mapped task returning `String`, or a literal list
+///   (`vec!["a", "b"]`, `[1, 2]`);
+/// - `scale.partial(factor = 10).expand(value = values)`: `partial` gives the arguments
+///   every instance shares;
+/// - `add.expand(left = xs, right = ys)`: several lists, every combination (the last
+///   varies fastest, as in Airflow); `add.expand_zip(left = xs, right = ys)`: element by
+///   element, as long as the shortest list;
+/// - the result is a `MappedNode<T>`: passed to a parameter of type `Vec<T>` it is the
+///   instances' results in map order; `.expand(x = mapped)` maps over them again.
+///
+/// Each instance is its own task instance with a map index (`ctx.map_index()`), its own
+/// tries and logs; an empty list skips the task. A parameter name that does not exist, or
+/// a list whose elements are not the parameter's type, is a compile error at the argument.
+///
+/// ```
+/// use flow_runtime::prelude::*;
+///
+/// #[task]
+/// fn partitions() -> Vec<u32> {
+///     vec![1, 2, 3]
+/// }
+///
+/// #[task]
+/// fn train(learning_rate: f64, partition: u32) -> f64 {
+///     learning_rate * f64::from(partition)
+/// }
+///
+/// #[task]
+/// fn best(scores: Vec<f64>) -> f64 {
+///     scores.into_iter().fold(f64::MIN, f64::max)
+/// }
+///
+/// #[dag]
+/// fn sweep() {
+///     let scores = train.partial(learning_rate = 0.5).expand(partition = partitions());
+///     best(scores);
+/// }
+///
+/// let run = sweep().unwrap().test().unwrap();
+/// assert_eq!(run.output::<Vec<f64>>("train").unwrap(), [0.5, 1.0, 1.5]);
+/// assert_eq!(run.output::<f64>("best").unwrap(), 1.5);
+/// ```
 ///
 /// # Example
 ///
@@ -608,9 +654,13 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 /// ```
 ///
-/// - In the body: a literal as an operand of `>>`, `return`, `.expand(..)` and
-///   `.partial(..)` on a task, a call of a capitalised path in a task position, and a body
-///   without any task call.
+/// - In the body: a literal as an operand of `>>`, `return`, a mapped call without named
+///   arguments (`.expand(files)`), with none, with a name given twice, `.partial(..)`
+///   without `.expand(..)`, `.expand_kwargs(..)`, a call of a capitalised path in a task
+///   position, and a body without any task call.
+/// - From the compiler, at a mapped argument: a name that is not a parameter of the task
+///   ("no method named `prat`", with the closest name), and a list whose elements are not
+///   the parameter's type ("`Node<u32>` cannot be mapped over as `u32` values").
 /// - From the compiler, at the argument: an argument whose type does not fit the
 ///   parameter ("this argument does not fit a task parameter of type `String`": here the
 ///   output of a task returning `u32`), a wrong number of arguments (counted as written),

@@ -8,7 +8,9 @@
 //! Workloads:
 //! - W1: a 4-task chain passing a small struct, run 1,000 times (one DAG run each);
 //! - W2: one source, N independent trivial tasks reading its output, one sink after all;
-//! - W3: a chain of 1,000 tasks passing an integer.
+//! - W3: a chain of 1,000 tasks passing an integer;
+//! - W4: mapped fan-out: a source returning N integers, one task mapped over them (N
+//!   instances, `.expand()`), a sink receiving their N results as one `Vec`.
 //!
 //! Each runs in its own child process (so peak RSS is that workload's alone) with the
 //! in-memory store, with the SQLite store (a fresh file, WAL), and as plain tokio tasks
@@ -102,13 +104,47 @@ fn w3_dag(n: usize) -> Dag {
     b.build().expect("w3 builds")
 }
 
+fn w4_dag(n: usize) -> Dag {
+    let mut b = DagBuilder::new("w4").max_active_tasks(PARALLELISM as u32);
+    let count = n as u64;
+    let source = b
+        .add_task(TaskSpec::from_async("source", move |_, _| async move {
+            Ok((0..count).collect::<Vec<u64>>())
+        }))
+        .finish::<Vec<u64>>();
+    let mut work = b.add_task(
+        TaskSpec::from_async(
+            "work",
+            |_, inputs| async move { Ok(inputs.get::<u64>(0)? + 1) },
+        )
+        .param::<u64>("x"),
+    );
+    work.expand(source);
+    let results = work.finish_mapped::<u64>();
+    let mut sink = b.add_task(
+        TaskSpec::from_async("sink", |_, inputs| async move {
+            Ok(inputs.get::<Vec<u64>>(0)?.iter().sum::<u64>())
+        })
+        .param::<Vec<u64>>("results"),
+    );
+    sink.input(results);
+    let _ = sink.finish::<u64>();
+    b.build().expect("w4 builds")
+}
+
 async fn flow_runs(dag: &Dag, store: Arc<dyn Store>, runs: usize) {
     let executor = Executor::new(store).parallelism(PARALLELISM);
     let start = Utc::now();
     for i in 0..runs {
         let date = start + chrono::Duration::seconds(i64::try_from(i).unwrap_or(0));
         let summary = executor.run(dag, date).await.expect("run executes");
-        assert_eq!(summary.state, RunState::Success);
+        let failed: Vec<_> = summary
+            .tasks
+            .iter()
+            .filter(|t| t.error.is_some())
+            .take(3)
+            .collect();
+        assert_eq!(summary.state, RunState::Success, "{failed:?}");
     }
 }
 
@@ -180,6 +216,22 @@ async fn baseline_w3(n: usize) {
     assert_eq!(rx.await.expect("chain"), (n - 1) as u64);
 }
 
+async fn baseline_w4(n: usize) {
+    let count = n as u64;
+    let source = tokio::spawn(async move { (0..count).collect::<Vec<u64>>() });
+    let values = source.await.expect("source");
+    let handles: Vec<_> = values
+        .into_iter()
+        .map(|x| tokio::spawn(async move { x + 1 }))
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for handle in handles {
+        results.push(handle.await.expect("work"));
+    }
+    let sink = tokio::spawn(async move { results.iter().sum::<u64>() });
+    assert_eq!(sink.await.expect("sink"), count * (count + 1) / 2);
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -207,6 +259,7 @@ fn child(workload: &str, n: usize, mode: &str) {
     let (dag, runs, instances) = match workload {
         "W1" => (Some(w1_dag()), W1_RUNS, 4 * W1_RUNS),
         "W2" => (Some(w2_dag(n)), 1, n + 2),
+        "W4" => (Some(w4_dag(n)), 1, n + 2),
         _ => (Some(w3_dag(n)), 1, n),
     };
     let dag = if mode == "tokio" { None } else { dag };
@@ -216,6 +269,7 @@ fn child(workload: &str, n: usize, mode: &str) {
             (Some(dag), _) => flow_runs(dag, store(), runs).await,
             (None, "W1") => baseline_w1().await,
             (None, "W2") => baseline_w2(n).await,
+            (None, "W4") => baseline_w4(n).await,
             (None, _) => baseline_w3(n).await,
         }
     });
@@ -237,6 +291,11 @@ fn main() {
         }
     }
     cases.push(("W3", W3_LENGTH));
+    for n in [1_000, 10_000, 100_000] {
+        if !(quick && n > 10_000) {
+            cases.push(("W4", n));
+        }
+    }
     let exe = std::env::current_exe().expect("own path");
     println!(
         "flow overhead benchmark: parallelism {PARALLELISM}, {} cores",

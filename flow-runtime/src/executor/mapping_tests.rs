@@ -347,3 +347,27 @@ async fn a_run_stopped_mid_expansion_resumes_only_the_unfinished_instances() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 6);
 }
+
+#[tokio::test]
+async fn a_large_upstream_list_is_expanded_once_it_is_durable() {
+    // 10,000 values of 9 encoded bytes each: over the size kept in memory, so the
+    // expansion reads the list back from the store.
+    let values: Vec<u64> = (0..10_000).map(|i| u64::MAX - i).collect();
+    let mut b = DagBuilder::new("large");
+    let list = b
+        .add_task(numbers("list", values.clone()))
+        .finish::<Vec<u64>>();
+    let mut t = b.add_task(times("times"));
+    t.expand(list).input(1_u64);
+    let mapped = t.finish_mapped::<u64>();
+    let mut s = b.add_task(
+        TaskSpec::from_sync("count", |_, inputs| Ok(inputs.get::<Vec<u64>>(0)?.len()))
+            .param::<Vec<u64>>("values"),
+    );
+    s.input(mapped);
+    let _ = s.finish::<usize>();
+    let (summary, _) = run(&b.build().unwrap()).await;
+    assert_eq!(summary.state, RunState::Success);
+    assert_eq!(summary.output::<usize>("count").unwrap(), 10_000);
+    assert_eq!(summary.output::<Vec<u64>>("times").unwrap(), values);
+}

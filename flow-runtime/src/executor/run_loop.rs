@@ -71,8 +71,15 @@ fn retry_seed(key: &TaskInstanceKey, try_number: u32) -> u64 {
 /// A batch being committed on a blocking thread, and the tasks waiting for it.
 struct InFlight {
     commit: tokio::task::JoinHandle<Result<(), StoreError>>,
-    launches: Vec<(usize, TaskContext)>,
+    launches: Vec<Launch>,
     callbacks: Vec<(Callback, CallbackEvent)>,
+}
+
+/// What starts once the batch that prepared it is durable: a task instance, or the
+/// expansion of a mapped task (which reads its upstream lists from the store).
+enum Launch {
+    Task(usize, TaskContext),
+    Expand(usize),
 }
 
 /// What the loop hears back from spawned work.
@@ -230,7 +237,7 @@ impl<'a> RunLoop<'a> {
             .define(pools.into_iter().map(|p| (p.name, p.slots)));
         self.restore(stored);
         // Tasks prepared into the batch being collected; they start once it is durable.
-        let mut launches: Vec<(usize, TaskContext)> = Vec::new();
+        let mut launches: Vec<Launch> = Vec::new();
         let mut in_flight: Option<InFlight> = None;
         let mut stop = self.executor.stop.clone();
         let mut stop_deadline: Option<tokio::time::Instant> = None;
@@ -250,16 +257,18 @@ impl<'a> RunLoop<'a> {
                 let Some(index) = self.ready.pop() else {
                     break;
                 };
-                // A mapped task takes no slot: it becomes instances that do.
+                // A mapped task takes no slot: it becomes instances that do, once its
+                // upstream results are durable.
                 if self.is_mapped_task(index) {
-                    self.expand(index);
+                    launches.push(Launch::Expand(index));
                     continue;
                 }
                 let claim = self.claim(index);
                 match self.executor.pools.try_claim(&claim) {
                     Grant::Granted => {
                         self.held[index] = Some(claim);
-                        launches.push(self.prepare(index));
+                        let (index, ctx) = self.prepare(index);
+                        launches.push(Launch::Task(index, ctx));
                         self.running += 1;
                     }
                     // No task of this DAG can start: stop looking this turn.
@@ -295,8 +304,11 @@ impl<'a> RunLoop<'a> {
             for index in blocked {
                 self.ready.push(index, self.task(index).priority());
             }
-            if in_flight.is_none() && !self.changes.is_empty() {
-                if self.executor.store.commits_in_background() && !self.join.is_empty() {
+            if in_flight.is_none() && (!self.changes.is_empty() || !launches.is_empty()) {
+                if self.changes.is_empty() {
+                    // Nothing new to make durable (an expansion whose inputs already are).
+                    self.launch(std::mem::take(&mut launches));
+                } else if self.executor.store.commits_in_background() && !self.join.is_empty() {
                     // Tasks are running: commit on another thread and keep handling them.
                     in_flight = Some(self.commit_in_background(std::mem::take(&mut launches)));
                 } else {
@@ -918,7 +930,7 @@ impl<'a> RunLoop<'a> {
 
     /// Hands the collected batch to a blocking thread; `launches` start when it is
     /// durable. Later changes go to a new batch.
-    fn commit_in_background(&mut self, launches: Vec<(usize, TaskContext)>) -> InFlight {
+    fn commit_in_background(&mut self, launches: Vec<Launch>) -> InFlight {
         let batch = std::mem::take(&mut self.changes);
         self.close_batch();
         let store = self.executor.store.clone();
@@ -937,8 +949,15 @@ impl<'a> RunLoop<'a> {
     }
 
     /// Starts tasks whose running state is durable.
-    fn launch(&mut self, launches: Vec<(usize, TaskContext)>) {
-        for (index, ctx) in launches {
+    fn launch(&mut self, launches: Vec<Launch>) {
+        for launch in launches {
+            let (index, ctx) = match launch {
+                Launch::Task(index, ctx) => (index, ctx),
+                Launch::Expand(index) => {
+                    self.expand(index);
+                    continue;
+                }
+            };
             let inputs = self.gather_inputs(index);
             self.spawn(index, ctx, inputs);
         }
