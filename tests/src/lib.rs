@@ -244,3 +244,32 @@ pub fn always_fails() -> anyhow::Result<u8> {
 pub fn daily_failing() {
     always_fails();
 }
+
+/// The partitions to process, for the mapping fixture.
+#[task]
+pub fn partitions() -> Vec<u32> {
+    vec![3, 1, 2]
+}
+
+/// One mapped instance per partition; logs which one it is.
+#[task]
+pub fn process_partition(ctx: &TaskContext, partition: u32) -> u32 {
+    tracing::info!(
+        "processing partition {partition} as map index {:?}",
+        ctx.map_index()
+    );
+    partition * 10
+}
+
+/// Receives every instance's result, in map order.
+#[task]
+pub fn combine(results: Vec<u32>) -> String {
+    format!("{results:?}")
+}
+
+/// A fan-out over a list known at run time, and a fan-in.
+#[dag]
+pub fn mapped() {
+    let results = process_partition.expand(partition = partitions());
+    combine(results);
+}

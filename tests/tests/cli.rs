@@ -352,3 +352,50 @@ fn two_dags_with_one_id_refuse_to_start() {
         .code(2)
         .stderr(contains("DAG id `twice` is defined twice").and(contains("duplicate_dags.rs")));
 }
+
+#[test]
+fn mapped_tasks_show_their_instances_and_logs_by_map_index() {
+    let home = Home::new();
+    let out = home.stdout(&["dags", "test", "mapped", "--date", "2025-01-02"]);
+    assert!(out.contains("process_partition[2]"), "{out}");
+    assert!(out.contains("process_partition [3 mapped]"), "{out}");
+    assert!(out.contains("3 success"), "{out}");
+    let states = home.stdout(&["tasks", "states", "mapped", "latest"]);
+    for i in 0..3 {
+        assert!(
+            states.contains(&format!("process_partition[{i}]")),
+            "{states}"
+        );
+    }
+    let logs = home.stdout(&[
+        "tasks",
+        "logs",
+        "mapped",
+        "latest",
+        "process_partition",
+        "--map-index",
+        "1",
+    ]);
+    assert!(
+        logs.contains("processing partition 1 as map index Some(1)"),
+        "{logs}"
+    );
+    home.cmd()
+        .args(["tasks", "logs", "mapped", "latest", "process_partition"])
+        .assert()
+        .code(2)
+        .stderr(contains("is mapped (3 instances").and(contains("--map-index")));
+    home.cmd()
+        .args([
+            "tasks",
+            "logs",
+            "mapped",
+            "latest",
+            "combine",
+            "--map-index",
+            "0",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("`combine` is not mapped"));
+}

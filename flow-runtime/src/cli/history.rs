@@ -92,15 +92,35 @@ pub(super) fn logs(
     run: &str,
     task_id: &str,
     try_number: Option<u32>,
+    map_index: Option<u32>,
 ) -> Result<(), Failure> {
     let (_, store) = open()?;
     let run_id = resolve_run(store.as_ref(), dag, run)?;
-    find_task(dag, task_id)?;
+    let task = &dag.tasks()[find_task(dag, task_id)?];
+    let map_index = match (task.is_mapped(), map_index) {
+        (true, Some(i)) => MapIndex::mapped(i),
+        (false, None) => MapIndex::UNMAPPED,
+        (true, None) => {
+            let count = store
+                .task_instances(dag.id(), &run_id)?
+                .iter()
+                .filter(|ti| ti.key.task_id.as_str() == task_id && ti.key.map_index.get().is_some())
+                .count();
+            return Err(Failure::usage(format!(
+                "task `{task_id}` is mapped ({count} instances in run {run_id}): choose one with --map-index I"
+            )));
+        }
+        (false, Some(_)) => {
+            return Err(Failure::usage(format!(
+                "task `{task_id}` is not mapped: leave out --map-index"
+            )));
+        }
+    };
     let key = TaskInstanceKey {
         dag_id: dag.id().clone(),
         run_id: run_id.clone(),
         task_id: TaskId::new(task_id),
-        map_index: MapIndex::UNMAPPED,
+        map_index,
     };
     let tries = store.tries(&key)?;
     if let Some(n) = try_number

@@ -194,6 +194,9 @@ enum TasksCommand {
         /// Only this try; default: every try.
         #[arg(long = "try", value_name = "N")]
         try_number: Option<u32>,
+        /// The instance of a mapped task.
+        #[arg(long = "map-index", value_name = "I")]
+        map_index: Option<u32>,
     },
 }
 
@@ -462,7 +465,14 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             run,
             task_id,
             try_number,
-        }) => history::logs(find_dag(registry, &dag_id)?, &run, &task_id, try_number),
+            map_index,
+        }) => history::logs(
+            find_dag(registry, &dag_id)?,
+            &run,
+            &task_id,
+            try_number,
+            map_index,
+        ),
         Command::Runs(RunsCommand::List { dag_id }) => {
             if let Some(id) = &dag_id {
                 find_dag(registry, id)?;

@@ -371,3 +371,51 @@ async fn a_large_upstream_list_is_expanded_once_it_is_durable() {
     assert_eq!(summary.output::<usize>("count").unwrap(), 10_000);
     assert_eq!(summary.output::<Vec<u64>>("times").unwrap(), values);
 }
+
+#[tokio::test]
+async fn a_cleared_mapped_task_expands_again_after_its_upstream_reusing_its_instances() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    // The first run lists three values, the rerun two.
+    let source = TaskSpec::from_sync("list", move |_, _| {
+        Ok(match counted.fetch_add(1, Ordering::SeqCst) {
+            0 => vec![1_u64, 2, 3],
+            _ => vec![5, 6],
+        })
+    });
+    let mut b = DagBuilder::new("cleared");
+    let list = b.add_task(source).finish::<Vec<u64>>();
+    let mut t = b.add_task(times("times"));
+    t.expand(list).input(1_u64);
+    let mapped = t.finish_mapped::<u64>();
+    let mut s = b.add_task(total("total"));
+    s.input(mapped);
+    let _ = s.finish::<u64>();
+    let dag = b.build().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let first = run_with(Executor::new(store.clone()), &dag).await;
+    assert_eq!(first.output::<u64>("total").unwrap(), 6);
+    let ids = ["list", "times", "total"].map(crate::ids::TaskId::new);
+    store.clear(dag.id(), &first.run_id, &ids).unwrap();
+    let rerun = Executor::new(store.clone())
+        .resume(&dag, &first.run_id)
+        .await
+        .unwrap();
+    assert_eq!(rerun.state, RunState::Success);
+    assert_eq!(rerun.output::<u64>("total").unwrap(), 11);
+    // Instances 0 and 1 ran a second try; instance 2 is gone from the run.
+    let tries: Vec<(Option<u32>, u32)> = rerun
+        .mapped("times")
+        .iter()
+        .map(|t| (t.map_index, t.tries))
+        .collect();
+    assert_eq!(tries, [(Some(0), 2), (Some(1), 2)]);
+    let stored = store.task_instances(dag.id(), &first.run_id).unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|ti| ti.key.task_id.as_str() == "times")
+            .count(),
+        2
+    );
+}

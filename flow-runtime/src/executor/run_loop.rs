@@ -145,6 +145,9 @@ pub(super) struct RunLoop<'a> {
     callback_tasks: JoinSet<()>,
     running: usize,
     retrying: usize,
+    /// Stored instances of mapped tasks that have not expanded in this process yet: an
+    /// expansion reuses them (keeping their tries) and removes those past its length.
+    unexpanded: HashMap<usize, Vec<TaskInstanceRecord>>,
     /// Whether the executor was told to stop before the run ended.
     stopped: bool,
     /// Whether the run exceeded its `dagrun_timeout`.
@@ -213,6 +216,7 @@ impl<'a> RunLoop<'a> {
             callback_tasks: JoinSet::new(),
             running: 0,
             retrying: 0,
+            unexpanded: HashMap::new(),
             stopped: false,
             timed_out: false,
             join: JoinSet::new(),
@@ -396,9 +400,14 @@ impl<'a> RunLoop<'a> {
                 self.instances[index].record = record;
             }
             // An expanded mapped task: its instances are stored, their elements are read
-            // again when an instance needs them.
+            // again when an instance needs them. If none has started (its task was
+            // cleared), it expands again once its upstream tasks are done, reusing them.
             if let Some(mut records) = mapped.remove(task_id) {
                 records.sort_by_key(|r| r.key.map_index.get());
+                if records.iter().all(|r| r.state == TaskState::None) {
+                    self.unexpanded.insert(index, records);
+                    continue;
+                }
                 let first = self.instances.len();
                 for record in records {
                     self.add_child(index, record);

@@ -64,7 +64,9 @@ impl Inner {
         let mut known_run: Option<(&DagId, &RunId)> = None;
         for change in changes {
             let (dag_id, run_id) = match change {
-                Change::Task(ti) => (&ti.key.dag_id, &ti.key.run_id),
+                Change::Task(TaskInstanceRecord { key, .. }) | Change::RemoveInstance(key) => {
+                    (&key.dag_id, &key.run_id)
+                }
                 Change::XCom { key, .. } | Change::Log { key, .. } => (&key.dag_id, &key.run_id),
                 Change::Run { dag_id, run_id, .. } => (dag_id, run_id),
             };
@@ -97,6 +99,19 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    fn remove_task(&mut self, key: &TaskInstanceKey) {
+        let Some(i) = self.task_index.remove(key) else {
+            return;
+        };
+        if let Some(list) = self.tasks.get_mut(&run_key(key)) {
+            list.swap_remove(i);
+            if let Some(moved) = list.get(i) {
+                self.task_index.insert(moved.key.clone(), i);
+            }
+        }
+        self.xcoms.retain(|(k, _), _| k != key);
     }
 
     fn upsert_task(&mut self, ti: &TaskInstanceRecord) {
@@ -142,6 +157,7 @@ impl RunStore for MemoryStore {
         for change in changes {
             match change {
                 Change::Task(ti) => inner.upsert_task(ti),
+                Change::RemoveInstance(key) => inner.remove_task(key),
                 Change::XCom { key, name, value } => {
                     inner
                         .xcoms

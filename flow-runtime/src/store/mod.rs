@@ -223,6 +223,9 @@ pub enum Change {
         /// The lines, in order.
         lines: Vec<LogLine>,
     },
+    /// A mapped task instance that no longer exists: its task was cleared and its list
+    /// is now shorter (Airflow marks such instances `removed`). Its past tries stay.
+    RemoveInstance(TaskInstanceKey),
     /// The run's new state and times.
     Run {
         /// The DAG.

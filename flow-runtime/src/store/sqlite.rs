@@ -714,6 +714,12 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
                     .map_err(|e| no_such_run(e, &key.dag_id, &key.run_id))?;
             }
         }
+        Change::RemoveInstance(key) => {
+            tx.prepare_cached("DELETE FROM xcoms WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4")?
+                .execute(key_params(key))?;
+            tx.prepare_cached("DELETE FROM task_instances WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4")?
+                .execute(key_params(key))?;
+        }
         Change::Run {
             dag_id,
             run_id,

@@ -321,6 +321,51 @@ fn conformance(store: &dyn Store) {
     assert_eq!(pools, [("api".to_string(), 1), ("gpu".to_string(), 4)]);
     assert!(store.delete_pool("api").unwrap());
     assert!(!store.delete_pool("api").unwrap());
+
+    // Mapped instances: one row each; a removed one leaves with its XCom, the others stay.
+    let mapped = |i: u32| TaskInstanceKey {
+        map_index: MapIndex::mapped(i),
+        ..key("r2", "m")
+    };
+    let changes: Vec<Change> = (0..3)
+        .flat_map(|i| {
+            [
+                Change::Task(TaskInstanceRecord {
+                    key: mapped(i),
+                    state: TaskState::Success,
+                    try_number: 1,
+                    max_tries: 1,
+                    start: None,
+                    end: None,
+                    error: None,
+                }),
+                Change::XCom {
+                    key: mapped(i),
+                    name: "return_value".into(),
+                    value: XComBlob::encode(&u64::from(i)).unwrap(),
+                },
+            ]
+        })
+        .collect();
+    store.apply(&changes).unwrap();
+    store.apply(&[Change::RemoveInstance(mapped(2))]).unwrap();
+    let mut left: Vec<i64> = store
+        .task_instances(&"d".into(), &"r2".into())
+        .unwrap()
+        .into_iter()
+        .filter(|ti| ti.key.task_id.as_str() == "m")
+        .map(|ti| ti.key.map_index.as_i64())
+        .collect();
+    left.sort_unstable();
+    assert_eq!(left, [0, 1]);
+    assert!(
+        store
+            .get_xcom(&mapped(2), "return_value")
+            .unwrap()
+            .is_none()
+    );
+    let kept = store.get_xcom(&mapped(1), "return_value").unwrap().unwrap();
+    assert_eq!(kept.decode::<u64>().unwrap(), 1);
 }
 
 #[test]

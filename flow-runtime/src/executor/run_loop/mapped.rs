@@ -11,7 +11,7 @@ use crate::error::TaskError;
 use crate::ids::{MapIndex, TaskInstanceKey};
 use crate::mapping::{self, MapMode};
 use crate::state::TaskState;
-use crate::store::TaskInstanceRecord;
+use crate::store::{Change, TaskInstanceRecord};
 use crate::trigger::UpstreamCounts;
 use crate::xcom::XComBlob;
 
@@ -60,7 +60,18 @@ impl RunLoop<'_> {
         tracing::info!(task = %task.id(), instances = count, "expanded");
         let first = self.instances.len();
         let key = self.instances[index].record.key.clone();
+        let mut previous = self.unexpanded.remove(&index).unwrap_or_default();
+        for surplus in previous.drain(count.min(previous.len())..) {
+            tracing::info!(task = %task.id(), map_index = %surplus.key.map_index, "removed: the list is shorter now");
+            self.changes.push(Change::RemoveInstance(surplus.key));
+        }
+        let mut previous = previous.into_iter();
         for map_index in 0..count {
+            if let Some(record) = previous.next() {
+                let child = self.add_child(index, record);
+                self.ready.push(child, task.priority());
+                continue;
+            }
             let record = TaskInstanceRecord {
                 key: TaskInstanceKey {
                     map_index: MapIndex::mapped(u32::try_from(map_index).unwrap_or(u32::MAX)),
