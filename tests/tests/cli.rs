@@ -399,3 +399,25 @@ fn mapped_tasks_show_their_instances_and_logs_by_map_index() {
         .code(2)
         .stderr(contains("`combine` is not mapped"));
 }
+
+#[test]
+fn max_map_length_comes_from_the_environment_and_bad_values_are_refused() {
+    let home = Home::new();
+    let output = home
+        .cmd()
+        .env("FLOW_MAX_MAP_LENGTH", "2")
+        .args(["dags", "test", "mapped"])
+        .assert()
+        .failure();
+    let out = String::from_utf8_lossy(&output.get_output().stdout).to_string();
+    assert!(
+        out.contains("`process_partition` would expand to 3 instances, over the limit of 2"),
+        "{out}"
+    );
+    home.cmd()
+        .env("FLOW_MAX_MAP_LENGTH", "many")
+        .args(["dags", "test", "mapped"])
+        .assert()
+        .code(2)
+        .stderr(contains("FLOW_MAX_MAP_LENGTH must be a whole number").and(contains("`many`")));
+}

@@ -35,7 +35,7 @@ pub(super) fn resume(dag: &Dag, run: &str, parallelism: Option<usize>) -> Result
     let run_id = resolve_run(store.as_ref(), dag, run)?;
     let _lock = home.lock_run(dag.id(), &run_id)?;
     println!("Resuming run {run_id} of DAG `{}`", dag.id());
-    let summary = runtime()?.block_on(live_executor(store, parallelism).resume(dag, &run_id))?;
+    let summary = runtime()?.block_on(live_executor(store, parallelism)?.resume(dag, &run_id))?;
     report(&summary)
 }
 
@@ -82,7 +82,7 @@ pub(super) fn clear(
         println!("run them with `dags test {} --resume {run_id}`", dag.id());
         return Ok(());
     }
-    let summary = runtime()?.block_on(live_executor(store, None).resume(dag, &run_id))?;
+    let summary = runtime()?.block_on(live_executor(store, None)?.resume(dag, &run_id))?;
     drop(lock);
     report(&summary)
 }

@@ -529,11 +529,25 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 /// An executor printing a line per task state change.
-fn live_executor(store: Arc<dyn Store>, parallelism: Option<usize>) -> Executor {
-    let executor = Executor::new(store).on_event(|event| println!("{}", render::event_line(event)));
-    match parallelism {
+fn live_executor(store: Arc<dyn Store>, parallelism: Option<usize>) -> Result<Executor, Failure> {
+    let executor = configured(Executor::new(store))?
+        .on_event(|event| println!("{}", render::event_line(event)));
+    Ok(match parallelism {
         Some(n) => executor.parallelism(n),
         None => executor,
+    })
+}
+
+/// An executor with the settings of the environment: `FLOW_MAX_MAP_LENGTH`.
+fn configured(executor: Executor) -> Result<Executor, Failure> {
+    match std::env::var("FLOW_MAX_MAP_LENGTH") {
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(limit) if limit > 0 => Ok(executor.max_map_length(limit)),
+            _ => Err(Failure::usage(format!(
+                "FLOW_MAX_MAP_LENGTH must be a whole number of instances, at least 1 (found `{text}`)"
+            ))),
+        },
+        Err(_) => Ok(executor),
     }
 }
 
@@ -561,7 +575,7 @@ fn dags_test(
         request.logical_date.to_rfc3339()
     );
     let summary =
-        runtime()?.block_on(live_executor(store, parallelism).run_request(dag, request))?;
+        runtime()?.block_on(live_executor(store, parallelism)?.run_request(dag, request))?;
     report(&summary)
 }
 
@@ -582,7 +596,7 @@ fn dags_test_recorded(
         home.database().display()
     );
     let summary =
-        runtime()?.block_on(live_executor(store, parallelism).run_request(dag, request))?;
+        runtime()?.block_on(live_executor(store, parallelism)?.run_request(dag, request))?;
     report(&summary)
 }
 
