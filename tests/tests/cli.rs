@@ -421,3 +421,24 @@ fn max_map_length_comes_from_the_environment_and_bad_values_are_refused() {
         .code(2)
         .stderr(contains("FLOW_MAX_MAP_LENGTH must be a whole number").and(contains("`many`")));
 }
+
+#[test]
+fn tasks_test_runs_one_instance_of_a_mapped_task_with_its_element_given() {
+    let home = Home::new();
+    home.cmd()
+        .args(["tasks", "test", "mapped", "process_partition"])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "partition: u32 (one element of the list the task is mapped over)",
+        ));
+    let out = home.stdout(&[
+        "tasks",
+        "test",
+        "mapped",
+        "process_partition",
+        "--input",
+        "partition=4",
+    ]);
+    assert!(out.contains("40"), "{out}");
+}
