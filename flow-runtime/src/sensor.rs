@@ -164,7 +164,8 @@ impl PokeHistory {
 }
 
 /// One poke, as a future; what both sensor constructors reduce their functions to.
-type PokeFn<T> = Arc<dyn Fn(TaskContext, Inputs) -> BoxFuture<Result<Poke<T>, TaskError>> + Send + Sync>;
+type PokeFn<T> =
+    Arc<dyn Fn(TaskContext, Inputs) -> BoxFuture<Result<Poke<T>, TaskError>> + Send + Sync>;
 
 impl TaskSpec {
     /// A sensor from a blocking poke function; each poke runs on the blocking pool.
@@ -363,7 +364,9 @@ pub fn date_time(name: impl Into<TaskId>, target: TargetTime, options: SensorOpt
     TaskSpec::sensor(name, options, move |ctx, _| {
         let due = match target {
             TargetTime::At(at) => at,
-            TargetTime::OnLogicalDate(time) => ctx.logical_date().date_naive().and_time(time).and_utc(),
+            TargetTime::OnLogicalDate(time) => {
+                ctx.logical_date().date_naive().and_time(time).and_utc()
+            }
         };
         Ok(if Utc::now() >= due {
             Poke::Ready(due)
@@ -448,7 +451,9 @@ fn poke_external(
     let reader = ctx.runs();
     let runs = reader.runs(dag_id).map_err(store_error)?;
     for run in runs.iter().filter(|run| run.logical_date == logical_date) {
-        let instances = reader.task_instances(dag_id, &run.run_id).map_err(store_error)?;
+        let instances = reader
+            .task_instances(dag_id, &run.run_id)
+            .map_err(store_error)?;
         let Some(instance) = instances.iter().find(|ti| &ti.key.task_id == task_id) else {
             continue;
         };
@@ -481,15 +486,27 @@ mod tests {
         let options = SensorOptions::default()
             .with_poke_interval(Duration::from_secs(10))
             .with_timeout(Duration::from_secs(100));
-        assert_eq!(options.next_pause(5, Duration::from_secs(50)), Ok(Duration::from_secs(10)));
+        assert_eq!(
+            options.next_pause(5, Duration::from_secs(50)),
+            Ok(Duration::from_secs(10))
+        );
         assert!(matches!(
             options.next_pause(10, Duration::from_secs(95)),
             Err(TaskError::SensorTimeout(m)) if m.contains("10 pokes")
         ));
         let backoff = options.with_exponential_backoff(true).with_soft_fail(true);
-        assert_eq!(backoff.next_pause(1, Duration::ZERO), Ok(Duration::from_secs(10)));
-        assert_eq!(backoff.next_pause(3, Duration::from_secs(30)), Ok(Duration::from_secs(40)));
-        assert_eq!(backoff.next_pause(4, Duration::from_secs(70)), Ok(Duration::from_secs(30)));
+        assert_eq!(
+            backoff.next_pause(1, Duration::ZERO),
+            Ok(Duration::from_secs(10))
+        );
+        assert_eq!(
+            backoff.next_pause(3, Duration::from_secs(30)),
+            Ok(Duration::from_secs(40))
+        );
+        assert_eq!(
+            backoff.next_pause(4, Duration::from_secs(70)),
+            Ok(Duration::from_secs(30))
+        );
         assert!(matches!(
             backoff.next_pause(5, Duration::from_secs(100)),
             Err(TaskError::SoftFail(_))

@@ -99,8 +99,7 @@ impl TaskState {
         while let Some(from) = stack.pop() {
             for next in TaskState::ALL {
                 let i = next as usize;
-                let clearing =
-                    next == TaskState::None && (from.is_finished() || from.is_waiting());
+                let clearing = next == TaskState::None && (from.is_finished() || from.is_waiting());
                 if !seen[i] && !clearing && from.can_become(next) {
                     if next == to {
                         return true;

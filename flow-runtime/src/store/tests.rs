@@ -323,7 +323,10 @@ fn conformance(store: &dyn Store) {
     assert!(store.reschedules(&key("r2", "s"), 2).unwrap().is_empty());
     let sensor = store.tries(&key("r2", "s")).unwrap();
     assert_eq!(
-        sensor.iter().map(|t| (t.try_number, t.state)).collect::<Vec<_>>(),
+        sensor
+            .iter()
+            .map(|t| (t.try_number, t.state))
+            .collect::<Vec<_>>(),
         [(1, TaskState::UpForReschedule)]
     );
     assert!(matches!(
@@ -445,8 +448,9 @@ fn a_newer_schema_is_refused_and_an_older_one_migrates() {
         .unwrap();
     let err = unchanged_after(&newer, || SqliteStore::open(&newer).err().unwrap());
     assert!(
-        err.to_string()
-            .contains(&format!("schema version 99, newer than this binary's {SCHEMA_VERSION}")),
+        err.to_string().contains(&format!(
+            "schema version 99, newer than this binary's {SCHEMA_VERSION}"
+        )),
         "{err}"
     );
 
