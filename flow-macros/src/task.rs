@@ -205,14 +205,16 @@ impl Options for TaskArgs {
             self.shell = Some(flag(input, "shell", key.span)?);
         } else if input.peek(kw::sensor) {
             let key: kw::sensor = input.parse()?;
-            self.sensor = Some(flag(input, "sensor", key.span)?);
+            // Still a sensor after `sensor = true`, so that its output type is read as one.
+            self.sensor = Some(key.span);
+            flag(input, "sensor", key.span)?;
         } else if input.peek(kw::poke_interval) {
             let key: kw::poke_interval = input.parse()?;
-            let interval = attr::positive_duration(input, "poke_interval", key.span)?;
+            let interval = sensor_duration(input, "poke_interval", key.span, "30s", "60s")?;
             self.sensor_options.poke_interval = Some((key.span, interval));
         } else if input.peek(kw::timeout) {
             let key: kw::timeout = input.parse()?;
-            let timeout = attr::positive_duration(input, "timeout", key.span)?;
+            let timeout = sensor_duration(input, "timeout", key.span, "1h", "7 days")?;
             self.sensor_options.timeout = Some((key.span, timeout));
         } else if input.peek(kw::mode) {
             let key: kw::mode = input.parse()?;
@@ -220,11 +222,12 @@ impl Options for TaskArgs {
             self.sensor_options.mode = Some((key.span, mode));
         } else if input.peek(kw::soft_fail) {
             let key: kw::soft_fail = input.parse()?;
-            self.sensor_options.soft_fail = Some(flag(input, "soft_fail", key.span)?);
+            self.sensor_options.soft_fail = Some(key.span);
+            flag(input, "soft_fail", key.span)?;
         } else if input.peek(kw::exponential_backoff) {
             let key: kw::exponential_backoff = input.parse()?;
-            let on = flag(input, "exponential_backoff", key.span)?;
-            self.sensor_options.exponential_backoff = Some(on);
+            self.sensor_options.exponential_backoff = Some(key.span);
+            flag(input, "exponential_backoff", key.span)?;
         } else if input.peek(kw::pool_slots) {
             let key: kw::pool_slots = input.parse()?;
             let hint = " (a try takes this many slots of its pool)";
@@ -243,6 +246,27 @@ impl Options for TaskArgs {
         }
         Ok(())
     }
+}
+
+/// `= "30s"`: a sensor's duration, longer than zero (`default` is Airflow's).
+fn sensor_duration(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+    example: &str,
+    default: &str,
+) -> syn::Result<attr::DurationLit> {
+    let duration = attr::duration(input, key, key_span)?;
+    if duration.value.is_zero() {
+        return Err(syn::Error::new(
+            duration.span,
+            format!(
+                "{key} must be longer than 0s: `{key} = \"{example}\"`, or leave it out for \
+                 Airflow's default of {default}"
+            ),
+        ));
+    }
+    Ok(duration)
 }
 
 /// A bare flag: `branch`, not `branch = true`.
@@ -325,8 +349,29 @@ fn check_sensor(args: &mut TaskArgs, errors: &mut Errors) {
              `{other}), not both: remove one"
         ),
     ));
-    args.sensor = None;
-    args.sensor_options = SensorArgs::default();
+}
+
+/// After a conflict between `sensor` and another kind (reported by [`check_sensor`]), the
+/// kind the return type fits, so that the conflict is the only error.
+fn settle_sensor_conflict(args: &mut TaskArgs, output: &Output) {
+    if args.sensor.is_none()
+        || (args.branch.is_none() && args.short_circuit.is_none() && args.shell.is_none())
+    {
+        return;
+    }
+    let returns_poke = match output {
+        Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => matches!(&**ty,
+            Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "Poke")),
+        _ => false,
+    };
+    if returns_poke {
+        args.branch = None;
+        args.short_circuit = None;
+        args.shell = None;
+    } else {
+        args.sensor = None;
+        args.sensor_options = SensorArgs::default();
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -422,7 +467,7 @@ impl Task {
     /// `errors`), returns what can stand in for it, if anything.
     fn new(
         function: &ItemFn,
-        args: TaskArgs,
+        mut args: TaskArgs,
         errors: &mut Errors,
     ) -> Result<Self, Option<Box<Stub>>> {
         let before = errors.len();
@@ -433,6 +478,7 @@ impl Task {
         let output = output(&sig.output, errors);
         let output_ok = errors.len() == after_inputs;
         let sound = errors.len() == before;
+        settle_sensor_conflict(&mut args, &output);
         let mut special = Special::of(&args);
         if let (Some((kind, _)), Output::Unit) = (special, &output) {
             match &sig.output {
