@@ -211,14 +211,27 @@ fn a_rescheduled_sensor_waits_across_a_kill_without_holding_a_try_open() {
     let mut child = with_ready(&["dags", "test", "rescheduled", "--date", "2025-04-01"])
         .spawn()
         .unwrap();
-    // Kill the process once the sensor is recorded waiting for its next poke.
+    // Kill the process once the sensor is recorded waiting for its next poke (looking only
+    // after its first poke, so the run exists).
     let deadline = Instant::now() + Duration::from_secs(60);
+    while !home.side().iter().any(|(e, _, _)| e == "poke") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the sensor poked"
+        );
+        assert!(Instant::now() < deadline, "the sensor never poked");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let states = loop {
         let output = with_ready(&["tasks", "states", "rescheduled", "latest"])
             .stdout(Stdio::piped())
             .output()
             .unwrap();
-        let states = String::from_utf8_lossy(&output.stdout).to_string();
+        let states = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
         if states
             .lines()
             .any(|l| l.starts_with("ready_file") && l.contains("up_for_reschedule"))

@@ -498,7 +498,10 @@ impl<'a> RunLoop<'a> {
                     }
                     (Err(e), _) => Err(e),
                 };
-                if let Err(error) = &result {
+                // A sensor's "not yet" in reschedule mode ends the poke, not the try.
+                if let Err(error) = &result
+                    && !matches!(error, TaskError::Reschedule { .. })
+                {
                     tracing::error!("try failed: {error}");
                 }
                 let pushed = if result.is_ok() {
