@@ -1284,7 +1284,7 @@ async fn a_rescheduled_sensor_frees_its_slot_and_keeps_its_try() {
         assert_eq!(summary.task("wait").unwrap().tries, 1, "pokes keep the try");
         let pokes = pokes.load(Ordering::SeqCst);
         assert!(pokes >= 2, "the first poke came before the worker: {pokes}");
-        let states = states.lock().unwrap();
+        let states = states.lock().unwrap().clone();
         let waits = states
             .iter()
             .filter(|(s, _)| *s == TaskState::UpForReschedule)
