@@ -1215,11 +1215,13 @@ async fn sensors_poke_until_ready_and_time_out_as_airflow_does() {
 }
 
 /// A DAG whose sensor (added first, so it starts first) is ready only once `worker`, an
-/// independent task, has run; and the states the sensor went through.
+/// independent task, has run, with `limit` as its `max_active_tasks`; and the count of
+/// the sensor's pokes.
 fn sensor_waiting_for_a_worker(
     mode: crate::sensor::SensorMode,
     timeout: Duration,
     pool: Option<&str>,
+    limit: u32,
 ) -> (Dag, Arc<AtomicU32>) {
     use crate::sensor::{Poke, SensorOptions};
     let worked = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1229,7 +1231,7 @@ fn sensor_waiting_for_a_worker(
         .with_poke_interval(Duration::from_millis(20))
         .with_timeout(timeout)
         .with_mode(mode);
-    let mut b = DagBuilder::new("slots");
+    let mut b = DagBuilder::new("slots").max_active_tasks(limit);
     let mut sensor = TaskSpec::sensor("wait", options, move |_, _| {
         counted.fetch_add(1, Ordering::SeqCst);
         Ok(if seen.load(Ordering::SeqCst) {
@@ -1254,9 +1256,9 @@ fn sensor_waiting_for_a_worker(
 #[tokio::test]
 async fn a_rescheduled_sensor_frees_its_slot_and_keeps_its_try() {
     use crate::sensor::SensorMode;
-    // One executor slot, or one pool slot: only a sensor that gives its slot back between
-    // pokes lets the worker it waits for run.
-    for (parallelism, pool) in [(1, None), (4, Some("single"))] {
+    // One executor slot, one pool slot, or one active task for the DAG: only a sensor that
+    // gives its slot back between pokes lets the worker it waits for run.
+    for (parallelism, pool, limit) in [(1, None, 16), (4, Some("single"), 16), (4, None, 1)] {
         let store = Arc::new(MemoryStore::new());
         if let Some(pool) = pool {
             store
@@ -1276,8 +1278,12 @@ async fn a_rescheduled_sensor_frees_its_slot_and_keeps_its_try() {
                     seen.lock().unwrap().push((e.state, e.try_number));
                 }
             });
-        let (dag, pokes) =
-            sensor_waiting_for_a_worker(SensorMode::Reschedule, Duration::from_secs(60), pool);
+        let (dag, pokes) = sensor_waiting_for_a_worker(
+            SensorMode::Reschedule,
+            Duration::from_secs(60),
+            pool,
+            limit,
+        );
         let summary = executor.run(&dag, Utc::now()).await.unwrap();
         assert_eq!(summary.state, RunState::Success, "{summary:?}");
         assert_eq!(summary.output::<u32>("wait").unwrap(), 7);
@@ -1305,7 +1311,7 @@ async fn a_rescheduled_sensor_frees_its_slot_and_keeps_its_try() {
 
         // The same sensor in poke mode keeps the slot, so the worker never runs.
         let (dag, _) =
-            sensor_waiting_for_a_worker(SensorMode::Poke, Duration::from_millis(200), pool);
+            sensor_waiting_for_a_worker(SensorMode::Poke, Duration::from_millis(200), pool, limit);
         let summary = Executor::new(store.clone())
             .parallelism(parallelism)
             .run(&dag, Utc::now())
