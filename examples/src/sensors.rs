@@ -1,12 +1,11 @@
 //! A sensor: `wait_for_export` pokes for the file that `export` lands a moment later,
-//! then `count_lines` (a shell task) counts its data lines.
+//! then `count_lines` (a shell task) counts its data lines. The sensor runs in
+//! `reschedule` mode, so it holds no slot between pokes.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flow_runtime::DagError;
 use flow_runtime::prelude::*;
-use flow_runtime::sensor::{Poke, SensorOptions};
 use flow_runtime::shell::ShellCommand;
 
 /// Where `export` lands its file for a run.
@@ -26,39 +25,40 @@ pub async fn export(ctx: &TaskContext) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The DAG: the export and the sensor start together; the count waits for the sensor.
-pub fn landing() -> Result<Dag, DagError> {
-    let mut dag = DagBuilder::new("landing")
-        .schedule("@daily")
-        .start_date("2025-01-01");
-    export::node(&mut dag);
-    let options = SensorOptions {
-        poke_interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(30),
-        ..SensorOptions::default()
-    };
-    // Like `sensor::file_exists`, with the path of the run's own logical date.
-    let landed = dag
-        .add_task(TaskSpec::sensor("wait_for_export", options, |ctx, _| {
-            let path = export_path(&ctx.ds());
-            Ok(if path.exists() {
-                Poke::Ready(path.display().to_string())
-            } else {
-                Poke::NotYet
-            })
-        }))
-        .finish::<String>();
-    dag.add_task(
-        TaskSpec::from_shell("count_lines", |_ctx, inputs| {
-            Ok(
-                ShellCommand::bash(r#"tail -n +2 "$FILE" | wc -l | tr -d ' '"#)
-                    .env("FILE", inputs.get::<String>(0)?),
-            )
-        })
-        .param::<String>("file"),
-    )
-    .input(landed);
-    dag.build()
+/// Waits for the export of the run's logical date (like `sensor::file_exists`, with the
+/// run's own path); its output is the path.
+#[task(sensor, poke_interval = "100ms", timeout = "30s", mode = "reschedule")]
+pub fn wait_for_export(ctx: &TaskContext) -> Poke<String> {
+    let path = export_path(&ctx.ds());
+    if path.exists() {
+        Poke::Ready(path.display().to_string())
+    } else {
+        Poke::NotYet
+    }
 }
 
-flow_runtime::register_dag!("landing", landing);
+/// Counts the data lines of the file (all but the header).
+#[task(shell)]
+pub fn count_lines(file: String) -> ShellCommand {
+    ShellCommand::bash(r#"tail -n +2 "$FILE" | wc -l | tr -d ' '"#).env("FILE", file)
+}
+
+/// The export and the sensor start together; the count waits for the sensor.
+#[dag(schedule = "@daily", start_date = "2025-01-01", tags = ["sensor"])]
+pub fn landing() {
+    export();
+    count_lines(wait_for_export());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_count_waits_for_the_landed_file() {
+        let run = landing().unwrap().test().unwrap();
+        assert_eq!(run.state, RunState::Success, "{run:?}");
+        assert_eq!(run.output::<String>("count_lines").unwrap(), "2");
+        assert_eq!(run.task("wait_for_export").unwrap().tries, 1);
+    }
+}

@@ -51,6 +51,12 @@ pub(crate) mod kw {
     syn::custom_keyword!(on_success);
     syn::custom_keyword!(on_failure);
     syn::custom_keyword!(on_retry);
+    syn::custom_keyword!(sensor);
+    syn::custom_keyword!(poke_interval);
+    syn::custom_keyword!(timeout);
+    syn::custom_keyword!(mode);
+    syn::custom_keyword!(soft_fail);
+    syn::custom_keyword!(exponential_backoff);
 }
 
 /// The options one attribute accepts.
@@ -533,6 +539,43 @@ pub(crate) fn trigger_rule(
         None => format!("`{key}` takes a string, one of: {valid}"),
     };
     Err(syn::Error::new_spanned(value, message))
+}
+
+/// Airflow's sensor modes: `(name, variant of flow_runtime::sensor::SensorMode)`.
+pub(crate) const SENSOR_MODES: [(&str, &str); 2] = [("poke", "Poke"), ("reschedule", "Reschedule")];
+
+/// A sensor mode checked at compile time: the variant of `SensorMode`, at the literal.
+pub(crate) struct SensorModeLit {
+    pub(crate) variant: &'static str,
+    pub(crate) span: Span,
+}
+
+/// `= "reschedule"`: one of Airflow's sensor modes, by name.
+pub(crate) fn sensor_mode(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+) -> syn::Result<SensorModeLit> {
+    let names: Vec<&str> = SENSOR_MODES.iter().map(|(name, _)| *name).collect();
+    let valid = key_list(&names);
+    let lit = string(input, key, key_span, "\"reschedule\"")?;
+    let name = lit.value();
+    if let Some((_, variant)) = SENSOR_MODES.iter().find(|(n, _)| *n == name.trim()) {
+        return Ok(SensorModeLit {
+            variant,
+            span: lit.span(),
+        });
+    }
+    let message = match closest(&name.to_ascii_lowercase(), &names) {
+        Some(close) => {
+            format!("unknown sensor mode `{name}`: did you mean `{close}`? The modes are: {valid}")
+        }
+        None => format!(
+            "unknown sensor mode `{name}`; the modes are: {valid} (`poke` keeps the slot \
+             between pokes, `reschedule` gives it back)"
+        ),
+    };
+    Err(syn::Error::new(lit.span(), message))
 }
 
 /// The rule written in any case, with or without `_`: `AllDone`, `ALL_DONE` -> `all_done`.

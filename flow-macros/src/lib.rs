@@ -69,6 +69,12 @@ use proc_macro::TokenStream;
 /// | `branch` | a flag: the task returns a `Branch`, the downstream tasks to follow; the others are skipped | not a branch |
 /// | `short_circuit` | a flag: the task returns `bool`; `false` skips every task downstream | not a short circuit |
 /// | `shell` | a flag: the task returns a `flow_runtime::shell::ShellCommand` (or a `Result` of one), which the runtime runs; the output is the last line of its stdout, a `String` (see below) | not a shell task |
+/// | `sensor` | a flag: the task returns `flow_runtime::sensor::Poke<T>` (or a `Result` of one) and is poked until ready; its output is the `T` (see below) | not a sensor |
+/// | `poke_interval = "30s"` | a sensor's pause between pokes; longer than `0s` | 60 seconds |
+/// | `timeout = "1h"` | how long a sensor pokes, from its first poke, before it fails (not retried); longer than `0s` | 7 days |
+/// | `mode = "reschedule"` | `"poke"`: one try sleeps between pokes, keeping its slot; `"reschedule"`: between pokes the instance is `up_for_reschedule` and holds no slot | `"poke"` |
+/// | `soft_fail` | a flag: a sensor that times out is skipped instead of failed | fails |
+/// | `exponential_backoff` | a flag: a sensor's pause doubles after each poke | a fixed pause |
 /// | `pool = "gpu"` | the pool whose slots a try takes; written like a task id, and defined before a run (`pools set gpu 4`) | the DAG's `default_args`, else `default_pool` |
 /// | `pool_slots = 2` | how many slots of the pool a try takes; at least 1 (alone, slots of `default_pool`) | 1 |
 /// | `priority_weight = 10` | which waiting task starts first when slots are short (higher first; may be negative: `-5`) | the DAG's `default_args`, else 1 |
@@ -78,8 +84,9 @@ use proc_macro::TokenStream;
 /// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |
 ///
 /// Values are literals, checked at compile time; callbacks are paths of functions.
-/// `branch`, `short_circuit` and `shell` are bare flags (`#[task(branch)]`, not
-/// `branch = true`), and a task is at most one of them. A task used twice in one DAG gets
+/// `branch`, `short_circuit`, `shell`, `sensor`, `soft_fail` and `exponential_backoff` are
+/// bare flags (`#[task(branch)]`, not `branch = true`); a task is at most one of `branch`,
+/// `short_circuit`, `shell` and `sensor`, and the sensor options need `sensor`. A task used twice in one DAG gets
 /// Airflow's suffixes: `load`, `load__1`, `load__2`.
 ///
 /// [humantime]: https://docs.rs/humantime
@@ -125,6 +132,43 @@ use proc_macro::TokenStream;
 ///
 /// The equivalent builder code: `TaskSpec::new::<u32>("train", ..).pool("gpu", 2)
 /// .priority_weight(10).on_failure(page_on_call)`.
+///
+/// # Sensors
+///
+/// A `#[task(sensor)]` (Airflow's sensors, `@task.sensor`) answers one poke: sync or
+/// async, taking `&TaskContext` and upstream inputs like any task, it returns
+/// `Poke::Ready(value)` when its condition holds and `Poke::NotYet` to be poked again.
+/// Downstream tasks receive the `value`. It stands for
+/// `TaskSpec::sensor("name", options, |ctx, inputs| Ok(name(inputs.get(0)?, ..)))`
+/// (`TaskSpec::async_sensor` for an `async fn`), `options` being
+/// `SensorOptions::default().with_poke_interval(..).with_mode(SensorMode::Reschedule)..`.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use flow_runtime::prelude::*;
+///
+/// static VOTES: AtomicU32 = AtomicU32::new(0);
+///
+/// #[task(sensor, poke_interval = "10ms", timeout = "1h", mode = "reschedule")]
+/// fn quorum(needed: u32) -> Poke<u32> {
+///     let votes = VOTES.fetch_add(1, Ordering::SeqCst) + 1; // a vote arrives per poke
+///     if votes >= needed { Poke::Ready(votes) } else { Poke::NotYet }
+/// }
+///
+/// #[task]
+/// fn announce(votes: u32) -> String {
+///     format!("{votes} votes")
+/// }
+///
+/// #[dag]
+/// fn election() {
+///     announce(quorum(3));
+/// }
+///
+/// let run = election().unwrap().test().unwrap();
+/// assert_eq!(run.output::<String>("announce").unwrap(), "3 votes");
+/// assert_eq!(run.task("quorum").unwrap().tries, 1); // three pokes, one try
+/// ```
 ///
 /// # Branching
 ///
@@ -325,6 +369,27 @@ use proc_macro::TokenStream;
 /// #[task] // a task parameter must be an owned value (..): take `String` instead of a reference
 /// fn greet(name: &str) -> String {
 ///     format!("hello {name}")
+/// }
+/// ```
+///
+/// - A sensor option without `sensor` (`poke_interval`, `timeout`, `mode`, `soft_fail`,
+///   `exponential_backoff`), an unknown `mode` (listing `poke` and `reschedule`), a
+///   sensor that does not return `Poke<T>` (reported at the return type), `sensor`
+///   together with `branch`, `short_circuit` or `shell`:
+///
+/// ```compile_fail
+/// # use flow_runtime::prelude::*;
+/// #[task(sensor, mode = "sometimes")] // unknown sensor mode `sometimes`; the modes are: `poke`, `reschedule` ..
+/// fn ready() -> Poke<()> {
+///     Poke::NotYet
+/// }
+/// ```
+///
+/// ```compile_fail
+/// # use flow_runtime::prelude::*;
+/// #[task(sensor)] // a `#[task(sensor)]` returns `Poke<T>` (..), not `bool`
+/// fn ready() -> bool {
+///     true
 /// }
 /// ```
 ///

@@ -59,8 +59,65 @@ struct TaskArgs {
     short_circuit: Option<Span>,
     /// The `shell` flag.
     shell: Option<Span>,
+    /// The `sensor` flag.
+    sensor: Option<Span>,
+    sensor_options: SensorArgs,
     pool_slots: Option<LitInt>,
     callbacks: CallbackArgs,
+}
+
+/// The options of a `sensor` task, each with its key's span.
+#[derive(Default)]
+struct SensorArgs {
+    poke_interval: Option<(Span, attr::DurationLit)>,
+    timeout: Option<(Span, attr::DurationLit)>,
+    mode: Option<(Span, attr::SensorModeLit)>,
+    soft_fail: Option<Span>,
+    exponential_backoff: Option<Span>,
+}
+
+impl SensorArgs {
+    /// The keys of the options given, with their spans, in the documentation's order.
+    fn given(&self) -> Vec<(&'static str, Span)> {
+        [
+            (
+                "poke_interval",
+                self.poke_interval.as_ref().map(|(k, _)| *k),
+            ),
+            ("timeout", self.timeout.as_ref().map(|(k, _)| *k)),
+            ("mode", self.mode.as_ref().map(|(k, _)| *k)),
+            ("soft_fail", self.soft_fail),
+            ("exponential_backoff", self.exponential_backoff),
+        ]
+        .into_iter()
+        .filter_map(|(key, span)| Some((key, span?)))
+        .collect()
+    }
+
+    /// `SensorOptions::default().with_poke_interval(..)..`: Airflow's defaults where an
+    /// option is not given.
+    fn tokens(&self, root: &TokenStream) -> TokenStream {
+        let mut tokens = quote!(#root::sensor::SensorOptions::default());
+        if let Some((_, interval)) = &self.poke_interval {
+            let value = attr::duration_tokens(root, interval);
+            tokens.extend(quote!(.with_poke_interval(#value)));
+        }
+        if let Some((_, timeout)) = &self.timeout {
+            let value = attr::duration_tokens(root, timeout);
+            tokens.extend(quote!(.with_timeout(#value)));
+        }
+        if let Some((_, mode)) = &self.mode {
+            let variant = Ident::new(mode.variant, mode.span);
+            tokens.extend(quote!(.with_mode(#root::sensor::SensorMode::#variant)));
+        }
+        if self.soft_fail.is_some() {
+            tokens.extend(quote!(.with_soft_fail(true)));
+        }
+        if self.exponential_backoff.is_some() {
+            tokens.extend(quote!(.with_exponential_backoff(true)));
+        }
+        tokens
+    }
 }
 
 /// `on_success = path`, `on_failure = path`, `on_retry = path`.
@@ -104,6 +161,12 @@ impl Options for TaskArgs {
         "branch",
         "short_circuit",
         "shell",
+        "sensor",
+        "poke_interval",
+        "timeout",
+        "mode",
+        "soft_fail",
+        "exponential_backoff",
         "pool",
         "pool_slots",
         "priority_weight",
@@ -112,7 +175,7 @@ impl Options for TaskArgs {
         "on_retry",
         "crate",
     ];
-    const PLANNED: &'static [&'static str] = &["sensor", "queue", "multiple_outputs"];
+    const PLANNED: &'static [&'static str] = &["queue", "multiple_outputs"];
     const RENAMED: &'static [(&'static str, &'static str)] = &[
         ("on_success_callback", "on_success"),
         ("on_failure_callback", "on_failure"),
@@ -140,6 +203,31 @@ impl Options for TaskArgs {
         } else if input.peek(kw::shell) {
             let key: kw::shell = input.parse()?;
             self.shell = Some(flag(input, "shell", key.span)?);
+        } else if input.peek(kw::sensor) {
+            let key: kw::sensor = input.parse()?;
+            // Still a sensor after `sensor = true`, so that its output type is read as one.
+            self.sensor = Some(key.span);
+            flag(input, "sensor", key.span)?;
+        } else if input.peek(kw::poke_interval) {
+            let key: kw::poke_interval = input.parse()?;
+            let interval = sensor_duration(input, "poke_interval", key.span, "30s", "60s")?;
+            self.sensor_options.poke_interval = Some((key.span, interval));
+        } else if input.peek(kw::timeout) {
+            let key: kw::timeout = input.parse()?;
+            let timeout = sensor_duration(input, "timeout", key.span, "1h", "7 days")?;
+            self.sensor_options.timeout = Some((key.span, timeout));
+        } else if input.peek(kw::mode) {
+            let key: kw::mode = input.parse()?;
+            let mode = attr::sensor_mode(input, "mode", key.span)?;
+            self.sensor_options.mode = Some((key.span, mode));
+        } else if input.peek(kw::soft_fail) {
+            let key: kw::soft_fail = input.parse()?;
+            self.sensor_options.soft_fail = Some(key.span);
+            flag(input, "soft_fail", key.span)?;
+        } else if input.peek(kw::exponential_backoff) {
+            let key: kw::exponential_backoff = input.parse()?;
+            self.sensor_options.exponential_backoff = Some(key.span);
+            flag(input, "exponential_backoff", key.span)?;
         } else if input.peek(kw::pool_slots) {
             let key: kw::pool_slots = input.parse()?;
             let hint = " (a try takes this many slots of its pool)";
@@ -160,6 +248,27 @@ impl Options for TaskArgs {
     }
 }
 
+/// `= "30s"`: a sensor's duration, longer than zero (`default` is Airflow's).
+fn sensor_duration(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+    example: &str,
+    default: &str,
+) -> syn::Result<attr::DurationLit> {
+    let duration = attr::duration(input, key, key_span)?;
+    if duration.value.is_zero() {
+        return Err(syn::Error::new(
+            duration.span,
+            format!(
+                "{key} must be longer than 0s: `{key} = \"{example}\"`, or leave it out for \
+                 Airflow's default of {default}"
+            ),
+        ));
+    }
+    Ok(duration)
+}
+
 /// A bare flag: `branch`, not `branch = true`.
 fn flag(input: ParseStream, key: &str, key_span: Span) -> syn::Result<Span> {
     if input.peek(Token![=]) {
@@ -175,6 +284,7 @@ fn flag(input: ParseStream, key: &str, key_span: Span) -> syn::Result<Span> {
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
     let mut args: TaskArgs = attr::parse_all(args, errors);
+    check_sensor(&mut args, errors);
     if let (Some(_), Some(short_circuit)) = (args.branch, args.short_circuit) {
         errors.push(syn::Error::new(
             short_circuit,
@@ -204,6 +314,66 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
     args
 }
 
+/// Sensor options need the `sensor` flag, and a sensor steers nothing and runs no
+/// command.
+fn check_sensor(args: &mut TaskArgs, errors: &mut Errors) {
+    let Some(sensor) = args.sensor else {
+        for (key, span) in args.sensor_options.given() {
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "`{key}` is an option of sensors: mark the task `sensor` and return \
+                     `Poke<T>`, as in `#[task(sensor, {key}{})]`",
+                    match key {
+                        "poke_interval" => " = \"30s\"",
+                        "timeout" => " = \"1h\"",
+                        "mode" => " = \"reschedule\"",
+                        _ => "",
+                    }
+                ),
+            ));
+        }
+        args.sensor_options = SensorArgs::default();
+        return;
+    };
+    let other = match (args.branch, args.short_circuit, args.shell) {
+        (Some(_), _, _) => "branch` (its output steers the tasks downstream",
+        (_, Some(_), _) => "short_circuit` (its output steers the tasks downstream",
+        (_, _, Some(_)) => "shell` (it returns a command to run",
+        _ => return,
+    };
+    errors.push(syn::Error::new(
+        sensor,
+        format!(
+            "a task is either `sensor` (it returns `Poke<T>`, whether its condition holds) or \
+             `{other}), not both: remove one"
+        ),
+    ));
+}
+
+/// After a conflict between `sensor` and another kind (reported by [`check_sensor`]), the
+/// kind the return type fits, so that the conflict is the only error.
+fn settle_sensor_conflict(args: &mut TaskArgs, output: &Output) {
+    if args.sensor.is_none()
+        || (args.branch.is_none() && args.short_circuit.is_none() && args.shell.is_none())
+    {
+        return;
+    }
+    let returns_poke = match output {
+        Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => matches!(&**ty,
+            Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "Poke")),
+        _ => false,
+    };
+    if returns_poke {
+        args.branch = None;
+        args.short_circuit = None;
+        args.shell = None;
+    } else {
+        args.sensor = None;
+        args.sensor_options = SensorArgs::default();
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Model
 
@@ -226,8 +396,17 @@ struct Task {
     special: Option<(Special, Span)>,
     /// The `shell` flag's span: the function returns a command, the runtime runs it.
     shell: Option<Span>,
+    /// For a `sensor`: the function returns `Poke<T>` and the runtime pokes it.
+    sensor: Option<Sensor>,
     pool_slots: Option<LitInt>,
     callbacks: CallbackArgs,
+}
+
+/// A `#[task(sensor)]`: its options, and `T` of the `Poke<T>` it returns, the task's
+/// output.
+struct Sensor {
+    options: SensorArgs,
+    ready: Box<Type>,
 }
 
 /// A task whose output steers the tasks downstream of it.
@@ -288,7 +467,7 @@ impl Task {
     /// `errors`), returns what can stand in for it, if anything.
     fn new(
         function: &ItemFn,
-        args: TaskArgs,
+        mut args: TaskArgs,
         errors: &mut Errors,
     ) -> Result<Self, Option<Box<Stub>>> {
         let before = errors.len();
@@ -299,6 +478,7 @@ impl Task {
         let output = output(&sig.output, errors);
         let output_ok = errors.len() == after_inputs;
         let sound = errors.len() == before;
+        settle_sensor_conflict(&mut args, &output);
         let mut special = Special::of(&args);
         if let (Some((kind, _)), Output::Unit) = (special, &output) {
             match &sig.output {
@@ -308,6 +488,13 @@ impl Task {
             special = None;
         }
         let shell_ok = args.shell.is_none_or(|_| check_shell(sig, &output, errors));
+        let sensor = args.sensor.and_then(|_| {
+            let ready = poked_type(sig, &output, errors)?;
+            Some(Sensor {
+                options: args.sensor_options,
+                ready: Box::new(ready),
+            })
+        });
 
         let name = args
             .task_id
@@ -347,6 +534,7 @@ impl Task {
             options: args.options,
             special,
             shell: args.shell,
+            sensor,
             pool_slots: args.pool_slots,
             callbacks: args.callbacks,
         })
@@ -380,6 +568,45 @@ fn check_shell(sig: &Signature, output: &Output, errors: &mut Errors) -> bool {
         }
     }
     errors.len() == before
+}
+
+/// `T` of the `Poke<T>` (or `Result<Poke<T>, E>`) a sensor returns; an error at the
+/// return type otherwise (the task is then checked as an ordinary one).
+fn poked_type(sig: &Signature, output: &Output, errors: &mut Errors) -> Option<Type> {
+    let message = |found: &str| {
+        format!(
+            "a `#[task(sensor)]` returns `Poke<T>` (or a `Result` of one): `Poke::Ready(value)` \
+             when its condition holds, `Poke::NotYet` to poke again{found}"
+        )
+    };
+    let written = match output {
+        Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => &**ty,
+        Output::Result { written, ok: None } => {
+            errors.at(written, message(""));
+            return None;
+        }
+        Output::Unit => {
+            let add = message("; add `-> Poke<T>`");
+            match &sig.output {
+                ReturnType::Default => errors.at(&sig.ident, add),
+                ReturnType::Type(_, ty) => errors.at(ty, add),
+            }
+            return None;
+        }
+    };
+    let poked = match written {
+        Type::Path(path)
+            if path.qself.is_none()
+                && path.path.segments.last().is_some_and(|s| s.ident == "Poke") =>
+        {
+            first_type_argument(written)
+        }
+        _ => None,
+    };
+    if poked.is_none() {
+        errors.at(written, message(&format!(", not `{}`", type_text(written))));
+    }
+    poked
 }
 
 /// The function's name as the task's name, if it is a valid task id.
@@ -830,6 +1057,9 @@ impl Task {
         if self.shell.is_some() {
             return quote!(::std::string::String);
         }
+        if let Some(sensor) = &self.sensor {
+            return sensor.ready.to_token_stream();
+        }
         output_type(&self.root, &self.output)
     }
 
@@ -1021,12 +1251,24 @@ impl Task {
             "The definition of the task `{name}`: its name, typed parameters and output, \
              options, and the function the runtime calls."
         );
-        let (shell_helpers, new) = match self.shell {
-            Some(flag) => (
+        let (shell_helpers, new) = match (self.shell, &self.sensor) {
+            (Some(flag), _) => (
                 Some(self.shell_helpers(flag)),
                 quote!(#root::TaskSpec::from_shell(#name, #function)),
             ),
-            None => (None, quote!(#root::TaskSpec::new::<#out>(#name, #function))),
+            (None, Some(sensor)) => {
+                let options = sensor.options.tokens(root);
+                let constructor = if self.asyncness.is_some() {
+                    quote!(async_sensor)
+                } else {
+                    quote!(sensor)
+                };
+                (
+                    None,
+                    quote!(#root::TaskSpec::#constructor(#name, #options, #function)),
+                )
+            }
+            (None, None) => (None, quote!(#root::TaskSpec::new::<#out>(#name, #function))),
         };
         quote! {
             #[doc = #spec_doc]
@@ -1093,6 +1335,9 @@ impl Task {
     /// The stored output's type and where to report it: the `Ok` type of a `Result`, or
     /// the written type. `None` for a task that returns nothing.
     fn stored_output(&self) -> Option<(TokenStream, Span)> {
+        if let Some(sensor) = &self.sensor {
+            return Some((sensor.ready.to_token_stream(), sensor.ready.span()));
+        }
         match &self.output {
             Output::Unit => None,
             Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => {
@@ -1171,7 +1416,14 @@ impl Task {
             call.extend(quote!(.await));
         }
         let finish = self.finish(&call);
-        let result = quote!(#root::__private::Result<#root::XComBlob, #root::TaskError>);
+        let result = match &self.sensor {
+            // What `TaskSpec::sensor` and `async_sensor` take: one poke's answer.
+            Some(sensor) => {
+                let ready = &sensor.ready;
+                quote!(#root::__private::Result<#root::sensor::Poke<#ready>, #root::TaskError>)
+            }
+            None => quote!(#root::__private::Result<#root::XComBlob, #root::TaskError>),
+        };
         if self.shell.is_some() {
             // What `TaskSpec::from_shell` takes: builds the command, which the runtime runs.
             let command =
@@ -1192,12 +1444,22 @@ impl Task {
             let pin = spans::respan(quote!(#root::__private::Box::pin), span);
             let mut pinned = Group::new(Delimiter::Parenthesis, quote!(#async_move #body));
             pinned.set_span(span);
+            let closure = quote! {
+                |#ctx: #root::TaskContext, #inputs: #root::Inputs| -> #root::__private::BoxFuture<#result> {
+                    #pin #pinned
+                }
+            };
+            if self.sensor.is_some() {
+                return closure;
+            }
+            quote!(#root::TaskFn::Async(#root::__private::Arc::new(#closure)))
+        } else if self.sensor.is_some() {
+            // Poked again and again, so it borrows its inputs.
             quote! {
-                #root::TaskFn::Async(#root::__private::Arc::new(
-                    |#ctx: #root::TaskContext, #inputs: #root::Inputs| -> #root::__private::BoxFuture<#result> {
-                        #pin #pinned
-                    },
-                ))
+                |#ctx: &#root::TaskContext, #inputs: &#root::Inputs| -> #result {
+                    #(#decode)*
+                    #finish
+                }
             }
         } else {
             quote! {
@@ -1221,7 +1483,7 @@ impl Task {
                 #call;
                 #root::__private::encode_output::<()>(())
             },
-            Output::Plain(ty) if self.shell.is_some() => {
+            Output::Plain(ty) if self.shell.is_some() || self.sensor.is_some() => {
                 let tail = self.tail(&value, ty);
                 quote! {
                     let #value: #ty = #call;
@@ -1272,6 +1534,10 @@ impl Task {
     /// (checked at the user's type).
     fn tail(&self, value: &Ident, ty: &impl ToTokens) -> TokenStream {
         let root = &self.root;
+        if self.sensor.is_some() {
+            // The poke's answer, which the runtime reads.
+            return quote!(::core::result::Result::Ok(#value));
+        }
         match self.shell {
             Some(flag) => {
                 let command = Ident::new("__flow_shell_command", flag);

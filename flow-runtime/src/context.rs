@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::TaskError;
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
-use crate::store::{RunType, XComStore};
+use crate::sensor::PokeHistory;
+use crate::store::{DagRunRecord, RunStore, RunType, StoreError, TaskInstanceRecord, XComStore};
 use crate::timetable::DataInterval;
 use crate::xcom::{RETURN_VALUE, XComBlob, XComValue};
 
@@ -19,6 +20,7 @@ pub(crate) struct RunScope {
     pub(crate) data_interval: DataInterval,
     pub(crate) params: Arc<serde_json::Map<String, serde_json::Value>>,
     pub(crate) xcoms: Arc<dyn XComStore>,
+    pub(crate) runs: Arc<dyn RunStore>,
 }
 
 /// What a running task knows about itself, and its door to XCom by key.
@@ -34,6 +36,7 @@ pub struct TaskContext {
     map_index: MapIndex,
     try_number: u32,
     pushed: Arc<Mutex<Vec<(String, XComBlob)>>>,
+    pokes: PokeHistory,
 }
 
 impl TaskContext {
@@ -49,7 +52,27 @@ impl TaskContext {
             map_index,
             try_number,
             pushed: Arc::default(),
+            pokes: PokeHistory::default(),
         }
+    }
+
+    /// The context of a sensor's poke in `reschedule` mode, knowing the earlier pokes of
+    /// its try.
+    pub(crate) fn with_pokes(mut self, pokes: PokeHistory) -> Self {
+        self.pokes = pokes;
+        self
+    }
+
+    /// The earlier pokes of this try (none outside `reschedule` mode).
+    pub(crate) fn pokes(&self) -> PokeHistory {
+        self.pokes
+    }
+
+    /// Read access to the runs and task instances of the store the executor records
+    /// into, for tasks that depend on other DAGs (see
+    /// [`external_task`](crate::sensor::external_task)).
+    pub fn runs(&self) -> RunReader {
+        RunReader(self.run.runs.clone())
     }
 
     /// The DAG's id.
@@ -236,6 +259,7 @@ impl TaskContext {
     /// ```
     pub fn for_test(dag_id: &str, task_id: &str) -> Self {
         let now = Utc::now();
+        let store = Arc::new(crate::store::MemoryStore::new());
         let scope = RunScope {
             dag_id: DagId::new(dag_id),
             run_id: RunId::new("test"),
@@ -243,8 +267,30 @@ impl TaskContext {
             logical_date: now,
             data_interval: DataInterval::exact(now),
             params: Arc::default(),
-            xcoms: Arc::new(crate::store::MemoryStore::new()),
+            xcoms: store.clone(),
+            runs: store,
         };
         Self::new(Arc::new(scope), TaskId::new(task_id), MapIndex::UNMAPPED, 1)
+    }
+}
+
+/// Reads runs and task instances of the store a task's executor records into; it cannot
+/// change them.
+#[derive(Clone)]
+pub struct RunReader(Arc<dyn RunStore>);
+
+impl RunReader {
+    /// The runs of `dag_id`, newest logical date first.
+    pub fn runs(&self, dag_id: &DagId) -> Result<Vec<DagRunRecord>, StoreError> {
+        self.0.runs(Some(dag_id))
+    }
+
+    /// The task instances of one run.
+    pub fn task_instances(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+    ) -> Result<Vec<TaskInstanceRecord>, StoreError> {
+        self.0.task_instances(dag_id, run_id)
     }
 }

@@ -238,6 +238,14 @@ pub enum TaskError {
     /// A `soft_fail` sensor's condition was not met in time: the task is skipped.
     #[error("{0}")]
     SoftFail(String),
+    /// Not an error: a sensor in `reschedule` mode whose condition is not met yet asks to
+    /// be poked again at `at` (Airflow's `AirflowRescheduleException`). The executor puts
+    /// the instance `up_for_reschedule`, freeing its slot, and keeps its try number.
+    #[error("sensor condition not met; poking again at {}", .at.to_rfc3339())]
+    Reschedule {
+        /// When the next poke is due.
+        at: chrono::DateTime<chrono::Utc>,
+    },
     /// The process running this try ended before the try finished.
     #[error("try {0} was interrupted: the process running it ended before it finished")]
     Interrupted(u32),

@@ -25,11 +25,14 @@ pub enum TaskState {
     UpstreamFailed,
     /// Will not run: skipped by a branch, a short-circuit or an upstream skip.
     Skipped,
+    /// A sensor in `reschedule` mode between two pokes: it holds no slot and is queued
+    /// again at its reschedule time, keeping its try number.
+    UpForReschedule,
 }
 
 impl TaskState {
     /// Every state, in lifecycle order.
-    pub const ALL: [TaskState; 8] = [
+    pub const ALL: [TaskState; 9] = [
         TaskState::None,
         TaskState::Queued,
         TaskState::Running,
@@ -38,6 +41,7 @@ impl TaskState {
         TaskState::UpForRetry,
         TaskState::UpstreamFailed,
         TaskState::Skipped,
+        TaskState::UpForReschedule,
     ];
 
     /// Airflow's name of the state.
@@ -51,6 +55,7 @@ impl TaskState {
             TaskState::UpForRetry => "up_for_retry",
             TaskState::UpstreamFailed => "upstream_failed",
             TaskState::Skipped => "skipped",
+            TaskState::UpForReschedule => "up_for_reschedule",
         }
     }
 
@@ -62,6 +67,12 @@ impl TaskState {
         )
     }
 
+    /// Whether the instance waits to be queued again by time alone (a retry or a
+    /// sensor's next poke), holding no slot.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, TaskState::UpForRetry | TaskState::UpForReschedule)
+    }
+
     /// Whether moving from `self` to `to` is allowed. Clearing a task (a later issue) is
     /// the only way back from a finished state, and goes through [`TaskState::None`].
     pub fn can_become(self, to: TaskState) -> bool {
@@ -69,10 +80,11 @@ impl TaskState {
         match (self, to) {
             (None, Queued | UpstreamFailed | Skipped) => true,
             (Queued, Running | None | Skipped) => true,
-            (Running, Success | Failed | UpForRetry | Skipped) => true,
-            // A run that times out skips what has not run and fails a pending retry.
-            (UpForRetry, Queued | Failed | Skipped) => true,
-            (from, None) => from.is_finished() || from == UpForRetry,
+            (Running, Success | Failed | UpForRetry | UpForReschedule | Skipped) => true,
+            // A run that times out skips what has not run and fails a pending retry or
+            // reschedule.
+            (UpForRetry | UpForReschedule, Queued | Failed | Skipped) => true,
+            (from, None) => from.is_finished() || from.is_waiting(),
             _ => false,
         }
     }
@@ -87,8 +99,7 @@ impl TaskState {
         while let Some(from) = stack.pop() {
             for next in TaskState::ALL {
                 let i = next as usize;
-                let clearing = next == TaskState::None
-                    && (from.is_finished() || from == TaskState::UpForRetry);
+                let clearing = next == TaskState::None && (from.is_finished() || from.is_waiting());
                 if !seen[i] && !clearing && from.can_become(next) {
                     if next == to {
                         return true;
@@ -178,6 +189,10 @@ mod tests {
             assert_eq!(state.as_str().parse::<TaskState>().unwrap(), state);
         }
         assert_eq!(TaskState::UpstreamFailed.to_string(), "upstream_failed");
+        assert_eq!(
+            "up_for_reschedule".parse::<TaskState>().unwrap(),
+            TaskState::UpForReschedule
+        );
         let err = "done".parse::<TaskState>().unwrap_err().to_string();
         assert!(err.contains("up_for_retry"), "{err}");
     }
@@ -191,6 +206,10 @@ mod tests {
             (Running, Success),
             (Running, UpForRetry),
             (UpForRetry, Queued),
+            (Running, UpForReschedule),
+            (UpForReschedule, Queued),
+            (UpForReschedule, Failed),
+            (UpForReschedule, None),
             (None, UpstreamFailed),
             (Failed, None),
         ] {
@@ -201,12 +220,15 @@ mod tests {
             (Success, Running),
             (Failed, Success),
             (Queued, Success),
+            (UpForReschedule, Success),
+            (None, UpForReschedule),
         ] {
             assert!(!from.can_become(to), "{from} -> {to}");
         }
         assert!(
             None.can_reach(Running) && None.can_reach(Success) && UpForRetry.can_reach(Running)
         );
+        assert!(UpForReschedule.can_reach(Running) && UpForReschedule.can_reach(UpForReschedule));
         assert!(
             !Success.can_reach(Running)
                 && !Success.can_reach(Success)

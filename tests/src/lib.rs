@@ -273,3 +273,27 @@ pub fn mapped() {
     let results = process_partition.expand(partition = partitions());
     combine(results);
 }
+
+/// Waits, in reschedule mode, for the file named by `$FLOW_TEST_READY_FILE`; records each
+/// poke in the side file. Its output is the file's contents.
+#[task(sensor, poke_interval = "1s", timeout = "1h", mode = "reschedule")]
+pub fn ready_file(ctx: &TaskContext) -> anyhow::Result<Poke<String>> {
+    side_record(ctx, "poke")?;
+    let path = std::env::var("FLOW_TEST_READY_FILE")?;
+    Ok(match std::fs::read_to_string(path) {
+        Ok(text) => Poke::Ready(text.trim().to_string()),
+        Err(_) => Poke::NotYet,
+    })
+}
+
+/// Reports what the sensor found.
+#[task]
+pub fn report_ready(contents: String) -> String {
+    format!("found {contents}")
+}
+
+/// A sensor in reschedule mode and its consumer, for the restart test.
+#[dag]
+pub fn rescheduled() {
+    report_ready(ready_file());
+}

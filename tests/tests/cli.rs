@@ -336,12 +336,18 @@ fn db_commands_report_and_migrate() {
         .args(["db", "migrate"])
         .assert()
         .success()
-        .stdout(contains("is up to date (schema version 2)"));
+        .stdout(contains(format!(
+            "is up to date (schema version {})",
+            flow_runtime::store::SCHEMA_VERSION
+        )));
     home.cmd()
         .args(["db", "info"])
         .assert()
         .success()
-        .stdout(contains("schema version: 2"));
+        .stdout(contains(format!(
+            "schema version: {}",
+            flow_runtime::store::SCHEMA_VERSION
+        )));
 }
 
 #[test]

@@ -198,3 +198,96 @@ fn a_second_process_cannot_execute_a_run_in_progress() {
     child.wait().unwrap();
     assert!(Path::new(&home.dir.path().join("flow.db")).exists());
 }
+
+#[test]
+fn a_rescheduled_sensor_waits_across_a_kill_without_holding_a_try_open() {
+    let home = Home::new();
+    let ready = home.dir.path().join("ready.txt");
+    let with_ready = |args: &[&str]| {
+        let mut cmd = home.command(args);
+        cmd.env("FLOW_TEST_READY_FILE", &ready);
+        cmd
+    };
+    let mut child = with_ready(&["dags", "test", "rescheduled", "--date", "2025-04-01"])
+        .spawn()
+        .unwrap();
+    // Kill the process once the sensor is recorded waiting for its next poke (looking only
+    // after its first poke, so the run exists).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !home.side().iter().any(|(e, _, _)| e == "poke") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the sensor poked"
+        );
+        assert!(Instant::now() < deadline, "the sensor never poked");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let states = loop {
+        let output = with_ready(&["tasks", "states", "rescheduled", "latest"])
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        let states = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if states
+            .lines()
+            .any(|l| l.starts_with("ready_file") && l.contains("up_for_reschedule"))
+        {
+            break states;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sensor never waited: {states}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        states
+            .lines()
+            .any(|l| l.starts_with("report_ready") && !l.contains("success")),
+        "{states}"
+    );
+
+    std::fs::write(&ready, "the data\n").unwrap();
+    let output = with_ready(&["dags", "test", "rescheduled", "--resume", "latest"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let store = home.store();
+    let run_id = "manual__2025-04-01T00:00:00+00:00";
+    let sensor = TaskInstanceKey {
+        dag_id: "rescheduled".into(),
+        run_id: run_id.into(),
+        task_id: "ready_file".into(),
+        map_index: MapIndex::UNMAPPED,
+    };
+    // Every poke, before and after the kill, was one try.
+    let tries = store.tries(&sensor).unwrap();
+    assert_eq!(tries.len(), 1, "{tries:?}");
+    assert_eq!(tries[0].state, TaskState::Success);
+    let pokes: Vec<u32> = home
+        .side()
+        .into_iter()
+        .filter(|(e, t, _)| e == "poke" && t == "ready_file")
+        .map(|(_, _, try_number)| try_number)
+        .collect();
+    assert!(
+        pokes.len() >= 2 && pokes.iter().all(|&t| t == 1),
+        "{pokes:?}"
+    );
+    let report = TaskInstanceKey {
+        task_id: "report_ready".into(),
+        ..sensor
+    };
+    let found = store.get_xcom(&report, "return_value").unwrap().unwrap();
+    assert_eq!(found.decode::<String>().unwrap(), "found the data");
+}

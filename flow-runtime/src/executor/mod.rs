@@ -12,6 +12,7 @@
 
 #[cfg(test)]
 mod mapping_tests;
+mod reschedule;
 mod run_loop;
 #[cfg(test)]
 mod tests;
@@ -385,10 +386,23 @@ impl Executor {
             data_interval: request.interval,
             params: Arc::new(request.params),
             xcoms: self.store.clone() as Arc<dyn XComStore>,
+            runs: self.store.clone() as Arc<dyn crate::store::RunStore>,
         });
-        let ctx = TaskContext::new(scope, task.id().clone(), MapIndex::UNMAPPED, 1);
-        let output = call(task.spec().function().clone(), ctx.clone(), args).await?;
-        Ok((output, ctx.take_pushed()))
+        // A sensor in reschedule mode is poked again here, in the same try, until it is
+        // ready or times out.
+        let mut pokes = crate::sensor::PokeHistory::default();
+        loop {
+            let ctx = TaskContext::new(scope.clone(), task.id().clone(), MapIndex::UNMAPPED, 1)
+                .with_pokes(pokes);
+            let start = Utc::now();
+            match call(task.spec().function().clone(), ctx.clone(), args.clone()).await {
+                Err(TaskError::Reschedule { at }) => {
+                    pokes = pokes.and_poke(start);
+                    tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await;
+                }
+                result => return Ok((result?, ctx.take_pushed())),
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use super::reschedule::Reschedules;
 use super::{Executor, RunSummary, TaskEvent, TaskSummary, call};
 use crate::branch::{Branch, TaskKind};
 use crate::callbacks::{self, Callback, CallbackEvent};
@@ -144,10 +145,13 @@ pub(super) struct RunLoop<'a> {
     /// Callbacks running.
     callback_tasks: JoinSet<()>,
     running: usize,
+    /// Instances waiting for a retry or a sensor's next poke.
     retrying: usize,
     /// Stored instances of mapped tasks that have not expanded in this process yet: an
     /// expansion reuses them (keeping their tries) and removes those past its length.
     unexpanded: HashMap<usize, Vec<TaskInstanceRecord>>,
+    /// The pokes of sensors in reschedule mode.
+    reschedules: Reschedules,
     /// Whether the executor was told to stop before the run ended.
     stopped: bool,
     /// Whether the run exceeded its `dagrun_timeout`.
@@ -201,6 +205,7 @@ impl<'a> RunLoop<'a> {
             data_interval: DataInterval::new(run.data_interval_start, run.data_interval_end),
             params: Arc::new(params),
             xcoms: executor.store.clone() as Arc<dyn XComStore>,
+            runs: executor.store.clone() as Arc<dyn crate::store::RunStore>,
         });
         Self {
             executor,
@@ -217,6 +222,7 @@ impl<'a> RunLoop<'a> {
             running: 0,
             retrying: 0,
             unexpanded: HashMap::new(),
+            reschedules: Reschedules::default(),
             stopped: false,
             timed_out: false,
             join: JoinSet::new(),
@@ -239,7 +245,7 @@ impl<'a> RunLoop<'a> {
         self.executor
             .pools
             .define(pools.into_iter().map(|p| (p.name, p.slots)));
-        self.restore(stored);
+        self.restore(stored)?;
         // Tasks prepared into the batch being collected; they start once it is durable.
         let mut launches: Vec<Launch> = Vec::new();
         let mut in_flight: Option<InFlight> = None;
@@ -320,7 +326,8 @@ impl<'a> RunLoop<'a> {
                     self.launch(std::mem::take(&mut launches));
                 }
             }
-            // Pending retries are durable (`up_for_retry`) and resume with the run.
+            // Pending retries and pokes are durable (`up_for_retry`, `up_for_reschedule`)
+            // and resume with the run.
             let waiting_for_slots = !stopping && !self.ready.is_empty();
             if self.running == 0
                 && (self.retrying == 0 || stopping)
@@ -380,8 +387,8 @@ impl<'a> RunLoop<'a> {
 
     /// Rebuilds the loop's state from a stored run: finished instances settle their
     /// downstream, queued ones go back to waiting, tries that were running when their
-    /// process died count as failed, and pending retries keep their schedule.
-    fn restore(&mut self, stored: Vec<TaskInstanceRecord>) {
+    /// process died count as failed, and pending retries and pokes keep their schedule.
+    fn restore(&mut self, stored: Vec<TaskInstanceRecord>) -> Result<(), RunError> {
         let mut by_task: HashMap<TaskId, TaskInstanceRecord> = HashMap::new();
         let mut mapped: HashMap<TaskId, Vec<TaskInstanceRecord>> = HashMap::new();
         for record in stored {
@@ -430,16 +437,17 @@ impl<'a> RunLoop<'a> {
             let index = self.dag.topological_order()[position];
             if let Some(expansion) = &self.instances[index].expansion {
                 for child in expansion.children.clone() {
-                    self.restore_instance(child, now);
+                    self.restore_instance(child, now)?;
                 }
                 continue;
             }
-            self.restore_instance(index, now);
+            self.restore_instance(index, now)?;
         }
+        Ok(())
     }
 
     /// Picks up one stored instance where it was left.
-    fn restore_instance(&mut self, index: usize, now: DateTime<Utc>) {
+    fn restore_instance(&mut self, index: usize, now: DateTime<Utc>) -> Result<(), RunError> {
         let record = &self.instances[index].record;
         match record.state {
             TaskState::None => {
@@ -463,8 +471,16 @@ impl<'a> RunLoop<'a> {
                 let due = record.end.unwrap_or(now) + delay;
                 self.schedule_retry(index, (due - now).to_std().unwrap_or_default());
             }
+            TaskState::UpForReschedule => {
+                let due = self
+                    .reschedules
+                    .restore(self.executor.store.as_ref(), index, record)?
+                    .unwrap_or(now);
+                self.schedule_retry(index, (due - now).to_std().unwrap_or_default());
+            }
             state => self.settle_downstream(index, state),
         }
+        Ok(())
     }
 
     /// What a task instance asks of the pools before it starts.
@@ -494,9 +510,14 @@ impl<'a> RunLoop<'a> {
             // A fresh (or cleared) instance gets its full retry budget from here.
             inst.record.max_tries = inst.record.try_number + retries + 1;
         }
+        // A sensor's next poke in reschedule mode continues its try, as in Airflow.
+        let next_poke = inst.record.state == TaskState::UpForReschedule;
         self.set_state(index, TaskState::Queued, None);
+        if !next_poke {
+            self.instances[index].record.try_number += 1;
+            self.reschedules.forget(index);
+        }
         let inst = &mut self.instances[index];
-        inst.record.try_number += 1;
         inst.record.start = Some(Utc::now());
         inst.record.end = None;
         self.set_state(index, TaskState::Running, None);
@@ -506,7 +527,8 @@ impl<'a> RunLoop<'a> {
             self.task(index).id().clone(),
             record.key.map_index,
             record.try_number,
-        );
+        )
+        .with_pokes(self.reschedules.history(index));
         (index, ctx)
     }
 
@@ -598,7 +620,10 @@ impl<'a> RunLoop<'a> {
                     }
                     (Err(e), _) => Err(e),
                 };
-                if let Err(error) = &result {
+                // A sensor's "not yet" in reschedule mode ends the poke, not the try.
+                if let Err(error) = &result
+                    && !matches!(error, TaskError::Reschedule { .. })
+                {
                     tracing::error!("try failed: {error}");
                 }
                 let pushed = if result.is_ok() {
@@ -664,6 +689,7 @@ impl<'a> RunLoop<'a> {
                 });
                 let inst = &mut self.instances[index];
                 match result {
+                    Err(TaskError::Reschedule { at }) => self.reschedule(index, end, at),
                     Ok((output, skips)) => {
                         if output.bytes().len() <= CACHED_OUTPUT_BYTES {
                             inst.output = Some(output.clone());
@@ -774,7 +800,7 @@ impl<'a> RunLoop<'a> {
                 continue;
             }
             match self.instances[index].record.state {
-                TaskState::Running | TaskState::UpForRetry => {
+                TaskState::Running | TaskState::UpForRetry | TaskState::UpForReschedule => {
                     self.instances[index].record.end = Some(Utc::now());
                     self.set_state(index, TaskState::Failed, Some(message.clone()));
                 }
@@ -816,6 +842,19 @@ impl<'a> RunLoop<'a> {
         }
     }
 
+    /// A sensor in reschedule mode answered "not yet": it waits `up_for_reschedule`,
+    /// holding no slot, and is queued again at `at`.
+    fn reschedule(&mut self, index: usize, end: DateTime<Utc>, at: DateTime<Utc>) {
+        let change = self
+            .reschedules
+            .not_yet(index, &self.instances[index].record, end, at);
+        self.set_state(index, TaskState::UpForReschedule, None);
+        self.changes.push(change);
+        let now = Utc::now();
+        self.schedule_retry(index, (at - now).to_std().unwrap_or_default());
+    }
+
+    /// Queues the instance again after `delay` (a retry or a sensor's next poke).
     fn schedule_retry(&mut self, index: usize, delay: Duration) {
         self.retrying += 1;
         self.join.spawn(async move {

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::dag::{DagBuilder, Node};
-use crate::store::{Change, RunStore};
+use crate::store::{Change, PoolStore, RescheduleStore, RunStore};
 use crate::task::TaskSpec;
 
 fn value(name: &str, v: u64) -> TaskSpec {
@@ -1212,4 +1212,410 @@ async fn sensors_poke_until_ready_and_time_out_as_airflow_does() {
         summary.task("after_soft").unwrap().state,
         TaskState::Skipped
     );
+}
+
+/// A DAG whose sensor (added first, so it starts first) is ready only once `worker`, an
+/// independent task, has run, with `limit` as its `max_active_tasks`; and the count of
+/// the sensor's pokes.
+fn sensor_waiting_for_a_worker(
+    mode: crate::sensor::SensorMode,
+    timeout: Duration,
+    pool: Option<&str>,
+    limit: u32,
+) -> (Dag, Arc<AtomicU32>) {
+    use crate::sensor::{Poke, SensorOptions};
+    let worked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pokes = Arc::new(AtomicU32::new(0));
+    let (seen, counted) = (worked.clone(), pokes.clone());
+    let options = SensorOptions::default()
+        .with_poke_interval(Duration::from_millis(20))
+        .with_timeout(timeout)
+        .with_mode(mode);
+    let mut b = DagBuilder::new("slots").max_active_tasks(limit);
+    let mut sensor = TaskSpec::sensor("wait", options, move |_, _| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Ok(if seen.load(Ordering::SeqCst) {
+            Poke::Ready(7_u32)
+        } else {
+            Poke::NotYet
+        })
+    });
+    let mut worker = TaskSpec::from_sync("worker", move |_, _| {
+        worked.store(true, Ordering::SeqCst);
+        Ok(())
+    });
+    if let Some(pool) = pool {
+        sensor = sensor.pool(pool, 1);
+        worker = worker.pool(pool, 1);
+    }
+    b.add_task(sensor).finish::<u32>();
+    b.add_task(worker).finish::<()>();
+    (b.build().unwrap(), pokes)
+}
+
+#[tokio::test]
+async fn a_rescheduled_sensor_frees_its_slot_and_keeps_its_try() {
+    use crate::sensor::SensorMode;
+    // One executor slot, one pool slot, or one active task for the DAG: only a sensor that
+    // gives its slot back between pokes lets the worker it waits for run.
+    for (parallelism, pool, limit) in [(1, None, 16), (4, Some("single"), 16), (4, None, 1)] {
+        let store = Arc::new(MemoryStore::new());
+        if let Some(pool) = pool {
+            store
+                .set_pool(&crate::store::PoolRecord {
+                    name: pool.into(),
+                    slots: 1,
+                    description: String::new(),
+                })
+                .unwrap();
+        }
+        let states = Arc::new(Mutex::new(Vec::new()));
+        let seen = states.clone();
+        let executor = Executor::new(store.clone())
+            .parallelism(parallelism)
+            .on_event(move |e| {
+                if e.task_id.as_str() == "wait" {
+                    seen.lock().unwrap().push((e.state, e.try_number));
+                }
+            });
+        let (dag, pokes) = sensor_waiting_for_a_worker(
+            SensorMode::Reschedule,
+            Duration::from_secs(60),
+            pool,
+            limit,
+        );
+        let summary = executor.run(&dag, Utc::now()).await.unwrap();
+        assert_eq!(summary.state, RunState::Success, "{summary:?}");
+        assert_eq!(summary.output::<u32>("wait").unwrap(), 7);
+        assert_eq!(summary.task("wait").unwrap().tries, 1, "pokes keep the try");
+        let pokes = pokes.load(Ordering::SeqCst);
+        assert!(pokes >= 2, "the first poke came before the worker: {pokes}");
+        let states = states.lock().unwrap().clone();
+        let waits = states
+            .iter()
+            .filter(|(s, _)| *s == TaskState::UpForReschedule)
+            .count();
+        assert_eq!(waits as u32, pokes - 1, "{states:?}");
+        // Only the first queueing comes before try 1.
+        assert!(
+            states
+                .iter()
+                .skip(1)
+                .all(|(_, try_number)| *try_number == 1),
+            "{states:?}"
+        );
+        let key = summary_key(&summary, "wait");
+        let stored = store.reschedules(&key, 1).unwrap();
+        assert_eq!(stored.len() as u32, pokes - 1);
+        assert!(stored.windows(2).all(|w| w[0].reschedule_at <= w[1].start));
+
+        // The same sensor in poke mode keeps the slot, so the worker never runs.
+        let (dag, _) =
+            sensor_waiting_for_a_worker(SensorMode::Poke, Duration::from_millis(200), pool, limit);
+        let summary = Executor::new(store.clone())
+            .parallelism(parallelism)
+            .run(&dag, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(summary.task("wait").unwrap().state, TaskState::Failed);
+        assert_eq!(summary.task("worker").unwrap().state, TaskState::Success);
+    }
+}
+
+#[tokio::test]
+async fn a_rescheduled_sensor_resumes_at_its_stored_time_and_times_out_from_its_first_poke() {
+    use crate::sensor::{Poke, SensorMode, SensorOptions};
+    use crate::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    let pokes: Arc<Mutex<Vec<DateTime<Utc>>>> = Arc::default();
+    let recorded = pokes.clone();
+    let mut b = DagBuilder::new("patient");
+    b.add_task(
+        TaskSpec::sensor(
+            "wait",
+            SensorOptions::default()
+                .with_poke_interval(Duration::from_millis(300))
+                .with_timeout(Duration::from_secs(1))
+                .with_mode(SensorMode::Reschedule),
+            move |_, _| {
+                recorded.lock().unwrap().push(Utc::now());
+                Ok(Poke::<()>::NotYet)
+            },
+        )
+        .retries(2),
+    );
+    let dag = b.build().unwrap();
+    // Stops each execution 100 ms in, once the sensor waits for its next poke.
+    let stopped_run = |store: Arc<SqliteStore>, resume: Option<RunId>| {
+        let dag = dag.clone();
+        async move {
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let executor = Executor::new(store).stop_on(stop_rx, Duration::from_secs(10));
+            let stopper = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                stop_tx.send(true).unwrap();
+            });
+            let summary = match resume {
+                None => executor.run(&dag, Utc::now()).await,
+                Some(run_id) => executor.resume(&dag, &run_id).await,
+            };
+            stopper.await.unwrap();
+            summary.unwrap()
+        }
+    };
+    let stopped = stopped_run(Arc::new(SqliteStore::open(&path).unwrap()), None).await;
+    assert_eq!(stopped.state, RunState::Running);
+    let waiting = stopped.task("wait").unwrap();
+    assert_eq!(
+        (waiting.state, waiting.tries),
+        (TaskState::UpForReschedule, 1)
+    );
+
+    // A new process: the next poke comes at the stored time, not before.
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let key = summary_key(&stopped, "wait");
+    let stored = store.reschedules(&key, 1).unwrap();
+    assert_eq!(stored.len(), 1);
+    let first_poke = stored[0].start;
+    let due = stored[0].reschedule_at;
+    let before = pokes.lock().unwrap().len();
+    let stopped = stopped_run(store, Some(stopped.run_id.clone())).await;
+    assert_eq!(
+        stopped.task("wait").unwrap().state,
+        TaskState::UpForReschedule
+    );
+    let resumed_pokes = pokes.lock().unwrap()[before..].to_vec();
+    assert!(
+        resumed_pokes.iter().all(|&at| at >= due),
+        "poked before the stored time {due}: {resumed_pokes:?}"
+    );
+
+    // Restarted after the timeout has passed since the first poke: one more poke, then
+    // the sensor fails without a retry, still in its first try.
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let past_timeout = first_poke + chrono::Duration::milliseconds(1100) - Utc::now();
+    tokio::time::sleep(past_timeout.to_std().unwrap_or_default()).await;
+    let before = pokes.lock().unwrap().len();
+    let summary = Executor::new(store.clone())
+        .resume(&dag, &stopped.run_id)
+        .await
+        .unwrap();
+    assert_eq!(pokes.lock().unwrap().len(), before + 1);
+    let wait = summary.task("wait").unwrap();
+    assert_eq!((wait.state, wait.tries), (TaskState::Failed, 1), "{wait:?}");
+    assert!(
+        wait.error
+            .as_deref()
+            .unwrap()
+            .starts_with("sensor timed out after"),
+        "{wait:?}"
+    );
+    assert_eq!(summary.state, RunState::Failed);
+    assert_eq!(store.tries(&key).unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_rescheduled_sensor_soft_fails_and_backs_off_as_in_poke_mode() {
+    use crate::sensor::{Poke, SensorMode, SensorOptions};
+    let pokes = Arc::new(AtomicU32::new(0));
+    let counted = pokes.clone();
+    let mut b = DagBuilder::new("soft");
+    let soft = b
+        .add_task(TaskSpec::sensor(
+            "soft",
+            SensorOptions::default()
+                .with_poke_interval(Duration::from_millis(20))
+                .with_timeout(Duration::from_millis(300))
+                .with_mode(SensorMode::Reschedule)
+                .with_exponential_backoff(true)
+                .with_soft_fail(true),
+            move |_, _| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Ok(Poke::<u8>::NotYet)
+            },
+        ))
+        .finish::<u8>();
+    let after = b.add_task(value("after", 1)).finish::<u64>().any();
+    b.set_downstream(&[soft.any()], &[after]);
+    let (summary, store) = run(&b.build().unwrap()).await;
+    assert_eq!(
+        states(&summary),
+        [
+            ("soft".to_string(), TaskState::Skipped),
+            ("after".to_string(), TaskState::Skipped)
+        ]
+    );
+    let key = summary_key(&summary, "soft");
+    let stored = store.reschedules(&key, 1).unwrap();
+    // Pauses of 20, 40, 80, 160 ms would pass 300 ms; backing off caps the last one.
+    assert!(stored.len() <= 5, "{stored:?}");
+    assert_eq!(stored.len() as u32 + 1, pokes.load(Ordering::SeqCst));
+    let pauses: Vec<_> = stored
+        .iter()
+        .map(|r| (r.reschedule_at - r.end).num_milliseconds())
+        .collect();
+    assert!(pauses.windows(2).take(2).all(|w| w[1] > w[0]), "{pauses:?}");
+}
+
+#[tokio::test]
+async fn external_task_sensors_wait_for_another_dags_task_on_the_same_date() {
+    use crate::sensor::{self, ExternalTaskOptions, SensorMode, SensorOptions};
+    use crate::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+    let executor = Executor::new(store.clone());
+    let upstream = |fail: bool| {
+        let mut b = DagBuilder::new("ingest");
+        b.add_task(TaskSpec::from_sync("load", move |_, _| {
+            if fail {
+                Err(TaskError::Failed("no data".into()))
+            } else {
+                Ok(1_u8)
+            }
+        }));
+        b.build().unwrap()
+    };
+    let mut b = DagBuilder::new("report");
+    b.add_task(sensor::external_task(
+        "wait_for_load",
+        "ingest",
+        "load",
+        ExternalTaskOptions::default(),
+        SensorOptions::default()
+            .with_poke_interval(Duration::from_millis(20))
+            .with_timeout(Duration::from_millis(400))
+            .with_mode(SensorMode::Reschedule),
+    ));
+    let report = b.build().unwrap();
+    let day = |d: u32| chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 3, d, 0, 0, 0).unwrap();
+
+    // Succeeded on the same date: ready.
+    executor.run(&upstream(false), day(1)).await.unwrap();
+    let ready = executor.run(&report, day(1)).await.unwrap();
+    assert_eq!(ready.state, RunState::Success, "{ready:?}");
+
+    // Failed on the same date: fails at once, naming the DAG, task and state.
+    executor.run(&upstream(true), day(2)).await.unwrap();
+    let failed = executor.run(&report, day(2)).await.unwrap();
+    let wait = failed.task("wait_for_load").unwrap();
+    assert_eq!(wait.state, TaskState::Failed);
+    let error = wait.error.as_deref().unwrap();
+    assert!(
+        error.contains("task `load` of DAG `ingest` is `failed`"),
+        "{error}"
+    );
+
+    // Only another date ran: waits until it times out.
+    let none = executor.run(&report, day(3)).await.unwrap();
+    let wait = none.task("wait_for_load").unwrap();
+    assert_eq!(wait.state, TaskState::Failed);
+    assert!(
+        wait.error
+            .as_deref()
+            .unwrap()
+            .starts_with("sensor timed out")
+    );
+
+    // With an execution delta, the run of the day before counts.
+    let mut b = DagBuilder::new("next_day");
+    b.add_task(sensor::external_task(
+        "wait_for_yesterday",
+        "ingest",
+        "load",
+        ExternalTaskOptions {
+            execution_delta: Duration::from_secs(24 * 3600),
+            ..Default::default()
+        },
+        SensorOptions::default().with_poke_interval(Duration::from_millis(20)),
+    ));
+    let next_day = executor.run(&b.build().unwrap(), day(2)).await.unwrap();
+    assert_eq!(next_day.state, RunState::Success);
+}
+
+#[tokio::test]
+async fn glob_and_date_time_sensors() {
+    use crate::sensor::{self, SensorOptions, TargetTime};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.csv"), "").unwrap();
+    std::fs::write(dir.path().join("a.csv"), "").unwrap();
+    std::fs::write(dir.path().join("c.txt"), "").unwrap();
+    let fast = SensorOptions::default()
+        .with_poke_interval(Duration::from_millis(20))
+        .with_timeout(Duration::from_millis(200));
+    let pattern = format!("{}/*.csv", dir.path().display());
+    let mut b = DagBuilder::new("globs");
+    b.add_task(sensor::glob_exists("csvs", pattern, fast));
+    b.add_task(sensor::glob_exists("bad", "/data/[", fast));
+    b.add_task(sensor::glob_exists(
+        "none",
+        format!("{}/*.parquet", dir.path().display()),
+        fast.with_soft_fail(true),
+    ));
+    let past = Utc::now() - chrono::Duration::hours(1);
+    b.add_task(sensor::date_time("past", TargetTime::At(past), fast));
+    b.add_task(sensor::date_time(
+        "midnight",
+        TargetTime::OnLogicalDate(chrono::NaiveTime::MIN),
+        fast,
+    ));
+    b.add_task(sensor::date_time(
+        "tomorrow",
+        TargetTime::At(Utc::now() + chrono::Duration::days(1)),
+        fast.with_soft_fail(true),
+    ));
+    let (summary, _) = run(&b.build().unwrap()).await;
+    assert_eq!(
+        summary.output::<Vec<String>>("csvs").unwrap(),
+        [
+            dir.path().join("a.csv").display().to_string(),
+            dir.path().join("b.csv").display().to_string()
+        ]
+    );
+    let bad = summary.task("bad").unwrap();
+    assert_eq!(bad.state, TaskState::Failed);
+    assert!(
+        bad.error
+            .as_deref()
+            .unwrap()
+            .contains("`/data/[` is not a valid glob pattern"),
+        "{bad:?}"
+    );
+    assert_eq!(summary.task("none").unwrap().state, TaskState::Skipped);
+    assert_eq!(summary.output::<DateTime<Utc>>("past").unwrap(), past);
+    let midnight = summary.output::<DateTime<Utc>>("midnight").unwrap();
+    assert_eq!(
+        midnight,
+        summary
+            .logical_date
+            .date_naive()
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+    );
+    assert_eq!(summary.task("tomorrow").unwrap().state, TaskState::Skipped);
+}
+
+#[tokio::test]
+async fn test_task_pokes_a_rescheduled_sensor_until_it_is_ready() {
+    use crate::sensor::{Poke, SensorMode, SensorOptions};
+    let mut b = DagBuilder::new("one");
+    b.add_task(TaskSpec::sensor(
+        "third_time",
+        SensorOptions::default()
+            .with_poke_interval(Duration::from_millis(10))
+            .with_mode(SensorMode::Reschedule),
+        |ctx, _| {
+            Ok(if ctx.pokes().not_yet == 2 {
+                Poke::Ready(ctx.pokes().first.is_some())
+            } else {
+                Poke::NotYet
+            })
+        },
+    ));
+    let dag = b.build().unwrap();
+    let (output, _) = Executor::new(Arc::new(MemoryStore::new()))
+        .test_task(&dag, 0, Vec::new(), Utc::now())
+        .await
+        .unwrap();
+    assert!(output.decode::<bool>().unwrap());
 }

@@ -6,8 +6,8 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RunStore, RunType, StoreError,
-    TaskInstanceRecord, TryRecord, XComStore,
+    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RescheduleRecord,
+    RescheduleStore, RunStore, RunType, StoreError, TaskInstanceRecord, TryRecord, XComStore,
 };
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
@@ -32,6 +32,7 @@ struct Inner {
     xcoms: HashMap<(TaskInstanceKey, String), XComBlob>,
     logs: HashMap<TaskInstanceKey, Vec<(u32, LogLine)>>,
     pools: BTreeMap<String, super::PoolRecord>,
+    reschedules: HashMap<TaskInstanceKey, Vec<RescheduleRecord>>,
 }
 
 impl MemoryStore {
@@ -64,10 +65,11 @@ impl Inner {
         let mut known_run: Option<(&DagId, &RunId)> = None;
         for change in changes {
             let (dag_id, run_id) = match change {
-                Change::Task(TaskInstanceRecord { key, .. }) | Change::RemoveInstance(key) => {
-                    (&key.dag_id, &key.run_id)
-                }
-                Change::XCom { key, .. } | Change::Log { key, .. } => (&key.dag_id, &key.run_id),
+                Change::Task(TaskInstanceRecord { key, .. })
+                | Change::RemoveInstance(key)
+                | Change::XCom { key, .. }
+                | Change::Log { key, .. }
+                | Change::Reschedule(RescheduleRecord { key, .. }) => (&key.dag_id, &key.run_id),
                 Change::Run { dag_id, run_id, .. } => (dag_id, run_id),
             };
             if known_run == Some((dag_id, run_id)) {
@@ -112,6 +114,7 @@ impl Inner {
             }
         }
         self.xcoms.retain(|(k, _), _| k != key);
+        self.reschedules.remove(key);
     }
 
     fn upsert_task(&mut self, ti: &TaskInstanceRecord) {
@@ -170,6 +173,10 @@ impl RunStore for MemoryStore {
                 } => {
                     let logs = inner.logs.entry(key.clone()).or_default();
                     logs.extend(lines.iter().map(|line| (*try_number, line.clone())));
+                }
+                Change::Reschedule(record) => {
+                    let list = inner.reschedules.entry(record.key.clone()).or_default();
+                    list.push(record.clone());
                 }
                 Change::Run {
                     dag_id,
@@ -307,7 +314,26 @@ impl RunStore for MemoryStore {
             }
         }
         inner.xcoms.retain(|(key, _), _| !cleared.contains(key));
+        inner.reschedules.retain(|key, _| !cleared.contains(key));
         Ok(())
+    }
+}
+
+impl RescheduleStore for MemoryStore {
+    fn reschedules(
+        &self,
+        key: &TaskInstanceKey,
+        try_number: u32,
+    ) -> Result<Vec<RescheduleRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .reschedules
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.try_number == try_number)
+            .cloned()
+            .collect())
     }
 }
 

@@ -226,6 +226,9 @@ pub enum Change {
     /// A mapped task instance that no longer exists: its task was cleared and its list
     /// is now shorter (Airflow marks such instances `removed`). Its past tries stay.
     RemoveInstance(TaskInstanceKey),
+    /// A sensor in `reschedule` mode found its condition not met and waits for its next
+    /// poke.
+    Reschedule(RescheduleRecord),
     /// The run's new state and times.
     Run {
         /// The DAG.
@@ -265,6 +268,23 @@ pub struct TryRecord {
     pub end: Option<DateTime<Utc>>,
     /// Its error, if it failed.
     pub error: Option<String>,
+}
+
+/// One poke of a sensor in `reschedule` mode that found its condition not met (a row of
+/// Airflow's `task_reschedule` table). The first one of a try holds the time of the try's
+/// first poke, from which the sensor's timeout counts, across restarts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RescheduleRecord {
+    /// The sensor's instance.
+    pub key: TaskInstanceKey,
+    /// The try poking (it does not change between pokes).
+    pub try_number: u32,
+    /// When the poke started.
+    pub start: DateTime<Utc>,
+    /// When the poke ended.
+    pub end: DateTime<Utc>,
+    /// When the next poke is due.
+    pub reschedule_at: DateTime<Utc>,
 }
 
 /// A DAG as last recorded by a binary that contains it.
@@ -310,7 +330,7 @@ pub trait RunStore: Send + Sync {
     /// Every try of one instance, oldest first.
     fn tries(&self, key: &TaskInstanceKey) -> Result<Vec<TryRecord>, StoreError>;
     /// Resets instances to state `none` so they run again (their try history and try
-    /// count are kept; their XComs are removed) and puts the run back to `queued`.
+    /// count are kept; their XComs and reschedules are removed) and puts the run back to `queued`.
     fn clear(&self, dag_id: &DagId, run_id: &RunId, tasks: &[TaskId]) -> Result<(), StoreError>;
 }
 
@@ -356,6 +376,18 @@ pub trait LogStore: Send + Sync {
     ) -> Result<Vec<(u32, LogLine)>, StoreError>;
 }
 
+/// Reading the pokes of sensors in `reschedule` mode (written with
+/// [`Change::Reschedule`]).
+pub trait RescheduleStore: Send + Sync {
+    /// The reschedules of one try of an instance, oldest first; clearing the instance
+    /// removes them.
+    fn reschedules(
+        &self,
+        key: &TaskInstanceKey,
+        try_number: u32,
+    ) -> Result<Vec<RescheduleRecord>, StoreError>;
+}
+
 /// Reading XCom values.
 pub trait XComStore: Send + Sync {
     /// The value `name` stored by an instance, if any.
@@ -371,6 +403,6 @@ pub trait XComStore: Send + Sync {
 }
 
 /// Everything the runtime needs from a store.
-pub trait Store: RunStore + XComStore + DagStore + LogStore + PoolStore {}
+pub trait Store: RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore {}
 
-impl<T: RunStore + XComStore + DagStore + LogStore + PoolStore> Store for T {}
+impl<T: RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore> Store for T {}

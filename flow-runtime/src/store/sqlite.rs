@@ -17,18 +17,18 @@ use rusqlite::{
 };
 
 use super::{
-    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RunStore, RunType, StoreError,
-    TaskInstanceRecord, TryRecord, XComStore,
+    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RescheduleRecord,
+    RescheduleStore, RunStore, RunType, StoreError, TaskInstanceRecord, TryRecord, XComStore,
 };
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
 use crate::xcom::XComBlob;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Each migration takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "CREATE TABLE flow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      INSERT INTO flow_meta (key, value) VALUES ('application', 'flow'), ('schema_version', '1');
      CREATE TABLE dags (
@@ -108,6 +108,21 @@ const MIGRATIONS: [&str; 2] = [
          slots INTEGER NOT NULL,
          description TEXT NOT NULL
      );",
+    // Sensors in reschedule mode: one row per poke that found the condition not met.
+    "CREATE TABLE task_reschedules (
+         id INTEGER PRIMARY KEY,
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         try_number INTEGER NOT NULL,
+         start_us BIGINT NOT NULL,
+         end_us BIGINT NOT NULL,
+         reschedule_us BIGINT NOT NULL,
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     );
+     CREATE INDEX task_reschedules_by_instance
+         ON task_reschedules (dag_id, run_id, task_id, map_index, try_number);",
 ];
 
 /// How [`SqliteStore::open_with`] treats an existing database.
@@ -590,6 +605,7 @@ impl RunStore for SqliteStore {
                 args,
             )
             .and_then(|_| tx.execute("DELETE FROM xcoms WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3", args))
+            .and_then(|_| tx.execute("DELETE FROM task_reschedules WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3", args))
             .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
@@ -715,10 +731,32 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
             }
         }
         Change::RemoveInstance(key) => {
-            tx.prepare_cached("DELETE FROM xcoms WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4")?
+            for table in ["xcoms", "task_reschedules"] {
+                tx.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4"
+                ))?
                 .execute(key_params(key))?;
+            }
             tx.prepare_cached("DELETE FROM task_instances WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4")?
                 .execute(key_params(key))?;
+        }
+        Change::Reschedule(record) => {
+            let key = &record.key;
+            tx.prepare_cached(
+                "INSERT INTO task_reschedules (dag_id, run_id, task_id, map_index, try_number, start_us, end_us, reschedule_us) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                key.dag_id.as_str(),
+                key.run_id.as_str(),
+                key.task_id.as_str(),
+                key.map_index.as_i64(),
+                record.try_number,
+                record.start.timestamp_micros(),
+                record.end.timestamp_micros(),
+                record.reschedule_at.timestamp_micros(),
+            ])
+            .map_err(|e| no_such_run(e, &key.dag_id, &key.run_id))?;
         }
         Change::Run {
             dag_id,
@@ -749,6 +787,47 @@ fn no_such_run(e: rusqlite::Error, dag_id: &DagId, run_id: &RunId) -> ApplyError
             run_id: run_id.clone(),
         }),
         _ => ApplyError::Sql(e),
+    }
+}
+
+impl RescheduleStore for SqliteStore {
+    fn reschedules(
+        &self,
+        key: &TaskInstanceKey,
+        try_number: u32,
+    ) -> Result<Vec<RescheduleRecord>, StoreError> {
+        let conn = self.lock();
+        conn.prepare_cached(
+            "SELECT start_us, end_us, reschedule_us FROM task_reschedules \
+             WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 AND try_number = ?5 \
+             ORDER BY id",
+        )
+        .and_then(|mut st| {
+            st.query_map(
+                params![
+                    key.dag_id.as_str(),
+                    key.run_id.as_str(),
+                    key.task_id.as_str(),
+                    key.map_index.as_i64(),
+                    try_number
+                ],
+                |r| {
+                    let at = |i: usize| -> rusqlite::Result<DateTime<Utc>> {
+                        let us: i64 = r.get(i)?;
+                        time(Some(us)).ok_or_else(|| corrupt("time", &us.to_string()))
+                    };
+                    Ok(RescheduleRecord {
+                        key: key.clone(),
+                        try_number,
+                        start: at(0)?,
+                        end: at(1)?,
+                        reschedule_at: at(2)?,
+                    })
+                },
+            )?
+            .collect()
+        })
+        .map_err(|e| self.err(e))
     }
 }
 

@@ -283,6 +283,64 @@ fn conformance(store: &dyn Store) {
         Err(StoreError::NoSuchRun { .. })
     ));
 
+    // Sensors in reschedule mode: every poke of a try is kept in order, the try number
+    // stays, and clearing drops them.
+    let poke = |second: u32| RescheduleRecord {
+        key: key("r2", "s"),
+        try_number: 1,
+        start: Utc.with_ymd_and_hms(2025, 1, 2, 0, 0, second).unwrap(),
+        end: Utc.with_ymd_and_hms(2025, 1, 2, 0, 0, second + 1).unwrap(),
+        reschedule_at: Utc.with_ymd_and_hms(2025, 1, 2, 0, 1, second).unwrap(),
+    };
+    store
+        .apply(&[
+            ti("r2", "s", TaskState::Queued, 0),
+            ti("r2", "s", TaskState::Running, 1),
+        ])
+        .unwrap();
+    store
+        .apply(&[
+            ti("r2", "s", TaskState::UpForReschedule, 1),
+            Change::Reschedule(poke(0)),
+        ])
+        .unwrap();
+    store
+        .apply(&[
+            ti("r2", "s", TaskState::Queued, 1),
+            ti("r2", "s", TaskState::Running, 1),
+        ])
+        .unwrap();
+    store
+        .apply(&[
+            ti("r2", "s", TaskState::UpForReschedule, 1),
+            Change::Reschedule(poke(30)),
+        ])
+        .unwrap();
+    assert_eq!(
+        store.reschedules(&key("r2", "s"), 1).unwrap(),
+        [poke(0), poke(30)]
+    );
+    assert!(store.reschedules(&key("r2", "s"), 2).unwrap().is_empty());
+    let sensor = store.tries(&key("r2", "s")).unwrap();
+    assert_eq!(
+        sensor
+            .iter()
+            .map(|t| (t.try_number, t.state))
+            .collect::<Vec<_>>(),
+        [(1, TaskState::UpForReschedule)]
+    );
+    assert!(matches!(
+        store.apply(&[Change::Reschedule(RescheduleRecord {
+            key: key("nope", "s"),
+            ..poke(0)
+        })]),
+        Err(StoreError::NoSuchRun { .. })
+    ));
+    store
+        .clear(&"d".into(), &"r2".into(), &["s".into()])
+        .unwrap();
+    assert!(store.reschedules(&key("r2", "s"), 1).unwrap().is_empty());
+
     // DAG records keep the paused flag across shape updates.
     assert!(store.dag(&"d".into()).unwrap().is_none());
     store.record_dag(&"d".into(), "f1").unwrap();
@@ -435,8 +493,9 @@ fn a_newer_schema_is_refused_and_an_older_one_migrates() {
         .unwrap();
     let err = unchanged_after(&newer, || SqliteStore::open(&newer).err().unwrap());
     assert!(
-        err.to_string()
-            .contains("schema version 99, newer than this binary's 2"),
+        err.to_string().contains(&format!(
+            "schema version 99, newer than this binary's {SCHEMA_VERSION}"
+        )),
         "{err}"
     );
 

@@ -124,6 +124,35 @@ pub fn count_fallibly(total: u64) -> anyhow::Result<flow_runtime::shell::ShellCo
     )))
 }
 
+/// Waits for enough records.
+#[task(
+    sensor,
+    poke_interval = "30s",
+    timeout = "1h",
+    mode = "reschedule",
+    soft_fail
+)]
+#[must_use]
+pub fn enough(ctx: &TaskContext, total: u64) -> Poke<u64> {
+    if total > u64::from(ctx.try_number()) {
+        Poke::Ready(total)
+    } else {
+        Poke::NotYet
+    }
+}
+
+/// Waits asynchronously, and may fail.
+///
+/// # Errors
+///
+/// When `total` is zero.
+#[task(sensor, exponential_backoff)]
+pub async fn settled(total: u64) -> anyhow::Result<Poke<String>> {
+    std::future::ready(()).await;
+    anyhow::ensure!(total > 0, "nothing to wait for");
+    Ok(Poke::Ready(total.to_string()))
+}
+
 /// A pipeline.
 ///
 /// With a longer description.
@@ -163,6 +192,7 @@ pub fn pipeline() {
     let total = sum(records);
     choose(total) >> go_on(total);
     let text = report(total, "total");
+    report(enough(total), settled(total));
     count_in_shell(total) >> count_fallibly(total);
     text >> noop() >> [wide(1, 2, 3, 4, 5, 6, 7, 8), noop()];
     [noop(), noop()] << noop();
