@@ -213,7 +213,7 @@ impl Options for DagArgs {
             self.dagrun_timeout = Some(attr::duration(input, "dagrun_timeout", key.span)?);
         } else if input.peek(kw::tags) {
             let key: kw::tags = input.parse()?;
-            self.tags = Some(attr::string_list(input, "tags", key.span)?);
+            self.tags = Some(attr::string_list(input, "tags", key.span, "[\"ml\", \"daily\"]")?);
         } else if input.peek(kw::params) {
             let key: kw::params = input.parse()?;
             if !input.peek(syn::token::Paren) {
@@ -291,9 +291,6 @@ impl Options for DefaultArgs {
     const PLANNED: &'static [&'static str] = &[
         "queue",
         "depends_on_past",
-        "email",
-        "email_on_failure",
-        "email_on_retry",
         "on_failure_callback",
     ];
 

@@ -553,6 +553,8 @@ impl DagBuilder {
             if options.pool_slots == Some(0) {
                 errors.push(DagDefinitionError::ZeroPoolSlots(draft.id.to_string()));
             }
+            let email = options.email.clone().unwrap_or_default();
+            check_email(&draft.id, &email, &mut errors);
             tasks.push(Task {
                 id: draft.id.clone(),
                 spec: draft.spec.clone(),
@@ -572,6 +574,9 @@ impl DagBuilder {
                     .unwrap_or_else(|| crate::pools::DEFAULT_POOL.to_string()),
                 pool_slots: options.pool_slots.unwrap_or(1),
                 priority_weight: options.priority_weight.unwrap_or(1),
+                email_on_failure: options.email_on_failure.unwrap_or(true),
+                email_on_retry: options.email_on_retry.unwrap_or(true),
+                email,
                 priority: 0,
                 inputs: bound,
                 upstream: Vec::new(),
@@ -652,6 +657,27 @@ impl DagBuilder {
             topological,
         })
     }
+}
+
+/// Checks a task's email recipients, or that this build can send email at all.
+fn check_email(task: &TaskId, email: &[String], errors: &mut Vec<DagDefinitionError>) {
+    if email.is_empty() {
+        return;
+    }
+    #[cfg(feature = "email")]
+    for address in email {
+        if let Err(crate::notify::NotifyError::InvalidAddress { reason, .. }) =
+            crate::notify::check_address(address)
+        {
+            errors.push(DagDefinitionError::InvalidEmail {
+                task: task.to_string(),
+                address: address.clone(),
+                reason,
+            });
+        }
+    }
+    #[cfg(not(feature = "email"))]
+    errors.push(DagDefinitionError::EmailFeatureOff(task.to_string()));
 }
 
 /// Airflow's default `max_active_tasks`.
@@ -776,6 +802,9 @@ pub struct Task {
     pool: String,
     pool_slots: u32,
     priority_weight: i32,
+    email: Vec<String>,
+    email_on_failure: bool,
+    email_on_retry: bool,
     /// Its own weight plus every downstream task's (Airflow's `downstream` weight rule).
     priority: i64,
     inputs: Vec<BoundInput>,
@@ -802,6 +831,23 @@ impl Task {
     /// Its effective priority: its weight plus all downstream tasks' weights.
     pub fn priority(&self) -> i64 {
         self.priority
+    }
+
+    /// Who is mailed when the task fails or is retried, after `default_args`.
+    pub fn email(&self) -> &[String] {
+        &self.email
+    }
+
+    /// Whether reaching `state` mails [`Task::email`]: `failed` unless
+    /// `email_on_failure = false`, `up_for_retry` unless `email_on_retry = false`.
+    pub fn emails_on(&self, state: crate::state::TaskState) -> bool {
+        use crate::state::TaskState;
+        !self.email.is_empty()
+            && match state {
+                TaskState::Failed => self.email_on_failure,
+                TaskState::UpForRetry => self.email_on_retry,
+                _ => false,
+            }
     }
 
     /// When the task runs, given its upstream tasks' states (default `all_success`).

@@ -55,6 +55,7 @@ pub mod graph;
 pub mod home;
 pub mod ids;
 pub mod logs;
+pub mod notify;
 pub mod params;
 pub mod pools;
 pub mod registry;

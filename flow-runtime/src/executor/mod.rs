@@ -105,6 +105,9 @@ pub struct Executor {
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     grace: Duration,
     pools: Arc<crate::pools::PoolRegistry>,
+    /// Where tasks' `email` alerts go; `None` reads `FLOW_SMTP_*` when one is sent.
+    #[cfg(feature = "email")]
+    smtp: Option<Arc<crate::notify::SmtpConfig>>,
 }
 
 /// How one task instance ended.
@@ -193,7 +196,17 @@ impl Executor {
             stop: None,
             grace: Duration::from_secs(30),
             pools: Arc::default(),
+            #[cfg(feature = "email")]
+            smtp: None,
         }
+    }
+
+    /// Sends tasks' `email` alerts through `config` instead of the server named by the
+    /// `FLOW_SMTP_*` variables (read when an alert is sent).
+    #[cfg(feature = "email")]
+    pub fn smtp(mut self, config: crate::notify::SmtpConfig) -> Self {
+        self.smtp = Some(Arc::new(config));
+        self
     }
 
     /// Stops runs gracefully when `stop` turns true: no task starts any more, running
