@@ -453,7 +453,7 @@ async fn an_unreachable_smtp_server_is_logged_and_changes_nothing() {
     for state in ["up_for_retry", "failed"] {
         assert!(
             lines.iter().any(|l| l.contains("ERROR")
-                && l.contains(&format!("email to ops@example.com notification of state {state} not delivered"))
+                && l.contains(&format!("email to ops@example.com about state {state} not delivered"))
                 && l.contains(&server)),
             "no log of the {state} mail: {lines:#?}"
         );
@@ -590,7 +590,7 @@ async fn an_unreachable_webhook_is_logged_and_changes_nothing() {
     for state in ["up_for_retry", "failed", "success"] {
         assert!(
             lines.iter().any(|l| l.contains("ERROR")
-                && l.contains(&format!("webhook notification of state {state} not delivered"))
+                && l.contains(&format!("webhook about state {state} not delivered"))
                 && l.contains(&format!("POST to {url} failed"))),
             "no log of the {state} POST: {lines:#?}"
         );

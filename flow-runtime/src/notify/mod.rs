@@ -151,7 +151,7 @@ fn log_failure(kind: &str, event: &crate::callbacks::CallbackEvent, error: &Noti
         dag = %event.dag_id,
         run = %event.run_id,
         task = ?event.task_id.as_ref().map(crate::ids::TaskId::as_str),
-        "{kind} notification of state {} not delivered (the state stays {}): {error}",
+        "{kind} about state {} not delivered (the state stays {}): {error}",
         event.state,
         event.state
     );
