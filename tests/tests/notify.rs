@@ -603,3 +603,25 @@ fn bad_webhook_urls_are_rejected_when_built() {
     assert!(err.starts_with("invalid webhook URL `localhost:8080/hook`"), "{err}");
     assert!(err.ends_with("expected an http:// or https:// URL"), "{err}");
 }
+
+#[test]
+fn a_webhook_that_never_answers_gives_up_after_its_timeout() {
+    // Connections queue in the backlog and are never answered.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", silent.local_addr().unwrap());
+    let hook = Webhook::new(url.clone())
+        .unwrap()
+        .timeout(Duration::from_millis(200));
+    let event = flow_runtime::callbacks::CallbackEvent {
+        dag_id: "hook_silent".into(),
+        run_id: flow_runtime::RunId::new("manual__1"),
+        logical_date: chrono::Utc::now(),
+        task_id: None,
+        try_number: 0,
+        state: "failed",
+        error: None,
+    };
+    let err = hook.send(&event).unwrap_err().to_string();
+    assert_eq!(err, format!("POST to {url} failed: no answer within 200ms"));
+    drop(silent);
+}

@@ -20,6 +20,19 @@
 //! # fn main() {}
 //! ```
 //!
+//! The macros' `on_failure = ..` options take the path of a function; a notifier is used
+//! from one like this:
+//!
+//! ```no_run
+//! # #[cfg(feature = "webhook")]
+//! fn page_on_call(event: &flow_runtime::callbacks::CallbackEvent) {
+//!     match flow_runtime::notify::Webhook::new("https://alerts.example.com/flow") {
+//!         Ok(hook) => hook.notify(event),
+//!         Err(e) => tracing::error!("{e}"),
+//!     }
+//! }
+//! ```
+//!
 //! Email needs flow-runtime's `email` feature and webhooks its `webhook` feature. Both
 //! run after the state they report is durable, on the blocking pool; a notification that
 //! cannot be delivered is logged (`tracing::error!`, with what and where) and never
