@@ -137,12 +137,11 @@ impl SmtpConfig {
             };
         }
         if let Some(security) = var("FLOW_SMTP_SECURITY") {
-            config.security =
-                SmtpSecurity::parse(&security).ok_or(NotifyError::InvalidVar {
-                    var: "FLOW_SMTP_SECURITY",
-                    value: security,
-                    expected: "`none`, `starttls` (the default) or `tls`",
-                })?;
+            config.security = SmtpSecurity::parse(&security).ok_or(NotifyError::InvalidVar {
+                var: "FLOW_SMTP_SECURITY",
+                value: security,
+                expected: "`none`, `starttls` (the default) or `tls`",
+            })?;
         }
         if let Some(timeout) = var("FLOW_SMTP_TIMEOUT") {
             config.timeout = match timeout.trim().parse::<u64>() {
@@ -337,7 +336,10 @@ mod tests {
     #[test]
     fn smtp_settings_default_like_airflow() {
         let config = with(&[]).unwrap();
-        assert_eq!(config, SmtpConfig::new("mail.example.com", "flow@example.com"));
+        assert_eq!(
+            config,
+            SmtpConfig::new("mail.example.com", "flow@example.com")
+        );
         assert_eq!(config.port, 25);
         assert_eq!(config.security, SmtpSecurity::StartTls);
         assert_eq!(config.timeout, Duration::from_secs(30));
@@ -363,7 +365,10 @@ mod tests {
             !format!("{config:?}").contains("s3cret"),
             "the password stays out of logs"
         );
-        assert_eq!(with(&[("FLOW_SMTP_SECURITY", "none")]).unwrap().security, SmtpSecurity::None);
+        assert_eq!(
+            with(&[("FLOW_SMTP_SECURITY", "none")]).unwrap().security,
+            SmtpSecurity::None
+        );
     }
 
     #[test]
@@ -413,7 +418,8 @@ mod tests {
         );
         let err = EmailNotifier::new(["ops@example.com", "not an address"]).unwrap_err();
         assert!(
-            err.to_string().starts_with("invalid email address `not an address`: "),
+            err.to_string()
+                .starts_with("invalid email address `not an address`: "),
             "{err}"
         );
     }

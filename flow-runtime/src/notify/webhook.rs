@@ -63,17 +63,17 @@ impl Webhook {
 
     /// POSTs `event`, reporting a failure or a status other than 2xx.
     pub fn send(&self, event: &CallbackEvent) -> Result<(), NotifyError> {
-        let response = self
-            .agent
-            .post(&self.url)
-            .send_json(event)
-            .map_err(|e| NotifyError::Http {
-                url: self.url.clone(),
-                reason: match e {
-                    ureq::Error::Timeout(_) => format!("no answer within {:?}", self.timeout),
-                    other => other.to_string(),
-                },
-            })?;
+        let response =
+            self.agent
+                .post(&self.url)
+                .send_json(event)
+                .map_err(|e| NotifyError::Http {
+                    url: self.url.clone(),
+                    reason: match e {
+                        ureq::Error::Timeout(_) => format!("no answer within {:?}", self.timeout),
+                        other => other.to_string(),
+                    },
+                })?;
         let status = response.status();
         if status.is_success() {
             Ok(())
