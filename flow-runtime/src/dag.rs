@@ -1203,6 +1203,41 @@ mod tests {
     }
 
     #[test]
+    fn email_options_default_like_airflow_and_a_task_can_opt_out() {
+        let mut b = DagBuilder::new("d").default_args(
+            TaskOptions::default()
+                .with_email(["team@example.com"])
+                .with_email_on_retry(false),
+        );
+        b.add_task(source("a"));
+        b.add_task(source("b").email(Vec::<String>::new()));
+        b.add_task(source("c").email_on_failure(false).email_on_retry(true));
+        b.add_task(source("d").email(["ops@example.com"]));
+        #[cfg(not(feature = "email"))]
+        assert_eq!(
+            problems(b),
+            ["a", "c", "d"].map(|t| DagDefinitionError::EmailFeatureOff(t.into()))
+        );
+        #[cfg(feature = "email")]
+        {
+            use crate::state::TaskState;
+            let dag = b.build().unwrap();
+            let task = |id: &str| dag.task(id).unwrap();
+            assert_eq!(task("a").email(), ["team@example.com"]);
+            assert!(task("a").emails_on(TaskState::Failed));
+            assert!(!task("a").emails_on(TaskState::UpForRetry));
+            assert!(
+                !task("b").emails_on(TaskState::Failed),
+                "`email = []` opts out"
+            );
+            assert!(!task("c").emails_on(TaskState::Failed));
+            assert!(task("c").emails_on(TaskState::UpForRetry));
+            assert_eq!(task("d").email(), ["ops@example.com"]);
+            assert!(!task("d").emails_on(TaskState::Success));
+        }
+    }
+
+    #[test]
     fn fingerprints_change_with_the_shape_only() {
         let build = |extra_edge: bool, retries: u32| {
             let mut b = DagBuilder::new("d");
