@@ -1008,6 +1008,31 @@ mod tests {
     }
 
     #[test]
+    fn email_options_become_setters() {
+        let (options, errors) = parse_task_options(quote!(
+            email = ["ops@example.com", "Oncall <oncall@example.com>"],
+            email_on_failure = true,
+            email_on_retry = false
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        let root = quote!(::flow_runtime);
+        assert_eq!(
+            options.spec_setters(&root, None).to_string(),
+            quote!(
+                .email(["ops@example.com", "Oncall <oncall@example.com>"])
+                .email_on_failure(true)
+                .email_on_retry(false)
+            )
+            .to_string()
+        );
+        let (none, _) = parse_task_options(quote!(email = []));
+        assert_eq!(
+            none.task_options(&root).to_string(),
+            quote!(::flow_runtime::TaskOptions::default().with_email([""; 0])).to_string()
+        );
+    }
+
+    #[test]
     fn steering_options_are_typed() {
         let (options, errors) = parse_task_options(quote!(
             trigger_rule = "all_done",
