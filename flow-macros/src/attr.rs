@@ -57,6 +57,9 @@ pub(crate) mod kw {
     syn::custom_keyword!(mode);
     syn::custom_keyword!(soft_fail);
     syn::custom_keyword!(exponential_backoff);
+    syn::custom_keyword!(email);
+    syn::custom_keyword!(email_on_failure);
+    syn::custom_keyword!(email_on_retry);
 }
 
 /// The options one attribute accepts.
@@ -637,8 +640,8 @@ pub(crate) fn string_list(
     input: ParseStream,
     key: &str,
     key_span: Span,
+    example: &str,
 ) -> syn::Result<Vec<LitStr>> {
-    let example = "[\"ml\", \"daily\"]";
     if input.parse::<Option<Token![=]>>()?.is_none() {
         return Err(syn::Error::new(
             key_span,
@@ -672,6 +675,22 @@ pub(crate) fn string_list(
     Ok(strings)
 }
 
+/// `= ["ops@example.com"]`: the addresses are checked fully when the DAG is built; here
+/// only that each looks like one.
+fn email_list(input: ParseStream, key_span: Span) -> syn::Result<Vec<LitStr>> {
+    let addresses = string_list(input, "email", key_span, "[\"ops@example.com\"]")?;
+    if let Some(bad) = addresses.iter().find(|a| !a.value().contains('@')) {
+        return Err(syn::Error::new_spanned(
+            bad,
+            format!(
+                "`email` takes email addresses, and `{}` has no `@`: `email = [\"ops@example.com\"]`",
+                bad.value()
+            ),
+        ));
+    }
+    Ok(addresses)
+}
+
 /// `crate = "::path::to::flow_runtime"`: where the generated code finds the runtime.
 pub(crate) fn crate_path(input: ParseStream, key_span: Span) -> syn::Result<syn::Path> {
     let lit = string(input, "crate", key_span, "\"::flow_runtime\"")?;
@@ -703,11 +722,14 @@ pub(crate) struct TaskOptionArgs {
     pub(crate) execution_timeout: Option<DurationLit>,
     pub(crate) pool: Option<LitStr>,
     pub(crate) priority_weight: Option<WeightLit>,
+    pub(crate) email: Option<Vec<LitStr>>,
+    pub(crate) email_on_failure: Option<LitBool>,
+    pub(crate) email_on_retry: Option<LitBool>,
 }
 
 impl TaskOptionArgs {
     /// The keys read by [`TaskOptionArgs::parse_one`].
-    pub(crate) const KEYS: [&'static str; 9] = [
+    pub(crate) const KEYS: [&'static str; 12] = [
         "retries",
         "retry_delay",
         "owner",
@@ -717,6 +739,9 @@ impl TaskOptionArgs {
         "execution_timeout",
         "pool",
         "priority_weight",
+        "email",
+        "email_on_failure",
+        "email_on_retry",
     ];
 
     /// Reads one of [`TaskOptionArgs::KEYS`] if it is next; `Ok(false)` otherwise.
@@ -754,6 +779,15 @@ impl TaskOptionArgs {
         } else if input.peek(kw::priority_weight) {
             let key: kw::priority_weight = input.parse()?;
             self.priority_weight = Some(weight(input, "priority_weight", key.span)?);
+        } else if input.peek(kw::email_on_failure) {
+            let key: kw::email_on_failure = input.parse()?;
+            self.email_on_failure = Some(boolean(input, "email_on_failure", key.span, true)?);
+        } else if input.peek(kw::email_on_retry) {
+            let key: kw::email_on_retry = input.parse()?;
+            self.email_on_retry = Some(boolean(input, "email_on_retry", key.span, false)?);
+        } else if input.peek(kw::email) {
+            let key: kw::email = input.parse()?;
+            self.email = Some(email_list(input, key.span)?);
         } else {
             return Ok(false);
         }
@@ -787,6 +821,21 @@ impl TaskOptionArgs {
         }
         if let Some(weight) = &self.priority_weight {
             setters.push(("priority_weight", weight.tokens()));
+        }
+        if let Some(email) = &self.email {
+            // `[""; 0]` gives an empty list its element type.
+            let list = if email.is_empty() {
+                quote!([""; 0])
+            } else {
+                quote!([#(#email),*])
+            };
+            setters.push(("email", list));
+        }
+        if let Some(on) = &self.email_on_failure {
+            setters.push(("email_on_failure", on.to_token_stream()));
+        }
+        if let Some(on) = &self.email_on_retry {
+            setters.push(("email_on_retry", on.to_token_stream()));
         }
         setters
     }
@@ -998,6 +1047,31 @@ mod tests {
             options.spec_setters(&root, None).to_string(),
             quote!(.retry_delay(::flow_runtime::__private::Duration::from_millis(300_000)))
                 .to_string()
+        );
+    }
+
+    #[test]
+    fn email_options_become_setters() {
+        let (options, errors) = parse_task_options(quote!(
+            email = ["ops@example.com", "Oncall <oncall@example.com>"],
+            email_on_failure = true,
+            email_on_retry = false
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        let root = quote!(::flow_runtime);
+        assert_eq!(
+            options.spec_setters(&root, None).to_string(),
+            quote!(
+                .email(["ops@example.com", "Oncall <oncall@example.com>"])
+                .email_on_failure(true)
+                .email_on_retry(false)
+            )
+            .to_string()
+        );
+        let (none, _) = parse_task_options(quote!(email = []));
+        assert_eq!(
+            none.task_options(&root).to_string(),
+            quote!(::flow_runtime::TaskOptions::default().with_email([""; 0])).to_string()
         );
     }
 

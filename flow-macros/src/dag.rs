@@ -213,7 +213,12 @@ impl Options for DagArgs {
             self.dagrun_timeout = Some(attr::duration(input, "dagrun_timeout", key.span)?);
         } else if input.peek(kw::tags) {
             let key: kw::tags = input.parse()?;
-            self.tags = Some(attr::string_list(input, "tags", key.span)?);
+            self.tags = Some(attr::string_list(
+                input,
+                "tags",
+                key.span,
+                "[\"ml\", \"daily\"]",
+            )?);
         } else if input.peek(kw::params) {
             let key: kw::params = input.parse()?;
             if !input.peek(syn::token::Paren) {
@@ -288,14 +293,7 @@ impl Options for DefaultArgs {
             "a task's callbacks are its own; write `#[task(on_retry = ..)]` on the task",
         ),
     ];
-    const PLANNED: &'static [&'static str] = &[
-        "queue",
-        "depends_on_past",
-        "email",
-        "email_on_failure",
-        "email_on_retry",
-        "on_failure_callback",
-    ];
+    const PLANNED: &'static [&'static str] = &["queue", "depends_on_past", "on_failure_callback"];
 
     fn parse_one(&mut self, input: ParseStream, _: &mut Errors) -> syn::Result<()> {
         if self.0.parse_one(input)? {

@@ -78,6 +78,9 @@ use proc_macro::TokenStream;
 /// | `pool = "gpu"` | the pool whose slots a try takes; written like a task id, and defined before a run (`pools set gpu 4`) | the DAG's `default_args`, else `default_pool` |
 /// | `pool_slots = 2` | how many slots of the pool a try takes; at least 1 (alone, slots of `default_pool`) | 1 |
 /// | `priority_weight = 10` | which waiting task starts first when slots are short (higher first; may be negative: `-5`) | the DAG's `default_args`, else 1 |
+/// | `email = ["ops@example.com"]` | who is mailed when the task fails or a try is retried (needs flow-runtime's `email` feature; SMTP settings in `flow_runtime::notify`); `[]` mails no one | the DAG's `default_args`, else no one |
+/// | `email_on_failure = false` | whether `email` is mailed when the task fails for good | the DAG's `default_args`, else `true` |
+/// | `email_on_retry = false` | whether `email` is mailed when a try fails and another follows | the DAG's `default_args`, else `true` |
 /// | `on_success = notify` | a function `fn(&CallbackEvent)` (`flow_runtime::callbacks`) run when a try succeeds; a path, not a string | none |
 /// | `on_failure = notify` | the same, run when the task fails for good | none |
 /// | `on_retry = notify` | the same, run when a try fails and another follows | none |
@@ -447,7 +450,7 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `dagrun_timeout = "2h"` | how long a run may take before it fails: `30m`, `2h`, `1h 30m` | no limit |
 /// | `tags = ["ml", "daily"]` | tags, for filtering | none |
 /// | `params(threshold: f64 = 0.8, epochs: u32)` | typed values a run's JSON conf may set (see below) | none |
-/// | `default_args(owner = "..", retries = 2, retry_delay = "5m")` | options of every task that does not set them: `retries`, `retry_delay`, `owner`, `trigger_rule`, `retry_exponential_backoff`, `max_retry_delay`, `execution_timeout`, `pool`, `priority_weight`, written as in `#[task]` (not `pool_slots` or callbacks, which are each task's own) | none |
+/// | `default_args(owner = "..", retries = 2, retry_delay = "5m")` | options of every task that does not set them: `retries`, `retry_delay`, `owner`, `trigger_rule`, `retry_exponential_backoff`, `max_retry_delay`, `execution_timeout`, `pool`, `priority_weight`, `email`, `email_on_failure`, `email_on_retry`, written as in `#[task]` (not `pool_slots` or callbacks, which are each task's own) | none |
 /// | `on_success = notify` | a function `fn(&CallbackEvent)` run when a run succeeds; a path, not a string | none |
 /// | `on_failure = notify` | the same, run when a run fails | none |
 /// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |

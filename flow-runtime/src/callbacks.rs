@@ -12,8 +12,10 @@ use chrono::{DateTime, Utc};
 
 use crate::ids::{DagId, RunId, TaskId};
 
-/// What a callback is told.
-#[derive(Clone, Debug, PartialEq)]
+/// What a callback is told. As JSON (what a [webhook](crate::notify) POSTs):
+/// `{"dag_id", "run_id", "logical_date" (RFC 3339), "task_id" (null for a run),
+/// "try_number", "state", "error" (null unless failed or retried)}`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct CallbackEvent {
     /// The DAG.
     pub dag_id: DagId,

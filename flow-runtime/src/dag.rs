@@ -631,6 +631,8 @@ impl DagBuilder {
             if options.pool_slots == Some(0) {
                 errors.push(DagDefinitionError::ZeroPoolSlots(draft.id.to_string()));
             }
+            let email = options.email.clone().unwrap_or_default();
+            check_email(&draft.id, &email, &mut errors);
             tasks.push(Task {
                 id: draft.id.clone(),
                 spec: draft.spec.clone(),
@@ -650,6 +652,9 @@ impl DagBuilder {
                     .unwrap_or_else(|| crate::pools::DEFAULT_POOL.to_string()),
                 pool_slots: options.pool_slots.unwrap_or(1),
                 priority_weight: options.priority_weight.unwrap_or(1),
+                email_on_failure: options.email_on_failure.unwrap_or(true),
+                email_on_retry: options.email_on_retry.unwrap_or(true),
+                email,
                 priority: 0,
                 map_mode: mapped.then(|| draft.map_mode.unwrap_or_default()),
                 inputs: bound,
@@ -731,6 +736,27 @@ impl DagBuilder {
             topological,
         })
     }
+}
+
+/// Checks a task's email recipients, or that this build can send email at all.
+fn check_email(task: &TaskId, email: &[String], errors: &mut Vec<DagDefinitionError>) {
+    if email.is_empty() {
+        return;
+    }
+    #[cfg(feature = "email")]
+    for address in email {
+        if let Err(crate::notify::NotifyError::InvalidAddress { reason, .. }) =
+            crate::notify::check_address(address)
+        {
+            errors.push(DagDefinitionError::InvalidEmail {
+                task: task.to_string(),
+                address: address.clone(),
+                reason,
+            });
+        }
+    }
+    #[cfg(not(feature = "email"))]
+    errors.push(DagDefinitionError::EmailFeatureOff(task.to_string()));
 }
 
 /// Airflow's default `max_active_tasks`.
@@ -872,6 +898,9 @@ pub struct Task {
     pool: String,
     pool_slots: u32,
     priority_weight: i32,
+    email: Vec<String>,
+    email_on_failure: bool,
+    email_on_retry: bool,
     /// Its own weight plus every downstream task's (Airflow's `downstream` weight rule).
     priority: i64,
     /// How its mapped arguments combine, if it is mapped.
@@ -900,6 +929,23 @@ impl Task {
     /// Its effective priority: its weight plus all downstream tasks' weights.
     pub fn priority(&self) -> i64 {
         self.priority
+    }
+
+    /// Who is mailed when the task fails or is retried, after `default_args`.
+    pub fn email(&self) -> &[String] {
+        &self.email
+    }
+
+    /// Whether reaching `state` mails [`Task::email`]: `failed` unless
+    /// `email_on_failure = false`, `up_for_retry` unless `email_on_retry = false`.
+    pub fn emails_on(&self, state: crate::state::TaskState) -> bool {
+        use crate::state::TaskState;
+        !self.email.is_empty()
+            && match state {
+                TaskState::Failed => self.email_on_failure,
+                TaskState::UpForRetry => self.email_on_retry,
+                _ => false,
+            }
     }
 
     /// When the task runs, given its upstream tasks' states (default `all_success`).
@@ -1260,6 +1306,41 @@ mod tests {
         assert_eq!(dag.task("b").unwrap().owner(), "ml-team");
         assert_eq!(dag.task("a").unwrap().retry_delay(), Duration::from_secs(1));
         assert_eq!(dag.task("a").unwrap().trigger_rule(), TriggerRule::AllDone);
+    }
+
+    #[test]
+    fn email_options_default_like_airflow_and_a_task_can_opt_out() {
+        let mut b = DagBuilder::new("d").default_args(
+            TaskOptions::default()
+                .with_email(["team@example.com"])
+                .with_email_on_retry(false),
+        );
+        b.add_task(source("a"));
+        b.add_task(source("b").email(Vec::<String>::new()));
+        b.add_task(source("c").email_on_failure(false).email_on_retry(true));
+        b.add_task(source("d").email(["ops@example.com"]));
+        #[cfg(not(feature = "email"))]
+        assert_eq!(
+            problems(b),
+            ["a", "c", "d"].map(|t| DagDefinitionError::EmailFeatureOff(t.into()))
+        );
+        #[cfg(feature = "email")]
+        {
+            use crate::state::TaskState;
+            let dag = b.build().unwrap();
+            let task = |id: &str| dag.task(id).unwrap();
+            assert_eq!(task("a").email(), ["team@example.com"]);
+            assert!(task("a").emails_on(TaskState::Failed));
+            assert!(!task("a").emails_on(TaskState::UpForRetry));
+            assert!(
+                !task("b").emails_on(TaskState::Failed),
+                "`email = []` opts out"
+            );
+            assert!(!task("c").emails_on(TaskState::Failed));
+            assert!(task("c").emails_on(TaskState::UpForRetry));
+            assert_eq!(task("d").email(), ["ops@example.com"]);
+            assert!(!task("d").emails_on(TaskState::Success));
+        }
     }
 
     #[test]

@@ -78,6 +78,22 @@ pub enum DagDefinitionError {
     /// A task that takes no pool slot.
     #[error("task `{0}` takes 0 pool slots; a task takes at least 1 (the default)")]
     ZeroPoolSlots(String),
+    /// A task's `email` with an address that does not parse.
+    #[error("task `{task}` has an invalid email address `{address}`: {reason}")]
+    InvalidEmail {
+        /// The task.
+        task: String,
+        /// The address as written.
+        address: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A task's `email` in a build of flow-runtime that cannot send email.
+    #[error(
+        "task `{0}` sets `email`, but flow-runtime was built without its `email` feature; \
+         enable it (`flow-runtime = {{ version = \"0.1\", features = [\"email\"] }}`) or remove `email`"
+    )]
+    EmailFeatureOff(String),
     /// Two params with the same name.
     #[error("param `{0}` is declared twice; give each param its own name")]
     DuplicateParam(String),

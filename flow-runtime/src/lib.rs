@@ -56,6 +56,7 @@ pub mod home;
 pub mod ids;
 pub mod logs;
 pub mod mapping;
+pub mod notify;
 pub mod params;
 pub mod pools;
 pub mod registry;

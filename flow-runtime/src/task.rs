@@ -163,6 +163,13 @@ pub struct TaskOptions {
     /// Who starts first when slots are short: higher first, counting every downstream
     /// task's weight too (Airflow's `weight_rule = "downstream"`); default 1.
     pub priority_weight: Option<i32>,
+    /// Who is mailed when the task fails or is retried (Airflow's `email`); an empty
+    /// list mails no one, overriding `default_args`.
+    pub email: Option<Vec<String>>,
+    /// Whether `email` is mailed when the task fails for good (default true).
+    pub email_on_failure: Option<bool>,
+    /// Whether `email` is mailed when a try fails and another follows (default true).
+    pub email_on_retry: Option<bool>,
 }
 
 impl TaskOptions {
@@ -220,6 +227,28 @@ impl TaskOptions {
         self
     }
 
+    /// Sets `email`.
+    pub fn with_email<I, S>(mut self, to: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.email = Some(to.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets `email_on_failure`.
+    pub fn with_email_on_failure(mut self, on: bool) -> Self {
+        self.email_on_failure = Some(on);
+        self
+    }
+
+    /// Sets `email_on_retry`.
+    pub fn with_email_on_retry(mut self, on: bool) -> Self {
+        self.email_on_retry = Some(on);
+        self
+    }
+
     /// Fills every unset option from `defaults`.
     pub fn or(&self, defaults: &TaskOptions) -> TaskOptions {
         TaskOptions {
@@ -235,6 +264,9 @@ impl TaskOptions {
             pool: self.pool.clone().or_else(|| defaults.pool.clone()),
             pool_slots: self.pool_slots.or(defaults.pool_slots),
             priority_weight: self.priority_weight.or(defaults.priority_weight),
+            email: self.email.clone().or_else(|| defaults.email.clone()),
+            email_on_failure: self.email_on_failure.or(defaults.email_on_failure),
+            email_on_retry: self.email_on_retry.or(defaults.email_on_retry),
         }
     }
 }
@@ -444,6 +476,30 @@ impl TaskSpec {
     /// Fails a try that runs longer than `timeout`.
     pub fn execution_timeout(mut self, timeout: Duration) -> Self {
         self.options.execution_timeout = Some(timeout);
+        self
+    }
+
+    /// Mails `to` when the task fails for good or a try is retried (Airflow's `email`,
+    /// sent through the executor's SMTP server: see [`crate::notify`]). Every address is
+    /// checked when the DAG is built.
+    pub fn email<I, S>(mut self, to: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.options.email = Some(to.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Whether `email` is mailed when the task fails for good (default true).
+    pub fn email_on_failure(mut self, on: bool) -> Self {
+        self.options.email_on_failure = Some(on);
+        self
+    }
+
+    /// Whether `email` is mailed when a try fails and another follows (default true).
+    pub fn email_on_retry(mut self, on: bool) -> Self {
+        self.options.email_on_retry = Some(on);
         self
     }
 

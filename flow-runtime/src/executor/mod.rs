@@ -111,6 +111,9 @@ pub struct Executor {
     grace: Duration,
     pools: Arc<crate::pools::PoolRegistry>,
     max_map_length: usize,
+    /// Where tasks' `email` alerts go; `None` reads `FLOW_SMTP_*` when one is sent.
+    #[cfg(feature = "email")]
+    smtp: Option<Arc<crate::notify::SmtpConfig>>,
 }
 
 /// How one task instance ended.
@@ -231,6 +234,8 @@ impl Executor {
             grace: Duration::from_secs(30),
             pools: Arc::default(),
             max_map_length: crate::mapping::DEFAULT_MAX_MAP_LENGTH,
+            #[cfg(feature = "email")]
+            smtp: None,
         }
     }
 
@@ -238,6 +243,14 @@ impl Executor {
     /// default 100,000); a longer expansion fails the task, naming the length and the limit.
     pub fn max_map_length(mut self, limit: usize) -> Self {
         self.max_map_length = limit;
+        self
+    }
+
+    /// Sends tasks' `email` alerts through `config` instead of the server named by the
+    /// `FLOW_SMTP_*` variables (read when an alert is sent).
+    #[cfg(feature = "email")]
+    pub fn smtp(mut self, config: crate::notify::SmtpConfig) -> Self {
+        self.smtp = Some(Arc::new(config));
         self
     }
 

@@ -903,6 +903,11 @@ impl<'a> RunLoop<'a> {
     }
 
     fn set_state(&mut self, index: usize, state: TaskState, error: Option<String>) {
+        let email = self
+            .task(index)
+            .emails_on(state)
+            .then(|| self.email_alert(index))
+            .flatten();
         let inst = &mut self.instances[index];
         debug_assert!(
             inst.record.state.can_become(state),
@@ -921,7 +926,7 @@ impl<'a> RunLoop<'a> {
             .spec()
             .callbacks()
             .for_state(state.as_str());
-        if !callbacks.is_empty() {
+        if !callbacks.is_empty() || email.is_some() {
             let event = CallbackEvent {
                 dag_id: self.scope.dag_id.clone(),
                 run_id: self.scope.run_id.clone(),
@@ -935,7 +940,9 @@ impl<'a> RunLoop<'a> {
             self.callbacks_due.extend(
                 callbacks
                     .iter()
-                    .map(|callback| (callback.clone(), event.clone())),
+                    .cloned()
+                    .chain(email)
+                    .map(|callback| (callback, event.clone())),
             );
         }
         if let Some(observer) = &self.executor.observer {
@@ -962,6 +969,30 @@ impl<'a> RunLoop<'a> {
                 self.batched.push(index);
             }
         }
+    }
+
+    /// The callback that mails task `index`'s `email` recipients.
+    #[cfg(feature = "email")]
+    fn email_alert(&self, index: usize) -> Option<Callback> {
+        let task = self.task(index);
+        // The addresses were checked when the DAG was built.
+        match crate::notify::EmailNotifier::new(task.email()) {
+            Ok(notifier) => Some(Arc::new(
+                notifier
+                    .shared_smtp(self.executor.smtp.clone())
+                    .into_callback(),
+            )),
+            Err(error) => {
+                tracing::error!(task = %task.id(), "no email alert: {error}");
+                None
+            }
+        }
+    }
+
+    /// Without the `email` feature a DAG whose tasks have `email` does not build.
+    #[cfg(not(feature = "email"))]
+    fn email_alert(&self, _index: usize) -> Option<Callback> {
+        None
     }
 
     /// Applies the collected batch in one transaction.

@@ -19,7 +19,13 @@ pub struct Record {
 }
 
 /// Produces records.
-#[task(retries = 2, retry_delay = "10m", owner = "lint")]
+#[task(
+    retries = 2,
+    retry_delay = "10m",
+    owner = "lint",
+    email = ["lint@example.com"],
+    email_on_retry = false
+)]
 #[must_use]
 pub fn produce(count: u64) -> Vec<Record> {
     (0..count).map(|value| Record { value }).collect()
@@ -30,7 +36,7 @@ pub fn produce(count: u64) -> Vec<Record> {
 /// # Errors
 ///
 /// Never; the `Result` is for the test.
-#[task]
+#[task(email = [])]
 pub fn sum(ctx: &TaskContext, records: Vec<Record>) -> anyhow::Result<u64> {
     let _ = ctx.try_number();
     Ok(records.into_iter().map(|r| r.value).sum())
