@@ -16,7 +16,7 @@ pub mod config_driven;
 pub mod ml_training;
 pub mod sensors;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use flow_runtime::TaskContext;
 
@@ -29,6 +29,12 @@ pub fn work_dir() -> PathBuf {
 
 /// A directory of its own for one DAG run, created if needed.
 pub fn run_dir(ctx: &TaskContext) -> std::io::Result<PathBuf> {
+    run_dir_under(&work_dir().join(ctx.dag_id().as_str()), ctx)
+}
+
+/// A directory of its own for one DAG run under `base`, named after the run, created if
+/// needed.
+pub fn run_dir_under(base: &Path, ctx: &TaskContext) -> std::io::Result<PathBuf> {
     let safe_run: String = ctx
         .run_id()
         .as_str()
@@ -41,7 +47,7 @@ pub fn run_dir(ctx: &TaskContext) -> std::io::Result<PathBuf> {
             }
         })
         .collect();
-    let dir = work_dir().join(ctx.dag_id().as_str()).join(safe_run);
+    let dir = base.join(safe_run);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
