@@ -303,12 +303,12 @@ fn deploy_tasks_write_the_model_under_models_dir() {
     assert!(err.contains("param `models_dir` is empty"), "{err}");
 }
 
-/// A forest that saw only two zeros, so it answers 0 to every digit.
+/// A forest that saw one blank 0 and one dark 1, so it answers 0 or 1 to every digit.
 fn weak_model() -> TrainedModel {
     let table = Table {
         names: (0..64).map(|i| format!("pixel_{i}")).collect(),
-        columns: (0..64).map(|i| vec![Some(0.0), Some(i as f32)]).collect(),
-        labels: vec![0, 0],
+        columns: vec![vec![Some(0.0), Some(16.0)]; 64],
+        labels: vec![0, 1],
     };
     let forest: Forest = train(&table, &[0, 1]).unwrap();
     TrainedModel {
