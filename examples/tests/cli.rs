@@ -64,7 +64,7 @@ fn the_ml_pipeline_trains_evaluates_and_branches_to_production() {
         .split("accuracy=")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|value| value.trim_matches('"').parse().ok())
+        .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("no accuracy in:\n{stderr}"));
     assert!(accuracy > 0.9 && accuracy <= 1.0, "{stderr}");
     let model = dir.path().join("models/production/model.bin");

@@ -146,7 +146,7 @@ pub async fn evaluate_model(
         },
     )?;
     tracing::info!(
-        accuracy = format!("{accuracy:.4}"),
+        accuracy = %format_args!("{accuracy:.4}"),
         held_out = held_out.len(),
         "model evaluated"
     );

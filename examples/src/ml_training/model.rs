@@ -20,7 +20,7 @@ pub const FOREST_SEED: u64 = 7;
 /// The share of rows held out for evaluation.
 pub const TEST_SHARE: f64 = 0.2;
 /// Trees in the forest.
-pub const TREES: u16 = 100;
+pub const TREES: u16 = 50;
 
 /// The rows of a table, split by [`SPLIT_SEED`]: (training rows, held-out rows).
 pub fn split(rows: usize) -> (Vec<usize>, Vec<usize>) {
