@@ -8,7 +8,9 @@ fn examples(work_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flow-examples"));
     cmd.env("FLOW_EXAMPLES_DIR", work_dir)
         .env("FLOW_HOME", work_dir.join("home"))
-        .env("FLOW_LOG", "info");
+        .env("FLOW_LOG", "info")
+        // Plain log lines, so the assertions can read `key=value`.
+        .env("NO_COLOR", "1");
     cmd
 }
 
