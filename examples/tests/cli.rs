@@ -8,8 +8,22 @@ fn examples(work_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flow-examples"));
     cmd.env("FLOW_EXAMPLES_DIR", work_dir)
         .env("FLOW_HOME", work_dir.join("home"))
-        .env("FLOW_LOG", "info");
+        .env("FLOW_LOG", "info")
+        // Plain log lines, so the assertions can read `key=value`.
+        .env("NO_COLOR", "1");
     cmd
+}
+
+/// The state column of `task`'s line in the run summary.
+fn state(stdout: &str, task: &str) -> String {
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{task} ")))
+        .unwrap_or_else(|| panic!("no line for {task} in:\n{stdout}"));
+    row.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -24,31 +38,68 @@ fn the_ml_pipeline_trains_evaluates_and_branches_to_production() {
             "2025-01-01",
         ])
         .assert()
-        .success()
-        .stderr(contains("model evaluated").and(contains("model deployed to production")));
+        .success();
     let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
-    let state = |task: &str| {
-        let row = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{task} ")))
-            .unwrap_or_else(|| panic!("{stdout}"));
-        row.split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let stderr = String::from_utf8_lossy(&output.get_output().stderr).to_string();
     for task in [
+        "land_raw_data",
         "load_data",
         "train_model",
         "evaluate_model",
         "choose_deployment",
         "deploy_production",
     ] {
-        assert_eq!(state(task), "success", "{stdout}");
+        assert_eq!(state(&stdout, task), "success", "{stdout}");
     }
-    assert_eq!(state("deploy_staging"), "skipped", "{stdout}");
-    assert!(dir.path().join("models/production/model.txt").is_file());
+    assert_eq!(state(&stdout, "deploy_staging"), "skipped", "{stdout}");
+
+    // The real digits data landed as CSV, then as Parquet.
+    let raw = dir.path().join("raw/digits.csv");
+    assert_eq!(
+        std::fs::read_to_string(&raw).unwrap().lines().count(),
+        1 + 1797
+    );
+    assert!(stderr.contains("rows=1797"), "{stderr}");
+
+    // The output shows the accuracy, above the production bar, and where the model went.
+    let accuracy: f64 = stderr
+        .split("accuracy=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in:\n{stderr}"));
+    assert!(accuracy > 0.9 && accuracy <= 1.0, "{stderr}");
+    let model = dir.path().join("models/production/model.bin");
+    assert!(model.is_file());
+    assert!(
+        stderr.contains("model deployed to production")
+            && stderr.contains(&*model.to_string_lossy()),
+        "{stderr}"
+    );
     assert!(!dir.path().join("models/staging").exists());
+}
+
+#[test]
+fn the_ml_pipeline_fails_below_the_threshold_and_deploys_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = examples(dir.path())
+        .args([
+            "dags",
+            "test",
+            "ml_training_pipeline",
+            "--conf",
+            r#"{"threshold": 0.999}"#,
+        ])
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.get_output().stderr).to_string();
+    assert_eq!(state(&stdout, "evaluate_model"), "failed", "{stdout}");
+    assert!(
+        format!("{stdout}{stderr}").contains("is below the threshold 0.999"),
+        "{stdout}{stderr}"
+    );
+    assert!(!dir.path().join("models").exists());
 }
 
 #[test]

@@ -12,6 +12,7 @@ use crate::timetable::DataInterval;
 use crate::xcom::{RETURN_VALUE, XComBlob, XComValue};
 
 /// Facts shared by every task instance of one DAG run.
+#[derive(Clone)]
 pub(crate) struct RunScope {
     pub(crate) dag_id: DagId,
     pub(crate) run_id: RunId,
@@ -292,5 +293,94 @@ impl RunReader {
         run_id: &RunId,
     ) -> Result<Vec<TaskInstanceRecord>, StoreError> {
         self.0.task_instances(dag_id, run_id)
+    }
+}
+
+/// Builders that give a test context what a real run would: params and upstream XComs.
+impl TaskContext {
+    /// Sets the run param `name`, as a trigger's conf would, so a task under test can read
+    /// it with [`TaskContext::param`].
+    ///
+    /// ```
+    /// use flow_runtime::prelude::*;
+    /// let ctx = TaskContext::for_test("training", "evaluate").with_param("threshold", 0.95);
+    /// assert_eq!(ctx.param::<f64>("threshold").unwrap(), 0.95);
+    /// ```
+    pub fn with_param(self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        let mut run = RunScope::clone(&self.run);
+        Arc::make_mut(&mut run.params).insert(name.to_string(), value.into());
+        Self {
+            run: Arc::new(run),
+            ..self
+        }
+    }
+
+    /// Makes `value` the XCom `key` that task `task_id` pushed in this run, so the task
+    /// under test can [`xcom_pull`](TaskContext::xcom_pull) it; an error when the value
+    /// does not serialize.
+    ///
+    /// ```
+    /// use flow_runtime::prelude::*;
+    /// let ctx = TaskContext::for_test("etl", "report")
+    ///     .with_xcom("extract", "rows", &42_u64)
+    ///     .unwrap();
+    /// assert_eq!(ctx.xcom_pull::<u64>("extract", "rows").unwrap(), 42);
+    /// ```
+    pub fn with_xcom<T: XComValue>(
+        self,
+        task_id: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<Self, TaskError> {
+        let blob = XComBlob::encode(value)
+            .map_err(|e| TaskError::XCom(format!("XCom `{key}` does not serialize: {e}")))?;
+        let mut run = RunScope::clone(&self.run);
+        run.xcoms = Arc::new(SeededXCom {
+            producer: TaskInstanceKey {
+                dag_id: run.dag_id.clone(),
+                run_id: run.run_id.clone(),
+                task_id: TaskId::new(task_id),
+                map_index: MapIndex::UNMAPPED,
+            },
+            key: key.to_string(),
+            blob,
+            rest: run.xcoms,
+        });
+        Ok(Self {
+            run: Arc::new(run),
+            ..self
+        })
+    }
+}
+
+/// One XCom set by [`TaskContext::with_xcom`], in front of the store that holds the rest.
+struct SeededXCom {
+    producer: TaskInstanceKey,
+    key: String,
+    blob: XComBlob,
+    rest: Arc<dyn XComStore>,
+}
+
+impl XComStore for SeededXCom {
+    fn get_xcom(&self, key: &TaskInstanceKey, name: &str) -> Result<Option<XComBlob>, StoreError> {
+        if *key == self.producer && name == self.key {
+            Ok(Some(self.blob.clone()))
+        } else {
+            self.rest.get_xcom(key, name)
+        }
+    }
+
+    fn latest_xcom(
+        &self,
+        dag_id: &DagId,
+        task_id: &TaskId,
+        name: &str,
+    ) -> Result<Option<(RunId, XComBlob)>, StoreError> {
+        if *dag_id == self.producer.dag_id && *task_id == self.producer.task_id && name == self.key
+        {
+            Ok(Some((self.producer.run_id.clone(), self.blob.clone())))
+        } else {
+            self.rest.latest_xcom(dag_id, task_id, name)
+        }
     }
 }
