@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::context::TaskContext;
 use crate::error::TaskError;
 use crate::ids::TaskId;
-use crate::xcom::{XComBlob, XComValue};
+use crate::xcom::{StoredXCom, XComBlob, XComValue};
 
 /// A boxed, sendable future, as async tasks return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -500,6 +500,13 @@ pub(crate) enum InputSource {
     Upstream(TaskId),
     /// Given on the command line.
     CommandLine,
+}
+
+/// An input as the store records it, before a value kept in the object store is fetched.
+pub(crate) struct PendingInput {
+    pub(crate) param: Cow<'static, str>,
+    pub(crate) source: InputSource,
+    pub(crate) value: StoredXCom,
 }
 
 /// The encoded arguments of one try, in parameter order.

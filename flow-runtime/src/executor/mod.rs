@@ -6,7 +6,10 @@
 //! commit), and only then starts the tasks that became ready, so a task never starts
 //! before its inputs and its upstreams' success are durable, and a try is counted durably
 //! before it begins. Async tasks are polled on the runtime; sync tasks run on tokio's
-//! blocking pool. A panic fails its try and nothing else.
+//! blocking pool. A panic fails its try and nothing else. XCom values larger than the
+//! object store's threshold are uploaded by the task's own future before its success
+//! reaches the loop, and inputs kept there are fetched by the consumer's future (see
+//! [`crate::objects`]).
 //!
 //! [`RunStore::apply`]: crate::store::RunStore::apply
 
@@ -28,6 +31,7 @@ use crate::context::{RunScope, TaskContext};
 use crate::dag::Dag;
 use crate::error::{RunError, TaskError};
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+use crate::objects::Objects;
 use crate::state::{RunState, TaskState};
 use crate::store::{DagRunRecord, MemoryStore, RunType, Store, XComStore};
 use crate::task::{InputSource, Inputs, TaskFn, TaskResult};
@@ -105,6 +109,7 @@ pub struct Executor {
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     grace: Duration,
     pools: Arc<crate::pools::PoolRegistry>,
+    objects: Option<Objects>,
 }
 
 /// How one task instance ended.
@@ -137,6 +142,7 @@ pub struct RunSummary {
     pub tasks: Vec<TaskSummary>,
     dag_id: DagId,
     xcoms: Arc<dyn XComStore>,
+    objects: Option<Objects>,
 }
 
 impl std::fmt::Debug for RunSummary {
@@ -155,7 +161,8 @@ impl RunSummary {
         self.tasks.iter().find(|t| t.task_id.as_str() == task_id)
     }
 
-    /// The return value of a task, decoded from the store.
+    /// The return value of a task, decoded from the store (and fetched from the object
+    /// store when it is kept there).
     pub fn output<T: XComValue>(&self, task_id: &str) -> Result<T, TaskError> {
         self.xcom(task_id, RETURN_VALUE)
     }
@@ -168,7 +175,7 @@ impl RunSummary {
             task_id: TaskId::new(task_id),
             map_index: MapIndex::UNMAPPED,
         };
-        let blob = self
+        let stored = self
             .xcoms
             .get_xcom(&ti, key)
             .map_err(|e| TaskError::XCom(e.to_string()))?
@@ -178,13 +185,17 @@ impl RunSummary {
                     self.run_id
                 ))
             })?;
+        let blob = crate::objects::load_blocking(self.objects.as_ref(), &stored)
+            .map_err(|e| TaskError::XCom(format!("XCom `{key}` of `{task_id}`: {e}")))?;
         blob.decode()
             .map_err(|e| TaskError::XCom(format!("XCom `{key}` of `{task_id}`: {e}")))
     }
 }
 
 impl Executor {
-    /// An executor over `store`, running as many tasks at once as there are cores.
+    /// An executor over `store`, running as many tasks at once as there are cores. It has no
+    /// object store: every XCom stays in `store` whatever its size, and artifacts are
+    /// unavailable until [`Executor::object_store`] gives it one.
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
@@ -193,7 +204,39 @@ impl Executor {
             stop: None,
             grace: Duration::from_secs(30),
             pools: Arc::default(),
+            objects: None,
         }
+    }
+
+    /// Keeps XCom values larger than the store's threshold, and the runs' artifacts, in
+    /// `objects` (see [`crate::objects::ObjectStoreConfig`]).
+    pub fn object_store(mut self, objects: Objects) -> Self {
+        self.objects = Some(objects);
+        self
+    }
+
+    /// The object store, if the executor has one.
+    pub fn objects(&self) -> Option<&Objects> {
+        self.objects.as_ref()
+    }
+
+    /// Deletes a run's history: its objects (offloaded XComs, artifacts) first, then its
+    /// records (task instances, tries, XComs, logs), so a failure leaves the run listed and
+    /// the deletion can be repeated. Returns how many objects were deleted. The caller must
+    /// make sure the run is not being executed (the CLI holds the run's lock).
+    pub async fn delete_run(&self, dag_id: &DagId, run_id: &RunId) -> Result<usize, RunError> {
+        if self.store.run(dag_id, run_id)?.is_none() {
+            return Err(RunError::NoSuchRun {
+                dag_id: dag_id.clone(),
+                run_id: run_id.clone(),
+            });
+        }
+        let deleted = match &self.objects {
+            Some(objects) => objects.delete_run(dag_id, run_id).await?,
+            None => 0,
+        };
+        self.store.delete_run(dag_id, run_id)?;
+        Ok(deleted)
     }
 
     /// Stops runs gracefully when `stop` turns true: no task starts any more, running
@@ -341,6 +384,7 @@ impl Executor {
             data_interval: request.interval,
             params: Arc::new(request.params),
             xcoms: self.store.clone() as Arc<dyn XComStore>,
+            objects: self.objects.clone(),
         });
         let ctx = TaskContext::new(scope, task.id().clone(), MapIndex::UNMAPPED, 1);
         let output = call(task.spec().function().clone(), ctx.clone(), args).await?;
@@ -349,14 +393,15 @@ impl Executor {
 }
 
 impl Dag {
-    /// Runs the DAG once in process with an in-memory store and the current time as
-    /// logical date, like Airflow's `dag.test()`; blocks until the run ends.
+    /// Runs the DAG once in process with an in-memory store (and in-memory objects) and the
+    /// current time as logical date, like Airflow's `dag.test()`; blocks until the run ends.
     pub fn test(&self) -> Result<RunSummary, RunError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| RunError::Runtime(e.to_string()))?;
-        let executor = Executor::new(Arc::new(MemoryStore::new()));
+        let executor =
+            Executor::new(Arc::new(MemoryStore::new())).object_store(Objects::in_memory());
         runtime.block_on(executor.run(self, Utc::now()))
     }
 }

@@ -17,13 +17,14 @@ use crate::dag::{BoundInput, Dag};
 use crate::error::{RunError, TaskError};
 use crate::ids::{MapIndex, StableHash, TaskId, TaskInstanceKey};
 use crate::logs::TryLog;
+use crate::objects::{self, StagedXComs};
 use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
 use crate::store::{Change, DagRunRecord, LogLine, StoreError, TaskInstanceRecord, XComStore};
-use crate::task::{InputSource, Inputs, TaskResult};
+use crate::task::{InputSource, PendingInput};
 use crate::timetable::DataInterval;
 use crate::trigger::{self, Decision, TriggerRule, UpstreamCounts};
-use crate::xcom::{RETURN_VALUE, XComBlob};
+use crate::xcom::{RETURN_VALUE, StoredXCom, XComBlob};
 
 /// Return values up to this size stay in memory for the run's consumers, sparing a read
 /// from the store; larger ones are read back when needed.
@@ -76,8 +77,7 @@ struct InFlight {
 enum Event {
     Finished {
         index: usize,
-        result: TaskResult,
-        pushed: Vec<(String, XComBlob)>,
+        result: Result<StagedXComs, TaskError>,
         logs: Vec<LogLine>,
         elapsed: Duration,
         end: DateTime<Utc>,
@@ -166,6 +166,7 @@ impl<'a> RunLoop<'a> {
             data_interval: DataInterval::new(run.data_interval_start, run.data_interval_end),
             params: Arc::new(params),
             xcoms: executor.store.clone() as Arc<dyn XComStore>,
+            objects: executor.objects.clone(),
         });
         Self {
             executor,
@@ -415,18 +416,23 @@ impl<'a> RunLoop<'a> {
     }
 
     /// Reads the inputs of a task, after the batch holding its producers' XComs is durable.
-    fn gather_inputs(&self, index: usize) -> Result<Inputs, TaskError> {
+    /// Values kept in the object store are fetched later, by the task's own future.
+    fn gather_inputs(&self, index: usize) -> Result<Vec<PendingInput>, TaskError> {
         let task = &self.dag.tasks()[index];
-        let mut inputs = Inputs::with_capacity(task.inputs().len());
+        let mut inputs = Vec::with_capacity(task.inputs().len());
         for (param, bound) in task.spec().params().iter().zip(task.inputs()) {
             let name = param.name().to_string().into();
             match bound {
-                BoundInput::Literal(blob) => inputs.push(name, InputSource::Literal, blob.clone()),
+                BoundInput::Literal(blob) => inputs.push(PendingInput {
+                    param: name,
+                    source: InputSource::Literal,
+                    value: StoredXCom::Inline(blob.clone()),
+                }),
                 BoundInput::Upstream(producer) => {
                     let producer_inst = &self.instances[*producer];
                     let key = &producer_inst.record.key;
-                    let blob = match &producer_inst.output {
-                        Some(blob) => blob.clone(),
+                    let value = match &producer_inst.output {
+                        Some(blob) => StoredXCom::Inline(blob.clone()),
                         None => self
                             .executor
                             .store
@@ -445,15 +451,26 @@ impl<'a> RunLoop<'a> {
                                 ),
                             })?,
                     };
-                    inputs.push(name, InputSource::Upstream(key.task_id.clone()), blob);
+                    inputs.push(PendingInput {
+                        param: name,
+                        source: InputSource::Upstream(key.task_id.clone()),
+                        value,
+                    });
                 }
             }
         }
         Ok(inputs)
     }
 
-    fn spawn(&mut self, index: usize, ctx: TaskContext, inputs: Result<Inputs, TaskError>) {
+    fn spawn(
+        &mut self,
+        index: usize,
+        ctx: TaskContext,
+        inputs: Result<Vec<PendingInput>, TaskError>,
+    ) {
         let task = &self.dag.tasks()[index];
+        let objects = self.executor.objects.clone();
+        let key = self.instances[index].record.key.clone();
         let function = task.spec().function().clone();
         let timeout = task.execution_timeout();
         let span = tracing::info_span!(
@@ -468,6 +485,10 @@ impl<'a> RunLoop<'a> {
         self.join.spawn(
             async move {
                 let clock = Instant::now();
+                let inputs = match inputs {
+                    Ok(pending) => objects::resolve_inputs(objects.as_ref(), pending).await,
+                    Err(e) => Err(e),
+                };
                 let result = match (inputs, timeout) {
                     (Ok(inputs), None) => call(function, ctx.clone(), inputs).await,
                     (Ok(inputs), Some(limit)) => {
@@ -477,18 +498,19 @@ impl<'a> RunLoop<'a> {
                     }
                     (Err(e), _) => Err(e),
                 };
+                // Large values go to the object store here, off the coordinating loop.
+                let result = match result {
+                    Ok(output) => {
+                        objects::stage(objects.as_ref(), &key, output, ctx.take_pushed()).await
+                    }
+                    Err(e) => Err(e),
+                };
                 if let Err(error) = &result {
                     tracing::error!("try failed: {error}");
                 }
-                let pushed = if result.is_ok() {
-                    ctx.take_pushed()
-                } else {
-                    Vec::new()
-                };
                 Event::Finished {
                     index,
                     result,
-                    pushed,
                     logs: log.take(),
                     elapsed: clock.elapsed(),
                     end: Utc::now(),
@@ -515,7 +537,6 @@ impl<'a> RunLoop<'a> {
             Event::Finished {
                 index,
                 result,
-                pushed,
                 logs,
                 elapsed,
                 end,
@@ -537,22 +558,17 @@ impl<'a> RunLoop<'a> {
                 }
                 // A branch or short-circuit decision is read before the success is recorded,
                 // so a bad choice fails the try instead.
-                let result = result.and_then(|output| {
-                    let skips = self.skips_for(index, &output)?;
-                    Ok((output, skips))
+                let result = result.and_then(|staged| {
+                    let skips = self.skips_for(index, &staged.output)?;
+                    Ok((staged, skips))
                 });
                 let inst = &mut self.instances[index];
                 match result {
-                    Ok((output, skips)) => {
-                        if output.bytes().len() <= CACHED_OUTPUT_BYTES {
-                            inst.output = Some(output.clone());
+                    Ok((staged, skips)) => {
+                        if staged.output.bytes().len() <= CACHED_OUTPUT_BYTES {
+                            inst.output = Some(staged.output);
                         }
-                        self.changes.push(Change::XCom {
-                            key: key.clone(),
-                            name: RETURN_VALUE.to_string(),
-                            value: output,
-                        });
-                        for (name, value) in pushed {
+                        for (name, value) in staged.records {
                             self.changes.push(Change::XCom {
                                 key: key.clone(),
                                 name,
@@ -899,6 +915,7 @@ impl<'a> RunLoop<'a> {
             tasks,
             dag_id: self.scope.dag_id.clone(),
             xcoms: self.executor.store.clone() as Arc<dyn XComStore>,
+            objects: self.executor.objects.clone(),
         }
     }
 }
