@@ -298,6 +298,9 @@ fn parse_size(text: &str) -> Result<usize, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
+    if number.is_empty() {
+        return Err("write bytes (65536) or a size like 64KiB, 1MiB, 10MB".to_string());
+    }
     let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kib" | "k" => 1024.0,
