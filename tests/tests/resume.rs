@@ -169,7 +169,11 @@ fn a_killed_run_resumes_without_rerunning_succeeded_tasks() {
         .get_xcom(&key(run_id, "step_sum__1"), "return_value")
         .unwrap()
         .unwrap();
-    assert_eq!(total.decode::<u64>().unwrap(), 223, "an XCom was lost");
+    assert_eq!(
+        total.as_inline().unwrap().decode::<u64>().unwrap(),
+        223,
+        "an XCom was lost"
+    );
 }
 
 #[test]
