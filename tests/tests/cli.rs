@@ -331,17 +331,20 @@ fn a_foreign_database_is_refused_untouched() {
 
 #[test]
 fn db_commands_report_and_migrate() {
+    use flow_runtime::store::SCHEMA_VERSION;
     let home = Home::new();
     home.cmd()
         .args(["db", "migrate"])
         .assert()
         .success()
-        .stdout(contains("is up to date (schema version 2)"));
+        .stdout(contains(format!(
+            "is up to date (schema version {SCHEMA_VERSION})"
+        )));
     home.cmd()
         .args(["db", "info"])
         .assert()
         .success()
-        .stdout(contains("schema version: 2"));
+        .stdout(contains(format!("schema version: {SCHEMA_VERSION}")));
 }
 
 #[test]
