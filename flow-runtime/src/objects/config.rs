@@ -265,12 +265,7 @@ impl ObjectStoreConfig {
                     location,
                 ))
             }
-            Location::Memory => Ok(Objects::new(
-                self.clone(),
-                Arc::new(object_store::memory::InMemory::new()),
-                Path::default(),
-                location,
-            )),
+            Location::Memory => Ok(Objects::memory(self.clone())),
             Location::S3 { bucket, prefix } => {
                 let (store, shown) = s3::connect(self, bucket).map_err(unusable)?;
                 let root = Path::parse(prefix).map_err(|e| unusable(e.to_string()))?;

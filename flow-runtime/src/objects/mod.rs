@@ -199,11 +199,16 @@ impl Objects {
     /// A store in this process's memory with the default threshold (what `Dag::test` and
     /// `TaskContext::for_test` use).
     pub fn in_memory() -> Self {
+        Self::memory(ObjectStoreConfig::in_memory())
+    }
+
+    fn memory(config: ObjectStoreConfig) -> Self {
+        let location = config.to_string();
         Self::new(
-            ObjectStoreConfig::in_memory(),
+            config,
             Arc::new(object_store::memory::InMemory::new()),
             Path::default(),
-            "memory://".to_string(),
+            location,
         )
     }
 
