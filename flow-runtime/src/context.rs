@@ -1,4 +1,5 @@
-//! The context a task may take as `&TaskContext`: who and when it is, and XCom by key.
+//! The context a task may take as `&TaskContext`: who and when it is, XCom by key, and the
+//! run's artifacts.
 
 use std::sync::{Arc, Mutex};
 
@@ -6,10 +7,11 @@ use chrono::{DateTime, Utc};
 
 use crate::error::TaskError;
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+use crate::objects::{Artifacts, Objects};
 use crate::sensor::PokeHistory;
 use crate::store::{DagRunRecord, RunStore, RunType, StoreError, TaskInstanceRecord, XComStore};
 use crate::timetable::DataInterval;
-use crate::xcom::{RETURN_VALUE, XComBlob, XComValue};
+use crate::xcom::{RETURN_VALUE, StoredXCom, XComBlob, XComValue};
 
 /// Facts shared by every task instance of one DAG run.
 #[derive(Clone)]
@@ -22,6 +24,8 @@ pub(crate) struct RunScope {
     pub(crate) params: Arc<serde_json::Map<String, serde_json::Value>>,
     pub(crate) xcoms: Arc<dyn XComStore>,
     pub(crate) runs: Arc<dyn RunStore>,
+    /// Where large XComs and artifacts live, if the executor has a store for them.
+    pub(crate) objects: Option<Objects>,
 }
 
 /// What a running task knows about itself, and its door to XCom by key.
@@ -187,8 +191,28 @@ impl TaskContext {
         Ok(())
     }
 
+    /// The run's artifacts: bytes and files stored by key (models, parquet), shared by the
+    /// run's tasks and deleted with the run. Sync tasks use its plain methods, async tasks
+    /// its `_async` ones.
+    ///
+    /// ```
+    /// use flow_runtime::prelude::*;
+    /// let ctx = TaskContext::for_test("ml", "train");
+    /// ctx.artifacts().put("model.bin", vec![1, 2, 3])?;
+    /// assert_eq!(ctx.artifacts().get("model.bin")?, [1, 2, 3]);
+    /// # Ok::<(), flow_runtime::objects::ObjectError>(())
+    /// ```
+    pub fn artifacts(&self) -> Artifacts {
+        Artifacts::new(
+            self.run.objects.clone(),
+            self.run.dag_id.clone(),
+            self.run.run_id.clone(),
+        )
+    }
+
     /// Pulls the XCom `key` that task `task_id` pushed in this run (use
-    /// [`RETURN_VALUE`] for its return value), failing clearly when there is none.
+    /// [`RETURN_VALUE`] for its return value), failing clearly when there is none. A value
+    /// kept in the object store is downloaded, blocking the calling thread meanwhile.
     pub fn xcom_pull<T: XComValue>(&self, task_id: &str, key: &str) -> Result<T, TaskError> {
         self.try_xcom_pull(task_id, key)?.ok_or_else(|| {
             TaskError::XCom(format!(
@@ -220,9 +244,21 @@ impl TaskContext {
                 task_id: TaskId::new(task_id),
                 map_index: MapIndex::UNMAPPED,
             };
-            self.run.xcoms.get_xcom(&producer, key).map_err(|e| {
+            let unreadable = |e: &dyn std::fmt::Display| {
                 TaskError::XCom(format!("cannot read XCom `{key}` of `{task_id}`: {e}"))
-            })?
+            };
+            match self
+                .run
+                .xcoms
+                .get_xcom(&producer, key)
+                .map_err(|e| unreadable(&e))?
+            {
+                Some(stored) => Some(
+                    crate::objects::load_blocking(self.run.objects.as_ref(), &stored)
+                        .map_err(|e| unreadable(&e))?,
+                ),
+                None => None,
+            }
         };
         blob.map(|blob| {
             blob.decode().map_err(|e| {
@@ -234,6 +270,11 @@ impl TaskContext {
             })
         })
         .transpose()
+    }
+
+    /// The run's object store, if the executor has one.
+    pub(crate) fn objects(&self) -> Option<&Objects> {
+        self.run.objects.as_ref()
     }
 
     /// Takes the values pushed during this try, to be stored with its outcome.
@@ -249,7 +290,7 @@ impl TaskContext {
 
 impl TaskContext {
     /// A context for calling a task function in a unit test: logical date now, try 1, an
-    /// empty in-memory XCom store. Values the task pushes can be read back with
+    /// empty in-memory XCom store and in-memory artifacts. Values the task pushes can be read back with
     /// [`TaskContext::try_xcom_pull`] under its own task id.
     ///
     /// ```
@@ -270,6 +311,7 @@ impl TaskContext {
             params: Arc::default(),
             xcoms: store.clone(),
             runs: store,
+            objects: Some(Objects::in_memory()),
         };
         Self::new(Arc::new(scope), TaskId::new(task_id), MapIndex::UNMAPPED, 1)
     }
@@ -362,9 +404,13 @@ struct SeededXCom {
 }
 
 impl XComStore for SeededXCom {
-    fn get_xcom(&self, key: &TaskInstanceKey, name: &str) -> Result<Option<XComBlob>, StoreError> {
+    fn get_xcom(
+        &self,
+        key: &TaskInstanceKey,
+        name: &str,
+    ) -> Result<Option<StoredXCom>, StoreError> {
         if *key == self.producer && name == self.key {
-            Ok(Some(self.blob.clone()))
+            Ok(Some(StoredXCom::Inline(self.blob.clone())))
         } else {
             self.rest.get_xcom(key, name)
         }
@@ -375,10 +421,13 @@ impl XComStore for SeededXCom {
         dag_id: &DagId,
         task_id: &TaskId,
         name: &str,
-    ) -> Result<Option<(RunId, XComBlob)>, StoreError> {
+    ) -> Result<Option<(RunId, StoredXCom)>, StoreError> {
         if *dag_id == self.producer.dag_id && *task_id == self.producer.task_id && name == self.key
         {
-            Ok(Some((self.producer.run_id.clone(), self.blob.clone())))
+            Ok(Some((
+                self.producer.run_id.clone(),
+                StoredXCom::Inline(self.blob.clone()),
+            )))
         } else {
             self.rest.latest_xcom(dag_id, task_id, name)
         }

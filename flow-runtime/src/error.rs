@@ -281,6 +281,9 @@ pub enum RunError {
     /// The store refused a write or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The object store refused an operation on the run's objects.
+    #[error(transparent)]
+    Objects(#[from] crate::objects::ObjectError),
     /// The runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(String),

@@ -57,6 +57,7 @@ pub mod ids;
 pub mod logs;
 pub mod mapping;
 pub mod notify;
+pub mod objects;
 pub mod params;
 pub mod pools;
 pub mod registry;
@@ -83,7 +84,7 @@ pub use schedule::Schedule;
 pub use state::{RunState, TaskState};
 pub use task::{Inputs, TaskFn, TaskOptions, TaskSpec};
 pub use trigger::TriggerRule;
-pub use xcom::{XComBlob, XComValue};
+pub use xcom::{StoredXCom, XComBlob, XComValue};
 
 /// Time zones (IANA), as [`Dag::timezone`] returns them.
 pub use chrono_tz;

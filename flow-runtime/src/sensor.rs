@@ -335,6 +335,40 @@ pub fn glob_exists(
     })
 }
 
+/// Ready when an object exists (Airflow's `S3KeySensor`); its output is `key_or_url` as
+/// poked. `key_or_url` is a URL (`s3://bucket/landing/data.csv`, `file:///srv/data.csv`)
+/// or a key below the root of the run's object store (`landing/data.csv`); `{ds}` and
+/// `{ds_nodash}` in it become the run's logical date. A URL on the same kind of store as
+/// the run's uses that store's settings (endpoint, credentials), else the environment's
+/// (`AWS_*`). A store that cannot be reached fails the try (retries apply).
+///
+/// ```
+/// use std::time::Duration;
+/// use flow_runtime::sensor::{self, SensorOptions};
+/// let options = SensorOptions { poke_interval: Duration::from_secs(30), ..Default::default() };
+/// let landed = sensor::object_exists("wait_for_export", "s3://exports/{ds}/orders.parquet", options);
+/// assert_eq!(landed.name().as_str(), "wait_for_export");
+/// ```
+pub fn object_exists(
+    name: impl Into<TaskId>,
+    key_or_url: impl Into<String>,
+    options: SensorOptions,
+) -> TaskSpec {
+    let template = key_or_url.into();
+    TaskSpec::sensor(name, options, move |ctx, _| {
+        let target = template
+            .replace("{ds}", &ctx.ds())
+            .replace("{ds_nodash}", &ctx.ds_nodash());
+        let found = crate::objects::object_exists_blocking(ctx.objects(), &target)
+            .map_err(|e| TaskError::Failed(e.to_string()))?;
+        Ok(if found {
+            Poke::Ready(target)
+        } else {
+            Poke::NotYet
+        })
+    })
+}
+
 /// Ready once `delta` has passed after the end of the run's data interval (Airflow's
 /// `TimeDeltaSensor`).
 pub fn time_delta(name: impl Into<TaskId>, delta: Duration, options: SensorOptions) -> TaskSpec {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::context::TaskContext;
 use crate::error::TaskError;
 use crate::ids::TaskId;
-use crate::xcom::{XComBlob, XComValue};
+use crate::xcom::{StoredXCom, XComBlob, XComValue};
 
 /// A boxed, sendable future, as async tasks return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -567,6 +567,24 @@ pub(crate) enum InputSource {
     Upstream(TaskId),
     /// Given on the command line.
     CommandLine,
+}
+
+/// An input as the store records it, before a value kept in the object store is fetched.
+pub(crate) struct PendingInput {
+    pub(crate) param: Cow<'static, str>,
+    pub(crate) source: InputSource,
+    pub(crate) value: PendingValue,
+}
+
+/// What an input is made of.
+pub(crate) enum PendingValue {
+    /// One value.
+    One(StoredXCom),
+    /// The results of a mapped task, in map order, passed as one `Vec` of them.
+    Collected {
+        elements: Vec<StoredXCom>,
+        element_type: &'static str,
+    },
 }
 
 /// The encoded arguments of one try, in parameter order.

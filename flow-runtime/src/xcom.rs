@@ -4,6 +4,10 @@
 //! its own copy, so the same path works when producer and consumer live in different
 //! processes. Each blob remembers the producer's type name, so a value that no longer
 //! decodes after a deploy can be reported precisely.
+//!
+//! The store records each XCom as a [`StoredXCom`]: the bytes themselves, or, for values
+//! larger than the object store threshold, a reference to the object holding them (see
+//! [`crate::objects`]).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -66,6 +70,68 @@ impl XComBlob {
     }
 
     /// The Rust type name of the producer's value (`std::any::type_name`).
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+}
+
+/// An XCom as the store records it: the encoded value itself, or a reference to the object
+/// that holds a value too large for a database row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredXCom {
+    /// The value, kept in the database row.
+    Inline(XComBlob),
+    /// The value, kept in the object store; the row holds only this reference.
+    Object(ObjectRef),
+}
+
+impl StoredXCom {
+    /// The Rust type name of the producer's value.
+    pub fn type_name(&self) -> &str {
+        match self {
+            StoredXCom::Inline(blob) => blob.type_name(),
+            StoredXCom::Object(object) => object.type_name(),
+        }
+    }
+
+    /// The value when it is kept inline.
+    pub fn as_inline(&self) -> Option<&XComBlob> {
+        match self {
+            StoredXCom::Inline(blob) => Some(blob),
+            StoredXCom::Object(_) => None,
+        }
+    }
+}
+
+impl From<XComBlob> for StoredXCom {
+    fn from(blob: XComBlob) -> Self {
+        StoredXCom::Inline(blob)
+    }
+}
+
+/// Where an offloaded XCom value lives: a key relative to the object store's root, and the
+/// producer's type name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRef {
+    key: String,
+    type_name: Cow<'static, str>,
+}
+
+impl ObjectRef {
+    /// A reference to the object at `key` (relative to the object store's root).
+    pub fn new(key: impl Into<String>, type_name: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            key: key.into(),
+            type_name: type_name.into(),
+        }
+    }
+
+    /// The object's key, relative to the object store's root.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The Rust type name of the producer's value.
     pub fn type_name(&self) -> &str {
         &self.type_name
     }

@@ -1,5 +1,7 @@
 //! DAGs used by the end-to-end tests, through the public API and through the `fixture`
-//! binary's CLI.
+//! binary's CLI, and a real S3-compatible server for the object store tests ([`moto`]).
+
+pub mod moto;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -296,4 +298,114 @@ pub fn report_ready(contents: String) -> String {
 #[dag]
 pub fn rescheduled() {
     report_ready(ready_file());
+}
+
+/// The bytes `big_output` returns: 100,000 of them, more than the default object store
+/// threshold (64 KiB).
+pub fn big_bytes() -> Vec<u8> {
+    (0..100_000_u32).map(|i| (i % 251) as u8).collect()
+}
+
+/// Returns a value too large for a database row (retried once, at once).
+#[task(retries = 1, retry_delay = "0s")]
+pub fn big_output() -> Vec<u8> {
+    big_bytes()
+}
+
+/// Returns a small value and pushes a large one under `pushed`.
+#[task]
+pub fn small_output(ctx: &TaskContext) -> anyhow::Result<u32> {
+    ctx.xcom_push("pushed", &big_bytes())?;
+    Ok(7)
+}
+
+/// Checks that the large return value arrived intact.
+#[task]
+pub fn summarize(data: Vec<u8>, small: u32) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        data == big_bytes(),
+        "the large return value arrived changed"
+    );
+    Ok(format!("{} bytes, small {small}", data.len()))
+}
+
+/// Pulls the large pushed value and checks it arrived intact.
+#[task]
+pub fn pull_pushed(ctx: &TaskContext, small: u32) -> anyhow::Result<usize> {
+    let pushed: Vec<u8> = ctx.xcom_pull("small_output", "pushed")?;
+    anyhow::ensure!(
+        pushed == big_bytes(),
+        "the large pushed value arrived changed"
+    );
+    Ok(pushed.len() + small as usize)
+}
+
+/// A large return value, a small one with a large push, and consumers of all three.
+#[dag]
+pub fn large_values() {
+    let data = big_output();
+    let small = small_output();
+    summarize(data, small);
+    pull_pushed(small);
+}
+
+/// What the artifact tasks store as their model.
+pub const MODEL: &[u8] = b"weights: 0.25 0.5 0.25";
+
+/// A sync task putting artifacts: bytes, and a file streamed from disk.
+#[task]
+pub fn save_model(ctx: &TaskContext) -> anyhow::Result<u64> {
+    let artifacts = ctx.artifacts();
+    artifacts.put("models/model.bin", MODEL)?;
+    let dir = tempfile_dir(ctx)?;
+    let file = dir.join("table.parquet");
+    std::fs::write(&file, big_bytes())?;
+    let size = artifacts.put_file("tables/date=2025-01-01/table.parquet", &file)?;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(size)
+}
+
+/// An async task reading them back with the `_async` methods (and one blocking call,
+/// which must not panic inside the runtime).
+#[task]
+pub async fn load_model(ctx: &TaskContext, size: u64) -> anyhow::Result<String> {
+    let artifacts = ctx.artifacts();
+    let model = artifacts.get_async("models/model.bin").await?;
+    anyhow::ensure!(model == MODEL, "the model arrived changed");
+    let dir = tempfile_dir(ctx)?;
+    let copy = dir.join("copy.parquet");
+    let copied = artifacts
+        .get_file_async("tables/date=2025-01-01/table.parquet", &copy)
+        .await?;
+    anyhow::ensure!(
+        copied == size && std::fs::read(&copy)? == big_bytes(),
+        "the table arrived changed"
+    );
+    std::fs::remove_dir_all(&dir)?;
+    artifacts
+        .put_async("reports/summary.txt", b"ok".to_vec())
+        .await?;
+    anyhow::ensure!(
+        artifacts.exists("reports/summary.txt")?,
+        "a blocking call from async code"
+    );
+    Ok(artifacts.list_async().await?.join(","))
+}
+
+/// A scratch directory of this task instance.
+fn tempfile_dir(ctx: &TaskContext) -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "flow-artifacts-{}-{}-{}",
+        std::process::id(),
+        ctx.task_id(),
+        ctx.run_id().as_str().replace([':', '+'], "_")
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Artifacts put by a sync task and read by an async one.
+#[dag]
+pub fn model_artifacts() {
+    load_model(save_model());
 }

@@ -331,23 +331,20 @@ fn a_foreign_database_is_refused_untouched() {
 
 #[test]
 fn db_commands_report_and_migrate() {
+    use flow_runtime::store::SCHEMA_VERSION;
     let home = Home::new();
     home.cmd()
         .args(["db", "migrate"])
         .assert()
         .success()
         .stdout(contains(format!(
-            "is up to date (schema version {})",
-            flow_runtime::store::SCHEMA_VERSION
+            "is up to date (schema version {SCHEMA_VERSION})"
         )));
     home.cmd()
         .args(["db", "info"])
         .assert()
         .success()
-        .stdout(contains(format!(
-            "schema version: {}",
-            flow_runtime::store::SCHEMA_VERSION
-        )));
+        .stdout(contains(format!("schema version: {SCHEMA_VERSION}")));
 }
 
 #[test]

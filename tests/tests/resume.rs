@@ -169,7 +169,11 @@ fn a_killed_run_resumes_without_rerunning_succeeded_tasks() {
         .get_xcom(&key(run_id, "step_sum__1"), "return_value")
         .unwrap()
         .unwrap();
-    assert_eq!(total.decode::<u64>().unwrap(), 223, "an XCom was lost");
+    assert_eq!(
+        total.as_inline().unwrap().decode::<u64>().unwrap(),
+        223,
+        "an XCom was lost"
+    );
 }
 
 #[test]
@@ -289,5 +293,8 @@ fn a_rescheduled_sensor_waits_across_a_kill_without_holding_a_try_open() {
         ..sensor
     };
     let found = store.get_xcom(&report, "return_value").unwrap().unwrap();
-    assert_eq!(found.decode::<String>().unwrap(), "found the data");
+    assert_eq!(
+        found.as_inline().unwrap().decode::<String>().unwrap(),
+        "found the data"
+    );
 }

@@ -222,6 +222,8 @@ fn dags_test_reads_params_from_conf() {
         flow_runtime::store::XComStore::get_xcom(&home.store(), &key, "return_value")
             .unwrap()
             .unwrap()
+            .as_inline()
+            .unwrap()
             .decode()
             .unwrap();
     assert_eq!(line, "t:0.9:manual:20250105:2025-01-05");

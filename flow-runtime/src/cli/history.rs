@@ -1,10 +1,12 @@
-//! The commands over recorded history: runs, task states, clearing, logs, resuming.
+//! The commands over recorded history: runs, task states, clearing, logs, resuming,
+//! deleting.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::{Failure, find_task, live_executor, render, report, resolve_run, runtime};
+use super::{Failure, find_task, live_executor, objects, render, report, resolve_run, runtime};
 use crate::dag::Dag;
+use crate::executor::Executor;
 use crate::home::FlowHome;
 use crate::ids::{MapIndex, TaskId, TaskInstanceKey};
 use crate::store::Store;
@@ -35,8 +37,22 @@ pub(super) fn resume(dag: &Dag, run: &str, parallelism: Option<usize>) -> Result
     let run_id = resolve_run(store.as_ref(), dag, run)?;
     let _lock = home.lock_run(dag.id(), &run_id)?;
     println!("Resuming run {run_id} of DAG `{}`", dag.id());
-    let summary = runtime()?.block_on(live_executor(store, parallelism)?.resume(dag, &run_id))?;
+    let executor = live_executor(store, objects(&home)?, parallelism)?;
+    let summary = runtime()?.block_on(executor.resume(dag, &run_id))?;
     report(&summary)
+}
+
+pub(super) fn delete(dag: &Dag, run: &str) -> Result<(), Failure> {
+    let (home, store) = open()?;
+    let run_id = resolve_run(store.as_ref(), dag, run)?;
+    let _lock = home.lock_run(dag.id(), &run_id)?;
+    let executor = Executor::new(store).object_store(objects(&home)?);
+    let deleted = runtime()?.block_on(executor.delete_run(dag.id(), &run_id))?;
+    println!(
+        "deleted run {run_id} of DAG `{}` and its {deleted} object(s)",
+        dag.id()
+    );
+    Ok(())
 }
 
 pub(super) fn clear(
@@ -82,7 +98,8 @@ pub(super) fn clear(
         println!("run them with `dags test {} --resume {run_id}`", dag.id());
         return Ok(());
     }
-    let summary = runtime()?.block_on(live_executor(store, None)?.resume(dag, &run_id))?;
+    let executor = live_executor(store, objects(&home)?, None)?;
+    let summary = runtime()?.block_on(executor.resume(dag, &run_id))?;
     drop(lock);
     report(&summary)
 }

@@ -1,8 +1,10 @@
 //! The command line every pipeline binary gets from `flow_runtime::cli::main()`, modelled on
-//! Airflow's: `dags list|show|test`, `tasks list|test|states|clear|logs`, `runs list`,
+//! Airflow's: `dags list|show|test`, `tasks list|test|states|clear|logs`, `runs list|delete`,
 //! `db migrate|info`.
 //!
-//! Runs are recorded in `$FLOW_HOME/flow.db` (see [`crate::home`]). Exit codes: 0 success,
+//! Runs are recorded in `$FLOW_HOME/flow.db` (see [`crate::home`]), their large XComs and
+//! artifacts in the object store `FLOW_OBJECT_STORE` names, default `$FLOW_HOME/objects`
+//! (see [`crate::objects`]). Exit codes: 0 success,
 //! 1 a run or task failed, 2 bad input (unknown id, bad date, bad JSON, missing inputs), a
 //! refused database, or a DAG definition error found at start-up.
 
@@ -21,6 +23,7 @@ use crate::error::RunError;
 use crate::executor::{Executor, RunRequest, RunSummary};
 use crate::home::{FlowHome, HomeError};
 use crate::ids::RunId;
+use crate::objects::{ObjectError, ObjectStoreConfig, Objects};
 use crate::registry::{Registry, closest};
 use crate::state::RunState;
 use crate::store::{MemoryStore, OpenMode, SqliteStore, Store, StoreError};
@@ -207,6 +210,13 @@ enum RunsCommand {
         /// Only this DAG's runs.
         dag_id: Option<String>,
     },
+    /// Delete a run's history: its records, and its objects (large XComs, artifacts).
+    Delete {
+        /// The DAG id.
+        dag_id: String,
+        /// The run id, or `latest`.
+        run: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -286,10 +296,26 @@ impl From<HomeError> for Failure {
     }
 }
 
+impl From<ObjectError> for Failure {
+    fn from(e: ObjectError) -> Self {
+        match e {
+            // The store did not do what was asked: a failed command, which may be repeated.
+            ObjectError::Failed { .. }
+            | ObjectError::NotFound { .. }
+            | ObjectError::ArtifactMissing { .. }
+            | ObjectError::File { .. }
+            | ObjectError::Runtime(_) => Failure::failed(e.to_string()),
+            // Settings that cannot work.
+            _ => Failure::usage(e.to_string()),
+        }
+    }
+}
+
 impl From<RunError> for Failure {
     fn from(e: RunError) -> Self {
         match e {
             RunError::Store(e) => e.into(),
+            RunError::Objects(e) => e.into(),
             RunError::Runtime(_) => Failure::failed(e.to_string()),
             _ => Failure::usage(e.to_string()),
         }
@@ -382,7 +408,12 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             let conf = scheduling::parse_conf(conf.as_deref())?;
             let request = RunRequest::manual(dag, logical_date(date.as_deref())?, conf.as_ref())?;
             if in_memory {
-                dags_test(dag, Arc::new(MemoryStore::new()), request, parallelism)
+                let executor = live_executor(
+                    Arc::new(MemoryStore::new()),
+                    Objects::in_memory(),
+                    parallelism,
+                )?;
+                dags_test(dag, &executor, request)
             } else {
                 dags_test_recorded(dag, &FlowHome::from_env()?, request, parallelism)
             }
@@ -479,6 +510,9 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             }
             history::runs(dag_id.as_deref())
         }
+        Command::Runs(RunsCommand::Delete { dag_id, run }) => {
+            history::delete(find_dag(registry, &dag_id)?, &run)
+        }
         Command::Pools(command) => scheduling::pools(command),
         Command::Db(DbCommand::Migrate) => db_migrate(),
         Command::Db(DbCommand::Info) => {
@@ -528,9 +562,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))
 }
 
+/// The object store of recorded runs: `FLOW_OBJECT_STORE`, else `$FLOW_HOME/objects`.
+fn objects(home: &FlowHome) -> Result<Objects, Failure> {
+    Ok(ObjectStoreConfig::from_env(home)?.connect()?)
+}
+
 /// An executor printing a line per task state change.
-fn live_executor(store: Arc<dyn Store>, parallelism: Option<usize>) -> Result<Executor, Failure> {
+fn live_executor(
+    store: Arc<dyn Store>,
+    objects: Objects,
+    parallelism: Option<usize>,
+) -> Result<Executor, Failure> {
     let executor = configured(Executor::new(store))?
+        .object_store(objects)
         .on_event(|event| println!("{}", render::event_line(event)));
     Ok(match parallelism {
         Some(n) => executor.parallelism(n),
@@ -563,19 +607,13 @@ fn report(summary: &RunSummary) -> Result<(), Failure> {
     }
 }
 
-fn dags_test(
-    dag: &Dag,
-    store: Arc<dyn Store>,
-    request: RunRequest,
-    parallelism: Option<usize>,
-) -> Result<(), Failure> {
+fn dags_test(dag: &Dag, executor: &Executor, request: RunRequest) -> Result<(), Failure> {
     println!(
         "Running DAG `{}` for logical date {}",
         dag.id(),
         request.logical_date.to_rfc3339()
     );
-    let summary =
-        runtime()?.block_on(live_executor(store, parallelism)?.run_request(dag, request))?;
+    let summary = runtime()?.block_on(executor.run_request(dag, request))?;
     report(&summary)
 }
 
@@ -587,6 +625,7 @@ fn dags_test_recorded(
 ) -> Result<(), Failure> {
     let logical_date = request.logical_date;
     let store: Arc<dyn Store> = Arc::new(home.open_store()?);
+    let executor = live_executor(store, objects(home)?, parallelism)?;
     let run_id = Executor::manual_run_id(logical_date);
     let _lock = home.lock_run(dag.id(), &run_id)?;
     println!(
@@ -595,8 +634,7 @@ fn dags_test_recorded(
         logical_date.to_rfc3339(),
         home.database().display()
     );
-    let summary =
-        runtime()?.block_on(live_executor(store, parallelism)?.run_request(dag, request))?;
+    let summary = runtime()?.block_on(executor.run_request(dag, request))?;
     report(&summary)
 }
 
@@ -668,11 +706,13 @@ fn tasks_test(
         .zip(task.inputs())
         .zip(&provided)
         .any(|((_, bound), given)| given.is_none() && matches!(bound, BoundInput::Upstream(_)));
-    let store: Option<SqliteStore> = if needs_store && FlowHome::from_env()?.database().exists() {
-        Some(FlowHome::from_env()?.open_store()?)
-    } else {
-        None
-    };
+    let recorded: Option<(SqliteStore, FlowHome)> =
+        if needs_store && FlowHome::from_env()?.database().exists() {
+            let home = FlowHome::from_env()?;
+            Some((home.open_store()?, home))
+        } else {
+            None
+        };
     let mut inputs = Vec::with_capacity(params.len());
     let mut missing = Vec::new();
     for ((param, bound), given) in params.iter().zip(task.inputs()).zip(provided) {
@@ -687,13 +727,20 @@ fn tasks_test(
             )),
             (None, BoundInput::Upstream(producer)) => {
                 let producer = dag.tasks()[*producer].id();
-                let latest = match &store {
-                    Some(store) => crate::store::XComStore::latest_xcom(
+                let latest = match &recorded {
+                    Some((store, home)) => crate::store::XComStore::latest_xcom(
                         store,
                         dag.id(),
                         producer,
                         RETURN_VALUE,
-                    )?,
+                    )?
+                    .map(|(run, stored)| -> Result<_, Failure> {
+                        match stored.as_inline() {
+                            Some(blob) => Ok((run, blob.clone())),
+                            None => Ok((run, objects(home)?.load_blocking(&stored)?)),
+                        }
+                    })
+                    .transpose()?,
                     None => None,
                 };
                 match latest {
@@ -726,7 +773,8 @@ fn tasks_test(
         )));
     }
     let logical_date = logical_date(date)?;
-    let executor = Executor::new(Arc::new(MemoryStore::new()));
+    // Nothing is recorded: artifacts the task puts stay in memory too.
+    let executor = Executor::new(Arc::new(MemoryStore::new())).object_store(Objects::in_memory());
     let outcome = runtime()?.block_on(executor.test_task(dag, index, inputs, logical_date));
     match outcome {
         Ok((output, pushed)) => {

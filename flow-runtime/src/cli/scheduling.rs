@@ -8,7 +8,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::{Failure, configured, live_executor, logical_date, render, runtime};
+use super::{Failure, configured, live_executor, logical_date, objects, render, runtime};
 use crate::dag::{Dag, parse_date};
 use crate::executor::{Executor, RunRequest, RunSummary};
 use crate::home::FlowHome;
@@ -40,7 +40,9 @@ pub(super) fn scheduler(
 ) -> Result<(), Failure> {
     let (home, store) = open()?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let executor = configured(Executor::new(store))?.stop_on(stop_rx.clone(), grace);
+    let executor = configured(Executor::new(store))?
+        .object_store(objects(&home)?)
+        .stop_on(stop_rx.clone(), grace);
     let scheduler = Scheduler::new(
         registry.dags().cloned(),
         executor,
@@ -96,7 +98,7 @@ pub(super) fn trigger(
     let conf = parse_conf(conf)?;
     let request = RunRequest::manual(dag, logical_date(date)?, conf.as_ref())?;
     let (home, store) = open()?;
-    let executor = live_executor(store, None)?;
+    let executor = live_executor(store, objects(&home)?, None)?;
     let run = executor.create_run(dag, request)?;
     if !run_now {
         println!(
@@ -175,7 +177,7 @@ pub(super) fn backfill(
     if dry_run {
         return Ok(());
     }
-    let executor = configured(Executor::new(store.clone()))?;
+    let executor = configured(Executor::new(store.clone()))?.object_store(objects(&home)?);
     let mut to_run = Vec::new();
     for plan in plans {
         match plan {

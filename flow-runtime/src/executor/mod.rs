@@ -6,7 +6,10 @@
 //! commit), and only then starts the tasks that became ready, so a task never starts
 //! before its inputs and its upstreams' success are durable, and a try is counted durably
 //! before it begins. Async tasks are polled on the runtime; sync tasks run on tokio's
-//! blocking pool. A panic fails its try and nothing else.
+//! blocking pool. A panic fails its try and nothing else. XCom values larger than the
+//! object store's threshold are uploaded by the task's own future before its success
+//! reaches the loop, and inputs kept there are fetched by the consumer's future (see
+//! [`crate::objects`]).
 //!
 //! [`RunStore::apply`]: crate::store::RunStore::apply
 
@@ -31,6 +34,7 @@ use crate::context::{RunScope, TaskContext};
 use crate::dag::Dag;
 use crate::error::{RunError, TaskError};
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+use crate::objects::Objects;
 use crate::state::{RunState, TaskState};
 use crate::store::{DagRunRecord, MemoryStore, RunType, Store, XComStore};
 use crate::task::{InputSource, Inputs, TaskFn, TaskResult};
@@ -114,6 +118,7 @@ pub struct Executor {
     /// Where tasks' `email` alerts go; `None` reads `FLOW_SMTP_*` when one is sent.
     #[cfg(feature = "email")]
     smtp: Option<Arc<crate::notify::SmtpConfig>>,
+    objects: Option<Objects>,
 }
 
 /// How one task instance ended.
@@ -148,6 +153,7 @@ pub struct RunSummary {
     pub tasks: Vec<TaskSummary>,
     dag_id: DagId,
     xcoms: Arc<dyn XComStore>,
+    objects: Option<Objects>,
 }
 
 impl std::fmt::Debug for RunSummary {
@@ -203,8 +209,10 @@ impl RunSummary {
         }
     }
 
+    /// An XCom of an instance, fetched from the object store when it is kept there.
     fn read(&self, key: &TaskInstanceKey, name: &str) -> Result<XComBlob, TaskError> {
-        self.xcoms
+        let stored = self
+            .xcoms
             .get_xcom(key, name)
             .map_err(|e| TaskError::XCom(e.to_string()))?
             .ok_or_else(|| {
@@ -212,7 +220,9 @@ impl RunSummary {
                     "no XCom `{name}` from `{}` in run `{}`",
                     key.task_id, self.run_id
                 ))
-            })
+            })?;
+        crate::objects::load_blocking(self.objects.as_ref(), &stored)
+            .map_err(|e| TaskError::XCom(format!("XCom `{name}` of `{}`: {e}", key.task_id)))
     }
 
     /// An XCom of a task by key, decoded from the store.
@@ -224,7 +234,9 @@ impl RunSummary {
 }
 
 impl Executor {
-    /// An executor over `store`, running as many tasks at once as there are cores.
+    /// An executor over `store`, running as many tasks at once as there are cores. It has no
+    /// object store: every XCom stays in `store` whatever its size, and artifacts are
+    /// unavailable until [`Executor::object_store`] gives it one.
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
@@ -236,6 +248,7 @@ impl Executor {
             max_map_length: crate::mapping::DEFAULT_MAX_MAP_LENGTH,
             #[cfg(feature = "email")]
             smtp: None,
+            objects: None,
         }
     }
 
@@ -252,6 +265,37 @@ impl Executor {
     pub fn smtp(mut self, config: crate::notify::SmtpConfig) -> Self {
         self.smtp = Some(Arc::new(config));
         self
+    }
+
+    /// Keeps XCom values larger than the store's threshold, and the runs' artifacts, in
+    /// `objects` (see [`crate::objects::ObjectStoreConfig`]).
+    pub fn object_store(mut self, objects: Objects) -> Self {
+        self.objects = Some(objects);
+        self
+    }
+
+    /// The object store, if the executor has one.
+    pub fn objects(&self) -> Option<&Objects> {
+        self.objects.as_ref()
+    }
+
+    /// Deletes a run's history: its objects (offloaded XComs, artifacts) first, then its
+    /// records (task instances, tries, XComs, logs), so a failure leaves the run listed and
+    /// the deletion can be repeated. Returns how many objects were deleted. The caller must
+    /// make sure the run is not being executed (the CLI holds the run's lock).
+    pub async fn delete_run(&self, dag_id: &DagId, run_id: &RunId) -> Result<usize, RunError> {
+        if self.store.run(dag_id, run_id)?.is_none() {
+            return Err(RunError::NoSuchRun {
+                dag_id: dag_id.clone(),
+                run_id: run_id.clone(),
+            });
+        }
+        let deleted = match &self.objects {
+            Some(objects) => objects.delete_run(dag_id, run_id).await?,
+            None => 0,
+        };
+        self.store.delete_run(dag_id, run_id)?;
+        Ok(deleted)
     }
 
     /// Stops runs gracefully when `stop` turns true: no task starts any more, running
@@ -400,6 +444,7 @@ impl Executor {
             params: Arc::new(request.params),
             xcoms: self.store.clone() as Arc<dyn XComStore>,
             runs: self.store.clone() as Arc<dyn crate::store::RunStore>,
+            objects: self.objects.clone(),
         });
         // A sensor in reschedule mode is poked again here, in the same try, until it is
         // ready or times out.
@@ -420,14 +465,15 @@ impl Executor {
 }
 
 impl Dag {
-    /// Runs the DAG once in process with an in-memory store and the current time as
-    /// logical date, like Airflow's `dag.test()`; blocks until the run ends.
+    /// Runs the DAG once in process with an in-memory store (and in-memory objects) and the
+    /// current time as logical date, like Airflow's `dag.test()`; blocks until the run ends.
     pub fn test(&self) -> Result<RunSummary, RunError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| RunError::Runtime(e.to_string()))?;
-        let executor = Executor::new(Arc::new(MemoryStore::new()));
+        let executor =
+            Executor::new(Arc::new(MemoryStore::new())).object_store(Objects::in_memory());
         runtime.block_on(executor.run(self, Utc::now()))
     }
 }

@@ -19,13 +19,14 @@ use crate::dag::{BoundInput, Dag, MappedInput};
 use crate::error::{RunError, TaskError};
 use crate::ids::{MapIndex, StableHash, TaskId, TaskInstanceKey};
 use crate::logs::TryLog;
+use crate::objects::{self, StagedXComs};
 use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
 use crate::store::{Change, DagRunRecord, LogLine, StoreError, TaskInstanceRecord, XComStore};
-use crate::task::{InputSource, Inputs, TaskResult};
+use crate::task::{InputSource, PendingInput, PendingValue};
 use crate::timetable::DataInterval;
 use crate::trigger::{self, Decision, TriggerRule, UpstreamCounts};
-use crate::xcom::{RETURN_VALUE, XComBlob};
+use crate::xcom::{RETURN_VALUE, StoredXCom, XComBlob};
 
 mod mapped;
 
@@ -87,8 +88,7 @@ enum Launch {
 enum Event {
     Finished {
         index: usize,
-        result: TaskResult,
-        pushed: Vec<(String, XComBlob)>,
+        result: Result<StagedXComs, TaskError>,
         logs: Vec<LogLine>,
         elapsed: Duration,
         end: DateTime<Utc>,
@@ -104,7 +104,7 @@ struct Expansion {
     finished: usize,
     /// The elements of each mapped argument; computed when first needed (after a restore
     /// the expansion is known from the store, the elements are not).
-    elements: Option<Arc<Vec<Arc<[XComBlob]>>>>,
+    elements: Option<mapped::Elements>,
 }
 
 /// Per-instance facts the loop keeps. The first instances are the DAG's tasks, at their
@@ -206,6 +206,7 @@ impl<'a> RunLoop<'a> {
             params: Arc::new(params),
             xcoms: executor.store.clone() as Arc<dyn XComStore>,
             runs: executor.store.clone() as Arc<dyn crate::store::RunStore>,
+            objects: executor.objects.clone(),
         });
         Self {
             executor,
@@ -533,25 +534,32 @@ impl<'a> RunLoop<'a> {
     }
 
     /// Reads the inputs of a task, after the batch holding its producers' XComs is durable.
-    fn gather_inputs(&mut self, index: usize) -> Result<Inputs, TaskError> {
+    /// Values kept in the object store are fetched later, by the task's own future.
+    fn gather_inputs(&mut self, index: usize) -> Result<Vec<PendingInput>, TaskError> {
         let task = self.task(index);
         let mut mapped = self
             .mapped_arguments(index)?
             .unwrap_or_default()
             .into_iter();
-        let mut inputs = Inputs::with_capacity(task.inputs().len());
+        let mut inputs = Vec::with_capacity(task.inputs().len());
         for (param, bound) in task.spec().params().iter().zip(task.inputs()) {
             let name = param.name().to_string().into();
-            match bound {
-                BoundInput::Literal(blob) => inputs.push(name, InputSource::Literal, blob.clone()),
+            let (source, value) = match bound {
+                BoundInput::Literal(blob) => (
+                    InputSource::Literal,
+                    PendingValue::One(StoredXCom::Inline(blob.clone())),
+                ),
                 BoundInput::Upstream(producer) => {
-                    let blob = if self.dag.tasks()[*producer].is_mapped() {
-                        self.collected_output(*producer, param.name())?
+                    let task = &self.dag.tasks()[*producer];
+                    let value = if task.is_mapped() {
+                        PendingValue::Collected {
+                            elements: self.mapped_outputs(*producer, param.name())?,
+                            element_type: task.spec().output().type_name(),
+                        }
                     } else {
-                        self.output_of(*producer, param.name())?
+                        PendingValue::One(self.output_of(*producer, param.name())?)
                     };
-                    let source = InputSource::Upstream(self.dag.tasks()[*producer].id().clone());
-                    inputs.push(name, source, blob);
+                    (InputSource::Upstream(task.id().clone()), value)
                 }
                 BoundInput::Mapped(source) => {
                     let element = mapped.next().ok_or_else(|| TaskError::MissingInput {
@@ -564,19 +572,24 @@ impl<'a> RunLoop<'a> {
                         }
                         MappedInput::Literal(_) => InputSource::Literal,
                     };
-                    inputs.push(name, source, element);
+                    (source, PendingValue::One(element))
                 }
-            }
+            };
+            inputs.push(PendingInput {
+                param: name,
+                source,
+                value,
+            });
         }
         Ok(inputs)
     }
 
-    /// The return value of the instance at `index`, for the parameter `param`: from memory
-    /// when small, else from the store.
-    fn output_of(&self, index: usize, param: &str) -> Result<XComBlob, TaskError> {
+    /// The return value of the instance at `index`, for the parameter `param`, as stored:
+    /// from memory when small, else from the store (possibly a reference to an object).
+    fn output_of(&self, index: usize, param: &str) -> Result<StoredXCom, TaskError> {
         let inst = &self.instances[index];
         if let Some(blob) = &inst.output {
-            return Ok(blob.clone());
+            return Ok(StoredXCom::Inline(blob.clone()));
         }
         let key = &inst.record.key;
         self.executor
@@ -595,8 +608,15 @@ impl<'a> RunLoop<'a> {
             })
     }
 
-    fn spawn(&mut self, index: usize, ctx: TaskContext, inputs: Result<Inputs, TaskError>) {
-        let task = &self.task(index);
+    fn spawn(
+        &mut self,
+        index: usize,
+        ctx: TaskContext,
+        inputs: Result<Vec<PendingInput>, TaskError>,
+    ) {
+        let task = self.task(index);
+        let objects = self.executor.objects.clone();
+        let key = self.instances[index].record.key.clone();
         let function = task.spec().function().clone();
         let timeout = task.execution_timeout();
         let span = tracing::info_span!(
@@ -611,6 +631,10 @@ impl<'a> RunLoop<'a> {
         self.join.spawn(
             async move {
                 let clock = Instant::now();
+                let inputs = match inputs {
+                    Ok(pending) => objects::resolve_inputs(objects.as_ref(), pending).await,
+                    Err(e) => Err(e),
+                };
                 let result = match (inputs, timeout) {
                     (Ok(inputs), None) => call(function, ctx.clone(), inputs).await,
                     (Ok(inputs), Some(limit)) => {
@@ -620,21 +644,22 @@ impl<'a> RunLoop<'a> {
                     }
                     (Err(e), _) => Err(e),
                 };
+                // Large values go to the object store here, off the coordinating loop.
+                let result = match result {
+                    Ok(output) => {
+                        objects::stage(objects.as_ref(), &key, output, ctx.take_pushed()).await
+                    }
+                    Err(e) => Err(e),
+                };
                 // A sensor's "not yet" in reschedule mode ends the poke, not the try.
                 if let Err(error) = &result
                     && !matches!(error, TaskError::Reschedule { .. })
                 {
                     tracing::error!("try failed: {error}");
                 }
-                let pushed = if result.is_ok() {
-                    ctx.take_pushed()
-                } else {
-                    Vec::new()
-                };
                 Event::Finished {
                     index,
                     result,
-                    pushed,
                     logs: log.take(),
                     elapsed: clock.elapsed(),
                     end: Utc::now(),
@@ -661,7 +686,6 @@ impl<'a> RunLoop<'a> {
             Event::Finished {
                 index,
                 result,
-                pushed,
                 logs,
                 elapsed,
                 end,
@@ -683,23 +707,18 @@ impl<'a> RunLoop<'a> {
                 }
                 // A branch or short-circuit decision is read before the success is recorded,
                 // so a bad choice fails the try instead.
-                let result = result.and_then(|output| {
-                    let skips = self.skips_for(index, &output)?;
-                    Ok((output, skips))
+                let result = result.and_then(|staged| {
+                    let skips = self.skips_for(index, &staged.output)?;
+                    Ok((staged, skips))
                 });
                 let inst = &mut self.instances[index];
                 match result {
                     Err(TaskError::Reschedule { at }) => self.reschedule(index, end, at),
-                    Ok((output, skips)) => {
-                        if output.bytes().len() <= CACHED_OUTPUT_BYTES {
-                            inst.output = Some(output.clone());
+                    Ok((staged, skips)) => {
+                        if staged.output.bytes().len() <= CACHED_OUTPUT_BYTES {
+                            inst.output = Some(staged.output);
                         }
-                        self.changes.push(Change::XCom {
-                            key: key.clone(),
-                            name: RETURN_VALUE.to_string(),
-                            value: output,
-                        });
-                        for (name, value) in pushed {
+                        for (name, value) in staged.records {
                             self.changes.push(Change::XCom {
                                 key: key.clone(),
                                 name,
@@ -1128,6 +1147,7 @@ impl<'a> RunLoop<'a> {
             tasks,
             dag_id: self.scope.dag_id.clone(),
             xcoms: self.executor.store.clone() as Arc<dyn XComStore>,
+            objects: self.executor.objects.clone(),
         }
     }
 }

@@ -426,7 +426,7 @@ async fn resume_counts_interrupted_tries_and_keeps_successes() {
                     map_index: MapIndex::UNMAPPED,
                 },
                 name: RETURN_VALUE.into(),
-                value: XComBlob::encode(&41_u64).unwrap(),
+                value: XComBlob::encode(&41_u64).unwrap().into(),
             },
             record("b", TaskState::Running, 1),
         ])
@@ -1618,4 +1618,139 @@ async fn test_task_pokes_a_rescheduled_sensor_until_it_is_ready() {
         .await
         .unwrap();
     assert!(output.decode::<bool>().unwrap());
+}
+
+fn bytes(name: &str, len: usize) -> TaskSpec {
+    TaskSpec::from_sync(name, move |_, _| Ok(vec![7_u8; len]))
+}
+
+fn length(name: &str) -> TaskSpec {
+    TaskSpec::from_async(name, |_, inputs| async move {
+        Ok(inputs.get::<Vec<u8>>(0)?.len() as u64)
+    })
+    .param::<Vec<u8>>("data")
+}
+
+fn xcom_key(run: &RunSummary, task: &str) -> TaskInstanceKey {
+    TaskInstanceKey {
+        dag_id: "offload".into(),
+        run_id: run.run_id.clone(),
+        task_id: task.into(),
+        map_index: MapIndex::UNMAPPED,
+    }
+}
+
+#[tokio::test]
+async fn values_above_the_threshold_go_to_the_object_store() {
+    let mut b = DagBuilder::new("offload");
+    let big = b.add_task(bytes("big", 5000)).finish::<Vec<u8>>();
+    let small = b.add_task(bytes("small", 10)).finish::<Vec<u8>>();
+    b.add_task(length("len_big")).input(big).finish::<u64>();
+    b.add_task(length("len_small")).input(small).finish::<u64>();
+    let dag = b.build().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let objects = crate::objects::ObjectStoreConfig::in_memory()
+        .threshold(1024)
+        .connect()
+        .unwrap();
+    let summary = Executor::new(store.clone())
+        .object_store(objects)
+        .run(&dag, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(summary.state, RunState::Success, "{summary:?}");
+    let stored = |task: &str| {
+        store
+            .get_xcom(&xcom_key(&summary, task), RETURN_VALUE)
+            .unwrap()
+            .unwrap()
+    };
+    match stored("big") {
+        crate::StoredXCom::Object(object) => {
+            assert_eq!(
+                object.key(),
+                format!("offload/{}/xcom/big/-1/return_value", summary.run_id)
+            );
+            assert_eq!(object.type_name(), "alloc::vec::Vec<u8>");
+        }
+        inline => panic!("5000 bytes stayed inline: {inline:?}"),
+    }
+    assert!(
+        stored("small").as_inline().is_some(),
+        "10 bytes stay inline"
+    );
+    assert_eq!(summary.output::<u64>("len_big").unwrap(), 5000);
+    assert_eq!(summary.output::<u64>("len_small").unwrap(), 10);
+    assert_eq!(summary.output::<Vec<u8>>("big").unwrap(), vec![7; 5000]);
+}
+
+#[tokio::test]
+async fn without_an_object_store_every_value_stays_inline() {
+    let mut b = DagBuilder::new("offload");
+    b.add_task(bytes("big", 100_000)).finish::<Vec<u8>>();
+    let dag = b.build().unwrap();
+    let (summary, store) = run(&dag).await;
+    assert_eq!(summary.state, RunState::Success);
+    let stored = store
+        .get_xcom(&xcom_key(&summary, "big"), RETURN_VALUE)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.as_inline().unwrap().bytes().len(), 100_005);
+}
+
+#[tokio::test]
+async fn a_failed_upload_fails_the_try_and_the_run_completes_once_the_store_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("objects");
+    let objects = crate::objects::ObjectStoreConfig::local(&root)
+        .connect()
+        .unwrap();
+    // The store's directory becomes a file: every write fails.
+    std::fs::remove_dir(&root).unwrap();
+    std::fs::write(&root, "not a directory").unwrap();
+    let mut b = DagBuilder::new("offload");
+    let big = b
+        .add_task(bytes("big", 100_000).retries(1).retry_delay(Duration::ZERO))
+        .finish::<Vec<u8>>();
+    b.add_task(length("len")).input(big).finish::<u64>();
+    let dag = b.build().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let executor = Executor::new(store.clone()).object_store(objects);
+    let summary = executor.run(&dag, Utc::now()).await.unwrap();
+    assert_eq!(summary.state, RunState::Failed);
+    let big = summary.task("big").unwrap();
+    assert_eq!(
+        (big.state, big.tries),
+        (TaskState::Failed, 2),
+        "retries apply"
+    );
+    let error = big.error.clone().unwrap();
+    assert!(
+        error.starts_with(
+            "cannot store XCom `return_value` (100005 bytes) of `big`: the object store file://"
+        ) && error.contains("failed to write `offload/"),
+        "{error}"
+    );
+    assert_eq!(
+        store
+            .get_xcom(&xcom_key(&summary, "big"), RETURN_VALUE)
+            .unwrap(),
+        None,
+        "nothing refers to a value that was not written"
+    );
+    std::fs::remove_file(&root).unwrap();
+    std::fs::create_dir(&root).unwrap();
+    store
+        .clear(dag.id(), &summary.run_id, &["big".into(), "len".into()])
+        .unwrap();
+    let resumed = executor.resume(&dag, &summary.run_id).await.unwrap();
+    assert_eq!(resumed.state, RunState::Success, "{resumed:?}");
+    assert_eq!(resumed.output::<u64>("len").unwrap(), 100_000);
+    assert!(
+        root.join(format!(
+            "offload/{}/xcom/big/-1/return_value",
+            summary.run_id
+        ))
+        .is_file()
+    );
 }

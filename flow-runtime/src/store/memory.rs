@@ -11,7 +11,7 @@ use super::{
 };
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
-use crate::xcom::XComBlob;
+use crate::xcom::StoredXCom;
 
 /// Keeps runs, task instances, tries, XCom and logs in memory; gone when the process ends.
 #[derive(Default)]
@@ -29,7 +29,7 @@ struct Inner {
     tasks: HashMap<RunKey, Vec<TaskInstanceRecord>>,
     task_index: HashMap<TaskInstanceKey, usize>,
     tries: HashMap<TaskInstanceKey, Vec<TryRecord>>,
-    xcoms: HashMap<(TaskInstanceKey, String), XComBlob>,
+    xcoms: HashMap<(TaskInstanceKey, String), StoredXCom>,
     logs: HashMap<TaskInstanceKey, Vec<(u32, LogLine)>>,
     pools: BTreeMap<String, super::PoolRecord>,
     reschedules: HashMap<TaskInstanceKey, Vec<RescheduleRecord>>,
@@ -317,6 +317,24 @@ impl RunStore for MemoryStore {
         inner.reschedules.retain(|key, _| !cleared.contains(key));
         Ok(())
     }
+
+    fn delete_run(&self, dag_id: &DagId, run_id: &RunId) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let id = (dag_id.clone(), run_id.clone());
+        if inner.runs.remove(&id).is_none() {
+            return Err(StoreError::NoSuchRun {
+                dag_id: dag_id.clone(),
+                run_id: run_id.clone(),
+            });
+        }
+        inner.tasks.remove(&id);
+        let other_run = |key: &TaskInstanceKey| key.dag_id != *dag_id || key.run_id != *run_id;
+        inner.task_index.retain(|key, _| other_run(key));
+        inner.tries.retain(|key, _| other_run(key));
+        inner.logs.retain(|key, _| other_run(key));
+        inner.xcoms.retain(|(key, _), _| other_run(key));
+        Ok(())
+    }
 }
 
 impl RescheduleStore for MemoryStore {
@@ -338,7 +356,11 @@ impl RescheduleStore for MemoryStore {
 }
 
 impl XComStore for MemoryStore {
-    fn get_xcom(&self, key: &TaskInstanceKey, name: &str) -> Result<Option<XComBlob>, StoreError> {
+    fn get_xcom(
+        &self,
+        key: &TaskInstanceKey,
+        name: &str,
+    ) -> Result<Option<StoredXCom>, StoreError> {
         Ok(self
             .lock()
             .xcoms
@@ -351,7 +373,7 @@ impl XComStore for MemoryStore {
         dag_id: &DagId,
         task_id: &TaskId,
         name: &str,
-    ) -> Result<Option<(RunId, XComBlob)>, StoreError> {
+    ) -> Result<Option<(RunId, StoredXCom)>, StoreError> {
         let inner = self.lock();
         let newest = inner
             .xcoms

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
-use crate::xcom::XComBlob;
+use crate::xcom::StoredXCom;
 
 /// A store that could not do what was asked; nothing of the failed batch was applied.
 #[derive(Debug, thiserror::Error)]
@@ -211,8 +211,8 @@ pub enum Change {
         key: TaskInstanceKey,
         /// The XCom key (`return_value` for a return value).
         name: String,
-        /// The value.
-        value: XComBlob,
+        /// The value, or the reference to the object holding it.
+        value: StoredXCom,
     },
     /// Log lines a try wrote.
     Log {
@@ -332,6 +332,10 @@ pub trait RunStore: Send + Sync {
     /// Resets instances to state `none` so they run again (their try history and try
     /// count are kept; their XComs and reschedules are removed) and puts the run back to `queued`.
     fn clear(&self, dag_id: &DagId, run_id: &RunId, tasks: &[TaskId]) -> Result<(), StoreError>;
+    /// Deletes a run and everything recorded about it (task instances, tries, XCom, logs);
+    /// an unknown run is [`StoreError::NoSuchRun`]. Objects the run's XComs refer to are
+    /// not the store's: [`crate::Executor::delete_run`] removes both.
+    fn delete_run(&self, dag_id: &DagId, run_id: &RunId) -> Result<(), StoreError>;
 }
 
 /// DAGs known to the store: their paused flag and recorded shape.
@@ -388,10 +392,12 @@ pub trait RescheduleStore: Send + Sync {
     ) -> Result<Vec<RescheduleRecord>, StoreError>;
 }
 
-/// Reading XCom values.
+/// Reading XCom values, as recorded: inline, or a reference to an object (see
+/// [`crate::objects::Objects::load`]).
 pub trait XComStore: Send + Sync {
     /// The value `name` stored by an instance, if any.
-    fn get_xcom(&self, key: &TaskInstanceKey, name: &str) -> Result<Option<XComBlob>, StoreError>;
+    fn get_xcom(&self, key: &TaskInstanceKey, name: &str)
+    -> Result<Option<StoredXCom>, StoreError>;
     /// The newest value `name` that task `task_id` of `dag_id` stored in any run, with the
     /// run (by logical date).
     fn latest_xcom(
@@ -399,7 +405,7 @@ pub trait XComStore: Send + Sync {
         dag_id: &DagId,
         task_id: &TaskId,
         name: &str,
-    ) -> Result<Option<(RunId, XComBlob)>, StoreError>;
+    ) -> Result<Option<(RunId, StoredXCom)>, StoreError>;
 }
 
 /// Everything the runtime needs from a store.

@@ -22,13 +22,13 @@ use super::{
 };
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
-use crate::xcom::XComBlob;
+use crate::xcom::{ObjectRef, StoredXCom, XComBlob};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Each migration takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     "CREATE TABLE flow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      INSERT INTO flow_meta (key, value) VALUES ('application', 'flow'), ('schema_version', '1');
      CREATE TABLE dags (
@@ -123,6 +123,9 @@ const MIGRATIONS: [&str; 3] = [
      );
      CREATE INDEX task_reschedules_by_instance
          ON task_reschedules (dag_id, run_id, task_id, map_index, try_number);",
+    // An XCom too large for its row lives in the object store: `object_key` is its key
+    // (relative to the store's root) and `value` is empty.
+    "ALTER TABLE xcoms ADD COLUMN object_key TEXT;",
 ];
 
 /// How [`SqliteStore::open_with`] treats an existing database.
@@ -610,6 +613,24 @@ impl RunStore for SqliteStore {
         }
         tx.commit().map_err(|e| self.err(e))
     }
+
+    fn delete_run(&self, dag_id: &DagId, run_id: &RunId) -> Result<(), StoreError> {
+        // Task instances, tries, XComs and logs go with the run (ON DELETE CASCADE).
+        let conn = self.lock();
+        let deleted = conn
+            .execute(
+                "DELETE FROM dag_runs WHERE dag_id = ?1 AND run_id = ?2",
+                params![dag_id.as_str(), run_id.as_str()],
+            )
+            .map_err(|e| self.err(e))?;
+        if deleted == 0 {
+            return Err(StoreError::NoSuchRun {
+                dag_id: dag_id.clone(),
+                run_id: run_id.clone(),
+            });
+        }
+        Ok(())
+    }
 }
 
 fn key_params(key: &TaskInstanceKey) -> [Box<dyn rusqlite::ToSql + '_>; 4] {
@@ -679,11 +700,15 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
             }
         }
         Change::XCom { key, name, value } => {
+            let (bytes, object_key): (&[u8], Option<&str>) = match value {
+                StoredXCom::Inline(blob) => (blob.bytes(), None),
+                StoredXCom::Object(object) => (&[], Some(object.key())),
+            };
             tx.prepare_cached(
-                "INSERT INTO xcoms (dag_id, run_id, task_id, map_index, key, type_name, value) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                "INSERT INTO xcoms (dag_id, run_id, task_id, map_index, key, type_name, value, object_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
                  ON CONFLICT (dag_id, run_id, task_id, map_index, key) DO UPDATE SET \
-                 type_name = excluded.type_name, value = excluded.value",
+                 type_name = excluded.type_name, value = excluded.value, object_key = excluded.object_key",
             )?
             .execute(params![
                 key.dag_id.as_str(),
@@ -692,7 +717,8 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
                 key.map_index.as_i64(),
                 name,
                 value.type_name(),
-                value.bytes(),
+                bytes,
+                object_key,
             ])
             .map_err(|e| no_such_run(e, &key.dag_id, &key.run_id))?;
         }
@@ -831,11 +857,24 @@ impl RescheduleStore for SqliteStore {
     }
 }
 
+/// Reads `value, type_name, object_key` starting at column `first`.
+fn stored_xcom(r: &Row<'_>, first: usize) -> rusqlite::Result<StoredXCom> {
+    let type_name = r.get::<_, String>(first + 1)?;
+    Ok(match r.get::<_, Option<String>>(first + 2)? {
+        Some(object_key) => StoredXCom::Object(ObjectRef::new(object_key, type_name)),
+        None => StoredXCom::Inline(XComBlob::from_parts(r.get::<_, Vec<u8>>(first)?, type_name)),
+    })
+}
+
 impl XComStore for SqliteStore {
-    fn get_xcom(&self, key: &TaskInstanceKey, name: &str) -> Result<Option<XComBlob>, StoreError> {
+    fn get_xcom(
+        &self,
+        key: &TaskInstanceKey,
+        name: &str,
+    ) -> Result<Option<StoredXCom>, StoreError> {
         let conn = self.lock();
         conn.prepare_cached(
-            "SELECT value, type_name FROM xcoms \
+            "SELECT value, type_name, object_key FROM xcoms \
              WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 AND key = ?5",
         )
         .and_then(|mut st| {
@@ -847,12 +886,7 @@ impl XComStore for SqliteStore {
                     key.map_index.as_i64(),
                     name
                 ],
-                |r| {
-                    Ok(XComBlob::from_parts(
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, String>(1)?,
-                    ))
-                },
+                |r| stored_xcom(r, 0),
             )
             .optional()
         })
@@ -864,20 +898,17 @@ impl XComStore for SqliteStore {
         dag_id: &DagId,
         task_id: &TaskId,
         name: &str,
-    ) -> Result<Option<(RunId, XComBlob)>, StoreError> {
+    ) -> Result<Option<(RunId, StoredXCom)>, StoreError> {
         let conn = self.lock();
         conn.prepare_cached(
-            "SELECT x.run_id, x.value, x.type_name FROM xcoms x \
+            "SELECT x.run_id, x.value, x.type_name, x.object_key FROM xcoms x \
              JOIN dag_runs r ON r.dag_id = x.dag_id AND r.run_id = x.run_id \
              WHERE x.dag_id = ?1 AND x.task_id = ?2 AND x.key = ?3 AND x.map_index = -1 \
              ORDER BY r.logical_date_us DESC, r.run_id DESC LIMIT 1",
         )
         .and_then(|mut st| {
             st.query_row(params![dag_id.as_str(), task_id.as_str(), name], |r| {
-                Ok((
-                    RunId::new(r.get::<_, String>(0)?),
-                    XComBlob::from_parts(r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?),
-                ))
+                Ok((RunId::new(r.get::<_, String>(0)?), stored_xcom(r, 1)?))
             })
             .optional()
         })

@@ -9,6 +9,7 @@ use chrono::{TimeZone, Utc};
 use super::sqlite::OpenMode;
 use super::*;
 use crate::ids::MapIndex;
+use crate::xcom::{ObjectRef, XComBlob};
 
 fn run_record(run: &str, day: u32) -> DagRunRecord {
     DagRunRecord {
@@ -51,7 +52,7 @@ fn xcom(run: &str, task: &str, name: &str, value: u64) -> Change {
     Change::XCom {
         key: key(run, task),
         name: name.into(),
-        value: XComBlob::encode(&value).unwrap(),
+        value: XComBlob::encode(&value).unwrap().into(),
     }
 }
 
@@ -137,7 +138,7 @@ fn conformance(store: &dyn Store) {
         store
             .get_xcom(&key(run, "t"), name)
             .unwrap()
-            .map(|b| b.decode::<u64>().unwrap())
+            .map(|b| b.as_inline().unwrap().decode::<u64>().unwrap())
     };
     assert_eq!(get("r1", "return_value"), Some(7));
     assert_eq!(get("r1", "rows"), Some(9));
@@ -174,7 +175,91 @@ fn conformance(store: &dyn Store) {
         .latest_xcom(&"d".into(), &"t".into(), "return_value")
         .unwrap()
         .unwrap();
-    assert_eq!((run.as_str(), blob.decode::<u64>().unwrap()), ("r2", 8));
+    assert_eq!(
+        (
+            run.as_str(),
+            blob.as_inline().unwrap().decode::<u64>().unwrap()
+        ),
+        ("r2", 8)
+    );
+
+    // A value kept in the object store is recorded as its reference, in place of an
+    // inline value (and back).
+    let object = StoredXCom::Object(ObjectRef::new(
+        "d/r2/xcom/t/-1/return_value",
+        "alloc::vec::Vec<u8>",
+    ));
+    let record = |value: StoredXCom| Change::XCom {
+        key: key("r2", "t"),
+        name: "return_value".into(),
+        value,
+    };
+    store.apply(&[record(object.clone())]).unwrap();
+    assert_eq!(
+        store.get_xcom(&key("r2", "t"), "return_value").unwrap(),
+        Some(object.clone())
+    );
+    assert_eq!(
+        store
+            .latest_xcom(&"d".into(), &"t".into(), "return_value")
+            .unwrap(),
+        Some(("r2".into(), object))
+    );
+    store.apply(&[xcom("r2", "t", "return_value", 8)]).unwrap();
+    assert_eq!(
+        store
+            .get_xcom(&key("r2", "t"), "return_value")
+            .unwrap()
+            .and_then(|x| x.as_inline().cloned()),
+        Some(XComBlob::encode(&8_u64).unwrap())
+    );
+
+    // Deleting a run removes everything recorded about it, and nothing else.
+    store.create_run(&run_record("r3", 3)).unwrap();
+    store
+        .apply(&[
+            ti("r3", "t", TaskState::Queued, 0),
+            ti("r3", "t", TaskState::Running, 1),
+            Change::Log {
+                key: key("r3", "t"),
+                try_number: 1,
+                lines: vec![line("doomed")],
+            },
+        ])
+        .unwrap();
+    store
+        .apply(&[
+            ti("r3", "t", TaskState::UpForRetry, 1),
+            xcom("r3", "t", "rows", 3),
+        ])
+        .unwrap();
+    store.delete_run(&"d".into(), &"r3".into()).unwrap();
+    assert_eq!(store.run(&"d".into(), &"r3".into()).unwrap(), None);
+    assert!(
+        store
+            .task_instances(&"d".into(), &"r3".into())
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.tries(&key("r3", "t")).unwrap().is_empty());
+    assert!(store.logs(&key("r3", "t"), None).unwrap().is_empty());
+    assert_eq!(store.get_xcom(&key("r3", "t"), "rows").unwrap(), None);
+    assert!(matches!(
+        store.delete_run(&"d".into(), &"r3".into()),
+        Err(StoreError::NoSuchRun { .. })
+    ));
+    assert_eq!(get("r1", "rows"), Some(9), "other runs keep their records");
+    // The id can be used again, from scratch.
+    store.create_run(&run_record("r3", 3)).unwrap();
+    store.apply(&[ti("r3", "t", TaskState::Queued, 0)]).unwrap();
+    assert_eq!(
+        store
+            .task_instances(&"d".into(), &"r3".into())
+            .unwrap()
+            .len(),
+        1
+    );
+    store.delete_run(&"d".into(), &"r3".into()).unwrap();
 
     // Runs: newest first, state changes.
     store
@@ -400,7 +485,7 @@ fn conformance(store: &dyn Store) {
                 Change::XCom {
                     key: mapped(i),
                     name: "return_value".into(),
-                    value: XComBlob::encode(&u64::from(i)).unwrap(),
+                    value: XComBlob::encode(&u64::from(i)).unwrap().into(),
                 },
             ]
         })
@@ -423,7 +508,7 @@ fn conformance(store: &dyn Store) {
             .is_none()
     );
     let kept = store.get_xcom(&mapped(1), "return_value").unwrap().unwrap();
-    assert_eq!(kept.decode::<u64>().unwrap(), 1);
+    assert_eq!(kept.as_inline().unwrap().decode::<u64>().unwrap(), 1);
 }
 
 #[test]
@@ -543,7 +628,7 @@ fn a_full_disk_rolls_back_the_batch_and_keeps_earlier_state() {
     let big = Change::XCom {
         key: key("r1", "t"),
         name: "big".into(),
-        value: XComBlob::encode(&vec![7_u8; 1 << 20]).unwrap(),
+        value: XComBlob::encode(&vec![7_u8; 1 << 20]).unwrap().into(),
     };
     let err = store
         .apply(&[ti("r1", "t", TaskState::Running, 1), big])

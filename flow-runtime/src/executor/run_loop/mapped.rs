@@ -13,10 +13,11 @@ use crate::mapping::{self, MapMode};
 use crate::state::TaskState;
 use crate::store::{Change, TaskInstanceRecord};
 use crate::trigger::UpstreamCounts;
-use crate::xcom::XComBlob;
+use crate::xcom::StoredXCom;
 
-/// The elements of each mapped argument of one mapped task, in parameter order.
-pub(super) type Elements = Arc<Vec<Arc<[XComBlob]>>>;
+/// The elements of each mapped argument of one mapped task, in parameter order (the
+/// results of a mapped upstream task stay where they are stored until an instance runs).
+pub(super) type Elements = Arc<Vec<Arc<[StoredXCom]>>>;
 
 impl RunLoop<'_> {
     /// Whether `index` is the task-level instance of a mapped task, which never runs
@@ -136,12 +137,23 @@ impl RunLoop<'_> {
                 continue;
             };
             lists.push(match source {
-                MappedInput::Literal(elements) => elements.clone(),
+                MappedInput::Literal(elements) => {
+                    elements.iter().cloned().map(StoredXCom::Inline).collect()
+                }
                 MappedInput::Upstream(producer) if self.dag.tasks()[*producer].is_mapped() => {
                     self.mapped_outputs(*producer, param.name())?.into()
                 }
                 MappedInput::Upstream(producer) => {
-                    let list = self.output_of(*producer, param.name())?;
+                    // The list is split here, once: fetched if it is kept as an object.
+                    let stored = self.output_of(*producer, param.name())?;
+                    let list =
+                        crate::objects::load_blocking(self.executor.objects.as_ref(), &stored)
+                            .map_err(|e| {
+                                TaskError::XCom(format!(
+                                    "cannot read input `{}`: {e}",
+                                    param.name()
+                                ))
+                            })?;
                     param
                         .split_list(&list)
                         .map_err(|e| {
@@ -152,7 +164,9 @@ impl RunLoop<'_> {
                                 list.type_name()
                             ))
                         })?
-                        .into()
+                        .into_iter()
+                        .map(StoredXCom::Inline)
+                        .collect()
                 }
             });
         }
@@ -165,7 +179,7 @@ impl RunLoop<'_> {
         &self,
         index: usize,
         param: &str,
-    ) -> Result<Vec<XComBlob>, TaskError> {
+    ) -> Result<Vec<StoredXCom>, TaskError> {
         let Some(expansion) = &self.instances[index].expansion else {
             return Ok(Vec::new());
         };
@@ -177,23 +191,11 @@ impl RunLoop<'_> {
             .collect()
     }
 
-    /// The mapped task at `index`'s results as one `Vec`, for a downstream parameter.
-    pub(super) fn collected_output(
-        &self,
-        index: usize,
-        param: &str,
-    ) -> Result<XComBlob, TaskError> {
-        let outputs = self.mapped_outputs(index, param)?;
-        let element_type = self.task(index).spec().output().type_name();
-        mapping::collect(&outputs, element_type)
-            .map_err(|e| TaskError::XCom(format!("cannot collect mapped results: {e}")))
-    }
-
     /// For an instance of a mapped task: the element each mapped argument takes.
     pub(super) fn mapped_arguments(
         &mut self,
         index: usize,
-    ) -> Result<Option<Vec<XComBlob>>, TaskError> {
+    ) -> Result<Option<Vec<StoredXCom>>, TaskError> {
         let Some(parent) = self.instances[index].parent else {
             return Ok(None);
         };
