@@ -7,6 +7,8 @@
 //!
 //! - [`ml_training`]: the TaskFlow-style ML training pipeline (data flows by argument): a
 //!   random forest trained on the digits data set, landed as CSV and kept as Parquet.
+//! - [`ml_sweep`]: a hyper-parameter sweep, one mapped task instance per setting, then
+//!   the best setting picked from their results.
 //! - [`classic_etl`]: the classic style: tasks ordered with `>>`, data moved by explicit
 //!   XCom push and pull.
 //! - [`config_driven`]: a DAG generated at run time from configuration with the builder API.
@@ -14,6 +16,7 @@
 
 pub mod classic_etl;
 pub mod config_driven;
+pub mod ml_sweep;
 pub mod ml_training;
 pub mod sensors;
 

@@ -135,3 +135,36 @@ fn every_example_dag_is_listed_and_runs() {
         );
     }
 }
+
+#[test]
+fn the_sweep_evaluates_one_mapped_instance_per_setting_and_picks_the_best() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = examples(dir.path())
+        .args([
+            "dags",
+            "test",
+            "ml_hyperparameter_sweep",
+            "--date",
+            "2025-01-01",
+        ])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.get_output().stderr).to_string();
+    // 2 tree counts x 3 depths, each its own task instance.
+    assert!(
+        stdout.contains("evaluate_setting [6 mapped]") && stdout.contains("6 success"),
+        "{stdout}"
+    );
+    for i in 0..6 {
+        assert!(
+            stdout.contains(&format!("evaluate_setting[{i}]")),
+            "{stdout}"
+        );
+    }
+    assert_eq!(state(&stdout, "pick_best"), "success", "{stdout}");
+    assert!(
+        stderr.contains("settings=6") && stderr.contains("best setting"),
+        "{stderr}"
+    );
+}

@@ -27,6 +27,8 @@ use model::{accuracy, load_model, save_model, split, train};
 
 /// The raw file's name in the raw directory.
 pub const RAW_FILE: &str = "digits.csv";
+/// The artifact key under which `train_model` keeps the run's model.
+pub const MODEL_ARTIFACT: &str = "models/random_forest.bin";
 /// The accuracy above which a model goes to production rather than staging.
 pub const PRODUCTION_THRESHOLD: f64 = 0.9;
 
@@ -118,8 +120,17 @@ pub fn train_model(ctx: &TaskContext, data: Dataset) -> anyhow::Result<TrainedMo
         trees = model::TREES,
         "model trained"
     );
+    let bytes = save_model(&forest)?;
+    // The run's copy of the model, kept by the object store with the run's other
+    // artifacts (and deleted with it by `runs delete`).
+    ctx.artifacts().put(MODEL_ARTIFACT, bytes.clone())?;
+    tracing::info!(
+        artifact = MODEL_ARTIFACT,
+        bytes = bytes.len(),
+        "model saved as an artifact"
+    );
     Ok(TrainedModel {
-        bytes: save_model(&forest)?,
+        bytes,
         trained_on: train_rows.len(),
     })
 }

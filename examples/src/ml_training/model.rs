@@ -58,10 +58,24 @@ pub fn labels(table: &Table, rows: &[usize]) -> Vec<u32> {
 
 /// Trains a forest on `rows` of the table.
 pub fn train(table: &Table, rows: &[usize]) -> anyhow::Result<Forest> {
+    train_with(table, rows, TREES, None)
+}
+
+/// A seeded forest of `trees` trees, each at most `max_depth` deep (unbounded: `None`).
+pub fn train_with(
+    table: &Table,
+    rows: &[usize],
+    trees: u16,
+    max_depth: Option<u16>,
+) -> anyhow::Result<Forest> {
     ensure!(!rows.is_empty(), "no rows to train on");
-    let parameters = RandomForestClassifierParameters::default()
-        .with_n_trees(TREES)
+    ensure!(trees > 0, "a forest needs at least one tree");
+    let mut parameters = RandomForestClassifierParameters::default()
+        .with_n_trees(trees)
         .with_seed(FOREST_SEED);
+    if let Some(depth) = max_depth {
+        parameters = parameters.with_max_depth(depth);
+    }
     Forest::fit(&features(table, rows)?, &labels(table, rows), parameters)
         .map_err(|e| anyhow::anyhow!("training the random forest failed: {e}"))
 }
