@@ -1195,7 +1195,8 @@ mod tests {
             quote!(
                 async fn etl(x: u32) -> u32 {
                     5 >> load();
-                    let parts = process.partial(scale = 2.0).expand(part = parts);
+                    let parts = process.partial(scale = 2.0).expand(parts);
+                    process.expand_kwargs(parts);
                     return 1;
                 }
             ),
@@ -1212,7 +1213,8 @@ mod tests {
             "takes no parameters",
             "has no return type",
             "is a literal",
-            "dynamic task mapping is not supported yet",
+            "`.expand(..)` takes named arguments",
+            "`.expand_kwargs(..)` is not supported",
             "`return` cannot be used",
         ] {
             assert!(out.contains(message), "{message} in {out}");
