@@ -169,20 +169,12 @@ impl<'a> RunLoop<'a> {
                 task: index,
                 parent: None,
                 expansion: None,
-                record: TaskInstanceRecord {
-                    key: TaskInstanceKey {
-                        dag_id: dag.id().clone(),
-                        run_id: run.run_id.clone(),
-                        task_id: task.id().clone(),
-                        map_index: MapIndex::UNMAPPED,
-                    },
-                    state: TaskState::None,
-                    try_number: 0,
-                    max_tries: 0,
-                    start: None,
-                    end: None,
-                    error: None,
-                },
+                record: TaskInstanceRecord::fresh(TaskInstanceKey {
+                    dag_id: dag.id().clone(),
+                    run_id: run.run_id.clone(),
+                    task_id: task.id().clone(),
+                    map_index: MapIndex::UNMAPPED,
+                }),
                 upstream: UpstreamCounts {
                     total: u32::try_from(task.upstream().len()).unwrap_or(u32::MAX),
                     ..UpstreamCounts::default()

@@ -173,6 +173,19 @@ pub struct TaskInstanceRecord {
 }
 
 impl TaskInstanceRecord {
+    /// An instance that has not run: state `none`, no try yet.
+    pub fn fresh(key: TaskInstanceKey) -> Self {
+        Self {
+            key,
+            state: TaskState::None,
+            try_number: 0,
+            max_tries: 0,
+            start: None,
+            end: None,
+            error: None,
+        }
+    }
+
     /// The try this record describes, once it has started (`try_number > 0` and the
     /// instance is not waiting to be queued again).
     ///

@@ -68,25 +68,21 @@ impl RunLoop<'_> {
         }
         let mut previous = previous.into_iter();
         for map_index in 0..count {
-            if let Some(record) = previous.next() {
-                let child = self.add_child(index, record);
-                self.ready.push(child, task.priority());
-                continue;
-            }
-            let record = TaskInstanceRecord {
-                key: TaskInstanceKey {
-                    map_index: MapIndex::mapped(u32::try_from(map_index).unwrap_or(u32::MAX)),
-                    ..key.clone()
-                },
-                state: TaskState::None,
-                try_number: 0,
-                max_tries: 0,
-                start: None,
-                end: None,
-                error: None,
+            // A stored instance is already recorded; a new one goes into the batch.
+            let (record, stored) = match previous.next() {
+                Some(record) => (record, true),
+                None => (
+                    TaskInstanceRecord::fresh(TaskInstanceKey {
+                        map_index: MapIndex::mapped(u32::try_from(map_index).unwrap_or(u32::MAX)),
+                        ..key.clone()
+                    }),
+                    false,
+                ),
             };
             let child = self.add_child(index, record);
-            self.record_change(child);
+            if !stored {
+                self.record_change(child);
+            }
             self.ready.push(child, task.priority());
         }
         self.instances[index].expansion = Some(Box::new(Expansion {
