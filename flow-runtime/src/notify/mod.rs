@@ -4,8 +4,8 @@
 //! A task with `email = [..]` is mailed when it fails for good and when a try is retried
 //! (each can be turned off with `email_on_failure` / `email_on_retry`); the executor sends
 //! it through the SMTP server named by the `FLOW_SMTP_*` variables (see
-//! [`SmtpConfig::from_env`]) or by [`Executor::smtp`](crate::Executor::smtp). A
-//! [`Webhook`] POSTs the [`CallbackEvent`](crate::callbacks::CallbackEvent) as JSON and
+//! `SmtpConfig::from_env`) or by `Executor::smtp`. A
+//! `Webhook` POSTs the [`CallbackEvent`](crate::callbacks::CallbackEvent) as JSON and
 //! is attached like any callback:
 //!
 //! ```no_run
