@@ -303,6 +303,7 @@ impl<'a> RunLoop<'a> {
                     ),
                 }
             }
+            let slots_ran_out = !blocked.is_empty() || self.running >= self.executor.parallelism;
             // Tasks waiting for slots keep their place by priority.
             for index in blocked {
                 self.ready.push(index, self.task(index).priority());
@@ -318,6 +319,11 @@ impl<'a> RunLoop<'a> {
                     self.commit()?;
                     self.launch(std::mem::take(&mut launches));
                 }
+            }
+            // An expansion launched just now queued its instances: start them at once
+            // rather than waiting for a slot to be released.
+            if !stopping && !slots_ran_out && !self.ready.is_empty() {
+                continue;
             }
             // Pending retries and pokes are durable (`up_for_retry`, `up_for_reschedule`)
             // and resume with the run.
