@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::TaskError;
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
-use crate::objects::{Artifacts, Objects};
+use crate::objects::{Artifacts, ObjectError, ObjectPath, Objects};
 use crate::sensor::PokeHistory;
 use crate::store::{DagRunRecord, RunStore, RunType, StoreError, TaskInstanceRecord, XComStore};
 use crate::timetable::DataInterval;
@@ -208,6 +208,25 @@ impl TaskContext {
             self.run.dag_id.clone(),
             self.run.run_id.clone(),
         )
+    }
+
+    /// The object a URL or local path names (`s3://bucket/raw/digits.csv`,
+    /// `/srv/raw/digits.csv`), to read and write wherever it lives. An S3 URL uses the
+    /// settings of the run's object store when that is S3 too (endpoint, credentials),
+    /// else the environment's.
+    ///
+    /// ```
+    /// use flow_runtime::prelude::*;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let ctx = TaskContext::for_test("ml", "land").with_param("raw_dir", dir.path().to_str().unwrap());
+    /// let raw_dir: String = ctx.param("raw_dir")?;
+    /// let csv = ctx.object_path(&raw_dir)?.join("digits.csv")?;
+    /// csv.write(b"pixel_0,label\n".to_vec())?;
+    /// assert!(csv.exists()?);
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn object_path(&self, url_or_path: &str) -> Result<ObjectPath, ObjectError> {
+        ObjectPath::resolve(url_or_path, self.run.objects.as_ref())
     }
 
     /// Pulls the XCom `key` that task `task_id` pushed in this run (use

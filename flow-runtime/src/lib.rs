@@ -105,6 +105,7 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 /// What a pipeline file needs: `use flow_runtime::prelude::*;`.
 pub mod prelude {
+    pub use crate::objects::ObjectPath;
     pub use crate::sensor::Poke;
     pub use crate::{
         AnyNode, Branch, Dag, DagBuilder, DagParam, Inputs, MappedNode, Node, RunState, RunSummary,

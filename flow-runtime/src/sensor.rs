@@ -192,7 +192,13 @@ impl TaskSpec {
             let poke = poke.clone();
             let span = tracing::Span::current();
             Box::pin(async move {
-                tokio::task::spawn_blocking(move || span.in_scope(|| poke(&ctx, &inputs)))
+                let objects = crate::objects::ambient_objects();
+                let call = move || {
+                    crate::objects::with_run_objects_sync(objects, || {
+                        span.in_scope(|| poke(&ctx, &inputs))
+                    })
+                };
+                tokio::task::spawn_blocking(call)
                     .await
                     .map_err(|e| TaskError::Panicked(format!("the poke panicked: {e}")))?
             })

@@ -409,3 +409,36 @@ fn tempfile_dir(ctx: &TaskContext) -> std::io::Result<std::path::PathBuf> {
 pub fn model_artifacts() {
     load_model(save_model());
 }
+
+/// Lands a CSV at `data.csv` under the `landing` param's URL or directory and hands its
+/// path on.
+#[task]
+pub fn land_csv(ctx: &TaskContext) -> anyhow::Result<ObjectPath> {
+    let landing: String = ctx.param("landing")?;
+    let csv = ctx.object_path(&landing)?.join("data.csv")?;
+    csv.write(b"id,value\n1,10\n2,20\n".to_vec())?;
+    Ok(csv)
+}
+
+/// Reads the landed CSV from async code through the path it received: the path carries
+/// only its URL, and reaches the store with the run's settings.
+#[task]
+pub async fn count_rows(csv: ObjectPath) -> anyhow::Result<usize> {
+    let text = String::from_utf8(csv.read_async().await?)?;
+    Ok(text.lines().count() - 1)
+}
+
+/// Checks from sync code that the landed CSV is there.
+#[task]
+pub fn check_landed(csv: ObjectPath, rows: usize) -> anyhow::Result<String> {
+    anyhow::ensure!(csv.exists()?, "{csv} is gone");
+    Ok(format!("{rows} rows at {csv}"))
+}
+
+/// Data landed by URL (S3 or a local directory) and read downstream through the path.
+#[dag(params(landing: String = "s3://flow-test/landing"))]
+pub fn landed_objects() {
+    let csv = land_csv();
+    let rows = count_rows(csv);
+    check_landed(csv, rows);
+}

@@ -252,3 +252,26 @@ fn an_unreachable_store_fails_the_try_clearly_and_the_run_completes_once_it_answ
         "{error}"
     );
 }
+
+#[test]
+fn an_object_path_lands_data_by_s3_url_and_downstream_tasks_read_it_with_the_runs_settings() {
+    let server = moto();
+    let dir = tempfile::tempdir().unwrap();
+    // The endpoint and credentials are given in code only: the path's downstream readers
+    // (sync and async) can reach moto only through the run's store settings.
+    let executor =
+        Executor::new(sqlite(&dir)).object_store(server.config("runs").connect().unwrap());
+    let date = Utc.with_ymd_and_hms(2025, 1, 2, 0, 0, 0).unwrap();
+    let dag = flow_tests::landed_objects().unwrap();
+    let run = runtime().block_on(executor.run(&dag, date)).unwrap();
+    assert_eq!(run.state, RunState::Success, "{run:?}");
+    assert_eq!(server.keys("landing/"), ["landing/data.csv"]);
+    assert_eq!(
+        run.output::<String>("check_landed").unwrap(),
+        format!("2 rows at s3://{BUCKET}/landing/data.csv")
+    );
+    assert_eq!(
+        run.output::<ObjectPath>("land_csv").unwrap().url(),
+        format!("s3://{BUCKET}/landing/data.csv")
+    );
+}

@@ -34,7 +34,7 @@ use crate::context::{RunScope, TaskContext};
 use crate::dag::Dag;
 use crate::error::{RunError, TaskError};
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
-use crate::objects::Objects;
+use crate::objects::{self, Objects};
 use crate::state::{RunState, TaskState};
 use crate::store::{DagRunRecord, MemoryStore, RunType, Store, XComStore};
 use crate::task::{InputSource, Inputs, TaskFn, TaskResult};
@@ -480,14 +480,21 @@ impl Dag {
 
 /// Calls a task function, turning a panic into a failed try.
 pub(crate) async fn call(function: TaskFn, ctx: TaskContext, inputs: Inputs) -> TaskResult {
+    // Objects that arrive without settings (an upstream's `ObjectPath`) use the run's store.
+    let objects = ctx.objects().cloned();
     match function {
-        TaskFn::Async(f) => match CatchUnwind(f(ctx, inputs)).await {
-            Ok(result) => result,
-            Err(payload) => Err(TaskError::Panicked(panic_message(payload.as_ref()))),
-        },
+        TaskFn::Async(f) => {
+            match objects::with_run_objects(objects, CatchUnwind(f(ctx, inputs))).await {
+                Ok(result) => result,
+                Err(payload) => Err(TaskError::Panicked(panic_message(payload.as_ref()))),
+            }
+        }
         TaskFn::Sync(f) => {
             let span = tracing::Span::current();
-            match tokio::task::spawn_blocking(move || span.in_scope(|| f(&ctx, inputs))).await {
+            let call = move || {
+                objects::with_run_objects_sync(objects, || span.in_scope(|| f(&ctx, inputs)))
+            };
+            match tokio::task::spawn_blocking(call).await {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => {
                     Err(TaskError::Panicked(panic_message(e.into_panic().as_ref())))

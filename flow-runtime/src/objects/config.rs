@@ -216,6 +216,11 @@ impl ObjectStoreConfig {
         Ok((Self::at(root), key))
     }
 
+    /// Whether the store is this machine's file system.
+    pub(super) fn is_local(&self) -> bool {
+        matches!(self.location, Location::Local(_))
+    }
+
     /// The configured threshold.
     pub fn threshold_bytes(&self) -> usize {
         self.threshold

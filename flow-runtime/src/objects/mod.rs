@@ -17,13 +17,19 @@
 //! Every operation runs on the store's own threads, so sync and async callers alike can
 //! use it without blocking the executor.
 
+mod ambient;
 mod artifacts;
 mod config;
 mod io;
+mod path;
 mod xcom;
 
+pub(crate) use ambient::{
+    current as ambient_objects, scope as with_run_objects, sync_scope as with_run_objects_sync,
+};
 pub use artifacts::{ArtifactKey, Artifacts};
 pub use config::{DEFAULT_THRESHOLD, OBJECT_STORE_ENV, ObjectStoreConfig, THRESHOLD_ENV};
+pub use path::ObjectPath;
 pub(crate) use xcom::{StagedXComs, load_blocking, resolve_inputs, stage};
 
 use std::sync::Arc;
@@ -65,6 +71,23 @@ pub enum ObjectError {
         key: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A path or URL that cannot name an object (see [`ObjectPath`]).
+    #[error(
+        "invalid object path `{path}`: {reason}; give a URL like s3://bucket/raw/data.csv or \
+         file:///srv/raw/data.csv, or a local path"
+    )]
+    BadPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No object at a URL (an [`ObjectPath`] read before anything was written there).
+    #[error("nothing at `{url}`; check the URL, or write the object first")]
+    NothingAt {
+        /// The object's URL.
+        url: String,
     },
     /// The store cannot be set up (a directory that cannot be created, a bad S3 setting).
     #[error("cannot use the object store {location}: {reason}")]
@@ -401,23 +424,18 @@ pub(crate) fn object_exists_blocking(
     run_objects: Option<&Objects>,
     key_or_url: &str,
 ) -> Result<bool, ObjectError> {
-    let (objects, path) = if key_or_url.contains("://") {
-        let (config, path) = ObjectStoreConfig::split_object_url(key_or_url)?;
-        let config = match run_objects {
-            Some(run) if run.inner.config.same_kind(&config) => run.inner.config.relocated(config),
-            _ => config,
-        };
-        (config.connect()?, path)
-    } else {
-        let objects = run_objects.ok_or_else(|| ObjectError::NotConfigured {
+    if key_or_url.contains("://") {
+        return ObjectPath::resolve(key_or_url, run_objects)?.exists();
+    }
+    let objects = run_objects
+        .ok_or_else(|| ObjectError::NotConfigured {
             what: format!("the object key `{key_or_url}`"),
-        })?;
-        let path = Path::parse(key_or_url).map_err(|e| ObjectError::BadKey {
-            key: key_or_url.to_string(),
-            reason: e.to_string(),
-        })?;
-        (objects.clone(), path)
-    };
+        })?
+        .clone();
+    let path = Path::parse(key_or_url).map_err(|e| ObjectError::BadKey {
+        key: key_or_url.to_string(),
+        reason: e.to_string(),
+    })?;
     io::block(async move { objects.exists(&path).await })
 }
 
