@@ -168,3 +168,57 @@ fn the_sweep_evaluates_one_mapped_instance_per_setting_and_picks_the_best() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_ml_pipeline_lands_its_raw_data_at_an_s3_url() {
+    let server = flow_tests::moto::MotoServer::start(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let raw_dir = format!("s3://{}/raw", flow_tests::moto::BUCKET);
+    let output = examples(dir.path())
+        .envs(server.env("runs"))
+        .args([
+            "dags",
+            "test",
+            "ml_training_pipeline",
+            "--conf",
+            &format!(r#"{{"raw_dir": "{raw_dir}"}}"#),
+        ])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.get_output().stderr).to_string();
+    for task in ["land_raw_data", "load_data", "evaluate_model"] {
+        assert_eq!(state(&stdout, task), "success", "{stdout}");
+    }
+    // The CSV went to the bucket, not to a local directory, and was read from there.
+    assert_eq!(server.keys("raw/"), ["raw/digits.csv"]);
+    assert!(!dir.path().join("raw").exists());
+    assert!(
+        stderr.contains(&format!("path={raw_dir}/digits.csv")) && stderr.contains("rows=1797"),
+        "{stderr}"
+    );
+    // The run's model artifact went to the configured S3 store too.
+    assert_eq!(
+        server
+            .keys("runs/ml_training_pipeline/")
+            .iter()
+            .filter(|k| k.ends_with("/artifacts/models/random_forest.bin"))
+            .count(),
+        1
+    );
+
+    // A second run finds the landed file and keeps it.
+    let again = examples(dir.path())
+        .envs(server.env("runs"))
+        .args([
+            "dags",
+            "test",
+            "ml_training_pipeline",
+            "--conf",
+            &format!(r#"{{"raw_dir": "{raw_dir}"}}"#),
+        ])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&again.get_output().stderr).to_string();
+    assert!(stderr.contains("raw data already landed"), "{stderr}");
+}

@@ -39,10 +39,10 @@ impl Table {
     }
 }
 
-/// Writes the first `max_rows` rows of smartcore's digits data set (1,797 handwritten
-/// digits, 8x8 pixels of intensity 0-16) as CSV with a header `pixel_0,...,pixel_63,label`,
-/// and returns how many rows it wrote. The file appears whole or not at all.
-pub fn write_digits_csv(path: &Path, max_rows: usize) -> anyhow::Result<usize> {
+/// The first `max_rows` rows of smartcore's digits data set (1,797 handwritten digits, 8x8
+/// pixels of intensity 0-16) as CSV with a header `pixel_0,...,pixel_63,label`, and how
+/// many rows it holds.
+pub fn digits_csv(max_rows: usize) -> (String, usize) {
     let digits = smartcore::dataset::digits::load_dataset();
     let features = digits.num_features;
     let rows = digits.num_samples.min(max_rows);
@@ -55,17 +55,15 @@ pub fn write_digits_csv(path: &Path, max_rows: usize) -> anyhow::Result<usize> {
         }
         let _ = writeln!(text, "{}", digits.target[row]);
     }
-    write_whole(path, text.as_bytes())?;
-    Ok(rows)
+    (text, rows)
 }
 
-/// Reads a CSV with a header, a `label` column of class numbers and numeric feature
-/// columns, and checks it: at least `min_rows` rows, every cell a number, every row
-/// labelled, and no feature column more than [`MAX_EMPTY_SHARE`] empty.
-pub fn read_csv(path: &Path, min_rows: usize) -> anyhow::Result<Table> {
-    let shown = path.display();
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {shown}"))?;
+/// Reads a CSV (its bytes, and its name for messages) with a header, a `label` column of
+/// class numbers and numeric feature columns, and checks it: at least `min_rows` rows,
+/// every cell a number, every row labelled, and no feature column more than
+/// [`MAX_EMPTY_SHARE`] empty.
+pub fn read_csv(bytes: &[u8], shown: &str, min_rows: usize) -> anyhow::Result<Table> {
+    let mut reader = csv::Reader::from_reader(bytes);
     let header = reader
         .headers()
         .with_context(|| format!("{shown}: cannot read the header"))?

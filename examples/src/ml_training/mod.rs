@@ -6,7 +6,7 @@
 //! ```
 //!
 //! `land_raw_data` lands smartcore's digits data set (1,797 handwritten digits, 8x8
-//! pixels) as CSV in the raw directory; `load_data` validates it and keeps a Parquet copy;
+//! pixels) as CSV in the raw directory, or at an S3 URL through the object store; `load_data` validates it and keeps a Parquet copy;
 //! `train_model` fits a seeded random forest on 80% of the rows; `evaluate_model` scores
 //! it on the other 20% and fails below the `threshold` param; the branch deploys the model
 //! to production above 0.9, else to staging, under the `models_dir` param. Everything runs
@@ -22,10 +22,10 @@ use chrono::{DateTime, Utc};
 use flow_runtime::prelude::*;
 
 use crate::{run_dir_under, work_dir};
-use data::{read_csv, read_parquet, write_digits_csv, write_parquet, write_whole};
+use data::{digits_csv, read_csv, read_parquet, write_parquet, write_whole};
 use model::{accuracy, load_model, save_model, split, train};
 
-/// The raw file's name in the raw directory.
+/// The raw file's name under the raw directory or URL.
 pub const RAW_FILE: &str = "digits.csv";
 /// The artifact key under which `train_model` keeps the run's model.
 pub const MODEL_ARTIFACT: &str = "models/random_forest.bin";
@@ -70,19 +70,19 @@ pub struct AccuracyRecord {
     pub measured_at: DateTime<Utc>,
 }
 
-/// Lands the raw data: writes the digits data set as CSV into the `raw_dir` param's
-/// directory, unless the file is already there, and returns its path.
+/// Lands the raw data: writes the digits data set as CSV under the `raw_dir` param (a
+/// local directory, or a URL such as `s3://bucket/raw` reached through the object store),
+/// unless the file is already there, and returns where it is.
 #[task(retries = 2, retry_delay = "5m")]
-pub fn land_raw_data(ctx: &TaskContext) -> anyhow::Result<PathBuf> {
-    let dir = local_dir(ctx, "raw_dir")?;
-    let csv = dir.join(RAW_FILE);
-    if csv.is_file() {
-        tracing::info!(path = %csv.display(), "raw data already landed");
+pub fn land_raw_data(ctx: &TaskContext) -> anyhow::Result<ObjectPath> {
+    let raw_dir: String = ctx.param("raw_dir")?;
+    let csv = ctx.object_path(&raw_dir)?.join(RAW_FILE)?;
+    if csv.exists()? {
+        tracing::info!(path = %csv, "raw data already landed");
     } else {
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the raw directory {}", dir.display()))?;
-        let rows = write_digits_csv(&csv, usize::MAX)?;
-        tracing::info!(rows, path = %csv.display(), "raw data landed");
+        let (text, rows) = digits_csv(usize::MAX);
+        csv.write(text)?;
+        tracing::info!(rows, path = %csv, "raw data landed");
     }
     Ok(csv)
 }
@@ -91,9 +91,9 @@ pub fn land_raw_data(ctx: &TaskContext) -> anyhow::Result<PathBuf> {
 /// than 5% empty), writes it as Parquet in the run's directory under the `data_dir` param
 /// and pushes the row count as the XCom `row_count`.
 #[task(retries = 2, retry_delay = "5m")]
-pub fn load_data(ctx: &TaskContext, raw_csv: PathBuf) -> anyhow::Result<Dataset> {
+pub fn load_data(ctx: &TaskContext, raw_csv: ObjectPath) -> anyhow::Result<Dataset> {
     let min_rows: usize = ctx.param("min_rows")?;
-    let table = read_csv(&raw_csv, min_rows)?;
+    let table = read_csv(&raw_csv.read()?, raw_csv.url(), min_rows)?;
     let parquet = run_dir_under(&local_dir(ctx, "data_dir")?, ctx)?.join("digits.parquet");
     write_parquet(&table, &parquet)?;
     let rows = table.rows();
@@ -204,13 +204,13 @@ fn deploy(ctx: &TaskContext, model: &TrainedModel, stage: &str) -> anyhow::Resul
     Ok(target)
 }
 
-/// The directory a path param names; URLs are refused, since this pipeline reads and
-/// writes local files.
+/// The directory a path param names; URLs are refused: the Parquet copy and the deployed
+/// models are files on this machine (only the raw data may live in an object store).
 fn local_dir(ctx: &TaskContext, param: &str) -> anyhow::Result<PathBuf> {
     let dir: String = ctx.param(param)?;
     ensure!(
         !dir.contains("://"),
-        "param `{param}` = `{dir}` is a URL; this pipeline reads and writes local directories, so give a path"
+        "param `{param}` = `{dir}` is a URL; this pipeline keeps its Parquet copy and models in local directories, so give a path"
     );
     ensure!(
         !dir.trim().is_empty(),
@@ -234,7 +234,8 @@ fn default_dir(name: &str) -> String {
     tags = ["ml", "training"],
     default_args(owner = "ml-team", retries = 2, retry_delay = "5m"),
     params(
-        /// Where the raw CSV lands and is read from.
+        /// Where the raw CSV lands and is read from: a directory, or a URL such as
+        /// `s3://bucket/raw` (the object store's settings: `AWS_ENDPOINT_URL`, ...).
         raw_dir: String = default_dir("raw"),
         /// Where deployed models go, under `production/` or `staging/`.
         models_dir: String = default_dir("models"),

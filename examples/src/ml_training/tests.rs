@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::data::{Table, read_parquet, write_digits_csv};
+use super::data::{Table, digits_csv, read_parquet, write_whole};
 use super::model::{Forest, load_model, save_model, train};
 use super::*;
 
@@ -19,16 +19,23 @@ fn context(dir: &Path, task: &str) -> TaskContext {
 }
 
 /// The first `rows` digits as a raw CSV in `dir`.
-fn digits_csv(dir: &Path, rows: usize) -> PathBuf {
+fn raw_csv(dir: &Path, rows: usize) -> PathBuf {
     let path = dir.join("digits.csv");
-    assert_eq!(write_digits_csv(&path, rows).unwrap(), rows);
+    let (text, written) = digits_csv(rows);
+    assert_eq!(written, rows);
+    write_whole(&path, text.as_bytes()).unwrap();
     path
+}
+
+/// A local file as the path `land_raw_data` hands to `load_data`.
+fn object(path: &Path) -> ObjectPath {
+    ObjectPath::parse(&path.to_string_lossy()).unwrap()
 }
 
 /// The first `rows` digits loaded as the pipeline's data set.
 fn dataset(dir: &Path, rows: usize) -> Dataset {
-    let raw = digits_csv(dir, rows);
-    load_data(&context(dir, "load_data"), raw).unwrap()
+    let raw = raw_csv(dir, rows);
+    load_data(&context(dir, "load_data"), object(&raw)).unwrap()
 }
 
 fn train_context(dir: &Path, rows: usize) -> TaskContext {
@@ -56,7 +63,7 @@ fn empty_cells(csv: &Path, column: usize, rows: impl Fn(usize) -> bool) {
 fn load_error(dir: &Path, csv: PathBuf) -> String {
     format!(
         "{:#}",
-        load_data(&context(dir, "load_data"), csv).unwrap_err()
+        load_data(&context(dir, "load_data"), object(&csv)).unwrap_err()
     )
 }
 
@@ -64,15 +71,16 @@ fn load_error(dir: &Path, csv: PathBuf) -> String {
 fn land_raw_data_writes_the_digits_once() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(dir.path(), "land_raw_data");
-    let csv = land_raw_data(&ctx).unwrap();
-    assert_eq!(csv, dir.path().join("raw").join(RAW_FILE));
+    let landed = land_raw_data(&ctx).unwrap();
+    let csv = dir.path().join("raw").join(RAW_FILE);
+    assert_eq!(landed.local_path(), Some(csv.clone()));
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 1 + 1797);
     assert!(text.starts_with("pixel_0,pixel_1,"), "{}", &text[..40]);
     assert!(text.lines().next().unwrap().ends_with(",pixel_63,label"));
     // A file already landed (by an upstream system, or an earlier run) is kept.
     std::fs::write(&csv, "landed by someone else\n").unwrap();
-    assert_eq!(land_raw_data(&ctx).unwrap(), csv);
+    assert_eq!(land_raw_data(&ctx).unwrap(), landed);
     assert_eq!(
         std::fs::read_to_string(&csv).unwrap(),
         "landed by someone else\n"
@@ -80,22 +88,46 @@ fn land_raw_data_writes_the_digits_once() {
 }
 
 #[test]
-fn land_raw_data_refuses_a_url() {
+fn land_raw_data_takes_a_url_as_well_as_a_path() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = context(dir.path(), "land_raw_data").with_param("raw_dir", "s3://bucket/raw");
-    let err = land_raw_data(&ctx).unwrap_err().to_string();
-    assert!(
-        err.contains("`raw_dir` = `s3://bucket/raw` is a URL"),
-        "{err}"
+    let url = format!("file://{}/landing/", dir.path().display());
+    let ctx = context(dir.path(), "land_raw_data").with_param("raw_dir", url.as_str());
+    let landed = land_raw_data(&ctx).unwrap();
+    assert_eq!(landed.url(), format!("{url}{RAW_FILE}"));
+    let data = load_data(&context(dir.path(), "load_data"), landed).unwrap();
+    assert_eq!(data.rows, 1797);
+}
+
+#[test]
+fn land_raw_data_names_a_location_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    for (raw_dir, expected) in [
+        ("ftp://host/raw", "flow does not support the scheme `ftp`"),
+        ("", "invalid object path ``: it is empty"),
+    ] {
+        let ctx = context(dir.path(), "land_raw_data").with_param("raw_dir", raw_dir);
+        let err = land_raw_data(&ctx).unwrap_err().to_string();
+        assert!(err.contains(expected), "{raw_dir:?}: {err}");
+    }
+}
+
+#[test]
+fn load_data_names_the_url_of_a_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = object(&dir.path().join("raw").join(RAW_FILE));
+    let err = format!(
+        "{:#}",
+        load_data(&context(dir.path(), "load_data"), missing.clone()).unwrap_err()
     );
+    assert!(err.contains(&format!("nothing at `{missing}`")), "{err}");
 }
 
 #[test]
 fn load_data_writes_parquet_and_pushes_the_row_count() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = digits_csv(dir.path(), 200);
+    let raw = raw_csv(dir.path(), 200);
     let ctx = context(dir.path(), "load_data");
-    let data = load_data(&ctx, raw).unwrap();
+    let data = load_data(&ctx, object(&raw)).unwrap();
     assert_eq!((data.rows, data.features), (200, 64));
     assert!(data.parquet.starts_with(dir.path().join("data")));
     assert_eq!(
@@ -113,13 +145,13 @@ fn load_data_writes_parquet_and_pushes_the_row_count() {
 #[test]
 fn load_data_fails_on_too_few_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = digits_csv(dir.path(), 12);
+    let raw = raw_csv(dir.path(), 12);
     let ctx = context(dir.path(), "load_data").with_param("min_rows", 1000);
-    let err = format!("{:#}", load_data(&ctx, raw.clone()).unwrap_err());
+    let err = format!("{:#}", load_data(&ctx, object(&raw)).unwrap_err());
     assert!(
         err.ends_with(&format!(
             "{} has 12 rows; at least 1000 are needed",
-            raw.display()
+            object(&raw)
         )),
         "{err}"
     );
@@ -128,7 +160,7 @@ fn load_data_fails_on_too_few_rows() {
 #[test]
 fn load_data_fails_on_a_column_too_often_empty() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = digits_csv(dir.path(), 200);
+    let raw = raw_csv(dir.path(), 200);
     empty_cells(&raw, 3, |row| row % 5 < 2); // 40%
     empty_cells(&raw, 4, |row| row % 20 == 0); // 5%: at the limit, allowed
     let err = load_error(dir.path(), raw);
@@ -143,9 +175,9 @@ fn load_data_fails_on_a_column_too_often_empty() {
 #[test]
 fn load_data_keeps_a_few_empty_cells_as_nulls() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = digits_csv(dir.path(), 200);
+    let raw = raw_csv(dir.path(), 200);
     empty_cells(&raw, 10, |row| row % 25 == 0); // 8 of 200: 4%
-    let data = load_data(&context(dir.path(), "load_data"), raw).unwrap();
+    let data = load_data(&context(dir.path(), "load_data"), object(&raw)).unwrap();
     let table = read_parquet(&data.parquet).unwrap();
     assert_eq!(table.columns[10].iter().filter(|c| c.is_none()).count(), 8);
     assert!(table.columns[11].iter().all(Option::is_some));
@@ -183,12 +215,6 @@ fn load_data_names_bad_cells_and_headers() {
     std::fs::write(&csv, "a,b,label\n1,2,0\n1,2\n").unwrap();
     let err = load_error(dir.path(), csv.clone());
     assert!(err.contains("bad.csv: a malformed row"), "{err}");
-
-    let err = load_error(dir.path(), dir.path().join("missing.csv"));
-    assert!(
-        err.contains("cannot read") && err.contains("missing.csv"),
-        "{err}"
-    );
 }
 
 #[test]
