@@ -107,12 +107,12 @@ pub fn webhook(
     Webhook::new(url).map(Webhook::into_callback)
 }
 
-/// A client with one TLS provider (aws-lc-rs), and statuses read by
+/// A client with one TLS provider (ring), and statuses read by
 /// [`Webhook::send`] rather than turned into errors.
 fn agent(timeout: Duration) -> ureq::Agent {
     let tls = TlsConfig::builder()
         .provider(TlsProvider::Rustls)
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .build();
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))

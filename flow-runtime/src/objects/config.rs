@@ -349,6 +349,9 @@ mod s3 {
         config: &ObjectStoreConfig,
         bucket: &str,
     ) -> Result<(Arc<dyn object_store::ObjectStore>, String), String> {
+        // The HTTP client's TLS uses the process's default rustls provider; install ring
+        // unless the program installed one already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         for (key, value) in &config.options {
             let key = key
@@ -432,6 +435,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("names no bucket"), "{err}");
+    }
+
+    /// The HTTPS client needs a TLS crypto provider, which flow installs (ring); building
+    /// one makes no request.
+    #[cfg(feature = "s3")]
+    #[test]
+    fn an_https_s3_client_builds_with_the_installed_tls_provider() {
+        let objects = ObjectStoreConfig::parse("s3://bucket/flow")
+            .and_then(|c| c.option("aws_region", "eu-west-1"))
+            .and_then(|c| c.option("aws_access_key_id", "key"))
+            .and_then(|c| c.option("aws_secret_access_key", "secret"))
+            .unwrap()
+            .connect()
+            .unwrap();
+        assert_eq!(objects.location(), "s3://bucket/flow");
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
     }
 
     #[test]
