@@ -274,6 +274,19 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_name_with_spaces_is_written_as_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let landing = dir.path().join("raw data");
+        let csv = ObjectPath::parse(&landing.to_string_lossy())
+            .unwrap()
+            .join("day 1.csv")
+            .unwrap();
+        csv.write(b"x\n".to_vec()).unwrap();
+        assert_eq!(std::fs::read(landing.join("day 1.csv")).unwrap(), b"x\n");
+        assert_eq!(csv.local_path(), Some(landing.join("day 1.csv")));
+    }
+
+    #[test]
     fn a_path_travels_as_its_url() {
         let path = ObjectPath::parse("/srv/raw/digits.csv").unwrap();
         let json = serde_json::to_string(&path).unwrap();
