@@ -192,7 +192,7 @@ impl TaskSpec {
             let poke = poke.clone();
             let span = tracing::Span::current();
             Box::pin(async move {
-                let objects = crate::objects::ambient_objects();
+                let objects = ctx.objects().cloned();
                 let call = move || {
                     crate::objects::with_run_objects_sync(objects, || {
                         span.in_scope(|| poke(&ctx, &inputs))

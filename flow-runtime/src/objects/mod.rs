@@ -24,9 +24,7 @@ mod io;
 mod path;
 mod xcom;
 
-pub(crate) use ambient::{
-    current as ambient_objects, scope as with_run_objects, sync_scope as with_run_objects_sync,
-};
+pub(crate) use ambient::{scope as with_run_objects, sync_scope as with_run_objects_sync};
 pub use artifacts::{ArtifactKey, Artifacts};
 pub use config::{DEFAULT_THRESHOLD, OBJECT_STORE_ENV, ObjectStoreConfig, THRESHOLD_ENV};
 pub use path::ObjectPath;
