@@ -218,7 +218,8 @@ impl TaskContext {
     /// ```
     /// use flow_runtime::prelude::*;
     /// let dir = tempfile::tempdir().unwrap();
-    /// let ctx = TaskContext::for_test("ml", "land").with_param("raw_dir", dir.path().to_str().unwrap());
+    /// let raw = dir.path().to_str().unwrap();
+    /// let ctx = TaskContext::for_test("ml", "land").with_param("raw_dir", raw);
     /// let raw_dir: String = ctx.param("raw_dir")?;
     /// let csv = ctx.object_path(&raw_dir)?.join("digits.csv")?;
     /// csv.write(b"pixel_0,label\n".to_vec())?;

@@ -6,11 +6,12 @@
 //! ```
 //!
 //! `land_raw_data` lands smartcore's digits data set (1,797 handwritten digits, 8x8
-//! pixels) as CSV in the raw directory, or at an S3 URL through the object store; `load_data` validates it and keeps a Parquet copy;
-//! `train_model` fits a seeded random forest on 80% of the rows; `evaluate_model` scores
-//! it on the other 20% and fails below the `threshold` param; the branch deploys the model
-//! to production above 0.9, else to staging, under the `models_dir` param. Everything runs
-//! offline: the data set is compiled into smartcore.
+//! pixels) as CSV in the raw directory, or at an S3 URL through the object store;
+//! `load_data` validates it and keeps a Parquet copy; `train_model` fits a seeded random
+//! forest on 80% of the rows; `evaluate_model` scores it on the other 20% and fails below
+//! the `threshold` param; the branch deploys the model to production above 0.9, else to
+//! staging, under the `models_dir` param. Everything runs offline: the data set is
+//! compiled into smartcore.
 
 pub mod data;
 pub mod model;
