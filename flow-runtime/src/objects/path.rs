@@ -2,7 +2,7 @@
 //! that lands data where another reads it (a raw CSV in `s3://bucket/raw/`, or a local
 //! directory) passes an [`ObjectPath`] between them, and the same code serves both.
 
-use std::path::PathBuf;
+use std::path::{Component, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use object_store::path::Path;
@@ -57,7 +57,7 @@ impl ObjectPath {
         Self::resolve(text, None)
     }
 
-    /// The object `text` names; a URL of the same kind of store as `run` (S3 and S3) uses
+    /// The object `text` names; a URL of the same kind of store as `run` (both S3) uses
     /// `run`'s settings.
     pub(crate) fn resolve(text: &str, run: Option<&Objects>) -> Result<Self, ObjectError> {
         let bad = |reason: &str| ObjectError::BadPath {
@@ -79,7 +79,18 @@ impl ObjectPath {
         }
         let absolute = std::path::absolute(trimmed)
             .map_err(|e| bad(&format!("it cannot be made absolute: {e}")))?;
-        let relative = absolute.to_string_lossy();
+        // `../raw` means what a shell would make of it; the key itself takes no `..`.
+        let mut normal = PathBuf::new();
+        for part in absolute.components() {
+            match part {
+                Component::ParentDir => {
+                    normal.pop();
+                }
+                Component::CurDir => {}
+                other => normal.push(other),
+            }
+        }
+        let relative = normal.to_string_lossy();
         let relative = relative.trim_matches('/');
         if relative.is_empty() {
             return Err(bad("it names the root directory, not a file"));
@@ -299,9 +310,12 @@ mod tests {
 
     #[test]
     fn relative_paths_are_below_the_working_directory() {
+        let cwd = std::env::current_dir().unwrap();
         let path = ObjectPath::parse("raw/digits.csv").unwrap();
-        let expected = std::env::current_dir().unwrap().join("raw/digits.csv");
-        assert_eq!(path.local_path(), Some(expected));
+        assert_eq!(path.local_path(), Some(cwd.join("raw/digits.csv")));
+        let up = ObjectPath::parse("../landing/./raw/digits.csv").unwrap();
+        let parent = cwd.parent().unwrap_or(&cwd);
+        assert_eq!(up.local_path(), Some(parent.join("landing/raw/digits.csv")));
     }
 
     #[test]
