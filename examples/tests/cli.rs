@@ -1,6 +1,7 @@
 //! The README's main command, end to end: the ML pipeline through the examples' binary.
 
 use assert_cmd::Command;
+use assert_cmd::assert::Assert;
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -12,6 +13,15 @@ fn examples(work_dir: &std::path::Path) -> Command {
         // Plain log lines, so the assertions can read `key=value`.
         .env("NO_COLOR", "1");
     cmd
+}
+
+/// What a finished command printed: its stdout and its stderr.
+fn printed(assert: &Assert) -> (String, String) {
+    let output = assert.get_output();
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// The state column of `task`'s line in the run summary.
@@ -39,8 +49,7 @@ fn the_ml_pipeline_trains_evaluates_and_branches_to_production() {
         ])
         .assert()
         .success();
-    let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
-    let stderr = String::from_utf8_lossy(&output.get_output().stderr).to_string();
+    let (stdout, stderr) = printed(&output);
     for task in [
         "land_raw_data",
         "load_data",
@@ -92,8 +101,7 @@ fn the_ml_pipeline_fails_below_the_threshold_and_deploys_nothing() {
         ])
         .assert()
         .code(1);
-    let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
-    let stderr = String::from_utf8_lossy(&output.get_output().stderr).to_string();
+    let (stdout, stderr) = printed(&output);
     assert_eq!(state(&stdout, "evaluate_model"), "failed", "{stdout}");
     assert!(
         format!("{stdout}{stderr}").contains("is below the threshold 0.999"),
@@ -125,7 +133,7 @@ fn every_example_dag_is_listed_and_runs() {
         .args(["dags", "test", "landing", "--date", "2025-03-01"])
         .assert()
         .success();
-    let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
+    let (stdout, _) = printed(&output);
     for task in ["export", "wait_for_export", "count_lines"] {
         assert!(
             stdout
@@ -149,8 +157,7 @@ fn the_sweep_evaluates_one_mapped_instance_per_setting_and_picks_the_best() {
         ])
         .assert()
         .success();
-    let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
-    let stderr = String::from_utf8_lossy(&output.get_output().stderr).to_string();
+    let (stdout, stderr) = printed(&output);
     // 2 tree counts x 3 depths, each its own task instance.
     assert!(
         stdout.contains("evaluate_setting [6 mapped]") && stdout.contains("6 success"),
@@ -174,19 +181,15 @@ fn the_ml_pipeline_lands_its_raw_data_at_an_s3_url() {
     let server = flow_tests::moto::MotoServer::start(env!("CARGO_TARGET_TMPDIR"));
     let dir = tempfile::tempdir().unwrap();
     let raw_dir = format!("s3://{}/raw", flow_tests::moto::BUCKET);
-    let output = examples(dir.path())
-        .envs(server.env("runs"))
-        .args([
-            "dags",
-            "test",
-            "ml_training_pipeline",
-            "--conf",
-            &format!(r#"{{"raw_dir": "{raw_dir}"}}"#),
-        ])
-        .assert()
-        .success();
-    let stdout = String::from_utf8_lossy(&output.get_output().stdout).to_string();
-    let stderr = String::from_utf8_lossy(&output.get_output().stderr).to_string();
+    let conf = format!(r#"{{"raw_dir": "{raw_dir}"}}"#);
+    let run_on_s3 = || {
+        examples(dir.path())
+            .envs(server.env("runs"))
+            .args(["dags", "test", "ml_training_pipeline", "--conf", &conf])
+            .assert()
+            .success()
+    };
+    let (stdout, stderr) = printed(&run_on_s3());
     for task in ["land_raw_data", "load_data", "evaluate_model"] {
         assert_eq!(state(&stdout, task), "success", "{stdout}");
     }
@@ -208,17 +211,6 @@ fn the_ml_pipeline_lands_its_raw_data_at_an_s3_url() {
     );
 
     // A second run finds the landed file and keeps it.
-    let again = examples(dir.path())
-        .envs(server.env("runs"))
-        .args([
-            "dags",
-            "test",
-            "ml_training_pipeline",
-            "--conf",
-            &format!(r#"{{"raw_dir": "{raw_dir}"}}"#),
-        ])
-        .assert()
-        .success();
-    let stderr = String::from_utf8_lossy(&again.get_output().stderr).to_string();
+    let (_, stderr) = printed(&run_on_s3());
     assert!(stderr.contains("raw data already landed"), "{stderr}");
 }
