@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use super::{Failure, find_task, live_executor, objects, render, report, resolve_run, runtime};
 use crate::dag::Dag;
-use crate::executor::Executor;
 use crate::home::FlowHome;
 use crate::ids::{MapIndex, TaskId, TaskInstanceKey};
+use crate::runtime::Executor;
 use crate::store::Store;
 
 fn open() -> Result<(FlowHome, Arc<dyn Store>), Failure> {

@@ -20,11 +20,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::dag::{BoundInput, Dag, parse_date};
 use crate::error::RunError;
-use crate::executor::{Executor, RunRequest, RunSummary};
 use crate::home::{FlowHome, HomeError};
 use crate::ids::RunId;
 use crate::objects::{ObjectError, ObjectStoreConfig, Objects};
 use crate::registry::{Registry, closest};
+use crate::runtime::{Executor, RunRequest, RunSummary};
 use crate::state::RunState;
 use crate::store::{MemoryStore, OpenMode, SqliteStore, Store, StoreError};
 use crate::xcom::{RETURN_VALUE, XComBlob};

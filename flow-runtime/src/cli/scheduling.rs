@@ -10,10 +10,10 @@ use tokio::task::JoinSet;
 
 use super::{Failure, configured, live_executor, logical_date, objects, render, runtime};
 use crate::dag::{Dag, parse_date};
-use crate::executor::{Executor, RunRequest, RunSummary};
 use crate::home::FlowHome;
 use crate::ids::RunId;
 use crate::registry::Registry;
+use crate::runtime::{Executor, RunRequest, RunSummary};
 use crate::scheduler::{Scheduler, SystemClock};
 use crate::state::RunState;
 use crate::store::{RunType, Store};
