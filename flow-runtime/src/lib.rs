@@ -69,6 +69,7 @@ pub mod sensor;
 pub mod shell;
 pub mod state;
 pub mod store;
+pub mod summary;
 pub mod task;
 pub mod timetable;
 pub mod trigger;

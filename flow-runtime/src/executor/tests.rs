@@ -473,7 +473,7 @@ async fn resume_counts_interrupted_tries_and_keeps_successes() {
 
 fn summary_key(summary: &RunSummary, task: &str) -> TaskInstanceKey {
     TaskInstanceKey {
-        dag_id: summary.dag_id.clone(),
+        dag_id: summary.dag_id().clone(),
         run_id: summary.run_id.clone(),
         task_id: task.into(),
         map_index: MapIndex::UNMAPPED,

@@ -23,15 +23,19 @@ use crate::callbacks::{self, Callback, CallbackEvent};
 use crate::context::{RunScope, TaskContext};
 use crate::dag::{BoundInput, Dag, MappedInput};
 use crate::error::{RunError, TaskError};
+use crate::events::Events;
 use crate::events::RunEvent;
 use crate::executor::{Finished, TaskExecutor, Work};
 use crate::ids::TaskInstanceKey;
 use crate::logs::TryLog;
 use crate::mapping;
+use crate::objects::Objects;
+use crate::pools::PoolRegistry;
 use crate::pools::{Claim, Grant};
-use crate::runtime::{Executor, RunSummary, TaskSummary};
 use crate::state::{RunState, TaskState};
+use crate::store::Store;
 use crate::store::{Change, DagRunRecord, StoreError, TaskInstanceRecord, XComStore};
+use crate::summary::{RunSummary, TaskSummary};
 use crate::task::{InputSource, PendingInput, PendingValue};
 use crate::timetable::DataInterval;
 use crate::xcom::{RETURN_VALUE, StoredXCom};
@@ -61,8 +65,26 @@ enum Launch {
     Expand(usize),
 }
 
+/// What every run of one executor shares: where it records, its object store, pools,
+/// events, stop signal and limits.
+#[derive(Clone)]
+pub(crate) struct RunSettings {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) objects: Option<Objects>,
+    pub(crate) pools: Arc<PoolRegistry>,
+    pub(crate) events: Events,
+    /// Turns true when runs must stop (gracefully, within `grace`).
+    pub(crate) stop: Option<tokio::sync::watch::Receiver<bool>>,
+    pub(crate) grace: Duration,
+    /// The most instances one mapped task may expand to.
+    pub(crate) max_map_length: usize,
+    /// Where tasks' `email` alerts go; `None` reads `FLOW_SMTP_*` when one is sent.
+    #[cfg(feature = "email")]
+    pub(crate) smtp: Option<Arc<crate::notify::SmtpConfig>>,
+}
+
 pub(crate) struct RunLoop<'a> {
-    runtime: &'a Executor,
+    runtime: &'a RunSettings,
     tracker: Tracker<'a>,
     executor: Box<dyn TaskExecutor>,
     scope: Arc<RunScope>,
@@ -85,7 +107,7 @@ pub(crate) struct RunLoop<'a> {
 
 impl<'a> RunLoop<'a> {
     pub(crate) fn new(
-        runtime: &'a Executor,
+        runtime: &'a RunSettings,
         dag: &'a Dag,
         run: &DagRunRecord,
         executor: Box<dyn TaskExecutor>,
@@ -94,7 +116,7 @@ impl<'a> RunLoop<'a> {
             serde_json::Value::Object(map) => map.clone(),
             _ => serde_json::Map::new(),
         };
-        let store = runtime.store();
+        let store = &runtime.store;
         let scope = Arc::new(RunScope {
             dag_id: dag.id().clone(),
             run_id: run.run_id.clone(),
@@ -104,13 +126,13 @@ impl<'a> RunLoop<'a> {
             params: Arc::new(params),
             xcoms: store.clone() as Arc<dyn XComStore>,
             runs: store.clone() as Arc<dyn crate::store::RunStore>,
-            objects: runtime.objects().cloned(),
+            objects: runtime.objects.clone(),
         });
         let options = TrackerOptions {
-            max_map_length: runtime.max_map_length_limit(),
-            events: runtime.events().is_observed(),
+            max_map_length: runtime.max_map_length,
+            events: runtime.events.is_observed(),
             #[cfg(feature = "email")]
-            smtp: runtime.smtp_config(),
+            smtp: runtime.smtp.clone(),
         };
         Self {
             runtime,
@@ -143,17 +165,17 @@ impl<'a> RunLoop<'a> {
         stored: Vec<TaskInstanceRecord>,
     ) -> Result<RunSummary, RunError> {
         let clock = Instant::now();
-        let store = self.runtime.store().clone();
+        let store = self.runtime.store.clone();
         self.tracker
             .push_change(self.run_change(RunState::Running, None));
-        self.runtime.events().run(RunEvent {
+        self.runtime.events.run(RunEvent {
             dag_id: self.scope.dag_id.clone(),
             run_id: self.scope.run_id.clone(),
             state: RunState::Running,
         });
         let pools = store.pools()?;
         self.runtime
-            .pool_registry()
+            .pools
             .define(pools.into_iter().map(|p| (p.name, p.slots)));
         let mut reschedules = std::collections::HashMap::new();
         for record in stored
@@ -167,7 +189,7 @@ impl<'a> RunLoop<'a> {
         // Tasks prepared into the batch being collected; they start once it is durable.
         let mut launches: Vec<Launch> = Vec::new();
         let mut in_flight: Option<InFlight> = None;
-        let mut stop = self.runtime.stop_signal();
+        let mut stop = self.runtime.stop.clone();
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         let capacity = self.executor.capacity();
         let mut log_flush = tokio::time::interval(LOG_FLUSH);
@@ -181,7 +203,7 @@ impl<'a> RunLoop<'a> {
             self.absorb();
             let stopping = stop.as_ref().is_some_and(|rx| *rx.borrow());
             if stopping && stop_deadline.is_none() {
-                stop_deadline = Some(tokio::time::Instant::now() + self.runtime.grace());
+                stop_deadline = Some(tokio::time::Instant::now() + self.runtime.grace);
                 self.stopped = true;
             }
             let mut blocked = Vec::new();
@@ -199,7 +221,7 @@ impl<'a> RunLoop<'a> {
                     Ready::Task(index) => index,
                 };
                 let claim = self.claim(index);
-                match self.runtime.pool_registry().try_claim(&claim) {
+                match self.runtime.pools.try_claim(&claim) {
                     Grant::Granted => {
                         self.held.insert(index, claim);
                         let started = self.tracker.start(index, Utc::now());
@@ -288,7 +310,7 @@ impl<'a> RunLoop<'a> {
                 // release between the claim and this wait would otherwise be missed).
                 () = async {
                     tokio::select! {
-                        () = self.runtime.pool_registry().released() => {}
+                        () = self.runtime.pools.released() => {}
                         () = tokio::time::sleep(Duration::from_millis(50)) => {}
                     }
                 }, if waiting_for_slots && running == 0 => {}
@@ -347,7 +369,7 @@ impl<'a> RunLoop<'a> {
             self.timers.push(Reverse((now + timer.delay, timer.index)));
         }
         for event in self.tracker.take_events() {
-            self.runtime.events().task(event);
+            self.runtime.events.task(event);
         }
     }
 
@@ -401,7 +423,7 @@ impl<'a> RunLoop<'a> {
     fn commit(&mut self) -> Result<(), RunError> {
         let changes = self.tracker.take_changes();
         let alerts = self.tracker.take_alerts();
-        self.runtime.store().apply(&changes)?;
+        self.runtime.store.apply(&changes)?;
         callbacks::dispatch(&mut self.callback_tasks, alerts);
         Ok(())
     }
@@ -410,7 +432,7 @@ impl<'a> RunLoop<'a> {
     /// durable. Later changes go to a new batch.
     fn commit_in_background(&mut self, launches: Vec<Launch>) -> InFlight {
         let batch = self.tracker.take_changes();
-        let store = self.runtime.store().clone();
+        let store = self.runtime.store.clone();
         InFlight {
             commit: tokio::task::spawn_blocking(move || store.apply(&batch)),
             launches,
@@ -465,7 +487,7 @@ impl<'a> RunLoop<'a> {
             inputs,
             function: task.spec().function().clone(),
             timeout: task.execution_timeout(),
-            objects: self.runtime.objects().cloned(),
+            objects: self.runtime.objects.clone(),
             span,
             log,
         });
@@ -480,7 +502,7 @@ impl<'a> RunLoop<'a> {
             end,
         } = finished;
         if let Some(claim) = self.held.remove(&index) {
-            self.runtime.pool_registry().release(&claim);
+            self.runtime.pools.release(&claim);
         }
         // Lines drained earlier are in earlier batches; the rest goes with the outcome.
         self.logs.remove(&index);
@@ -565,7 +587,7 @@ impl<'a> RunLoop<'a> {
         }
         let key: &TaskInstanceKey = &inst.record.key;
         self.runtime
-            .store()
+            .store
             .get_xcom(key, RETURN_VALUE)
             .map_err(|e| TaskError::XCom(format!("cannot read input `{param}`: {e}")))?
             .ok_or_else(|| TaskError::MissingInput {
@@ -618,10 +640,14 @@ impl<'a> RunLoop<'a> {
                 MappedInput::Upstream(producer) => {
                     // The list is split here, once: fetched if it is kept as an object.
                     let stored = self.output_of(*producer, param.name())?;
-                    let list = crate::objects::load_blocking(self.runtime.objects(), &stored)
-                        .map_err(|e| {
-                            TaskError::XCom(format!("cannot read input `{}`: {e}", param.name()))
-                        })?;
+                    let list =
+                        crate::objects::load_blocking(self.runtime.objects.as_ref(), &stored)
+                            .map_err(|e| {
+                                TaskError::XCom(format!(
+                                    "cannot read input `{}`: {e}",
+                                    param.name()
+                                ))
+                            })?;
                     param
                         .split_list(&list)
                         .map_err(|e| {
@@ -689,7 +715,7 @@ impl<'a> RunLoop<'a> {
     fn finish(&mut self, duration: Duration) -> Result<RunSummary, RunError> {
         // Tries abandoned by a stop or a timeout give their slots back.
         for (_, claim) in self.held.drain() {
-            self.runtime.pool_registry().release(&claim);
+            self.runtime.pools.release(&claim);
         }
         self.flush_logs();
         let state = self.tracker.final_state(self.stopped);
@@ -702,7 +728,7 @@ impl<'a> RunLoop<'a> {
         self.commit()?;
         // Stopped before the end: the run stays `running` and is resumed later.
         let state = state.unwrap_or(RunState::Running);
-        self.runtime.events().run(RunEvent {
+        self.runtime.events.run(RunEvent {
             dag_id: self.scope.dag_id.clone(),
             run_id: self.scope.run_id.clone(),
             state,
@@ -723,13 +749,15 @@ impl<'a> RunLoop<'a> {
                 error: record.error.clone(),
             })
             .collect();
-        self.runtime.summary(
-            &self.scope.dag_id,
-            &self.scope.run_id,
+        RunSummary::new(
+            self.scope.dag_id.clone(),
+            self.scope.run_id.clone(),
             self.scope.logical_date,
             state,
             duration,
             tasks,
+            self.runtime.store.clone() as Arc<dyn XComStore>,
+            self.runtime.objects.clone(),
         )
     }
 }
