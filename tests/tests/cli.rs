@@ -467,7 +467,11 @@ fn a_running_tasks_log_is_readable_from_another_process_while_it_runs() {
             .args(["tasks", "logs", "long_logger", "latest", "wait_for_release"])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&output.stdout).to_string()
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
     };
     let mut seen = String::new();
     for _ in 0..600 {
