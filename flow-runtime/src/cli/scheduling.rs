@@ -14,7 +14,7 @@ use crate::home::FlowHome;
 use crate::ids::RunId;
 use crate::registry::Registry;
 use crate::runtime::{Executor, RunRequest, RunSummary};
-use crate::scheduler::{Scheduler, SystemClock};
+use crate::runtime::{Scheduler, SystemClock};
 use crate::state::RunState;
 use crate::store::{RunType, Store};
 

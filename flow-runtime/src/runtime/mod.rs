@@ -6,6 +6,8 @@
 //! offers the instances it starts to a [`TaskExecutor`](crate::executor) kind: a tokio
 //! pool, or one try at a time ([`Executor::sequential`]).
 
+mod cron;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ pub use crate::summary::{RunSummary, TaskSummary};
 use crate::task::{InputSource, Inputs};
 use crate::timetable::DataInterval;
 use crate::xcom::XComBlob;
+pub use cron::{Clock, ManualClock, Scheduler, SystemClock};
 
 /// What a new run is: its type, data interval and resolved params.
 #[derive(Clone, Debug)]
