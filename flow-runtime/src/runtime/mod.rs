@@ -1,9 +1,9 @@
 //! The public facade: an [`Executor`] runs DAG runs against a store (create, run, resume,
 //! test one task, delete), with bounded parallelism, pools, an object store and events.
 //!
-//! Behind it, deciding and running are apart: the scheduler's coordinating loop
-//! ([`crate::scheduler`]) feeds a pure per-run tracker, commits what it decides, and
-//! offers the instances it starts to a [`TaskExecutor`](crate::executor) kind: a tokio
+//! Behind it, deciding and running are apart: the scheduler's coordinating loop (the
+//! crate's `scheduler` module) feeds a pure per-run tracker, commits what it decides, and
+//! offers the instances it starts to an executor kind (the `executor` module): a tokio
 //! pool, or one try at a time ([`Executor::sequential`]).
 
 mod cron;
