@@ -808,7 +808,10 @@ impl TaskOptionArgs {
         }
         if let Some(rule) = &self.trigger_rule {
             let variant = Ident::new(rule.variant, rule.span);
-            setters.push(("trigger_rule", quote!(#root::TriggerRule::#variant)));
+            setters.push((
+                "trigger_rule",
+                quote!(#root::__private::TriggerRule::#variant),
+            ));
         }
         if let Some(on) = &self.retry_exponential_backoff {
             setters.push(("retry_exponential_backoff", on.to_token_stream()));
@@ -860,7 +863,7 @@ impl TaskOptionArgs {
         match (&self.pool, pool_slots) {
             (Some(pool), _) => tokens.extend(quote!(.pool(#pool, #slots))),
             (None, Some(_)) => {
-                tokens.extend(quote!(.pool(#root::pools::DEFAULT_POOL, #slots)));
+                tokens.extend(quote!(.pool(#root::__private::DEFAULT_POOL, #slots)));
             }
             (None, None) => {}
         }
@@ -869,7 +872,7 @@ impl TaskOptionArgs {
 
     /// The options as a `TaskOptions` value: `TaskOptions::default().with_retries(2)..`.
     pub(crate) fn task_options(&self, root: &TokenStream) -> TokenStream {
-        let mut tokens = quote!(#root::TaskOptions::default());
+        let mut tokens = quote!(#root::__private::TaskOptions::default());
         if let Some(pool) = &self.pool {
             tokens.extend(quote!(.with_pool(#pool)));
         }
@@ -1071,7 +1074,8 @@ mod tests {
         let (none, _) = parse_task_options(quote!(email = []));
         assert_eq!(
             none.task_options(&root).to_string(),
-            quote!(::flow_runtime::TaskOptions::default().with_email([""; 0])).to_string()
+            quote!(::flow_runtime::__private::TaskOptions::default().with_email([""; 0]))
+                .to_string()
         );
     }
 
@@ -1088,7 +1092,7 @@ mod tests {
         assert_eq!(
             options.spec_setters(&root, None).to_string(),
             quote!(
-                .trigger_rule(::flow_runtime::TriggerRule::AllDone)
+                .trigger_rule(::flow_runtime::__private::TriggerRule::AllDone)
                 .retry_exponential_backoff(true)
                 .max_retry_delay(::flow_runtime::__private::Duration::from_millis(3_600_000))
                 .execution_timeout(::flow_runtime::__private::Duration::from_millis(600_000))
@@ -1099,8 +1103,8 @@ mod tests {
         assert!(
             defaults.starts_with(
                 &quote!(
-                    ::flow_runtime::TaskOptions::default()
-                        .with_trigger_rule(::flow_runtime::TriggerRule::AllDone)
+                    ::flow_runtime::__private::TaskOptions::default()
+                        .with_trigger_rule(::flow_runtime::__private::TriggerRule::AllDone)
                         .with_retry_exponential_backoff(true)
                 )
                 .to_string()
@@ -1122,7 +1126,7 @@ mod tests {
         assert_eq!(
             options.task_options(&root).to_string(),
             quote!(
-                ::flow_runtime::TaskOptions::default()
+                ::flow_runtime::__private::TaskOptions::default()
                     .with_pool("gpu")
                     .with_priority_weight(-5)
             )
@@ -1131,7 +1135,8 @@ mod tests {
         let (options, _) = parse_task_options(quote!(priority_weight = 10));
         assert_eq!(
             options.spec_setters(&root, Some(&slots)).to_string(),
-            quote!(.priority_weight(10).pool(::flow_runtime::pools::DEFAULT_POOL, 2)).to_string()
+            quote!(.priority_weight(10).pool(::flow_runtime::__private::DEFAULT_POOL, 2))
+                .to_string()
         );
         let (_, errors) = parse_task_options(quote!(
             pool = "a b",

@@ -206,7 +206,7 @@ pub(crate) fn setters(root: &TokenStream, params: &[ParamArg]) -> TokenStream {
         let ty = &param.ty;
         let (first, _) = spans::first_last(ty);
         let root_at_ty = spans::respan(root.clone(), first);
-        let new = quote_spanned!(first=> #root_at_ty::params::DagParam::new::<#ty>);
+        let new = quote_spanned!(first=> #root_at_ty::__private::DagParam::new::<#ty>);
         let mut param_tokens = quote!(#new(#name));
         if let Some(default) = &param.default {
             let (first, last) = spans::first_last(default);
@@ -270,7 +270,7 @@ mod tests {
         let out = setters(&quote!(::flow_runtime), &params).to_string();
         assert!(
             out.contains(
-                ". param (:: flow_runtime :: params :: DagParam :: new :: < f64 > (\"threshold\") . default (0.8) . description (\"The minimum accuracy.\"))"
+                ". param (:: flow_runtime :: __private :: DagParam :: new :: < f64 > (\"threshold\") . default (0.8) . description (\"The minimum accuracy.\"))"
             ),
             "{out}"
         );

@@ -97,7 +97,7 @@ impl SensorArgs {
     /// `SensorOptions::default().with_poke_interval(..)..`: Airflow's defaults where an
     /// option is not given.
     fn tokens(&self, root: &TokenStream) -> TokenStream {
-        let mut tokens = quote!(#root::sensor::SensorOptions::default());
+        let mut tokens = quote!(#root::__private::SensorOptions::default());
         if let Some((_, interval)) = &self.poke_interval {
             let value = attr::duration_tokens(root, interval);
             tokens.extend(quote!(.with_poke_interval(#value)));
@@ -108,7 +108,7 @@ impl SensorArgs {
         }
         if let Some((_, mode)) = &self.mode {
             let variant = Ident::new(mode.variant, mode.span);
-            tokens.extend(quote!(.with_mode(#root::sensor::SensorMode::#variant)));
+            tokens.extend(quote!(.with_mode(#root::__private::SensorMode::#variant)));
         }
         if self.soft_fail.is_some() {
             tokens.extend(quote!(.with_soft_fail(true)));
@@ -1045,7 +1045,7 @@ impl ToTokens for Stub {
             impl #function {
                 #[doc(hidden)]
                 #vis fn __flow_call(#(#params),*)
-                    -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::DagBuilder) -> #root::Node<#output>>
+                    -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #root::__private::Node<#output>>
                 {
                     ::core::unreachable!("the task `{}` does not compile", ::core::stringify!(#function))
                 }
@@ -1107,7 +1107,7 @@ impl Task {
         quote! {
             #[doc = #doc]
             #[allow(clippy::too_many_arguments)]
-            #vis fn #node(#dag: &mut #root::DagBuilder, #(#params),*) -> #root::Node<#out> {
+            #vis fn #node(#dag: &mut #root::__private::DagBuilder, #(#params),*) -> #root::__private::Node<#out> {
                 #body
             }
         }
@@ -1141,9 +1141,9 @@ impl Task {
             #[doc(hidden)]
             #[allow(clippy::too_many_arguments)]
             #vis fn #call<#lifetime>(#(#params),*)
-                -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::DagBuilder) -> #root::Node<#out> + #lifetime>
+                -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #root::__private::Node<#out> + #lifetime>
             {
-                #root::__private::Box::new(move |#dag: &mut #root::DagBuilder| Self::node(#dag, #(#names),*))
+                #root::__private::Box::new(move |#dag: &mut #root::__private::DagBuilder| Self::node(#dag, #(#names),*))
             }
         }
     }
@@ -1219,10 +1219,10 @@ impl Task {
             #[allow(dead_code)]
             impl #expand {
                 #(#mapped)*
-                #vis fn __flow_finish(self, dag: &mut #root::DagBuilder) -> #root::MappedNode<#out> {
+                #vis fn __flow_finish(self, dag: &mut #root::__private::DagBuilder) -> #root::__private::MappedNode<#out> {
                     self.0.finish(dag, #function::spec(), #root::__private::MapMode::Product)
                 }
-                #vis fn __flow_finish_zip(self, dag: &mut #root::DagBuilder) -> #root::MappedNode<#out> {
+                #vis fn __flow_finish_zip(self, dag: &mut #root::__private::DagBuilder) -> #root::__private::MappedNode<#out> {
                     self.0.finish(dag, #function::spec(), #root::__private::MapMode::Zip)
                 }
             }
@@ -1257,7 +1257,7 @@ impl Task {
         let (shell_helpers, new) = match (self.shell, &self.sensor) {
             (Some(flag), _) => (
                 Some(self.shell_helpers(flag)),
-                quote!(#root::TaskSpec::from_shell(#name, #function)),
+                quote!(#root::__private::TaskSpec::from_shell(#name, #function)),
             ),
             (None, Some(sensor)) => {
                 let options = sensor.options.tokens(root);
@@ -1268,15 +1268,18 @@ impl Task {
                 };
                 (
                     None,
-                    quote!(#root::TaskSpec::#constructor(#name, #options, #function)),
+                    quote!(#root::__private::TaskSpec::#constructor(#name, #options, #function)),
                 )
             }
-            (None, None) => (None, quote!(#root::TaskSpec::new::<#out>(#name, #function))),
+            (None, None) => (
+                None,
+                quote!(#root::__private::TaskSpec::new::<#out>(#name, #function)),
+            ),
         };
         quote! {
             #[doc = #spec_doc]
             #[must_use]
-            #vis fn spec() -> #root::TaskSpec {
+            #vis fn spec() -> #root::__private::TaskSpec {
                 #shell_helpers
                 #(#checks)*
                 #special_check
@@ -1320,14 +1323,14 @@ impl Task {
                             command prints"
                 )]
                 trait #output {
-                    fn __flow_into_command(self) -> #root::shell::ShellCommand;
+                    fn __flow_into_command(self) -> #root::__private::ShellCommand;
                 }
-                impl #output for #root::shell::ShellCommand {
-                    fn __flow_into_command(self) -> #root::shell::ShellCommand {
+                impl #output for #root::__private::ShellCommand {
+                    fn __flow_into_command(self) -> #root::__private::ShellCommand {
                         self
                     }
                 }
-                fn #command<T: #output>(value: T) -> #root::shell::ShellCommand {
+                fn #command<T: #output>(value: T) -> #root::__private::ShellCommand {
                     value.__flow_into_command()
                 }
             },
@@ -1358,7 +1361,7 @@ impl Task {
         let (special, flag) = self.special?;
         let (expected, message, label, note) = match special {
             Special::Branch => (
-                quote!(#root::Branch),
+                quote!(#root::__private::Branch),
                 "a `#[task(branch)]` returns `Branch`, not `{Self}`",
                 "this is not a `Branch`",
                 "a branch task returns the downstream tasks to follow, `Branch::to(\"task_id\")`, \
@@ -1423,16 +1426,17 @@ impl Task {
             // What `TaskSpec::sensor` and `async_sensor` take: one poke's answer.
             Some(sensor) => {
                 let ready = &sensor.ready;
-                quote!(#root::__private::Result<#root::sensor::Poke<#ready>, #root::TaskError>)
+                quote!(#root::__private::Result<#root::__private::Poke<#ready>, #root::__private::TaskError>)
             }
-            None => quote!(#root::__private::Result<#root::XComBlob, #root::TaskError>),
+            None => {
+                quote!(#root::__private::Result<#root::__private::XComBlob, #root::__private::TaskError>)
+            }
         };
         if self.shell.is_some() {
             // What `TaskSpec::from_shell` takes: builds the command, which the runtime runs.
-            let command =
-                quote!(#root::__private::Result<#root::shell::ShellCommand, #root::TaskError>);
+            let command = quote!(#root::__private::Result<#root::__private::ShellCommand, #root::__private::TaskError>);
             return quote! {
-                |#ctx: &#root::TaskContext, #inputs: #root::Inputs| -> #command {
+                |#ctx: &#root::__private::TaskContext, #inputs: #root::__private::Inputs| -> #command {
                     #(#decode)*
                     #finish
                 }
@@ -1448,26 +1452,26 @@ impl Task {
             let mut pinned = Group::new(Delimiter::Parenthesis, quote!(#async_move #body));
             pinned.set_span(span);
             let closure = quote! {
-                |#ctx: #root::TaskContext, #inputs: #root::Inputs| -> #root::__private::BoxFuture<#result> {
+                |#ctx: #root::__private::TaskContext, #inputs: #root::__private::Inputs| -> #root::__private::BoxFuture<#result> {
                     #pin #pinned
                 }
             };
             if self.sensor.is_some() {
                 return closure;
             }
-            quote!(#root::TaskFn::Async(#root::__private::Arc::new(#closure)))
+            quote!(#root::__private::TaskFn::Async(#root::__private::Arc::new(#closure)))
         } else if self.sensor.is_some() {
             // Poked again and again, so it borrows its inputs.
             quote! {
-                |#ctx: &#root::TaskContext, #inputs: &#root::Inputs| -> #result {
+                |#ctx: &#root::__private::TaskContext, #inputs: &#root::__private::Inputs| -> #result {
                     #(#decode)*
                     #finish
                 }
             }
         } else {
             quote! {
-                #root::TaskFn::Sync(#root::__private::Arc::new(
-                    |#ctx: &#root::TaskContext, #inputs: #root::Inputs| -> #result {
+                #root::__private::TaskFn::Sync(#root::__private::Arc::new(
+                    |#ctx: &#root::__private::TaskContext, #inputs: #root::__private::Inputs| -> #result {
                         #(#decode)*
                         #finish
                     },
@@ -1506,7 +1510,8 @@ impl Task {
                 let error = Ident::new("__flow_error", Span::mixed_site());
                 let (first, last) = error_type_span(written);
                 let located_error = spans::located_field(&error, first, last);
-                let from_error = spans::respan(quote!(#root::TaskError::from_error), first);
+                let from_error =
+                    spans::respan(quote!(#root::__private::TaskError::from_error), first);
                 let tail = self.tail(&value, ok);
                 quote! {
                     let #value: #ok = match #call {
@@ -1617,7 +1622,7 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("struct load { }"), "{out}");
-        assert!(out.contains("fn node (__flow_dag : & mut :: flow_runtime :: DagBuilder , source : impl :: flow_runtime :: __private :: IntoInput < String >)"), "{out}");
+        assert!(out.contains("fn node (__flow_dag : & mut :: flow_runtime :: __private :: DagBuilder , source : impl :: flow_runtime :: __private :: IntoInput < String >)"), "{out}");
         assert!(
             out.contains("TaskSpec :: new :: < Rows > (\"load\""),
             "{out}"
@@ -1702,11 +1707,11 @@ mod tests {
         );
         assert!(!out.contains("compile_error"), "{out}");
         assert!(
-            out.contains(":: flow_runtime :: TaskSpec :: from_shell (\"greet\""),
+            out.contains(":: flow_runtime :: __private :: TaskSpec :: from_shell (\"greet\""),
             "{out}"
         );
         assert!(
-            out.contains("-> :: flow_runtime :: Node < :: std :: string :: String >"),
+            out.contains("-> :: flow_runtime :: __private :: Node < :: std :: string :: String >"),
             "{out}"
         );
         assert!(
@@ -1714,7 +1719,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains(". pool (:: flow_runtime :: pools :: DEFAULT_POOL , 2) . on_failure (alerts :: page)"),
+            out.contains(". pool (:: flow_runtime :: __private :: DEFAULT_POOL , 2) . on_failure (alerts :: page)"),
             "{out}"
         );
 
