@@ -17,11 +17,11 @@ use syn::{
 };
 
 use crate::attr::{self, DurationLit, Options, TaskOptionArgs, kw};
+use crate::check::{schedule, timezone};
 use crate::error::{Errors, with_errors};
 use crate::params::{self, ParamArg};
 use crate::spans;
 use crate::task::{cfg_attributes, doc_text, item_head};
-use crate::{schedule, timezone};
 
 /// Expands `#[dag(args)] item`.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -255,7 +255,7 @@ struct DefaultArgs(TaskOptionArgs);
 
 impl Options for DefaultArgs {
     const ATTRIBUTE: &'static str = "default_args(..)";
-    const KEYS: &'static [&'static str] = &TaskOptionArgs::KEYS;
+    const KEYS: &'static [&'static str] = TaskOptionArgs::KEYS;
     const ELSEWHERE: &'static [(&'static str, &'static str)] = &[
         (
             "branch",
@@ -324,25 +324,9 @@ fn parse_schedule(input: ParseStream, key_span: Span) -> syn::Result<ScheduleArg
         ));
     }
     let text = attr::string(input, "schedule", key_span, "\"0 2 * * *\"")?;
-    match schedule::check(&text.value()) {
+    match schedule::message(&text.value()) {
         Ok(()) => Ok(ScheduleArg::Cron(text)),
-        Err(reason) => {
-            let hint = if text.value().trim().starts_with('@') {
-                String::new()
-            } else {
-                "; write a cron expression like `0 2 * * *` (minute hour day-of-month month \
-                 day-of-week: every day at 02:00) or a preset like `@daily`"
-                    .to_string()
-            };
-            Err(syn::Error::new_spanned(
-                &text,
-                format!(
-                    "invalid schedule `{}`: {}{hint}",
-                    text.value(),
-                    reason.trim_end_matches('.')
-                ),
-            ))
-        }
+        Err(message) => Err(syn::Error::new_spanned(&text, message)),
     }
 }
 

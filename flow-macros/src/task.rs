@@ -149,35 +149,7 @@ impl CallbackArgs {
 
 impl Options for TaskArgs {
     const ATTRIBUTE: &'static str = "#[task]";
-    const KEYS: &'static [&'static str] = &[
-        "task_id",
-        "retries",
-        "retry_delay",
-        "owner",
-        "trigger_rule",
-        "retry_exponential_backoff",
-        "max_retry_delay",
-        "execution_timeout",
-        "branch",
-        "short_circuit",
-        "shell",
-        "sensor",
-        "poke_interval",
-        "timeout",
-        "mode",
-        "soft_fail",
-        "exponential_backoff",
-        "pool",
-        "pool_slots",
-        "priority_weight",
-        "email",
-        "email_on_failure",
-        "email_on_retry",
-        "on_success",
-        "on_failure",
-        "on_retry",
-        "crate",
-    ];
+    const KEYS: &'static [&'static str] = attr::TASK_KEYS;
     const PLANNED: &'static [&'static str] = &["queue", "multiple_outputs"];
     const RENAMED: &'static [(&'static str, &'static str)] = &[
         ("on_success_callback", "on_success"),
