@@ -6,19 +6,20 @@
 //! the hand-written code it stands for.
 //!
 //! Inside, each macro runs in phases: the `attr` module parses the options into typed
-//! values (shared by both macros), `task` and `dag` check the item into a model, rewrite
-//! and generate code, `schedule` and `timezone` check cron expressions and time zones at
-//! compile time, `params` reads a DAG's typed params, and `error` collects every problem
-//! so that all of them are reported at once, next to the user's item.
+//! values (shared by both macros; every task option is one row of `attr::table`), `task`
+//! and `dag` check the item into a model, rewrite and generate code, `check` checks cron
+//! expressions and time zones at compile time in the runtime's words, `dag::params` reads
+//! a DAG's typed params, and `error` collects every problem so that all of them are
+//! reported at once, next to the user's item. Generated code names the runtime only
+//! through `flow_runtime::__private`.
 
 mod attr;
+mod check;
 mod dag;
 mod error;
-mod params;
-mod schedule;
 mod spans;
+mod syntax;
 mod task;
-mod timezone;
 
 use proc_macro::TokenStream;
 

@@ -631,30 +631,15 @@ impl DagBuilder {
             if options.pool_slots == Some(0) {
                 errors.push(DagDefinitionError::ZeroPoolSlots(draft.id.to_string()));
             }
-            let email = options.email.clone().unwrap_or_default();
-            check_email(&draft.id, &email, &mut errors);
+            check_email(
+                &draft.id,
+                options.email.as_deref().unwrap_or(&[]),
+                &mut errors,
+            );
             tasks.push(Task {
                 id: draft.id.clone(),
                 spec: draft.spec.clone(),
-                retries: options.retries.unwrap_or(0),
-                retry_delay: options.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY),
-                owner: options
-                    .owner
-                    .clone()
-                    .unwrap_or_else(|| "airflow".to_string()),
-                trigger_rule: options.trigger_rule.unwrap_or_default(),
-                retry_exponential_backoff: options.retry_exponential_backoff.unwrap_or(false),
-                max_retry_delay: options.max_retry_delay,
-                execution_timeout: options.execution_timeout,
-                pool: options
-                    .pool
-                    .clone()
-                    .unwrap_or_else(|| crate::pools::DEFAULT_POOL.to_string()),
-                pool_slots: options.pool_slots.unwrap_or(1),
-                priority_weight: options.priority_weight.unwrap_or(1),
-                email_on_failure: options.email_on_failure.unwrap_or(true),
-                email_on_retry: options.email_on_retry.unwrap_or(true),
-                email,
+                options,
                 priority: 0,
                 map_mode: mapped.then(|| draft.map_mode.unwrap_or_default()),
                 inputs: bound,
@@ -774,7 +759,7 @@ fn compute_priorities(tasks: &mut [Task], topological: &[usize]) {
     let exact = tasks.len() <= EXACT_PRIORITY_TASKS;
     let mut below: Vec<Vec<usize>> = vec![Vec::new(); if exact { tasks.len() } else { 0 }];
     for &i in topological.iter().rev() {
-        let own = i64::from(tasks[i].priority_weight);
+        let own = i64::from(tasks[i].priority_weight());
         tasks[i].priority = if exact {
             let mut set: Vec<usize> = tasks[i].downstream.clone();
             for &d in &tasks[i].downstream {
@@ -784,7 +769,7 @@ fn compute_priorities(tasks: &mut [Task], topological: &[usize]) {
             set.dedup();
             let sum = set
                 .iter()
-                .map(|&d| i64::from(tasks[d].priority_weight))
+                .map(|&d| i64::from(tasks[d].priority_weight()))
                 .sum::<i64>();
             below[i] = set;
             own.saturating_add(sum)
@@ -888,19 +873,8 @@ pub enum MappedInput {
 pub struct Task {
     id: TaskId,
     spec: TaskSpec,
-    retries: u32,
-    retry_delay: Duration,
-    owner: String,
-    trigger_rule: TriggerRule,
-    retry_exponential_backoff: bool,
-    max_retry_delay: Option<Duration>,
-    execution_timeout: Option<Duration>,
-    pool: String,
-    pool_slots: u32,
-    priority_weight: i32,
-    email: Vec<String>,
-    email_on_failure: bool,
-    email_on_retry: bool,
+    /// Its options after `default_args`; the accessors below say what an unset one means.
+    options: TaskOptions,
     /// Its own weight plus every downstream task's (Airflow's `downstream` weight rule).
     priority: i64,
     /// How its mapped arguments combine, if it is mapped.
@@ -913,17 +887,20 @@ pub struct Task {
 impl Task {
     /// The pool a try takes slots of.
     pub fn pool(&self) -> &str {
-        &self.pool
+        self.options
+            .pool
+            .as_deref()
+            .unwrap_or(crate::pools::DEFAULT_POOL)
     }
 
     /// Slots of the pool a try takes.
     pub fn pool_slots(&self) -> u32 {
-        self.pool_slots
+        self.options.pool_slots.unwrap_or(1)
     }
 
     /// The task's own priority weight.
     pub fn priority_weight(&self) -> i32 {
-        self.priority_weight
+        self.options.priority_weight.unwrap_or(1)
     }
 
     /// Its effective priority: its weight plus all downstream tasks' weights.
@@ -933,29 +910,29 @@ impl Task {
 
     /// Who is mailed when the task fails or is retried, after `default_args`.
     pub fn email(&self) -> &[String] {
-        &self.email
+        self.options.email.as_deref().unwrap_or(&[])
     }
 
     /// Whether reaching `state` mails [`Task::email`]: `failed` unless
     /// `email_on_failure = false`, `up_for_retry` unless `email_on_retry = false`.
     pub fn emails_on(&self, state: crate::state::TaskState) -> bool {
         use crate::state::TaskState;
-        !self.email.is_empty()
+        !self.email().is_empty()
             && match state {
-                TaskState::Failed => self.email_on_failure,
-                TaskState::UpForRetry => self.email_on_retry,
+                TaskState::Failed => self.options.email_on_failure.unwrap_or(true),
+                TaskState::UpForRetry => self.options.email_on_retry.unwrap_or(true),
                 _ => false,
             }
     }
 
     /// When the task runs, given its upstream tasks' states (default `all_success`).
     pub fn trigger_rule(&self) -> TriggerRule {
-        self.trigger_rule
+        self.options.trigger_rule.unwrap_or_default()
     }
 
     /// How long one try may run, if limited.
     pub fn execution_timeout(&self) -> Option<Duration> {
-        self.execution_timeout
+        self.options.execution_timeout
     }
 
     /// The pause before retry number `retry` (1 for the first retry), as Airflow
@@ -963,15 +940,17 @@ impl Task {
     /// `retry_delay * 2^(retry-1)` plus a jitter of up to as much again derived from
     /// `seed` (stable for one task instance and try), capped by `max_retry_delay`.
     pub fn retry_delay_for(&self, retry: u32, seed: u64) -> Duration {
-        if !self.retry_exponential_backoff {
-            return self.retry_delay;
+        if !self.options.retry_exponential_backoff.unwrap_or(false) {
+            return self.retry_delay();
         }
-        let base_ms = u64::try_from(self.retry_delay.as_millis())
+        let base_ms = u64::try_from(self.retry_delay().as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
         let min_ms = base_ms.saturating_mul(1_u64 << retry.saturating_sub(1).min(62));
         let delay = Duration::from_millis(min_ms.saturating_add(seed % min_ms));
-        self.max_retry_delay.map_or(delay, |cap| delay.min(cap))
+        self.options
+            .max_retry_delay
+            .map_or(delay, |cap| delay.min(cap))
     }
 
     /// The task's id within its DAG.
@@ -984,15 +963,15 @@ impl Task {
     }
     /// Retries, after `default_args`.
     pub fn retries(&self) -> u32 {
-        self.retries
+        self.options.retries.unwrap_or(0)
     }
     /// Pause before a retry, after `default_args` (Airflow's default: 5 minutes).
     pub fn retry_delay(&self) -> Duration {
-        self.retry_delay
+        self.options.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY)
     }
     /// Owner, after `default_args` (Airflow's default: `airflow`).
     pub fn owner(&self) -> &str {
-        &self.owner
+        self.options.owner.as_deref().unwrap_or("airflow")
     }
     /// Whether the task is mapped: one instance per element of its mapped arguments.
     pub fn is_mapped(&self) -> bool {

@@ -120,14 +120,25 @@ pub mod prelude {
     pub use serde::{Deserialize, Serialize};
 }
 
-/// Paths used by the code the macros generate. Not a public API.
+/// Every name the code the macros generate uses, so that the public modules can move
+/// without breaking it. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::dag::{IntoInput, NodeRef};
-    pub use crate::mapping::{IntoMapped, MapCall, MapMode};
+    pub use crate::branch::Branch;
+    pub use crate::context::TaskContext;
+    pub use crate::dag::{AnyNode, Dag, DagBuilder, IntoInput, Node, NodeRef};
+    pub use crate::error::{DagError, TaskError};
+    pub use crate::mapping::{IntoMapped, MapCall, MapMode, MappedNode};
+    pub use crate::params::DagParam;
+    pub use crate::pools::DEFAULT_POOL;
     pub use crate::registry::{DagRegistration, TaskRegistration};
-    pub use crate::task::{BoxFuture, TaskReturn, encode_output};
-    pub use crate::xcom::XComValue;
+    pub use crate::sensor::{Poke, SensorMode, SensorOptions};
+    pub use crate::shell::ShellCommand;
+    pub use crate::task::{
+        BoxFuture, Inputs, TaskFn, TaskOptions, TaskReturn, TaskSpec, encode_output,
+    };
+    pub use crate::trigger::TriggerRule;
+    pub use crate::xcom::{XComBlob, XComValue};
     pub use ::core::convert::Infallible;
     pub use ::core::option::Option;
     pub use ::core::result::Result;

@@ -54,9 +54,16 @@ pub const PRESETS: &[&str] = &[
     "@annually",
 ];
 
+/// What follows the reason a cron expression is refused.
+const CRON_HINT: &str = "; write a cron expression like `0 2 * * *` (minute hour day-of-month \
+                         month day-of-week: every day at 02:00) or a preset like `@daily`";
+
 impl Schedule {
     /// Parses a schedule string: `@once`, a preset, or a 5-field (or 6-field, with seconds)
     /// cron expression.
+    ///
+    /// The reason of an error is the one `#[dag(schedule = "..")]` gives at compile time
+    /// (flow-macros' test `check::tests` compares them).
     pub fn parse(text: &str) -> Result<Self, String> {
         let trimmed = text.trim();
         if trimmed.eq_ignore_ascii_case("@once") {
@@ -67,24 +74,48 @@ impl Schedule {
             .find(|(name, _)| trimmed.eq_ignore_ascii_case(name))
             .map_or(trimmed, |(_, cron)| cron);
         if expanded.starts_with('@') && !PRESETS.iter().any(|p| p.eq_ignore_ascii_case(expanded)) {
-            return Err(format!("unknown preset; use one of {}", PRESETS.join(", ")));
+            let hint = closest_preset(&expanded.to_ascii_lowercase())
+                .map_or_else(|| "use".to_string(), |p| format!("did you mean `{p}`? Use"));
+            return Err(format!(
+                "unknown preset; {hint} one of {}",
+                PRESETS.join(", ")
+            ));
         }
+        // A preset expands to a valid expression, so only what the user wrote as cron
+        // gets the hint.
+        let hint = if trimmed.starts_with('@') {
+            ""
+        } else {
+            CRON_HINT
+        };
         let fields = expanded.split_whitespace().count();
         if !expanded.starts_with('@') && !(5..=6).contains(&fields) {
             return Err(format!(
-                "expected 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, found {fields}"
+                "expected 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, found {fields}{hint}"
             ));
         }
         let parser = CronParser::builder()
             .seconds(Seconds::Optional)
             .year(Year::Disallowed)
             .build();
-        let cron = parser.parse(expanded).map_err(|e| e.to_string())?;
+        let cron = parser
+            .parse(expanded)
+            .map_err(|e| format!("{}{hint}", e.to_string().trim_end_matches('.')))?;
         Ok(Schedule::Cron(Box::new(CronSchedule {
             expression: trimmed.to_string(),
             cron,
         })))
     }
+}
+
+/// The preset closest to `wanted`, if it is close enough to be a likely typo.
+fn closest_preset(wanted: &str) -> Option<&'static str> {
+    PRESETS
+        .iter()
+        .map(|p| (strsim::levenshtein(wanted, p), *p))
+        .filter(|(distance, p)| *distance <= (p.len().max(wanted.len()) / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, p)| p)
 }
 
 impl fmt::Display for Schedule {
@@ -145,6 +176,10 @@ mod tests {
                 .contains("@daily")
         );
         assert!(Schedule::parse("0 2 * *").unwrap_err().contains("5 fields"));
+        let typo = Schedule::parse("@dialy").unwrap_err();
+        assert!(typo.contains("did you mean `@daily`?"), "{typo}");
+        let cron = Schedule::parse("61 * * * *").unwrap_err();
+        assert!(cron.ends_with("or a preset like `@daily`"), "{cron}");
         assert!(Schedule::parse("61 * * * *").is_err());
         assert!(Schedule::parse("0 0 2 * * * 2025").is_err());
     }

@@ -139,136 +139,90 @@ fn xcom_to_json<T: XComValue>(blob: &XComBlob) -> Result<serde_json::Value, Stri
     serde_json::to_value(&typed).map_err(|e| e.to_string())
 }
 
-/// Options a task declares; unset ones fall back to the DAG's `default_args`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct TaskOptions {
-    /// How many times a failed try is retried.
-    pub retries: Option<u32>,
-    /// The pause before a retry.
-    pub retry_delay: Option<Duration>,
-    /// Who is responsible for the task.
-    pub owner: Option<String>,
-    /// When the task runs, given its upstream tasks' states.
-    pub trigger_rule: Option<crate::trigger::TriggerRule>,
-    /// Whether each retry waits twice as long as the one before (with jitter).
-    pub retry_exponential_backoff: Option<bool>,
-    /// The longest pause before a retry when backing off.
-    pub max_retry_delay: Option<Duration>,
-    /// How long one try may run before it fails.
-    pub execution_timeout: Option<Duration>,
-    /// The pool whose slots a try takes (default `default_pool`).
-    pub pool: Option<String>,
-    /// How many slots of the pool a try takes (default 1).
-    pub pool_slots: Option<u32>,
-    /// Who starts first when slots are short: higher first, counting every downstream
-    /// task's weight too (Airflow's `weight_rule = "downstream"`); default 1.
-    pub priority_weight: Option<i32>,
-    /// Who is mailed when the task fails or is retried (Airflow's `email`); an empty
-    /// list mails no one, overriding `default_args`.
-    pub email: Option<Vec<String>>,
-    /// Whether `email` is mailed when the task fails for good (default true).
-    pub email_on_failure: Option<bool>,
-    /// Whether `email` is mailed when a try fails and another follows (default true).
-    pub email_on_retry: Option<bool>,
+/// THE table of the options a task declares and a DAG defaults in `default_args`: each row
+/// makes a field of [`TaskOptions`] (unset ones fall back to `default_args`), its
+/// `with_..` builder, its part of [`TaskOptions::or`] and, where named after `spec`, its
+/// setter on [`TaskSpec`]. (`pool` and `pool_slots` are set together on a task:
+/// [`TaskSpec::pool`].) What an unset option means is said where it is read, in
+/// `dag::Task`.
+macro_rules! task_options {
+    ($(
+        $(#[doc = $doc:literal])*
+        $field:ident: $ty:ty, $with:ident($arg:ident: $arg_ty:ty) => $value:expr
+        $(, spec $spec:ident)?;
+    )*) => {
+        /// Options a task declares; unset ones fall back to the DAG's `default_args`.
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct TaskOptions {
+            $($(#[doc = $doc])* pub $field: Option<$ty>,)*
+        }
+
+        impl TaskOptions {
+            $(
+                #[doc = concat!("Sets [`TaskOptions::", stringify!($field), "`].")]
+                pub fn $with(mut self, $arg: $arg_ty) -> Self {
+                    self.$field = Some($value);
+                    self
+                }
+            )*
+
+            /// Fills every unset option from `defaults`.
+            pub fn or(&self, defaults: &TaskOptions) -> TaskOptions {
+                TaskOptions {
+                    $($field: self.$field.as_ref().or(defaults.$field.as_ref()).cloned(),)*
+                }
+            }
+        }
+
+        impl TaskSpec {
+            $($(
+                #[doc = concat!("Sets the task's [`TaskOptions::", stringify!($field), "`].")]
+                pub fn $spec(mut self, $arg: $arg_ty) -> Self {
+                    self.options = self.options.$with($arg);
+                    self
+                }
+            )?)*
+        }
+    };
 }
 
-impl TaskOptions {
-    /// Sets `retries`.
-    pub fn with_retries(mut self, retries: u32) -> Self {
-        self.retries = Some(retries);
-        self
-    }
-
-    /// Sets `retry_delay`.
-    pub fn with_retry_delay(mut self, delay: Duration) -> Self {
-        self.retry_delay = Some(delay);
-        self
-    }
-
-    /// Sets `owner`.
-    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
-        self.owner = Some(owner.into());
-        self
-    }
-
-    /// Sets `trigger_rule`.
-    pub fn with_trigger_rule(mut self, rule: crate::trigger::TriggerRule) -> Self {
-        self.trigger_rule = Some(rule);
-        self
-    }
-
-    /// Sets `retry_exponential_backoff`.
-    pub fn with_retry_exponential_backoff(mut self, on: bool) -> Self {
-        self.retry_exponential_backoff = Some(on);
-        self
-    }
-
-    /// Sets `max_retry_delay`.
-    pub fn with_max_retry_delay(mut self, delay: Duration) -> Self {
-        self.max_retry_delay = Some(delay);
-        self
-    }
-
-    /// Sets `pool`.
-    pub fn with_pool(mut self, pool: impl Into<String>) -> Self {
-        self.pool = Some(pool.into());
-        self
-    }
-
-    /// Sets `priority_weight`.
-    pub fn with_priority_weight(mut self, weight: i32) -> Self {
-        self.priority_weight = Some(weight);
-        self
-    }
-
-    /// Sets `execution_timeout`.
-    pub fn with_execution_timeout(mut self, timeout: Duration) -> Self {
-        self.execution_timeout = Some(timeout);
-        self
-    }
-
-    /// Sets `email`.
-    pub fn with_email<I, S>(mut self, to: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.email = Some(to.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets `email_on_failure`.
-    pub fn with_email_on_failure(mut self, on: bool) -> Self {
-        self.email_on_failure = Some(on);
-        self
-    }
-
-    /// Sets `email_on_retry`.
-    pub fn with_email_on_retry(mut self, on: bool) -> Self {
-        self.email_on_retry = Some(on);
-        self
-    }
-
-    /// Fills every unset option from `defaults`.
-    pub fn or(&self, defaults: &TaskOptions) -> TaskOptions {
-        TaskOptions {
-            retries: self.retries.or(defaults.retries),
-            retry_delay: self.retry_delay.or(defaults.retry_delay),
-            owner: self.owner.clone().or_else(|| defaults.owner.clone()),
-            trigger_rule: self.trigger_rule.or(defaults.trigger_rule),
-            retry_exponential_backoff: self
-                .retry_exponential_backoff
-                .or(defaults.retry_exponential_backoff),
-            max_retry_delay: self.max_retry_delay.or(defaults.max_retry_delay),
-            execution_timeout: self.execution_timeout.or(defaults.execution_timeout),
-            pool: self.pool.clone().or_else(|| defaults.pool.clone()),
-            pool_slots: self.pool_slots.or(defaults.pool_slots),
-            priority_weight: self.priority_weight.or(defaults.priority_weight),
-            email: self.email.clone().or_else(|| defaults.email.clone()),
-            email_on_failure: self.email_on_failure.or(defaults.email_on_failure),
-            email_on_retry: self.email_on_retry.or(defaults.email_on_retry),
-        }
-    }
+task_options! {
+    /// How many times a failed try is retried.
+    retries: u32, with_retries(retries: u32) => retries, spec retries;
+    /// The pause before a retry.
+    retry_delay: Duration, with_retry_delay(delay: Duration) => delay, spec retry_delay;
+    /// Who is responsible for the task.
+    owner: String, with_owner(owner: impl Into<String>) => owner.into(), spec owner;
+    /// When the task runs, given its upstream tasks' states.
+    trigger_rule: crate::trigger::TriggerRule,
+        with_trigger_rule(rule: crate::trigger::TriggerRule) => rule, spec trigger_rule;
+    /// Whether each retry waits twice as long as the one before (with jitter), up to
+    /// `max_retry_delay` (Airflow's `retry_exponential_backoff`).
+    retry_exponential_backoff: bool,
+        with_retry_exponential_backoff(on: bool) => on, spec retry_exponential_backoff;
+    /// The longest pause before a retry when backing off.
+    max_retry_delay: Duration,
+        with_max_retry_delay(delay: Duration) => delay, spec max_retry_delay;
+    /// How long one try may run before it fails.
+    execution_timeout: Duration,
+        with_execution_timeout(timeout: Duration) => timeout, spec execution_timeout;
+    /// The pool whose slots a try takes (default `default_pool`).
+    pool: String, with_pool(pool: impl Into<String>) => pool.into();
+    /// How many slots of the pool a try takes (default 1).
+    pool_slots: u32, with_pool_slots(slots: u32) => slots;
+    /// Who starts first when slots are short: higher first, counting every downstream
+    /// task's weight too (Airflow's `weight_rule = "downstream"`); default 1.
+    priority_weight: i32, with_priority_weight(weight: i32) => weight, spec priority_weight;
+    /// Who is mailed when the task fails or is retried (Airflow's `email`, sent through
+    /// the executor's SMTP server: see [`crate::notify`]); an empty list mails no one,
+    /// overriding `default_args`. Every address is checked when the DAG is built.
+    email: Vec<String>,
+        with_email(to: impl IntoIterator<Item = impl Into<String>>)
+            => to.into_iter().map(Into::into).collect(), spec email;
+    /// Whether `email` is mailed when the task fails for good (default true).
+    email_on_failure: bool, with_email_on_failure(on: bool) => on, spec email_on_failure;
+    /// Whether `email` is mailed when a try fails and another follows (default true).
+    email_on_retry: bool, with_email_on_retry(on: bool) => on, spec email_on_retry;
 }
 
 /// Airflow's default pause before a retry.
@@ -374,24 +328,6 @@ impl TaskSpec {
         self
     }
 
-    /// Sets the number of retries.
-    pub fn retries(mut self, retries: u32) -> Self {
-        self.options.retries = Some(retries);
-        self
-    }
-
-    /// Sets the pause before a retry.
-    pub fn retry_delay(mut self, delay: Duration) -> Self {
-        self.options.retry_delay = Some(delay);
-        self
-    }
-
-    /// Sets the owner.
-    pub fn owner(mut self, owner: impl Into<String>) -> Self {
-        self.options.owner = Some(owner.into());
-        self
-    }
-
     /// Runs `f` when a try of this task succeeds.
     pub fn on_success(
         mut self,
@@ -441,65 +377,10 @@ impl TaskSpec {
         self.kind
     }
 
-    /// Sets the trigger rule.
-    pub fn trigger_rule(mut self, rule: crate::trigger::TriggerRule) -> Self {
-        self.options.trigger_rule = Some(rule);
-        self
-    }
-
-    /// Makes each retry wait twice as long as the one before, with jitter, up to
-    /// `max_retry_delay` (Airflow's `retry_exponential_backoff`).
-    pub fn retry_exponential_backoff(mut self, on: bool) -> Self {
-        self.options.retry_exponential_backoff = Some(on);
-        self
-    }
-
-    /// Caps the pause before a retry.
-    pub fn max_retry_delay(mut self, delay: Duration) -> Self {
-        self.options.max_retry_delay = Some(delay);
-        self
-    }
-
     /// Runs tries in `pool`, taking `slots` of it each.
     pub fn pool(mut self, pool: impl Into<String>, slots: u32) -> Self {
         self.options.pool = Some(pool.into());
         self.options.pool_slots = Some(slots);
-        self
-    }
-
-    /// Sets the priority weight (higher starts first when slots are short).
-    pub fn priority_weight(mut self, weight: i32) -> Self {
-        self.options.priority_weight = Some(weight);
-        self
-    }
-
-    /// Fails a try that runs longer than `timeout`.
-    pub fn execution_timeout(mut self, timeout: Duration) -> Self {
-        self.options.execution_timeout = Some(timeout);
-        self
-    }
-
-    /// Mails `to` when the task fails for good or a try is retried (Airflow's `email`,
-    /// sent through the executor's SMTP server: see [`crate::notify`]). Every address is
-    /// checked when the DAG is built.
-    pub fn email<I, S>(mut self, to: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.options.email = Some(to.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Whether `email` is mailed when the task fails for good (default true).
-    pub fn email_on_failure(mut self, on: bool) -> Self {
-        self.options.email_on_failure = Some(on);
-        self
-    }
-
-    /// Whether `email` is mailed when a try fails and another follows (default true).
-    pub fn email_on_retry(mut self, on: bool) -> Self {
-        self.options.email_on_retry = Some(on);
         self
     }
 

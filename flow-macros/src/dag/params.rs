@@ -15,10 +15,10 @@ use crate::error::Errors;
 use crate::spans;
 
 /// How a list of params is written, for messages.
-pub(crate) const EXAMPLE: &str = "params(threshold: f64 = 0.8, epochs: u32)";
+pub(super) const EXAMPLE: &str = "params(threshold: f64 = 0.8, epochs: u32)";
 
 /// One entry of `params(..)`.
-pub(crate) struct ParamArg {
+pub(super) struct ParamArg {
     name: Ident,
     ty: Type,
     default: Option<Expr>,
@@ -27,7 +27,7 @@ pub(crate) struct ParamArg {
 
 /// Reads the entries inside `params(..)`, recording every problem and keeping the good
 /// entries.
-pub(crate) fn parse_list(input: ParseStream, errors: &mut Errors) -> Vec<ParamArg> {
+pub(super) fn parse_list(input: ParseStream, errors: &mut Errors) -> Vec<ParamArg> {
     let mut params: Vec<ParamArg> = Vec::new();
     while !input.is_empty() {
         match parse_entry(input, errors) {
@@ -198,7 +198,7 @@ fn skip_entry(input: ParseStream) {
 ///
 /// The type is placed on the user's type, so "cannot be a param" points at it, and the
 /// default on the user's expression, so a default of another type is reported there.
-pub(crate) fn setters(root: &TokenStream, params: &[ParamArg]) -> TokenStream {
+pub(super) fn setters(root: &TokenStream, params: &[ParamArg]) -> TokenStream {
     let mut tokens = TokenStream::new();
     for param in params {
         let name = param.name.unraw().to_string();
@@ -206,7 +206,7 @@ pub(crate) fn setters(root: &TokenStream, params: &[ParamArg]) -> TokenStream {
         let ty = &param.ty;
         let (first, _) = spans::first_last(ty);
         let root_at_ty = spans::respan(root.clone(), first);
-        let new = quote_spanned!(first=> #root_at_ty::params::DagParam::new::<#ty>);
+        let new = quote_spanned!(first=> #root_at_ty::__private::DagParam::new::<#ty>);
         let mut param_tokens = quote!(#new(#name));
         if let Some(default) = &param.default {
             let (first, last) = spans::first_last(default);
@@ -227,7 +227,7 @@ pub(crate) fn setters(root: &TokenStream, params: &[ParamArg]) -> TokenStream {
 }
 
 /// The error for `params` not followed by a list in parentheses.
-pub(crate) fn usage_error(span: Span) -> syn::Error {
+pub(super) fn usage_error(span: Span) -> syn::Error {
     syn::Error::new(
         span,
         format!("write `{EXAMPLE}`: each param is `name: Type`, with an optional `= default`"),
@@ -270,7 +270,7 @@ mod tests {
         let out = setters(&quote!(::flow_runtime), &params).to_string();
         assert!(
             out.contains(
-                ". param (:: flow_runtime :: params :: DagParam :: new :: < f64 > (\"threshold\") . default (0.8) . description (\"The minimum accuracy.\"))"
+                ". param (:: flow_runtime :: __private :: DagParam :: new :: < f64 > (\"threshold\") . default (0.8) . description (\"The minimum accuracy.\"))"
             ),
             "{out}"
         );

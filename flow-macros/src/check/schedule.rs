@@ -1,6 +1,6 @@
 //! The compile-time check of a `schedule`, mirroring `flow_runtime::schedule::Schedule::parse`
 //! so that a schedule accepted here is accepted when the binary starts, with the same
-//! messages.
+//! reasons (the test of [`super`] compares them).
 
 use croner::parser::{CronParser, Seconds, Year};
 
@@ -8,7 +8,7 @@ use croner::parser::{CronParser, Seconds, Year};
 const EXTRA_PRESETS: &[(&str, &str)] = &[("@quarterly", "0 0 1 */3 *"), ("@midnight", "0 0 * * *")];
 
 /// The presets a schedule may name.
-pub(crate) const PRESETS: &[&str] = &[
+const PRESETS: &[&str] = &[
     "@once",
     "@hourly",
     "@daily",
@@ -19,6 +19,10 @@ pub(crate) const PRESETS: &[&str] = &[
     "@yearly",
     "@annually",
 ];
+
+/// What follows the reason a cron expression is refused.
+const CRON_HINT: &str = "; write a cron expression like `0 2 * * *` (minute hour day-of-month \
+                         month day-of-week: every day at 02:00) or a preset like `@daily`";
 
 /// Why `text` is not a schedule the runtime accepts: `@once`, a preset, or a 5-field cron
 /// expression (6 with seconds first).
@@ -31,34 +35,49 @@ pub(crate) fn check(text: &str) -> Result<(), String> {
         .iter()
         .find(|(name, _)| trimmed.eq_ignore_ascii_case(name))
         .map_or(trimmed, |(_, cron)| cron);
-    if expanded.starts_with('@') {
-        if PRESETS.iter().any(|p| p.eq_ignore_ascii_case(expanded)) {
-            return parse(expanded);
-        }
-        let hint = crate::attr::closest(&expanded.to_ascii_lowercase(), PRESETS)
+    if expanded.starts_with('@') && !PRESETS.iter().any(|p| p.eq_ignore_ascii_case(expanded)) {
+        let hint = closest_preset(&expanded.to_ascii_lowercase())
             .map_or_else(|| "use".to_string(), |p| format!("did you mean `{p}`? Use"));
         return Err(format!(
             "unknown preset; {hint} one of {}",
             PRESETS.join(", ")
         ));
     }
+    // A preset expands to a valid expression, so only what the user wrote as cron gets
+    // the hint.
+    let hint = if trimmed.starts_with('@') {
+        ""
+    } else {
+        CRON_HINT
+    };
     let fields = expanded.split_whitespace().count();
-    if !(5..=6).contains(&fields) {
+    if !expanded.starts_with('@') && !(5..=6).contains(&fields) {
         return Err(format!(
-            "expected 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, found {fields}"
+            "expected 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, found {fields}{hint}"
         ));
     }
-    parse(expanded)
-}
-
-fn parse(cron: &str) -> Result<(), String> {
     CronParser::builder()
         .seconds(Seconds::Optional)
         .year(Year::Disallowed)
         .build()
-        .parse(cron)
+        .parse(expanded)
         .map(drop)
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("{}{hint}", e.to_string().trim_end_matches('.')))
+}
+
+/// The message of a schedule the runtime refuses: `DagDefinitionError::InvalidSchedule`'s.
+pub(crate) fn message(text: &str) -> Result<(), String> {
+    check(text).map_err(|reason| format!("invalid schedule `{text}`: {reason}"))
+}
+
+/// The preset closest to `wanted`, if it is close enough to be a likely typo.
+fn closest_preset(wanted: &str) -> Option<&'static str> {
+    PRESETS
+        .iter()
+        .map(|p| (strsim::levenshtein(wanted, p), *p))
+        .filter(|(distance, p)| *distance <= (p.len().max(wanted.len()) / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, p)| p)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The compile-time check of a `timezone`, mirroring
 //! `flow_runtime::timetable::Timetable::parse_timezone`: the same database (chrono-tz),
-//! the same suggestions and the same message.
+//! the same suggestions and the same message (the test of [`super`] compares them).
 
 use chrono_tz::Tz;
 

@@ -1,0 +1,313 @@
+//! The options of `#[task(..)]`, read into typed values, and the rules between them.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::parse::ParseStream;
+use syn::spanned::Spanned;
+use syn::{Ident, LitInt, LitStr, Token, Type};
+
+use super::model::Output;
+use crate::attr::{self, Options, TaskOptionArgs, kw};
+use crate::error::Errors;
+
+/// The options of `#[task(..)]`.
+#[derive(Default)]
+pub(super) struct TaskArgs {
+    pub(super) krate: Option<syn::Path>,
+    pub(super) task_id: Option<LitStr>,
+    pub(super) options: TaskOptionArgs,
+    /// The `branch` flag.
+    pub(super) branch: Option<Span>,
+    /// The `short_circuit` flag.
+    pub(super) short_circuit: Option<Span>,
+    /// The `shell` flag.
+    pub(super) shell: Option<Span>,
+    /// The `sensor` flag.
+    pub(super) sensor: Option<Span>,
+    pub(super) sensor_options: SensorArgs,
+    pub(super) pool_slots: Option<LitInt>,
+    pub(super) callbacks: CallbackArgs,
+}
+
+/// The options of a `sensor` task, each with its key's span.
+#[derive(Default)]
+pub(super) struct SensorArgs {
+    pub(super) poke_interval: Option<(Span, attr::DurationLit)>,
+    pub(super) timeout: Option<(Span, attr::DurationLit)>,
+    pub(super) mode: Option<(Span, attr::SensorModeLit)>,
+    pub(super) soft_fail: Option<Span>,
+    pub(super) exponential_backoff: Option<Span>,
+}
+
+impl SensorArgs {
+    /// The keys of the options given, with their spans, in the documentation's order.
+    pub(super) fn given(&self) -> Vec<(&'static str, Span)> {
+        [
+            (
+                "poke_interval",
+                self.poke_interval.as_ref().map(|(k, _)| *k),
+            ),
+            ("timeout", self.timeout.as_ref().map(|(k, _)| *k)),
+            ("mode", self.mode.as_ref().map(|(k, _)| *k)),
+            ("soft_fail", self.soft_fail),
+            ("exponential_backoff", self.exponential_backoff),
+        ]
+        .into_iter()
+        .filter_map(|(key, span)| Some((key, span?)))
+        .collect()
+    }
+
+    /// `SensorOptions::default().with_poke_interval(..)..`: Airflow's defaults where an
+    /// option is not given.
+    pub(super) fn tokens(&self, root: &TokenStream) -> TokenStream {
+        let mut tokens = quote!(#root::__private::SensorOptions::default());
+        if let Some((_, interval)) = &self.poke_interval {
+            let value = attr::duration_tokens(root, interval);
+            tokens.extend(quote!(.with_poke_interval(#value)));
+        }
+        if let Some((_, timeout)) = &self.timeout {
+            let value = attr::duration_tokens(root, timeout);
+            tokens.extend(quote!(.with_timeout(#value)));
+        }
+        if let Some((_, mode)) = &self.mode {
+            let variant = Ident::new(mode.variant, mode.span);
+            tokens.extend(quote!(.with_mode(#root::__private::SensorMode::#variant)));
+        }
+        if self.soft_fail.is_some() {
+            tokens.extend(quote!(.with_soft_fail(true)));
+        }
+        if self.exponential_backoff.is_some() {
+            tokens.extend(quote!(.with_exponential_backoff(true)));
+        }
+        tokens
+    }
+}
+
+/// `on_success = path`, `on_failure = path`, `on_retry = path`.
+#[derive(Default)]
+pub(super) struct CallbackArgs {
+    pub(super) on_success: Option<syn::ExprPath>,
+    pub(super) on_failure: Option<syn::ExprPath>,
+    pub(super) on_retry: Option<syn::ExprPath>,
+}
+
+impl CallbackArgs {
+    /// `.on_failure(path)`, located at the path, so that a function of the wrong
+    /// signature is reported there.
+    pub(super) fn setters(&self) -> TokenStream {
+        [
+            ("on_success", &self.on_success),
+            ("on_failure", &self.on_failure),
+            ("on_retry", &self.on_retry),
+        ]
+        .into_iter()
+        .filter_map(|(setter, path)| {
+            let path = path.as_ref()?;
+            let setter = Ident::new(setter, path.span());
+            Some(quote_spanned!(path.span()=> .#setter(#path)))
+        })
+        .collect()
+    }
+}
+
+impl Options for TaskArgs {
+    const ATTRIBUTE: &'static str = "#[task]";
+    const KEYS: &'static [&'static str] = attr::TASK_KEYS;
+    const PLANNED: &'static [&'static str] = &["queue", "multiple_outputs"];
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("on_success_callback", "on_success"),
+        ("on_failure_callback", "on_failure"),
+        ("on_retry_callback", "on_retry"),
+    ];
+    const ELSEWHERE: &'static [(&'static str, &'static str)] = &[(
+        "bash",
+        "a task that runs a command is marked `shell` and returns a `ShellCommand`: \
+         write `#[task(shell)]`",
+    )];
+
+    fn parse_one(&mut self, input: ParseStream, _: &mut Errors) -> syn::Result<()> {
+        if input.peek(kw::task_id) {
+            let key: kw::task_id = input.parse()?;
+            self.task_id = Some(attr::id(input, "task_id", key.span, "task")?);
+        } else if input.peek(Token![crate]) {
+            let key: Token![crate] = input.parse()?;
+            self.krate = Some(attr::crate_path(input, key.span)?);
+        } else if input.peek(kw::branch) {
+            let key: kw::branch = input.parse()?;
+            self.branch = Some(flag(input, "branch", key.span)?);
+        } else if input.peek(kw::short_circuit) {
+            let key: kw::short_circuit = input.parse()?;
+            self.short_circuit = Some(flag(input, "short_circuit", key.span)?);
+        } else if input.peek(kw::shell) {
+            let key: kw::shell = input.parse()?;
+            self.shell = Some(flag(input, "shell", key.span)?);
+        } else if input.peek(kw::sensor) {
+            let key: kw::sensor = input.parse()?;
+            // Still a sensor after `sensor = true`, so that its output type is read as one.
+            self.sensor = Some(key.span);
+            flag(input, "sensor", key.span)?;
+        } else if input.peek(kw::poke_interval) {
+            let key: kw::poke_interval = input.parse()?;
+            let interval = sensor_duration(input, "poke_interval", key.span, "30s", "60s")?;
+            self.sensor_options.poke_interval = Some((key.span, interval));
+        } else if input.peek(kw::timeout) {
+            let key: kw::timeout = input.parse()?;
+            let timeout = sensor_duration(input, "timeout", key.span, "1h", "7 days")?;
+            self.sensor_options.timeout = Some((key.span, timeout));
+        } else if input.peek(kw::mode) {
+            let key: kw::mode = input.parse()?;
+            let mode = attr::sensor_mode(input, "mode", key.span)?;
+            self.sensor_options.mode = Some((key.span, mode));
+        } else if input.peek(kw::soft_fail) {
+            let key: kw::soft_fail = input.parse()?;
+            self.sensor_options.soft_fail = Some(key.span);
+            flag(input, "soft_fail", key.span)?;
+        } else if input.peek(kw::exponential_backoff) {
+            let key: kw::exponential_backoff = input.parse()?;
+            self.sensor_options.exponential_backoff = Some(key.span);
+            flag(input, "exponential_backoff", key.span)?;
+        } else if input.peek(kw::pool_slots) {
+            let key: kw::pool_slots = input.parse()?;
+            let hint = " (a try takes this many slots of its pool)";
+            self.pool_slots = Some(attr::count_from(input, "pool_slots", key.span, 1, hint)?);
+        } else if input.peek(kw::on_success) {
+            let key: kw::on_success = input.parse()?;
+            self.callbacks.on_success = Some(attr::callback(input, "on_success", key.span)?);
+        } else if input.peek(kw::on_failure) {
+            let key: kw::on_failure = input.parse()?;
+            self.callbacks.on_failure = Some(attr::callback(input, "on_failure", key.span)?);
+        } else if input.peek(kw::on_retry) {
+            let key: kw::on_retry = input.parse()?;
+            self.callbacks.on_retry = Some(attr::callback(input, "on_retry", key.span)?);
+        } else if !self.options.parse_one(input)? {
+            return Err(input.error("expected an option"));
+        }
+        Ok(())
+    }
+}
+
+/// `= "30s"`: a sensor's duration, longer than zero (`default` is Airflow's).
+pub(super) fn sensor_duration(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+    example: &str,
+    default: &str,
+) -> syn::Result<attr::DurationLit> {
+    let duration = attr::duration(input, key, key_span)?;
+    if duration.value.is_zero() {
+        return Err(syn::Error::new(
+            duration.span,
+            format!(
+                "{key} must be longer than 0s: `{key} = \"{example}\"`, or leave it out for \
+                 Airflow's default of {default}"
+            ),
+        ));
+    }
+    Ok(duration)
+}
+
+/// A bare flag: `branch`, not `branch = true`.
+pub(super) fn flag(input: ParseStream, key: &str, key_span: Span) -> syn::Result<Span> {
+    if input.peek(Token![=]) {
+        let eq: Token![=] = input.parse()?;
+        let value: syn::Expr = input.parse()?;
+        return Err(syn::Error::new_spanned(
+            quote!(#eq #value),
+            format!("`{key}` is a flag and takes no value: write `#[task({key})]`"),
+        ));
+    }
+    Ok(key_span)
+}
+
+pub(super) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
+    let mut args: TaskArgs = attr::parse_all(args, errors);
+    check_sensor(&mut args, errors);
+    if let (Some(_), Some(short_circuit)) = (args.branch, args.short_circuit) {
+        errors.push(syn::Error::new(
+            short_circuit,
+            "a task is either `branch` (it returns the downstream tasks to follow) or \
+             `short_circuit` (it returns whether to go on), not both: remove one",
+        ));
+        args.branch = None;
+        args.short_circuit = None;
+    }
+    if let Some(shell) = args.shell {
+        let other = match (args.branch, args.short_circuit) {
+            (Some(_), _) => "branch",
+            (_, Some(_)) => "short_circuit",
+            _ => return args,
+        };
+        errors.push(syn::Error::new(
+            shell,
+            format!(
+                "a task is either `shell` (it returns a command to run) or `{other}` (its \
+                 output steers the tasks downstream), not both: remove one"
+            ),
+        ));
+        args.branch = None;
+        args.short_circuit = None;
+        args.shell = None;
+    }
+    args
+}
+
+/// Sensor options need the `sensor` flag, and a sensor steers nothing and runs no
+/// command.
+pub(super) fn check_sensor(args: &mut TaskArgs, errors: &mut Errors) {
+    let Some(sensor) = args.sensor else {
+        for (key, span) in args.sensor_options.given() {
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "`{key}` is an option of sensors: mark the task `sensor` and return \
+                     `Poke<T>`, as in `#[task(sensor, {key}{})]`",
+                    match key {
+                        "poke_interval" => " = \"30s\"",
+                        "timeout" => " = \"1h\"",
+                        "mode" => " = \"reschedule\"",
+                        _ => "",
+                    }
+                ),
+            ));
+        }
+        args.sensor_options = SensorArgs::default();
+        return;
+    };
+    let other = match (args.branch, args.short_circuit, args.shell) {
+        (Some(_), _, _) => "branch` (its output steers the tasks downstream",
+        (_, Some(_), _) => "short_circuit` (its output steers the tasks downstream",
+        (_, _, Some(_)) => "shell` (it returns a command to run",
+        _ => return,
+    };
+    errors.push(syn::Error::new(
+        sensor,
+        format!(
+            "a task is either `sensor` (it returns `Poke<T>`, whether its condition holds) or \
+             `{other}), not both: remove one"
+        ),
+    ));
+}
+
+/// After a conflict between `sensor` and another kind (reported by [`check_sensor`]), the
+/// kind the return type fits, so that the conflict is the only error.
+pub(super) fn settle_sensor_conflict(args: &mut TaskArgs, output: &Output) {
+    if args.sensor.is_none()
+        || (args.branch.is_none() && args.short_circuit.is_none() && args.shell.is_none())
+    {
+        return;
+    }
+    let returns_poke = match output {
+        Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => matches!(&**ty,
+            Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "Poke")),
+        _ => false,
+    };
+    if returns_poke {
+        args.branch = None;
+        args.short_circuit = None;
+        args.shell = None;
+    } else {
+        args.sensor = None;
+        args.sensor_options = SensorArgs::default();
+    }
+}
