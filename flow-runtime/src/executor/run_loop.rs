@@ -22,7 +22,9 @@ use crate::logs::TryLog;
 use crate::objects::{self, StagedXComs};
 use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
-use crate::store::{Change, DagRunRecord, LogLine, StoreError, TaskInstanceRecord, XComStore};
+use crate::store::{
+    Change, DagRunRecord, Expect, LogLine, StoreError, TaskInstanceRecord, XComStore,
+};
 use crate::task::{InputSource, PendingInput, PendingValue};
 use crate::timetable::DataInterval;
 use crate::trigger::{self, Decision, TriggerRule, UpstreamCounts};
@@ -126,6 +128,8 @@ struct Instance {
     /// Where this instance's record sits in the batch being collected, if it does: a
     /// second change in the same batch replaces it, so the store writes one row.
     pending: Option<usize>,
+    /// What the store holds for it now: the expectation of its next change.
+    stored: Expect,
 }
 
 pub(super) struct RunLoop<'a> {
@@ -182,6 +186,7 @@ impl<'a> RunLoop<'a> {
                 elapsed: None,
                 output: None,
                 pending: None,
+                stored: Expect::FRESH,
                 decided: false,
             })
             .collect();
@@ -403,6 +408,7 @@ impl<'a> RunLoop<'a> {
         for index in 0..self.dag.tasks().len() {
             let task_id = self.dag.tasks()[index].id();
             if let Some(record) = by_task.remove(task_id) {
+                self.instances[index].stored = Expect::of(&record);
                 self.instances[index].record = record;
             }
             // An expanded mapped task: its instances are stored, their elements are read
@@ -978,11 +984,15 @@ impl<'a> RunLoop<'a> {
     /// Puts the instance's record in the batch being collected (once per batch).
     fn record_change(&mut self, index: usize) {
         let inst = &mut self.instances[index];
+        let change = Change::Task {
+            record: inst.record.clone(),
+            expect: inst.stored,
+        };
         match inst.pending {
-            Some(at) => self.changes[at] = Change::Task(inst.record.clone()),
+            Some(at) => self.changes[at] = change,
             None => {
                 inst.pending = Some(self.changes.len());
-                self.changes.push(Change::Task(inst.record.clone()));
+                self.changes.push(change);
                 self.batched.push(index);
             }
         }
@@ -1015,8 +1025,8 @@ impl<'a> RunLoop<'a> {
     /// Applies the collected batch in one transaction.
     fn commit(&mut self) -> Result<(), RunError> {
         self.executor.store.apply(&self.changes)?;
-        self.changes.clear();
         self.close_batch();
+        self.changes.clear();
         callbacks::dispatch(
             &mut self.callback_tasks,
             std::mem::take(&mut self.callbacks_due),
@@ -1027,8 +1037,8 @@ impl<'a> RunLoop<'a> {
     /// Hands the collected batch to a blocking thread; `launches` start when it is
     /// durable. Later changes go to a new batch.
     fn commit_in_background(&mut self, launches: Vec<Launch>) -> InFlight {
-        let batch = std::mem::take(&mut self.changes);
         self.close_batch();
+        let batch = std::mem::take(&mut self.changes);
         let store = self.executor.store.clone();
         InFlight {
             commit: tokio::task::spawn_blocking(move || store.apply(&batch)),
@@ -1037,10 +1047,17 @@ impl<'a> RunLoop<'a> {
         }
     }
 
-    /// New changes of any instance start a new record in the next batch.
+    /// New changes of any instance start a new record in the next batch, expecting what
+    /// this batch writes.
     fn close_batch(&mut self) {
         for index in self.batched.drain(..) {
-            self.instances[index].pending = None;
+            let inst = &mut self.instances[index];
+            if let Some(Change::Task { record, .. }) =
+                inst.pending.and_then(|at| self.changes.get(at))
+            {
+                inst.stored = Expect::of(record);
+            }
+            inst.pending = None;
         }
     }
 

@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RescheduleRecord,
+    Change, DagRecord, DagRunRecord, DagStore, Expect, LogLine, LogStore, RescheduleRecord,
     RescheduleStore, RunStore, RunType, StoreError, TaskInstanceRecord, TryRecord, XComStore,
 };
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
@@ -55,17 +55,21 @@ fn run_key(key: &TaskInstanceKey) -> RunKey {
 }
 
 impl Inner {
-    fn state_of(&self, key: &TaskInstanceKey) -> Option<TaskState> {
+    fn stored(&self, key: &TaskInstanceKey) -> Option<&TaskInstanceRecord> {
         let i = *self.task_index.get(key)?;
-        Some(self.tasks.get(&run_key(key))?[i].state)
+        self.tasks.get(&run_key(key))?.get(i)
     }
 
     fn check(&self, changes: &[Change]) -> Result<(), StoreError> {
-        let mut pending: HashMap<&TaskInstanceKey, TaskState> = HashMap::default();
+        // What earlier changes of this batch wrote; `None` for a removed instance.
+        let mut pending: HashMap<&TaskInstanceKey, Option<Expect>> = HashMap::default();
         let mut known_run: Option<(&DagId, &RunId)> = None;
         for change in changes {
             let (dag_id, run_id) = match change {
-                Change::Task(TaskInstanceRecord { key, .. })
+                Change::Task {
+                    record: TaskInstanceRecord { key, .. },
+                    ..
+                }
                 | Change::RemoveInstance(key)
                 | Change::XCom { key, .. }
                 | Change::Log { key, .. }
@@ -82,22 +86,33 @@ impl Inner {
                     run_id: run_id.clone(),
                 });
             }
-            if let Change::Task(ti) = change {
-                let from = pending
-                    .get(&ti.key)
-                    .copied()
-                    .or_else(|| self.state_of(&ti.key));
-                if let Some(from) = from
-                    && from != ti.state
-                    && !from.can_reach(ti.state)
-                {
-                    return Err(StoreError::IllegalTransition {
-                        key: ti.key.clone(),
-                        from,
-                        to: ti.state,
-                    });
+            match change {
+                Change::Task { record, expect } => {
+                    if !expect.allows(record.state) {
+                        return Err(StoreError::IllegalTransition {
+                            key: record.key.clone(),
+                            from: expect.state,
+                            to: record.state,
+                        });
+                    }
+                    let found = match pending.get(&record.key) {
+                        Some(written) => *written,
+                        None => self.stored(&record.key).map(Expect::of),
+                    }
+                    .unwrap_or(Expect::FRESH);
+                    if found != *expect {
+                        return Err(StoreError::Conflict {
+                            key: record.key.clone(),
+                            expected: *expect,
+                            found,
+                        });
+                    }
+                    pending.insert(&record.key, Some(Expect::of(record)));
                 }
-                pending.insert(&ti.key, ti.state);
+                Change::RemoveInstance(key) => {
+                    pending.insert(key, None);
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -159,7 +174,7 @@ impl RunStore for MemoryStore {
         inner.check(changes)?;
         for change in changes {
             match change {
-                Change::Task(ti) => inner.upsert_task(ti),
+                Change::Task { record, .. } => inner.upsert_task(record),
                 Change::RemoveInstance(key) => inner.remove_task(key),
                 Change::XCom { key, name, value } => {
                     inner

@@ -49,6 +49,17 @@ pub enum StoreError {
         /// The requested state.
         to: TaskState,
     },
+    /// A task change expected the instance in a state it is no longer in: another writer
+    /// changed it first. Nothing of the batch was applied.
+    #[error("{key} changed under this writer: expected {expected}, found {found}")]
+    Conflict {
+        /// The instance.
+        key: TaskInstanceKey,
+        /// What the change expected.
+        expected: Expect,
+        /// What the store holds (`none`, try 0 for a missing row).
+        found: Expect,
+    },
     /// The database is locked by another process for longer than the busy timeout.
     #[error(
         "the database {0} is locked by another process; wait for it to finish or stop it, then retry"
@@ -213,11 +224,57 @@ impl TaskInstanceRecord {
     }
 }
 
+/// The state and try a task change expects the store to hold for its instance; a
+/// missing row is [`Expect::FRESH`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Expect {
+    /// The expected state.
+    pub state: TaskState,
+    /// The expected try number.
+    pub try_number: u32,
+}
+
+impl Expect {
+    /// What a missing row counts as: state `none`, no try yet.
+    pub const FRESH: Expect = Expect {
+        state: TaskState::None,
+        try_number: 0,
+    };
+
+    /// The state and try `record` holds, as the expectation of the change that follows it.
+    pub fn of(record: &TaskInstanceRecord) -> Self {
+        Expect {
+            state: record.state,
+            try_number: record.try_number,
+        }
+    }
+
+    /// Whether a change expecting `self` may write `to` (the rules of
+    /// [`TaskState::can_reach`]; writing the same state again is allowed).
+    pub fn allows(self, to: TaskState) -> bool {
+        self.state == to || self.state.can_reach(to)
+    }
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (try {})", self.state, self.try_number)
+    }
+}
+
 /// One change; a batch of them is applied atomically.
 #[derive(Clone, Debug)]
 pub enum Change {
-    /// A task instance's new facts (inserted or replaced).
-    Task(TaskInstanceRecord),
+    /// A task instance's new facts (inserted or replaced), applied only if the store still
+    /// holds what `expect` names ([`StoreError::Conflict`] otherwise) and the lifecycle
+    /// allows the move ([`StoreError::IllegalTransition`] otherwise). A second change of
+    /// the same instance in one batch expects what the first one wrote.
+    Task {
+        /// The new facts.
+        record: TaskInstanceRecord,
+        /// What the store holds before this change.
+        expect: Expect,
+    },
     /// An XCom the instance stored.
     XCom {
         /// The producing instance.

@@ -17,7 +17,7 @@ use rusqlite::{
 };
 
 use super::{
-    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RescheduleRecord,
+    Change, DagRecord, DagRunRecord, DagStore, Expect, LogLine, LogStore, RescheduleRecord,
     RescheduleStore, RunStore, RunType, StoreError, TaskInstanceRecord, TryRecord, XComStore,
 };
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
@@ -655,16 +655,31 @@ impl From<rusqlite::Error> for ApplyError {
 
 fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), ApplyError> {
     match change {
-        Change::Task(ti) => {
+        Change::Task { record: ti, expect } => {
             let k = &ti.key;
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                     ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET state = excluded.state, \
-                     try_number = excluded.try_number, max_tries = excluded.max_tries, start_us = excluded.start_us, end_us = excluded.end_us, \
-                     error = excluded.error",
-                )?
+            if !expect.allows(ti.state) {
+                return Err(ApplyError::Store(StoreError::IllegalTransition {
+                    key: k.clone(),
+                    from: expect.state,
+                    to: ti.state,
+                }));
+            }
+            // One statement per change: the expectation is the statement's condition, and
+            // only a refused change pays for reading what the row holds.
+            let sql = if *expect == Expect::FRESH {
+                "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET state = excluded.state, \
+                 try_number = excluded.try_number, max_tries = excluded.max_tries, start_us = excluded.start_us, end_us = excluded.end_us, \
+                 error = excluded.error \
+                 WHERE task_instances.state = ?11 AND task_instances.try_number = ?12"
+            } else {
+                "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10 \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
+                 AND state = ?11 AND try_number = ?12"
+            };
+            let written = tx
+                .prepare_cached(sql)?
                 .execute(params![
                     k.dag_id.as_str(),
                     k.run_id.as_str(),
@@ -676,9 +691,13 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
                     micros(ti.start),
                     micros(ti.end),
                     ti.error,
+                    expect.state.as_str(),
+                    expect.try_number,
                 ])
                 .map_err(|e| no_such_run(e, &k.dag_id, &k.run_id))?;
-            debug_assert_eq!(inserted, 1);
+            if written == 0 {
+                return Err(refused(tx, k, *expect));
+            }
             if let Some(attempt) = ti.archived_try() {
                 tx.prepare_cached(
                     "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, start_us, end_us, error) \
@@ -803,6 +822,54 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
         }
     }
     Ok(())
+}
+
+/// Why a task change wrote no row: its run is missing, or the row holds something other
+/// than the change expected.
+fn refused(tx: &rusqlite::Transaction<'_>, key: &TaskInstanceKey, expected: Expect) -> ApplyError {
+    let found = tx
+        .prepare_cached(
+            "SELECT state, try_number FROM task_instances \
+             WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+        )
+        .and_then(|mut st| {
+            st.query_row(key_params(key), |r| {
+                Ok(Expect {
+                    state: task_state(&r.get::<_, String>(0)?)?,
+                    try_number: r.get(1)?,
+                })
+            })
+            .optional()
+        });
+    let found = match found {
+        Ok(found) => found,
+        Err(e) => return ApplyError::Sql(e),
+    };
+    if found.is_none() {
+        let run: rusqlite::Result<Option<i64>> = tx
+            .prepare_cached("SELECT 1 FROM dag_runs WHERE dag_id = ?1 AND run_id = ?2")
+            .and_then(|mut st| {
+                st.query_row(params![key.dag_id.as_str(), key.run_id.as_str()], |r| {
+                    r.get(0)
+                })
+                .optional()
+            });
+        match run {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return ApplyError::Store(StoreError::NoSuchRun {
+                    dag_id: key.dag_id.clone(),
+                    run_id: key.run_id.clone(),
+                });
+            }
+            Err(e) => return ApplyError::Sql(e),
+        }
+    }
+    ApplyError::Store(StoreError::Conflict {
+        key: key.clone(),
+        expected,
+        found: found.unwrap_or(Expect::FRESH),
+    })
 }
 
 /// A foreign-key failure means the run does not exist.

@@ -36,8 +36,14 @@ fn key(run: &str, task: &str) -> TaskInstanceKey {
     }
 }
 
-fn ti(run: &str, task: &str, state: TaskState, try_number: u32) -> Change {
-    Change::Task(TaskInstanceRecord {
+const FRESH: Expect = Expect::FRESH;
+
+fn was(state: TaskState, try_number: u32) -> Expect {
+    Expect { state, try_number }
+}
+
+fn record(run: &str, task: &str, state: TaskState, try_number: u32) -> TaskInstanceRecord {
+    TaskInstanceRecord {
         key: key(run, task),
         state,
         try_number,
@@ -45,7 +51,15 @@ fn ti(run: &str, task: &str, state: TaskState, try_number: u32) -> Change {
         start: Some(Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, try_number).unwrap()),
         end: None,
         error: (state == TaskState::UpForRetry).then(|| format!("try {try_number} failed")),
-    })
+    }
+}
+
+/// The change to `state` and `try_number`, expecting the store to hold `expect`.
+fn ti(run: &str, task: &str, state: TaskState, try_number: u32, expect: Expect) -> Change {
+    Change::Task {
+        record: record(run, task, state, try_number),
+        expect,
+    }
 }
 
 fn xcom(run: &str, task: &str, name: &str, value: u64) -> Change {
@@ -75,8 +89,8 @@ fn conformance(store: &dyn Store) {
     // Tries, states and XCom.
     store
         .apply(&[
-            ti("r1", "t", TaskState::Queued, 0),
-            ti("r1", "t", TaskState::Running, 1),
+            ti("r1", "t", TaskState::Queued, 0, FRESH),
+            ti("r1", "t", TaskState::Running, 1, was(TaskState::Queued, 0)),
             Change::Log {
                 key: key("r1", "t"),
                 try_number: 1,
@@ -86,13 +100,25 @@ fn conformance(store: &dyn Store) {
         .unwrap();
     store
         .apply(&[
-            ti("r1", "t", TaskState::UpForRetry, 1),
-            ti("r1", "t", TaskState::Queued, 1),
+            ti(
+                "r1",
+                "t",
+                TaskState::UpForRetry,
+                1,
+                was(TaskState::Running, 1),
+            ),
+            ti(
+                "r1",
+                "t",
+                TaskState::Queued,
+                1,
+                was(TaskState::UpForRetry, 1),
+            ),
         ])
         .unwrap();
     store
         .apply(&[
-            ti("r1", "t", TaskState::Running, 2),
+            ti("r1", "t", TaskState::Running, 2, was(TaskState::Queued, 1)),
             Change::Log {
                 key: key("r1", "t"),
                 try_number: 1,
@@ -107,7 +133,7 @@ fn conformance(store: &dyn Store) {
         .unwrap();
     store
         .apply(&[
-            ti("r1", "t", TaskState::Success, 2),
+            ti("r1", "t", TaskState::Success, 2, was(TaskState::Running, 2)),
             xcom("r1", "t", "return_value", 7),
             xcom("r1", "t", "rows", 9),
         ])
@@ -167,7 +193,7 @@ fn conformance(store: &dyn Store) {
     // The newest run's value wins.
     store
         .apply(&[
-            ti("r2", "t", TaskState::Queued, 0),
+            ti("r2", "t", TaskState::Queued, 0, FRESH),
             xcom("r2", "t", "return_value", 8),
         ])
         .unwrap();
@@ -218,8 +244,8 @@ fn conformance(store: &dyn Store) {
     store.create_run(&run_record("r3", 3)).unwrap();
     store
         .apply(&[
-            ti("r3", "t", TaskState::Queued, 0),
-            ti("r3", "t", TaskState::Running, 1),
+            ti("r3", "t", TaskState::Queued, 0, FRESH),
+            ti("r3", "t", TaskState::Running, 1, was(TaskState::Queued, 0)),
             Change::Log {
                 key: key("r3", "t"),
                 try_number: 1,
@@ -229,7 +255,13 @@ fn conformance(store: &dyn Store) {
         .unwrap();
     store
         .apply(&[
-            ti("r3", "t", TaskState::UpForRetry, 1),
+            ti(
+                "r3",
+                "t",
+                TaskState::UpForRetry,
+                1,
+                was(TaskState::Running, 1),
+            ),
             xcom("r3", "t", "rows", 3),
         ])
         .unwrap();
@@ -251,7 +283,9 @@ fn conformance(store: &dyn Store) {
     assert_eq!(get("r1", "rows"), Some(9), "other runs keep their records");
     // The id can be used again, from scratch.
     store.create_run(&run_record("r3", 3)).unwrap();
-    store.apply(&[ti("r3", "t", TaskState::Queued, 0)]).unwrap();
+    store
+        .apply(&[ti("r3", "t", TaskState::Queued, 0, FRESH)])
+        .unwrap();
     assert_eq!(
         store
             .task_instances(&"d".into(), &"r3".into())
@@ -329,7 +363,7 @@ fn conformance(store: &dyn Store) {
 
     // A batch is all or nothing.
     let bad = store.apply(&[
-        ti("r2", "u", TaskState::Queued, 0),
+        ti("r2", "u", TaskState::Queued, 0, FRESH),
         Change::Run {
             dag_id: "d".into(),
             run_id: "nope".into(),
@@ -379,25 +413,43 @@ fn conformance(store: &dyn Store) {
     };
     store
         .apply(&[
-            ti("r2", "s", TaskState::Queued, 0),
-            ti("r2", "s", TaskState::Running, 1),
+            ti("r2", "s", TaskState::Queued, 0, FRESH),
+            ti("r2", "s", TaskState::Running, 1, was(TaskState::Queued, 0)),
         ])
         .unwrap();
     store
         .apply(&[
-            ti("r2", "s", TaskState::UpForReschedule, 1),
+            ti(
+                "r2",
+                "s",
+                TaskState::UpForReschedule,
+                1,
+                was(TaskState::Running, 1),
+            ),
             Change::Reschedule(poke(0)),
         ])
         .unwrap();
     store
         .apply(&[
-            ti("r2", "s", TaskState::Queued, 1),
-            ti("r2", "s", TaskState::Running, 1),
+            ti(
+                "r2",
+                "s",
+                TaskState::Queued,
+                1,
+                was(TaskState::UpForReschedule, 1),
+            ),
+            ti("r2", "s", TaskState::Running, 1, was(TaskState::Queued, 1)),
         ])
         .unwrap();
     store
         .apply(&[
-            ti("r2", "s", TaskState::UpForReschedule, 1),
+            ti(
+                "r2",
+                "s",
+                TaskState::UpForReschedule,
+                1,
+                was(TaskState::Running, 1),
+            ),
             Change::Reschedule(poke(30)),
         ])
         .unwrap();
@@ -473,15 +525,18 @@ fn conformance(store: &dyn Store) {
     let changes: Vec<Change> = (0..3)
         .flat_map(|i| {
             [
-                Change::Task(TaskInstanceRecord {
-                    key: mapped(i),
-                    state: TaskState::Success,
-                    try_number: 1,
-                    max_tries: 1,
-                    start: None,
-                    end: None,
-                    error: None,
-                }),
+                Change::Task {
+                    record: TaskInstanceRecord {
+                        key: mapped(i),
+                        state: TaskState::Success,
+                        try_number: 1,
+                        max_tries: 1,
+                        start: None,
+                        end: None,
+                        error: None,
+                    },
+                    expect: FRESH,
+                },
                 Change::XCom {
                     key: mapped(i),
                     name: "return_value".into(),
@@ -511,9 +566,222 @@ fn conformance(store: &dyn Store) {
     assert_eq!(kept.as_inline().unwrap().decode::<u64>().unwrap(), 1);
 }
 
+/// Every task change names what it expects; a stale or illegal one fails its whole batch.
+fn expectations(store: &dyn Store) {
+    store.create_run(&run_record("e1", 1)).unwrap();
+    let instances = || {
+        let mut list: Vec<_> = store
+            .task_instances(&"d".into(), &"e1".into())
+            .unwrap()
+            .into_iter()
+            .map(|ti| (ti.key.task_id.to_string(), ti.state, ti.try_number))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    };
+    store
+        .apply(&[ti("e1", "t", TaskState::Queued, 0, FRESH)])
+        .unwrap();
+
+    // Another writer queued it first: a change expecting the missing row is refused.
+    let err = store
+        .apply(&[ti("e1", "t", TaskState::Running, 1, FRESH)])
+        .unwrap_err();
+    match err {
+        StoreError::Conflict {
+            key: k,
+            expected,
+            found,
+        } => {
+            assert_eq!(k, key("e1", "t"));
+            assert_eq!(expected, FRESH);
+            assert_eq!(found, was(TaskState::Queued, 0));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // The try number is part of the expectation.
+    assert!(matches!(
+        store.apply(&[ti("e1", "t", TaskState::Running, 2, was(TaskState::Queued, 1))]),
+        Err(StoreError::Conflict { found, .. }) if found == was(TaskState::Queued, 0)
+    ));
+    // A missing row is `none`, try 0.
+    let err = store
+        .apply(&[ti(
+            "e1",
+            "gone",
+            TaskState::Running,
+            1,
+            was(TaskState::Queued, 0),
+        )])
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { found, .. } if found == FRESH),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("expected queued (try 0), found none (try 0)"),
+        "{err}"
+    );
+    assert_eq!(instances(), [("t".to_string(), TaskState::Queued, 0)]);
+
+    // A refused change fails the whole batch.
+    let err = store
+        .apply(&[
+            ti("e1", "u", TaskState::Queued, 0, FRESH),
+            xcom("e1", "u", "x", 1),
+            ti("e1", "t", TaskState::Running, 1, FRESH),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(instances(), [("t".to_string(), TaskState::Queued, 0)]);
+    assert_eq!(store.get_xcom(&key("e1", "u"), "x").unwrap(), None);
+
+    // Within a batch, a second change of an instance expects what the first one wrote.
+    assert!(matches!(
+        store.apply(&[
+            ti("e1", "t", TaskState::Running, 1, was(TaskState::Queued, 0)),
+            ti("e1", "t", TaskState::Success, 1, was(TaskState::Queued, 0)),
+        ]),
+        Err(StoreError::Conflict { found, .. }) if found == was(TaskState::Running, 1)
+    ));
+    assert_eq!(instances(), [("t".to_string(), TaskState::Queued, 0)]);
+    store
+        .apply(&[
+            ti("e1", "t", TaskState::Running, 1, was(TaskState::Queued, 0)),
+            ti("e1", "t", TaskState::Success, 1, was(TaskState::Running, 1)),
+        ])
+        .unwrap();
+    assert_eq!(instances(), [("t".to_string(), TaskState::Success, 1)]);
+
+    // The lifecycle's rules hold for the expected state, even when it matches.
+    let err = store
+        .apply(&[ti(
+            "e1",
+            "t",
+            TaskState::Running,
+            2,
+            was(TaskState::Success, 1),
+        )])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::IllegalTransition {
+                from: TaskState::Success,
+                to: TaskState::Running,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    store
+        .apply(&[ti("e1", "v", TaskState::Skipped, 0, FRESH)])
+        .unwrap();
+    assert!(matches!(
+        store.apply(&[ti(
+            "e1",
+            "v",
+            TaskState::Queued,
+            0,
+            was(TaskState::Skipped, 0)
+        )]),
+        Err(StoreError::IllegalTransition { .. })
+    ));
+    // Writing the same state again is allowed (a record's times or error change).
+    store
+        .apply(&[ti(
+            "e1",
+            "t",
+            TaskState::Success,
+            1,
+            was(TaskState::Success, 1),
+        )])
+        .unwrap();
+
+    // Clearing keeps the try count: the cleared row is not fresh.
+    store
+        .clear(&"d".into(), &"e1".into(), &["t".into()])
+        .unwrap();
+    assert!(matches!(
+        store.apply(&[ti("e1", "t", TaskState::Queued, 1, FRESH)]),
+        Err(StoreError::Conflict { found, .. }) if found == was(TaskState::None, 1)
+    ));
+    store
+        .apply(&[ti("e1", "t", TaskState::Queued, 1, was(TaskState::None, 1))])
+        .unwrap();
+
+    // A removed instance is missing again: the next change of it expects a fresh row.
+    let m = TaskInstanceKey {
+        map_index: MapIndex::mapped(0),
+        ..key("e1", "m")
+    };
+    let fresh_m = |state, try_number, expect| Change::Task {
+        record: TaskInstanceRecord {
+            key: m.clone(),
+            ..record("e1", "m", state, try_number)
+        },
+        expect,
+    };
+    store
+        .apply(&[fresh_m(TaskState::Queued, 0, FRESH)])
+        .unwrap();
+    store
+        .apply(&[
+            Change::RemoveInstance(m.clone()),
+            fresh_m(TaskState::Queued, 0, FRESH),
+        ])
+        .unwrap();
+    assert!(matches!(
+        store.apply(&[
+            Change::RemoveInstance(m.clone()),
+            fresh_m(TaskState::Running, 1, was(TaskState::Queued, 0)),
+        ]),
+        Err(StoreError::Conflict { found, .. }) if found == FRESH
+    ));
+    // An unknown run is still an unknown run, whatever the change expects.
+    assert!(matches!(
+        store.apply(&[ti(
+            "nope",
+            "t",
+            TaskState::Running,
+            1,
+            was(TaskState::Queued, 0)
+        )]),
+        Err(StoreError::NoSuchRun { .. })
+    ));
+}
+
 #[test]
 fn memory_store_conforms() {
     conformance(&MemoryStore::new());
+    expectations(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_refuses_stale_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    expectations(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}
+
+#[test]
+fn two_sqlite_writers_cannot_both_move_one_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    let first = SqliteStore::open(&path).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    first.create_run(&run_record("r1", 1)).unwrap();
+    first
+        .apply(&[ti("r1", "t", TaskState::Queued, 0, FRESH)])
+        .unwrap();
+    // Both saw it queued; only one may start its first try.
+    let start = || ti("r1", "t", TaskState::Running, 1, was(TaskState::Queued, 0));
+    second.apply(&[start()]).unwrap();
+    let err = first.apply(&[start()]).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { found, .. } if found == was(TaskState::Running, 1)),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -618,7 +886,7 @@ fn a_full_disk_rolls_back_the_batch_and_keeps_earlier_state() {
     store.create_run(&run_record("r1", 1)).unwrap();
     store
         .apply(&[
-            ti("r1", "t", TaskState::Queued, 0),
+            ti("r1", "t", TaskState::Queued, 0, FRESH),
             xcom("r1", "t", "small", 1),
         ])
         .unwrap();
@@ -631,7 +899,10 @@ fn a_full_disk_rolls_back_the_batch_and_keeps_earlier_state() {
         value: XComBlob::encode(&vec![7_u8; 1 << 20]).unwrap().into(),
     };
     let err = store
-        .apply(&[ti("r1", "t", TaskState::Running, 1), big])
+        .apply(&[
+            ti("r1", "t", TaskState::Running, 1, was(TaskState::Queued, 0)),
+            big,
+        ])
         .unwrap_err();
     assert!(matches!(err, StoreError::DiskFull(_)), "{err:?}");
     assert!(err.to_string().contains("is full"));

@@ -98,12 +98,13 @@ impl RunLoop<'_> {
             task: self.instances[parent].task,
             parent: Some(parent),
             expansion: None,
-            record,
             upstream: UpstreamCounts::default(),
             elapsed: None,
             output: None,
             decided: true,
             pending: None,
+            stored: crate::store::Expect::of(&record),
+            record,
         });
         self.held.push(None);
         self.instances.len() - 1
