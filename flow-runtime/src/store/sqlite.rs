@@ -138,8 +138,14 @@ pub enum OpenMode {
 }
 
 /// The SQLite store.
+///
+/// Two connections: the writer applies batches; reads go through a read-only connection
+/// with its own lock, so that (WAL mode) a reader never waits behind a batch being
+/// written, in this process or another.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Opened once the schema is known to be current; until then reads use the writer.
+    reader: Option<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -175,8 +181,9 @@ impl SqliteStore {
         .map_err(|e| map_err(&shown, e))?;
         conn.busy_timeout(busy_timeout)
             .map_err(|e| map_err(&shown, e))?;
-        let store = Self {
+        let mut store = Self {
             conn: Mutex::new(conn),
+            reader: None,
             path: path.to_path_buf(),
         };
         let found = if existed { store.read_version()? } else { None };
@@ -199,6 +206,18 @@ impl SqliteStore {
             Some(_) => {}
         }
         store.tune()?;
+        // After `tune`: the file is in WAL mode, which lets this connection read while
+        // the writer holds a write transaction.
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| map_err(&shown, e))?;
+        reader
+            .busy_timeout(busy_timeout)
+            .map_err(|e| map_err(&shown, e))?;
+        reader.set_prepared_statement_cache_capacity(64);
+        store.reader = Some(Mutex::new(reader));
         Ok(store)
     }
 
@@ -244,6 +263,16 @@ impl SqliteStore {
         // rusqlite rolls back an unfinished transaction when it is dropped, so a panic
         // while the lock was held leaves nothing half-written.
         self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The connection for reads: the read-only one once it is open.
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        // A read leaves no transaction open, so a poisoned lock holds nothing half-done.
+        self.reader
+            .as_ref()
+            .unwrap_or(&self.conn)
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -462,7 +491,7 @@ impl RunStore for SqliteStore {
     }
 
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM dag_runs WHERE dag_id = ?1 AND run_id = ?2"
         ))
@@ -474,7 +503,7 @@ impl RunStore for SqliteStore {
     }
 
     fn runs(&self, dag_id: Option<&DagId>) -> Result<Vec<DagRunRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM dag_runs WHERE ?1 IS NULL OR dag_id = ?1 \
              ORDER BY logical_date_us DESC, run_id DESC"
@@ -487,7 +516,7 @@ impl RunStore for SqliteStore {
     }
 
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM dag_runs WHERE state IN ('queued', 'running') \
              ORDER BY logical_date_us, run_id"
@@ -501,7 +530,7 @@ impl RunStore for SqliteStore {
         dag_id: &DagId,
         run_type: RunType,
     ) -> Result<Option<DagRunRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM dag_runs WHERE dag_id = ?1 AND run_type = ?2 \
              ORDER BY logical_date_us DESC, run_id DESC LIMIT 1"
@@ -518,7 +547,7 @@ impl RunStore for SqliteStore {
         dag_id: &DagId,
         run_id: &RunId,
     ) -> Result<Vec<TaskInstanceRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(
             "SELECT task_id, map_index, state, try_number, max_tries, start_us, end_us, error FROM task_instances \
              WHERE dag_id = ?1 AND run_id = ?2 ORDER BY task_id, map_index",
@@ -546,7 +575,7 @@ impl RunStore for SqliteStore {
     }
 
     fn tries(&self, key: &TaskInstanceKey) -> Result<Vec<TryRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         // Earlier tries from the history, the current one from the instance's own row.
         conn.prepare_cached(
             "SELECT try_number, state, start_us, end_us, error FROM task_tries \
@@ -889,7 +918,7 @@ impl RescheduleStore for SqliteStore {
         key: &TaskInstanceKey,
         try_number: u32,
     ) -> Result<Vec<RescheduleRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(
             "SELECT start_us, end_us, reschedule_us FROM task_reschedules \
              WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 AND try_number = ?5 \
@@ -939,7 +968,7 @@ impl XComStore for SqliteStore {
         key: &TaskInstanceKey,
         name: &str,
     ) -> Result<Option<StoredXCom>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(
             "SELECT value, type_name, object_key FROM xcoms \
              WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 AND key = ?5",
@@ -966,7 +995,7 @@ impl XComStore for SqliteStore {
         task_id: &TaskId,
         name: &str,
     ) -> Result<Option<(RunId, StoredXCom)>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(
             "SELECT x.run_id, x.value, x.type_name, x.object_key FROM xcoms x \
              JOIN dag_runs r ON r.dag_id = x.dag_id AND r.run_id = x.run_id \
@@ -997,7 +1026,7 @@ impl DagStore for SqliteStore {
     }
 
     fn dag(&self, dag_id: &DagId) -> Result<Option<DagRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached("SELECT is_paused, fingerprint FROM dags WHERE dag_id = ?1")
             .and_then(|mut st| {
                 st.query_row(params![dag_id.as_str()], |r| {
@@ -1035,7 +1064,7 @@ impl LogStore for SqliteStore {
         key: &TaskInstanceKey,
         try_number: Option<u32>,
     ) -> Result<Vec<(u32, LogLine)>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(
             "SELECT try_number, logged_us, level, message FROM task_logs \
              WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 AND (?5 IS NULL OR try_number = ?5) \
@@ -1074,7 +1103,7 @@ impl super::PoolStore for SqliteStore {
     }
 
     fn pools(&self) -> Result<Vec<super::PoolRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached("SELECT name, slots, description FROM pools ORDER BY name")
             .and_then(|mut st| {
                 st.query_map([], |r| {

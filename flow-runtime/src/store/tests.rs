@@ -928,3 +928,60 @@ fn an_unwritable_home_is_reported() {
             .contains("check the permissions of FLOW_HOME")
     );
 }
+
+#[test]
+fn reads_do_not_wait_behind_a_write_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+    store.create_run(&run_record("r1", 1)).unwrap();
+    store
+        .apply(&[ti("r1", "t", TaskState::Queued, 0, FRESH)])
+        .unwrap();
+    let other = SqliteStore::open(&path).unwrap();
+    // Hold the writer connection (its lock and an open write transaction) while another
+    // thread reads; with one connection the read would wait for the lock.
+    store.with_connection(|writer| {
+        writer
+            .execute_batch(
+                "BEGIN IMMEDIATE; UPDATE task_instances SET state = 'running', try_number = 1;",
+            )
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reading = store.clone();
+        let reader = std::thread::spawn(move || {
+            let instances = reading.task_instances(&"d".into(), &"r1".into());
+            let runs = reading.runs(None).map(|r| r.len());
+            tx.send((instances, runs)).unwrap();
+        });
+        let (instances, runs) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the read waited for the writer");
+        let instances = instances.unwrap();
+        assert_eq!(
+            (instances[0].state, runs.unwrap()),
+            (TaskState::Queued, 1),
+            "the reader sees what is committed, not the open transaction"
+        );
+        // Another process's store reads too, while this one's write lock is held.
+        let seen = other.task_instances(&"d".into(), &"r1".into()).unwrap();
+        assert_eq!(seen[0].state, TaskState::Queued);
+        reader.join().unwrap();
+        writer.execute_batch("ROLLBACK").unwrap();
+    });
+    // The writer still writes, and the reader follows its commits.
+    store
+        .apply(&[ti(
+            "r1",
+            "t",
+            TaskState::Running,
+            1,
+            was(TaskState::Queued, 0),
+        )])
+        .unwrap();
+    assert_eq!(
+        store.task_instances(&"d".into(), &"r1".into()).unwrap()[0].state,
+        TaskState::Running,
+        "a read after a commit sees it"
+    );
+}
