@@ -406,6 +406,8 @@ async fn resume_counts_interrupted_tries_and_keeps_successes() {
             start: Some(Utc::now()),
             end: None,
             error: None,
+            priority_weight: 0,
+            queue: None,
         },
         expect,
     };

@@ -1,13 +1,17 @@
 //! An in-memory store: fast, ephemeral, and strict about the task lifecycle.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Change, DagRecord, DagRunRecord, DagStore, Expect, LogLine, LogStore, RescheduleRecord,
-    RescheduleStore, RunStore, RunType, StoreError, TaskInstanceRecord, TryRecord, XComStore,
+    Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LogLine, LogStore, Outcome,
+    OutcomeCursor, QueueStore, ReportedOutcome, RescheduleRecord, RescheduleStore, RunStore,
+    RunType, StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
@@ -33,6 +37,14 @@ struct Inner {
     logs: HashMap<TaskInstanceKey, Vec<(u32, LogLine)>>,
     pools: BTreeMap<String, super::PoolRecord>,
     reschedules: HashMap<TaskInstanceKey, Vec<RescheduleRecord>>,
+    /// Applied batches so far: the order in which queued instances joined the queue.
+    batches: u64,
+    /// When (which batch) each queued instance joined the queue.
+    queued_at: HashMap<TaskInstanceKey, u64>,
+    /// The worker holding each claimed instance, and until when.
+    leases: HashMap<TaskInstanceKey, (WorkerId, DateTime<Utc>)>,
+    outcomes: Vec<ReportedOutcome>,
+    last_outcome: i64,
 }
 
 impl MemoryStore {
@@ -130,6 +142,8 @@ impl Inner {
         }
         self.xcoms.retain(|(k, _), _| k != key);
         self.reschedules.remove(key);
+        self.leases.remove(key);
+        self.queued_at.remove(key);
     }
 
     fn upsert_task(&mut self, ti: &TaskInstanceRecord) {
@@ -142,6 +156,13 @@ impl Inner {
                 Some(existing) => *existing = attempt,
                 None => tries.push(attempt),
             }
+        }
+        let was_queued = self.stored(&ti.key).map(|r| r.state) == Some(TaskState::Queued);
+        if ti.state == TaskState::Queued && !was_queued {
+            self.queued_at.insert(ti.key.clone(), self.batches);
+        }
+        if ti.state != TaskState::Running {
+            self.leases.remove(&ti.key);
         }
         let list = self.tasks.entry(run_key(&ti.key)).or_default();
         match self.task_index.get(&ti.key) {
@@ -172,6 +193,7 @@ impl RunStore for MemoryStore {
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner.check(changes)?;
+        inner.batches += 1;
         for change in changes {
             match change {
                 Change::Task { record, .. } => inner.upsert_task(record),
@@ -330,6 +352,7 @@ impl RunStore for MemoryStore {
         }
         inner.xcoms.retain(|(key, _), _| !cleared.contains(key));
         inner.reschedules.retain(|key, _| !cleared.contains(key));
+        inner.leases.retain(|key, _| !cleared.contains(key));
         Ok(())
     }
 
@@ -348,6 +371,10 @@ impl RunStore for MemoryStore {
         inner.tries.retain(|key, _| other_run(key));
         inner.logs.retain(|key, _| other_run(key));
         inner.xcoms.retain(|(key, _), _| other_run(key));
+        inner.reschedules.retain(|key, _| other_run(key));
+        inner.leases.retain(|key, _| other_run(key));
+        inner.queued_at.retain(|key, _| other_run(key));
+        inner.outcomes.retain(|o| other_run(&o.key));
         Ok(())
     }
 }
@@ -465,5 +492,201 @@ impl super::PoolStore for MemoryStore {
 
     fn delete_pool(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self.lock().pools.remove(name).is_some())
+    }
+}
+
+impl QueueStore for MemoryStore {
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        queue: Option<&str>,
+        limit: usize,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut inner = self.lock();
+        let lease_until = super::lease_end(now, lease);
+        let mut queued: Vec<(i64, u64, TaskInstanceKey)> = inner
+            .tasks
+            .values()
+            .flatten()
+            .filter(|ti| ti.state == TaskState::Queued)
+            .filter(|ti| queue.is_none_or(|q| ti.queue.as_deref() == Some(q)))
+            .map(|ti| {
+                let at = inner.queued_at.get(&ti.key).copied().unwrap_or(0);
+                (ti.priority_weight, at, ti.key.clone())
+            })
+            .collect();
+        let order = |k: &TaskInstanceKey| {
+            (
+                k.dag_id.clone(),
+                k.run_id.clone(),
+                k.task_id.clone(),
+                k.map_index.as_i64(),
+            )
+        };
+        queued.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(a.1.cmp(&b.1))
+                .then_with(|| order(&a.2).cmp(&order(&b.2)))
+        });
+        let mut claimed = Vec::new();
+        for (_, _, key) in queued.into_iter().take(limit) {
+            let Some(&i) = inner.task_index.get(&key) else {
+                continue;
+            };
+            let Some(ti) = inner
+                .tasks
+                .get_mut(&run_key(&key))
+                .and_then(|l| l.get_mut(i))
+            else {
+                continue;
+            };
+            ti.state = TaskState::Running;
+            ti.try_number += 1;
+            ti.start = Some(now);
+            ti.end = None;
+            ti.error = None;
+            let record = ti.clone();
+            inner.queued_at.remove(&key);
+            inner.leases.insert(key, (worker.clone(), lease_until));
+            claimed.push(Claimed {
+                record,
+                worker: worker.clone(),
+                lease_until,
+            });
+        }
+        Ok(claimed)
+    }
+
+    fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<usize, StoreError> {
+        let mut inner = self.lock();
+        let Inner {
+            leases,
+            tasks,
+            task_index,
+            ..
+        } = &mut *inner;
+        let until = super::lease_end(now, lease);
+        let mut extended = 0;
+        for (key, (holder, lease_until)) in leases.iter_mut() {
+            let running = task_index
+                .get(key)
+                .and_then(|&i| tasks.get(&run_key(key))?.get(i))
+                .is_some_and(|ti| ti.state == TaskState::Running);
+            if holder == worker && running && *lease_until >= now {
+                *lease_until = until;
+                extended += 1;
+            }
+        }
+        Ok(extended)
+    }
+
+    fn report(
+        &self,
+        claimed: &Claimed,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<OutcomeCursor, StoreError> {
+        super::check_outcome(claimed, outcome)?;
+        let mut inner = self.lock();
+        let key = &claimed.record.key;
+        let try_number = claimed.record.try_number;
+        let reason = match (inner.stored(key), inner.leases.get(key)) {
+            (None, _) => Some("the instance is gone".to_string()),
+            (Some(ti), _) if ti.state != TaskState::Running => {
+                Some(format!("the instance is {} now", ti.state))
+            }
+            (Some(ti), _) if ti.try_number != try_number => {
+                Some(format!("the instance is at try {} now", ti.try_number))
+            }
+            (_, None) => Some("no worker holds it (reported or taken back)".to_string()),
+            (_, Some((holder, _))) if holder != &claimed.worker => {
+                Some(format!("worker `{holder}` holds it"))
+            }
+            (_, Some((_, until))) if *until < now => {
+                Some(format!("its lease ran out at {}", until.to_rfc3339()))
+            }
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return Err(StoreError::ClaimLost {
+                key: key.clone(),
+                try_number,
+                worker: claimed.worker.clone(),
+                reason,
+            });
+        }
+        for (name, value) in &outcome.xcoms {
+            inner
+                .xcoms
+                .insert((key.clone(), name.clone()), value.clone());
+        }
+        inner
+            .logs
+            .entry(key.clone())
+            .or_default()
+            .extend(outcome.logs.iter().map(|line| (try_number, line.clone())));
+        inner.leases.remove(key);
+        inner.last_outcome += 1;
+        let cursor = OutcomeCursor(inner.last_outcome);
+        inner.outcomes.push(ReportedOutcome {
+            cursor,
+            key: key.clone(),
+            try_number,
+            worker: claimed.worker.clone(),
+            state: outcome.state,
+            error: outcome.error.clone(),
+            end: outcome.end,
+            reschedule_at: outcome.reschedule_at,
+        });
+        Ok(cursor)
+    }
+
+    fn outcomes_since(
+        &self,
+        cursor: OutcomeCursor,
+        limit: usize,
+    ) -> Result<(Vec<ReportedOutcome>, OutcomeCursor), StoreError> {
+        let inner = self.lock();
+        // Cursors increase along the list.
+        let first = inner.outcomes.partition_point(|o| o.cursor <= cursor);
+        let outcomes: Vec<_> = inner.outcomes[first..]
+            .iter()
+            .take(limit)
+            .cloned()
+            .collect();
+        let next = outcomes.last().map_or(cursor, |o| o.cursor);
+        Ok((outcomes, next))
+    }
+
+    fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstanceKey>, StoreError> {
+        let inner = self.lock();
+        let mut expired: Vec<(DateTime<Utc>, TaskInstanceKey)> = inner
+            .leases
+            .iter()
+            .filter(|(key, (_, until))| {
+                *until < now
+                    && inner
+                        .stored(key)
+                        .is_some_and(|ti| ti.state == TaskState::Running)
+            })
+            .map(|(key, (_, until))| (*until, key.clone()))
+            .collect();
+        let order = |k: &TaskInstanceKey| {
+            (
+                k.dag_id.clone(),
+                k.run_id.clone(),
+                k.task_id.clone(),
+                k.map_index.as_i64(),
+            )
+        };
+        expired.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| order(&a.1).cmp(&order(&b.1))));
+        Ok(expired.into_iter().map(|(_, key)| key).collect())
     }
 }

@@ -13,6 +13,8 @@ mod tests;
 pub use memory::MemoryStore;
 pub use sqlite::{DEFAULT_BUSY_TIMEOUT, OpenMode, SCHEMA_VERSION, SqliteStore};
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +61,21 @@ pub enum StoreError {
         expected: Expect,
         /// What the store holds (`none`, try 0 for a missing row).
         found: Expect,
+    },
+    /// A worker's claim on an instance no longer holds (its lease ran out, the instance
+    /// moved on, or another try claimed it); its outcome was not recorded.
+    #[error(
+        "{key} try {try_number} is no longer claimed by worker `{worker}`: {reason}; its outcome was not recorded"
+    )]
+    ClaimLost {
+        /// The instance.
+        key: TaskInstanceKey,
+        /// The claimed try.
+        try_number: u32,
+        /// The worker that claimed it.
+        worker: WorkerId,
+        /// What the store holds instead.
+        reason: String,
     },
     /// The database is locked by another process for longer than the busy timeout.
     #[error(
@@ -181,6 +198,12 @@ pub struct TaskInstanceRecord {
     pub end: Option<DateTime<Utc>>,
     /// The error of the last failed try.
     pub error: Option<String>,
+    /// Its priority among queued instances: a [`QueueStore::claim`] takes higher weights
+    /// first. Set when the instance is queued.
+    pub priority_weight: i64,
+    /// The queue it waits in once queued (`None`: the default queue); a worker claims from
+    /// one queue or from all.
+    pub queue: Option<String>,
 }
 
 impl TaskInstanceRecord {
@@ -194,6 +217,8 @@ impl TaskInstanceRecord {
             start: None,
             end: None,
             error: None,
+            priority_weight: 0,
+            queue: None,
         }
     }
 
@@ -478,7 +503,165 @@ pub trait XComStore: Send + Sync {
     ) -> Result<Option<(RunId, StoredXCom)>, StoreError>;
 }
 
-/// Everything the runtime needs from a store.
-pub trait Store: RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore {}
+/// Who claims queued instances: one worker process (or thread) of any machine.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(String);
 
-impl<T: RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore> Store for T {}
+impl WorkerId {
+    /// A worker's id; unique among the workers sharing a store (host name and process id,
+    /// for example).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A queued instance a worker claimed: it is `running` in the store, its try number
+/// increased, and the worker holds it until `lease_until` (extended by heartbeats).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claimed {
+    /// The instance as recorded by the claim (state `running`, the new try, its start).
+    pub record: TaskInstanceRecord,
+    /// The worker holding it.
+    pub worker: WorkerId,
+    /// When the claim runs out unless the worker heartbeats.
+    pub lease_until: DateTime<Utc>,
+}
+
+/// How a claimed try ended, as its worker reports it; the deciding side turns it into the
+/// instance's next state (a retry, for example) when it reads it back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// How the try ended: `success`, `failed`, `up_for_retry`, `up_for_reschedule` or
+    /// `skipped` (a state `running` may become).
+    pub state: TaskState,
+    /// The try's error, if it failed.
+    pub error: Option<String>,
+    /// When the try ended.
+    pub end: DateTime<Utc>,
+    /// For `up_for_reschedule`: when the sensor asks to be poked again.
+    pub reschedule_at: Option<DateTime<Utc>>,
+    /// The XComs the try stored (`return_value` for its return value).
+    pub xcoms: Vec<(String, StoredXCom)>,
+    /// The log lines the try wrote, in order.
+    pub logs: Vec<LogLine>,
+}
+
+/// A position in the sequence of reported outcomes; [`OutcomeCursor::START`] is before the
+/// first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OutcomeCursor(pub i64);
+
+impl OutcomeCursor {
+    /// Before every outcome.
+    pub const START: OutcomeCursor = OutcomeCursor(0);
+}
+
+/// An outcome as recorded by [`QueueStore::report`], with its place in the sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportedOutcome {
+    /// Its position: reading on from here returns the outcomes after it.
+    pub cursor: OutcomeCursor,
+    /// The instance.
+    pub key: TaskInstanceKey,
+    /// The try that ended.
+    pub try_number: u32,
+    /// The worker that ran it.
+    pub worker: WorkerId,
+    /// How it ended.
+    pub state: TaskState,
+    /// Its error, if it failed.
+    pub error: Option<String>,
+    /// When it ended.
+    pub end: DateTime<Utc>,
+    /// For `up_for_reschedule`: when the next poke is due.
+    pub reschedule_at: Option<DateTime<Utc>>,
+}
+
+/// Queued instances as a durable queue: any process sharing the store claims them, runs
+/// them, and reports how each try ended; the deciding side follows the reports.
+pub trait QueueStore: Send + Sync {
+    /// Takes up to `limit` queued instances (of `queue`, or of any queue), highest
+    /// `priority_weight` first, then the longest queued; each becomes `running` with its
+    /// next try, held by `worker` until `now + lease`. Atomic: two workers never get the
+    /// same instance.
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        queue: Option<&str>,
+        limit: usize,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError>;
+    /// Extends to `now + lease` the claims `worker` still holds (running, lease not run
+    /// out); returns how many.
+    fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<usize, StoreError>;
+    /// Records how a claimed try ended (with its XComs and logs, in one transaction) and
+    /// releases the claim, if the claim still holds at `now`: the same worker and try, the
+    /// lease not run out, the instance still `running`. Otherwise
+    /// [`StoreError::ClaimLost`] and nothing is recorded. The instance stays `running`
+    /// until the deciding side commits its next state.
+    fn report(
+        &self,
+        claimed: &Claimed,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<OutcomeCursor, StoreError>;
+    /// Up to `limit` reported outcomes after `cursor`, in the order they were reported,
+    /// and the cursor to read on from.
+    fn outcomes_since(
+        &self,
+        cursor: OutcomeCursor,
+        limit: usize,
+    ) -> Result<(Vec<ReportedOutcome>, OutcomeCursor), StoreError>;
+    /// Running instances whose claim ran out before `now` (their worker stopped
+    /// heartbeating): the deciding side counts those tries as interrupted.
+    fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstanceKey>, StoreError>;
+}
+
+/// `now + lease`, saturating.
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(lease)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Checks an outcome's state: one a running try may end in.
+fn check_outcome(claimed: &Claimed, outcome: &Outcome) -> Result<(), StoreError> {
+    if outcome.state != TaskState::Running && TaskState::Running.can_become(outcome.state) {
+        Ok(())
+    } else {
+        Err(StoreError::IllegalTransition {
+            key: claimed.record.key.clone(),
+            from: TaskState::Running,
+            to: outcome.state,
+        })
+    }
+}
+
+/// Everything the runtime needs from a store.
+pub trait Store:
+    RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore + QueueStore
+{
+}
+
+impl<T: RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore + QueueStore> Store
+    for T
+{
+}

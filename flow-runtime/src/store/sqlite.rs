@@ -17,18 +17,19 @@ use rusqlite::{
 };
 
 use super::{
-    Change, DagRecord, DagRunRecord, DagStore, Expect, LogLine, LogStore, RescheduleRecord,
-    RescheduleStore, RunStore, RunType, StoreError, TaskInstanceRecord, TryRecord, XComStore,
+    Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LogLine, LogStore, Outcome,
+    OutcomeCursor, QueueStore, ReportedOutcome, RescheduleRecord, RescheduleStore, RunStore,
+    RunType, StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
 use crate::xcom::{ObjectRef, StoredXCom, XComBlob};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Each migration takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     "CREATE TABLE flow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      INSERT INTO flow_meta (key, value) VALUES ('application', 'flow'), ('schema_version', '1');
      CREATE TABLE dags (
@@ -126,6 +127,32 @@ const MIGRATIONS: [&str; 4] = [
     // An XCom too large for its row lives in the object store: `object_key` is its key
     // (relative to the store's root) and `value` is empty.
     "ALTER TABLE xcoms ADD COLUMN object_key TEXT;",
+    // Sharing one database between processes: queued instances are claimed by workers
+    // under a lease and their outcomes reported in order.
+    "ALTER TABLE task_instances ADD COLUMN priority_weight BIGINT NOT NULL DEFAULT 0;
+     ALTER TABLE task_instances ADD COLUMN queue TEXT;
+     ALTER TABLE task_instances ADD COLUMN queued_us BIGINT;
+     ALTER TABLE task_instances ADD COLUMN claimed_by TEXT;
+     ALTER TABLE task_instances ADD COLUMN lease_until_us BIGINT;
+     UPDATE task_instances SET queued_us = 0 WHERE state = 'queued';
+     CREATE INDEX task_instances_queued ON task_instances (priority_weight DESC, queued_us)
+         WHERE state = 'queued';
+     CREATE INDEX task_instances_claimed ON task_instances (lease_until_us)
+         WHERE claimed_by IS NOT NULL;
+     CREATE TABLE task_outcomes (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         try_number INTEGER NOT NULL,
+         worker TEXT NOT NULL,
+         state TEXT NOT NULL,
+         error TEXT,
+         end_us BIGINT NOT NULL,
+         reschedule_us BIGINT,
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     );",
 ];
 
 /// How [`SqliteStore::open_with`] treats an existing database.
@@ -420,6 +447,38 @@ fn map_index(i: i64) -> MapIndex {
 const RUN_COLUMNS: &str = "dag_id, run_id, run_type, logical_date_us, state, start_us, end_us, fingerprint, \
      data_interval_start_us, data_interval_end_us, conf";
 
+/// The columns [`ti_row`] reads.
+const TI_COLUMNS: &str = "dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error, \
+     priority_weight, queue";
+
+fn ti_row(r: &Row<'_>) -> rusqlite::Result<TaskInstanceRecord> {
+    Ok(TaskInstanceRecord {
+        key: TaskInstanceKey {
+            dag_id: DagId::new(r.get::<_, String>(0)?),
+            run_id: RunId::new(r.get::<_, String>(1)?),
+            task_id: TaskId::new(r.get::<_, String>(2)?),
+            map_index: map_index(r.get(3)?),
+        },
+        state: task_state(&r.get::<_, String>(4)?)?,
+        try_number: r.get(5)?,
+        max_tries: r.get(6)?,
+        start: time(r.get(7)?),
+        end: time(r.get(8)?),
+        error: r.get(9)?,
+        priority_weight: r.get(10)?,
+        queue: r.get(11)?,
+    })
+}
+
+fn key_row(r: &Row<'_>) -> rusqlite::Result<TaskInstanceKey> {
+    Ok(TaskInstanceKey {
+        dag_id: DagId::new(r.get::<_, String>(0)?),
+        run_id: RunId::new(r.get::<_, String>(1)?),
+        task_id: TaskId::new(r.get::<_, String>(2)?),
+        map_index: map_index(r.get(3)?),
+    })
+}
+
 fn run_row(r: &Row<'_>) -> rusqlite::Result<DagRunRecord> {
     Ok(DagRunRecord {
         dag_id: DagId::new(r.get::<_, String>(0)?),
@@ -477,8 +536,10 @@ impl RunStore for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
+        // When instances queued by this batch joined the queue.
+        let now = Utc::now().timestamp_micros();
         for change in changes {
-            apply_one(&tx, change).map_err(|e| match e {
+            apply_one(&tx, change, now).map_err(|e| match e {
                 ApplyError::Sql(e) => self.err(e),
                 ApplyError::Store(e) => e,
             })?;
@@ -549,27 +610,11 @@ impl RunStore for SqliteStore {
     ) -> Result<Vec<TaskInstanceRecord>, StoreError> {
         let conn = self.read();
         conn.prepare_cached(
-            "SELECT task_id, map_index, state, try_number, max_tries, start_us, end_us, error FROM task_instances \
-             WHERE dag_id = ?1 AND run_id = ?2 ORDER BY task_id, map_index",
+            &format!("SELECT {TI_COLUMNS} FROM task_instances WHERE dag_id = ?1 AND run_id = ?2 ORDER BY task_id, map_index"),
         )
         .and_then(|mut st| {
-            st.query_map(params![dag_id.as_str(), run_id.as_str()], |r| {
-                Ok(TaskInstanceRecord {
-                    key: TaskInstanceKey {
-                        dag_id: dag_id.clone(),
-                        run_id: run_id.clone(),
-                        task_id: TaskId::new(r.get::<_, String>(0)?),
-                        map_index: map_index(r.get(1)?),
-                    },
-                    state: task_state(&r.get::<_, String>(2)?)?,
-                    try_number: r.get(3)?,
-                    max_tries: r.get(4)?,
-                    start: time(r.get(5)?),
-                    end: time(r.get(6)?),
-                    error: r.get(7)?,
-                })
-            })?
-            .collect()
+            st.query_map(params![dag_id.as_str(), run_id.as_str()], ti_row)?
+                .collect()
         })
         .map_err(|e| self.err(e))
     }
@@ -632,7 +677,8 @@ impl RunStore for SqliteStore {
             )
             .map_err(|e| self.err(e))?;
             tx.execute(
-                "UPDATE task_instances SET state = 'none', start_us = NULL, end_us = NULL, error = NULL \
+                "UPDATE task_instances SET state = 'none', start_us = NULL, end_us = NULL, error = NULL, \
+                 claimed_by = NULL, lease_until_us = NULL \
                  WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3",
                 args,
             )
@@ -682,7 +728,11 @@ impl From<rusqlite::Error> for ApplyError {
     }
 }
 
-fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), ApplyError> {
+fn apply_one(
+    tx: &rusqlite::Transaction<'_>,
+    change: &Change,
+    now_us: i64,
+) -> Result<(), ApplyError> {
     match change {
         Change::Task { record: ti, expect } => {
             let k = &ti.key;
@@ -695,15 +745,24 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
             }
             // One statement per change: the expectation is the statement's condition, and
             // only a refused change pays for reading what the row holds.
+            // An instance joins the queue when it becomes `queued`; a worker's claim lasts
+            // while the instance is `running`.
             let sql = if *expect == Expect::FRESH {
-                "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                 ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET state = excluded.state, \
-                 try_number = excluded.try_number, max_tries = excluded.max_tries, start_us = excluded.start_us, end_us = excluded.end_us, \
-                 error = excluded.error \
+                "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error, \
+                 priority_weight, queue, queued_us) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?13, ?14, CASE WHEN ?5 = 'queued' THEN ?15 END) \
+                 ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET state = ?5, \
+                 try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, priority_weight = ?13, queue = ?14, \
+                 queued_us = CASE WHEN ?5 = 'queued' AND task_instances.state <> 'queued' THEN ?15 ELSE task_instances.queued_us END, \
+                 claimed_by = CASE WHEN ?5 = 'running' THEN task_instances.claimed_by END, \
+                 lease_until_us = CASE WHEN ?5 = 'running' THEN task_instances.lease_until_us END \
                  WHERE task_instances.state = ?11 AND task_instances.try_number = ?12"
             } else {
-                "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10 \
+                "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, \
+                 priority_weight = ?13, queue = ?14, \
+                 queued_us = CASE WHEN ?5 = 'queued' AND state <> 'queued' THEN ?15 ELSE queued_us END, \
+                 claimed_by = CASE WHEN ?5 = 'running' THEN claimed_by END, \
+                 lease_until_us = CASE WHEN ?5 = 'running' THEN lease_until_us END \
                  WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
                  AND state = ?11 AND try_number = ?12"
             };
@@ -722,6 +781,9 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
                     ti.error,
                     expect.state.as_str(),
                     expect.try_number,
+                    ti.priority_weight,
+                    ti.queue,
+                    now_us,
                 ])
                 .map_err(|e| no_such_run(e, &k.dag_id, &k.run_id))?;
             if written == 0 {
@@ -1123,5 +1185,239 @@ impl super::PoolStore for SqliteStore {
         conn.execute("DELETE FROM pools WHERE name = ?1", params![name])
             .map(|n| n > 0)
             .map_err(|e| self.err(e))
+    }
+}
+
+impl SqliteStore {
+    /// Runs `f` in one write transaction (taken at once, so a concurrent writer waits for
+    /// the busy timeout instead of failing mid-way); commits if it succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApplyError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let value = f(&tx).map_err(|e| match e {
+            ApplyError::Sql(e) => self.err(e),
+            ApplyError::Store(e) => e,
+        })?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(value)
+    }
+}
+
+impl QueueStore for SqliteStore {
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        queue: Option<&str>,
+        limit: usize,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_until = super::lease_end(now, lease);
+        self.write(|tx| {
+            let keys: Vec<TaskInstanceKey> = tx
+                .prepare_cached(
+                    "SELECT dag_id, run_id, task_id, map_index FROM task_instances \
+                     WHERE state = 'queued' AND (?1 IS NULL OR queue = ?1) \
+                     ORDER BY priority_weight DESC, queued_us, dag_id, run_id, task_id, map_index LIMIT ?2",
+                )?
+                .query_map(
+                    params![queue, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    key_row,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut claim = tx.prepare_cached(&format!(
+                "UPDATE task_instances SET state = 'running', try_number = try_number + 1, start_us = ?5, \
+                 end_us = NULL, error = NULL, claimed_by = ?6, lease_until_us = ?7 \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 AND state = 'queued' \
+                 RETURNING {TI_COLUMNS}"
+            ))?;
+            let mut claimed = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let record = claim
+                    .query_row(
+                        params![
+                            key.dag_id.as_str(),
+                            key.run_id.as_str(),
+                            key.task_id.as_str(),
+                            key.map_index.as_i64(),
+                            now.timestamp_micros(),
+                            worker.as_str(),
+                            lease_until.timestamp_micros(),
+                        ],
+                        ti_row,
+                    )
+                    .optional()?;
+                claimed.extend(record.map(|record| Claimed {
+                    record,
+                    worker: worker.clone(),
+                    lease_until,
+                }));
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<usize, StoreError> {
+        let until = super::lease_end(now, lease).timestamp_micros();
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached(
+                    "UPDATE task_instances SET lease_until_us = ?2 \
+                     WHERE claimed_by = ?1 AND state = 'running' AND lease_until_us >= ?3",
+                )?
+                .execute(params![worker.as_str(), until, now.timestamp_micros()])?)
+        })
+    }
+
+    fn report(
+        &self,
+        claimed: &Claimed,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<OutcomeCursor, StoreError> {
+        super::check_outcome(claimed, outcome)?;
+        let key = &claimed.record.key;
+        let try_number = claimed.record.try_number;
+        self.write(|tx| {
+            let held: Option<(String, u32, Option<String>, Option<i64>)> = tx
+                .prepare_cached(
+                    "SELECT state, try_number, claimed_by, lease_until_us FROM task_instances \
+                     WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+                )?
+                .query_row(key_params(key), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            let reason = match held {
+                None => Some("the instance is gone".to_string()),
+                Some((state, _, _, _)) if state != "running" => {
+                    Some(format!("the instance is {state} now"))
+                }
+                Some((_, found, _, _)) if found != try_number => {
+                    Some(format!("the instance is at try {found} now"))
+                }
+                Some((_, _, by, _)) if by.as_deref() != Some(claimed.worker.as_str()) => {
+                    Some(match by {
+                        Some(other) => format!("worker `{other}` holds it"),
+                        None => "no worker holds it (reported or taken back)".to_string(),
+                    })
+                }
+                Some((_, _, _, until)) if until.is_none_or(|u| u < now.timestamp_micros()) => {
+                    Some(format!(
+                        "its lease ran out at {}",
+                        time(until).map_or_else(|| "?".into(), |t| t.to_rfc3339())
+                    ))
+                }
+                Some(_) => None,
+            };
+            if let Some(reason) = reason {
+                return Err(ApplyError::Store(StoreError::ClaimLost {
+                    key: key.clone(),
+                    try_number,
+                    worker: claimed.worker.clone(),
+                    reason,
+                }));
+            }
+            let now_us = now.timestamp_micros();
+            for (name, value) in &outcome.xcoms {
+                let change = Change::XCom {
+                    key: key.clone(),
+                    name: name.clone(),
+                    value: value.clone(),
+                };
+                apply_one(tx, &change, now_us)?;
+            }
+            if !outcome.logs.is_empty() {
+                let change = Change::Log {
+                    key: key.clone(),
+                    try_number,
+                    lines: outcome.logs.clone(),
+                };
+                apply_one(tx, &change, now_us)?;
+            }
+            tx.prepare_cached(
+                "UPDATE task_instances SET claimed_by = NULL, lease_until_us = NULL \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+            )?
+            .execute(key_params(key))?;
+            tx.prepare_cached(
+                "INSERT INTO task_outcomes (dag_id, run_id, task_id, map_index, try_number, worker, state, error, end_us, reschedule_us) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                key.dag_id.as_str(),
+                key.run_id.as_str(),
+                key.task_id.as_str(),
+                key.map_index.as_i64(),
+                try_number,
+                claimed.worker.as_str(),
+                outcome.state.as_str(),
+                outcome.error,
+                outcome.end.timestamp_micros(),
+                micros(outcome.reschedule_at),
+            ])?;
+            Ok(OutcomeCursor(tx.last_insert_rowid()))
+        })
+    }
+
+    fn outcomes_since(
+        &self,
+        cursor: OutcomeCursor,
+        limit: usize,
+    ) -> Result<(Vec<ReportedOutcome>, OutcomeCursor), StoreError> {
+        let conn = self.read();
+        let outcomes: Vec<ReportedOutcome> = conn
+            .prepare_cached(
+                "SELECT dag_id, run_id, task_id, map_index, id, try_number, worker, state, error, end_us, reschedule_us \
+                 FROM task_outcomes WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .and_then(|mut st| {
+                st.query_map(
+                    params![cursor.0, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    |r| {
+                        Ok(ReportedOutcome {
+                            key: key_row(r)?,
+                            cursor: OutcomeCursor(r.get(4)?),
+                            try_number: r.get(5)?,
+                            worker: WorkerId::new(r.get::<_, String>(6)?),
+                            state: task_state(&r.get::<_, String>(7)?)?,
+                            error: r.get(8)?,
+                            end: time(Some(r.get(9)?)).unwrap_or_default(),
+                            reschedule_at: time(r.get(10)?),
+                        })
+                    },
+                )?
+                .collect()
+            })
+            .map_err(|e| self.err(e))?;
+        let next = outcomes.last().map_or(cursor, |o| o.cursor);
+        Ok((outcomes, next))
+    }
+
+    fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstanceKey>, StoreError> {
+        let conn = self.read();
+        conn.prepare_cached(
+            "SELECT dag_id, run_id, task_id, map_index FROM task_instances \
+             WHERE claimed_by IS NOT NULL AND state = 'running' AND lease_until_us < ?1 \
+             ORDER BY lease_until_us, dag_id, run_id, task_id, map_index",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![now.timestamp_micros()], key_row)?
+                .collect()
+        })
+        .map_err(|e| self.err(e))
     }
 }

@@ -51,6 +51,8 @@ fn record(run: &str, task: &str, state: TaskState, try_number: u32) -> TaskInsta
         start: Some(Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, try_number).unwrap()),
         end: None,
         error: (state == TaskState::UpForRetry).then(|| format!("try {try_number} failed")),
+        priority_weight: 0,
+        queue: None,
     }
 }
 
@@ -534,6 +536,8 @@ fn conformance(store: &dyn Store) {
                         start: None,
                         end: None,
                         error: None,
+                        priority_weight: 0,
+                        queue: None,
                     },
                     expect: FRESH,
                 },
@@ -984,4 +988,350 @@ fn reads_do_not_wait_behind_a_write_transaction() {
         TaskState::Running,
         "a read after a commit sees it"
     );
+}
+
+fn at(second: i64) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0).unwrap() + chrono::Duration::seconds(second)
+}
+
+fn queued(run: &str, task: &str, priority_weight: i64, queue: Option<&str>) -> Change {
+    Change::Task {
+        record: TaskInstanceRecord {
+            priority_weight,
+            queue: queue.map(str::to_string),
+            ..record(run, task, TaskState::Queued, 0)
+        },
+        expect: FRESH,
+    }
+}
+
+fn done(state: TaskState, end: i64) -> Outcome {
+    Outcome {
+        state,
+        error: (state == TaskState::Failed).then(|| "boom".to_string()),
+        end: at(end),
+        reschedule_at: None,
+        xcoms: Vec::new(),
+        logs: Vec::new(),
+    }
+}
+
+/// Queued instances are claimed once each, by priority then age, under a lease; outcomes
+/// count only while the claim holds, and are read back in order.
+fn queue_conformance(store: &dyn Store) {
+    store.create_run(&run_record("q1", 1)).unwrap();
+    let (w1, w2, w3) = (
+        WorkerId::new("w1"),
+        WorkerId::new("w2"),
+        WorkerId::new("w3"),
+    );
+    let lease = Duration::from_secs(30);
+    store.apply(&[queued("q1", "a", 1, None)]).unwrap();
+    store
+        .apply(&[queued("q1", "b", 5, None), queued("q1", "d", 1, None)])
+        .unwrap();
+    store.apply(&[queued("q1", "c", 1, Some("gpu"))]).unwrap();
+    let names = |claimed: &[Claimed]| -> Vec<String> {
+        claimed
+            .iter()
+            .map(|c| c.record.key.task_id.to_string())
+            .collect()
+    };
+
+    assert!(store.claim(&w1, None, 0, lease, at(0)).unwrap().is_empty());
+    let first = store.claim(&w1, None, 2, lease, at(0)).unwrap();
+    assert_eq!(
+        names(&first),
+        ["b", "a"],
+        "highest weight, then longest queued"
+    );
+    assert_eq!(
+        (
+            first[0].record.state,
+            first[0].record.try_number,
+            first[0].record.start
+        ),
+        (TaskState::Running, 1, Some(at(0)))
+    );
+    assert_eq!(
+        (first[0].worker.clone(), first[0].lease_until),
+        (w1.clone(), at(30))
+    );
+    assert_eq!(first[0].record.priority_weight, 5);
+    let gpu = store.claim(&w2, Some("gpu"), 10, lease, at(0)).unwrap();
+    assert_eq!(names(&gpu), ["c"]);
+    assert_eq!(gpu[0].record.queue.as_deref(), Some("gpu"));
+    assert!(
+        store
+            .claim(&w2, Some("gpu"), 10, lease, at(0))
+            .unwrap()
+            .is_empty()
+    );
+    let short = store
+        .claim(&w2, None, 10, Duration::from_secs(5), at(0))
+        .unwrap();
+    assert_eq!(names(&short), ["d"]);
+    assert!(store.claim(&w3, None, 10, lease, at(0)).unwrap().is_empty());
+    let states: Vec<_> = store
+        .task_instances(&"d".into(), &"q1".into())
+        .unwrap()
+        .into_iter()
+        .map(|ti| (ti.state, ti.try_number))
+        .collect();
+    assert_eq!(states, [(TaskState::Running, 1); 4], "claims are recorded");
+
+    // Heartbeats extend live claims only; `d`'s ran out.
+    assert_eq!(store.heartbeat(&w1, at(20), lease).unwrap(), 2);
+    assert_eq!(store.heartbeat(&w2, at(20), lease).unwrap(), 1);
+    assert_eq!(store.heartbeat(&w3, at(20), lease).unwrap(), 0);
+    assert!(store.expired_claims(at(5)).unwrap().is_empty());
+    assert_eq!(store.expired_claims(at(20)).unwrap(), [key("q1", "d")]);
+    assert_eq!(store.expired_claims(at(51)).unwrap().len(), 4);
+
+    // A claim whose lease ran out cannot report.
+    let err = store
+        .report(&short[0], &done(TaskState::Success, 21), at(21))
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ClaimLost { key: k, try_number: 1, .. } if *k == key("q1", "d")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("lease ran out"), "{err}");
+
+    // A live claim reports its try, with XComs and logs, once.
+    let mut success = done(TaskState::Success, 25);
+    success.xcoms = vec![(
+        "return_value".to_string(),
+        XComBlob::encode(&5_u64).unwrap().into(),
+    )];
+    success.logs = vec![line("ran")];
+    let b = &first[0];
+    let cursor = store.report(b, &success, at(25)).unwrap();
+    assert!(cursor > OutcomeCursor::START);
+    assert!(
+        store
+            .get_xcom(&key("q1", "b"), "return_value")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.logs(&key("q1", "b"), Some(1)).unwrap().len(), 1);
+    assert!(matches!(
+        store.report(b, &success, at(26)),
+        Err(StoreError::ClaimLost { .. })
+    ));
+    assert!(
+        !store
+            .expired_claims(at(1000))
+            .unwrap()
+            .contains(&key("q1", "b")),
+        "a reported claim is released"
+    );
+    // Only the holder reports, and only a state a running try may end in.
+    let a = &first[1];
+    let impostor = Claimed {
+        worker: w2.clone(),
+        ..a.clone()
+    };
+    let err = store
+        .report(&impostor, &done(TaskState::Success, 25), at(25))
+        .unwrap_err();
+    assert!(err.to_string().contains("worker `w1` holds it"), "{err}");
+    assert!(matches!(
+        store.report(a, &done(TaskState::Queued, 25), at(25)),
+        Err(StoreError::IllegalTransition { .. })
+    ));
+    // The deciding side moves on: `a` is skipped (a run timeout), so its worker lost it.
+    store
+        .apply(&[
+            ti("q1", "a", TaskState::Skipped, 1, was(TaskState::Running, 1)),
+            ti("q1", "b", TaskState::Success, 1, was(TaskState::Running, 1)),
+        ])
+        .unwrap();
+    let err = store
+        .report(a, &done(TaskState::Success, 26), at(26))
+        .unwrap_err();
+    assert!(err.to_string().contains("is skipped now"), "{err}");
+
+    // The interrupted try of `d` is counted and retried; the new try is claimed afresh.
+    store
+        .apply(&[
+            ti(
+                "q1",
+                "d",
+                TaskState::UpForRetry,
+                1,
+                was(TaskState::Running, 1),
+            ),
+            ti(
+                "q1",
+                "d",
+                TaskState::Queued,
+                1,
+                was(TaskState::UpForRetry, 1),
+            ),
+        ])
+        .unwrap();
+    assert!(
+        store
+            .expired_claims(at(1000))
+            .unwrap()
+            .iter()
+            .all(|k| *k != key("q1", "d"))
+    );
+    let retry = store.claim(&w3, None, 10, lease, at(30)).unwrap();
+    assert_eq!(
+        (names(&retry), retry[0].record.try_number),
+        (vec!["d".to_string()], 2)
+    );
+    let err = store
+        .report(&short[0], &done(TaskState::Success, 31), at(31))
+        .unwrap_err();
+    assert!(err.to_string().contains("at try 2 now"), "{err}");
+    store
+        .report(&retry[0], &done(TaskState::Success, 32), at(32))
+        .unwrap();
+    store
+        .report(&gpu[0], &done(TaskState::Failed, 33), at(33))
+        .unwrap();
+
+    // Outcomes are read in the order they were reported, from a cursor.
+    let (page, next) = store.outcomes_since(OutcomeCursor::START, 2).unwrap();
+    let summary: Vec<_> = page
+        .iter()
+        .map(|o| {
+            (
+                o.key.task_id.to_string(),
+                o.try_number,
+                o.worker.to_string(),
+                o.state,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("b".to_string(), 1, "w1".to_string(), TaskState::Success),
+            ("d".to_string(), 2, "w3".to_string(), TaskState::Success),
+        ]
+    );
+    assert_eq!(page[0].end, at(25));
+    assert_eq!(next, page[1].cursor);
+    let (rest, last) = store.outcomes_since(next, 10).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(
+        (
+            rest[0].state,
+            rest[0].error.as_deref(),
+            rest[0].key.task_id.as_str()
+        ),
+        (TaskState::Failed, Some("boom"), "c")
+    );
+    assert_eq!(store.outcomes_since(last, 10).unwrap(), (Vec::new(), last));
+
+    // Clearing an instance drops its claim.
+    store
+        .clear(&"d".into(), &"q1".into(), &["c".into()])
+        .unwrap();
+    assert!(
+        store
+            .expired_claims(at(1000))
+            .unwrap()
+            .iter()
+            .all(|k| *k != key("q1", "c"))
+    );
+}
+
+#[test]
+fn memory_store_queues() {
+    queue_conformance(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    queue_conformance(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}
+
+#[test]
+fn workers_sharing_a_database_never_claim_one_instance_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.create_run(&run_record("r1", 1)).unwrap();
+    let tasks: Vec<String> = (0..200).map(|i| format!("t{i:03}")).collect();
+    let changes: Vec<Change> = tasks.iter().map(|t| queued("r1", t, 0, None)).collect();
+    store.apply(&changes).unwrap();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let store = SqliteStore::open(&path).unwrap();
+                let worker = WorkerId::new(format!("w{w}"));
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store
+                        .claim(&worker, None, 3, Duration::from_secs(60), Utc::now())
+                        .unwrap();
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(
+                        claimed
+                            .into_iter()
+                            .map(|c| c.record.key.task_id.to_string()),
+                    );
+                }
+            })
+        })
+        .collect();
+    let mut all: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    all.sort();
+    assert_eq!(all, tasks, "every instance claimed exactly once");
+}
+
+#[test]
+fn the_previous_schema_migrates_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    SqliteStore::create_at_version(&path, SCHEMA_VERSION - 1).unwrap();
+    let run = run_record("r1", 1);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!(
+            "INSERT INTO dag_runs VALUES ('d', 'r1', 'manual', {}, 'running', NULL, NULL, 'f', 0, 0, '{{}}');
+             INSERT INTO task_instances VALUES ('d', 'r1', 'old', -1, 'queued', 0, 2, NULL, NULL, NULL);
+             INSERT INTO task_instances VALUES ('d', 'r1', 'ran', -1, 'success', 1, 2, NULL, NULL, NULL);",
+            run.logical_date.timestamp_micros()
+        ))
+        .unwrap();
+    let store =
+        SqliteStore::open_with(&path, OpenMode::ForMigration, Duration::from_secs(1)).unwrap();
+    assert_eq!(
+        store.migrate().unwrap(),
+        (SCHEMA_VERSION - 1, SCHEMA_VERSION)
+    );
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let instances = store.task_instances(&"d".into(), &"r1".into()).unwrap();
+    assert_eq!(instances.len(), 2);
+    assert_eq!(
+        (instances[0].priority_weight, instances[0].queue.as_deref()),
+        (0, None)
+    );
+    // An instance queued before the upgrade is claimable after it.
+    let claimed = store
+        .claim(
+            &WorkerId::new("w"),
+            None,
+            10,
+            Duration::from_secs(5),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].record.key, key("r1", "old"));
+    queue_conformance(&store);
 }
