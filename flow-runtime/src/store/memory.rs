@@ -11,9 +11,11 @@ use std::sync::{Mutex, MutexGuard};
 use super::{
     Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LogLine, LogStore, Outcome,
     OutcomeCursor, QueueStore, ReportedOutcome, RescheduleRecord, RescheduleStore, RunStore,
-    RunType, StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
+    RunType, SlotRequest, SlotStore, SlotTally, StoreError, TaskInstanceRecord, TryRecord,
+    WorkerId, XComStore,
 };
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
+use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
 use crate::state::{RunState, TaskState};
 use crate::xcom::StoredXCom;
 
@@ -45,6 +47,16 @@ struct Inner {
     leases: HashMap<TaskInstanceKey, (WorkerId, DateTime<Utc>)>,
     outcomes: Vec<ReportedOutcome>,
     last_outcome: i64,
+    /// Pool slots held, per instance.
+    holds: HashMap<TaskInstanceKey, SlotHold>,
+}
+
+struct SlotHold {
+    owner: String,
+    pool: String,
+    slots: u32,
+    dag: DagId,
+    until: DateTime<Utc>,
 }
 
 impl MemoryStore {
@@ -375,6 +387,7 @@ impl RunStore for MemoryStore {
         inner.leases.retain(|key, _| other_run(key));
         inner.queued_at.retain(|key, _| other_run(key));
         inner.outcomes.retain(|o| other_run(&o.key));
+        inner.holds.retain(|key, _| other_run(key));
         Ok(())
     }
 }
@@ -688,5 +701,100 @@ impl QueueStore for MemoryStore {
         };
         expired.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| order(&a.1).cmp(&order(&b.1))));
         Ok(expired.into_iter().map(|(_, key)| key).collect())
+    }
+}
+
+impl SlotStore for MemoryStore {
+    fn acquire_slots(
+        &self,
+        owner: &str,
+        requests: &[SlotRequest],
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<Grant>, StoreError> {
+        let mut inner = self.lock();
+        if let Some(request) = requests
+            .iter()
+            .find(|r| !inner.runs.contains_key(&run_key(&r.key)))
+        {
+            return Err(StoreError::NoSuchRun {
+                dag_id: request.key.dag_id.clone(),
+                run_id: request.key.run_id.clone(),
+            });
+        }
+        let until = super::lease_end(now, ttl);
+        inner.holds.retain(|_, hold| hold.until >= now);
+        let mut tally = SlotTally::default();
+        tally
+            .sizes
+            .insert(DEFAULT_POOL.to_string(), DEFAULT_POOL_SLOTS);
+        for pool in inner.pools.values() {
+            tally.sizes.insert(pool.name.clone(), pool.slots);
+        }
+        for hold in inner.holds.values() {
+            *tally.used.entry(hold.pool.clone()).or_default() += hold.slots;
+            *tally.dag_running.entry(hold.dag.clone()).or_default() += 1;
+        }
+        let mut grants = Vec::with_capacity(requests.len());
+        for request in requests {
+            let grant = match inner.holds.get_mut(&request.key) {
+                Some(hold) if hold.owner == owner => {
+                    hold.until = until;
+                    Grant::Granted
+                }
+                Some(_) => Grant::PoolFull,
+                None => {
+                    let grant = tally.grant(&request.claim);
+                    if grant == Grant::Granted {
+                        inner.holds.insert(
+                            request.key.clone(),
+                            SlotHold {
+                                owner: owner.to_string(),
+                                pool: request.claim.pool.clone(),
+                                slots: request.claim.slots,
+                                dag: request.claim.dag.clone(),
+                                until,
+                            },
+                        );
+                    }
+                    grant
+                }
+            };
+            grants.push(grant);
+        }
+        Ok(grants)
+    }
+
+    fn release_slots(&self, keys: &[TaskInstanceKey]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for key in keys {
+            inner.holds.remove(key);
+        }
+        Ok(())
+    }
+
+    fn renew_slots(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<usize, StoreError> {
+        let until = super::lease_end(now, ttl);
+        let mut renewed = 0;
+        for hold in self.lock().holds.values_mut() {
+            if hold.owner == owner && hold.until >= now {
+                hold.until = until;
+                renewed += 1;
+            }
+        }
+        Ok(renewed)
+    }
+
+    fn slots_in_use(&self, now: DateTime<Utc>) -> Result<Vec<(String, u32)>, StoreError> {
+        let mut used: BTreeMap<String, u32> = BTreeMap::new();
+        for hold in self.lock().holds.values().filter(|h| h.until >= now) {
+            *used.entry(hold.pool.clone()).or_default() += hold.slots;
+        }
+        Ok(used.into_iter().collect())
     }
 }

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
+use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
 use crate::xcom::StoredXCom;
 
@@ -634,6 +635,79 @@ pub trait QueueStore: Send + Sync {
     fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstanceKey>, StoreError>;
 }
 
+/// One instance's request for pool slots (and a place under its DAG's
+/// `max_active_tasks`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotRequest {
+    /// The instance that would run.
+    pub key: TaskInstanceKey,
+    /// Its pool, slots and DAG limit (`claim.dag` is the DAG counted for
+    /// `max_active_tasks`).
+    pub claim: Claim,
+}
+
+/// Pool slots and `max_active_tasks` counted in the store, so that processes sharing one
+/// database never oversubscribe a pool. A hold belongs to an owner (a process) and lasts
+/// until released or until its lease runs out: the holds of a process that died stop
+/// counting once their lease ends.
+pub trait SlotStore: Send + Sync {
+    /// Answers every request in one transaction, in order (earlier requests first take
+    /// what is free), and records a hold for each [`Grant::Granted`]. Pool sizes are the
+    /// store's pools (`default_pool` has [`crate::pools::DEFAULT_POOL_SLOTS`] unless
+    /// redefined). An instance that already holds slots under `owner` is granted again
+    /// (its lease renewed); one held by another live owner is [`Grant::PoolFull`].
+    fn acquire_slots(
+        &self,
+        owner: &str,
+        requests: &[SlotRequest],
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<Grant>, StoreError>;
+    /// Gives back the holds of these instances (unknown ones are ignored).
+    fn release_slots(&self, keys: &[TaskInstanceKey]) -> Result<(), StoreError>;
+    /// Extends to `now + ttl` the live holds of `owner`; returns how many. A hold whose
+    /// lease ran out is not renewed: its slots may be someone else's by now.
+    fn renew_slots(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<usize, StoreError>;
+    /// Slots held (by live holds) per pool at `now`, by pool name.
+    fn slots_in_use(&self, now: DateTime<Utc>) -> Result<Vec<(String, u32)>, StoreError>;
+}
+
+/// The live holds counted per pool and DAG, while one call decides its grants.
+#[derive(Default)]
+struct SlotTally {
+    sizes: std::collections::HashMap<String, u32>,
+    used: std::collections::HashMap<String, u32>,
+    dag_running: std::collections::HashMap<DagId, u32>,
+}
+
+impl SlotTally {
+    /// The grant for `claim`, counted in if granted (the order of checks is the
+    /// in-process registry's).
+    fn grant(&mut self, claim: &Claim) -> Grant {
+        let Some(&size) = self.sizes.get(&claim.pool) else {
+            return Grant::UnknownPool;
+        };
+        if claim.slots > size {
+            return Grant::TooBig { size };
+        }
+        let used = self.used.get(&claim.pool).copied().unwrap_or(0);
+        if self.dag_running.get(&claim.dag).copied().unwrap_or(0) >= claim.dag_limit {
+            return Grant::DagFull;
+        }
+        if used.saturating_add(claim.slots) > size {
+            return Grant::PoolFull;
+        }
+        *self.used.entry(claim.pool.clone()).or_default() += claim.slots;
+        *self.dag_running.entry(claim.dag.clone()).or_default() += 1;
+        Grant::Granted
+    }
+}
+
 /// `now + lease`, saturating.
 fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
     chrono::TimeDelta::from_std(lease)
@@ -657,11 +731,18 @@ fn check_outcome(claimed: &Claimed, outcome: &Outcome) -> Result<(), StoreError>
 
 /// Everything the runtime needs from a store.
 pub trait Store:
-    RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore + QueueStore
+    RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore + QueueStore + SlotStore
 {
 }
 
-impl<T: RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore + QueueStore> Store
-    for T
+impl<T> Store for T where
+    T: RunStore
+        + XComStore
+        + DagStore
+        + LogStore
+        + PoolStore
+        + RescheduleStore
+        + QueueStore
+        + SlotStore
 {
 }

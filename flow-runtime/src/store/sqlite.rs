@@ -19,9 +19,11 @@ use rusqlite::{
 use super::{
     Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LogLine, LogStore, Outcome,
     OutcomeCursor, QueueStore, ReportedOutcome, RescheduleRecord, RescheduleStore, RunStore,
-    RunType, StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
+    RunType, SlotRequest, SlotStore, SlotTally, StoreError, TaskInstanceRecord, TryRecord,
+    WorkerId, XComStore,
 };
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
 use crate::state::{RunState, TaskState};
 use crate::xcom::{ObjectRef, StoredXCom, XComBlob};
 
@@ -152,7 +154,28 @@ const MIGRATIONS: [&str; 5] = [
          end_us BIGINT NOT NULL,
          reschedule_us BIGINT,
          FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
-     );",
+     );
+     CREATE TABLE slot_holds (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         owner TEXT NOT NULL,
+         pool TEXT NOT NULL,
+         slots INTEGER NOT NULL,
+         lease_until_us BIGINT NOT NULL,
+         PRIMARY KEY (dag_id, run_id, task_id, map_index),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE INDEX slot_holds_by_owner ON slot_holds (owner);
+     CREATE TABLE run_leases (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         owner TEXT NOT NULL,
+         lease_until_us BIGINT NOT NULL,
+         PRIMARY KEY (dag_id, run_id),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;",
 ];
 
 /// How [`SqliteStore::open_with`] treats an existing database.
@@ -1420,4 +1443,160 @@ impl QueueStore for SqliteStore {
         })
         .map_err(|e| self.err(e))
     }
+}
+
+impl SlotStore for SqliteStore {
+    fn acquire_slots(
+        &self,
+        owner: &str,
+        requests: &[SlotRequest],
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<Grant>, StoreError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now_us = now.timestamp_micros();
+        let until = super::lease_end(now, ttl).timestamp_micros();
+        self.write(|tx| {
+            // Holds whose owner stopped renewing them no longer count.
+            tx.prepare_cached("DELETE FROM slot_holds WHERE lease_until_us < ?1")?
+                .execute(params![now_us])?;
+            let mut tally = SlotTally::default();
+            tally
+                .sizes
+                .insert(DEFAULT_POOL.to_string(), DEFAULT_POOL_SLOTS);
+            for row in tx
+                .prepare_cached("SELECT name, slots FROM pools")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
+            {
+                let (name, slots) = row?;
+                tally.sizes.insert(name, slots);
+            }
+            for row in tx
+                .prepare_cached("SELECT pool, SUM(slots) FROM slot_holds GROUP BY pool")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
+            {
+                let (pool, used) = row?;
+                tally.used.insert(pool, used);
+            }
+            for row in tx
+                .prepare_cached("SELECT dag_id, COUNT(*) FROM slot_holds GROUP BY dag_id")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
+            {
+                let (dag, running) = row?;
+                tally.dag_running.insert(DagId::new(dag), running);
+            }
+            let mut holder = tx.prepare_cached(
+                "SELECT owner FROM slot_holds WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+            )?;
+            let mut renew = tx.prepare_cached(
+                "UPDATE slot_holds SET lease_until_us = ?5 \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+            )?;
+            let mut hold = tx.prepare_cached(
+                "INSERT INTO slot_holds (dag_id, run_id, task_id, map_index, owner, pool, slots, lease_until_us) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let mut grants = Vec::with_capacity(requests.len());
+            for request in requests {
+                let key = &request.key;
+                let held: Option<String> = holder
+                    .query_row(key_params(key), |r| r.get(0))
+                    .optional()?;
+                let grant = match held {
+                    Some(by) if by == owner => {
+                        renew.execute(params![
+                            key.dag_id.as_str(),
+                            key.run_id.as_str(),
+                            key.task_id.as_str(),
+                            key.map_index.as_i64(),
+                            until
+                        ])?;
+                        Grant::Granted
+                    }
+                    Some(_) => Grant::PoolFull,
+                    None => {
+                        let grant = tally.grant(&request.claim);
+                        if grant == Grant::Granted {
+                            hold.execute(params![
+                                key.dag_id.as_str(),
+                                key.run_id.as_str(),
+                                key.task_id.as_str(),
+                                key.map_index.as_i64(),
+                                owner,
+                                request.claim.pool,
+                                request.claim.slots,
+                                until
+                            ])
+                            .map_err(|e| no_such_run(e, &key.dag_id, &key.run_id))?;
+                        }
+                        grant
+                    }
+                };
+                grants.push(grant);
+            }
+            #[cfg(test)]
+            slot_check(tx, &tally)?;
+            Ok(grants)
+        })
+    }
+
+    fn release_slots(&self, keys: &[TaskInstanceKey]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut release = tx.prepare_cached(
+                "DELETE FROM slot_holds WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+            )?;
+            for key in keys {
+                release.execute(key_params(key))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn renew_slots(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<usize, StoreError> {
+        let until = super::lease_end(now, ttl).timestamp_micros();
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached(
+                    "UPDATE slot_holds SET lease_until_us = ?2 WHERE owner = ?1 AND lease_until_us >= ?3",
+                )?
+                .execute(params![owner, until, now.timestamp_micros()])?)
+        })
+    }
+
+    fn slots_in_use(&self, now: DateTime<Utc>) -> Result<Vec<(String, u32)>, StoreError> {
+        let conn = self.read();
+        conn.prepare_cached(
+            "SELECT pool, SUM(slots) FROM slot_holds WHERE lease_until_us >= ?1 GROUP BY pool ORDER BY pool",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![now.timestamp_micros()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(|e| self.err(e))
+    }
+}
+
+/// Tests only: inside the granting transaction, no pool holds more than its size.
+#[cfg(test)]
+fn slot_check(tx: &rusqlite::Transaction<'_>, tally: &SlotTally) -> Result<(), ApplyError> {
+    let mut st = tx.prepare_cached("SELECT pool, SUM(slots) FROM slot_holds GROUP BY pool")?;
+    for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))? {
+        let (pool, used) = row?;
+        let size = tally.sizes.get(&pool).copied().unwrap_or(0);
+        assert!(
+            used <= size,
+            "pool {pool} oversubscribed: {used} of {size} slots held"
+        );
+    }
+    Ok(())
 }

@@ -1335,3 +1335,278 @@ fn the_previous_schema_migrates_with_its_data() {
     assert_eq!(claimed[0].record.key, key("r1", "old"));
     queue_conformance(&store);
 }
+
+fn slots(task: &str, pool: &str, slots: u32, dag_limit: u32) -> SlotRequest {
+    SlotRequest {
+        key: key("s1", task),
+        claim: crate::pools::Claim {
+            pool: pool.into(),
+            slots,
+            dag: "d".into(),
+            dag_limit,
+        },
+    }
+}
+
+/// Pool slots and `max_active_tasks` are counted in the store, across owners, and the
+/// holds of an owner that stopped renewing them stop counting.
+fn slot_conformance(store: &dyn Store) {
+    use crate::pools::Grant;
+    store.create_run(&run_record("s1", 1)).unwrap();
+    store
+        .set_pool(&PoolRecord {
+            name: "gpu".into(),
+            slots: 3,
+            description: String::new(),
+        })
+        .unwrap();
+    let ttl = Duration::from_secs(30);
+    assert!(
+        store
+            .acquire_slots("p1", &[], at(0), ttl)
+            .unwrap()
+            .is_empty()
+    );
+    let grants = store
+        .acquire_slots(
+            "p1",
+            &[
+                slots("a", "gpu", 2, 16),
+                slots("b", "gpu", 2, 16),
+                slots("c", "gpu", 1, 16),
+                slots("d", "tpu", 1, 16),
+                slots("e", "gpu", 4, 16),
+            ],
+            at(0),
+            ttl,
+        )
+        .unwrap();
+    assert_eq!(
+        grants,
+        [
+            Grant::Granted,
+            Grant::PoolFull,
+            Grant::Granted,
+            Grant::UnknownPool,
+            Grant::TooBig { size: 3 }
+        ]
+    );
+    assert_eq!(store.slots_in_use(at(0)).unwrap(), [("gpu".to_string(), 3)]);
+    // Another process sees the same pool.
+    assert_eq!(
+        store
+            .acquire_slots("p2", &[slots("b", "gpu", 2, 16)], at(1), ttl)
+            .unwrap(),
+        [Grant::PoolFull]
+    );
+    store
+        .release_slots(&[key("s1", "a"), key("s1", "zz")])
+        .unwrap();
+    assert_eq!(
+        store
+            .acquire_slots("p2", &[slots("b", "gpu", 2, 16)], at(1), ttl)
+            .unwrap(),
+        [Grant::Granted]
+    );
+    // Asking again for what one holds is granted without counting twice; what another
+    // owner holds is not.
+    assert_eq!(
+        store
+            .acquire_slots("p1", &[slots("c", "gpu", 1, 16)], at(2), ttl)
+            .unwrap(),
+        [Grant::Granted]
+    );
+    assert_eq!(store.slots_in_use(at(2)).unwrap(), [("gpu".to_string(), 3)]);
+    assert_eq!(
+        store
+            .acquire_slots("p2", &[slots("c", "gpu", 1, 16)], at(2), ttl)
+            .unwrap(),
+        [Grant::PoolFull]
+    );
+    // `max_active_tasks` counts the DAG's holds of every owner (b and c run).
+    assert_eq!(
+        store
+            .acquire_slots("p2", &[slots("f", DEFAULT_POOL_NAME, 1, 2)], at(3), ttl)
+            .unwrap(),
+        [Grant::DagFull]
+    );
+    assert_eq!(
+        store
+            .acquire_slots(
+                "p2",
+                &[
+                    slots("f", DEFAULT_POOL_NAME, 1, 3),
+                    slots("h", DEFAULT_POOL_NAME, 1, 3)
+                ],
+                at(3),
+                ttl
+            )
+            .unwrap(),
+        [Grant::Granted, Grant::DagFull]
+    );
+    assert_eq!(
+        store
+            .acquire_slots("p3", &[slots("g", DEFAULT_POOL_NAME, 129, 99)], at(3), ttl)
+            .unwrap(),
+        [Grant::TooBig { size: 128 }],
+        "default_pool has 128 slots unless redefined"
+    );
+
+    // p1 renews (c until 50); p2 stops (b and f end at 31 and 33).
+    assert_eq!(store.renew_slots("p1", at(20), ttl).unwrap(), 1);
+    assert_eq!(store.renew_slots("p2", at(40), ttl).unwrap(), 0, "too late");
+    assert_eq!(
+        store.slots_in_use(at(40)).unwrap(),
+        [("gpu".to_string(), 1)],
+        "expired holds do not count"
+    );
+    assert_eq!(
+        store
+            .acquire_slots("p3", &[slots("g", "gpu", 2, 16)], at(40), ttl)
+            .unwrap(),
+        [Grant::Granted],
+        "the slots of an owner that stopped renewing are free again"
+    );
+    assert_eq!(
+        store
+            .acquire_slots("p3", &[slots("i", "gpu", 1, 16)], at(40), ttl)
+            .unwrap(),
+        [Grant::PoolFull]
+    );
+
+    // A request for an unknown run fails the call, holding nothing.
+    let err = store
+        .acquire_slots(
+            "p3",
+            &[
+                slots("j", DEFAULT_POOL_NAME, 1, 16),
+                SlotRequest {
+                    key: key("nope", "j"),
+                    ..slots("j", DEFAULT_POOL_NAME, 1, 16)
+                },
+            ],
+            at(41),
+            ttl,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchRun { .. }), "{err:?}");
+    assert_eq!(
+        store.slots_in_use(at(41)).unwrap(),
+        [("gpu".to_string(), 3)]
+    );
+    // Deleting a run gives back what its instances held.
+    store.delete_run(&"d".into(), &"s1".into()).unwrap();
+    assert!(store.slots_in_use(at(41)).unwrap().is_empty());
+}
+
+const DEFAULT_POOL_NAME: &str = crate::pools::DEFAULT_POOL;
+
+#[test]
+fn memory_store_counts_slots() {
+    slot_conformance(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_counts_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    slot_conformance(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}
+
+/// Threads, each with its own store handle, take and give back slots of one pool in a
+/// loop; the slots held never exceed the pool's size.
+fn hammer_one_pool(stores: Vec<std::sync::Arc<dyn Store>>, size: u32) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let in_use = std::sync::Arc::new(AtomicU32::new(0));
+    let granted = std::sync::Arc::new(AtomicU32::new(0));
+    let refused = std::sync::Arc::new(AtomicU32::new(0));
+    let threads: Vec<_> = stores
+        .into_iter()
+        .enumerate()
+        .map(|(thread, store)| {
+            let (in_use, granted, refused) = (in_use.clone(), granted.clone(), refused.clone());
+            std::thread::spawn(move || {
+                for i in 0..40_u32 {
+                    let request = SlotRequest {
+                        key: key("s1", &format!("t{thread}-{i}")),
+                        claim: crate::pools::Claim {
+                            pool: "p".into(),
+                            slots: 1 + i % size.min(2),
+                            dag: "d".into(),
+                            dag_limit: 1000,
+                        },
+                    };
+                    let grants = store
+                        .acquire_slots(
+                            &format!("owner{thread}"),
+                            std::slice::from_ref(&request),
+                            Utc::now(),
+                            Duration::from_secs(60),
+                        )
+                        .unwrap();
+                    match grants[0] {
+                        crate::pools::Grant::Granted => {
+                            granted.fetch_add(1, Ordering::SeqCst);
+                            let now = in_use.fetch_add(request.claim.slots, Ordering::SeqCst)
+                                + request.claim.slots;
+                            assert!(now <= size, "{now} slots of {size} in use");
+                            let held: u32 = store
+                                .slots_in_use(Utc::now())
+                                .unwrap()
+                                .into_iter()
+                                .map(|(_, n)| n)
+                                .sum();
+                            assert!(held <= size, "the store holds {held} slots of {size}");
+                            std::thread::yield_now();
+                            in_use.fetch_sub(request.claim.slots, Ordering::SeqCst);
+                            store
+                                .release_slots(std::slice::from_ref(&request.key))
+                                .unwrap();
+                        }
+                        crate::pools::Grant::PoolFull => {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                        ref other => panic!("unexpected grant {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert!(granted.load(Ordering::SeqCst) > 0);
+    assert_eq!(in_use.load(Ordering::SeqCst), 0);
+}
+
+fn pool_of(store: &dyn Store, size: u32) {
+    store.create_run(&run_record("s1", 1)).unwrap();
+    store
+        .set_pool(&PoolRecord {
+            name: "p".into(),
+            slots: size,
+            description: String::new(),
+        })
+        .unwrap();
+}
+
+#[test]
+fn processes_sharing_a_database_never_oversubscribe_a_pool() {
+    for size in [1, 2, 3, 5] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flow.db");
+        pool_of(&SqliteStore::open(&path).unwrap(), size);
+        let stores: Vec<std::sync::Arc<dyn Store>> = (0..4)
+            .map(|_| std::sync::Arc::new(SqliteStore::open(&path).unwrap()) as _)
+            .collect();
+        hammer_one_pool(stores, size);
+    }
+}
+
+#[test]
+fn threads_sharing_a_memory_store_never_oversubscribe_a_pool() {
+    for size in [1, 2, 3] {
+        let store = std::sync::Arc::new(MemoryStore::new());
+        pool_of(store.as_ref(), size);
+        hammer_one_pool((0..4).map(|_| store.clone() as _).collect(), size);
+    }
+}
