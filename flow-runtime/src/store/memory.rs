@@ -9,10 +9,10 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LogLine, LogStore, Outcome,
-    OutcomeCursor, QueueStore, ReportedOutcome, RescheduleRecord, RescheduleStore, RunStore,
-    RunType, SlotRequest, SlotStore, SlotTally, StoreError, TaskInstanceRecord, TryRecord,
-    WorkerId, XComStore,
+    Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LeaseGrant, LogLine, LogStore,
+    Outcome, OutcomeCursor, QueueStore, ReportedOutcome, RescheduleRecord, RescheduleStore,
+    RunLeaseStore, RunStore, RunType, SlotRequest, SlotStore, SlotTally, StoreError,
+    TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
 use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
@@ -49,6 +49,8 @@ struct Inner {
     last_outcome: i64,
     /// Pool slots held, per instance.
     holds: HashMap<TaskInstanceKey, SlotHold>,
+    /// The owner of each leased run, and until when.
+    run_leases: HashMap<RunKey, (String, DateTime<Utc>)>,
 }
 
 struct SlotHold {
@@ -388,6 +390,7 @@ impl RunStore for MemoryStore {
         inner.queued_at.retain(|key, _| other_run(key));
         inner.outcomes.retain(|o| other_run(&o.key));
         inner.holds.retain(|key, _| other_run(key));
+        inner.run_leases.remove(&id);
         Ok(())
     }
 }
@@ -796,5 +799,85 @@ impl SlotStore for MemoryStore {
             *used.entry(hold.pool.clone()).or_default() += hold.slots;
         }
         Ok(used.into_iter().collect())
+    }
+}
+
+impl RunLeaseStore for MemoryStore {
+    fn acquire_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+        max_active_runs: Option<u32>,
+    ) -> Result<LeaseGrant, StoreError> {
+        let mut inner = self.lock();
+        let id = (dag_id.clone(), run_id.clone());
+        if !inner.runs.contains_key(&id) {
+            return Err(StoreError::NoSuchRun {
+                dag_id: dag_id.clone(),
+                run_id: run_id.clone(),
+            });
+        }
+        match inner.run_leases.get(&id) {
+            Some((by, until)) if by != owner && *until >= now => {
+                return Ok(LeaseGrant::HeldBy {
+                    owner: by.clone(),
+                    until: *until,
+                });
+            }
+            Some((by, until)) if by == owner && *until >= now => {}
+            _ => {
+                if let Some(limit) = max_active_runs {
+                    let active = inner
+                        .run_leases
+                        .iter()
+                        .filter(|((d, r), (_, until))| d == dag_id && r != run_id && *until >= now)
+                        .count();
+                    let active = u32::try_from(active).unwrap_or(u32::MAX);
+                    if active >= limit {
+                        return Ok(LeaseGrant::TooManyActive { active, limit });
+                    }
+                }
+            }
+        }
+        inner
+            .run_leases
+            .insert(id, (owner.to_string(), super::lease_end(now, ttl)));
+        Ok(LeaseGrant::Granted)
+    }
+
+    fn renew_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        match inner.run_leases.get_mut(&(dag_id.clone(), run_id.clone())) {
+            Some((by, until)) if by == owner && *until >= now => {
+                *until = super::lease_end(now, ttl);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn release_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let id = (dag_id.clone(), run_id.clone());
+        if inner.run_leases.get(&id).is_some_and(|(by, _)| by == owner) {
+            inner.run_leases.remove(&id);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }

@@ -708,6 +708,62 @@ impl SlotTally {
     }
 }
 
+/// The answer to [`RunLeaseStore::acquire_run_lease`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseGrant {
+    /// The caller owns the run until `now + ttl`; renew before then.
+    Granted,
+    /// Another owner holds a live lease on the run.
+    HeldBy {
+        /// Who holds it.
+        owner: String,
+        /// Until when, unless renewed.
+        until: DateTime<Utc>,
+    },
+    /// The DAG has `limit` runs with a live lease already (`max_active_runs`).
+    TooManyActive {
+        /// Runs of the DAG with a live lease.
+        active: u32,
+        /// The DAG's `max_active_runs`.
+        limit: u32,
+    },
+}
+
+/// Who executes a run: one owner at a time, under a lease that any process sharing the
+/// store respects (and takes over once it runs out). Counting live leases per DAG makes
+/// `max_active_runs` hold across processes.
+pub trait RunLeaseStore: Send + Sync {
+    /// Takes (or renews, for its owner) the run's lease until `now + ttl`. Refused while
+    /// another owner's lease is live, or when `max_active_runs` other runs of the DAG have
+    /// a live lease; an unknown run is [`StoreError::NoSuchRun`].
+    fn acquire_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+        max_active_runs: Option<u32>,
+    ) -> Result<LeaseGrant, StoreError>;
+    /// Extends `owner`'s live lease to `now + ttl`; `false` when the lease ran out or is
+    /// someone else's (the run is no longer the caller's: stop executing it).
+    fn renew_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Gives up `owner`'s lease on the run; `false` if it held none.
+    fn release_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+    ) -> Result<bool, StoreError>;
+}
+
 /// `now + lease`, saturating.
 fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
     chrono::TimeDelta::from_std(lease)
@@ -731,7 +787,15 @@ fn check_outcome(claimed: &Claimed, outcome: &Outcome) -> Result<(), StoreError>
 
 /// Everything the runtime needs from a store.
 pub trait Store:
-    RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore + QueueStore + SlotStore
+    RunStore
+    + XComStore
+    + DagStore
+    + LogStore
+    + PoolStore
+    + RescheduleStore
+    + QueueStore
+    + SlotStore
+    + RunLeaseStore
 {
 }
 
@@ -744,5 +808,6 @@ impl<T> Store for T where
         + RescheduleStore
         + QueueStore
         + SlotStore
+        + RunLeaseStore
 {
 }

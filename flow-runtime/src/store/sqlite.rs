@@ -17,10 +17,10 @@ use rusqlite::{
 };
 
 use super::{
-    Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LogLine, LogStore, Outcome,
-    OutcomeCursor, QueueStore, ReportedOutcome, RescheduleRecord, RescheduleStore, RunStore,
-    RunType, SlotRequest, SlotStore, SlotTally, StoreError, TaskInstanceRecord, TryRecord,
-    WorkerId, XComStore,
+    Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LeaseGrant, LogLine, LogStore,
+    Outcome, OutcomeCursor, QueueStore, ReportedOutcome, RescheduleRecord, RescheduleStore,
+    RunLeaseStore, RunStore, RunType, SlotRequest, SlotStore, SlotTally, StoreError,
+    TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
@@ -1599,4 +1599,101 @@ fn slot_check(tx: &rusqlite::Transaction<'_>, tally: &SlotTally) -> Result<(), A
         );
     }
     Ok(())
+}
+
+impl RunLeaseStore for SqliteStore {
+    fn acquire_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+        max_active_runs: Option<u32>,
+    ) -> Result<LeaseGrant, StoreError> {
+        let now_us = now.timestamp_micros();
+        let until = super::lease_end(now, ttl).timestamp_micros();
+        let run = params![dag_id.as_str(), run_id.as_str()];
+        self.write(|tx| {
+            let held: Option<(String, i64)> = tx
+                .prepare_cached(
+                    "SELECT owner, lease_until_us FROM run_leases WHERE dag_id = ?1 AND run_id = ?2",
+                )?
+                .query_row(run, |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            match held {
+                Some((by, until_us)) if by != owner && until_us >= now_us => {
+                    return Ok(LeaseGrant::HeldBy {
+                        owner: by,
+                        until: time(Some(until_us)).unwrap_or_default(),
+                    });
+                }
+                Some((by, until_us)) if by == owner && until_us >= now_us => {}
+                _ => {
+                    if let Some(limit) = max_active_runs {
+                        let active: u32 = tx
+                            .prepare_cached(
+                                "SELECT COUNT(*) FROM run_leases \
+                                 WHERE dag_id = ?1 AND run_id <> ?2 AND lease_until_us >= ?3",
+                            )?
+                            .query_row(params![dag_id.as_str(), run_id.as_str(), now_us], |r| {
+                                r.get(0)
+                            })?;
+                        if active >= limit {
+                            return Ok(LeaseGrant::TooManyActive { active, limit });
+                        }
+                    }
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO run_leases (dag_id, run_id, owner, lease_until_us) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (dag_id, run_id) DO UPDATE SET owner = excluded.owner, lease_until_us = excluded.lease_until_us",
+            )?
+            .execute(params![dag_id.as_str(), run_id.as_str(), owner, until])
+            .map_err(|e| no_such_run(e, dag_id, run_id))?;
+            Ok(LeaseGrant::Granted)
+        })
+    }
+
+    fn renew_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let until = super::lease_end(now, ttl).timestamp_micros();
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached(
+                    "UPDATE run_leases SET lease_until_us = ?4 \
+                     WHERE dag_id = ?1 AND run_id = ?2 AND owner = ?3 AND lease_until_us >= ?5",
+                )?
+                .execute(params![
+                    dag_id.as_str(),
+                    run_id.as_str(),
+                    owner,
+                    until,
+                    now.timestamp_micros()
+                ])?
+                > 0)
+        })
+    }
+
+    fn release_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached(
+                    "DELETE FROM run_leases WHERE dag_id = ?1 AND run_id = ?2 AND owner = ?3",
+                )?
+                .execute(params![dag_id.as_str(), run_id.as_str(), owner])?
+                > 0)
+        })
+    }
 }

@@ -1610,3 +1610,125 @@ fn threads_sharing_a_memory_store_never_oversubscribe_a_pool() {
         hammer_one_pool((0..4).map(|_| store.clone() as _).collect(), size);
     }
 }
+
+/// One owner per run at a time; an expired lease can be taken over; `max_active_runs`
+/// counts the DAG's live leases.
+fn lease_conformance(store: &dyn Store) {
+    for (run, day) in [("l1", 1), ("l2", 2), ("l3", 3)] {
+        store.create_run(&run_record(run, day)).unwrap();
+    }
+    let ttl = Duration::from_secs(30);
+    let acquire = |run: &str, owner: &str, now: i64, limit: Option<u32>| {
+        store
+            .acquire_run_lease(&"d".into(), &run.into(), owner, ttl, at(now), limit)
+            .unwrap()
+    };
+    assert_eq!(acquire("l1", "A", 0, Some(2)), LeaseGrant::Granted);
+    assert_eq!(
+        acquire("l1", "B", 10, Some(2)),
+        LeaseGrant::HeldBy {
+            owner: "A".into(),
+            until: at(30)
+        }
+    );
+    assert_eq!(
+        acquire("l1", "A", 10, Some(1)),
+        LeaseGrant::Granted,
+        "its owner takes it again (the run itself does not count against the limit)"
+    );
+    assert_eq!(acquire("l2", "B", 10, Some(2)), LeaseGrant::Granted);
+    assert_eq!(
+        acquire("l3", "C", 10, Some(2)),
+        LeaseGrant::TooManyActive {
+            active: 2,
+            limit: 2
+        }
+    );
+    assert_eq!(acquire("l3", "C", 10, Some(3)), LeaseGrant::Granted);
+    let release = |run: &str, owner: &str| {
+        store
+            .release_run_lease(&"d".into(), &run.into(), owner)
+            .unwrap()
+    };
+    assert!(!release("l3", "B"), "only the owner releases");
+    assert!(release("l3", "C"));
+    assert!(!release("l3", "C"));
+
+    let renew = |run: &str, owner: &str, now: i64| {
+        store
+            .renew_run_lease(&"d".into(), &run.into(), owner, ttl, at(now))
+            .unwrap()
+    };
+    assert!(renew("l1", "A", 20), "l1 now until 50");
+    assert!(!renew("l1", "B", 20));
+    // B's lease on l2 ran out at 40: it stops counting, cannot be renewed, is taken over.
+    assert_eq!(acquire("l3", "C", 45, Some(2)), LeaseGrant::Granted);
+    assert!(!renew("l2", "B", 45));
+    assert_eq!(
+        acquire("l2", "D", 45, Some(2)),
+        LeaseGrant::TooManyActive {
+            active: 2,
+            limit: 2
+        }
+    );
+    assert_eq!(acquire("l2", "D", 45, None), LeaseGrant::Granted);
+    assert!(matches!(
+        acquire("l2", "B", 46, None),
+        LeaseGrant::HeldBy { owner, .. } if owner == "D"
+    ));
+    assert!(matches!(
+        store.acquire_run_lease(&"d".into(), &"nope".into(), "A", ttl, at(0), None),
+        Err(StoreError::NoSuchRun { .. })
+    ));
+    // A deleted run's lease goes with it.
+    store.delete_run(&"d".into(), &"l1".into()).unwrap();
+    store.create_run(&run_record("l1", 1)).unwrap();
+    assert_eq!(acquire("l1", "B", 46, None), LeaseGrant::Granted);
+}
+
+#[test]
+fn memory_store_leases_runs() {
+    lease_conformance(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_leases_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    lease_conformance(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}
+
+#[test]
+fn processes_racing_for_one_run_get_one_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    SqliteStore::open(&path)
+        .unwrap()
+        .create_run(&run_record("r1", 1))
+        .unwrap();
+    let racers: Vec<_> = (0..4)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                SqliteStore::open(&path)
+                    .unwrap()
+                    .acquire_run_lease(
+                        &"d".into(),
+                        &"r1".into(),
+                        &format!("p{i}"),
+                        Duration::from_secs(60),
+                        Utc::now(),
+                        Some(1),
+                    )
+                    .unwrap()
+            })
+        })
+        .collect();
+    let grants: Vec<LeaseGrant> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+    let granted = grants.iter().filter(|g| **g == LeaseGrant::Granted).count();
+    assert_eq!(granted, 1, "{grants:?}");
+    assert!(
+        grants
+            .iter()
+            .all(|g| matches!(g, LeaseGrant::Granted | LeaseGrant::HeldBy { .. }))
+    );
+}
