@@ -10,9 +10,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{
     Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LeaseGrant, LogLine, LogStore,
-    Outcome, OutcomeCursor, QueueStore, ReportedOutcome, RescheduleRecord, RescheduleStore,
-    RunLeaseStore, RunStore, RunType, SlotRequest, SlotStore, SlotTally, StoreError,
-    TaskInstanceRecord, TryRecord, WorkerId, XComStore,
+    Outcome, OutcomeCursor, Page, Paged, QueueStore, ReportedOutcome, RescheduleRecord,
+    RescheduleStore, RunLeaseStore, RunStore, RunType, SlotRequest, SlotStore, SlotTally,
+    StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
 use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
@@ -189,6 +189,13 @@ impl Inner {
     }
 }
 
+/// The page `page` of `all`.
+fn paged<T>(all: Vec<T>, page: Page) -> Paged<T> {
+    let total = all.len();
+    let items = all.into_iter().skip(page.offset).take(page.limit).collect();
+    Paged { items, total }
+}
+
 impl RunStore for MemoryStore {
     fn create_run(&self, run: &DagRunRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
@@ -269,6 +276,29 @@ impl RunStore for MemoryStore {
                 .then_with(|| b.run_id.cmp(&a.run_id))
         });
         Ok(runs)
+    }
+
+    fn runs_page(
+        &self,
+        dag_id: Option<&DagId>,
+        page: Page,
+    ) -> Result<Paged<DagRunRecord>, StoreError> {
+        Ok(paged(self.runs(dag_id)?, page))
+    }
+
+    fn task_instances_page(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        page: Page,
+    ) -> Result<Paged<TaskInstanceRecord>, StoreError> {
+        let mut all = self.task_instances(dag_id, run_id)?;
+        // The order SQLite reads them in.
+        all.sort_by(|a, b| {
+            (&a.key.task_id, a.key.map_index.as_i64())
+                .cmp(&(&b.key.task_id, b.key.map_index.as_i64()))
+        });
+        Ok(paged(all, page))
     }
 
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError> {

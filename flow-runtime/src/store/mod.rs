@@ -394,6 +394,40 @@ pub struct DagRecord {
     pub fingerprint: String,
 }
 
+/// Which part of a long list to read: `limit` items after the first `offset`, in the
+/// list's stable order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// At most this many items.
+    pub limit: usize,
+    /// Items to skip.
+    pub offset: usize,
+}
+
+impl Page {
+    /// The first `limit` items.
+    pub fn first(limit: usize) -> Self {
+        Page { limit, offset: 0 }
+    }
+
+    /// The page after this one.
+    pub fn next(self) -> Self {
+        Page {
+            offset: self.offset.saturating_add(self.limit),
+            ..self
+        }
+    }
+}
+
+/// One page of a list, and the length of the whole list (read together).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Paged<T> {
+    /// The page's items, in order.
+    pub items: Vec<T>,
+    /// How many items the whole list has.
+    pub total: usize,
+}
+
 /// Runs and their task instances.
 pub trait RunStore: Send + Sync {
     /// Records a new run; an existing id is [`StoreError::RunExists`].
@@ -409,6 +443,12 @@ pub trait RunStore: Send + Sync {
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError>;
     /// The runs of one DAG (or all), newest logical date first.
     fn runs(&self, dag_id: Option<&DagId>) -> Result<Vec<DagRunRecord>, StoreError>;
+    /// One page of [`RunStore::runs`] (same order), with the number of runs in all.
+    fn runs_page(
+        &self,
+        dag_id: Option<&DagId>,
+        page: Page,
+    ) -> Result<Paged<DagRunRecord>, StoreError>;
     /// Runs that are `queued` or `running`, oldest logical date first.
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError>;
     /// The newest run of one DAG of one type, by logical date.
@@ -423,6 +463,14 @@ pub trait RunStore: Send + Sync {
         dag_id: &DagId,
         run_id: &RunId,
     ) -> Result<Vec<TaskInstanceRecord>, StoreError>;
+    /// One page of one run's task instances, by task id then map index, with the number
+    /// of instances in all.
+    fn task_instances_page(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        page: Page,
+    ) -> Result<Paged<TaskInstanceRecord>, StoreError>;
     /// Every try of one instance, oldest first.
     fn tries(&self, key: &TaskInstanceKey) -> Result<Vec<TryRecord>, StoreError>;
     /// Resets instances to state `none` so they run again (their try history and try

@@ -18,9 +18,9 @@ use rusqlite::{
 
 use super::{
     Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LeaseGrant, LogLine, LogStore,
-    Outcome, OutcomeCursor, QueueStore, ReportedOutcome, RescheduleRecord, RescheduleStore,
-    RunLeaseStore, RunStore, RunType, SlotRequest, SlotStore, SlotTally, StoreError,
-    TaskInstanceRecord, TryRecord, WorkerId, XComStore,
+    Outcome, OutcomeCursor, Page, Paged, QueueStore, ReportedOutcome, RescheduleRecord,
+    RescheduleStore, RunLeaseStore, RunStore, RunType, SlotRequest, SlotStore, SlotTally,
+    StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
@@ -424,6 +424,11 @@ fn map_err(path: &str, e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// A count as SQLite's integer (counts beyond `i64` mean "all").
+fn sql_count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn micros(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(|t| t.timestamp_micros())
 }
@@ -597,6 +602,75 @@ impl RunStore for SqliteStore {
                 .collect()
         })
         .map_err(|e| self.err(e))
+    }
+
+    fn runs_page(
+        &self,
+        dag_id: Option<&DagId>,
+        page: Page,
+    ) -> Result<Paged<DagRunRecord>, StoreError> {
+        let mut conn = self.read();
+        // One read transaction: the count and the page see the same runs.
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let dag = dag_id.map(DagId::as_str);
+        let total: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM dag_runs WHERE ?1 IS NULL OR dag_id = ?1")
+            .and_then(|mut st| st.query_row(params![dag], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        let items = tx
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM dag_runs WHERE ?1 IS NULL OR dag_id = ?1 \
+                 ORDER BY logical_date_us DESC, run_id DESC LIMIT ?2 OFFSET ?3"
+            ))
+            .and_then(|mut st| {
+                st.query_map(
+                    params![dag, sql_count(page.limit), sql_count(page.offset)],
+                    run_row,
+                )?
+                .collect()
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(Paged {
+            items,
+            total: usize::try_from(total).unwrap_or(0),
+        })
+    }
+
+    fn task_instances_page(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        page: Page,
+    ) -> Result<Paged<TaskInstanceRecord>, StoreError> {
+        let mut conn = self.read();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let run = params![dag_id.as_str(), run_id.as_str()];
+        let total: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM task_instances WHERE dag_id = ?1 AND run_id = ?2")
+            .and_then(|mut st| st.query_row(run, |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        let items = tx
+            .prepare_cached(&format!(
+                "SELECT {TI_COLUMNS} FROM task_instances WHERE dag_id = ?1 AND run_id = ?2 \
+                 ORDER BY task_id, map_index LIMIT ?3 OFFSET ?4"
+            ))
+            .and_then(|mut st| {
+                st.query_map(
+                    params![
+                        dag_id.as_str(),
+                        run_id.as_str(),
+                        sql_count(page.limit),
+                        sql_count(page.offset)
+                    ],
+                    ti_row,
+                )?
+                .collect()
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(Paged {
+            items,
+            total: usize::try_from(total).unwrap_or(0),
+        })
     }
 
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError> {
@@ -1252,7 +1326,7 @@ impl QueueStore for SqliteStore {
                      ORDER BY priority_weight DESC, queued_us, dag_id, run_id, task_id, map_index LIMIT ?2",
                 )?
                 .query_map(
-                    params![queue, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    params![queue, sql_count(limit)],
                     key_row,
                 )?
                 .collect::<rusqlite::Result<_>>()?;
@@ -1409,7 +1483,7 @@ impl QueueStore for SqliteStore {
             )
             .and_then(|mut st| {
                 st.query_map(
-                    params![cursor.0, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    params![cursor.0, sql_count(limit)],
                     |r| {
                         Ok(ReportedOutcome {
                             key: key_row(r)?,
