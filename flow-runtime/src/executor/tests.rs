@@ -403,8 +403,8 @@ async fn resume_counts_interrupted_tries_and_keeps_successes() {
             .unwrap(),
         )
         .unwrap();
-    let record = |task: &str, state, try_number| {
-        Change::Task(crate::store::TaskInstanceRecord {
+    let record = |task: &str, state, try_number, expect| Change::Task {
+        record: crate::store::TaskInstanceRecord {
             key: TaskInstanceKey {
                 dag_id: "crash".into(),
                 run_id: run.run_id.clone(),
@@ -417,18 +417,23 @@ async fn resume_counts_interrupted_tries_and_keeps_successes() {
             start: Some(Utc::now()),
             end: None,
             error: None,
-        })
+            priority_weight: 0,
+            queue: None,
+        },
+        expect,
     };
+    let fresh = crate::store::Expect::FRESH;
+    let was = |state, try_number| crate::store::Expect { state, try_number };
     store
         .apply(&[
-            record("a", TaskState::Running, 1),
-            record("b", TaskState::Queued, 0),
-            record("c", TaskState::Queued, 0),
+            record("a", TaskState::Running, 1, fresh),
+            record("b", TaskState::Queued, 0, fresh),
+            record("c", TaskState::Queued, 0, fresh),
         ])
         .unwrap();
     store
         .apply(&[
-            record("a", TaskState::Success, 1),
+            record("a", TaskState::Success, 1, was(TaskState::Running, 1)),
             Change::XCom {
                 key: TaskInstanceKey {
                     dag_id: "crash".into(),
@@ -439,7 +444,7 @@ async fn resume_counts_interrupted_tries_and_keeps_successes() {
                 name: RETURN_VALUE.into(),
                 value: XComBlob::encode(&41_u64).unwrap().into(),
             },
-            record("b", TaskState::Running, 1),
+            record("b", TaskState::Running, 1, was(TaskState::Queued, 0)),
         ])
         .unwrap();
     let summary = executor.resume(&dag, &run.run_id).await.unwrap();

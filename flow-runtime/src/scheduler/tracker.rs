@@ -27,7 +27,7 @@ use crate::ids::{DagId, MapIndex, RunId, StableHash, TaskId, TaskInstanceKey};
 use crate::mapping::{self, MapMode};
 use crate::sensor::PokeHistory;
 use crate::state::{RunState, TaskState};
-use crate::store::{Change, DagRunRecord, RescheduleRecord, TaskInstanceRecord};
+use crate::store::{Change, DagRunRecord, Expect, RescheduleRecord, TaskInstanceRecord};
 use crate::trigger::{self, Decision, TriggerRule, UpstreamCounts};
 use crate::xcom::{StoredXCom, XComBlob};
 
@@ -96,6 +96,9 @@ pub(crate) struct Instance {
     /// Where this instance's record sits in the batch being collected, if it does: a
     /// second change in the same batch replaces it, so the store writes one row.
     pending: Option<usize>,
+    /// What the store holds for it (or will, once the batches taken so far are
+    /// committed): the expectation its next change names.
+    stored: Expect,
 }
 
 /// What is ready to go next.
@@ -202,6 +205,7 @@ impl<'a> Tracker<'a> {
                 elapsed: None,
                 output: None,
                 pending: None,
+                stored: Expect::FRESH,
                 decided: false,
             })
             .enumerate()
@@ -268,7 +272,9 @@ impl<'a> Tracker<'a> {
     /// of an instance starts a new record in the next batch.
     pub(crate) fn take_changes(&mut self) -> Vec<Change> {
         for index in self.batched.drain(..) {
-            self.instances[index].pending = None;
+            let inst = &mut self.instances[index];
+            inst.stored = Expect::of(&inst.record);
+            inst.pending = None;
         }
         std::mem::take(&mut self.changes)
     }
@@ -347,6 +353,7 @@ impl<'a> Tracker<'a> {
         for index in 0..self.dag.tasks().len() {
             let task_id = self.dag.tasks()[index].id();
             if let Some(record) = by_task.remove(task_id) {
+                self.instances[index].stored = Expect::of(&record);
                 self.instances[index].record = record;
             }
             // An expanded mapped task: its instances are stored, their elements are read
@@ -436,6 +443,7 @@ impl<'a> Tracker<'a> {
         if inst.record.state == TaskState::None {
             inst.record.max_tries = inst.record.try_number + retries + 1;
         }
+        inst.record.priority_weight = self.dag.tasks()[inst.task].priority();
         // A sensor's next poke in reschedule mode continues its try, as in Airflow.
         let next_poke = inst.record.state == TaskState::UpForReschedule;
         self.set_state(index, TaskState::Queued, None);
@@ -805,10 +813,13 @@ impl<'a> Tracker<'a> {
 
     /// Adds an instance of the mapped task at `parent`.
     fn add_child(&mut self, parent: usize, record: TaskInstanceRecord) -> usize {
+        // A stored instance expects its row; a new one (`none`, no try) expects none.
+        let stored = Expect::of(&record);
         self.instances.push(Instance {
             task: self.instances[parent].task,
             parent: Some(parent),
             expansion: None,
+            stored,
             record,
             upstream: UpstreamCounts::default(),
             elapsed: None,
@@ -916,11 +927,15 @@ impl<'a> Tracker<'a> {
     /// Puts the instance's record in the batch being collected (once per batch).
     fn record_change(&mut self, index: usize) {
         let inst = &mut self.instances[index];
+        let change = Change::Task {
+            record: inst.record.clone(),
+            expect: inst.stored,
+        };
         match inst.pending {
-            Some(at) => self.changes[at] = Change::Task(inst.record.clone()),
+            Some(at) => self.changes[at] = change,
             None => {
                 inst.pending = Some(self.changes.len());
-                self.changes.push(Change::Task(inst.record.clone()));
+                self.changes.push(change);
                 self.batched.push(index);
             }
         }

@@ -110,7 +110,7 @@ fn rows(changes: &[Change]) -> Vec<(String, TaskState, u32)> {
     changes
         .iter()
         .filter_map(|c| match c {
-            Change::Task(r) => Some((
+            Change::Task { record: r, .. } => Some((
                 match r.key.map_index.get() {
                     Some(i) => format!("{}[{i}]", r.key.task_id),
                     None => r.key.task_id.to_string(),
@@ -144,6 +144,51 @@ fn only_roots_are_ready_and_a_task_run_inside_one_batch_writes_one_row() {
     );
     succeed(&mut t, index(&dag, "b"), 2_u64);
     assert_eq!(t.final_state(false), Some(RunState::Success));
+}
+
+/// The expectations the task rows of a batch name, as (task, expected state, try).
+fn expectations(changes: &[Change]) -> Vec<(String, TaskState, u32)> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Task { record, expect } => Some((
+                record.key.task_id.to_string(),
+                expect.state,
+                expect.try_number,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_change_expects_what_the_batch_before_it_wrote() {
+    let mut b = DagBuilder::new("expect");
+    b.add_task(unit("flaky").retries(1)).finish::<u64>();
+    let dag = b.build().unwrap();
+    let mut t = tracker(&dag);
+    let flaky = index(&dag, "flaky");
+    start_ready(&mut t, &[]);
+    // The first row of an instance expects no row.
+    assert_eq!(
+        expectations(&t.take_changes()),
+        [("flaky".into(), TaskState::None, 0)]
+    );
+    fail(&mut t, flaky, TaskError::Failed("once".into()));
+    assert_eq!(
+        expectations(&t.take_changes()),
+        [("flaky".into(), TaskState::Running, 1)]
+    );
+    t.due(flaky);
+    start_ready(&mut t, &[]);
+    succeed(&mut t, flaky, 1_u64);
+    // Several moves inside one batch: one row, expecting what the last batch wrote.
+    let changes = t.take_changes();
+    assert_eq!(rows(&changes), [("flaky".into(), TaskState::Success, 2)]);
+    assert_eq!(
+        expectations(&changes),
+        [("flaky".into(), TaskState::UpForRetry, 1)]
+    );
 }
 
 #[test]

@@ -1,15 +1,21 @@
 //! An in-memory store: fast, ephemeral, and strict about the task lifecycle.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RescheduleRecord,
-    RescheduleStore, RunStore, RunType, StoreError, TaskInstanceRecord, TryRecord, XComStore,
+    Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LeaseGrant, LogLine, LogStore,
+    Outcome, OutcomeCursor, Page, Paged, QueueStore, ReportedOutcome, RescheduleRecord,
+    RescheduleStore, RunLeaseStore, RunStore, RunType, SlotRequest, SlotStore, SlotTally,
+    StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
+use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
 use crate::state::{RunState, TaskState};
 use crate::xcom::StoredXCom;
 
@@ -33,6 +39,26 @@ struct Inner {
     logs: HashMap<TaskInstanceKey, Vec<(u32, LogLine)>>,
     pools: BTreeMap<String, super::PoolRecord>,
     reschedules: HashMap<TaskInstanceKey, Vec<RescheduleRecord>>,
+    /// Applied batches so far: the order in which queued instances joined the queue.
+    batches: u64,
+    /// When (which batch) each queued instance joined the queue.
+    queued_at: HashMap<TaskInstanceKey, u64>,
+    /// The worker holding each claimed instance, and until when.
+    leases: HashMap<TaskInstanceKey, (WorkerId, DateTime<Utc>)>,
+    outcomes: Vec<ReportedOutcome>,
+    last_outcome: i64,
+    /// Pool slots held, per instance.
+    holds: HashMap<TaskInstanceKey, SlotHold>,
+    /// The owner of each leased run, and until when.
+    run_leases: HashMap<RunKey, (String, DateTime<Utc>)>,
+}
+
+struct SlotHold {
+    owner: String,
+    pool: String,
+    slots: u32,
+    dag: DagId,
+    until: DateTime<Utc>,
 }
 
 impl MemoryStore {
@@ -55,17 +81,21 @@ fn run_key(key: &TaskInstanceKey) -> RunKey {
 }
 
 impl Inner {
-    fn state_of(&self, key: &TaskInstanceKey) -> Option<TaskState> {
+    fn stored(&self, key: &TaskInstanceKey) -> Option<&TaskInstanceRecord> {
         let i = *self.task_index.get(key)?;
-        Some(self.tasks.get(&run_key(key))?[i].state)
+        self.tasks.get(&run_key(key))?.get(i)
     }
 
     fn check(&self, changes: &[Change]) -> Result<(), StoreError> {
-        let mut pending: HashMap<&TaskInstanceKey, TaskState> = HashMap::default();
+        // What earlier changes of this batch wrote; `None` for a removed instance.
+        let mut pending: HashMap<&TaskInstanceKey, Option<Expect>> = HashMap::default();
         let mut known_run: Option<(&DagId, &RunId)> = None;
         for change in changes {
             let (dag_id, run_id) = match change {
-                Change::Task(TaskInstanceRecord { key, .. })
+                Change::Task {
+                    record: TaskInstanceRecord { key, .. },
+                    ..
+                }
                 | Change::RemoveInstance(key)
                 | Change::XCom { key, .. }
                 | Change::Log { key, .. }
@@ -82,22 +112,33 @@ impl Inner {
                     run_id: run_id.clone(),
                 });
             }
-            if let Change::Task(ti) = change {
-                let from = pending
-                    .get(&ti.key)
-                    .copied()
-                    .or_else(|| self.state_of(&ti.key));
-                if let Some(from) = from
-                    && from != ti.state
-                    && !from.can_reach(ti.state)
-                {
-                    return Err(StoreError::IllegalTransition {
-                        key: ti.key.clone(),
-                        from,
-                        to: ti.state,
-                    });
+            match change {
+                Change::Task { record, expect } => {
+                    if !expect.allows(record.state) {
+                        return Err(StoreError::IllegalTransition {
+                            key: record.key.clone(),
+                            from: expect.state,
+                            to: record.state,
+                        });
+                    }
+                    let found = match pending.get(&record.key) {
+                        Some(written) => *written,
+                        None => self.stored(&record.key).map(Expect::of),
+                    }
+                    .unwrap_or(Expect::FRESH);
+                    if found != *expect {
+                        return Err(StoreError::Conflict {
+                            key: record.key.clone(),
+                            expected: *expect,
+                            found,
+                        });
+                    }
+                    pending.insert(&record.key, Some(Expect::of(record)));
                 }
-                pending.insert(&ti.key, ti.state);
+                Change::RemoveInstance(key) => {
+                    pending.insert(key, None);
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -115,6 +156,8 @@ impl Inner {
         }
         self.xcoms.retain(|(k, _), _| k != key);
         self.reschedules.remove(key);
+        self.leases.remove(key);
+        self.queued_at.remove(key);
     }
 
     fn upsert_task(&mut self, ti: &TaskInstanceRecord) {
@@ -128,6 +171,13 @@ impl Inner {
                 None => tries.push(attempt),
             }
         }
+        let was_queued = self.stored(&ti.key).map(|r| r.state) == Some(TaskState::Queued);
+        if ti.state == TaskState::Queued && !was_queued {
+            self.queued_at.insert(ti.key.clone(), self.batches);
+        }
+        if ti.state != TaskState::Running {
+            self.leases.remove(&ti.key);
+        }
         let list = self.tasks.entry(run_key(&ti.key)).or_default();
         match self.task_index.get(&ti.key) {
             Some(&i) => list[i] = ti.clone(),
@@ -137,6 +187,13 @@ impl Inner {
             }
         }
     }
+}
+
+/// The page `page` of `all`.
+fn paged<T>(all: Vec<T>, page: Page) -> Paged<T> {
+    let total = all.len();
+    let items = all.into_iter().skip(page.offset).take(page.limit).collect();
+    Paged { items, total }
 }
 
 impl RunStore for MemoryStore {
@@ -157,9 +214,10 @@ impl RunStore for MemoryStore {
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner.check(changes)?;
+        inner.batches += 1;
         for change in changes {
             match change {
-                Change::Task(ti) => inner.upsert_task(ti),
+                Change::Task { record, .. } => inner.upsert_task(record),
                 Change::RemoveInstance(key) => inner.remove_task(key),
                 Change::XCom { key, name, value } => {
                     inner
@@ -218,6 +276,29 @@ impl RunStore for MemoryStore {
                 .then_with(|| b.run_id.cmp(&a.run_id))
         });
         Ok(runs)
+    }
+
+    fn runs_page(
+        &self,
+        dag_id: Option<&DagId>,
+        page: Page,
+    ) -> Result<Paged<DagRunRecord>, StoreError> {
+        Ok(paged(self.runs(dag_id)?, page))
+    }
+
+    fn task_instances_page(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        page: Page,
+    ) -> Result<Paged<TaskInstanceRecord>, StoreError> {
+        let mut all = self.task_instances(dag_id, run_id)?;
+        // The order SQLite reads them in.
+        all.sort_by(|a, b| {
+            (&a.key.task_id, a.key.map_index.as_i64())
+                .cmp(&(&b.key.task_id, b.key.map_index.as_i64()))
+        });
+        Ok(paged(all, page))
     }
 
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError> {
@@ -315,6 +396,7 @@ impl RunStore for MemoryStore {
         }
         inner.xcoms.retain(|(key, _), _| !cleared.contains(key));
         inner.reschedules.retain(|key, _| !cleared.contains(key));
+        inner.leases.retain(|key, _| !cleared.contains(key));
         Ok(())
     }
 
@@ -333,6 +415,12 @@ impl RunStore for MemoryStore {
         inner.tries.retain(|key, _| other_run(key));
         inner.logs.retain(|key, _| other_run(key));
         inner.xcoms.retain(|(key, _), _| other_run(key));
+        inner.reschedules.retain(|key, _| other_run(key));
+        inner.leases.retain(|key, _| other_run(key));
+        inner.queued_at.retain(|key, _| other_run(key));
+        inner.outcomes.retain(|o| other_run(&o.key));
+        inner.holds.retain(|key, _| other_run(key));
+        inner.run_leases.remove(&id);
         Ok(())
     }
 }
@@ -450,5 +538,376 @@ impl super::PoolStore for MemoryStore {
 
     fn delete_pool(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self.lock().pools.remove(name).is_some())
+    }
+}
+
+impl QueueStore for MemoryStore {
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        queue: Option<&str>,
+        limit: usize,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut inner = self.lock();
+        let lease_until = super::lease_end(now, lease);
+        let mut queued: Vec<(i64, u64, TaskInstanceKey)> = inner
+            .tasks
+            .values()
+            .flatten()
+            .filter(|ti| ti.state == TaskState::Queued)
+            .filter(|ti| queue.is_none_or(|q| ti.queue.as_deref() == Some(q)))
+            .map(|ti| {
+                let at = inner.queued_at.get(&ti.key).copied().unwrap_or(0);
+                (ti.priority_weight, at, ti.key.clone())
+            })
+            .collect();
+        let order = |k: &TaskInstanceKey| {
+            (
+                k.dag_id.clone(),
+                k.run_id.clone(),
+                k.task_id.clone(),
+                k.map_index.as_i64(),
+            )
+        };
+        queued.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(a.1.cmp(&b.1))
+                .then_with(|| order(&a.2).cmp(&order(&b.2)))
+        });
+        let mut claimed = Vec::new();
+        for (_, _, key) in queued.into_iter().take(limit) {
+            let Some(&i) = inner.task_index.get(&key) else {
+                continue;
+            };
+            let Some(ti) = inner
+                .tasks
+                .get_mut(&run_key(&key))
+                .and_then(|l| l.get_mut(i))
+            else {
+                continue;
+            };
+            ti.state = TaskState::Running;
+            ti.try_number += 1;
+            ti.start = Some(now);
+            ti.end = None;
+            ti.error = None;
+            let record = ti.clone();
+            inner.queued_at.remove(&key);
+            inner.leases.insert(key, (worker.clone(), lease_until));
+            claimed.push(Claimed {
+                record,
+                worker: worker.clone(),
+                lease_until,
+            });
+        }
+        Ok(claimed)
+    }
+
+    fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<usize, StoreError> {
+        let mut inner = self.lock();
+        let Inner {
+            leases,
+            tasks,
+            task_index,
+            ..
+        } = &mut *inner;
+        let until = super::lease_end(now, lease);
+        let mut extended = 0;
+        for (key, (holder, lease_until)) in leases.iter_mut() {
+            let running = task_index
+                .get(key)
+                .and_then(|&i| tasks.get(&run_key(key))?.get(i))
+                .is_some_and(|ti| ti.state == TaskState::Running);
+            if holder == worker && running && *lease_until >= now {
+                *lease_until = until;
+                extended += 1;
+            }
+        }
+        Ok(extended)
+    }
+
+    fn report(
+        &self,
+        claimed: &Claimed,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<OutcomeCursor, StoreError> {
+        super::check_outcome(claimed, outcome)?;
+        let mut inner = self.lock();
+        let key = &claimed.record.key;
+        let try_number = claimed.record.try_number;
+        let reason = match (inner.stored(key), inner.leases.get(key)) {
+            (None, _) => Some("the instance is gone".to_string()),
+            (Some(ti), _) if ti.state != TaskState::Running => {
+                Some(format!("the instance is {} now", ti.state))
+            }
+            (Some(ti), _) if ti.try_number != try_number => {
+                Some(format!("the instance is at try {} now", ti.try_number))
+            }
+            (_, None) => Some("no worker holds it (reported or taken back)".to_string()),
+            (_, Some((holder, _))) if holder != &claimed.worker => {
+                Some(format!("worker `{holder}` holds it"))
+            }
+            (_, Some((_, until))) if *until < now => {
+                Some(format!("its lease ran out at {}", until.to_rfc3339()))
+            }
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return Err(StoreError::ClaimLost {
+                key: key.clone(),
+                try_number,
+                worker: claimed.worker.clone(),
+                reason,
+            });
+        }
+        for (name, value) in &outcome.xcoms {
+            inner
+                .xcoms
+                .insert((key.clone(), name.clone()), value.clone());
+        }
+        inner
+            .logs
+            .entry(key.clone())
+            .or_default()
+            .extend(outcome.logs.iter().map(|line| (try_number, line.clone())));
+        inner.leases.remove(key);
+        inner.last_outcome += 1;
+        let cursor = OutcomeCursor(inner.last_outcome);
+        inner.outcomes.push(ReportedOutcome {
+            cursor,
+            key: key.clone(),
+            try_number,
+            worker: claimed.worker.clone(),
+            state: outcome.state,
+            error: outcome.error.clone(),
+            end: outcome.end,
+            reschedule_at: outcome.reschedule_at,
+        });
+        Ok(cursor)
+    }
+
+    fn outcomes_since(
+        &self,
+        cursor: OutcomeCursor,
+        limit: usize,
+    ) -> Result<(Vec<ReportedOutcome>, OutcomeCursor), StoreError> {
+        let inner = self.lock();
+        // Cursors increase along the list.
+        let first = inner.outcomes.partition_point(|o| o.cursor <= cursor);
+        let outcomes: Vec<_> = inner.outcomes[first..]
+            .iter()
+            .take(limit)
+            .cloned()
+            .collect();
+        let next = outcomes.last().map_or(cursor, |o| o.cursor);
+        Ok((outcomes, next))
+    }
+
+    fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstanceKey>, StoreError> {
+        let inner = self.lock();
+        let mut expired: Vec<(DateTime<Utc>, TaskInstanceKey)> = inner
+            .leases
+            .iter()
+            .filter(|(key, (_, until))| {
+                *until < now
+                    && inner
+                        .stored(key)
+                        .is_some_and(|ti| ti.state == TaskState::Running)
+            })
+            .map(|(key, (_, until))| (*until, key.clone()))
+            .collect();
+        let order = |k: &TaskInstanceKey| {
+            (
+                k.dag_id.clone(),
+                k.run_id.clone(),
+                k.task_id.clone(),
+                k.map_index.as_i64(),
+            )
+        };
+        expired.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| order(&a.1).cmp(&order(&b.1))));
+        Ok(expired.into_iter().map(|(_, key)| key).collect())
+    }
+}
+
+impl SlotStore for MemoryStore {
+    fn acquire_slots(
+        &self,
+        owner: &str,
+        requests: &[SlotRequest],
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<Grant>, StoreError> {
+        let mut inner = self.lock();
+        if let Some(request) = requests
+            .iter()
+            .find(|r| !inner.runs.contains_key(&run_key(&r.key)))
+        {
+            return Err(StoreError::NoSuchRun {
+                dag_id: request.key.dag_id.clone(),
+                run_id: request.key.run_id.clone(),
+            });
+        }
+        let until = super::lease_end(now, ttl);
+        inner.holds.retain(|_, hold| hold.until >= now);
+        let mut tally = SlotTally::default();
+        tally
+            .sizes
+            .insert(DEFAULT_POOL.to_string(), DEFAULT_POOL_SLOTS);
+        for pool in inner.pools.values() {
+            tally.sizes.insert(pool.name.clone(), pool.slots);
+        }
+        for hold in inner.holds.values() {
+            *tally.used.entry(hold.pool.clone()).or_default() += hold.slots;
+            *tally.dag_running.entry(hold.dag.clone()).or_default() += 1;
+        }
+        let mut grants = Vec::with_capacity(requests.len());
+        for request in requests {
+            let grant = match inner.holds.get_mut(&request.key) {
+                Some(hold) if hold.owner == owner => {
+                    hold.until = until;
+                    Grant::Granted
+                }
+                Some(_) => Grant::PoolFull,
+                None => {
+                    let grant = tally.grant(&request.claim);
+                    if grant == Grant::Granted {
+                        inner.holds.insert(
+                            request.key.clone(),
+                            SlotHold {
+                                owner: owner.to_string(),
+                                pool: request.claim.pool.clone(),
+                                slots: request.claim.slots,
+                                dag: request.claim.dag.clone(),
+                                until,
+                            },
+                        );
+                    }
+                    grant
+                }
+            };
+            grants.push(grant);
+        }
+        Ok(grants)
+    }
+
+    fn release_slots(&self, keys: &[TaskInstanceKey]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for key in keys {
+            inner.holds.remove(key);
+        }
+        Ok(())
+    }
+
+    fn renew_slots(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<usize, StoreError> {
+        let until = super::lease_end(now, ttl);
+        let mut renewed = 0;
+        for hold in self.lock().holds.values_mut() {
+            if hold.owner == owner && hold.until >= now {
+                hold.until = until;
+                renewed += 1;
+            }
+        }
+        Ok(renewed)
+    }
+
+    fn slots_in_use(&self, now: DateTime<Utc>) -> Result<Vec<(String, u32)>, StoreError> {
+        let mut used: BTreeMap<String, u32> = BTreeMap::new();
+        for hold in self.lock().holds.values().filter(|h| h.until >= now) {
+            *used.entry(hold.pool.clone()).or_default() += hold.slots;
+        }
+        Ok(used.into_iter().collect())
+    }
+}
+
+impl RunLeaseStore for MemoryStore {
+    fn acquire_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+        max_active_runs: Option<u32>,
+    ) -> Result<LeaseGrant, StoreError> {
+        let mut inner = self.lock();
+        let id = (dag_id.clone(), run_id.clone());
+        if !inner.runs.contains_key(&id) {
+            return Err(StoreError::NoSuchRun {
+                dag_id: dag_id.clone(),
+                run_id: run_id.clone(),
+            });
+        }
+        match inner.run_leases.get(&id) {
+            Some((by, until)) if by != owner && *until >= now => {
+                return Ok(LeaseGrant::HeldBy {
+                    owner: by.clone(),
+                    until: *until,
+                });
+            }
+            Some((by, until)) if by == owner && *until >= now => {}
+            _ => {
+                if let Some(limit) = max_active_runs {
+                    let active = inner
+                        .run_leases
+                        .iter()
+                        .filter(|((d, r), (_, until))| d == dag_id && r != run_id && *until >= now)
+                        .count();
+                    let active = u32::try_from(active).unwrap_or(u32::MAX);
+                    if active >= limit {
+                        return Ok(LeaseGrant::TooManyActive { active, limit });
+                    }
+                }
+            }
+        }
+        inner
+            .run_leases
+            .insert(id, (owner.to_string(), super::lease_end(now, ttl)));
+        Ok(LeaseGrant::Granted)
+    }
+
+    fn renew_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        match inner.run_leases.get_mut(&(dag_id.clone(), run_id.clone())) {
+            Some((by, until)) if by == owner && *until >= now => {
+                *until = super::lease_end(now, ttl);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn release_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let id = (dag_id.clone(), run_id.clone());
+        if inner.run_leases.get(&id).is_some_and(|(by, _)| by == owner) {
+            inner.run_leases.remove(&id);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }

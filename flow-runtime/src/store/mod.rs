@@ -13,10 +13,13 @@ mod tests;
 pub use memory::MemoryStore;
 pub use sqlite::{DEFAULT_BUSY_TIMEOUT, OpenMode, SCHEMA_VERSION, SqliteStore};
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
+use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
 use crate::xcom::StoredXCom;
 
@@ -48,6 +51,32 @@ pub enum StoreError {
         from: TaskState,
         /// The requested state.
         to: TaskState,
+    },
+    /// A task change expected the instance in a state it is no longer in: another writer
+    /// changed it first. Nothing of the batch was applied.
+    #[error("{key} changed under this writer: expected {expected}, found {found}")]
+    Conflict {
+        /// The instance.
+        key: TaskInstanceKey,
+        /// What the change expected.
+        expected: Expect,
+        /// What the store holds (`none`, try 0 for a missing row).
+        found: Expect,
+    },
+    /// A worker's claim on an instance no longer holds (its lease ran out, the instance
+    /// moved on, or another try claimed it); its outcome was not recorded.
+    #[error(
+        "{key} try {try_number} is no longer claimed by worker `{worker}`: {reason}; its outcome was not recorded"
+    )]
+    ClaimLost {
+        /// The instance.
+        key: TaskInstanceKey,
+        /// The claimed try.
+        try_number: u32,
+        /// The worker that claimed it.
+        worker: WorkerId,
+        /// What the store holds instead.
+        reason: String,
     },
     /// The database is locked by another process for longer than the busy timeout.
     #[error(
@@ -170,6 +199,12 @@ pub struct TaskInstanceRecord {
     pub end: Option<DateTime<Utc>>,
     /// The error of the last failed try.
     pub error: Option<String>,
+    /// Its priority among queued instances: a [`QueueStore::claim`] takes higher weights
+    /// first. Set when the instance is queued.
+    pub priority_weight: i64,
+    /// The queue it waits in once queued (`None`: the default queue); a worker claims from
+    /// one queue or from all.
+    pub queue: Option<String>,
 }
 
 impl TaskInstanceRecord {
@@ -183,6 +218,8 @@ impl TaskInstanceRecord {
             start: None,
             end: None,
             error: None,
+            priority_weight: 0,
+            queue: None,
         }
     }
 
@@ -213,11 +250,57 @@ impl TaskInstanceRecord {
     }
 }
 
+/// The state and try a task change expects the store to hold for its instance; a
+/// missing row is [`Expect::FRESH`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Expect {
+    /// The expected state.
+    pub state: TaskState,
+    /// The expected try number.
+    pub try_number: u32,
+}
+
+impl Expect {
+    /// What a missing row counts as: state `none`, no try yet.
+    pub const FRESH: Expect = Expect {
+        state: TaskState::None,
+        try_number: 0,
+    };
+
+    /// The state and try `record` holds, as the expectation of the change that follows it.
+    pub fn of(record: &TaskInstanceRecord) -> Self {
+        Expect {
+            state: record.state,
+            try_number: record.try_number,
+        }
+    }
+
+    /// Whether a change expecting `self` may write `to` (the rules of
+    /// [`TaskState::can_reach`]; writing the same state again is allowed).
+    pub fn allows(self, to: TaskState) -> bool {
+        self.state == to || self.state.can_reach(to)
+    }
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (try {})", self.state, self.try_number)
+    }
+}
+
 /// One change; a batch of them is applied atomically.
 #[derive(Clone, Debug)]
 pub enum Change {
-    /// A task instance's new facts (inserted or replaced).
-    Task(TaskInstanceRecord),
+    /// A task instance's new facts (inserted or replaced), applied only if the store still
+    /// holds what `expect` names ([`StoreError::Conflict`] otherwise) and the lifecycle
+    /// allows the move ([`StoreError::IllegalTransition`] otherwise). A second change of
+    /// the same instance in one batch expects what the first one wrote.
+    Task {
+        /// The new facts.
+        record: TaskInstanceRecord,
+        /// What the store holds before this change.
+        expect: Expect,
+    },
     /// An XCom the instance stored.
     XCom {
         /// The producing instance.
@@ -311,6 +394,40 @@ pub struct DagRecord {
     pub fingerprint: String,
 }
 
+/// Which part of a long list to read: `limit` items after the first `offset`, in the
+/// list's stable order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// At most this many items.
+    pub limit: usize,
+    /// Items to skip.
+    pub offset: usize,
+}
+
+impl Page {
+    /// The first `limit` items.
+    pub fn first(limit: usize) -> Self {
+        Page { limit, offset: 0 }
+    }
+
+    /// The page after this one.
+    pub fn next(self) -> Self {
+        Page {
+            offset: self.offset.saturating_add(self.limit),
+            ..self
+        }
+    }
+}
+
+/// One page of a list, and the length of the whole list (read together).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Paged<T> {
+    /// The page's items, in order.
+    pub items: Vec<T>,
+    /// How many items the whole list has.
+    pub total: usize,
+}
+
 /// Runs and their task instances.
 pub trait RunStore: Send + Sync {
     /// Records a new run; an existing id is [`StoreError::RunExists`].
@@ -326,6 +443,12 @@ pub trait RunStore: Send + Sync {
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError>;
     /// The runs of one DAG (or all), newest logical date first.
     fn runs(&self, dag_id: Option<&DagId>) -> Result<Vec<DagRunRecord>, StoreError>;
+    /// One page of [`RunStore::runs`] (same order), with the number of runs in all.
+    fn runs_page(
+        &self,
+        dag_id: Option<&DagId>,
+        page: Page,
+    ) -> Result<Paged<DagRunRecord>, StoreError>;
     /// Runs that are `queued` or `running`, oldest logical date first.
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError>;
     /// The newest run of one DAG of one type, by logical date.
@@ -340,6 +463,14 @@ pub trait RunStore: Send + Sync {
         dag_id: &DagId,
         run_id: &RunId,
     ) -> Result<Vec<TaskInstanceRecord>, StoreError>;
+    /// One page of one run's task instances, by task id then map index, with the number
+    /// of instances in all.
+    fn task_instances_page(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        page: Page,
+    ) -> Result<Paged<TaskInstanceRecord>, StoreError>;
     /// Every try of one instance, oldest first.
     fn tries(&self, key: &TaskInstanceKey) -> Result<Vec<TryRecord>, StoreError>;
     /// Resets instances to state `none` so they run again (their try history and try
@@ -421,7 +552,310 @@ pub trait XComStore: Send + Sync {
     ) -> Result<Option<(RunId, StoredXCom)>, StoreError>;
 }
 
-/// Everything the runtime needs from a store.
-pub trait Store: RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore {}
+/// Who claims queued instances: one worker process (or thread) of any machine.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(String);
 
-impl<T: RunStore + XComStore + DagStore + LogStore + PoolStore + RescheduleStore> Store for T {}
+impl WorkerId {
+    /// A worker's id; unique among the workers sharing a store (host name and process id,
+    /// for example).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A queued instance a worker claimed: it is `running` in the store, its try number
+/// increased, and the worker holds it until `lease_until` (extended by heartbeats).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claimed {
+    /// The instance as recorded by the claim (state `running`, the new try, its start).
+    pub record: TaskInstanceRecord,
+    /// The worker holding it.
+    pub worker: WorkerId,
+    /// When the claim runs out unless the worker heartbeats.
+    pub lease_until: DateTime<Utc>,
+}
+
+/// How a claimed try ended, as its worker reports it; the deciding side turns it into the
+/// instance's next state (a retry, for example) when it reads it back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// How the try ended: `success`, `failed`, `up_for_retry`, `up_for_reschedule` or
+    /// `skipped` (a state `running` may become).
+    pub state: TaskState,
+    /// The try's error, if it failed.
+    pub error: Option<String>,
+    /// When the try ended.
+    pub end: DateTime<Utc>,
+    /// For `up_for_reschedule`: when the sensor asks to be poked again.
+    pub reschedule_at: Option<DateTime<Utc>>,
+    /// The XComs the try stored (`return_value` for its return value).
+    pub xcoms: Vec<(String, StoredXCom)>,
+    /// The log lines the try wrote, in order.
+    pub logs: Vec<LogLine>,
+}
+
+/// A position in the sequence of reported outcomes; [`OutcomeCursor::START`] is before the
+/// first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OutcomeCursor(pub i64);
+
+impl OutcomeCursor {
+    /// Before every outcome.
+    pub const START: OutcomeCursor = OutcomeCursor(0);
+}
+
+/// An outcome as recorded by [`QueueStore::report`], with its place in the sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportedOutcome {
+    /// Its position: reading on from here returns the outcomes after it.
+    pub cursor: OutcomeCursor,
+    /// The instance.
+    pub key: TaskInstanceKey,
+    /// The try that ended.
+    pub try_number: u32,
+    /// The worker that ran it.
+    pub worker: WorkerId,
+    /// How it ended.
+    pub state: TaskState,
+    /// Its error, if it failed.
+    pub error: Option<String>,
+    /// When it ended.
+    pub end: DateTime<Utc>,
+    /// For `up_for_reschedule`: when the next poke is due.
+    pub reschedule_at: Option<DateTime<Utc>>,
+}
+
+/// Queued instances as a durable queue: any process sharing the store claims them, runs
+/// them, and reports how each try ended; the deciding side follows the reports.
+pub trait QueueStore: Send + Sync {
+    /// Takes up to `limit` queued instances (of `queue`, or of any queue), highest
+    /// `priority_weight` first, then the longest queued; each becomes `running` with its
+    /// next try, held by `worker` until `now + lease`. Atomic: two workers never get the
+    /// same instance.
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        queue: Option<&str>,
+        limit: usize,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError>;
+    /// Extends to `now + lease` the claims `worker` still holds (running, lease not run
+    /// out); returns how many.
+    fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<usize, StoreError>;
+    /// Records how a claimed try ended (with its XComs and logs, in one transaction) and
+    /// releases the claim, if the claim still holds at `now`: the same worker and try, the
+    /// lease not run out, the instance still `running`. Otherwise
+    /// [`StoreError::ClaimLost`] and nothing is recorded. The instance stays `running`
+    /// until the deciding side commits its next state.
+    fn report(
+        &self,
+        claimed: &Claimed,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<OutcomeCursor, StoreError>;
+    /// Up to `limit` reported outcomes after `cursor`, in the order they were reported,
+    /// and the cursor to read on from.
+    fn outcomes_since(
+        &self,
+        cursor: OutcomeCursor,
+        limit: usize,
+    ) -> Result<(Vec<ReportedOutcome>, OutcomeCursor), StoreError>;
+    /// Running instances whose claim ran out before `now` (their worker stopped
+    /// heartbeating): the deciding side counts those tries as interrupted.
+    fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstanceKey>, StoreError>;
+}
+
+/// One instance's request for pool slots (and a place under its DAG's
+/// `max_active_tasks`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotRequest {
+    /// The instance that would run.
+    pub key: TaskInstanceKey,
+    /// Its pool, slots and DAG limit (`claim.dag` is the DAG counted for
+    /// `max_active_tasks`).
+    pub claim: Claim,
+}
+
+/// Pool slots and `max_active_tasks` counted in the store, so that processes sharing one
+/// database never oversubscribe a pool. A hold belongs to an owner (a process) and lasts
+/// until released or until its lease runs out: the holds of a process that died stop
+/// counting once their lease ends.
+pub trait SlotStore: Send + Sync {
+    /// Answers every request in one transaction, in order (earlier requests first take
+    /// what is free), and records a hold for each [`Grant::Granted`]. Pool sizes are the
+    /// store's pools (`default_pool` has [`crate::pools::DEFAULT_POOL_SLOTS`] unless
+    /// redefined). An instance that already holds slots under `owner` is granted again
+    /// (its lease renewed); one held by another live owner is [`Grant::PoolFull`].
+    fn acquire_slots(
+        &self,
+        owner: &str,
+        requests: &[SlotRequest],
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<Grant>, StoreError>;
+    /// Gives back the holds of these instances (unknown ones are ignored).
+    fn release_slots(&self, keys: &[TaskInstanceKey]) -> Result<(), StoreError>;
+    /// Extends to `now + ttl` the live holds of `owner`; returns how many. A hold whose
+    /// lease ran out is not renewed: its slots may be someone else's by now.
+    fn renew_slots(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<usize, StoreError>;
+    /// Slots held (by live holds) per pool at `now`, by pool name.
+    fn slots_in_use(&self, now: DateTime<Utc>) -> Result<Vec<(String, u32)>, StoreError>;
+}
+
+/// The live holds counted per pool and DAG, while one call decides its grants.
+#[derive(Default)]
+struct SlotTally {
+    sizes: std::collections::HashMap<String, u32>,
+    used: std::collections::HashMap<String, u32>,
+    dag_running: std::collections::HashMap<DagId, u32>,
+}
+
+impl SlotTally {
+    /// The grant for `claim`, counted in if granted (the order of checks is the
+    /// in-process registry's).
+    fn grant(&mut self, claim: &Claim) -> Grant {
+        let Some(&size) = self.sizes.get(&claim.pool) else {
+            return Grant::UnknownPool;
+        };
+        if claim.slots > size {
+            return Grant::TooBig { size };
+        }
+        let used = self.used.get(&claim.pool).copied().unwrap_or(0);
+        if self.dag_running.get(&claim.dag).copied().unwrap_or(0) >= claim.dag_limit {
+            return Grant::DagFull;
+        }
+        if used.saturating_add(claim.slots) > size {
+            return Grant::PoolFull;
+        }
+        *self.used.entry(claim.pool.clone()).or_default() += claim.slots;
+        *self.dag_running.entry(claim.dag.clone()).or_default() += 1;
+        Grant::Granted
+    }
+}
+
+/// The answer to [`RunLeaseStore::acquire_run_lease`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseGrant {
+    /// The caller owns the run until `now + ttl`; renew before then.
+    Granted,
+    /// Another owner holds a live lease on the run.
+    HeldBy {
+        /// Who holds it.
+        owner: String,
+        /// Until when, unless renewed.
+        until: DateTime<Utc>,
+    },
+    /// The DAG has `limit` runs with a live lease already (`max_active_runs`).
+    TooManyActive {
+        /// Runs of the DAG with a live lease.
+        active: u32,
+        /// The DAG's `max_active_runs`.
+        limit: u32,
+    },
+}
+
+/// Who executes a run: one owner at a time, under a lease that any process sharing the
+/// store respects (and takes over once it runs out). Counting live leases per DAG makes
+/// `max_active_runs` hold across processes.
+pub trait RunLeaseStore: Send + Sync {
+    /// Takes (or renews, for its owner) the run's lease until `now + ttl`. Refused while
+    /// another owner's lease is live, or when `max_active_runs` other runs of the DAG have
+    /// a live lease; an unknown run is [`StoreError::NoSuchRun`].
+    fn acquire_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+        max_active_runs: Option<u32>,
+    ) -> Result<LeaseGrant, StoreError>;
+    /// Extends `owner`'s live lease to `now + ttl`; `false` when the lease ran out or is
+    /// someone else's (the run is no longer the caller's: stop executing it).
+    fn renew_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Gives up `owner`'s lease on the run; `false` if it held none.
+    fn release_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+    ) -> Result<bool, StoreError>;
+}
+
+/// `now + lease`, saturating.
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(lease)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Checks an outcome's state: one a running try may end in.
+fn check_outcome(claimed: &Claimed, outcome: &Outcome) -> Result<(), StoreError> {
+    if outcome.state != TaskState::Running && TaskState::Running.can_become(outcome.state) {
+        Ok(())
+    } else {
+        Err(StoreError::IllegalTransition {
+            key: claimed.record.key.clone(),
+            from: TaskState::Running,
+            to: outcome.state,
+        })
+    }
+}
+
+/// Everything the runtime needs from a store.
+pub trait Store:
+    RunStore
+    + XComStore
+    + DagStore
+    + LogStore
+    + PoolStore
+    + RescheduleStore
+    + QueueStore
+    + SlotStore
+    + RunLeaseStore
+{
+}
+
+impl<T> Store for T where
+    T: RunStore
+        + XComStore
+        + DagStore
+        + LogStore
+        + PoolStore
+        + RescheduleStore
+        + QueueStore
+        + SlotStore
+        + RunLeaseStore
+{
+}

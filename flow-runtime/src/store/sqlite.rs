@@ -17,18 +17,21 @@ use rusqlite::{
 };
 
 use super::{
-    Change, DagRecord, DagRunRecord, DagStore, LogLine, LogStore, RescheduleRecord,
-    RescheduleStore, RunStore, RunType, StoreError, TaskInstanceRecord, TryRecord, XComStore,
+    Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LeaseGrant, LogLine, LogStore,
+    Outcome, OutcomeCursor, Page, Paged, QueueStore, ReportedOutcome, RescheduleRecord,
+    RescheduleStore, RunLeaseStore, RunStore, RunType, SlotRequest, SlotStore, SlotTally,
+    StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
 use crate::state::{RunState, TaskState};
 use crate::xcom::{ObjectRef, StoredXCom, XComBlob};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Each migration takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     "CREATE TABLE flow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      INSERT INTO flow_meta (key, value) VALUES ('application', 'flow'), ('schema_version', '1');
      CREATE TABLE dags (
@@ -126,6 +129,53 @@ const MIGRATIONS: [&str; 4] = [
     // An XCom too large for its row lives in the object store: `object_key` is its key
     // (relative to the store's root) and `value` is empty.
     "ALTER TABLE xcoms ADD COLUMN object_key TEXT;",
+    // Sharing one database between processes: queued instances are claimed by workers
+    // under a lease and their outcomes reported in order.
+    "ALTER TABLE task_instances ADD COLUMN priority_weight BIGINT NOT NULL DEFAULT 0;
+     ALTER TABLE task_instances ADD COLUMN queue TEXT;
+     ALTER TABLE task_instances ADD COLUMN queued_us BIGINT;
+     ALTER TABLE task_instances ADD COLUMN claimed_by TEXT;
+     ALTER TABLE task_instances ADD COLUMN lease_until_us BIGINT;
+     UPDATE task_instances SET queued_us = 0 WHERE state = 'queued';
+     CREATE INDEX task_instances_queued ON task_instances (priority_weight DESC, queued_us)
+         WHERE state = 'queued';
+     CREATE INDEX task_instances_claimed ON task_instances (lease_until_us)
+         WHERE claimed_by IS NOT NULL;
+     CREATE TABLE task_outcomes (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         try_number INTEGER NOT NULL,
+         worker TEXT NOT NULL,
+         state TEXT NOT NULL,
+         error TEXT,
+         end_us BIGINT NOT NULL,
+         reschedule_us BIGINT,
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     );
+     CREATE TABLE slot_holds (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         owner TEXT NOT NULL,
+         pool TEXT NOT NULL,
+         slots INTEGER NOT NULL,
+         lease_until_us BIGINT NOT NULL,
+         PRIMARY KEY (dag_id, run_id, task_id, map_index),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE INDEX slot_holds_by_owner ON slot_holds (owner);
+     CREATE TABLE run_leases (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         owner TEXT NOT NULL,
+         lease_until_us BIGINT NOT NULL,
+         PRIMARY KEY (dag_id, run_id),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;",
 ];
 
 /// How [`SqliteStore::open_with`] treats an existing database.
@@ -138,8 +188,14 @@ pub enum OpenMode {
 }
 
 /// The SQLite store.
+///
+/// Two connections: the writer applies batches; reads go through a read-only connection
+/// with its own lock, so that (WAL mode) a reader never waits behind a batch being
+/// written, in this process or another.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Opened once the schema is known to be current; until then reads use the writer.
+    reader: Option<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -175,8 +231,9 @@ impl SqliteStore {
         .map_err(|e| map_err(&shown, e))?;
         conn.busy_timeout(busy_timeout)
             .map_err(|e| map_err(&shown, e))?;
-        let store = Self {
+        let mut store = Self {
             conn: Mutex::new(conn),
+            reader: None,
             path: path.to_path_buf(),
         };
         let found = if existed { store.read_version()? } else { None };
@@ -199,6 +256,18 @@ impl SqliteStore {
             Some(_) => {}
         }
         store.tune()?;
+        // After `tune`: the file is in WAL mode, which lets this connection read while
+        // the writer holds a write transaction.
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| map_err(&shown, e))?;
+        reader
+            .busy_timeout(busy_timeout)
+            .map_err(|e| map_err(&shown, e))?;
+        reader.set_prepared_statement_cache_capacity(64);
+        store.reader = Some(Mutex::new(reader));
         Ok(store)
     }
 
@@ -244,6 +313,16 @@ impl SqliteStore {
         // rusqlite rolls back an unfinished transaction when it is dropped, so a panic
         // while the lock was held leaves nothing half-written.
         self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The connection for reads: the read-only one once it is open.
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        // A read leaves no transaction open, so a poisoned lock holds nothing half-done.
+        self.reader
+            .as_ref()
+            .unwrap_or(&self.conn)
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -345,6 +424,11 @@ fn map_err(path: &str, e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// A count as SQLite's integer (counts beyond `i64` mean "all").
+fn sql_count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn micros(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(|t| t.timestamp_micros())
 }
@@ -390,6 +474,38 @@ fn map_index(i: i64) -> MapIndex {
 
 const RUN_COLUMNS: &str = "dag_id, run_id, run_type, logical_date_us, state, start_us, end_us, fingerprint, \
      data_interval_start_us, data_interval_end_us, conf";
+
+/// The columns [`ti_row`] reads.
+const TI_COLUMNS: &str = "dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error, \
+     priority_weight, queue";
+
+fn ti_row(r: &Row<'_>) -> rusqlite::Result<TaskInstanceRecord> {
+    Ok(TaskInstanceRecord {
+        key: TaskInstanceKey {
+            dag_id: DagId::new(r.get::<_, String>(0)?),
+            run_id: RunId::new(r.get::<_, String>(1)?),
+            task_id: TaskId::new(r.get::<_, String>(2)?),
+            map_index: map_index(r.get(3)?),
+        },
+        state: task_state(&r.get::<_, String>(4)?)?,
+        try_number: r.get(5)?,
+        max_tries: r.get(6)?,
+        start: time(r.get(7)?),
+        end: time(r.get(8)?),
+        error: r.get(9)?,
+        priority_weight: r.get(10)?,
+        queue: r.get(11)?,
+    })
+}
+
+fn key_row(r: &Row<'_>) -> rusqlite::Result<TaskInstanceKey> {
+    Ok(TaskInstanceKey {
+        dag_id: DagId::new(r.get::<_, String>(0)?),
+        run_id: RunId::new(r.get::<_, String>(1)?),
+        task_id: TaskId::new(r.get::<_, String>(2)?),
+        map_index: map_index(r.get(3)?),
+    })
+}
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<DagRunRecord> {
     Ok(DagRunRecord {
@@ -448,8 +564,10 @@ impl RunStore for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
+        // When instances queued by this batch joined the queue.
+        let now = Utc::now().timestamp_micros();
         for change in changes {
-            apply_one(&tx, change).map_err(|e| match e {
+            apply_one(&tx, change, now).map_err(|e| match e {
                 ApplyError::Sql(e) => self.err(e),
                 ApplyError::Store(e) => e,
             })?;
@@ -462,7 +580,7 @@ impl RunStore for SqliteStore {
     }
 
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM dag_runs WHERE dag_id = ?1 AND run_id = ?2"
         ))
@@ -474,7 +592,7 @@ impl RunStore for SqliteStore {
     }
 
     fn runs(&self, dag_id: Option<&DagId>) -> Result<Vec<DagRunRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM dag_runs WHERE ?1 IS NULL OR dag_id = ?1 \
              ORDER BY logical_date_us DESC, run_id DESC"
@@ -486,8 +604,77 @@ impl RunStore for SqliteStore {
         .map_err(|e| self.err(e))
     }
 
+    fn runs_page(
+        &self,
+        dag_id: Option<&DagId>,
+        page: Page,
+    ) -> Result<Paged<DagRunRecord>, StoreError> {
+        let mut conn = self.read();
+        // One read transaction: the count and the page see the same runs.
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let dag = dag_id.map(DagId::as_str);
+        let total: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM dag_runs WHERE ?1 IS NULL OR dag_id = ?1")
+            .and_then(|mut st| st.query_row(params![dag], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        let items = tx
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM dag_runs WHERE ?1 IS NULL OR dag_id = ?1 \
+                 ORDER BY logical_date_us DESC, run_id DESC LIMIT ?2 OFFSET ?3"
+            ))
+            .and_then(|mut st| {
+                st.query_map(
+                    params![dag, sql_count(page.limit), sql_count(page.offset)],
+                    run_row,
+                )?
+                .collect()
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(Paged {
+            items,
+            total: usize::try_from(total).unwrap_or(0),
+        })
+    }
+
+    fn task_instances_page(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        page: Page,
+    ) -> Result<Paged<TaskInstanceRecord>, StoreError> {
+        let mut conn = self.read();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let run = params![dag_id.as_str(), run_id.as_str()];
+        let total: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM task_instances WHERE dag_id = ?1 AND run_id = ?2")
+            .and_then(|mut st| st.query_row(run, |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        let items = tx
+            .prepare_cached(&format!(
+                "SELECT {TI_COLUMNS} FROM task_instances WHERE dag_id = ?1 AND run_id = ?2 \
+                 ORDER BY task_id, map_index LIMIT ?3 OFFSET ?4"
+            ))
+            .and_then(|mut st| {
+                st.query_map(
+                    params![
+                        dag_id.as_str(),
+                        run_id.as_str(),
+                        sql_count(page.limit),
+                        sql_count(page.offset)
+                    ],
+                    ti_row,
+                )?
+                .collect()
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(Paged {
+            items,
+            total: usize::try_from(total).unwrap_or(0),
+        })
+    }
+
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM dag_runs WHERE state IN ('queued', 'running') \
              ORDER BY logical_date_us, run_id"
@@ -501,7 +688,7 @@ impl RunStore for SqliteStore {
         dag_id: &DagId,
         run_type: RunType,
     ) -> Result<Option<DagRunRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM dag_runs WHERE dag_id = ?1 AND run_type = ?2 \
              ORDER BY logical_date_us DESC, run_id DESC LIMIT 1"
@@ -518,35 +705,19 @@ impl RunStore for SqliteStore {
         dag_id: &DagId,
         run_id: &RunId,
     ) -> Result<Vec<TaskInstanceRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(
-            "SELECT task_id, map_index, state, try_number, max_tries, start_us, end_us, error FROM task_instances \
-             WHERE dag_id = ?1 AND run_id = ?2 ORDER BY task_id, map_index",
+            &format!("SELECT {TI_COLUMNS} FROM task_instances WHERE dag_id = ?1 AND run_id = ?2 ORDER BY task_id, map_index"),
         )
         .and_then(|mut st| {
-            st.query_map(params![dag_id.as_str(), run_id.as_str()], |r| {
-                Ok(TaskInstanceRecord {
-                    key: TaskInstanceKey {
-                        dag_id: dag_id.clone(),
-                        run_id: run_id.clone(),
-                        task_id: TaskId::new(r.get::<_, String>(0)?),
-                        map_index: map_index(r.get(1)?),
-                    },
-                    state: task_state(&r.get::<_, String>(2)?)?,
-                    try_number: r.get(3)?,
-                    max_tries: r.get(4)?,
-                    start: time(r.get(5)?),
-                    end: time(r.get(6)?),
-                    error: r.get(7)?,
-                })
-            })?
-            .collect()
+            st.query_map(params![dag_id.as_str(), run_id.as_str()], ti_row)?
+                .collect()
         })
         .map_err(|e| self.err(e))
     }
 
     fn tries(&self, key: &TaskInstanceKey) -> Result<Vec<TryRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         // Earlier tries from the history, the current one from the instance's own row.
         conn.prepare_cached(
             "SELECT try_number, state, start_us, end_us, error FROM task_tries \
@@ -603,7 +774,8 @@ impl RunStore for SqliteStore {
             )
             .map_err(|e| self.err(e))?;
             tx.execute(
-                "UPDATE task_instances SET state = 'none', start_us = NULL, end_us = NULL, error = NULL \
+                "UPDATE task_instances SET state = 'none', start_us = NULL, end_us = NULL, error = NULL, \
+                 claimed_by = NULL, lease_until_us = NULL \
                  WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3",
                 args,
             )
@@ -653,18 +825,46 @@ impl From<rusqlite::Error> for ApplyError {
     }
 }
 
-fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), ApplyError> {
+fn apply_one(
+    tx: &rusqlite::Transaction<'_>,
+    change: &Change,
+    now_us: i64,
+) -> Result<(), ApplyError> {
     match change {
-        Change::Task(ti) => {
+        Change::Task { record: ti, expect } => {
             let k = &ti.key;
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                     ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET state = excluded.state, \
-                     try_number = excluded.try_number, max_tries = excluded.max_tries, start_us = excluded.start_us, end_us = excluded.end_us, \
-                     error = excluded.error",
-                )?
+            if !expect.allows(ti.state) {
+                return Err(ApplyError::Store(StoreError::IllegalTransition {
+                    key: k.clone(),
+                    from: expect.state,
+                    to: ti.state,
+                }));
+            }
+            // One statement per change: the expectation is the statement's condition, and
+            // only a refused change pays for reading what the row holds.
+            // An instance joins the queue when it becomes `queued`; a worker's claim lasts
+            // while the instance is `running`.
+            let sql = if *expect == Expect::FRESH {
+                "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error, \
+                 priority_weight, queue, queued_us) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?13, ?14, CASE WHEN ?5 = 'queued' THEN ?15 END) \
+                 ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET state = ?5, \
+                 try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, priority_weight = ?13, queue = ?14, \
+                 queued_us = CASE WHEN ?5 = 'queued' AND task_instances.state <> 'queued' THEN ?15 ELSE task_instances.queued_us END, \
+                 claimed_by = CASE WHEN ?5 = 'running' THEN task_instances.claimed_by END, \
+                 lease_until_us = CASE WHEN ?5 = 'running' THEN task_instances.lease_until_us END \
+                 WHERE task_instances.state = ?11 AND task_instances.try_number = ?12"
+            } else {
+                "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, \
+                 priority_weight = ?13, queue = ?14, \
+                 queued_us = CASE WHEN ?5 = 'queued' AND state <> 'queued' THEN ?15 ELSE queued_us END, \
+                 claimed_by = CASE WHEN ?5 = 'running' THEN claimed_by END, \
+                 lease_until_us = CASE WHEN ?5 = 'running' THEN lease_until_us END \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
+                 AND state = ?11 AND try_number = ?12"
+            };
+            let written = tx
+                .prepare_cached(sql)?
                 .execute(params![
                     k.dag_id.as_str(),
                     k.run_id.as_str(),
@@ -676,9 +876,16 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
                     micros(ti.start),
                     micros(ti.end),
                     ti.error,
+                    expect.state.as_str(),
+                    expect.try_number,
+                    ti.priority_weight,
+                    ti.queue,
+                    now_us,
                 ])
                 .map_err(|e| no_such_run(e, &k.dag_id, &k.run_id))?;
-            debug_assert_eq!(inserted, 1);
+            if written == 0 {
+                return Err(refused(tx, k, *expect));
+            }
             if let Some(attempt) = ti.archived_try() {
                 tx.prepare_cached(
                     "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, start_us, end_us, error) \
@@ -805,6 +1012,54 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Appl
     Ok(())
 }
 
+/// Why a task change wrote no row: its run is missing, or the row holds something other
+/// than the change expected.
+fn refused(tx: &rusqlite::Transaction<'_>, key: &TaskInstanceKey, expected: Expect) -> ApplyError {
+    let found = tx
+        .prepare_cached(
+            "SELECT state, try_number FROM task_instances \
+             WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+        )
+        .and_then(|mut st| {
+            st.query_row(key_params(key), |r| {
+                Ok(Expect {
+                    state: task_state(&r.get::<_, String>(0)?)?,
+                    try_number: r.get(1)?,
+                })
+            })
+            .optional()
+        });
+    let found = match found {
+        Ok(found) => found,
+        Err(e) => return ApplyError::Sql(e),
+    };
+    if found.is_none() {
+        let run: rusqlite::Result<Option<i64>> = tx
+            .prepare_cached("SELECT 1 FROM dag_runs WHERE dag_id = ?1 AND run_id = ?2")
+            .and_then(|mut st| {
+                st.query_row(params![key.dag_id.as_str(), key.run_id.as_str()], |r| {
+                    r.get(0)
+                })
+                .optional()
+            });
+        match run {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return ApplyError::Store(StoreError::NoSuchRun {
+                    dag_id: key.dag_id.clone(),
+                    run_id: key.run_id.clone(),
+                });
+            }
+            Err(e) => return ApplyError::Sql(e),
+        }
+    }
+    ApplyError::Store(StoreError::Conflict {
+        key: key.clone(),
+        expected,
+        found: found.unwrap_or(Expect::FRESH),
+    })
+}
+
 /// A foreign-key failure means the run does not exist.
 fn no_such_run(e: rusqlite::Error, dag_id: &DagId, run_id: &RunId) -> ApplyError {
     match e.sqlite_error_code() {
@@ -822,7 +1077,7 @@ impl RescheduleStore for SqliteStore {
         key: &TaskInstanceKey,
         try_number: u32,
     ) -> Result<Vec<RescheduleRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(
             "SELECT start_us, end_us, reschedule_us FROM task_reschedules \
              WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 AND try_number = ?5 \
@@ -872,7 +1127,7 @@ impl XComStore for SqliteStore {
         key: &TaskInstanceKey,
         name: &str,
     ) -> Result<Option<StoredXCom>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(
             "SELECT value, type_name, object_key FROM xcoms \
              WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 AND key = ?5",
@@ -899,7 +1154,7 @@ impl XComStore for SqliteStore {
         task_id: &TaskId,
         name: &str,
     ) -> Result<Option<(RunId, StoredXCom)>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(
             "SELECT x.run_id, x.value, x.type_name, x.object_key FROM xcoms x \
              JOIN dag_runs r ON r.dag_id = x.dag_id AND r.run_id = x.run_id \
@@ -930,7 +1185,7 @@ impl DagStore for SqliteStore {
     }
 
     fn dag(&self, dag_id: &DagId) -> Result<Option<DagRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached("SELECT is_paused, fingerprint FROM dags WHERE dag_id = ?1")
             .and_then(|mut st| {
                 st.query_row(params![dag_id.as_str()], |r| {
@@ -968,7 +1223,7 @@ impl LogStore for SqliteStore {
         key: &TaskInstanceKey,
         try_number: Option<u32>,
     ) -> Result<Vec<(u32, LogLine)>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached(
             "SELECT try_number, logged_us, level, message FROM task_logs \
              WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 AND (?5 IS NULL OR try_number = ?5) \
@@ -1007,7 +1262,7 @@ impl super::PoolStore for SqliteStore {
     }
 
     fn pools(&self) -> Result<Vec<super::PoolRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         conn.prepare_cached("SELECT name, slots, description FROM pools ORDER BY name")
             .and_then(|mut st| {
                 st.query_map([], |r| {
@@ -1027,5 +1282,492 @@ impl super::PoolStore for SqliteStore {
         conn.execute("DELETE FROM pools WHERE name = ?1", params![name])
             .map(|n| n > 0)
             .map_err(|e| self.err(e))
+    }
+}
+
+impl SqliteStore {
+    /// Runs `f` in one write transaction (taken at once, so a concurrent writer waits for
+    /// the busy timeout instead of failing mid-way); commits if it succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApplyError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let value = f(&tx).map_err(|e| match e {
+            ApplyError::Sql(e) => self.err(e),
+            ApplyError::Store(e) => e,
+        })?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(value)
+    }
+}
+
+impl QueueStore for SqliteStore {
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        queue: Option<&str>,
+        limit: usize,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_until = super::lease_end(now, lease);
+        self.write(|tx| {
+            let keys: Vec<TaskInstanceKey> = tx
+                .prepare_cached(
+                    "SELECT dag_id, run_id, task_id, map_index FROM task_instances \
+                     WHERE state = 'queued' AND (?1 IS NULL OR queue = ?1) \
+                     ORDER BY priority_weight DESC, queued_us, dag_id, run_id, task_id, map_index LIMIT ?2",
+                )?
+                .query_map(
+                    params![queue, sql_count(limit)],
+                    key_row,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut claim = tx.prepare_cached(&format!(
+                "UPDATE task_instances SET state = 'running', try_number = try_number + 1, start_us = ?5, \
+                 end_us = NULL, error = NULL, claimed_by = ?6, lease_until_us = ?7 \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 AND state = 'queued' \
+                 RETURNING {TI_COLUMNS}"
+            ))?;
+            let mut claimed = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let record = claim
+                    .query_row(
+                        params![
+                            key.dag_id.as_str(),
+                            key.run_id.as_str(),
+                            key.task_id.as_str(),
+                            key.map_index.as_i64(),
+                            now.timestamp_micros(),
+                            worker.as_str(),
+                            lease_until.timestamp_micros(),
+                        ],
+                        ti_row,
+                    )
+                    .optional()?;
+                claimed.extend(record.map(|record| Claimed {
+                    record,
+                    worker: worker.clone(),
+                    lease_until,
+                }));
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<usize, StoreError> {
+        let until = super::lease_end(now, lease).timestamp_micros();
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached(
+                    "UPDATE task_instances SET lease_until_us = ?2 \
+                     WHERE claimed_by = ?1 AND state = 'running' AND lease_until_us >= ?3",
+                )?
+                .execute(params![worker.as_str(), until, now.timestamp_micros()])?)
+        })
+    }
+
+    fn report(
+        &self,
+        claimed: &Claimed,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<OutcomeCursor, StoreError> {
+        super::check_outcome(claimed, outcome)?;
+        let key = &claimed.record.key;
+        let try_number = claimed.record.try_number;
+        self.write(|tx| {
+            let held: Option<(String, u32, Option<String>, Option<i64>)> = tx
+                .prepare_cached(
+                    "SELECT state, try_number, claimed_by, lease_until_us FROM task_instances \
+                     WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+                )?
+                .query_row(key_params(key), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            let reason = match held {
+                None => Some("the instance is gone".to_string()),
+                Some((state, _, _, _)) if state != "running" => {
+                    Some(format!("the instance is {state} now"))
+                }
+                Some((_, found, _, _)) if found != try_number => {
+                    Some(format!("the instance is at try {found} now"))
+                }
+                Some((_, _, by, _)) if by.as_deref() != Some(claimed.worker.as_str()) => {
+                    Some(match by {
+                        Some(other) => format!("worker `{other}` holds it"),
+                        None => "no worker holds it (reported or taken back)".to_string(),
+                    })
+                }
+                Some((_, _, _, until)) if until.is_none_or(|u| u < now.timestamp_micros()) => {
+                    Some(format!(
+                        "its lease ran out at {}",
+                        time(until).map_or_else(|| "?".into(), |t| t.to_rfc3339())
+                    ))
+                }
+                Some(_) => None,
+            };
+            if let Some(reason) = reason {
+                return Err(ApplyError::Store(StoreError::ClaimLost {
+                    key: key.clone(),
+                    try_number,
+                    worker: claimed.worker.clone(),
+                    reason,
+                }));
+            }
+            let now_us = now.timestamp_micros();
+            for (name, value) in &outcome.xcoms {
+                let change = Change::XCom {
+                    key: key.clone(),
+                    name: name.clone(),
+                    value: value.clone(),
+                };
+                apply_one(tx, &change, now_us)?;
+            }
+            if !outcome.logs.is_empty() {
+                let change = Change::Log {
+                    key: key.clone(),
+                    try_number,
+                    lines: outcome.logs.clone(),
+                };
+                apply_one(tx, &change, now_us)?;
+            }
+            tx.prepare_cached(
+                "UPDATE task_instances SET claimed_by = NULL, lease_until_us = NULL \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+            )?
+            .execute(key_params(key))?;
+            tx.prepare_cached(
+                "INSERT INTO task_outcomes (dag_id, run_id, task_id, map_index, try_number, worker, state, error, end_us, reschedule_us) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                key.dag_id.as_str(),
+                key.run_id.as_str(),
+                key.task_id.as_str(),
+                key.map_index.as_i64(),
+                try_number,
+                claimed.worker.as_str(),
+                outcome.state.as_str(),
+                outcome.error,
+                outcome.end.timestamp_micros(),
+                micros(outcome.reschedule_at),
+            ])?;
+            Ok(OutcomeCursor(tx.last_insert_rowid()))
+        })
+    }
+
+    fn outcomes_since(
+        &self,
+        cursor: OutcomeCursor,
+        limit: usize,
+    ) -> Result<(Vec<ReportedOutcome>, OutcomeCursor), StoreError> {
+        let conn = self.read();
+        let outcomes: Vec<ReportedOutcome> = conn
+            .prepare_cached(
+                "SELECT dag_id, run_id, task_id, map_index, id, try_number, worker, state, error, end_us, reschedule_us \
+                 FROM task_outcomes WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .and_then(|mut st| {
+                st.query_map(
+                    params![cursor.0, sql_count(limit)],
+                    |r| {
+                        Ok(ReportedOutcome {
+                            key: key_row(r)?,
+                            cursor: OutcomeCursor(r.get(4)?),
+                            try_number: r.get(5)?,
+                            worker: WorkerId::new(r.get::<_, String>(6)?),
+                            state: task_state(&r.get::<_, String>(7)?)?,
+                            error: r.get(8)?,
+                            end: time(Some(r.get(9)?)).unwrap_or_default(),
+                            reschedule_at: time(r.get(10)?),
+                        })
+                    },
+                )?
+                .collect()
+            })
+            .map_err(|e| self.err(e))?;
+        let next = outcomes.last().map_or(cursor, |o| o.cursor);
+        Ok((outcomes, next))
+    }
+
+    fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstanceKey>, StoreError> {
+        let conn = self.read();
+        conn.prepare_cached(
+            "SELECT dag_id, run_id, task_id, map_index FROM task_instances \
+             WHERE claimed_by IS NOT NULL AND state = 'running' AND lease_until_us < ?1 \
+             ORDER BY lease_until_us, dag_id, run_id, task_id, map_index",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![now.timestamp_micros()], key_row)?
+                .collect()
+        })
+        .map_err(|e| self.err(e))
+    }
+}
+
+impl SlotStore for SqliteStore {
+    fn acquire_slots(
+        &self,
+        owner: &str,
+        requests: &[SlotRequest],
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<Grant>, StoreError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now_us = now.timestamp_micros();
+        let until = super::lease_end(now, ttl).timestamp_micros();
+        self.write(|tx| {
+            // Holds whose owner stopped renewing them no longer count.
+            tx.prepare_cached("DELETE FROM slot_holds WHERE lease_until_us < ?1")?
+                .execute(params![now_us])?;
+            let mut tally = SlotTally::default();
+            tally
+                .sizes
+                .insert(DEFAULT_POOL.to_string(), DEFAULT_POOL_SLOTS);
+            for row in tx
+                .prepare_cached("SELECT name, slots FROM pools")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
+            {
+                let (name, slots) = row?;
+                tally.sizes.insert(name, slots);
+            }
+            for row in tx
+                .prepare_cached("SELECT pool, SUM(slots) FROM slot_holds GROUP BY pool")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
+            {
+                let (pool, used) = row?;
+                tally.used.insert(pool, used);
+            }
+            for row in tx
+                .prepare_cached("SELECT dag_id, COUNT(*) FROM slot_holds GROUP BY dag_id")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
+            {
+                let (dag, running) = row?;
+                tally.dag_running.insert(DagId::new(dag), running);
+            }
+            let mut holder = tx.prepare_cached(
+                "SELECT owner FROM slot_holds WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+            )?;
+            let mut renew = tx.prepare_cached(
+                "UPDATE slot_holds SET lease_until_us = ?5 \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+            )?;
+            let mut hold = tx.prepare_cached(
+                "INSERT INTO slot_holds (dag_id, run_id, task_id, map_index, owner, pool, slots, lease_until_us) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let mut grants = Vec::with_capacity(requests.len());
+            for request in requests {
+                let key = &request.key;
+                let held: Option<String> = holder
+                    .query_row(key_params(key), |r| r.get(0))
+                    .optional()?;
+                let grant = match held {
+                    Some(by) if by == owner => {
+                        renew.execute(params![
+                            key.dag_id.as_str(),
+                            key.run_id.as_str(),
+                            key.task_id.as_str(),
+                            key.map_index.as_i64(),
+                            until
+                        ])?;
+                        Grant::Granted
+                    }
+                    Some(_) => Grant::PoolFull,
+                    None => {
+                        let grant = tally.grant(&request.claim);
+                        if grant == Grant::Granted {
+                            hold.execute(params![
+                                key.dag_id.as_str(),
+                                key.run_id.as_str(),
+                                key.task_id.as_str(),
+                                key.map_index.as_i64(),
+                                owner,
+                                request.claim.pool,
+                                request.claim.slots,
+                                until
+                            ])
+                            .map_err(|e| no_such_run(e, &key.dag_id, &key.run_id))?;
+                        }
+                        grant
+                    }
+                };
+                grants.push(grant);
+            }
+            #[cfg(test)]
+            slot_check(tx, &tally)?;
+            Ok(grants)
+        })
+    }
+
+    fn release_slots(&self, keys: &[TaskInstanceKey]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut release = tx.prepare_cached(
+                "DELETE FROM slot_holds WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+            )?;
+            for key in keys {
+                release.execute(key_params(key))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn renew_slots(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<usize, StoreError> {
+        let until = super::lease_end(now, ttl).timestamp_micros();
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached(
+                    "UPDATE slot_holds SET lease_until_us = ?2 WHERE owner = ?1 AND lease_until_us >= ?3",
+                )?
+                .execute(params![owner, until, now.timestamp_micros()])?)
+        })
+    }
+
+    fn slots_in_use(&self, now: DateTime<Utc>) -> Result<Vec<(String, u32)>, StoreError> {
+        let conn = self.read();
+        conn.prepare_cached(
+            "SELECT pool, SUM(slots) FROM slot_holds WHERE lease_until_us >= ?1 GROUP BY pool ORDER BY pool",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![now.timestamp_micros()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(|e| self.err(e))
+    }
+}
+
+/// Tests only: inside the granting transaction, no pool holds more than its size.
+#[cfg(test)]
+fn slot_check(tx: &rusqlite::Transaction<'_>, tally: &SlotTally) -> Result<(), ApplyError> {
+    let mut st = tx.prepare_cached("SELECT pool, SUM(slots) FROM slot_holds GROUP BY pool")?;
+    for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))? {
+        let (pool, used) = row?;
+        let size = tally.sizes.get(&pool).copied().unwrap_or(0);
+        assert!(
+            used <= size,
+            "pool {pool} oversubscribed: {used} of {size} slots held"
+        );
+    }
+    Ok(())
+}
+
+impl RunLeaseStore for SqliteStore {
+    fn acquire_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+        max_active_runs: Option<u32>,
+    ) -> Result<LeaseGrant, StoreError> {
+        let now_us = now.timestamp_micros();
+        let until = super::lease_end(now, ttl).timestamp_micros();
+        let run = params![dag_id.as_str(), run_id.as_str()];
+        self.write(|tx| {
+            let held: Option<(String, i64)> = tx
+                .prepare_cached(
+                    "SELECT owner, lease_until_us FROM run_leases WHERE dag_id = ?1 AND run_id = ?2",
+                )?
+                .query_row(run, |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            match held {
+                Some((by, until_us)) if by != owner && until_us >= now_us => {
+                    return Ok(LeaseGrant::HeldBy {
+                        owner: by,
+                        until: time(Some(until_us)).unwrap_or_default(),
+                    });
+                }
+                Some((by, until_us)) if by == owner && until_us >= now_us => {}
+                _ => {
+                    if let Some(limit) = max_active_runs {
+                        let active: u32 = tx
+                            .prepare_cached(
+                                "SELECT COUNT(*) FROM run_leases \
+                                 WHERE dag_id = ?1 AND run_id <> ?2 AND lease_until_us >= ?3",
+                            )?
+                            .query_row(params![dag_id.as_str(), run_id.as_str(), now_us], |r| {
+                                r.get(0)
+                            })?;
+                        if active >= limit {
+                            return Ok(LeaseGrant::TooManyActive { active, limit });
+                        }
+                    }
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO run_leases (dag_id, run_id, owner, lease_until_us) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (dag_id, run_id) DO UPDATE SET owner = excluded.owner, lease_until_us = excluded.lease_until_us",
+            )?
+            .execute(params![dag_id.as_str(), run_id.as_str(), owner, until])
+            .map_err(|e| no_such_run(e, dag_id, run_id))?;
+            Ok(LeaseGrant::Granted)
+        })
+    }
+
+    fn renew_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let until = super::lease_end(now, ttl).timestamp_micros();
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached(
+                    "UPDATE run_leases SET lease_until_us = ?4 \
+                     WHERE dag_id = ?1 AND run_id = ?2 AND owner = ?3 AND lease_until_us >= ?5",
+                )?
+                .execute(params![
+                    dag_id.as_str(),
+                    run_id.as_str(),
+                    owner,
+                    until,
+                    now.timestamp_micros()
+                ])?
+                > 0)
+        })
+    }
+
+    fn release_run_lease(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached(
+                    "DELETE FROM run_leases WHERE dag_id = ?1 AND run_id = ?2 AND owner = ?3",
+                )?
+                .execute(params![dag_id.as_str(), run_id.as_str(), owner])?
+                > 0)
+        })
     }
 }

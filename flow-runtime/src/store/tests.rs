@@ -36,8 +36,14 @@ fn key(run: &str, task: &str) -> TaskInstanceKey {
     }
 }
 
-fn ti(run: &str, task: &str, state: TaskState, try_number: u32) -> Change {
-    Change::Task(TaskInstanceRecord {
+const FRESH: Expect = Expect::FRESH;
+
+fn was(state: TaskState, try_number: u32) -> Expect {
+    Expect { state, try_number }
+}
+
+fn record(run: &str, task: &str, state: TaskState, try_number: u32) -> TaskInstanceRecord {
+    TaskInstanceRecord {
         key: key(run, task),
         state,
         try_number,
@@ -45,7 +51,17 @@ fn ti(run: &str, task: &str, state: TaskState, try_number: u32) -> Change {
         start: Some(Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, try_number).unwrap()),
         end: None,
         error: (state == TaskState::UpForRetry).then(|| format!("try {try_number} failed")),
-    })
+        priority_weight: 0,
+        queue: None,
+    }
+}
+
+/// The change to `state` and `try_number`, expecting the store to hold `expect`.
+fn ti(run: &str, task: &str, state: TaskState, try_number: u32, expect: Expect) -> Change {
+    Change::Task {
+        record: record(run, task, state, try_number),
+        expect,
+    }
 }
 
 fn xcom(run: &str, task: &str, name: &str, value: u64) -> Change {
@@ -75,8 +91,8 @@ fn conformance(store: &dyn Store) {
     // Tries, states and XCom.
     store
         .apply(&[
-            ti("r1", "t", TaskState::Queued, 0),
-            ti("r1", "t", TaskState::Running, 1),
+            ti("r1", "t", TaskState::Queued, 0, FRESH),
+            ti("r1", "t", TaskState::Running, 1, was(TaskState::Queued, 0)),
             Change::Log {
                 key: key("r1", "t"),
                 try_number: 1,
@@ -86,13 +102,25 @@ fn conformance(store: &dyn Store) {
         .unwrap();
     store
         .apply(&[
-            ti("r1", "t", TaskState::UpForRetry, 1),
-            ti("r1", "t", TaskState::Queued, 1),
+            ti(
+                "r1",
+                "t",
+                TaskState::UpForRetry,
+                1,
+                was(TaskState::Running, 1),
+            ),
+            ti(
+                "r1",
+                "t",
+                TaskState::Queued,
+                1,
+                was(TaskState::UpForRetry, 1),
+            ),
         ])
         .unwrap();
     store
         .apply(&[
-            ti("r1", "t", TaskState::Running, 2),
+            ti("r1", "t", TaskState::Running, 2, was(TaskState::Queued, 1)),
             Change::Log {
                 key: key("r1", "t"),
                 try_number: 1,
@@ -107,7 +135,7 @@ fn conformance(store: &dyn Store) {
         .unwrap();
     store
         .apply(&[
-            ti("r1", "t", TaskState::Success, 2),
+            ti("r1", "t", TaskState::Success, 2, was(TaskState::Running, 2)),
             xcom("r1", "t", "return_value", 7),
             xcom("r1", "t", "rows", 9),
         ])
@@ -167,7 +195,7 @@ fn conformance(store: &dyn Store) {
     // The newest run's value wins.
     store
         .apply(&[
-            ti("r2", "t", TaskState::Queued, 0),
+            ti("r2", "t", TaskState::Queued, 0, FRESH),
             xcom("r2", "t", "return_value", 8),
         ])
         .unwrap();
@@ -218,8 +246,8 @@ fn conformance(store: &dyn Store) {
     store.create_run(&run_record("r3", 3)).unwrap();
     store
         .apply(&[
-            ti("r3", "t", TaskState::Queued, 0),
-            ti("r3", "t", TaskState::Running, 1),
+            ti("r3", "t", TaskState::Queued, 0, FRESH),
+            ti("r3", "t", TaskState::Running, 1, was(TaskState::Queued, 0)),
             Change::Log {
                 key: key("r3", "t"),
                 try_number: 1,
@@ -229,7 +257,13 @@ fn conformance(store: &dyn Store) {
         .unwrap();
     store
         .apply(&[
-            ti("r3", "t", TaskState::UpForRetry, 1),
+            ti(
+                "r3",
+                "t",
+                TaskState::UpForRetry,
+                1,
+                was(TaskState::Running, 1),
+            ),
             xcom("r3", "t", "rows", 3),
         ])
         .unwrap();
@@ -251,7 +285,9 @@ fn conformance(store: &dyn Store) {
     assert_eq!(get("r1", "rows"), Some(9), "other runs keep their records");
     // The id can be used again, from scratch.
     store.create_run(&run_record("r3", 3)).unwrap();
-    store.apply(&[ti("r3", "t", TaskState::Queued, 0)]).unwrap();
+    store
+        .apply(&[ti("r3", "t", TaskState::Queued, 0, FRESH)])
+        .unwrap();
     assert_eq!(
         store
             .task_instances(&"d".into(), &"r3".into())
@@ -329,7 +365,7 @@ fn conformance(store: &dyn Store) {
 
     // A batch is all or nothing.
     let bad = store.apply(&[
-        ti("r2", "u", TaskState::Queued, 0),
+        ti("r2", "u", TaskState::Queued, 0, FRESH),
         Change::Run {
             dag_id: "d".into(),
             run_id: "nope".into(),
@@ -379,25 +415,43 @@ fn conformance(store: &dyn Store) {
     };
     store
         .apply(&[
-            ti("r2", "s", TaskState::Queued, 0),
-            ti("r2", "s", TaskState::Running, 1),
+            ti("r2", "s", TaskState::Queued, 0, FRESH),
+            ti("r2", "s", TaskState::Running, 1, was(TaskState::Queued, 0)),
         ])
         .unwrap();
     store
         .apply(&[
-            ti("r2", "s", TaskState::UpForReschedule, 1),
+            ti(
+                "r2",
+                "s",
+                TaskState::UpForReschedule,
+                1,
+                was(TaskState::Running, 1),
+            ),
             Change::Reschedule(poke(0)),
         ])
         .unwrap();
     store
         .apply(&[
-            ti("r2", "s", TaskState::Queued, 1),
-            ti("r2", "s", TaskState::Running, 1),
+            ti(
+                "r2",
+                "s",
+                TaskState::Queued,
+                1,
+                was(TaskState::UpForReschedule, 1),
+            ),
+            ti("r2", "s", TaskState::Running, 1, was(TaskState::Queued, 1)),
         ])
         .unwrap();
     store
         .apply(&[
-            ti("r2", "s", TaskState::UpForReschedule, 1),
+            ti(
+                "r2",
+                "s",
+                TaskState::UpForReschedule,
+                1,
+                was(TaskState::Running, 1),
+            ),
             Change::Reschedule(poke(30)),
         ])
         .unwrap();
@@ -473,15 +527,20 @@ fn conformance(store: &dyn Store) {
     let changes: Vec<Change> = (0..3)
         .flat_map(|i| {
             [
-                Change::Task(TaskInstanceRecord {
-                    key: mapped(i),
-                    state: TaskState::Success,
-                    try_number: 1,
-                    max_tries: 1,
-                    start: None,
-                    end: None,
-                    error: None,
-                }),
+                Change::Task {
+                    record: TaskInstanceRecord {
+                        key: mapped(i),
+                        state: TaskState::Success,
+                        try_number: 1,
+                        max_tries: 1,
+                        start: None,
+                        end: None,
+                        error: None,
+                        priority_weight: 0,
+                        queue: None,
+                    },
+                    expect: FRESH,
+                },
                 Change::XCom {
                     key: mapped(i),
                     name: "return_value".into(),
@@ -511,9 +570,222 @@ fn conformance(store: &dyn Store) {
     assert_eq!(kept.as_inline().unwrap().decode::<u64>().unwrap(), 1);
 }
 
+/// Every task change names what it expects; a stale or illegal one fails its whole batch.
+fn expectations(store: &dyn Store) {
+    store.create_run(&run_record("e1", 1)).unwrap();
+    let instances = || {
+        let mut list: Vec<_> = store
+            .task_instances(&"d".into(), &"e1".into())
+            .unwrap()
+            .into_iter()
+            .map(|ti| (ti.key.task_id.to_string(), ti.state, ti.try_number))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    };
+    store
+        .apply(&[ti("e1", "t", TaskState::Queued, 0, FRESH)])
+        .unwrap();
+
+    // Another writer queued it first: a change expecting the missing row is refused.
+    let err = store
+        .apply(&[ti("e1", "t", TaskState::Running, 1, FRESH)])
+        .unwrap_err();
+    match err {
+        StoreError::Conflict {
+            key: k,
+            expected,
+            found,
+        } => {
+            assert_eq!(k, key("e1", "t"));
+            assert_eq!(expected, FRESH);
+            assert_eq!(found, was(TaskState::Queued, 0));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // The try number is part of the expectation.
+    assert!(matches!(
+        store.apply(&[ti("e1", "t", TaskState::Running, 2, was(TaskState::Queued, 1))]),
+        Err(StoreError::Conflict { found, .. }) if found == was(TaskState::Queued, 0)
+    ));
+    // A missing row is `none`, try 0.
+    let err = store
+        .apply(&[ti(
+            "e1",
+            "gone",
+            TaskState::Running,
+            1,
+            was(TaskState::Queued, 0),
+        )])
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { found, .. } if found == FRESH),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("expected queued (try 0), found none (try 0)"),
+        "{err}"
+    );
+    assert_eq!(instances(), [("t".to_string(), TaskState::Queued, 0)]);
+
+    // A refused change fails the whole batch.
+    let err = store
+        .apply(&[
+            ti("e1", "u", TaskState::Queued, 0, FRESH),
+            xcom("e1", "u", "x", 1),
+            ti("e1", "t", TaskState::Running, 1, FRESH),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(instances(), [("t".to_string(), TaskState::Queued, 0)]);
+    assert_eq!(store.get_xcom(&key("e1", "u"), "x").unwrap(), None);
+
+    // Within a batch, a second change of an instance expects what the first one wrote.
+    assert!(matches!(
+        store.apply(&[
+            ti("e1", "t", TaskState::Running, 1, was(TaskState::Queued, 0)),
+            ti("e1", "t", TaskState::Success, 1, was(TaskState::Queued, 0)),
+        ]),
+        Err(StoreError::Conflict { found, .. }) if found == was(TaskState::Running, 1)
+    ));
+    assert_eq!(instances(), [("t".to_string(), TaskState::Queued, 0)]);
+    store
+        .apply(&[
+            ti("e1", "t", TaskState::Running, 1, was(TaskState::Queued, 0)),
+            ti("e1", "t", TaskState::Success, 1, was(TaskState::Running, 1)),
+        ])
+        .unwrap();
+    assert_eq!(instances(), [("t".to_string(), TaskState::Success, 1)]);
+
+    // The lifecycle's rules hold for the expected state, even when it matches.
+    let err = store
+        .apply(&[ti(
+            "e1",
+            "t",
+            TaskState::Running,
+            2,
+            was(TaskState::Success, 1),
+        )])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::IllegalTransition {
+                from: TaskState::Success,
+                to: TaskState::Running,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    store
+        .apply(&[ti("e1", "v", TaskState::Skipped, 0, FRESH)])
+        .unwrap();
+    assert!(matches!(
+        store.apply(&[ti(
+            "e1",
+            "v",
+            TaskState::Queued,
+            0,
+            was(TaskState::Skipped, 0)
+        )]),
+        Err(StoreError::IllegalTransition { .. })
+    ));
+    // Writing the same state again is allowed (a record's times or error change).
+    store
+        .apply(&[ti(
+            "e1",
+            "t",
+            TaskState::Success,
+            1,
+            was(TaskState::Success, 1),
+        )])
+        .unwrap();
+
+    // Clearing keeps the try count: the cleared row is not fresh.
+    store
+        .clear(&"d".into(), &"e1".into(), &["t".into()])
+        .unwrap();
+    assert!(matches!(
+        store.apply(&[ti("e1", "t", TaskState::Queued, 1, FRESH)]),
+        Err(StoreError::Conflict { found, .. }) if found == was(TaskState::None, 1)
+    ));
+    store
+        .apply(&[ti("e1", "t", TaskState::Queued, 1, was(TaskState::None, 1))])
+        .unwrap();
+
+    // A removed instance is missing again: the next change of it expects a fresh row.
+    let m = TaskInstanceKey {
+        map_index: MapIndex::mapped(0),
+        ..key("e1", "m")
+    };
+    let fresh_m = |state, try_number, expect| Change::Task {
+        record: TaskInstanceRecord {
+            key: m.clone(),
+            ..record("e1", "m", state, try_number)
+        },
+        expect,
+    };
+    store
+        .apply(&[fresh_m(TaskState::Queued, 0, FRESH)])
+        .unwrap();
+    store
+        .apply(&[
+            Change::RemoveInstance(m.clone()),
+            fresh_m(TaskState::Queued, 0, FRESH),
+        ])
+        .unwrap();
+    assert!(matches!(
+        store.apply(&[
+            Change::RemoveInstance(m.clone()),
+            fresh_m(TaskState::Running, 1, was(TaskState::Queued, 0)),
+        ]),
+        Err(StoreError::Conflict { found, .. }) if found == FRESH
+    ));
+    // An unknown run is still an unknown run, whatever the change expects.
+    assert!(matches!(
+        store.apply(&[ti(
+            "nope",
+            "t",
+            TaskState::Running,
+            1,
+            was(TaskState::Queued, 0)
+        )]),
+        Err(StoreError::NoSuchRun { .. })
+    ));
+}
+
 #[test]
 fn memory_store_conforms() {
     conformance(&MemoryStore::new());
+    expectations(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_refuses_stale_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    expectations(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}
+
+#[test]
+fn two_sqlite_writers_cannot_both_move_one_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    let first = SqliteStore::open(&path).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    first.create_run(&run_record("r1", 1)).unwrap();
+    first
+        .apply(&[ti("r1", "t", TaskState::Queued, 0, FRESH)])
+        .unwrap();
+    // Both saw it queued; only one may start its first try.
+    let start = || ti("r1", "t", TaskState::Running, 1, was(TaskState::Queued, 0));
+    second.apply(&[start()]).unwrap();
+    let err = first.apply(&[start()]).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { found, .. } if found == was(TaskState::Running, 1)),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -618,7 +890,7 @@ fn a_full_disk_rolls_back_the_batch_and_keeps_earlier_state() {
     store.create_run(&run_record("r1", 1)).unwrap();
     store
         .apply(&[
-            ti("r1", "t", TaskState::Queued, 0),
+            ti("r1", "t", TaskState::Queued, 0, FRESH),
             xcom("r1", "t", "small", 1),
         ])
         .unwrap();
@@ -631,7 +903,10 @@ fn a_full_disk_rolls_back_the_batch_and_keeps_earlier_state() {
         value: XComBlob::encode(&vec![7_u8; 1 << 20]).unwrap().into(),
     };
     let err = store
-        .apply(&[ti("r1", "t", TaskState::Running, 1), big])
+        .apply(&[
+            ti("r1", "t", TaskState::Running, 1, was(TaskState::Queued, 0)),
+            big,
+        ])
         .unwrap_err();
     assert!(matches!(err, StoreError::DiskFull(_)), "{err:?}");
     assert!(err.to_string().contains("is full"));
@@ -656,4 +931,937 @@ fn an_unwritable_home_is_reported() {
         err.to_string()
             .contains("check the permissions of FLOW_HOME")
     );
+}
+
+#[test]
+fn reads_do_not_wait_behind_a_write_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+    store.create_run(&run_record("r1", 1)).unwrap();
+    store
+        .apply(&[ti("r1", "t", TaskState::Queued, 0, FRESH)])
+        .unwrap();
+    let other = SqliteStore::open(&path).unwrap();
+    // Hold the writer connection (its lock and an open write transaction) while another
+    // thread reads; with one connection the read would wait for the lock.
+    store.with_connection(|writer| {
+        writer
+            .execute_batch(
+                "BEGIN IMMEDIATE; UPDATE task_instances SET state = 'running', try_number = 1;",
+            )
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reading = store.clone();
+        let reader = std::thread::spawn(move || {
+            let instances = reading.task_instances(&"d".into(), &"r1".into());
+            let runs = reading.runs(None).map(|r| r.len());
+            tx.send((instances, runs)).unwrap();
+        });
+        let (instances, runs) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the read waited for the writer");
+        let instances = instances.unwrap();
+        assert_eq!(
+            (instances[0].state, runs.unwrap()),
+            (TaskState::Queued, 1),
+            "the reader sees what is committed, not the open transaction"
+        );
+        // Another process's store reads too, while this one's write lock is held.
+        let seen = other.task_instances(&"d".into(), &"r1".into()).unwrap();
+        assert_eq!(seen[0].state, TaskState::Queued);
+        reader.join().unwrap();
+        writer.execute_batch("ROLLBACK").unwrap();
+    });
+    // The writer still writes, and the reader follows its commits.
+    store
+        .apply(&[ti(
+            "r1",
+            "t",
+            TaskState::Running,
+            1,
+            was(TaskState::Queued, 0),
+        )])
+        .unwrap();
+    assert_eq!(
+        store.task_instances(&"d".into(), &"r1".into()).unwrap()[0].state,
+        TaskState::Running,
+        "a read after a commit sees it"
+    );
+}
+
+fn at(second: i64) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0).unwrap() + chrono::Duration::seconds(second)
+}
+
+fn queued(run: &str, task: &str, priority_weight: i64, queue: Option<&str>) -> Change {
+    Change::Task {
+        record: TaskInstanceRecord {
+            priority_weight,
+            queue: queue.map(str::to_string),
+            ..record(run, task, TaskState::Queued, 0)
+        },
+        expect: FRESH,
+    }
+}
+
+fn done(state: TaskState, end: i64) -> Outcome {
+    Outcome {
+        state,
+        error: (state == TaskState::Failed).then(|| "boom".to_string()),
+        end: at(end),
+        reschedule_at: None,
+        xcoms: Vec::new(),
+        logs: Vec::new(),
+    }
+}
+
+/// Queued instances are claimed once each, by priority then age, under a lease; outcomes
+/// count only while the claim holds, and are read back in order.
+fn queue_conformance(store: &dyn Store) {
+    store.create_run(&run_record("q1", 1)).unwrap();
+    let (w1, w2, w3) = (
+        WorkerId::new("w1"),
+        WorkerId::new("w2"),
+        WorkerId::new("w3"),
+    );
+    let lease = Duration::from_secs(30);
+    store.apply(&[queued("q1", "a", 1, None)]).unwrap();
+    store
+        .apply(&[queued("q1", "b", 5, None), queued("q1", "d", 1, None)])
+        .unwrap();
+    store.apply(&[queued("q1", "c", 1, Some("gpu"))]).unwrap();
+    let names = |claimed: &[Claimed]| -> Vec<String> {
+        claimed
+            .iter()
+            .map(|c| c.record.key.task_id.to_string())
+            .collect()
+    };
+
+    assert!(store.claim(&w1, None, 0, lease, at(0)).unwrap().is_empty());
+    let first = store.claim(&w1, None, 2, lease, at(0)).unwrap();
+    assert_eq!(
+        names(&first),
+        ["b", "a"],
+        "highest weight, then longest queued"
+    );
+    assert_eq!(
+        (
+            first[0].record.state,
+            first[0].record.try_number,
+            first[0].record.start
+        ),
+        (TaskState::Running, 1, Some(at(0)))
+    );
+    assert_eq!(
+        (first[0].worker.clone(), first[0].lease_until),
+        (w1.clone(), at(30))
+    );
+    assert_eq!(first[0].record.priority_weight, 5);
+    let gpu = store.claim(&w2, Some("gpu"), 10, lease, at(0)).unwrap();
+    assert_eq!(names(&gpu), ["c"]);
+    assert_eq!(gpu[0].record.queue.as_deref(), Some("gpu"));
+    assert!(
+        store
+            .claim(&w2, Some("gpu"), 10, lease, at(0))
+            .unwrap()
+            .is_empty()
+    );
+    let short = store
+        .claim(&w2, None, 10, Duration::from_secs(5), at(0))
+        .unwrap();
+    assert_eq!(names(&short), ["d"]);
+    assert!(store.claim(&w3, None, 10, lease, at(0)).unwrap().is_empty());
+    let states: Vec<_> = store
+        .task_instances(&"d".into(), &"q1".into())
+        .unwrap()
+        .into_iter()
+        .map(|ti| (ti.state, ti.try_number))
+        .collect();
+    assert_eq!(states, [(TaskState::Running, 1); 4], "claims are recorded");
+
+    // Heartbeats extend live claims only; `d`'s ran out.
+    assert_eq!(store.heartbeat(&w1, at(20), lease).unwrap(), 2);
+    assert_eq!(store.heartbeat(&w2, at(20), lease).unwrap(), 1);
+    assert_eq!(store.heartbeat(&w3, at(20), lease).unwrap(), 0);
+    assert!(store.expired_claims(at(5)).unwrap().is_empty());
+    assert_eq!(store.expired_claims(at(20)).unwrap(), [key("q1", "d")]);
+    assert_eq!(store.expired_claims(at(51)).unwrap().len(), 4);
+
+    // A claim whose lease ran out cannot report.
+    let err = store
+        .report(&short[0], &done(TaskState::Success, 21), at(21))
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ClaimLost { key: k, try_number: 1, .. } if *k == key("q1", "d")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("lease ran out"), "{err}");
+
+    // A live claim reports its try, with XComs and logs, once.
+    let mut success = done(TaskState::Success, 25);
+    success.xcoms = vec![(
+        "return_value".to_string(),
+        XComBlob::encode(&5_u64).unwrap().into(),
+    )];
+    success.logs = vec![line("ran")];
+    let b = &first[0];
+    let cursor = store.report(b, &success, at(25)).unwrap();
+    assert!(cursor > OutcomeCursor::START);
+    assert!(
+        store
+            .get_xcom(&key("q1", "b"), "return_value")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.logs(&key("q1", "b"), Some(1)).unwrap().len(), 1);
+    assert!(matches!(
+        store.report(b, &success, at(26)),
+        Err(StoreError::ClaimLost { .. })
+    ));
+    assert!(
+        !store
+            .expired_claims(at(1000))
+            .unwrap()
+            .contains(&key("q1", "b")),
+        "a reported claim is released"
+    );
+    // Only the holder reports, and only a state a running try may end in.
+    let a = &first[1];
+    let impostor = Claimed {
+        worker: w2.clone(),
+        ..a.clone()
+    };
+    let err = store
+        .report(&impostor, &done(TaskState::Success, 25), at(25))
+        .unwrap_err();
+    assert!(err.to_string().contains("worker `w1` holds it"), "{err}");
+    assert!(matches!(
+        store.report(a, &done(TaskState::Queued, 25), at(25)),
+        Err(StoreError::IllegalTransition { .. })
+    ));
+    // The deciding side moves on: `a` is skipped (a run timeout), so its worker lost it.
+    store
+        .apply(&[
+            ti("q1", "a", TaskState::Skipped, 1, was(TaskState::Running, 1)),
+            ti("q1", "b", TaskState::Success, 1, was(TaskState::Running, 1)),
+        ])
+        .unwrap();
+    let err = store
+        .report(a, &done(TaskState::Success, 26), at(26))
+        .unwrap_err();
+    assert!(err.to_string().contains("is skipped now"), "{err}");
+
+    // The interrupted try of `d` is counted and retried; the new try is claimed afresh.
+    store
+        .apply(&[
+            ti(
+                "q1",
+                "d",
+                TaskState::UpForRetry,
+                1,
+                was(TaskState::Running, 1),
+            ),
+            ti(
+                "q1",
+                "d",
+                TaskState::Queued,
+                1,
+                was(TaskState::UpForRetry, 1),
+            ),
+        ])
+        .unwrap();
+    assert!(
+        store
+            .expired_claims(at(1000))
+            .unwrap()
+            .iter()
+            .all(|k| *k != key("q1", "d"))
+    );
+    let retry = store.claim(&w3, None, 10, lease, at(30)).unwrap();
+    assert_eq!(
+        (names(&retry), retry[0].record.try_number),
+        (vec!["d".to_string()], 2)
+    );
+    let err = store
+        .report(&short[0], &done(TaskState::Success, 31), at(31))
+        .unwrap_err();
+    assert!(err.to_string().contains("at try 2 now"), "{err}");
+    store
+        .report(&retry[0], &done(TaskState::Success, 32), at(32))
+        .unwrap();
+    store
+        .report(&gpu[0], &done(TaskState::Failed, 33), at(33))
+        .unwrap();
+
+    // Outcomes are read in the order they were reported, from a cursor.
+    let (page, next) = store.outcomes_since(OutcomeCursor::START, 2).unwrap();
+    let summary: Vec<_> = page
+        .iter()
+        .map(|o| {
+            (
+                o.key.task_id.to_string(),
+                o.try_number,
+                o.worker.to_string(),
+                o.state,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("b".to_string(), 1, "w1".to_string(), TaskState::Success),
+            ("d".to_string(), 2, "w3".to_string(), TaskState::Success),
+        ]
+    );
+    assert_eq!(page[0].end, at(25));
+    assert_eq!(next, page[1].cursor);
+    let (rest, last) = store.outcomes_since(next, 10).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(
+        (
+            rest[0].state,
+            rest[0].error.as_deref(),
+            rest[0].key.task_id.as_str()
+        ),
+        (TaskState::Failed, Some("boom"), "c")
+    );
+    assert_eq!(store.outcomes_since(last, 10).unwrap(), (Vec::new(), last));
+
+    // Clearing an instance drops its claim.
+    store
+        .clear(&"d".into(), &"q1".into(), &["c".into()])
+        .unwrap();
+    assert!(
+        store
+            .expired_claims(at(1000))
+            .unwrap()
+            .iter()
+            .all(|k| *k != key("q1", "c"))
+    );
+}
+
+#[test]
+fn memory_store_queues() {
+    queue_conformance(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    queue_conformance(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}
+
+#[test]
+fn workers_sharing_a_database_never_claim_one_instance_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.create_run(&run_record("r1", 1)).unwrap();
+    let tasks: Vec<String> = (0..200).map(|i| format!("t{i:03}")).collect();
+    let changes: Vec<Change> = tasks.iter().map(|t| queued("r1", t, 0, None)).collect();
+    store.apply(&changes).unwrap();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let store = SqliteStore::open(&path).unwrap();
+                let worker = WorkerId::new(format!("w{w}"));
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store
+                        .claim(&worker, None, 3, Duration::from_secs(60), Utc::now())
+                        .unwrap();
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(
+                        claimed
+                            .into_iter()
+                            .map(|c| c.record.key.task_id.to_string()),
+                    );
+                }
+            })
+        })
+        .collect();
+    let mut all: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    all.sort();
+    assert_eq!(all, tasks, "every instance claimed exactly once");
+}
+
+#[test]
+fn the_previous_schema_migrates_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    SqliteStore::create_at_version(&path, SCHEMA_VERSION - 1).unwrap();
+    let run = run_record("r1", 1);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!(
+            "INSERT INTO dag_runs VALUES ('d', 'r1', 'manual', {}, 'running', NULL, NULL, 'f', 0, 0, '{{}}');
+             INSERT INTO task_instances VALUES ('d', 'r1', 'old', -1, 'queued', 0, 2, NULL, NULL, NULL);
+             INSERT INTO task_instances VALUES ('d', 'r1', 'ran', -1, 'success', 1, 2, NULL, NULL, NULL);",
+            run.logical_date.timestamp_micros()
+        ))
+        .unwrap();
+    let store =
+        SqliteStore::open_with(&path, OpenMode::ForMigration, Duration::from_secs(1)).unwrap();
+    assert_eq!(
+        store.migrate().unwrap(),
+        (SCHEMA_VERSION - 1, SCHEMA_VERSION)
+    );
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let instances = store.task_instances(&"d".into(), &"r1".into()).unwrap();
+    assert_eq!(instances.len(), 2);
+    assert_eq!(
+        (instances[0].priority_weight, instances[0].queue.as_deref()),
+        (0, None)
+    );
+    // An instance queued before the upgrade is claimable after it.
+    let claimed = store
+        .claim(
+            &WorkerId::new("w"),
+            None,
+            10,
+            Duration::from_secs(5),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].record.key, key("r1", "old"));
+    queue_conformance(&store);
+}
+
+fn slots(task: &str, pool: &str, slots: u32, dag_limit: u32) -> SlotRequest {
+    SlotRequest {
+        key: key("s1", task),
+        claim: crate::pools::Claim {
+            pool: pool.into(),
+            slots,
+            dag: "d".into(),
+            dag_limit,
+        },
+    }
+}
+
+/// Pool slots and `max_active_tasks` are counted in the store, across owners, and the
+/// holds of an owner that stopped renewing them stop counting.
+fn slot_conformance(store: &dyn Store) {
+    use crate::pools::Grant;
+    store.create_run(&run_record("s1", 1)).unwrap();
+    store
+        .set_pool(&PoolRecord {
+            name: "gpu".into(),
+            slots: 3,
+            description: String::new(),
+        })
+        .unwrap();
+    let ttl = Duration::from_secs(30);
+    assert!(
+        store
+            .acquire_slots("p1", &[], at(0), ttl)
+            .unwrap()
+            .is_empty()
+    );
+    let grants = store
+        .acquire_slots(
+            "p1",
+            &[
+                slots("a", "gpu", 2, 16),
+                slots("b", "gpu", 2, 16),
+                slots("c", "gpu", 1, 16),
+                slots("d", "tpu", 1, 16),
+                slots("e", "gpu", 4, 16),
+            ],
+            at(0),
+            ttl,
+        )
+        .unwrap();
+    assert_eq!(
+        grants,
+        [
+            Grant::Granted,
+            Grant::PoolFull,
+            Grant::Granted,
+            Grant::UnknownPool,
+            Grant::TooBig { size: 3 }
+        ]
+    );
+    assert_eq!(store.slots_in_use(at(0)).unwrap(), [("gpu".to_string(), 3)]);
+    // Another process sees the same pool.
+    assert_eq!(
+        store
+            .acquire_slots("p2", &[slots("b", "gpu", 2, 16)], at(1), ttl)
+            .unwrap(),
+        [Grant::PoolFull]
+    );
+    store
+        .release_slots(&[key("s1", "a"), key("s1", "zz")])
+        .unwrap();
+    assert_eq!(
+        store
+            .acquire_slots("p2", &[slots("b", "gpu", 2, 16)], at(1), ttl)
+            .unwrap(),
+        [Grant::Granted]
+    );
+    // Asking again for what one holds is granted without counting twice; what another
+    // owner holds is not.
+    assert_eq!(
+        store
+            .acquire_slots("p1", &[slots("c", "gpu", 1, 16)], at(2), ttl)
+            .unwrap(),
+        [Grant::Granted]
+    );
+    assert_eq!(store.slots_in_use(at(2)).unwrap(), [("gpu".to_string(), 3)]);
+    assert_eq!(
+        store
+            .acquire_slots("p2", &[slots("c", "gpu", 1, 16)], at(2), ttl)
+            .unwrap(),
+        [Grant::PoolFull]
+    );
+    // `max_active_tasks` counts the DAG's holds of every owner (b and c run).
+    assert_eq!(
+        store
+            .acquire_slots("p2", &[slots("f", DEFAULT_POOL_NAME, 1, 2)], at(3), ttl)
+            .unwrap(),
+        [Grant::DagFull]
+    );
+    assert_eq!(
+        store
+            .acquire_slots(
+                "p2",
+                &[
+                    slots("f", DEFAULT_POOL_NAME, 1, 3),
+                    slots("h", DEFAULT_POOL_NAME, 1, 3)
+                ],
+                at(3),
+                ttl
+            )
+            .unwrap(),
+        [Grant::Granted, Grant::DagFull]
+    );
+    assert_eq!(
+        store
+            .acquire_slots("p3", &[slots("g", DEFAULT_POOL_NAME, 129, 99)], at(3), ttl)
+            .unwrap(),
+        [Grant::TooBig { size: 128 }],
+        "default_pool has 128 slots unless redefined"
+    );
+
+    // p1 renews (c until 50); p2 stops (b and f end at 31 and 33).
+    assert_eq!(store.renew_slots("p1", at(20), ttl).unwrap(), 1);
+    assert_eq!(store.renew_slots("p2", at(40), ttl).unwrap(), 0, "too late");
+    assert_eq!(
+        store.slots_in_use(at(40)).unwrap(),
+        [("gpu".to_string(), 1)],
+        "expired holds do not count"
+    );
+    assert_eq!(
+        store
+            .acquire_slots("p3", &[slots("g", "gpu", 2, 16)], at(40), ttl)
+            .unwrap(),
+        [Grant::Granted],
+        "the slots of an owner that stopped renewing are free again"
+    );
+    assert_eq!(
+        store
+            .acquire_slots("p3", &[slots("i", "gpu", 1, 16)], at(40), ttl)
+            .unwrap(),
+        [Grant::PoolFull]
+    );
+
+    // A request for an unknown run fails the call, holding nothing.
+    let err = store
+        .acquire_slots(
+            "p3",
+            &[
+                slots("j", DEFAULT_POOL_NAME, 1, 16),
+                SlotRequest {
+                    key: key("nope", "j"),
+                    ..slots("j", DEFAULT_POOL_NAME, 1, 16)
+                },
+            ],
+            at(41),
+            ttl,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchRun { .. }), "{err:?}");
+    assert_eq!(
+        store.slots_in_use(at(41)).unwrap(),
+        [("gpu".to_string(), 3)]
+    );
+    // Deleting a run gives back what its instances held.
+    store.delete_run(&"d".into(), &"s1".into()).unwrap();
+    assert!(store.slots_in_use(at(41)).unwrap().is_empty());
+}
+
+const DEFAULT_POOL_NAME: &str = crate::pools::DEFAULT_POOL;
+
+#[test]
+fn memory_store_counts_slots() {
+    slot_conformance(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_counts_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    slot_conformance(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}
+
+/// Threads, each with its own store handle, take and give back slots of one pool in a
+/// loop; the slots held never exceed the pool's size.
+fn hammer_one_pool(stores: Vec<std::sync::Arc<dyn Store>>, size: u32) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let in_use = std::sync::Arc::new(AtomicU32::new(0));
+    let granted = std::sync::Arc::new(AtomicU32::new(0));
+    let refused = std::sync::Arc::new(AtomicU32::new(0));
+    let threads: Vec<_> = stores
+        .into_iter()
+        .enumerate()
+        .map(|(thread, store)| {
+            let (in_use, granted, refused) = (in_use.clone(), granted.clone(), refused.clone());
+            std::thread::spawn(move || {
+                for i in 0..40_u32 {
+                    let request = SlotRequest {
+                        key: key("s1", &format!("t{thread}-{i}")),
+                        claim: crate::pools::Claim {
+                            pool: "p".into(),
+                            slots: 1 + i % size.min(2),
+                            dag: "d".into(),
+                            dag_limit: 1000,
+                        },
+                    };
+                    let grants = store
+                        .acquire_slots(
+                            &format!("owner{thread}"),
+                            std::slice::from_ref(&request),
+                            Utc::now(),
+                            Duration::from_secs(60),
+                        )
+                        .unwrap();
+                    match grants[0] {
+                        crate::pools::Grant::Granted => {
+                            granted.fetch_add(1, Ordering::SeqCst);
+                            let now = in_use.fetch_add(request.claim.slots, Ordering::SeqCst)
+                                + request.claim.slots;
+                            assert!(now <= size, "{now} slots of {size} in use");
+                            let held: u32 = store
+                                .slots_in_use(Utc::now())
+                                .unwrap()
+                                .into_iter()
+                                .map(|(_, n)| n)
+                                .sum();
+                            assert!(held <= size, "the store holds {held} slots of {size}");
+                            std::thread::yield_now();
+                            in_use.fetch_sub(request.claim.slots, Ordering::SeqCst);
+                            store
+                                .release_slots(std::slice::from_ref(&request.key))
+                                .unwrap();
+                        }
+                        crate::pools::Grant::PoolFull => {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                        ref other => panic!("unexpected grant {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert!(granted.load(Ordering::SeqCst) > 0);
+    assert_eq!(in_use.load(Ordering::SeqCst), 0);
+}
+
+fn pool_of(store: &dyn Store, size: u32) {
+    store.create_run(&run_record("s1", 1)).unwrap();
+    store
+        .set_pool(&PoolRecord {
+            name: "p".into(),
+            slots: size,
+            description: String::new(),
+        })
+        .unwrap();
+}
+
+#[test]
+fn processes_sharing_a_database_never_oversubscribe_a_pool() {
+    for size in [1, 2, 3, 5] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flow.db");
+        pool_of(&SqliteStore::open(&path).unwrap(), size);
+        let stores: Vec<std::sync::Arc<dyn Store>> = (0..4)
+            .map(|_| std::sync::Arc::new(SqliteStore::open(&path).unwrap()) as _)
+            .collect();
+        hammer_one_pool(stores, size);
+    }
+}
+
+#[test]
+fn threads_sharing_a_memory_store_never_oversubscribe_a_pool() {
+    for size in [1, 2, 3] {
+        let store = std::sync::Arc::new(MemoryStore::new());
+        pool_of(store.as_ref(), size);
+        hammer_one_pool((0..4).map(|_| store.clone() as _).collect(), size);
+    }
+}
+
+/// One owner per run at a time; an expired lease can be taken over; `max_active_runs`
+/// counts the DAG's live leases.
+fn lease_conformance(store: &dyn Store) {
+    for (run, day) in [("l1", 1), ("l2", 2), ("l3", 3)] {
+        store.create_run(&run_record(run, day)).unwrap();
+    }
+    let ttl = Duration::from_secs(30);
+    let acquire = |run: &str, owner: &str, now: i64, limit: Option<u32>| {
+        store
+            .acquire_run_lease(&"d".into(), &run.into(), owner, ttl, at(now), limit)
+            .unwrap()
+    };
+    assert_eq!(acquire("l1", "A", 0, Some(2)), LeaseGrant::Granted);
+    assert_eq!(
+        acquire("l1", "B", 10, Some(2)),
+        LeaseGrant::HeldBy {
+            owner: "A".into(),
+            until: at(30)
+        }
+    );
+    assert_eq!(
+        acquire("l1", "A", 10, Some(1)),
+        LeaseGrant::Granted,
+        "its owner takes it again (the run itself does not count against the limit)"
+    );
+    assert_eq!(acquire("l2", "B", 10, Some(2)), LeaseGrant::Granted);
+    assert_eq!(
+        acquire("l3", "C", 10, Some(2)),
+        LeaseGrant::TooManyActive {
+            active: 2,
+            limit: 2
+        }
+    );
+    assert_eq!(acquire("l3", "C", 10, Some(3)), LeaseGrant::Granted);
+    let release = |run: &str, owner: &str| {
+        store
+            .release_run_lease(&"d".into(), &run.into(), owner)
+            .unwrap()
+    };
+    assert!(!release("l3", "B"), "only the owner releases");
+    assert!(release("l3", "C"));
+    assert!(!release("l3", "C"));
+
+    let renew = |run: &str, owner: &str, now: i64| {
+        store
+            .renew_run_lease(&"d".into(), &run.into(), owner, ttl, at(now))
+            .unwrap()
+    };
+    assert!(renew("l1", "A", 20), "l1 now until 50");
+    assert!(!renew("l1", "B", 20));
+    // B's lease on l2 ran out at 40: it stops counting, cannot be renewed, is taken over.
+    assert_eq!(acquire("l3", "C", 45, Some(2)), LeaseGrant::Granted);
+    assert!(!renew("l2", "B", 45));
+    assert_eq!(
+        acquire("l2", "D", 45, Some(2)),
+        LeaseGrant::TooManyActive {
+            active: 2,
+            limit: 2
+        }
+    );
+    assert_eq!(acquire("l2", "D", 45, None), LeaseGrant::Granted);
+    assert!(matches!(
+        acquire("l2", "B", 46, None),
+        LeaseGrant::HeldBy { owner, .. } if owner == "D"
+    ));
+    assert!(matches!(
+        store.acquire_run_lease(&"d".into(), &"nope".into(), "A", ttl, at(0), None),
+        Err(StoreError::NoSuchRun { .. })
+    ));
+    // A deleted run's lease goes with it.
+    store.delete_run(&"d".into(), &"l1".into()).unwrap();
+    store.create_run(&run_record("l1", 1)).unwrap();
+    assert_eq!(acquire("l1", "B", 46, None), LeaseGrant::Granted);
+}
+
+#[test]
+fn memory_store_leases_runs() {
+    lease_conformance(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_leases_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    lease_conformance(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}
+
+#[test]
+fn processes_racing_for_one_run_get_one_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    SqliteStore::open(&path)
+        .unwrap()
+        .create_run(&run_record("r1", 1))
+        .unwrap();
+    let racers: Vec<_> = (0..4)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                SqliteStore::open(&path)
+                    .unwrap()
+                    .acquire_run_lease(
+                        &"d".into(),
+                        &"r1".into(),
+                        &format!("p{i}"),
+                        Duration::from_secs(60),
+                        Utc::now(),
+                        Some(1),
+                    )
+                    .unwrap()
+            })
+        })
+        .collect();
+    let grants: Vec<LeaseGrant> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+    let granted = grants.iter().filter(|g| **g == LeaseGrant::Granted).count();
+    assert_eq!(granted, 1, "{grants:?}");
+    assert!(
+        grants
+            .iter()
+            .all(|g| matches!(g, LeaseGrant::Granted | LeaseGrant::HeldBy { .. }))
+    );
+}
+
+/// Paged reads return the full lists' items, in their order, a page at a time.
+fn paging_conformance(store: &dyn Store) {
+    // Two runs share a logical date: the run id orders them.
+    for (run, day) in [
+        ("p1", 1),
+        ("p2", 2),
+        ("p3", 3),
+        ("p4", 3),
+        ("p5", 5),
+        ("p6", 6),
+        ("p7", 7),
+    ] {
+        store.create_run(&run_record(run, day)).unwrap();
+    }
+    store
+        .create_run(&DagRunRecord {
+            dag_id: "other".into(),
+            ..run_record("o1", 4)
+        })
+        .unwrap();
+    let d: DagId = "d".into();
+    let all: Vec<_> = store
+        .runs(Some(&d))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    let mut paged = Vec::new();
+    let mut page = Page::first(3);
+    loop {
+        let got = store.runs_page(Some(&d), page).unwrap();
+        assert_eq!(got.total, 7);
+        if got.items.is_empty() {
+            break;
+        }
+        assert!(got.items.len() <= 3);
+        paged.extend(got.items.into_iter().map(|r| r.run_id));
+        page = page.next();
+    }
+    assert_eq!(paged, all);
+    let ids: Vec<String> = paged.iter().map(ToString::to_string).collect();
+    assert_eq!(ids, ["p7", "p6", "p5", "p4", "p3", "p2", "p1"]);
+    let every = store
+        .runs_page(
+            None,
+            Page {
+                limit: 2,
+                offset: 3,
+            },
+        )
+        .unwrap();
+    assert_eq!(every.total, 8);
+    let ids: Vec<String> = every.items.iter().map(|r| r.run_id.to_string()).collect();
+    assert_eq!(ids, ["o1", "p4"], "runs of every DAG, newest first");
+    assert!(
+        store
+            .runs_page(
+                Some(&d),
+                Page {
+                    limit: 0,
+                    offset: 0
+                }
+            )
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Task instances: by task id, then map index, whatever the order they were written in.
+    let mapped = |i: u32| Change::Task {
+        record: TaskInstanceRecord {
+            key: TaskInstanceKey {
+                map_index: MapIndex::mapped(i),
+                ..key("p1", "m")
+            },
+            ..record("p1", "m", TaskState::Queued, 0)
+        },
+        expect: FRESH,
+    };
+    store
+        .apply(&[
+            mapped(2),
+            ti("p1", "b", TaskState::Queued, 0, FRESH),
+            mapped(0),
+            ti("p1", "a", TaskState::Queued, 0, FRESH),
+            mapped(1),
+        ])
+        .unwrap();
+    let names = |page: Page| {
+        let got = store.task_instances_page(&d, &"p1".into(), page).unwrap();
+        assert_eq!(got.total, 5);
+        got.items
+            .into_iter()
+            .map(|ti| {
+                format!(
+                    "{}{}",
+                    ti.key.task_id,
+                    ti.key
+                        .map_index
+                        .get()
+                        .map_or(String::new(), |i| i.to_string())
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(Page::first(2)), ["a", "b"]);
+    assert_eq!(names(Page::first(2).next()), ["m0", "m1"]);
+    assert_eq!(names(Page::first(2).next().next()), ["m2"]);
+    assert!(
+        names(Page {
+            limit: 10,
+            offset: 5
+        })
+        .is_empty()
+    );
+    assert_eq!(names(Page::first(usize::MAX)).len(), 5);
+    let empty = store
+        .task_instances_page(&d, &"p2".into(), Page::first(5))
+        .unwrap();
+    assert_eq!((empty.items.len(), empty.total), (0, 0));
+}
+
+#[test]
+fn memory_store_pages() {
+    paging_conformance(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    paging_conformance(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
 }
