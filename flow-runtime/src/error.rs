@@ -329,6 +329,31 @@ pub enum RunError {
         /// The run.
         run_id: RunId,
     },
+    /// Another process executes the run: it holds the run's lease.
+    #[error(
+        "run `{run_id}` of DAG `{dag_id}` is being executed by {owner} (its lease runs until {until})"
+    )]
+    RunOwned {
+        /// The DAG.
+        dag_id: DagId,
+        /// The run.
+        run_id: RunId,
+        /// The process holding the lease (`host:pid:nonce`).
+        owner: String,
+        /// When the lease runs out unless renewed.
+        until: chrono::DateTime<chrono::Utc>,
+    },
+    /// This process stopped holding the run's lease while it executed it (it could not
+    /// renew it in time): another process may have taken the run over.
+    #[error(
+        "the lease on run `{run_id}` of DAG `{dag_id}` was lost; this process stopped executing it"
+    )]
+    LeaseLost {
+        /// The DAG.
+        dag_id: DagId,
+        /// The run.
+        run_id: RunId,
+    },
 }
 
 #[cfg(test)]

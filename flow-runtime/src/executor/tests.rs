@@ -5,7 +5,7 @@ use std::time::Instant;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 
 use crate::dag::Dag;
 use crate::dag::{DagBuilder, Node};
@@ -1053,6 +1053,81 @@ fn max_active_tasks_bounds_one_dags_running_tasks() {
         .unwrap();
     assert_eq!(summary.state, RunState::Success);
     assert_eq!(peak.load(Ordering::SeqCst), 2);
+}
+
+/// Two executors with their own store handles on one SQLite file, as two processes
+/// sharing a FLOW_HOME would be, run a DAG each whose 6 tasks use a 3-slot pool, and a DAG
+/// with `max_active_tasks = 2` twice: the store counts the slots, so neither limit is
+/// ever exceeded across them.
+#[test]
+fn executors_sharing_a_database_never_oversubscribe_a_pool_or_a_dags_limit() {
+    use crate::store::{PoolRecord, SqliteStore};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    let first: Arc<SqliteStore> = Arc::new(SqliteStore::open(&path).unwrap());
+    let second: Arc<SqliteStore> = Arc::new(SqliteStore::open(&path).unwrap());
+    first
+        .set_pool(&PoolRecord {
+            name: "three".into(),
+            slots: 3,
+            description: String::new(),
+        })
+        .unwrap();
+    let counter = |active: &Arc<AtomicUsize>, peak: &Arc<AtomicUsize>| {
+        let (active, peak) = (active.clone(), peak.clone());
+        move |_: &crate::context::TaskContext, _| {
+            peak.fetch_max(active.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(40));
+            active.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        }
+    };
+    let (pooled, pool_peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (limited, dag_peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut b = DagBuilder::new("pooled");
+    for i in 0..6 {
+        b.add_task(
+            TaskSpec::from_sync(format!("t{i}"), counter(&pooled, &pool_peak)).pool("three", 1),
+        );
+    }
+    let pooled_dag = b.build().unwrap();
+    let mut b = DagBuilder::new("limited_twice").max_active_tasks(2);
+    for i in 0..6 {
+        b.add_task(TaskSpec::from_sync(
+            format!("t{i}"),
+            counter(&limited, &dag_peak),
+        ));
+    }
+    let limited_dag = b.build().unwrap();
+    let a = Executor::new(first).parallelism(8);
+    let b = Executor::new(second).parallelism(8);
+    let day = |d: u32| Utc.with_ymd_and_hms(2025, 1, d, 0, 0, 0).unwrap();
+    let summaries = runtime.block_on(async {
+        tokio::join!(
+            a.run(&pooled_dag, day(1)),
+            b.run(&pooled_dag, day(2)),
+            a.run(&limited_dag, day(1)),
+            b.run(&limited_dag, day(2)),
+        )
+    });
+    for summary in [summaries.0, summaries.1, summaries.2, summaries.3] {
+        assert_eq!(summary.unwrap().state, RunState::Success);
+    }
+    assert!(
+        pool_peak.load(Ordering::SeqCst) <= 3,
+        "{pool_peak:?} in a 3-slot pool"
+    );
+    assert!(
+        dag_peak.load(Ordering::SeqCst) <= 2,
+        "{dag_peak:?} with max_active_tasks 2"
+    );
+    // The limits were reached, so the test would see an oversubscription.
+    assert_eq!(pool_peak.load(Ordering::SeqCst), 3);
+    assert_eq!(dag_peak.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

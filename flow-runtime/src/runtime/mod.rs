@@ -93,7 +93,8 @@ impl Executor {
             settings: RunSettings {
                 store,
                 objects: None,
-                pools: Arc::default(),
+                owner: crate::scheduler::lease::process_owner().into(),
+                slots_freed: Arc::default(),
                 events: Events::default(),
                 stop: None,
                 grace: Duration::from_secs(30),

@@ -9,6 +9,7 @@
 //! The long-running loop that creates scheduled runs and drives them is
 //! [`crate::runtime::Scheduler`], on top of the public facade.
 
+pub(crate) mod lease;
 mod reschedule;
 pub(crate) mod run_loop;
 pub(crate) mod tracker;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
+use super::lease::{self, RunLease};
 use super::tracker::{Ready, Started, Tracker, TrackerOptions, TryOutcome};
 use crate::callbacks::{self, Callback, CallbackEvent};
 use crate::context::{RunScope, TaskContext};
@@ -30,11 +31,10 @@ use crate::ids::TaskInstanceKey;
 use crate::logs::TryLog;
 use crate::mapping;
 use crate::objects::Objects;
-use crate::pools::PoolRegistry;
 use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
 use crate::store::Store;
-use crate::store::{Change, DagRunRecord, StoreError, TaskInstanceRecord, XComStore};
+use crate::store::{Change, DagRunRecord, SlotRequest, StoreError, TaskInstanceRecord, XComStore};
 use crate::summary::{RunSummary, TaskSummary};
 use crate::task::{InputSource, PendingInput, PendingValue};
 use crate::timetable::DataInterval;
@@ -71,7 +71,10 @@ enum Launch {
 pub(crate) struct RunSettings {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) objects: Option<Objects>,
-    pub(crate) pools: Arc<PoolRegistry>,
+    /// This process as the owner of run leases and slot holds (`host:pid:nonce`).
+    pub(crate) owner: Arc<str>,
+    /// Woken when a run of this process gives slots back, so waiting runs look again.
+    pub(crate) slots_freed: Arc<tokio::sync::Notify>,
     pub(crate) events: Events,
     /// Turns true when runs must stop (gracefully, within `grace`).
     pub(crate) stop: Option<tokio::sync::watch::Receiver<bool>>,
@@ -89,8 +92,8 @@ pub(crate) struct RunLoop<'a> {
     executor: Box<dyn TaskExecutor>,
     scope: Arc<RunScope>,
     started: DateTime<Utc>,
-    /// The pool slots each running instance holds.
-    held: HashMap<usize, Claim>,
+    /// The instances holding pool slots in the store.
+    held: std::collections::HashSet<usize>,
     /// Instances started into a batch that is not durable yet (not offered yet).
     launching: usize,
     /// The log buffers of running tries whose lines are captured.
@@ -140,7 +143,7 @@ impl<'a> RunLoop<'a> {
             executor,
             scope,
             started: run.start.unwrap_or_else(Utc::now),
-            held: HashMap::new(),
+            held: std::collections::HashSet::new(),
             launching: 0,
             logs: HashMap::new(),
             elements: HashMap::new(),
@@ -173,10 +176,17 @@ impl<'a> RunLoop<'a> {
             run_id: self.scope.run_id.clone(),
             state: RunState::Running,
         });
-        let pools = store.pools()?;
-        self.runtime
-            .pools
-            .define(pools.into_iter().map(|p| (p.name, p.slots)));
+        let lease = RunLease::acquire(
+            store.clone(),
+            &self.scope.dag_id,
+            &self.scope.run_id,
+            self.runtime.owner.clone(),
+        )?;
+        // Tries left running by a process that died give back the slots they held.
+        for record in stored.iter().filter(|r| r.state == TaskState::Running) {
+            self.tracker
+                .push_change(Change::ReleaseSlots(record.key.clone()));
+        }
         let mut reschedules = std::collections::HashMap::new();
         for record in stored
             .iter()
@@ -192,6 +202,8 @@ impl<'a> RunLoop<'a> {
         let mut stop = self.runtime.stop.clone();
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         let capacity = self.executor.capacity();
+        let mut renew = tokio::time::interval(lease::RENEW_EVERY);
+        renew.reset();
         let mut log_flush = tokio::time::interval(LOG_FLUSH);
         log_flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // `dagrun_timeout` counts from the run's first start, across resumes.
@@ -206,56 +218,11 @@ impl<'a> RunLoop<'a> {
                 stop_deadline = Some(tokio::time::Instant::now() + self.runtime.grace);
                 self.stopped = true;
             }
-            let mut blocked = Vec::new();
-            while !stopping && self.busy() < capacity {
-                let Some(ready) = self.tracker.pop_ready() else {
-                    break;
-                };
-                let index = match ready {
-                    // A mapped task takes no slot: it becomes instances that do, once its
-                    // upstream results are durable.
-                    Ready::Expand(index) => {
-                        launches.push(Launch::Expand(index));
-                        continue;
-                    }
-                    Ready::Task(index) => index,
-                };
-                let claim = self.claim(index);
-                match self.runtime.pools.try_claim(&claim) {
-                    Grant::Granted => {
-                        self.held.insert(index, claim);
-                        let started = self.tracker.start(index, Utc::now());
-                        launches.push(Launch::Task(index, self.context(index, started)));
-                        self.launching += 1;
-                    }
-                    // No task of this DAG can start: stop looking this turn.
-                    Grant::DagFull => {
-                        blocked.push(index);
-                        break;
-                    }
-                    // Other pools may have room, but bound the scan so a long queue
-                    // behind a full pool costs little each turn.
-                    Grant::PoolFull => {
-                        blocked.push(index);
-                        if blocked.len() >= MAX_BLOCKED_SCAN {
-                            break;
-                        }
-                    }
-                    Grant::UnknownPool => self.tracker.refuse(
-                        index,
-                        format!("pool `{}` does not exist", claim.pool),
-                        Utc::now(),
-                    ),
-                    Grant::TooBig { size } => self.tracker.refuse(
-                        index,
-                        format!(
-                            "the task takes {} slots of pool `{}`, which has {size}",
-                            claim.slots, claim.pool
-                        ),
-                        Utc::now(),
-                    ),
-                }
-            }
+            let blocked = if stopping {
+                Vec::new()
+            } else {
+                self.admit(capacity, &mut launches)?
+            };
             let slots_ran_out = !blocked.is_empty() || self.busy() >= capacity;
             // Tasks waiting for slots keep their place by priority.
             for index in blocked {
@@ -310,10 +277,19 @@ impl<'a> RunLoop<'a> {
                 // release between the claim and this wait would otherwise be missed).
                 () = async {
                     tokio::select! {
-                        () = self.runtime.pools.released() => {}
+                        () = self.runtime.slots_freed.notified() => {}
                         () = tokio::time::sleep(Duration::from_millis(50)) => {}
                     }
                 }, if waiting_for_slots && running == 0 => {}
+                _ = renew.tick() => {
+                    if !lease.renew()? {
+                        return Err(RunError::LeaseLost {
+                            dag_id: self.scope.dag_id.clone(),
+                            run_id: self.scope.run_id.clone(),
+                        });
+                    }
+                    store.renew_slots(&self.runtime.owner, Utc::now(), lease::LEASE)?;
+                }
                 () = async { tokio::time::sleep_until(next_timer.unwrap_or_else(tokio::time::Instant::now)).await },
                     if next_timer.is_some() && !stopping => {
                     let now = tokio::time::Instant::now();
@@ -343,6 +319,7 @@ impl<'a> RunLoop<'a> {
                         Some(Err(e)) => return Err(e.into()),
                         None => return Err(RunError::Runtime("the commit thread was lost".into())),
                     }
+                    self.runtime.slots_freed.notify_waiters();
                     if let Some(flight) = flight {
                         callbacks::dispatch(&mut self.callback_tasks, flight.alerts);
                         self.launch(flight.launches);
@@ -357,8 +334,84 @@ impl<'a> RunLoop<'a> {
             }
         }
         let summary = self.finish(clock.elapsed())?;
+        drop(lease);
         while self.callback_tasks.join_next().await.is_some() {}
         Ok(summary)
+    }
+
+    /// Starts what is ready while the executor has room: mapped tasks expand (they take no
+    /// slot); task instances ask the store for their pool slots, all of one round in one
+    /// call, so processes sharing the store never oversubscribe a pool or a DAG's
+    /// `max_active_tasks`. Returns the instances that must wait for slots.
+    fn admit(
+        &mut self,
+        capacity: usize,
+        launches: &mut Vec<Launch>,
+    ) -> Result<Vec<usize>, RunError> {
+        let mut blocked = Vec::new();
+        loop {
+            let room = capacity.saturating_sub(self.busy());
+            let mut candidates = Vec::new();
+            while candidates.len() < room {
+                match self.tracker.pop_ready() {
+                    Some(Ready::Expand(index)) => launches.push(Launch::Expand(index)),
+                    Some(Ready::Task(index)) => candidates.push(index),
+                    None => break,
+                }
+            }
+            if candidates.is_empty() {
+                return Ok(blocked);
+            }
+            let requests: Vec<SlotRequest> = candidates
+                .iter()
+                .map(|&index| SlotRequest {
+                    key: self.tracker.instance(index).record.key.clone(),
+                    claim: self.claim(index),
+                })
+                .collect();
+            let grants = self.runtime.store.acquire_slots(
+                &self.runtime.owner,
+                &requests,
+                Utc::now(),
+                lease::LEASE,
+            )?;
+            let mut dag_full = false;
+            for ((index, request), grant) in candidates.into_iter().zip(requests).zip(grants) {
+                let claim = request.claim;
+                match grant {
+                    Grant::Granted => {
+                        self.held.insert(index);
+                        let started = self.tracker.start(index, Utc::now());
+                        launches.push(Launch::Task(index, self.context(index, started)));
+                        self.launching += 1;
+                    }
+                    // No task of this DAG can start now.
+                    Grant::DagFull => {
+                        dag_full = true;
+                        blocked.push(index);
+                    }
+                    Grant::PoolFull => blocked.push(index),
+                    Grant::UnknownPool => self.tracker.refuse(
+                        index,
+                        format!("pool `{}` does not exist", claim.pool),
+                        Utc::now(),
+                    ),
+                    Grant::TooBig { size } => self.tracker.refuse(
+                        index,
+                        format!(
+                            "the task takes {} slots of pool `{}`, which has {size}",
+                            claim.slots, claim.pool
+                        ),
+                        Utc::now(),
+                    ),
+                }
+            }
+            // Other pools may have room, but bound the scan so a long queue behind a full
+            // pool costs little each turn.
+            if dag_full || blocked.len() >= MAX_BLOCKED_SCAN || self.busy() >= capacity {
+                return Ok(blocked);
+            }
+        }
     }
 
     /// Takes in what the tracker decided that is not a change: timers to arm and events
@@ -424,6 +477,7 @@ impl<'a> RunLoop<'a> {
         let changes = self.tracker.take_changes();
         let alerts = self.tracker.take_alerts();
         self.runtime.store.apply(&changes)?;
+        self.runtime.slots_freed.notify_waiters();
         callbacks::dispatch(&mut self.callback_tasks, alerts);
         Ok(())
     }
@@ -501,8 +555,9 @@ impl<'a> RunLoop<'a> {
             elapsed,
             end,
         } = finished;
-        if let Some(claim) = self.held.remove(&index) {
-            self.runtime.pools.release(&claim);
+        if self.held.remove(&index) {
+            let key = self.tracker.instance(index).record.key.clone();
+            self.tracker.push_change(Change::ReleaseSlots(key));
         }
         // Lines drained earlier are in earlier batches; the rest goes with the outcome.
         self.logs.remove(&index);
@@ -714,8 +769,10 @@ impl<'a> RunLoop<'a> {
 
     fn finish(&mut self, duration: Duration) -> Result<RunSummary, RunError> {
         // Tries abandoned by a stop or a timeout give their slots back.
-        for (_, claim) in self.held.drain() {
-            self.runtime.pools.release(&claim);
+        let held: Vec<usize> = self.held.drain().collect();
+        for index in held {
+            let key = self.tracker.instance(index).record.key.clone();
+            self.tracker.push_change(Change::ReleaseSlots(key));
         }
         self.flush_logs();
         let state = self.tracker.final_state(self.stopped);

@@ -97,6 +97,7 @@ impl Inner {
                     ..
                 }
                 | Change::RemoveInstance(key)
+                | Change::ReleaseSlots(key)
                 | Change::XCom { key, .. }
                 | Change::Log { key, .. }
                 | Change::Reschedule(RescheduleRecord { key, .. }) => (&key.dag_id, &key.run_id),
@@ -219,6 +220,9 @@ impl RunStore for MemoryStore {
             match change {
                 Change::Task { record, .. } => inner.upsert_task(record),
                 Change::RemoveInstance(key) => inner.remove_task(key),
+                Change::ReleaseSlots(key) => {
+                    inner.holds.remove(key);
+                }
                 Change::XCom { key, name, value } => {
                     inner
                         .xcoms

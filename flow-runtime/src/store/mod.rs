@@ -322,6 +322,9 @@ pub enum Change {
     /// A mapped task instance that no longer exists: its task was cleared and its list
     /// is now shorter (Airflow marks such instances `removed`). Its past tries stay.
     RemoveInstance(TaskInstanceKey),
+    /// The instance's try ended: the pool slots it held ([`SlotStore::acquire_slots`])
+    /// are free again, as durably as the outcome committed with them.
+    ReleaseSlots(TaskInstanceKey),
     /// A sensor in `reschedule` mode found its condition not met and waits for its next
     /// poke.
     Reschedule(RescheduleRecord),

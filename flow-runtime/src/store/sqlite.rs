@@ -973,6 +973,10 @@ fn apply_one(
             tx.prepare_cached("DELETE FROM task_instances WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4")?
                 .execute(key_params(key))?;
         }
+        Change::ReleaseSlots(key) => {
+            tx.prepare_cached("DELETE FROM slot_holds WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4")?
+                .execute(key_params(key))?;
+        }
         Change::Reschedule(record) => {
             let key = &record.key;
             tx.prepare_cached(
