@@ -10,7 +10,7 @@ use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::objects::{Artifacts, ObjectError, ObjectPath, Objects};
 use crate::sensor::PokeHistory;
 use crate::store::{DagRunRecord, RunStore, RunType, StoreError, TaskInstanceRecord, XComStore};
-use crate::timetable::DataInterval;
+use crate::time::timetable::DataInterval;
 use crate::xcom::{RETURN_VALUE, StoredXCom, XComBlob, XComValue};
 
 /// Facts shared by every task instance of one DAG run.

@@ -57,7 +57,7 @@ pub enum DagDefinitionError {
     },
     /// A time zone that is not in the IANA database.
     #[error(transparent)]
-    Timezone(crate::timetable::TimetableError),
+    Timezone(crate::time::timetable::TimetableError),
     /// An `end_date` before the `start_date`.
     #[error(
         "end_date `{end_date}` is before start_date `{start_date}`, so no run would ever be scheduled; \

@@ -46,7 +46,6 @@
 pub mod branch;
 pub mod callbacks;
 pub mod cli;
-pub mod codec;
 pub mod context;
 pub mod dag;
 pub mod error;
@@ -63,7 +62,6 @@ pub mod params;
 pub mod pools;
 pub mod registry;
 pub mod runtime;
-pub mod schedule;
 pub(crate) mod scheduler;
 pub mod sensor;
 pub mod shell;
@@ -71,7 +69,7 @@ pub mod state;
 pub mod store;
 pub mod summary;
 pub mod task;
-pub mod timetable;
+pub mod time;
 pub mod trigger;
 pub mod xcom;
 
@@ -84,9 +82,9 @@ pub use ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 pub use mapping::{MapMode, MappedNode};
 pub use params::{DagParam, Params, ParamsError};
 pub use runtime::{Executor, RunRequest, RunSummary, TaskSummary};
-pub use schedule::Schedule;
 pub use state::{RunState, TaskState};
 pub use task::{Inputs, TaskFn, TaskOptions, TaskSpec};
+pub use time::schedule::Schedule;
 pub use trigger::TriggerRule;
 pub use xcom::{StoredXCom, XComBlob, XComValue};
 

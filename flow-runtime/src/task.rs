@@ -61,7 +61,7 @@ pub struct ParamSpec {
 
 /// Splits an encoded `Vec` of a parameter's type into its encoded elements (to map the
 /// parameter over an upstream task's list).
-pub type SplitListFn = fn(&XComBlob) -> Result<Vec<XComBlob>, crate::codec::CodecError>;
+pub type SplitListFn = fn(&XComBlob) -> Result<Vec<XComBlob>, crate::xcom::codec::CodecError>;
 
 impl ParamSpec {
     /// A parameter named `name` of type `T`.
@@ -70,12 +70,15 @@ impl ParamSpec {
             name: name.into(),
             type_name: std::any::type_name::<T>(),
             from_json: json_to_xcom::<T>,
-            split_list: crate::mapping::split::<T>,
+            split_list: crate::xcom::list::split::<T>,
         }
     }
 
     /// Splits an encoded `Vec` of this parameter's type into encoded elements.
-    pub fn split_list(&self, list: &XComBlob) -> Result<Vec<XComBlob>, crate::codec::CodecError> {
+    pub fn split_list(
+        &self,
+        list: &XComBlob,
+    ) -> Result<Vec<XComBlob>, crate::xcom::codec::CodecError> {
         (self.split_list)(list)
     }
 

@@ -96,12 +96,12 @@ pub fn accuracy(forest: &Forest, table: &Table, rows: &[usize]) -> anyhow::Resul
 
 /// The model as bytes, to hand to the next task or write to a file.
 pub fn save_model(forest: &Forest) -> anyhow::Result<Vec<u8>> {
-    flow_runtime::codec::encode(forest).context("the model does not serialize")
+    flow_runtime::xcom::codec::encode(forest).context("the model does not serialize")
 }
 
 /// The model back from [`save_model`]'s bytes.
 pub fn load_model(bytes: &[u8]) -> anyhow::Result<Forest> {
-    flow_runtime::codec::decode(bytes).context(
+    flow_runtime::xcom::codec::decode(bytes).context(
         "the model bytes are not a random forest saved by this pipeline; train the model again",
     )
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::dag::{BoundInput, Dag, parse_date};
+use crate::dag::{BoundInput, Dag};
 use crate::error::RunError;
 use crate::home::{FlowHome, HomeError};
 use crate::ids::RunId;
@@ -27,6 +27,7 @@ use crate::registry::{Registry, closest};
 use crate::runtime::{Executor, RunRequest, RunSummary};
 use crate::state::RunState;
 use crate::store::{MemoryStore, OpenMode, SqliteStore, Store, StoreError};
+use crate::time::parse_date;
 use crate::xcom::{RETURN_VALUE, XComBlob};
 
 /// A flow pipeline binary: runs and inspects the DAGs compiled into it.

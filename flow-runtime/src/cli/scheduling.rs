@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Failure, configured, live_executor, logical_date, objects, render, runtime};
-use crate::dag::{Dag, parse_date};
+use crate::dag::Dag;
 use crate::home::FlowHome;
 use crate::ids::RunId;
 use crate::registry::Registry;
@@ -17,6 +17,7 @@ use crate::runtime::{Executor, RunRequest, RunSummary};
 use crate::runtime::{Scheduler, SystemClock};
 use crate::state::RunState;
 use crate::store::{RunType, Store};
+use crate::time::parse_date;
 
 fn open() -> Result<(FlowHome, Arc<dyn Store>), Failure> {
     let home = FlowHome::from_env()?;

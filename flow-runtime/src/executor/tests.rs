@@ -351,7 +351,7 @@ async fn resume_refuses_finished_unknown_and_reshaped_runs() {
             RunRequest::for_interval(
                 &dag,
                 crate::store::RunType::Backfill,
-                crate::timetable::DataInterval::exact(Utc::now()),
+                crate::time::timetable::DataInterval::exact(Utc::now()),
             )
             .unwrap(),
         )
@@ -398,7 +398,7 @@ async fn resume_counts_interrupted_tries_and_keeps_successes() {
             RunRequest::for_interval(
                 &dag,
                 crate::store::RunType::Backfill,
-                crate::timetable::DataInterval::exact(Utc::now()),
+                crate::time::timetable::DataInterval::exact(Utc::now()),
             )
             .unwrap(),
         )

@@ -21,7 +21,7 @@ use crate::error::RunError;
 use crate::home::FlowHome;
 use crate::ids::{DagId, RunId};
 use crate::store::{DagRunRecord, RunType};
-use crate::timetable::DataInterval;
+use crate::time::timetable::DataInterval;
 
 /// Where the scheduler reads the time.
 pub trait Clock: Send + Sync {

@@ -25,7 +25,7 @@ use crate::state::RunState;
 use crate::store::{DagRunRecord, MemoryStore, RunType, Store, XComStore};
 pub use crate::summary::{RunSummary, TaskSummary};
 use crate::task::{InputSource, Inputs};
-use crate::timetable::DataInterval;
+use crate::time::timetable::DataInterval;
 use crate::xcom::XComBlob;
 pub use cron::{Clock, ManualClock, Scheduler, SystemClock};
 

@@ -37,7 +37,7 @@ use crate::store::Store;
 use crate::store::{Change, DagRunRecord, SlotRequest, StoreError, TaskInstanceRecord, XComStore};
 use crate::summary::{RunSummary, TaskSummary};
 use crate::task::{InputSource, PendingInput, PendingValue};
-use crate::timetable::DataInterval;
+use crate::time::timetable::DataInterval;
 use crate::xcom::{RETURN_VALUE, StoredXCom};
 
 /// How many ready tasks a turn may find waiting for full pools before it stops looking.

@@ -12,8 +12,8 @@
 //!
 //! ```
 //! use chrono::{TimeZone, Utc};
-//! use flow_runtime::schedule::Schedule;
-//! use flow_runtime::timetable::{Restriction, Timetable};
+//! use flow_runtime::time::schedule::Schedule;
+//! use flow_runtime::time::timetable::{Restriction, Timetable};
 //!
 //! let tz = Timetable::parse_timezone("Europe/Amsterdam").unwrap();
 //! let timetable = Timetable::new(&Schedule::parse("0 2 * * *").unwrap(), tz);
@@ -87,7 +87,7 @@ use chrono_tz::Tz;
 use croner::Cron;
 use serde::{Deserialize, Serialize};
 
-use crate::schedule::Schedule;
+use crate::time::schedule::Schedule;
 
 /// The span of time a scheduled run covers: `[start, end)`.
 ///

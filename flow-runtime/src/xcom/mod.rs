@@ -15,7 +15,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{self, CodecError};
+pub mod codec;
+pub mod list;
+
+use codec::CodecError;
 
 /// The key under which a task's return value is stored, as in Airflow.
 pub const RETURN_VALUE: &str = "return_value";
