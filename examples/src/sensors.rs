@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use flow_runtime::prelude::*;
-use flow_runtime::shell::ShellCommand;
+use flow_runtime::task::shell::ShellCommand;
 
 /// Where `export` lands its file for a run.
 fn export_path(ds: &str) -> PathBuf {

@@ -253,7 +253,7 @@ pub struct DagBuilder {
     catchup: bool,
     max_active_runs: u32,
     max_active_tasks: u32,
-    callbacks: crate::callbacks::Callbacks,
+    callbacks: crate::task::callbacks::Callbacks,
     dagrun_timeout: Option<Duration>,
     params: Vec<DagParam>,
     tags: Vec<String>,
@@ -277,7 +277,7 @@ impl DagBuilder {
             catchup: false,
             max_active_runs: DEFAULT_MAX_ACTIVE_RUNS,
             max_active_tasks: DEFAULT_MAX_ACTIVE_TASKS,
-            callbacks: crate::callbacks::Callbacks::default(),
+            callbacks: crate::task::callbacks::Callbacks::default(),
             dagrun_timeout: None,
             params: Vec::new(),
             tags: Vec::new(),
@@ -331,7 +331,7 @@ impl DagBuilder {
     /// Runs `f` when a run of this DAG succeeds.
     pub fn on_success(
         mut self,
-        f: impl Fn(&crate::callbacks::CallbackEvent) + Send + Sync + 'static,
+        f: impl Fn(&crate::task::callbacks::CallbackEvent) + Send + Sync + 'static,
     ) -> Self {
         self.callbacks.on_success.push(std::sync::Arc::new(f));
         self
@@ -340,7 +340,7 @@ impl DagBuilder {
     /// Runs `f` when a run of this DAG fails.
     pub fn on_failure(
         mut self,
-        f: impl Fn(&crate::callbacks::CallbackEvent) + Send + Sync + 'static,
+        f: impl Fn(&crate::task::callbacks::CallbackEvent) + Send + Sync + 'static,
     ) -> Self {
         self.callbacks.on_failure.push(std::sync::Arc::new(f));
         self
@@ -979,7 +979,7 @@ pub struct Dag {
     catchup: bool,
     max_active_runs: u32,
     max_active_tasks: u32,
-    callbacks: crate::callbacks::Callbacks,
+    callbacks: crate::task::callbacks::Callbacks,
     dagrun_timeout: Option<Duration>,
     params: Params,
     tags: Vec<String>,
@@ -1031,7 +1031,7 @@ impl Dag {
         self.max_active_tasks
     }
     /// The callbacks run when a run ends.
-    pub fn callbacks(&self) -> &crate::callbacks::Callbacks {
+    pub fn callbacks(&self) -> &crate::task::callbacks::Callbacks {
         &self.callbacks
     }
     /// How long a run may take, if limited.
@@ -1079,7 +1079,7 @@ impl Dag {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::TaskError;
+    use crate::task::TaskError;
     use crate::time::parse_date;
 
     fn source(name: &str) -> TaskSpec {

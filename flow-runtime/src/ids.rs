@@ -162,6 +162,29 @@ impl StableHash {
     }
 }
 
+/// How a run came to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunType {
+    /// Created by hand (`dags test`, `dags trigger`).
+    Manual,
+    /// Created by the scheduler.
+    Scheduled,
+    /// Created by a backfill.
+    Backfill,
+}
+
+impl RunType {
+    /// Airflow's name, also the run id's prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunType::Manual => "manual",
+            RunType::Scheduled => "scheduled",
+            RunType::Backfill => "backfill",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,9 +44,7 @@
 //! `fn main() -> std::process::ExitCode { flow_runtime::cli::main() }`.
 
 pub mod branch;
-pub mod callbacks;
 pub mod cli;
-pub mod context;
 pub mod dag;
 pub mod error;
 pub mod events;
@@ -63,8 +61,6 @@ pub mod pools;
 pub mod registry;
 pub mod runtime;
 pub(crate) mod scheduler;
-pub mod sensor;
-pub mod shell;
 pub mod state;
 pub mod store;
 pub mod summary;
@@ -72,6 +68,9 @@ pub mod task;
 pub mod time;
 pub mod trigger;
 pub mod xcom;
+
+// The task modules' earlier paths, kept so code written against them still compiles.
+pub use task::{callbacks, context, sensor, shell};
 
 pub use branch::Branch;
 pub use context::TaskContext;
@@ -108,7 +107,7 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// What a pipeline file needs: `use flow_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::objects::ObjectPath;
-    pub use crate::sensor::Poke;
+    pub use crate::task::sensor::Poke;
     pub use crate::{
         AnyNode, Branch, Dag, DagBuilder, DagParam, Inputs, MappedNode, Node, RunState, RunSummary,
         TaskContext, TaskError, TaskOptions, TaskSpec, TaskState, block_on,
@@ -123,15 +122,15 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::branch::Branch;
-    pub use crate::context::TaskContext;
     pub use crate::dag::{AnyNode, Dag, DagBuilder, IntoInput, Node, NodeRef};
     pub use crate::error::{DagError, TaskError};
     pub use crate::mapping::{IntoMapped, MapCall, MapMode, MappedNode};
     pub use crate::params::DagParam;
     pub use crate::pools::DEFAULT_POOL;
     pub use crate::registry::{DagRegistration, TaskRegistration};
-    pub use crate::sensor::{Poke, SensorMode, SensorOptions};
-    pub use crate::shell::ShellCommand;
+    pub use crate::task::context::TaskContext;
+    pub use crate::task::sensor::{Poke, SensorMode, SensorOptions};
+    pub use crate::task::shell::ShellCommand;
     pub use crate::task::{
         BoxFuture, Inputs, TaskFn, TaskOptions, TaskReturn, TaskSpec, encode_output,
     };

@@ -13,8 +13,8 @@
 use std::marker::PhantomData;
 
 use crate::dag::{AnyNode, Input, IntoInput, Node, NodeRef};
-pub use crate::xcom::list::{MapMode, collect, element_positions, expansion_length};
 use crate::xcom::codec::CodecError;
+pub use crate::xcom::list::{MapMode, collect, element_positions, expansion_length};
 use crate::xcom::{XComBlob, XComValue};
 
 /// How many instances one mapped task may expand to unless the executor says otherwise

@@ -171,7 +171,7 @@ pub fn closest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Ve
 mod tests {
     use super::*;
     use crate::dag::DagBuilder;
-    use crate::error::TaskError;
+    use crate::task::TaskError;
 
     fn ok_dag() -> Result<Dag, DagError> {
         let mut b = DagBuilder::new("ok");

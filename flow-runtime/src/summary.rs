@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::error::TaskError;
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::objects::Objects;
 use crate::state::{RunState, TaskState};
 use crate::store::XComStore;
+use crate::task::TaskError;
 use crate::xcom::{RETURN_VALUE, XComBlob, XComValue};
 
 /// How one task instance ended.

@@ -647,7 +647,7 @@ fn a_webhook_that_never_answers_gives_up_after_its_timeout() {
     let hook = Webhook::new(url.clone())
         .unwrap()
         .timeout(Duration::from_millis(200));
-    let event = flow_runtime::callbacks::CallbackEvent {
+    let event = flow_runtime::task::callbacks::CallbackEvent {
         dag_id: "hook_silent".into(),
         run_id: flow_runtime::RunId::new("manual__1"),
         logical_date: chrono::Utc::now(),

@@ -8,7 +8,7 @@ use assert_cmd::Command;
 use chrono::{TimeZone, Utc};
 use flow_runtime::events::TaskEvent;
 use flow_runtime::prelude::*;
-use flow_runtime::sensor::{self, SensorOptions};
+use flow_runtime::task::sensor::{self, SensorOptions};
 use flow_runtime::store::{MemoryStore, RunStore, SqliteStore, XComStore};
 use flow_runtime::{Executor, MapIndex, RunId, StoredXCom, TaskInstanceKey};
 use flow_tests::big_bytes;

@@ -4,7 +4,7 @@ use rustc_hash::FxHashMap as HashMap;
 use tokio::task::JoinSet;
 
 use super::{BoxFuture, Finished, TaskExecutor, Work};
-use crate::error::TaskError;
+use crate::task::TaskError;
 
 /// Runs tries as tokio tasks (sync task bodies go to tokio's blocking pool).
 pub(crate) struct LocalPool {

@@ -10,11 +10,11 @@ use chrono::Utc;
 
 use crate::dag::Dag;
 use crate::dag::DagBuilder;
-use crate::error::TaskError;
 use crate::runtime::*;
 use crate::state::{RunState, TaskState};
 use crate::store::MemoryStore;
 use crate::store::RunStore;
+use crate::task::TaskError;
 use crate::task::TaskSpec;
 use crate::trigger::TriggerRule;
 

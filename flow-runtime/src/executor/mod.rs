@@ -33,12 +33,12 @@ use tracing::Instrument;
 pub(crate) use local_pool::LocalPool;
 pub(crate) use sequential::Sequential;
 
-use crate::context::TaskContext;
-use crate::error::TaskError;
 use crate::ids::TaskInstanceKey;
 use crate::logs::TryLog;
 use crate::objects::{self, Objects, StagedXComs};
 use crate::store::LogLine;
+use crate::task::TaskError;
+use crate::task::context::TaskContext;
 use crate::task::{Inputs, PendingInput, TaskFn, TaskResult};
 
 /// A future the executors box.

@@ -1079,7 +1079,7 @@ fn executors_sharing_a_database_never_oversubscribe_a_pool_or_a_dags_limit() {
         .unwrap();
     let counter = |active: &Arc<AtomicUsize>, peak: &Arc<AtomicUsize>| {
         let (active, peak) = (active.clone(), peak.clone());
-        move |_: &crate::context::TaskContext, _| {
+        move |_: &crate::task::context::TaskContext, _| {
             peak.fetch_max(active.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(40));
             active.fetch_sub(1, Ordering::SeqCst);
@@ -1132,7 +1132,7 @@ fn executors_sharing_a_database_never_oversubscribe_a_pool_or_a_dags_limit() {
 
 #[tokio::test]
 async fn shell_tasks_feed_their_last_line_downstream_and_fail_with_the_exit_code() {
-    use crate::shell::ShellCommand;
+    use crate::task::shell::ShellCommand;
     let mut b = DagBuilder::new("shell");
     let count = b
         .add_task(TaskSpec::from_shell("count", |ctx, _| {
@@ -1168,7 +1168,7 @@ async fn callbacks_run_after_the_state_is_recorded_and_never_change_it() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = |seen: &Arc<Mutex<Vec<String>>>| {
         let seen = seen.clone();
-        move |e: &crate::callbacks::CallbackEvent| {
+        move |e: &crate::task::callbacks::CallbackEvent| {
             let task = e
                 .task_id
                 .as_ref()
@@ -1216,7 +1216,7 @@ async fn callbacks_run_after_the_state_is_recorded_and_never_change_it() {
 
 #[tokio::test]
 async fn sensors_poke_until_ready_and_time_out_as_airflow_does() {
-    use crate::sensor::{self, Poke, SensorOptions};
+    use crate::task::sensor::{self, Poke, SensorOptions};
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ready");
     let fast = SensorOptions {
@@ -1309,12 +1309,12 @@ async fn sensors_poke_until_ready_and_time_out_as_airflow_does() {
 /// independent task, has run, with `limit` as its `max_active_tasks`; and the count of
 /// the sensor's pokes.
 fn sensor_waiting_for_a_worker(
-    mode: crate::sensor::SensorMode,
+    mode: crate::task::sensor::SensorMode,
     timeout: Duration,
     pool: Option<&str>,
     limit: u32,
 ) -> (Dag, Arc<AtomicU32>) {
-    use crate::sensor::{Poke, SensorOptions};
+    use crate::task::sensor::{Poke, SensorOptions};
     let worked = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let pokes = Arc::new(AtomicU32::new(0));
     let (seen, counted) = (worked.clone(), pokes.clone());
@@ -1346,7 +1346,7 @@ fn sensor_waiting_for_a_worker(
 
 #[tokio::test]
 async fn a_rescheduled_sensor_frees_its_slot_and_keeps_its_try() {
-    use crate::sensor::SensorMode;
+    use crate::task::sensor::SensorMode;
     // One executor slot, one pool slot, or one active task for the DAG: only a sensor that
     // gives its slot back between pokes lets the worker it waits for run.
     for (parallelism, pool, limit) in [(1, None, 16), (4, Some("single"), 16), (4, None, 1)] {
@@ -1415,8 +1415,8 @@ async fn a_rescheduled_sensor_frees_its_slot_and_keeps_its_try() {
 
 #[tokio::test]
 async fn a_rescheduled_sensor_resumes_at_its_stored_time_and_times_out_from_its_first_poke() {
-    use crate::sensor::{Poke, SensorMode, SensorOptions};
     use crate::store::SqliteStore;
+    use crate::task::sensor::{Poke, SensorMode, SensorOptions};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flow.db");
     let pokes: Arc<Mutex<Vec<DateTime<Utc>>>> = Arc::default();
@@ -1508,7 +1508,7 @@ async fn a_rescheduled_sensor_resumes_at_its_stored_time_and_times_out_from_its_
 
 #[tokio::test]
 async fn a_rescheduled_sensor_soft_fails_and_backs_off_as_in_poke_mode() {
-    use crate::sensor::{Poke, SensorMode, SensorOptions};
+    use crate::task::sensor::{Poke, SensorMode, SensorOptions};
     let pokes = Arc::new(AtomicU32::new(0));
     let counted = pokes.clone();
     let mut b = DagBuilder::new("soft");
@@ -1551,8 +1551,8 @@ async fn a_rescheduled_sensor_soft_fails_and_backs_off_as_in_poke_mode() {
 
 #[tokio::test]
 async fn external_task_sensors_wait_for_another_dags_task_on_the_same_date() {
-    use crate::sensor::{self, ExternalTaskOptions, SensorMode, SensorOptions};
     use crate::store::SqliteStore;
+    use crate::task::sensor::{self, ExternalTaskOptions, SensorMode, SensorOptions};
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("flow.db")).unwrap());
     let executor = Executor::new(store.clone());
@@ -1626,7 +1626,7 @@ async fn external_task_sensors_wait_for_another_dags_task_on_the_same_date() {
 
 #[tokio::test]
 async fn glob_and_date_time_sensors() {
-    use crate::sensor::{self, SensorOptions, TargetTime};
+    use crate::task::sensor::{self, SensorOptions, TargetTime};
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("b.csv"), "").unwrap();
     std::fs::write(dir.path().join("a.csv"), "").unwrap();
@@ -1688,7 +1688,7 @@ async fn glob_and_date_time_sensors() {
 
 #[tokio::test]
 async fn test_task_pokes_a_rescheduled_sensor_until_it_is_ready() {
-    use crate::sensor::{Poke, SensorMode, SensorOptions};
+    use crate::task::sensor::{Poke, SensorMode, SensorOptions};
     let mut b = DagBuilder::new("one");
     b.add_task(TaskSpec::sensor(
         "third_time",

@@ -9,7 +9,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{SmtpTransport, Transport};
 
 use super::NotifyError;
-use crate::callbacks::CallbackEvent;
+use crate::task::callbacks::CallbackEvent;
 
 /// How the connection to the SMTP server is protected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

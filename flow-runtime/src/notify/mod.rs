@@ -5,7 +5,7 @@
 //! (each can be turned off with `email_on_failure` / `email_on_retry`); the executor sends
 //! it through the SMTP server named by the `FLOW_SMTP_*` variables (see
 //! `SmtpConfig::from_env`) or by `Executor::smtp`. A
-//! `Webhook` POSTs the [`CallbackEvent`](crate::callbacks::CallbackEvent) as JSON and
+//! `Webhook` POSTs the [`CallbackEvent`](crate::task::callbacks::CallbackEvent) as JSON and
 //! is attached like any callback:
 //!
 //! ```no_run
@@ -25,7 +25,7 @@
 //!
 //! ```no_run
 //! # #[cfg(feature = "webhook")]
-//! fn page_on_call(event: &flow_runtime::callbacks::CallbackEvent) {
+//! fn page_on_call(event: &flow_runtime::task::callbacks::CallbackEvent) {
 //!     match flow_runtime::notify::Webhook::new("https://alerts.example.com/flow") {
 //!         Ok(hook) => hook.notify(event),
 //!         Err(e) => tracing::error!("{e}"),
@@ -120,7 +120,7 @@ pub enum NotifyError {
 /// The subject of a notification, like Airflow's alert mails:
 /// `Flow alert: <TaskInstance: etl.load manual__2025-01-01T00:00:00+00:00 [failed]>`
 /// (with `map_index=3` before the state for an instance of a mapped task).
-pub fn subject(event: &crate::callbacks::CallbackEvent) -> String {
+pub fn subject(event: &crate::task::callbacks::CallbackEvent) -> String {
     match &event.task_id {
         Some(task) => format!(
             "Flow alert: <TaskInstance: {}.{} {}{} [{}]>",
@@ -145,7 +145,7 @@ pub fn subject(event: &crate::callbacks::CallbackEvent) -> String {
 
 /// The plain-text body of a notification: DAG, task, run, try, state, logical date and
 /// the error.
-pub fn body(event: &crate::callbacks::CallbackEvent) -> String {
+pub fn body(event: &crate::task::callbacks::CallbackEvent) -> String {
     use std::fmt::Write;
     let mut text = String::new();
     // Writing to a String cannot fail.
@@ -170,7 +170,7 @@ pub fn body(event: &crate::callbacks::CallbackEvent) -> String {
 
 /// Logs a notification that was not delivered; the state it reports stays as it is.
 #[cfg(any(feature = "email", feature = "webhook"))]
-fn log_failure(kind: &str, event: &crate::callbacks::CallbackEvent, error: &NotifyError) {
+fn log_failure(kind: &str, event: &crate::task::callbacks::CallbackEvent, error: &NotifyError) {
     tracing::error!(
         dag = %event.dag_id,
         run = %event.run_id,
@@ -184,7 +184,7 @@ fn log_failure(kind: &str, event: &crate::callbacks::CallbackEvent, error: &Noti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callbacks::CallbackEvent;
+    use crate::task::callbacks::CallbackEvent;
 
     fn event(task: Option<&str>) -> CallbackEvent {
         CallbackEvent {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ureq::tls::{TlsConfig, TlsProvider};
 
 use super::NotifyError;
-use crate::callbacks::CallbackEvent;
+use crate::task::callbacks::CallbackEvent;
 
 /// How long a POST may take, connecting included, unless [`Webhook::timeout`] says
 /// otherwise.

@@ -1,8 +1,8 @@
 //! XCom offload: values above the threshold go to the object store before the try's
 //! success is reported, and come back when a consumer reads them.
 
-use crate::error::TaskError;
 use crate::ids::TaskInstanceKey;
+use crate::task::TaskError;
 use crate::task::{Inputs, PendingInput, PendingValue};
 use crate::xcom::{ObjectRef, RETURN_VALUE, StoredXCom, XComBlob};
 

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::context::{RunScope, TaskContext};
 use crate::dag::Dag;
 use crate::error::{RunError, TaskError};
 use crate::events::{Events, TaskEvent};
@@ -22,8 +21,9 @@ use crate::ids::{DagId, MapIndex, RunId};
 use crate::objects::Objects;
 use crate::scheduler::run_loop::{RunLoop, RunSettings};
 use crate::state::RunState;
-use crate::store::{DagRunRecord, MemoryStore, RunType, Store, XComStore};
+use crate::store::{DagRunRecord, MemoryStore, RunType, Store};
 pub use crate::summary::{RunSummary, TaskSummary};
+use crate::task::context::{RunScope, TaskContext};
 use crate::task::{InputSource, Inputs};
 use crate::time::timetable::DataInterval;
 use crate::xcom::XComBlob;
@@ -322,13 +322,13 @@ impl Executor {
             logical_date,
             data_interval: request.interval,
             params: Arc::new(request.params),
-            xcoms: self.settings.store.clone() as Arc<dyn XComStore>,
-            runs: self.settings.store.clone() as Arc<dyn crate::store::RunStore>,
+            xcoms: Arc::new(self.settings.store.clone()),
+            runs: Arc::new(self.settings.store.clone()),
             objects: self.settings.objects.clone(),
         });
         // A sensor in reschedule mode is poked again here, in the same try, until it is
         // ready or times out.
-        let mut pokes = crate::sensor::PokeHistory::default();
+        let mut pokes = crate::task::PokeHistory::default();
         loop {
             let ctx = TaskContext::new(scope.clone(), task.id().clone(), MapIndex::UNMAPPED, 1)
                 .with_pokes(pokes);

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::sensor::PokeHistory;
 use crate::store::{Change, RescheduleRecord, TaskInstanceRecord};
+use crate::task::PokeHistory;
 
 /// The pokes of the current try of every instance that has been rescheduled, by index.
 #[derive(Default)]

@@ -20,8 +20,6 @@ use tokio::task::JoinSet;
 
 use super::lease::{self, RunLease};
 use super::tracker::{Ready, Started, Tracker, TrackerOptions, TryOutcome};
-use crate::callbacks::{self, Callback, CallbackEvent};
-use crate::context::{RunScope, TaskContext};
 use crate::dag::{BoundInput, Dag, MappedInput};
 use crate::error::{RunError, TaskError};
 use crate::events::Events;
@@ -36,6 +34,8 @@ use crate::state::{RunState, TaskState};
 use crate::store::Store;
 use crate::store::{Change, DagRunRecord, SlotRequest, StoreError, TaskInstanceRecord, XComStore};
 use crate::summary::{RunSummary, TaskSummary};
+use crate::task::callbacks::{self, Callback, CallbackEvent};
+use crate::task::context::{RunScope, TaskContext};
 use crate::task::{InputSource, PendingInput, PendingValue};
 use crate::time::timetable::DataInterval;
 use crate::xcom::{RETURN_VALUE, StoredXCom};
@@ -127,8 +127,8 @@ impl<'a> RunLoop<'a> {
             logical_date: run.logical_date,
             data_interval: DataInterval::new(run.data_interval_start, run.data_interval_end),
             params: Arc::new(params),
-            xcoms: store.clone() as Arc<dyn XComStore>,
-            runs: store.clone() as Arc<dyn crate::store::RunStore>,
+            xcoms: Arc::new(store.clone()),
+            runs: Arc::new(store.clone()),
             objects: runtime.objects.clone(),
         });
         let options = TrackerOptions {

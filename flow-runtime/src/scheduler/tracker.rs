@@ -19,15 +19,15 @@ use chrono::{DateTime, Utc};
 
 use super::reschedule::Reschedules;
 use crate::branch::{Branch, TaskKind};
-use crate::callbacks::{Callback, CallbackEvent};
 use crate::dag::{Dag, Task};
-use crate::error::TaskError;
 use crate::events::TaskEvent;
 use crate::ids::{DagId, MapIndex, RunId, StableHash, TaskId, TaskInstanceKey};
 use crate::mapping::{self, MapMode};
-use crate::sensor::PokeHistory;
 use crate::state::{RunState, TaskState};
 use crate::store::{Change, DagRunRecord, Expect, RescheduleRecord, TaskInstanceRecord};
+use crate::task::PokeHistory;
+use crate::task::TaskError;
+use crate::task::callbacks::{Callback, CallbackEvent};
 use crate::trigger::{self, Decision, TriggerRule, UpstreamCounts};
 use crate::xcom::{StoredXCom, XComBlob};
 

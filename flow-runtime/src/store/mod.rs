@@ -6,6 +6,7 @@
 //! [`MemoryStore`] keeps everything in memory (tests, `dags test --in-memory`).
 
 mod memory;
+mod ports;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -16,7 +17,6 @@ pub use sqlite::{DEFAULT_BUSY_TIMEOUT, OpenMode, SCHEMA_VERSION, SqliteStore};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
 use crate::pools::{Claim, Grant};
@@ -130,28 +130,7 @@ pub enum StoreError {
     Backend(String),
 }
 
-/// How a run came to be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunType {
-    /// Created by hand (`dags test`, `dags trigger`).
-    Manual,
-    /// Created by the scheduler.
-    Scheduled,
-    /// Created by a backfill.
-    Backfill,
-}
-
-impl RunType {
-    /// Airflow's name, also the run id's prefix.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunType::Manual => "manual",
-            RunType::Scheduled => "scheduled",
-            RunType::Backfill => "backfill",
-        }
-    }
-}
+pub use crate::ids::RunType;
 
 /// One DAG run as recorded.
 #[derive(Clone, Debug, PartialEq)]

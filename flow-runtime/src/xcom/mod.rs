@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 
 pub mod codec;
 pub mod list;
+pub mod ports;
 
 use codec::CodecError;
 

@@ -15,8 +15,8 @@ use std::process::Stdio;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::context::TaskContext;
-use crate::error::TaskError;
+use super::context::TaskContext;
+use super::error::TaskError;
 
 /// How many stderr lines a failure message quotes.
 const STDERR_TAIL: usize = 5;
@@ -24,7 +24,7 @@ const STDERR_TAIL: usize = 5;
 /// A script for `bash -c`, with its environment and working directory.
 ///
 /// ```
-/// use flow_runtime::shell::ShellCommand;
+/// use flow_runtime::task::shell::ShellCommand;
 /// let cmd = ShellCommand::bash(r#"echo "hello $NAME""#).env("NAME", "world; rm -rf /");
 /// assert_eq!(cmd.script(), r#"echo "hello $NAME""#);
 /// ```

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveTime, Utc};
 
-use crate::context::TaskContext;
-use crate::error::TaskError;
+use super::context::TaskContext;
+use super::error::TaskError;
+use super::spec::{BoxFuture, Inputs, TaskFn, TaskSpec, encode_output};
 use crate::ids::{DagId, TaskId};
 use crate::state::TaskState;
-use crate::task::{BoxFuture, Inputs, TaskFn, TaskSpec, encode_output};
 use crate::xcom::XComValue;
 
 /// The answer of one poke.
@@ -143,26 +143,6 @@ impl SensorOptions {
     }
 }
 
-/// What a sensor in reschedule mode knows of the earlier pokes of its try, from the
-/// store's reschedule records.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct PokeHistory {
-    /// When the try's first poke started, if one answered "not yet".
-    pub(crate) first: Option<DateTime<Utc>>,
-    /// How many pokes answered "not yet".
-    pub(crate) not_yet: u32,
-}
-
-impl PokeHistory {
-    /// The history after one more "not yet" from a poke that started at `start`.
-    pub(crate) fn and_poke(self, start: DateTime<Utc>) -> Self {
-        Self {
-            first: self.first.or(Some(start)),
-            not_yet: self.not_yet + 1,
-        }
-    }
-}
-
 /// One poke, as a future; what both sensor constructors reduce their functions to.
 type PokeFn<T> =
     Arc<dyn Fn(TaskContext, Inputs) -> BoxFuture<Result<Poke<T>, TaskError>> + Send + Sync>;
@@ -173,7 +153,7 @@ impl TaskSpec {
     /// ```
     /// use std::time::Duration;
     /// use flow_runtime::prelude::*;
-    /// use flow_runtime::sensor::{Poke, SensorMode, SensorOptions};
+    /// use flow_runtime::task::sensor::{Poke, SensorMode, SensorOptions};
     /// let options = SensorOptions::default()
     ///     .with_poke_interval(Duration::from_secs(5))
     ///     .with_mode(SensorMode::Reschedule);
@@ -210,7 +190,7 @@ impl TaskSpec {
     ///
     /// ```
     /// use flow_runtime::prelude::*;
-    /// use flow_runtime::sensor::{Poke, SensorOptions};
+    /// use flow_runtime::task::sensor::{Poke, SensorOptions};
     /// let ready = TaskSpec::async_sensor("ticket", SensorOptions::default(), |_ctx, _inputs| async {
     ///     Ok(Poke::Ready(42_u32))
     /// });
@@ -350,7 +330,7 @@ pub fn glob_exists(
 ///
 /// ```
 /// use std::time::Duration;
-/// use flow_runtime::sensor::{self, SensorOptions};
+/// use flow_runtime::task::sensor::{self, SensorOptions};
 /// let options = SensorOptions { poke_interval: Duration::from_secs(30), ..Default::default() };
 /// let landed = sensor::object_exists("wait_for_export", "s3://exports/{ds}/orders.parquet", options);
 /// assert_eq!(landed.name().as_str(), "wait_for_export");
@@ -444,7 +424,7 @@ impl Default for ExternalTaskOptions {
 /// the store the executor records into, so both DAGs must share it.
 ///
 /// ```
-/// use flow_runtime::sensor::{ExternalTaskOptions, SensorOptions, external_task};
+/// use flow_runtime::task::sensor::{ExternalTaskOptions, SensorOptions, external_task};
 /// let upstream = external_task(
 ///     "wait_for_ingest",
 ///     "ingest",
@@ -485,27 +465,21 @@ fn poke_external(
     }
     let delta = chrono::Duration::from_std(wait.execution_delta).unwrap_or(chrono::TimeDelta::MAX);
     let logical_date = ctx.logical_date() - delta;
-    let store_error = |e: crate::store::StoreError| {
-        TaskError::Failed(format!("cannot read the runs of DAG `{dag_id}`: {e}"))
-    };
-    let reader = ctx.runs();
-    let runs = reader.runs(dag_id).map_err(store_error)?;
-    for run in runs.iter().filter(|run| run.logical_date == logical_date) {
-        let instances = reader
-            .task_instances(dag_id, &run.run_id)
-            .map_err(store_error)?;
-        let Some(instance) = instances.iter().find(|ti| &ti.key.task_id == task_id) else {
-            continue;
-        };
+    let states = ctx
+        .runs()
+        .task_states_at(dag_id, task_id, logical_date)
+        .map_err(|e| TaskError::Failed(format!("cannot read the runs of DAG `{dag_id}`: {e}")))?;
+    for instance in &states {
+        let run = &instance.run_id;
         if wait.allowed_states.contains(&instance.state) {
-            tracing::info!(run = %run.run_id, state = %instance.state, "external task `{task_id}` of DAG `{dag_id}` is done");
+            tracing::info!(run = %run, state = %instance.state, "external task `{task_id}` of DAG `{dag_id}` is done");
             return Ok(Poke::Ready(()));
         }
         if wait.failed_states.contains(&instance.state) {
             return Err(TaskError::Failed(format!(
                 "the external task `{task_id}` of DAG `{dag_id}` is `{}` in run `{}` (logical date {})",
                 instance.state,
-                run.run_id,
+                run,
                 logical_date.to_rfc3339()
             )));
         }

@@ -1,8 +1,4 @@
-//! What a task is: a name, typed parameters and output, options, and the function to call.
-//!
-//! `#[task]` builds a [`TaskSpec`] for each annotated function; code that generates DAGs
-//! from configuration can build them by hand with [`TaskSpec::from_sync`] and
-//! [`TaskSpec::from_async`].
+//! [`TaskSpec`]: a task's name, typed parameters and output, options and function.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -11,8 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::context::TaskContext;
-use crate::error::TaskError;
+use super::context::TaskContext;
+use super::error::TaskError;
+use super::options::{TaskOptions, task_option_table};
 use crate::ids::TaskId;
 use crate::xcom::{StoredXCom, XComBlob, XComValue};
 
@@ -142,41 +139,14 @@ fn xcom_to_json<T: XComValue>(blob: &XComBlob) -> Result<serde_json::Value, Stri
     serde_json::to_value(&typed).map_err(|e| e.to_string())
 }
 
-/// THE table of the options a task declares and a DAG defaults in `default_args`: each row
-/// makes a field of [`TaskOptions`] (unset ones fall back to `default_args`), its
-/// `with_..` builder, its part of [`TaskOptions::or`] and, where named after `spec`, its
-/// setter on [`TaskSpec`]. (`pool` and `pool_slots` are set together on a task:
-/// [`TaskSpec::pool`].) What an unset option means is said where it is read, in
-/// `dag::Task`.
-macro_rules! task_options {
+/// Makes a setter on [`TaskSpec`] for every row of the task option table named after
+/// `spec`.
+macro_rules! spec_setters {
     ($(
         $(#[doc = $doc:literal])*
         $field:ident: $ty:ty, $with:ident($arg:ident: $arg_ty:ty) => $value:expr
         $(, spec $spec:ident)?;
     )*) => {
-        /// Options a task declares; unset ones fall back to the DAG's `default_args`.
-        #[derive(Clone, Debug, Default, PartialEq)]
-        pub struct TaskOptions {
-            $($(#[doc = $doc])* pub $field: Option<$ty>,)*
-        }
-
-        impl TaskOptions {
-            $(
-                #[doc = concat!("Sets [`TaskOptions::", stringify!($field), "`].")]
-                pub fn $with(mut self, $arg: $arg_ty) -> Self {
-                    self.$field = Some($value);
-                    self
-                }
-            )*
-
-            /// Fills every unset option from `defaults`.
-            pub fn or(&self, defaults: &TaskOptions) -> TaskOptions {
-                TaskOptions {
-                    $($field: self.$field.as_ref().or(defaults.$field.as_ref()).cloned(),)*
-                }
-            }
-        }
-
         impl TaskSpec {
             $($(
                 #[doc = concat!("Sets the task's [`TaskOptions::", stringify!($field), "`].")]
@@ -189,44 +159,7 @@ macro_rules! task_options {
     };
 }
 
-task_options! {
-    /// How many times a failed try is retried.
-    retries: u32, with_retries(retries: u32) => retries, spec retries;
-    /// The pause before a retry.
-    retry_delay: Duration, with_retry_delay(delay: Duration) => delay, spec retry_delay;
-    /// Who is responsible for the task.
-    owner: String, with_owner(owner: impl Into<String>) => owner.into(), spec owner;
-    /// When the task runs, given its upstream tasks' states.
-    trigger_rule: crate::trigger::TriggerRule,
-        with_trigger_rule(rule: crate::trigger::TriggerRule) => rule, spec trigger_rule;
-    /// Whether each retry waits twice as long as the one before (with jitter), up to
-    /// `max_retry_delay` (Airflow's `retry_exponential_backoff`).
-    retry_exponential_backoff: bool,
-        with_retry_exponential_backoff(on: bool) => on, spec retry_exponential_backoff;
-    /// The longest pause before a retry when backing off.
-    max_retry_delay: Duration,
-        with_max_retry_delay(delay: Duration) => delay, spec max_retry_delay;
-    /// How long one try may run before it fails.
-    execution_timeout: Duration,
-        with_execution_timeout(timeout: Duration) => timeout, spec execution_timeout;
-    /// The pool whose slots a try takes (default `default_pool`).
-    pool: String, with_pool(pool: impl Into<String>) => pool.into();
-    /// How many slots of the pool a try takes (default 1).
-    pool_slots: u32, with_pool_slots(slots: u32) => slots;
-    /// Who starts first when slots are short: higher first, counting every downstream
-    /// task's weight too (Airflow's `weight_rule = "downstream"`); default 1.
-    priority_weight: i32, with_priority_weight(weight: i32) => weight, spec priority_weight;
-    /// Who is mailed when the task fails or is retried (Airflow's `email`, sent through
-    /// the executor's SMTP server: see [`crate::notify`]); an empty list mails no one,
-    /// overriding `default_args`. Every address is checked when the DAG is built.
-    email: Vec<String>,
-        with_email(to: impl IntoIterator<Item = impl Into<String>>)
-            => to.into_iter().map(Into::into).collect(), spec email;
-    /// Whether `email` is mailed when the task fails for good (default true).
-    email_on_failure: bool, with_email_on_failure(on: bool) => on, spec email_on_failure;
-    /// Whether `email` is mailed when a try fails and another follows (default true).
-    email_on_retry: bool, with_email_on_retry(on: bool) => on, spec email_on_retry;
-}
+task_option_table!(spec_setters);
 
 /// Airflow's default pause before a retry.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
@@ -236,7 +169,7 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
 pub struct TaskSpec {
     name: TaskId,
     kind: crate::branch::TaskKind,
-    callbacks: crate::callbacks::Callbacks,
+    callbacks: super::callbacks::Callbacks,
     doc: Option<Cow<'static, str>>,
     params: Vec<ParamSpec>,
     output: OutputSpec,
@@ -251,7 +184,7 @@ impl TaskSpec {
         Self {
             name: name.into(),
             kind: crate::branch::TaskKind::Normal,
-            callbacks: crate::callbacks::Callbacks::default(),
+            callbacks: super::callbacks::Callbacks::default(),
             doc: None,
             params: Vec::new(),
             output: OutputSpec::of::<T>(),
@@ -297,7 +230,7 @@ impl TaskSpec {
     ///
     /// ```
     /// use flow_runtime::prelude::*;
-    /// use flow_runtime::shell::ShellCommand;
+    /// use flow_runtime::task::shell::ShellCommand;
     /// let count = TaskSpec::from_shell("count_lines", |_ctx, inputs| {
     ///     Ok(ShellCommand::bash(r#"wc -l < "$FILE""#).env("FILE", inputs.get::<String>(0)?))
     /// })
@@ -306,7 +239,7 @@ impl TaskSpec {
     /// ```
     pub fn from_shell<F>(name: impl Into<TaskId>, f: F) -> Self
     where
-        F: Fn(&TaskContext, Inputs) -> Result<crate::shell::ShellCommand, TaskError>
+        F: Fn(&TaskContext, Inputs) -> Result<super::shell::ShellCommand, TaskError>
             + Send
             + Sync
             + 'static,
@@ -334,7 +267,7 @@ impl TaskSpec {
     /// Runs `f` when a try of this task succeeds.
     pub fn on_success(
         mut self,
-        f: impl Fn(&crate::callbacks::CallbackEvent) + Send + Sync + 'static,
+        f: impl Fn(&super::callbacks::CallbackEvent) + Send + Sync + 'static,
     ) -> Self {
         self.callbacks.on_success.push(Arc::new(f));
         self
@@ -343,7 +276,7 @@ impl TaskSpec {
     /// Runs `f` when this task fails for good (no retry left).
     pub fn on_failure(
         mut self,
-        f: impl Fn(&crate::callbacks::CallbackEvent) + Send + Sync + 'static,
+        f: impl Fn(&super::callbacks::CallbackEvent) + Send + Sync + 'static,
     ) -> Self {
         self.callbacks.on_failure.push(Arc::new(f));
         self
@@ -352,14 +285,14 @@ impl TaskSpec {
     /// Runs `f` when a try fails and another follows.
     pub fn on_retry(
         mut self,
-        f: impl Fn(&crate::callbacks::CallbackEvent) + Send + Sync + 'static,
+        f: impl Fn(&super::callbacks::CallbackEvent) + Send + Sync + 'static,
     ) -> Self {
         self.callbacks.on_retry.push(Arc::new(f));
         self
     }
 
     /// The task's callbacks.
-    pub fn callbacks(&self) -> &crate::callbacks::Callbacks {
+    pub fn callbacks(&self) -> &super::callbacks::Callbacks {
         &self.callbacks
     }
 

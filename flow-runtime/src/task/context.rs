@@ -5,12 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use crate::error::TaskError;
-use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+use super::error::TaskError;
+use crate::ids::{DagId, MapIndex, RunId, RunType, TaskId, TaskInstanceKey};
 use crate::objects::{Artifacts, ObjectError, ObjectPath, Objects};
-use crate::sensor::PokeHistory;
-use crate::store::{DagRunRecord, RunStore, RunType, StoreError, TaskInstanceRecord, XComStore};
 use crate::time::timetable::DataInterval;
+use crate::xcom::ports::{ExternalTaskState, Nothing, ReadError, RunRead, XComRead};
 use crate::xcom::{RETURN_VALUE, StoredXCom, XComBlob, XComValue};
 
 /// Facts shared by every task instance of one DAG run.
@@ -22,8 +21,8 @@ pub(crate) struct RunScope {
     pub(crate) logical_date: DateTime<Utc>,
     pub(crate) data_interval: DataInterval,
     pub(crate) params: Arc<serde_json::Map<String, serde_json::Value>>,
-    pub(crate) xcoms: Arc<dyn XComStore>,
-    pub(crate) runs: Arc<dyn RunStore>,
+    pub(crate) xcoms: Arc<dyn XComRead>,
+    pub(crate) runs: Arc<dyn RunRead>,
     /// Where large XComs and artifacts live, if the executor has a store for them.
     pub(crate) objects: Option<Objects>,
 }
@@ -75,7 +74,7 @@ impl TaskContext {
 
     /// Read access to the runs and task instances of the store the executor records
     /// into, for tasks that depend on other DAGs (see
-    /// [`external_task`](crate::sensor::external_task)).
+    /// [`external_task`](super::sensor::external_task)).
     pub fn runs(&self) -> RunReader {
         RunReader(self.run.runs.clone())
     }
@@ -321,7 +320,6 @@ impl TaskContext {
     /// ```
     pub fn for_test(dag_id: &str, task_id: &str) -> Self {
         let now = Utc::now();
-        let store = Arc::new(crate::store::MemoryStore::new());
         let scope = RunScope {
             dag_id: DagId::new(dag_id),
             run_id: RunId::new("test"),
@@ -329,8 +327,8 @@ impl TaskContext {
             logical_date: now,
             data_interval: DataInterval::exact(now),
             params: Arc::default(),
-            xcoms: store.clone(),
-            runs: store,
+            xcoms: Arc::new(Nothing),
+            runs: Arc::new(Nothing),
             objects: Some(Objects::in_memory()),
         };
         Self::new(Arc::new(scope), TaskId::new(task_id), MapIndex::UNMAPPED, 1)
@@ -340,21 +338,18 @@ impl TaskContext {
 /// Reads runs and task instances of the store a task's executor records into; it cannot
 /// change them.
 #[derive(Clone)]
-pub struct RunReader(Arc<dyn RunStore>);
+pub struct RunReader(Arc<dyn RunRead>);
 
 impl RunReader {
-    /// The runs of `dag_id`, newest logical date first.
-    pub fn runs(&self, dag_id: &DagId) -> Result<Vec<DagRunRecord>, StoreError> {
-        self.0.runs(Some(dag_id))
-    }
-
-    /// The task instances of one run.
-    pub fn task_instances(
+    /// The state of `task_id` in each run of `dag_id` at `logical_date`, newest run first;
+    /// runs that hold no instance of the task are left out.
+    pub fn task_states_at(
         &self,
         dag_id: &DagId,
-        run_id: &RunId,
-    ) -> Result<Vec<TaskInstanceRecord>, StoreError> {
-        self.0.task_instances(dag_id, run_id)
+        task_id: &TaskId,
+        logical_date: DateTime<Utc>,
+    ) -> Result<Vec<ExternalTaskState>, ReadError> {
+        self.0.task_states_at(dag_id, task_id, logical_date)
     }
 }
 
@@ -420,36 +415,35 @@ struct SeededXCom {
     producer: TaskInstanceKey,
     key: String,
     blob: XComBlob,
-    rest: Arc<dyn XComStore>,
+    rest: Arc<dyn XComRead>,
 }
 
-impl XComStore for SeededXCom {
-    fn get_xcom(
-        &self,
-        key: &TaskInstanceKey,
-        name: &str,
-    ) -> Result<Option<StoredXCom>, StoreError> {
+impl XComRead for SeededXCom {
+    fn get_xcom(&self, key: &TaskInstanceKey, name: &str) -> Result<Option<StoredXCom>, ReadError> {
         if *key == self.producer && name == self.key {
             Ok(Some(StoredXCom::Inline(self.blob.clone())))
         } else {
             self.rest.get_xcom(key, name)
         }
     }
+}
 
-    fn latest_xcom(
-        &self,
-        dag_id: &DagId,
-        task_id: &TaskId,
-        name: &str,
-    ) -> Result<Option<(RunId, StoredXCom)>, StoreError> {
-        if *dag_id == self.producer.dag_id && *task_id == self.producer.task_id && name == self.key
-        {
-            Ok(Some((
-                self.producer.run_id.clone(),
-                StoredXCom::Inline(self.blob.clone()),
-            )))
-        } else {
-            self.rest.latest_xcom(dag_id, task_id, name)
+/// What a sensor in reschedule mode knows of the earlier pokes of its try, from the
+/// store's reschedule records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PokeHistory {
+    /// When the try's first poke started, if one answered "not yet".
+    pub(crate) first: Option<DateTime<Utc>>,
+    /// How many pokes answered "not yet".
+    pub(crate) not_yet: u32,
+}
+
+impl PokeHistory {
+    /// The history after one more "not yet" from a poke that started at `start`.
+    pub(crate) fn and_poke(self, start: DateTime<Utc>) -> Self {
+        Self {
+            first: self.first.or(Some(start)),
+            not_yet: self.not_yet + 1,
         }
     }
 }
