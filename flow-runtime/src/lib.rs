@@ -45,7 +45,6 @@
 
 pub mod branch;
 pub mod cli;
-pub mod dag;
 pub mod error;
 pub mod events;
 pub(crate) mod executor;
@@ -53,10 +52,8 @@ pub mod graph;
 pub mod home;
 pub mod ids;
 pub mod logs;
-pub mod mapping;
 pub mod notify;
 pub mod objects;
-pub mod params;
 pub mod pools;
 pub mod registry;
 pub mod runtime;
@@ -71,20 +68,24 @@ pub mod xcom;
 
 // The task modules' earlier paths, kept so code written against them still compiles.
 pub use task::{callbacks, context, sensor, shell};
+// The DAG model's earlier paths: `dag::..` is now `graph::..`.
+pub use graph as dag;
+pub use graph::params;
 
 pub use branch::Branch;
 pub use context::TaskContext;
-pub use dag::{AnyNode, Dag, DagBuilder, Node, Task};
 pub use error::{DagDefinitionError, DagError, RunError, TaskError};
 pub use events::{Event, Events, RunEvent, TaskEvent};
+pub use graph::MappedNode;
+pub use graph::params::{DagParam, Params, ParamsError};
+pub use graph::{AnyNode, Dag, DagBuilder, Node, Task};
 pub use ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
-pub use mapping::{MapMode, MappedNode};
-pub use params::{DagParam, Params, ParamsError};
 pub use runtime::{Executor, RunRequest, RunSummary, TaskSummary};
 pub use state::{RunState, TaskState};
 pub use task::{Inputs, TaskFn, TaskOptions, TaskSpec};
 pub use time::schedule::Schedule;
 pub use trigger::TriggerRule;
+pub use xcom::list::MapMode;
 pub use xcom::{StoredXCom, XComBlob, XComValue};
 
 /// Time zones (IANA), as [`Dag::timezone`] returns them.
@@ -122,10 +123,10 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::branch::Branch;
-    pub use crate::dag::{AnyNode, Dag, DagBuilder, IntoInput, Node, NodeRef};
     pub use crate::error::{DagError, TaskError};
-    pub use crate::mapping::{IntoMapped, MapCall, MapMode, MappedNode};
-    pub use crate::params::DagParam;
+    pub use crate::graph::params::DagParam;
+    pub use crate::graph::{AnyNode, Dag, DagBuilder, IntoInput, Node, NodeRef};
+    pub use crate::graph::{IntoMapped, MapCall, MappedNode};
     pub use crate::pools::DEFAULT_POOL;
     pub use crate::registry::{DagRegistration, TaskRegistration};
     pub use crate::task::context::TaskContext;
@@ -135,6 +136,7 @@ pub mod __private {
         BoxFuture, Inputs, TaskFn, TaskOptions, TaskReturn, TaskSpec, encode_output,
     };
     pub use crate::trigger::TriggerRule;
+    pub use crate::xcom::list::MapMode;
     pub use crate::xcom::{XComBlob, XComValue};
     pub use ::core::convert::Infallible;
     pub use ::core::option::Option;

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::dag::Dag;
 use crate::error::DagError;
+use crate::graph::Dag;
 use crate::task::TaskSpec;
 
 /// A DAG registered by `#[dag]` (or by hand with `inventory::submit!`).
@@ -170,7 +170,7 @@ pub fn closest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dag::DagBuilder;
+    use crate::graph::DagBuilder;
     use crate::task::TaskError;
 
     fn ok_dag() -> Result<Dag, DagError> {

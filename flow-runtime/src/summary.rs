@@ -117,7 +117,7 @@ impl RunSummary {
             element_type = blob.type_name().to_string();
             outputs.push(blob);
         }
-        crate::mapping::collect(&outputs, &element_type)
+        crate::xcom::list::collect(&outputs, &element_type)
             .and_then(|list| list.decode())
             .map_err(|e| TaskError::XCom(format!("the results of `{task_id}`: {e}")))
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::{Failure, find_task, live_executor, objects, render, report, resolve_run, runtime};
-use crate::dag::Dag;
+use crate::graph::Dag;
 use crate::home::FlowHome;
 use crate::ids::{MapIndex, TaskId, TaskInstanceKey};
 use crate::runtime::Executor;

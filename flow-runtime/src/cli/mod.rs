@@ -18,8 +18,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::dag::{BoundInput, Dag};
 use crate::error::RunError;
+use crate::graph::{BoundInput, Dag};
 use crate::home::{FlowHome, HomeError};
 use crate::ids::RunId;
 use crate::objects::{ObjectError, ObjectStoreConfig, Objects};

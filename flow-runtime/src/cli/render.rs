@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::dag::Dag;
 use crate::events::TaskEvent;
+use crate::graph::Dag;
 use crate::runtime::RunSummary;
 use crate::store::{DagRunRecord, TaskInstanceRecord};
 

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Failure, configured, live_executor, logical_date, objects, render, runtime};
-use crate::dag::Dag;
+use crate::graph::Dag;
 use crate::home::FlowHome;
 use crate::ids::RunId;
 use crate::registry::Registry;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::dag::Dag;
-use crate::dag::DagBuilder;
+use crate::graph::Dag;
+use crate::graph::DagBuilder;
 use crate::runtime::*;
 use crate::state::{RunState, TaskState};
 use crate::store::MemoryStore;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::dag::Dag;
-use crate::dag::{DagBuilder, Node};
 use crate::error::{RunError, TaskError};
+use crate::graph::Dag;
+use crate::graph::{DagBuilder, Node};
 use crate::ids::{MapIndex, RunId, TaskInstanceKey};
 use crate::runtime::*;
 use crate::state::{RunState, TaskState};
@@ -668,14 +668,15 @@ async fn trigger_rules_decide_in_a_real_run() {
     let mut b = DagBuilder::new("rules");
     let ok = b.add_task(value("ok", 1)).finish::<u64>().any();
     let bad = b.add_task(fails("bad", "boom")).finish::<u64>().any();
-    let rule = |b: &mut DagBuilder, name: &str, rule: TriggerRule, ups: &[crate::dag::AnyNode]| {
-        let node = b
-            .add_task(value(name, 0).trigger_rule(rule))
-            .finish::<u64>()
-            .any();
-        b.set_downstream(ups, &[node]);
-        node
-    };
+    let rule =
+        |b: &mut DagBuilder, name: &str, rule: TriggerRule, ups: &[crate::graph::AnyNode]| {
+            let node = b
+                .add_task(value(name, 0).trigger_rule(rule))
+                .finish::<u64>()
+                .any();
+            b.set_downstream(ups, &[node]);
+            node
+        };
     rule(&mut b, "cleanup", TriggerRule::AllDone, &[ok, bad]);
     rule(&mut b, "alert", TriggerRule::OneFailed, &[ok, bad]);
     rule(&mut b, "happy_path", TriggerRule::AllSuccess, &[ok, bad]);

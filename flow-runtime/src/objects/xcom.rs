@@ -69,7 +69,7 @@ pub(crate) async fn resolve_inputs(
                 for element in elements {
                     blobs.push(load(objects, &input.param, element).await?);
                 }
-                crate::mapping::collect(&blobs, element_type).map_err(|e| {
+                crate::xcom::list::collect(&blobs, element_type).map_err(|e| {
                     TaskError::XCom(format!("cannot collect input `{}`: {e}", input.param))
                 })?
             }

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Executor, RunRequest, RunSummary};
-use crate::dag::Dag;
 use crate::error::RunError;
+use crate::graph::Dag;
 use crate::home::FlowHome;
 use crate::ids::{DagId, RunId};
 use crate::store::{DagRunRecord, RunType};
@@ -273,7 +273,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::dag::DagBuilder;
+    use crate::graph::DagBuilder;
     use crate::state::RunState;
     use crate::store::{MemoryStore, Store};
     use crate::task::TaskSpec;

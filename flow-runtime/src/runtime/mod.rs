@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::dag::Dag;
 use crate::error::{RunError, TaskError};
 use crate::events::{Events, TaskEvent};
 use crate::executor::{LocalPool, Sequential, TaskExecutor, call};
+use crate::graph::Dag;
 use crate::ids::{DagId, MapIndex, RunId};
 use crate::objects::Objects;
 use crate::scheduler::run_loop::{RunLoop, RunSettings};
@@ -98,7 +98,7 @@ impl Executor {
                 events: Events::default(),
                 stop: None,
                 grace: Duration::from_secs(30),
-                max_map_length: crate::mapping::DEFAULT_MAX_MAP_LENGTH,
+                max_map_length: crate::graph::DEFAULT_MAX_MAP_LENGTH,
                 #[cfg(feature = "email")]
                 smtp: None,
             },

@@ -20,14 +20,13 @@ use tokio::task::JoinSet;
 
 use super::lease::{self, RunLease};
 use super::tracker::{Ready, Started, Tracker, TrackerOptions, TryOutcome};
-use crate::dag::{BoundInput, Dag, MappedInput};
 use crate::error::{RunError, TaskError};
 use crate::events::Events;
 use crate::events::RunEvent;
 use crate::executor::{Finished, TaskExecutor, Work};
+use crate::graph::{BoundInput, Dag, MappedInput};
 use crate::ids::TaskInstanceKey;
 use crate::logs::TryLog;
-use crate::mapping;
 use crate::objects::Objects;
 use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
@@ -38,6 +37,7 @@ use crate::task::callbacks::{self, Callback, CallbackEvent};
 use crate::task::context::{RunScope, TaskContext};
 use crate::task::{InputSource, PendingInput, PendingValue};
 use crate::time::timetable::DataInterval;
+use crate::xcom::list as mapping;
 use crate::xcom::{RETURN_VALUE, StoredXCom};
 
 /// How many ready tasks a turn may find waiting for full pools before it stops looking.

@@ -19,16 +19,16 @@ use chrono::{DateTime, Utc};
 
 use super::reschedule::Reschedules;
 use crate::branch::{Branch, TaskKind};
-use crate::dag::{Dag, Task};
 use crate::events::TaskEvent;
+use crate::graph::{Dag, Task};
 use crate::ids::{DagId, MapIndex, RunId, StableHash, TaskId, TaskInstanceKey};
-use crate::mapping::{self, MapMode};
 use crate::state::{RunState, TaskState};
 use crate::store::{Change, DagRunRecord, Expect, RescheduleRecord, TaskInstanceRecord};
 use crate::task::PokeHistory;
 use crate::task::TaskError;
 use crate::task::callbacks::{Callback, CallbackEvent};
 use crate::trigger::{self, Decision, TriggerRule, UpstreamCounts};
+use crate::xcom::list::{self as mapping, MapMode};
 use crate::xcom::{StoredXCom, XComBlob};
 
 /// Return values up to this size stay in memory for the run's consumers, sparing a read

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::tracker::{Ready, Tracker, TrackerOptions, TryOutcome};
 use crate::branch::Branch;
-use crate::dag::{Dag, DagBuilder, Node};
+use crate::graph::{Dag, DagBuilder, Node};
 use crate::ids::{MapIndex, RunId, TaskInstanceKey};
 use crate::state::{RunState, TaskState};
 use crate::store::{Change, DagRunRecord, RunType, TaskInstanceRecord};

@@ -1,21 +1,127 @@
-//! Dynamic task mapping: one task instance per element of a list known only at run time
-//! (Airflow's `.expand()` / `.partial()`).
-//!
-//! A mapped argument takes a list: the output of a task returning `Vec<T>`, the results
-//! of a mapped task (one element per instance that produced one, in map order), or a
-//! literal list. Several mapped arguments combine as a cross product (the last argument
-//! varies fastest, as in Airflow) or, with [`MapMode::Zip`], element by element, stopping
-//! at the shortest list (Python's `zip`, which Airflow's uses).
-//!
-//! Downstream, a mapped task's output is the `Vec` of its instances' results in map order;
-//! its node is a [`MappedNode<T>`].
+//! Handles to the tasks of a [`DagBuilder`](super::DagBuilder)(super::DagBuilder) and the arguments they
+//! take: a [`Node`] per task, a [`MappedNode`] per mapped task, and the [`Input`] each
+//! parameter is bound to (an upstream's output, a literal, or a list to map over).
 
 use std::marker::PhantomData;
 
-use crate::dag::{AnyNode, Input, IntoInput, Node, NodeRef};
 use crate::xcom::codec::CodecError;
-pub use crate::xcom::list::{MapMode, collect, element_positions, expansion_length};
 use crate::xcom::{XComBlob, XComValue};
+
+/// A typed handle to a task added to a [`DagBuilder`](super::DagBuilder): passing it as another task's
+/// argument makes the edge. `T` is the task's output type.
+pub struct Node<T> {
+    pub(crate) node: AnyNode,
+    pub(crate) _output: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Node<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Node<T> {}
+
+impl<T> std::fmt::Debug for Node<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Node<{}>({})",
+            std::any::type_name::<T>(),
+            self.node.index
+        )
+    }
+}
+
+impl<T> Node<T> {
+    /// The untyped handle, for ordering with [`DagBuilder::set_downstream`].
+    pub fn any(self) -> AnyNode {
+        self.node
+    }
+}
+
+/// An untyped handle to a task in a [`DagBuilder`](super::DagBuilder).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AnyNode {
+    pub(crate) builder: u32,
+    pub(crate) index: u32,
+}
+
+impl AnyNode {
+    /// The task's position in the DAG, in the order tasks were added.
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+/// Anything that names a task node; used by `a >> b` in a `#[dag]` body.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a task node",
+    label = "`>>` and `<<` order task nodes: task calls, variables bound to them, or `[..]` lists of them"
+)]
+pub trait NodeRef {
+    /// The untyped node.
+    fn any_node(&self) -> AnyNode;
+}
+
+impl<T> NodeRef for Node<T> {
+    fn any_node(&self) -> AnyNode {
+        self.node
+    }
+}
+
+impl NodeRef for AnyNode {
+    fn any_node(&self) -> AnyNode {
+        *self
+    }
+}
+
+/// One argument of a task call: the output of an upstream task or a literal value.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// The return value of the task at this node.
+    Upstream(AnyNode),
+    /// A value fixed in the DAG definition.
+    Literal(XComBlob),
+    /// A literal that failed to serialize (reported by [`DagBuilder::build`]).
+    Invalid(String),
+    /// A list the task is mapped over: one task instance per element.
+    Mapped(MapSource),
+    /// No argument (reported by [`DagBuilder::build`]).
+    Missing,
+}
+
+/// A value that can be passed where a task parameter of type `T` is expected: a `T`, a
+/// `Node<T>` (the output of a task returning `T`), or a `&str` for a `String`.
+#[diagnostic::on_unimplemented(
+    message = "this argument does not fit a task parameter of type `{T}`",
+    label = "expected a `{T}` value or the output of a task returning `{T}`, found `{Self}`",
+    note = "a task's output can only be passed to a parameter of the same type"
+)]
+pub trait IntoInput<T> {
+    /// Converts the argument.
+    fn into_input(self) -> Input;
+}
+
+impl<T> IntoInput<T> for Node<T> {
+    fn into_input(self) -> Input {
+        Input::Upstream(self.node)
+    }
+}
+
+impl<T: XComValue> IntoInput<T> for T {
+    fn into_input(self) -> Input {
+        match XComBlob::encode(&self) {
+            Ok(blob) => Input::Literal(blob),
+            Err(e) => Input::Invalid(e.to_string()),
+        }
+    }
+}
+
+impl IntoInput<String> for &str {
+    fn into_input(self) -> Input {
+        IntoInput::<String>::into_input(self.to_string())
+    }
+}
 
 /// How many instances one mapped task may expand to unless the executor says otherwise
 /// (Airflow's `max_map_length`).
@@ -140,49 +246,5 @@ impl IntoMapped<String> for Vec<&str> {
 impl<const N: usize> IntoMapped<String> for [&str; N] {
     fn into_mapped(self) -> MapSource {
         literal(self)
-    }
-}
-
-/// A call of a mapped task being put together, one named argument at a time (what
-/// `task.partial(a = 1).expand(b = list)` in a `#[dag]` body becomes).
-#[derive(Debug)]
-pub struct MapCall {
-    arguments: Vec<Option<Input>>,
-}
-
-impl MapCall {
-    /// A call of a task with `params` parameters, none given yet.
-    pub fn new(params: usize) -> Self {
-        Self {
-            arguments: vec![None; params],
-        }
-    }
-
-    /// Gives parameter `position` one value for every instance.
-    pub fn fixed(&mut self, position: usize, input: Input) {
-        self.arguments[position] = Some(input);
-    }
-
-    /// Maps parameter `position` over a list.
-    pub fn mapped(&mut self, position: usize, source: MapSource) {
-        self.arguments[position] = Some(Input::Mapped(source));
-    }
-
-    /// Adds the mapped task to `dag`; a parameter given nothing is reported by
-    /// [`crate::DagBuilder::build`].
-    pub fn finish<T>(
-        self,
-        dag: &mut crate::DagBuilder,
-        spec: crate::TaskSpec,
-        mode: MapMode,
-    ) -> MappedNode<T> {
-        let mut task = dag.add_task(spec);
-        for argument in self.arguments {
-            task.push_input(argument.unwrap_or(Input::Missing));
-        }
-        if mode == MapMode::Zip {
-            task.zip();
-        }
-        task.finish_mapped()
     }
 }

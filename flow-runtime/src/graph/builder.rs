@@ -1,0 +1,453 @@
+//! [`DagBuilder`]: DAG options, tasks and the edges between them, checked together by
+//! [`DagBuilder::build`] (each concern in [`super::validate`]).
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::dag::{
+    BoundInput, Checked, DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, Dag, MappedInput, Task,
+};
+use super::error::{DagDefinitionError, DagError};
+use super::node::{AnyNode, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node};
+use super::params::{DagParam, Params};
+use super::validate;
+use crate::ids::{DagId, TaskId};
+use crate::task::{TaskOptions, TaskSpec};
+use crate::xcom::list::MapMode;
+
+static NEXT_BUILDER: AtomicU32 = AtomicU32::new(1);
+
+/// A task being added to a DAG; returned by [`DagBuilder::add_task`].
+pub struct TaskBuilder<'a> {
+    dag: &'a mut DagBuilder,
+    index: usize,
+}
+
+impl TaskBuilder<'_> {
+    /// Binds the next parameter (in declaration order) to `value`.
+    pub fn input<T>(&mut self, value: impl IntoInput<T>) -> &mut Self {
+        let input = value.into_input();
+        self.dag.tasks[self.index].inputs.push(input);
+        self
+    }
+
+    pub(crate) fn push_input(&mut self, input: Input) {
+        let draft = &mut self.dag.tasks[self.index];
+        if matches!(input, Input::Mapped(_)) {
+            draft.map_mode.get_or_insert(MapMode::Product);
+        }
+        draft.inputs.push(input);
+    }
+
+    /// Maps the next parameter (in declaration order) over `values`: the task runs once per
+    /// element (Airflow's `.expand()`); finish with [`TaskBuilder::finish_mapped`].
+    pub fn expand<T>(&mut self, values: impl IntoMapped<T>) -> &mut Self {
+        let draft = &mut self.dag.tasks[self.index];
+        draft.inputs.push(Input::Mapped(values.into_mapped()));
+        draft.map_mode.get_or_insert(MapMode::Product);
+        self
+    }
+
+    /// Combines several mapped parameters element by element instead of as a cross
+    /// product (Airflow's `zip`): instance `i` takes the `i`-th element of each list, and
+    /// there are as many instances as the shortest list has elements.
+    pub fn zip(&mut self) -> &mut Self {
+        self.dag.tasks[self.index].map_mode = Some(MapMode::Zip);
+        self
+    }
+
+    /// The typed handle of a mapped task: downstream, the `Vec` of its instances'
+    /// results in map order.
+    pub fn finish_mapped<T>(&mut self) -> MappedNode<T> {
+        self.dag.tasks[self.index]
+            .map_mode
+            .get_or_insert(MapMode::Product);
+        MappedNode::new(self.dag.node(self.index))
+    }
+
+    /// Gives this node an explicit task id; using an id twice is an error at build time.
+    pub fn task_id(&mut self, id: impl Into<TaskId>) -> &mut Self {
+        let draft = &mut self.dag.tasks[self.index];
+        draft.id = id.into();
+        draft.explicit_id = true;
+        self
+    }
+
+    /// The typed handle for this node.
+    pub fn finish<T>(&self) -> Node<T> {
+        Node {
+            node: self.dag.node(self.index),
+            _output: PhantomData,
+        }
+    }
+}
+
+struct TaskDraft {
+    id: TaskId,
+    explicit_id: bool,
+    spec: TaskSpec,
+    inputs: Vec<Input>,
+    /// Set once the task is mapped.
+    map_mode: Option<MapMode>,
+}
+
+/// Builds a [`Dag`]: DAG options, tasks, and the edges between them.
+///
+/// Option setters take plain strings and never fail; every problem is collected and
+/// reported together by [`DagBuilder::build`].
+pub struct DagBuilder {
+    serial: u32,
+    id: DagId,
+    description: Option<String>,
+    schedule: Option<String>,
+    timezone: Option<String>,
+    start_date: Option<String>,
+    end_date: Option<String>,
+    catchup: bool,
+    max_active_runs: u32,
+    max_active_tasks: u32,
+    callbacks: crate::task::callbacks::Callbacks,
+    dagrun_timeout: Option<Duration>,
+    params: Vec<DagParam>,
+    tags: Vec<String>,
+    default_args: TaskOptions,
+    tasks: Vec<TaskDraft>,
+    order_edges: Vec<(AnyNode, AnyNode)>,
+    name_uses: HashMap<TaskId, usize>,
+}
+
+impl DagBuilder {
+    /// A DAG with this id and no schedule (manual runs only).
+    pub fn new(id: impl Into<DagId>) -> Self {
+        Self {
+            serial: NEXT_BUILDER.fetch_add(1, Ordering::Relaxed),
+            id: id.into(),
+            description: None,
+            schedule: None,
+            timezone: None,
+            start_date: None,
+            end_date: None,
+            catchup: false,
+            max_active_runs: DEFAULT_MAX_ACTIVE_RUNS,
+            max_active_tasks: DEFAULT_MAX_ACTIVE_TASKS,
+            callbacks: crate::task::callbacks::Callbacks::default(),
+            dagrun_timeout: None,
+            params: Vec::new(),
+            tags: Vec::new(),
+            default_args: TaskOptions::default(),
+            tasks: Vec::new(),
+            order_edges: Vec::new(),
+            name_uses: HashMap::new(),
+        }
+    }
+
+    /// A human description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// The schedule: a cron expression or preset such as `@daily` (see [`Schedule`](crate::Schedule)).
+    pub fn schedule(mut self, schedule: impl Into<String>) -> Self {
+        self.schedule = Some(schedule.into());
+        self
+    }
+
+    /// The time zone the schedule is read in: an IANA name such as `Europe/Amsterdam`
+    /// (default `UTC`). A day without a time in `start_date` or `end_date` is midnight in
+    /// it.
+    pub fn timezone(mut self, name: impl Into<String>) -> Self {
+        self.timezone = Some(name.into());
+        self
+    }
+
+    /// The first logical date: a day (`2025-01-01`, midnight in the DAG's time zone) or
+    /// an RFC 3339 time (`2025-01-01T02:00:00Z`).
+    pub fn start_date(mut self, date: impl Into<String>) -> Self {
+        self.start_date = Some(date.into());
+        self
+    }
+
+    /// The last logical date that gets a scheduled run, written like `start_date`; it may
+    /// not be before `start_date`.
+    pub fn end_date(mut self, date: impl Into<String>) -> Self {
+        self.end_date = Some(date.into());
+        self
+    }
+
+    /// How many runs of the DAG may be active at once (Airflow's default: 16); at least 1.
+    pub fn max_active_runs(mut self, runs: u32) -> Self {
+        self.max_active_runs = runs;
+        self
+    }
+
+    /// Runs `f` when a run of this DAG succeeds.
+    pub fn on_success(
+        mut self,
+        f: impl Fn(&crate::task::callbacks::CallbackEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.callbacks.on_success.push(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Runs `f` when a run of this DAG fails.
+    pub fn on_failure(
+        mut self,
+        f: impl Fn(&crate::task::callbacks::CallbackEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.callbacks.on_failure.push(std::sync::Arc::new(f));
+        self
+    }
+
+    /// How many of this DAG's task instances may run at once, across its runs (Airflow's
+    /// default: 16).
+    pub fn max_active_tasks(mut self, tasks: u32) -> Self {
+        self.max_active_tasks = tasks;
+        self
+    }
+
+    /// How long a run may take before it fails, unfinished tasks and all; no limit by
+    /// default.
+    pub fn dagrun_timeout(mut self, timeout: Duration) -> Self {
+        self.dagrun_timeout = Some(timeout);
+        self
+    }
+
+    /// Declares a param: a typed value a run's `conf` may set, such as
+    /// `DagParam::new::<f64>("threshold").default(0.8)` (see [`crate::params`]). Each
+    /// param needs its own name.
+    pub fn param(mut self, param: impl Into<DagParam>) -> Self {
+        self.params.push(param.into());
+        self
+    }
+
+    /// Whether missed intervals since `start_date` each get a run.
+    pub fn catchup(mut self, catchup: bool) -> Self {
+        self.catchup = catchup;
+        self
+    }
+
+    /// Tags, for filtering.
+    pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Options every task inherits unless it sets them itself.
+    pub fn default_args(mut self, defaults: TaskOptions) -> Self {
+        self.default_args = defaults;
+        self
+    }
+
+    /// Adds a task. Its id is the spec's name; a name used again gets Airflow's suffix
+    /// (`train`, `train__1`, `train__2`).
+    pub fn add_task(&mut self, spec: TaskSpec) -> TaskBuilder<'_> {
+        let uses = self.name_uses.entry(spec.name().clone()).or_insert(0);
+        let id = match *uses {
+            0 => spec.name().clone(),
+            n => TaskId::new(format!("{}__{n}", spec.name())),
+        };
+        *uses += 1;
+        self.tasks.push(TaskDraft {
+            id,
+            explicit_id: false,
+            inputs: Vec::with_capacity(spec.params().len()),
+            spec,
+            map_mode: None,
+        });
+        let index = self.tasks.len() - 1;
+        TaskBuilder { dag: self, index }
+    }
+
+    /// Orders every task of `upstream` before every task of `downstream` (`a >> b`).
+    pub fn set_downstream(&mut self, upstream: &[AnyNode], downstream: &[AnyNode]) {
+        for &u in upstream {
+            for &d in downstream {
+                self.order_edges.push((u, d));
+            }
+        }
+    }
+
+    /// Orders consecutive groups: `chain(&[&[a], &[b, c], &[d]])` is `a >> [b, c] >> d`.
+    pub fn chain(&mut self, groups: &[&[AnyNode]]) {
+        for pair in groups.windows(2) {
+            self.set_downstream(pair[0], pair[1]);
+        }
+    }
+
+    fn node(&self, index: usize) -> AnyNode {
+        AnyNode {
+            builder: self.serial,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn resolve(
+        &self,
+        node: AnyNode,
+        task: &TaskId,
+        errors: &mut Vec<DagDefinitionError>,
+    ) -> Option<usize> {
+        if node.builder == self.serial && node.index() < self.tasks.len() {
+            Some(node.index())
+        } else {
+            errors.push(DagDefinitionError::ForeignNode {
+                task: task.to_string(),
+                index: node.index(),
+            });
+            None
+        }
+    }
+
+    /// Validates everything and produces the DAG, or every problem found.
+    pub fn build(self) -> Result<Dag, DagError> {
+        let mut errors = Vec::new();
+        validate::dag_id(&self.id, &mut errors);
+        let schedule = validate::schedule(self.schedule.as_deref(), &mut errors);
+        let timezone = validate::timezone(self.timezone.as_deref(), &mut errors);
+        let (start_date, end_date) = validate::dates(
+            self.start_date.as_deref(),
+            self.end_date.as_deref(),
+            timezone,
+            &mut errors,
+        );
+        validate::limits(self.max_active_runs, self.max_active_tasks, &mut errors);
+        validate::params(&self.params, &mut errors);
+        validate::task_ids(
+            self.tasks
+                .iter()
+                .map(|draft| (&draft.id, draft.explicit_id)),
+            &mut errors,
+        );
+
+        let mut upstream: Vec<Vec<usize>> = vec![Vec::new(); self.tasks.len()];
+        let mut tasks = Vec::with_capacity(self.tasks.len());
+        for (index, draft) in self.tasks.iter().enumerate() {
+            let inputs = self.bind_inputs(draft, &mut upstream[index], &mut errors);
+            let mapped = draft
+                .inputs
+                .iter()
+                .any(|input| matches!(input, Input::Mapped(_)));
+            validate::kind(
+                &draft.id,
+                &draft.spec,
+                draft.map_mode.is_some(),
+                mapped,
+                &mut errors,
+            );
+            let options = draft.spec.options().or(&self.default_args);
+            validate::task_options(&draft.id, &options, &mut errors);
+            let map_mode = mapped.then(|| draft.map_mode.unwrap_or_default());
+            tasks.push(Task::new(
+                draft.id.clone(),
+                draft.spec.clone(),
+                options,
+                map_mode,
+                inputs,
+            ));
+        }
+        self.bind_order_edges(&mut upstream, &mut errors);
+        Task::link(&mut tasks, upstream);
+        validate::cycles(&tasks, &mut errors);
+        if !errors.is_empty() {
+            return Err(DagError::Invalid {
+                dag: self.id,
+                errors,
+            });
+        }
+        Ok(Dag::from_checked(Checked {
+            id: self.id,
+            description: self.description,
+            schedule,
+            timezone,
+            start_date,
+            end_date,
+            catchup: self.catchup,
+            max_active_runs: self.max_active_runs,
+            max_active_tasks: self.max_active_tasks,
+            callbacks: self.callbacks,
+            dagrun_timeout: self.dagrun_timeout,
+            params: Params::from_checked(self.params),
+            tags: self.tags,
+            tasks,
+        }))
+    }
+
+    /// Resolves a task's arguments; data edges join `upstream`. Unknown nodes, missing
+    /// arguments and literals that did not encode are errors.
+    fn bind_inputs(
+        &self,
+        draft: &TaskDraft,
+        upstream: &mut Vec<usize>,
+        errors: &mut Vec<DagDefinitionError>,
+    ) -> Vec<BoundInput> {
+        let params = draft.spec.params();
+        if draft.inputs.len() < params.len() {
+            for param in &params[draft.inputs.len()..] {
+                errors.push(DagDefinitionError::MissingArgument {
+                    task: draft.id.to_string(),
+                    param: param.name().to_string(),
+                });
+            }
+        }
+        let mut bound = Vec::with_capacity(draft.inputs.len());
+        for (param, input) in params.iter().zip(&draft.inputs) {
+            bound.push(match input {
+                Input::Upstream(node) => match self.resolve(*node, &draft.id, errors) {
+                    Some(producer) => {
+                        upstream.push(producer);
+                        BoundInput::Upstream(producer)
+                    }
+                    None => continue,
+                },
+                Input::Literal(blob) => BoundInput::Literal(blob.clone()),
+                Input::Mapped(MapSource::Upstream(node)) => {
+                    match self.resolve(*node, &draft.id, errors) {
+                        Some(producer) => {
+                            upstream.push(producer);
+                            BoundInput::Mapped(MappedInput::Upstream(producer))
+                        }
+                        None => continue,
+                    }
+                }
+                Input::Mapped(MapSource::Literal(blobs)) => {
+                    BoundInput::Mapped(MappedInput::Literal(blobs.as_slice().into()))
+                }
+                Input::Missing => {
+                    errors.push(DagDefinitionError::MissingArgument {
+                        task: draft.id.to_string(),
+                        param: param.name().to_string(),
+                    });
+                    continue;
+                }
+                Input::Invalid(reason) | Input::Mapped(MapSource::Invalid(reason)) => {
+                    errors.push(DagDefinitionError::LiteralEncode {
+                        task: draft.id.to_string(),
+                        param: param.name().to_string(),
+                        reason: reason.clone(),
+                    });
+                    continue;
+                }
+            });
+        }
+        bound
+    }
+
+    /// Adds the order edges (`a >> b`) to `upstream`; unknown nodes are errors.
+    fn bind_order_edges(&self, upstream: &mut [Vec<usize>], errors: &mut Vec<DagDefinitionError>) {
+        for &(u, d) in &self.order_edges {
+            let target = self
+                .tasks
+                .get(d.index())
+                .map_or_else(|| TaskId::new("?"), |t| t.id.clone());
+            if let (Some(u), Some(d)) = (
+                self.resolve(u, &target, errors),
+                self.resolve(d, &target, errors),
+            ) {
+                upstream[d].push(u);
+            }
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! [`Dag`]: a validated DAG and its [`Task`]s, immutable; built by
+//! [`DagBuilder`](super::DagBuilder).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::algo;
+use super::params::Params;
+use crate::ids::{DagId, StableHash, TaskId};
+use crate::task::{DEFAULT_RETRY_DELAY, TaskOptions, TaskSpec};
+use crate::time::schedule::Schedule;
+use crate::time::timetable::{Restriction, Timetable};
+use crate::trigger::TriggerRule;
+use crate::xcom::XComBlob;
+use crate::xcom::list::MapMode;
+
+/// Airflow's default `max_active_tasks`.
+pub const DEFAULT_MAX_ACTIVE_TASKS: u32 = 16;
+
+/// How many runs of a DAG may be active at once unless it says otherwise (Airflow's
+/// `max_active_runs_per_dag`).
+pub const DEFAULT_MAX_ACTIVE_RUNS: u32 = 16;
+
+/// A parameter's argument, resolved.
+#[derive(Clone, Debug)]
+pub enum BoundInput {
+    /// The return value of the task at this index.
+    Upstream(usize),
+    /// A literal from the DAG definition.
+    Literal(XComBlob),
+    /// A list the task is mapped over.
+    Mapped(MappedInput),
+}
+
+/// The list a mapped parameter takes its elements from.
+#[derive(Clone, Debug)]
+pub enum MappedInput {
+    /// The output (a `Vec`) of the task at this index, or its results if it is mapped.
+    Upstream(usize),
+    /// Elements from the DAG definition.
+    Literal(std::sync::Arc<[XComBlob]>),
+}
+
+/// One task of a built DAG.
+#[derive(Clone, Debug)]
+pub struct Task {
+    id: TaskId,
+    spec: TaskSpec,
+    /// Its options after `default_args`; the accessors below say what an unset one means.
+    options: TaskOptions,
+    /// Its own weight plus every downstream task's (Airflow's `downstream` weight rule).
+    priority: i64,
+    /// How its mapped arguments combine, if it is mapped.
+    map_mode: Option<MapMode>,
+    inputs: Vec<BoundInput>,
+    upstream: Vec<usize>,
+    downstream: Vec<usize>,
+}
+
+impl Task {
+    /// The pool a try takes slots of.
+    pub fn pool(&self) -> &str {
+        self.options
+            .pool
+            .as_deref()
+            .unwrap_or(crate::pools::DEFAULT_POOL)
+    }
+
+    /// Slots of the pool a try takes.
+    pub fn pool_slots(&self) -> u32 {
+        self.options.pool_slots.unwrap_or(1)
+    }
+
+    /// The task's own priority weight.
+    pub fn priority_weight(&self) -> i32 {
+        self.options.priority_weight.unwrap_or(1)
+    }
+
+    /// Its effective priority: its weight plus all downstream tasks' weights.
+    pub fn priority(&self) -> i64 {
+        self.priority
+    }
+
+    /// Who is mailed when the task fails or is retried, after `default_args`.
+    pub fn email(&self) -> &[String] {
+        self.options.email.as_deref().unwrap_or(&[])
+    }
+
+    /// Whether reaching `state` mails [`Task::email`]: `failed` unless
+    /// `email_on_failure = false`, `up_for_retry` unless `email_on_retry = false`.
+    pub fn emails_on(&self, state: crate::state::TaskState) -> bool {
+        use crate::state::TaskState;
+        !self.email().is_empty()
+            && match state {
+                TaskState::Failed => self.options.email_on_failure.unwrap_or(true),
+                TaskState::UpForRetry => self.options.email_on_retry.unwrap_or(true),
+                _ => false,
+            }
+    }
+
+    /// When the task runs, given its upstream tasks' states (default `all_success`).
+    pub fn trigger_rule(&self) -> TriggerRule {
+        self.options.trigger_rule.unwrap_or_default()
+    }
+
+    /// How long one try may run, if limited.
+    pub fn execution_timeout(&self) -> Option<Duration> {
+        self.options.execution_timeout
+    }
+
+    /// The pause before retry number `retry` (1 for the first retry), as Airflow
+    /// computes it: `retry_delay`, or with exponential backoff
+    /// `retry_delay * 2^(retry-1)` plus a jitter of up to as much again derived from
+    /// `seed` (stable for one task instance and try), capped by `max_retry_delay`.
+    pub fn retry_delay_for(&self, retry: u32, seed: u64) -> Duration {
+        if !self.options.retry_exponential_backoff.unwrap_or(false) {
+            return self.retry_delay();
+        }
+        let base_ms = u64::try_from(self.retry_delay().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let min_ms = base_ms.saturating_mul(1_u64 << retry.saturating_sub(1).min(62));
+        let delay = Duration::from_millis(min_ms.saturating_add(seed % min_ms));
+        self.options
+            .max_retry_delay
+            .map_or(delay, |cap| delay.min(cap))
+    }
+
+    /// The task's id within its DAG.
+    pub fn id(&self) -> &TaskId {
+        &self.id
+    }
+    /// The task's definition.
+    pub fn spec(&self) -> &TaskSpec {
+        &self.spec
+    }
+    /// Retries, after `default_args`.
+    pub fn retries(&self) -> u32 {
+        self.options.retries.unwrap_or(0)
+    }
+    /// Pause before a retry, after `default_args` (Airflow's default: 5 minutes).
+    pub fn retry_delay(&self) -> Duration {
+        self.options.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY)
+    }
+    /// Owner, after `default_args` (Airflow's default: `airflow`).
+    pub fn owner(&self) -> &str {
+        self.options.owner.as_deref().unwrap_or("airflow")
+    }
+    /// Whether the task is mapped: one instance per element of its mapped arguments.
+    pub fn is_mapped(&self) -> bool {
+        self.map_mode.is_some()
+    }
+    /// How its mapped arguments combine, if it is mapped.
+    pub fn map_mode(&self) -> Option<MapMode> {
+        self.map_mode
+    }
+    /// Arguments, in parameter order.
+    pub fn inputs(&self) -> &[BoundInput] {
+        &self.inputs
+    }
+    /// Indices of the tasks that must finish first (data and ordering edges).
+    pub fn upstream(&self) -> &[usize] {
+        &self.upstream
+    }
+    /// Indices of the tasks that wait for this one.
+    pub fn downstream(&self) -> &[usize] {
+        &self.downstream
+    }
+}
+
+/// A validated DAG: acyclic, with unique task ids and resolved options. Immutable.
+#[derive(Clone, Debug)]
+pub struct Dag {
+    id: DagId,
+    fingerprint: String,
+    description: Option<String>,
+    schedule: Schedule,
+    timezone: Tz,
+    start_date: Option<DateTime<Utc>>,
+    end_date: Option<DateTime<Utc>>,
+    catchup: bool,
+    max_active_runs: u32,
+    max_active_tasks: u32,
+    callbacks: crate::task::callbacks::Callbacks,
+    dagrun_timeout: Option<Duration>,
+    params: Params,
+    tags: Vec<String>,
+    tasks: Vec<Task>,
+    index: HashMap<TaskId, usize>,
+    topological: Vec<usize>,
+}
+
+impl Dag {
+    /// The DAG's id.
+    pub fn id(&self) -> &DagId {
+        &self.id
+    }
+    /// A hash of the DAG's shape (task ids, edges, types), recorded with each run so a
+    /// run started by another build is recognised.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+    /// The description, if any.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+    /// When the DAG runs on its own.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+    /// The time zone the schedule is read in (`UTC` unless set).
+    pub fn timezone(&self) -> Tz {
+        self.timezone
+    }
+    /// The first logical date, if set.
+    pub fn start_date(&self) -> Option<DateTime<Utc>> {
+        self.start_date
+    }
+    /// The last logical date that gets a scheduled run, if set.
+    pub fn end_date(&self) -> Option<DateTime<Utc>> {
+        self.end_date
+    }
+    /// Whether missed intervals get runs.
+    pub fn catchup(&self) -> bool {
+        self.catchup
+    }
+    /// How many runs may be active at once (16 unless set).
+    pub fn max_active_runs(&self) -> u32 {
+        self.max_active_runs
+    }
+    /// How many of this DAG's task instances may run at once.
+    pub fn max_active_tasks(&self) -> u32 {
+        self.max_active_tasks
+    }
+    /// The callbacks run when a run ends.
+    pub fn callbacks(&self) -> &crate::task::callbacks::Callbacks {
+        &self.callbacks
+    }
+    /// How long a run may take, if limited.
+    pub fn dagrun_timeout(&self) -> Option<Duration> {
+        self.dagrun_timeout
+    }
+    /// The declared params, which a run's conf is resolved against.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+    /// The schedule in the DAG's time zone: which intervals get runs, and when.
+    pub fn timetable(&self) -> Timetable {
+        Timetable::new(&self.schedule, self.timezone)
+    }
+    /// The bounds on the DAG's scheduled runs: start date, end date and catchup.
+    pub fn restriction(&self) -> Restriction {
+        Restriction {
+            start_date: self.start_date,
+            end_date: self.end_date,
+            catchup: self.catchup,
+        }
+    }
+    /// Tags.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+    /// Tasks, in the order they were added (their indices).
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+    /// The index of the task with this id.
+    pub fn task_index(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+    /// The task with this id.
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.task_index(id).map(|i| &self.tasks[i])
+    }
+    /// Task indices with every upstream before its downstream.
+    pub fn topological_order(&self) -> &[usize] {
+        &self.topological
+    }
+}
+
+/// A DAG's options as [`DagBuilder::build`](super::DagBuilder::build) checked them, and its
+/// tasks, linked; what [`Dag::from_checked`] derives the rest from.
+pub(super) struct Checked {
+    pub(super) id: DagId,
+    pub(super) description: Option<String>,
+    pub(super) schedule: Schedule,
+    pub(super) timezone: Tz,
+    pub(super) start_date: Option<DateTime<Utc>>,
+    pub(super) end_date: Option<DateTime<Utc>>,
+    pub(super) catchup: bool,
+    pub(super) max_active_runs: u32,
+    pub(super) max_active_tasks: u32,
+    pub(super) callbacks: crate::task::callbacks::Callbacks,
+    pub(super) dagrun_timeout: Option<Duration>,
+    pub(super) params: Params,
+    pub(super) tags: Vec<String>,
+    pub(super) tasks: Vec<Task>,
+}
+
+impl Dag {
+    /// The DAG of a checked definition: its index by id, topological order, priorities
+    /// and fingerprint.
+    pub(super) fn from_checked(checked: Checked) -> Dag {
+        let mut tasks = checked.tasks;
+        let index = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.clone(), i))
+            .collect();
+        let topological = algo::topological_order(
+            &tasks
+                .iter()
+                .map(|t| t.upstream.as_slice())
+                .collect::<Vec<_>>(),
+        );
+        compute_priorities(&mut tasks, &topological);
+        let fingerprint = fingerprint(&tasks);
+        Dag {
+            fingerprint,
+            id: checked.id,
+            description: checked.description,
+            schedule: checked.schedule,
+            timezone: checked.timezone,
+            start_date: checked.start_date,
+            end_date: checked.end_date,
+            catchup: checked.catchup,
+            max_active_runs: checked.max_active_runs,
+            max_active_tasks: checked.max_active_tasks,
+            callbacks: checked.callbacks,
+            dagrun_timeout: checked.dagrun_timeout,
+            params: checked.params,
+            tags: checked.tags,
+            tasks,
+            index,
+            topological,
+        }
+    }
+}
+
+impl Task {
+    /// A task with its resolved options and arguments, not yet linked to others.
+    pub(super) fn new(
+        id: TaskId,
+        spec: TaskSpec,
+        options: TaskOptions,
+        map_mode: Option<MapMode>,
+        inputs: Vec<BoundInput>,
+    ) -> Task {
+        Task {
+            id,
+            spec,
+            options,
+            priority: 0,
+            map_mode,
+            inputs,
+            upstream: Vec::new(),
+            downstream: Vec::new(),
+        }
+    }
+
+    /// Links `tasks` by `upstream` (per task, the indices it depends on, duplicates
+    /// allowed): sorted, deduplicated upstreams and the matching downstreams.
+    pub(super) fn link(tasks: &mut [Task], mut upstream: Vec<Vec<usize>>) {
+        for (index, ups) in upstream.iter_mut().enumerate() {
+            ups.sort_unstable();
+            ups.dedup();
+            for &u in ups.iter() {
+                tasks[u].downstream.push(index);
+            }
+            tasks[index].upstream = std::mem::take(ups);
+        }
+    }
+}
+
+/// DAGs up to this many tasks get exact priorities; larger ones an approximation.
+const EXACT_PRIORITY_TASKS: usize = 2048;
+
+/// Airflow's `downstream` weight rule: a task's priority is its own weight plus the
+/// weights of all tasks downstream of it, each counted once. That needs every task's set of
+/// descendants, quadratic in the worst case, so above [`EXACT_PRIORITY_TASKS`] tasks a
+/// descendant reached along several paths is counted once per path (the order of
+/// priorities along a chain, and "more work downstream first", are kept).
+fn compute_priorities(tasks: &mut [Task], topological: &[usize]) {
+    let exact = tasks.len() <= EXACT_PRIORITY_TASKS;
+    let mut below: Vec<Vec<usize>> = vec![Vec::new(); if exact { tasks.len() } else { 0 }];
+    for &i in topological.iter().rev() {
+        let own = i64::from(tasks[i].priority_weight());
+        tasks[i].priority = if exact {
+            let mut set: Vec<usize> = tasks[i].downstream.clone();
+            for &d in &tasks[i].downstream {
+                set.extend_from_slice(&below[d]);
+            }
+            set.sort_unstable();
+            set.dedup();
+            let sum = set
+                .iter()
+                .map(|&d| i64::from(tasks[d].priority_weight()))
+                .sum::<i64>();
+            below[i] = set;
+            own.saturating_add(sum)
+        } else {
+            tasks[i]
+                .downstream
+                .iter()
+                .fold(own, |acc, &d| acc.saturating_add(tasks[d].priority))
+        };
+    }
+}
+
+/// A stable hash (FNV-1a, 64 bits) of what a run depends on: task ids, their edges, and
+/// their parameter and output types. Two builds with equal fingerprints can continue each
+/// other's runs.
+fn fingerprint(tasks: &[Task]) -> String {
+    let mut hash = StableHash::default();
+    for task in tasks {
+        hash = hash.text(task.id.as_str());
+        for param in task.spec.params() {
+            hash = hash.text(param.type_name());
+        }
+        hash = hash.text(task.spec.output().type_name());
+        // A mapped task stores instances by map index, an unmapped one does not.
+        hash = hash.text(match task.map_mode {
+            None => "",
+            Some(MapMode::Product) => "mapped",
+            Some(MapMode::Zip) => "zipped",
+        });
+        for &u in &task.upstream {
+            hash = hash.text(tasks[u].id.as_str());
+        }
+    }
+    format!("{:016x}", hash.finish())
+}
