@@ -98,6 +98,7 @@ impl Inner {
                 }
                 | Change::RemoveInstance(key)
                 | Change::ReleaseSlots(key)
+                | Change::TransferSlots { to: key, .. }
                 | Change::XCom { key, .. }
                 | Change::Log { key, .. }
                 | Change::Reschedule(RescheduleRecord { key, .. }) => (&key.dag_id, &key.run_id),
@@ -222,6 +223,11 @@ impl RunStore for MemoryStore {
                 Change::RemoveInstance(key) => inner.remove_task(key),
                 Change::ReleaseSlots(key) => {
                     inner.holds.remove(key);
+                }
+                Change::TransferSlots { from, to } => {
+                    if let Some(hold) = inner.holds.remove(from) {
+                        inner.holds.insert(to.clone(), hold);
+                    }
                 }
                 Change::XCom { key, name, value } => {
                     inner

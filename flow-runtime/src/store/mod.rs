@@ -325,6 +325,15 @@ pub enum Change {
     /// The instance's try ended: the pool slots it held ([`SlotStore::acquire_slots`])
     /// are free again, as durably as the outcome committed with them.
     ReleaseSlots(TaskInstanceKey),
+    /// The slots one finished try held pass to the instance starting next in its place
+    /// (same pool, slots and DAG), so a busy process does not ask for slots it already
+    /// holds; a hold that has meanwhile run out is not revived.
+    TransferSlots {
+        /// The instance whose try ended.
+        from: TaskInstanceKey,
+        /// The instance that takes its slots.
+        to: TaskInstanceKey,
+    },
     /// A sensor in `reschedule` mode found its condition not met and waits for its next
     /// poke.
     Reschedule(RescheduleRecord),
