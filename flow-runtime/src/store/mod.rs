@@ -419,6 +419,8 @@ pub trait XComStore: Send + Sync {
         task_id: &TaskId,
         name: &str,
     ) -> Result<Option<(RunId, StoredXCom)>, StoreError>;
+    /// Every value an instance stored, by name, in name order.
+    fn xcoms(&self, key: &TaskInstanceKey) -> Result<Vec<(String, StoredXCom)>, StoreError>;
 }
 
 /// Everything the runtime needs from a store.

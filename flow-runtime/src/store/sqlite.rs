@@ -914,6 +914,27 @@ impl XComStore for SqliteStore {
         })
         .map_err(|e| self.err(e))
     }
+
+    fn xcoms(&self, key: &TaskInstanceKey) -> Result<Vec<(String, StoredXCom)>, StoreError> {
+        let conn = self.lock();
+        conn.prepare_cached(
+            "SELECT key, value, type_name, object_key FROM xcoms \
+             WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 ORDER BY key",
+        )
+        .and_then(|mut st| {
+            st.query_map(
+                params![
+                    key.dag_id.as_str(),
+                    key.run_id.as_str(),
+                    key.task_id.as_str(),
+                    key.map_index.as_i64()
+                ],
+                |r| Ok((r.get::<_, String>(0)?, stored_xcom(r, 1)?)),
+            )?
+            .collect()
+        })
+        .map_err(|e| self.err(e))
+    }
 }
 
 impl DagStore for SqliteStore {
