@@ -71,10 +71,8 @@ pub enum StoreError {
         /// This binary's version.
         supported: i64,
     },
-    /// The database needs `db migrate`.
-    #[error(
-        "the database {path} has schema version {found}; this binary needs {supported}: run `db migrate` first"
-    )]
+    /// The database was written by an older flow and must be migrated first.
+    #[error("the database {path} has schema version {found}; this binary needs {supported}")]
     OlderSchema {
         /// The file.
         path: String,
