@@ -80,12 +80,11 @@ pub(super) fn trigger(
     run_now: bool,
 ) -> Result<(), Failure> {
     let conf = conf.map(ops::trigger::parse_conf).transpose()?;
-    let logical_date = logical_date(date)?;
     // The conf is checked before anything is opened.
-    ops::trigger::request(dag, logical_date, conf.as_ref())?;
+    let request = ops::trigger::request(dag, logical_date(date)?, conf.as_ref())?;
     let (home, store) = open(settings)?;
     let executor = live_executor(settings, store, settings.connect_objects()?, None);
-    let run = ops::trigger::trigger(&executor, dag, logical_date, conf.as_ref())?;
+    let run = ops::trigger::trigger(&executor, dag, request)?;
     if !run_now {
         println!(
             "queued run {} of DAG `{}`; a running scheduler starts it",

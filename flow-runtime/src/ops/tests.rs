@@ -366,3 +366,40 @@ fn a_failing_tested_task_is_a_typed_error() {
     let err = crate::block_on(test_task::run(&dag, inputs, day(1))).unwrap_err();
     assert_eq!(err.to_string(), "task `boom` failed: no");
 }
+
+#[test]
+fn a_trigger_checks_its_conf_against_the_params_and_records_a_queued_run() {
+    let mut b = DagBuilder::new("p").param(crate::params::DagParam::new::<i64>("rows").default(3));
+    b.add_task(value("a", 1)).finish::<u64>();
+    let dag = b.build().unwrap();
+    let err = trigger::parse_conf("{rows").unwrap_err();
+    assert!(
+        matches!(err, trigger::TriggerError::ConfNotJson { .. }),
+        "{err}"
+    );
+    let bad = serde_json::json!({"rows": "many"});
+    let err = trigger::request(&dag, day(1), Some(&bad)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            trigger::TriggerError::Run(crate::error::RunError::Params(_))
+        ),
+        "{err}"
+    );
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let executor = crate::executor::Executor::new(store.clone());
+    let conf = trigger::parse_conf(r#"{"rows": 5}"#).unwrap();
+    let request = trigger::request(&dag, day(1), Some(&conf)).unwrap();
+    let run = trigger::trigger(&executor, &dag, request).unwrap();
+    assert_eq!(run.state, RunState::Queued);
+    assert_eq!(run.conf, serde_json::json!({"rows": 5}));
+    let again = trigger::request(&dag, day(1), None).unwrap();
+    let err = trigger::trigger(&executor, &dag, again).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            trigger::TriggerError::Run(crate::error::RunError::RunExists { .. })
+        ),
+        "{err}"
+    );
+}

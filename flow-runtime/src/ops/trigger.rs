@@ -23,12 +23,6 @@ pub enum TriggerError {
     Run(#[from] RunError),
 }
 
-impl From<crate::params::ParamsError> for TriggerError {
-    fn from(e: crate::params::ParamsError) -> Self {
-        TriggerError::Run(e.into())
-    }
-}
-
 /// Parses a run's conf, given as JSON text.
 pub fn parse_conf(text: &str) -> Result<serde_json::Value, TriggerError> {
     serde_json::from_str(text).map_err(|e| TriggerError::ConfNotJson {
@@ -47,13 +41,12 @@ pub fn request(
     Ok(RunRequest::manual(dag, logical_date, conf)?)
 }
 
-/// Records a manual run of `dag` in state `queued`, for a scheduler (or
-/// [`super::resume::resume`]) to run.
+/// Records the run `request` describes (see [`request`]) in state `queued`, for a
+/// scheduler (or [`super::resume::resume`]) to run.
 pub fn trigger(
     executor: &Executor,
     dag: &Dag,
-    logical_date: DateTime<Utc>,
-    conf: Option<&serde_json::Value>,
+    request: RunRequest,
 ) -> Result<DagRunRecord, TriggerError> {
-    Ok(executor.create_run(dag, request(dag, logical_date, conf)?)?)
+    Ok(executor.create_run(dag, request)?)
 }
