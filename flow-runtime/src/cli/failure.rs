@@ -6,6 +6,7 @@ use crate::home::HomeError;
 use crate::objects::ObjectError;
 use crate::ops::backfill::{BackfillError, RunFailure};
 use crate::ops::logs::LogsError;
+use crate::ops::pools::PoolError;
 use crate::ops::resolve::ResolveError;
 use crate::ops::test_task::TestTaskError;
 use crate::ops::trigger::TriggerError;
@@ -179,6 +180,15 @@ impl From<RunFailure> for Failure {
             RunFailure::Lock(e) => e.into(),
             RunFailure::Run(e) => e.into(),
             e => Failure::failed(e.to_string()),
+        }
+    }
+}
+
+impl From<PoolError> for Failure {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Store(e) => e.into(),
+            e => Failure::usage(e.to_string()),
         }
     }
 }

@@ -160,8 +160,7 @@ pub(super) fn backfill(
 
 pub(super) fn pause(settings: &Settings, dag: &Dag, paused: bool) -> Result<(), Failure> {
     let (_, store) = open(settings)?;
-    store.record_dag(dag.id(), dag.fingerprint())?;
-    store.set_paused(dag.id(), paused)?;
+    ops::pools::set_paused(store.as_ref(), dag, paused)?;
     println!(
         "DAG `{}` is {}",
         dag.id(),
@@ -171,7 +170,6 @@ pub(super) fn pause(settings: &Settings, dag: &Dag, paused: bool) -> Result<(), 
 }
 
 pub(super) fn pools(settings: &Settings, command: super::PoolsCommand) -> Result<(), Failure> {
-    use crate::store::PoolRecord;
     let (_, store) = open(settings)?;
     match command {
         super::PoolsCommand::Set {
@@ -179,48 +177,22 @@ pub(super) fn pools(settings: &Settings, command: super::PoolsCommand) -> Result
             slots,
             description,
         } => {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            {
-                return Err(Failure::usage(format!(
-                    "invalid pool name `{name}`: use letters, digits, `_`, `-` and `.` only"
-                )));
-            }
-            store.set_pool(&PoolRecord {
+            let pool = crate::store::PoolRecord {
                 name: name.clone(),
                 slots,
                 description,
-            })?;
+            };
+            ops::pools::set_pool(store.as_ref(), pool)?;
             println!("pool `{name}` has {slots} slot(s)");
         }
         super::PoolsCommand::List => {
-            let mut pools = store.pools()?;
-            if !pools.iter().any(|p| p.name == crate::pools::DEFAULT_POOL) {
-                pools.insert(
-                    0,
-                    PoolRecord {
-                        name: crate::pools::DEFAULT_POOL.into(),
-                        slots: crate::pools::DEFAULT_POOL_SLOTS,
-                        description: "default (not stored)".into(),
-                    },
-                );
-            }
-            print!("{}", render::pool_table(&pools));
+            print!(
+                "{}",
+                render::pool_table(&ops::pools::pools(store.as_ref())?)
+            );
         }
         super::PoolsCommand::Delete { name } => {
-            if !store.delete_pool(&name)? {
-                let known: Vec<String> = store.pools()?.into_iter().map(|p| p.name).collect();
-                return Err(Failure::usage(format!(
-                    "no pool `{name}`; the pools: {}",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            }
+            ops::pools::delete_pool(store.as_ref(), &name)?;
             println!("pool `{name}` deleted");
         }
     }

@@ -9,6 +9,7 @@ pub mod backfill;
 pub mod clear;
 pub mod delete;
 pub mod logs;
+pub mod pools;
 pub mod resolve;
 pub mod resume;
 pub mod test_task;

@@ -403,3 +403,27 @@ fn a_trigger_checks_its_conf_against_the_params_and_records_a_queued_run() {
         "{err}"
     );
 }
+
+#[test]
+fn pools_are_named_checked_listed_with_the_default_and_deleted() {
+    use crate::store::PoolRecord;
+    let store = MemoryStore::new();
+    let pool = |name: &str| PoolRecord {
+        name: name.into(),
+        slots: 2,
+        description: String::new(),
+    };
+    let err = pools::set_pool(&store, pool("a b")).unwrap_err();
+    assert!(matches!(err, pools::PoolError::InvalidName { .. }), "{err}");
+    pools::set_pool(&store, pool("db.read-1")).unwrap();
+    let names: Vec<String> = pools::pools(&store)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, [crate::pools::DEFAULT_POOL, "db.read-1"]);
+    let err = pools::delete_pool(&store, "db").unwrap_err();
+    assert_eq!(err.to_string(), "no pool `db`; the pools: db.read-1");
+    pools::delete_pool(&store, "db.read-1").unwrap();
+    assert_eq!(pools::pools(&store).unwrap().len(), 1);
+}
