@@ -387,6 +387,14 @@ fn bad_settings_are_refused_whatever_the_command() {
         .assert()
         .code(2)
         .stderr(contains("FLOW_MAX_MAP_LENGTH must be a whole number").and(contains("`0`")));
+    // Mail settings are checked whole when any is set, not when the first alert is sent.
+    home.cmd()
+        .env("FLOW_SMTP_PORT", "587")
+        .env_remove("FLOW_SMTP_HOST")
+        .args(["dags", "list"])
+        .assert()
+        .code(2)
+        .stderr(contains("FLOW_SMTP_HOST is not set"));
     assert!(!home.0.path().join("flow.db").exists());
 }
 
