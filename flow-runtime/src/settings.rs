@@ -21,9 +21,9 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::executor::Executor;
 use crate::home::{FlowHome, HomeError};
 use crate::objects::{OBJECT_STORE_ENV, ObjectError, ObjectStoreConfig, Objects, THRESHOLD_ENV};
+use crate::runtime::Executor;
 use crate::store::Store;
 
 /// The variable naming the flow home directory.

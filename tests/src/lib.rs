@@ -442,3 +442,28 @@ pub fn landed_objects() {
     let rows = count_rows(csv);
     check_landed(csv, rows);
 }
+
+/// Logs a line, then waits (up to a minute) until the file named by
+/// `$FLOW_TEST_RELEASE_FILE` exists, and logs another: a long task whose first line must
+/// be readable from another process while it still runs.
+#[task]
+pub fn wait_for_release() -> anyhow::Result<u32> {
+    let path = std::env::var("FLOW_TEST_RELEASE_FILE")?;
+    tracing::info!("waiting for release");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::path::Path::new(&path).exists() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{path} did not appear"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    tracing::info!("released");
+    Ok(1)
+}
+
+/// One long task, for reading its log while it runs.
+#[dag]
+pub fn long_logger() {
+    wait_for_release();
+}

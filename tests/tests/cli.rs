@@ -510,3 +510,47 @@ fn tasks_test_runs_one_instance_of_a_mapped_task_with_its_element_given() {
     ]);
     assert!(out.contains("40"), "{out}");
 }
+
+#[test]
+fn a_running_tasks_log_is_readable_from_another_process_while_it_runs() {
+    let home = Home::new();
+    let release = home.0.path().join("release");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_fixture"))
+        .args(["dags", "test", "long_logger"])
+        .env("FLOW_HOME", home.0.path())
+        .env("FLOW_LOG", "warn")
+        .env("FLOW_TEST_RELEASE_FILE", &release)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Another process reads the log while the task waits; it waits for us, so it is
+    // still running whatever this machine's speed (the loop only guards against a hang).
+    let read = |home: &Home| {
+        let output = home
+            .cmd()
+            .args(["tasks", "logs", "long_logger", "latest", "wait_for_release"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let mut seen = String::new();
+    for _ in 0..600 {
+        seen = read(&home);
+        if seen.contains("waiting for release") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(seen.contains("waiting for release"), "{seen}");
+    assert!(!seen.contains("released"), "{seen}");
+    let states = home.stdout(&["tasks", "states", "long_logger", "latest"]);
+    assert!(states.contains("running"), "{states}");
+    std::fs::write(&release, "go").unwrap();
+    assert!(run.wait().unwrap().success());
+    let logs = read(&home);
+    assert_eq!(logs.matches("waiting for release").count(), 1, "{logs}");
+    let waiting = logs.find("waiting for release").unwrap();
+    let released = logs.find("INFO  released").expect(&logs);
+    assert!(waiting < released, "{logs}");
+}

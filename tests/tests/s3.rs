@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use chrono::{TimeZone, Utc};
-use flow_runtime::executor::TaskEvent;
+use flow_runtime::events::TaskEvent;
 use flow_runtime::prelude::*;
 use flow_runtime::sensor::{self, SensorOptions};
 use flow_runtime::store::{MemoryStore, RunStore, SqliteStore, XComStore};

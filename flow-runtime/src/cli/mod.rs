@@ -20,11 +20,11 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::dag::{Dag, parse_date};
-use crate::executor::{Executor, RunSummary};
 use crate::home::FlowHome;
 use crate::objects::Objects;
 use crate::ops;
 use crate::registry::{Registry, closest};
+use crate::runtime::{Executor, RunSummary};
 use crate::settings::Settings;
 use crate::state::RunState;
 use crate::store::{MemoryStore, OpenMode, SqliteStore, Store};

@@ -6,7 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::dag::Dag;
-use crate::executor::{RunSummary, TaskEvent};
+use crate::events::TaskEvent;
+use crate::runtime::RunSummary;
 use crate::store::{DagRunRecord, TaskInstanceRecord};
 
 /// Left-aligned columns sized to their widest cell.

@@ -3,8 +3,17 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::dag::Dag;
 use crate::dag::DagBuilder;
+use crate::error::TaskError;
+use crate::runtime::*;
+use crate::state::{RunState, TaskState};
+use crate::store::MemoryStore;
 use crate::store::RunStore;
 use crate::task::TaskSpec;
 use crate::trigger::TriggerRule;

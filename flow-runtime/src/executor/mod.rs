@@ -1,22 +1,22 @@
-//! Runs DAG runs: decides which task instances are ready, runs them concurrently on tokio,
-//! and records every state change in the store.
+//! The running side: executors take task instances whose `running` state is durable, run
+//! them, and hand back how each try ended. They decide nothing: which instance runs, what a
+//! failure means and what happens downstream are the scheduler's (see
+//! [`crate::scheduler`]).
 //!
-//! One coordinating loop (`run_loop`) owns a run's state. Each turn it applies the batch
-//! of changes collected since the last turn in one [`RunStore::apply`] call (a group
-//! commit), and only then starts the tasks that became ready, so a task never starts
-//! before its inputs and its upstreams' success are durable, and a try is counted durably
-//! before it begins. Async tasks are polled on the runtime; sync tasks run on tokio's
-//! blocking pool. A panic fails its try and nothing else. XCom values larger than the
-//! object store's threshold are uploaded by the task's own future before its success
-//! reaches the loop, and inputs kept there are fetched by the consumer's future (see
-//! [`crate::objects`]).
+//! Two kinds run in the process: [`LocalPool`] (tokio tasks, many at once) and
+//! [`Sequential`] (one at a time, polled on the run loop's own task, for tests and
+//! debugging). A kind that runs tries elsewhere (workers claiming from a shared store)
+//! implements the same [`TaskExecutor`] trait, reporting outcomes it reads back.
 //!
-//! [`RunStore::apply`]: crate::store::RunStore::apply
+//! Calling a task is shared by every kind ([`Work::run`]): inputs kept in the object store
+//! are fetched, the function is called (sync ones on tokio's blocking pool), a panic fails
+//! the try and nothing else, `execution_timeout` is applied, and large XCom values are
+//! uploaded before the outcome is reported, all in the task's own future.
 
+mod local_pool;
 #[cfg(test)]
 mod mapping_tests;
-mod reschedule;
-mod run_loop;
+mod sequential;
 #[cfg(test)]
 mod tests;
 
@@ -24,458 +24,123 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 
-use crate::context::{RunScope, TaskContext};
-use crate::dag::Dag;
-use crate::error::{RunError, TaskError};
-use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
-use crate::objects::{self, Objects};
-use crate::state::{RunState, TaskState};
-use crate::store::{DagRunRecord, MemoryStore, RunType, Store, XComStore};
-use crate::task::{InputSource, Inputs, TaskFn, TaskResult};
-use crate::timetable::DataInterval;
-use crate::xcom::{RETURN_VALUE, XComBlob, XComValue};
+pub(crate) use local_pool::LocalPool;
+pub(crate) use sequential::Sequential;
 
-/// What a new run is: its type, data interval and resolved params.
-#[derive(Clone, Debug)]
-pub struct RunRequest {
-    /// How the run comes about.
-    pub run_type: RunType,
-    /// Its logical date: the interval's start for scheduled and backfill runs, the date
-    /// asked for by a manual trigger (whose data interval is inferred, as in Airflow).
-    pub logical_date: DateTime<Utc>,
-    /// Its data interval; the logical date is the start.
-    pub interval: DataInterval,
-    /// Its params, resolved against the DAG's declarations.
-    pub params: serde_json::Map<String, serde_json::Value>,
+use crate::context::TaskContext;
+use crate::error::TaskError;
+use crate::ids::TaskInstanceKey;
+use crate::logs::TryLog;
+use crate::objects::{self, Objects, StagedXComs};
+use crate::store::LogLine;
+use crate::task::{Inputs, PendingInput, TaskFn, TaskResult};
+
+/// A future the executors box.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One try to run: everything the running side needs, decided and made durable by the
+/// scheduler before it is offered.
+pub(crate) struct Work {
+    /// The scheduler's handle for the instance, handed back in [`Finished`].
+    pub(crate) slot: usize,
+    pub(crate) key: TaskInstanceKey,
+    pub(crate) ctx: TaskContext,
+    pub(crate) inputs: Result<Vec<PendingInput>, TaskError>,
+    pub(crate) function: TaskFn,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) objects: Option<Objects>,
+    /// The try's span (its log lines are captured inside it).
+    pub(crate) span: tracing::Span,
+    /// Where the try's log lines collect; the scheduler drains it with each commit.
+    pub(crate) log: TryLog,
 }
 
-impl RunRequest {
-    /// A manual run at `logical_date`, its data interval inferred from the DAG's
-    /// timetable as Airflow does, and `conf` checked against the DAG's params.
-    pub fn manual(
-        dag: &Dag,
-        logical_date: DateTime<Utc>,
-        conf: Option<&serde_json::Value>,
-    ) -> Result<Self, RunError> {
-        Ok(Self {
-            run_type: RunType::Manual,
-            logical_date,
-            interval: dag.timetable().manual_interval(logical_date),
-            params: dag.params().resolve(conf)?,
-        })
-    }
-
-    /// A run of `run_type` for a timetable interval, with the DAG's default params.
-    pub fn for_interval(
-        dag: &Dag,
-        run_type: RunType,
-        interval: DataInterval,
-    ) -> Result<Self, RunError> {
-        Ok(Self {
-            run_type,
-            logical_date: interval.start,
-            interval,
-            params: dag.params().resolve(None)?,
-        })
-    }
+/// How one try ended, as the running side reports it.
+pub(crate) struct Finished {
+    pub(crate) slot: usize,
+    pub(crate) result: Result<StagedXComs, TaskError>,
+    /// The log lines not drained yet.
+    pub(crate) logs: Vec<LogLine>,
+    pub(crate) elapsed: Duration,
+    pub(crate) end: DateTime<Utc>,
 }
 
-/// A state change of one task instance, reported live to an observer.
-#[derive(Clone, Debug)]
-pub struct TaskEvent {
-    /// The task.
-    pub task_id: TaskId,
-    /// The instance's map index, for an instance of a mapped task.
-    pub map_index: Option<u32>,
-    /// Its new state.
-    pub state: TaskState,
-    /// The try it concerns.
-    pub try_number: u32,
-    /// How long the try ran, for finished tries.
-    pub duration: Option<Duration>,
-    /// The error of a failed try.
-    pub error: Option<String>,
-}
-
-type Observer = Arc<dyn Fn(&TaskEvent) + Send + Sync>;
-
-/// Runs DAG runs against a store, with bounded parallelism.
-#[derive(Clone)]
-pub struct Executor {
-    store: Arc<dyn Store>,
-    parallelism: usize,
-    observer: Option<Observer>,
-    stop: Option<tokio::sync::watch::Receiver<bool>>,
-    grace: Duration,
-    pools: Arc<crate::pools::PoolRegistry>,
-    max_map_length: usize,
-    /// Where tasks' `email` alerts go; `None` reads `FLOW_SMTP_*` when one is sent.
-    #[cfg(feature = "email")]
-    smtp: Option<Arc<crate::notify::SmtpConfig>>,
-    objects: Option<Objects>,
-}
-
-/// How one task instance ended.
-#[derive(Clone, Debug)]
-pub struct TaskSummary {
-    /// The task.
-    pub task_id: TaskId,
-    /// The instance's map index, for an instance of a mapped task.
-    pub map_index: Option<u32>,
-    /// Its final state.
-    pub state: TaskState,
-    /// Tries made (0 if it never ran).
-    pub tries: u32,
-    /// Wall time of its last try in this process, if it ran here.
-    pub duration: Option<Duration>,
-    /// The error of its last failed try.
-    pub error: Option<String>,
-}
-
-/// How a DAG run ended.
-#[derive(Clone)]
-pub struct RunSummary {
-    /// The run's id.
-    pub run_id: RunId,
-    /// Its logical date.
-    pub logical_date: DateTime<Utc>,
-    /// Its final state.
-    pub state: RunState,
-    /// Wall time of this execution of the run.
-    pub duration: Duration,
-    /// Every task instance, in the DAG's task order.
-    pub tasks: Vec<TaskSummary>,
-    dag_id: DagId,
-    xcoms: Arc<dyn XComStore>,
-    objects: Option<Objects>,
-}
-
-impl std::fmt::Debug for RunSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunSummary")
-            .field("run_id", &self.run_id)
-            .field("state", &self.state)
-            .field("tasks", &self.tasks)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RunSummary {
-    /// The summary of one task (of its first instance, for a mapped task).
-    pub fn task(&self, task_id: &str) -> Option<&TaskSummary> {
-        self.tasks.iter().find(|t| t.task_id.as_str() == task_id)
-    }
-
-    /// The instances of a mapped task, in map order (empty for an unmapped task).
-    pub fn mapped(&self, task_id: &str) -> Vec<&TaskSummary> {
-        self.tasks
-            .iter()
-            .filter(|t| t.task_id.as_str() == task_id && t.map_index.is_some())
-            .collect()
-    }
-
-    /// The return value of a task, decoded from the store; for a mapped task, the `Vec`
-    /// of its successful instances' results in map order (what a downstream task gets).
-    pub fn output<T: XComValue>(&self, task_id: &str) -> Result<T, TaskError> {
-        let instances = self.mapped(task_id);
-        if instances.is_empty() {
-            return self.xcom(task_id, RETURN_VALUE);
-        }
-        let mut outputs = Vec::with_capacity(instances.len());
-        let mut element_type = String::new();
-        for instance in instances.iter().filter(|t| t.state == TaskState::Success) {
-            let key = self.key(task_id, MapIndex::mapped(instance.map_index.unwrap_or(0)));
-            let blob = self.read(&key, RETURN_VALUE)?;
-            element_type = blob.type_name().to_string();
-            outputs.push(blob);
-        }
-        crate::mapping::collect(&outputs, &element_type)
-            .and_then(|list| list.decode())
-            .map_err(|e| TaskError::XCom(format!("the results of `{task_id}`: {e}")))
-    }
-
-    fn key(&self, task_id: &str, map_index: MapIndex) -> TaskInstanceKey {
-        TaskInstanceKey {
-            dag_id: self.dag_id.clone(),
-            run_id: self.run_id.clone(),
-            task_id: TaskId::new(task_id),
-            map_index,
-        }
-    }
-
-    /// An XCom of an instance, fetched from the object store when it is kept there.
-    fn read(&self, key: &TaskInstanceKey, name: &str) -> Result<XComBlob, TaskError> {
-        let stored = self
-            .xcoms
-            .get_xcom(key, name)
-            .map_err(|e| TaskError::XCom(e.to_string()))?
-            .ok_or_else(|| {
-                TaskError::XCom(format!(
-                    "no XCom `{name}` from `{}` in run `{}`",
-                    key.task_id, self.run_id
-                ))
-            })?;
-        crate::objects::load_blocking(self.objects.as_ref(), &stored)
-            .map_err(|e| TaskError::XCom(format!("XCom `{name}` of `{}`: {e}", key.task_id)))
-    }
-
-    /// An XCom of a task by key, decoded from the store.
-    pub fn xcom<T: XComValue>(&self, task_id: &str, key: &str) -> Result<T, TaskError> {
-        let blob = self.read(&self.key(task_id, MapIndex::UNMAPPED), key)?;
-        blob.decode()
-            .map_err(|e| TaskError::XCom(format!("XCom `{key}` of `{task_id}`: {e}")))
-    }
-}
-
-impl Executor {
-    /// An executor over `store`, running as many tasks at once as there are cores. It has no
-    /// object store: every XCom stays in `store` whatever its size, and artifacts are
-    /// unavailable until [`Executor::object_store`] gives it one.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self {
-            store,
-            parallelism: std::thread::available_parallelism().map_or(2, usize::from),
-            observer: None,
-            stop: None,
-            grace: Duration::from_secs(30),
-            pools: Arc::default(),
-            max_map_length: crate::mapping::DEFAULT_MAX_MAP_LENGTH,
-            #[cfg(feature = "email")]
-            smtp: None,
-            objects: None,
-        }
-    }
-
-    /// The most instances one mapped task may expand to (Airflow's `max_map_length`,
-    /// default 100,000); a longer expansion fails the task, naming the length and the limit.
-    pub fn max_map_length(mut self, limit: usize) -> Self {
-        self.max_map_length = limit;
-        self
-    }
-
-    /// Sends tasks' `email` alerts through `config` instead of the server named by the
-    /// `FLOW_SMTP_*` variables (read when an alert is sent).
-    #[cfg(feature = "email")]
-    pub fn smtp(mut self, config: crate::notify::SmtpConfig) -> Self {
-        self.smtp = Some(Arc::new(config));
-        self
-    }
-
-    /// Keeps XCom values larger than the store's threshold, and the runs' artifacts, in
-    /// `objects` (see [`crate::objects::ObjectStoreConfig`]).
-    pub fn object_store(mut self, objects: Objects) -> Self {
-        self.objects = Some(objects);
-        self
-    }
-
-    /// The object store, if the executor has one.
-    pub fn objects(&self) -> Option<&Objects> {
-        self.objects.as_ref()
-    }
-
-    /// Deletes a run's history: its objects (offloaded XComs, artifacts) first, then its
-    /// records (task instances, tries, XComs, logs), so a failure leaves the run listed and
-    /// the deletion can be repeated. Returns how many objects were deleted. The caller must
-    /// make sure the run is not being executed (the CLI holds the run's lock).
-    pub async fn delete_run(&self, dag_id: &DagId, run_id: &RunId) -> Result<usize, RunError> {
-        if self.store.run(dag_id, run_id)?.is_none() {
-            return Err(RunError::NoSuchRun {
-                dag_id: dag_id.clone(),
-                run_id: run_id.clone(),
-            });
-        }
-        let deleted = match &self.objects {
-            Some(objects) => objects.delete_run(dag_id, run_id).await?,
-            None => 0,
-        };
-        self.store.delete_run(dag_id, run_id)?;
-        Ok(deleted)
-    }
-
-    /// Stops runs gracefully when `stop` turns true: no task starts any more, running
-    /// tasks get `grace` to finish, then the run returns in state `running` (resumable).
-    pub fn stop_on(mut self, stop: tokio::sync::watch::Receiver<bool>, grace: Duration) -> Self {
-        self.stop = Some(stop);
-        self.grace = grace;
-        self
-    }
-
-    /// The most task instances running at once (at least 1; 1 runs tasks one by one, in
-    /// topological order, which helps debugging).
-    pub fn parallelism(mut self, parallelism: usize) -> Self {
-        self.parallelism = parallelism.max(1);
-        self
-    }
-
-    /// Calls `observer` on every task state change, from the coordinating loop.
-    pub fn on_event(mut self, observer: impl Fn(&TaskEvent) + Send + Sync + 'static) -> Self {
-        self.observer = Some(Arc::new(observer));
-        self
-    }
-
-    /// The store this executor records into.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    /// The id of the manual run of a logical date, as Airflow names it.
-    pub fn manual_run_id(logical_date: DateTime<Utc>) -> RunId {
-        Self::run_id(RunType::Manual, logical_date)
-    }
-
-    /// Airflow's run id: `{run_type}__{logical date}`.
-    pub fn run_id(run_type: RunType, logical_date: DateTime<Utc>) -> RunId {
-        RunId::new(format!(
-            "{}__{}",
-            run_type.as_str(),
-            logical_date.to_rfc3339()
-        ))
-    }
-
-    /// Records a new run of `dag` (state `queued`) without running it; its id is
-    /// [`Executor::run_id`] of its type and logical date.
-    pub fn create_run(&self, dag: &Dag, request: RunRequest) -> Result<DagRunRecord, RunError> {
-        self.store.record_dag(dag.id(), dag.fingerprint())?;
-        let logical_date = request.logical_date;
-        let run = DagRunRecord {
-            dag_id: dag.id().clone(),
-            run_id: Self::run_id(request.run_type, logical_date),
-            run_type: request.run_type,
-            logical_date,
-            state: RunState::Queued,
-            start: None,
-            end: None,
-            fingerprint: dag.fingerprint().to_string(),
-            data_interval_start: request.interval.start,
-            data_interval_end: request.interval.end,
-            conf: serde_json::Value::Object(request.params),
-        };
-        self.store.create_run(&run).map_err(|e| match e {
-            crate::store::StoreError::RunExists { dag_id, run_id } => {
-                RunError::RunExists { dag_id, run_id }
-            }
-            e => RunError::Store(e),
-        })?;
-        Ok(run)
-    }
-
-    /// Creates a manual run of `dag` for `logical_date` (with the DAG's default params)
-    /// and runs it to the end.
-    pub async fn run(
-        &self,
-        dag: &Dag,
-        logical_date: DateTime<Utc>,
-    ) -> Result<RunSummary, RunError> {
-        self.run_request(dag, RunRequest::manual(dag, logical_date, None)?)
-            .await
-    }
-
-    /// Creates the run `request` describes and runs it to the end.
-    pub async fn run_request(
-        &self,
-        dag: &Dag,
-        request: RunRequest,
-    ) -> Result<RunSummary, RunError> {
-        let run = self.create_run(dag, request)?;
-        run_loop::RunLoop::new(self, dag, &run)
-            .start(Vec::new())
-            .await
-    }
-
-    /// Continues a run that has not finished (after a crash, or after `tasks clear`):
-    /// succeeded tasks are kept, tries that were running when their process died count
-    /// as failed tries and are retried under their retry policy, and the rest runs.
-    pub async fn resume(&self, dag: &Dag, run_id: &RunId) -> Result<RunSummary, RunError> {
-        let run = self
-            .store
-            .run(dag.id(), run_id)?
-            .ok_or_else(|| RunError::NoSuchRun {
-                dag_id: dag.id().clone(),
-                run_id: run_id.clone(),
-            })?;
-        if run.state.is_finished() {
-            return Err(RunError::RunFinished {
-                run_id: run_id.clone(),
-                state: run.state,
-            });
-        }
-        if run.fingerprint != dag.fingerprint() {
-            return Err(RunError::ShapeChanged {
-                dag_id: dag.id().clone(),
-                run_id: run_id.clone(),
-            });
-        }
-        let stored = self.store.task_instances(dag.id(), run_id)?;
-        run_loop::RunLoop::new(self, dag, &run).start(stored).await
-    }
-
-    /// Runs one task by itself, outside any recorded run (`tasks test`): `inputs` holds one
-    /// encoded value per parameter. Returns the return value and the values it pushed.
-    pub async fn test_task(
-        &self,
-        dag: &Dag,
-        task_index: usize,
-        inputs: Vec<XComBlob>,
-        logical_date: DateTime<Utc>,
-    ) -> Result<(XComBlob, Vec<(String, XComBlob)>), TaskError> {
-        let task = &dag.tasks()[task_index];
-        let mut args = Inputs::with_capacity(inputs.len());
-        for (param, blob) in task.spec().params().iter().zip(inputs) {
-            args.push(
-                param.name().to_string().into(),
-                InputSource::CommandLine,
-                blob,
-            );
-        }
-        let request = RunRequest::manual(dag, logical_date, None)
-            .map_err(|e| TaskError::Failed(e.to_string()))?;
-        let scope = Arc::new(RunScope {
-            dag_id: dag.id().clone(),
-            run_id: RunId::new(format!("test__{}", logical_date.to_rfc3339())),
-            run_type: RunType::Manual,
-            logical_date,
-            data_interval: request.interval,
-            params: Arc::new(request.params),
-            xcoms: self.store.clone() as Arc<dyn XComStore>,
-            runs: self.store.clone() as Arc<dyn crate::store::RunStore>,
-            objects: self.objects.clone(),
-        });
-        // A sensor in reschedule mode is poked again here, in the same try, until it is
-        // ready or times out.
-        let mut pokes = crate::sensor::PokeHistory::default();
-        loop {
-            let ctx = TaskContext::new(scope.clone(), task.id().clone(), MapIndex::UNMAPPED, 1)
-                .with_pokes(pokes);
-            let start = Utc::now();
-            match call(task.spec().function().clone(), ctx.clone(), args.clone()).await {
-                Err(TaskError::Reschedule { at }) => {
-                    pokes = pokes.and_poke(start);
-                    tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await;
+impl Work {
+    /// Runs the try to its end.
+    pub(crate) fn run(self) -> impl Future<Output = Finished> + Send + 'static {
+        let Work {
+            slot,
+            key,
+            ctx,
+            inputs,
+            function,
+            timeout,
+            objects,
+            span,
+            log,
+        } = self;
+        async move {
+            let clock = Instant::now();
+            let inputs = match inputs {
+                Ok(pending) => objects::resolve_inputs(objects.as_ref(), pending).await,
+                Err(e) => Err(e),
+            };
+            let result = match (inputs, timeout) {
+                (Ok(inputs), None) => call(function, ctx.clone(), inputs).await,
+                (Ok(inputs), Some(limit)) => {
+                    tokio::time::timeout(limit, call(function, ctx.clone(), inputs))
+                        .await
+                        .unwrap_or(Err(TaskError::TimedOut(limit)))
                 }
-                result => return Ok((result?, ctx.take_pushed())),
+                (Err(e), _) => Err(e),
+            };
+            // Large values go to the object store here, off the coordinating loop.
+            let result = match result {
+                Ok(output) => {
+                    objects::stage(objects.as_ref(), &key, output, ctx.take_pushed()).await
+                }
+                Err(e) => Err(e),
+            };
+            // A sensor's "not yet" in reschedule mode ends the poke, not the try.
+            if let Err(error) = &result
+                && !matches!(error, TaskError::Reschedule { .. })
+            {
+                tracing::error!("try failed: {error}");
+            }
+            Finished {
+                slot,
+                result,
+                logs: log.take(),
+                elapsed: clock.elapsed(),
+                end: Utc::now(),
             }
         }
+        .instrument(span)
     }
 }
 
-impl Dag {
-    /// Runs the DAG once in process with an in-memory store (and in-memory objects) and the
-    /// current time as logical date, like Airflow's `dag.test()`; blocks until the run ends.
-    pub fn test(&self) -> Result<RunSummary, RunError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| RunError::Runtime(e.to_string()))?;
-        let executor =
-            Executor::new(Arc::new(MemoryStore::new())).object_store(Objects::in_memory());
-        runtime.block_on(executor.run(self, Utc::now()))
-    }
+/// Runs tries. The scheduler offers work only while [`TaskExecutor::running`] is below
+/// [`TaskExecutor::capacity`], and waits for outcomes with [`TaskExecutor::next_finished`].
+pub(crate) trait TaskExecutor: Send {
+    /// How many tries may run at once.
+    fn capacity(&self) -> usize;
+    /// How many tries are running (offered and not yet reported).
+    fn running(&self) -> usize;
+    /// Starts a try.
+    fn offer(&mut self, work: Work);
+    /// The next try to end; `None` when none is running. Dropping the future before it
+    /// resolves loses nothing: the tries keep running and are reported by a later call.
+    fn next_finished(&mut self) -> BoxFuture<'_, Option<Finished>>;
+    /// A try that has already ended, without waiting.
+    fn try_next_finished(&mut self) -> Option<Finished>;
+    /// Abandons every running try (a run timeout or the end of a stop's grace period).
+    fn abandon(&mut self);
 }
 
 /// Calls a task function, turning a panic into a failed try.

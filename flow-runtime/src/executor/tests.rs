@@ -2,10 +2,21 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::dag::Dag;
 use crate::dag::{DagBuilder, Node};
+use crate::error::{RunError, TaskError};
+use crate::ids::{MapIndex, RunId, TaskInstanceKey};
+use crate::runtime::*;
+use crate::state::{RunState, TaskState};
 use crate::store::{Change, PoolStore, RescheduleStore, RunStore};
+use crate::store::{MemoryStore, XComStore};
 use crate::task::TaskSpec;
+use crate::xcom::{RETURN_VALUE, XComBlob};
 
 fn value(name: &str, v: u64) -> TaskSpec {
     TaskSpec::from_sync(name, move |_, _| Ok(v))
@@ -462,7 +473,7 @@ async fn resume_counts_interrupted_tries_and_keeps_successes() {
 
 fn summary_key(summary: &RunSummary, task: &str) -> TaskInstanceKey {
     TaskInstanceKey {
-        dag_id: summary.dag_id.clone(),
+        dag_id: summary.dag_id().clone(),
         run_id: summary.run_id.clone(),
         task_id: task.into(),
         map_index: MapIndex::UNMAPPED,
@@ -998,7 +1009,7 @@ async fn higher_priority_starts_first_and_impossible_pools_fail_clearly() {
     assert_eq!(*order.lock().unwrap(), ["high", "mid", "low"]);
     assert_eq!(
         summary.task("unknown_pool").unwrap().error.as_deref(),
-        Some("pool `nope` does not exist; create it with `pools set nope SLOTS`")
+        Some("pool `nope` does not exist")
     );
     assert_eq!(
         summary.task("too_big").unwrap().error.as_deref(),

@@ -8,9 +8,9 @@ use tokio::task::JoinSet;
 
 use crate::dag::Dag;
 use crate::error::RunError;
-use crate::executor::{Executor, RunRequest, RunSummary};
 use crate::home::{FlowHome, HomeError};
 use crate::ids::{DagId, RunId};
+use crate::runtime::{Executor, RunRequest, RunSummary};
 use crate::state::RunState;
 use crate::store::{RunStore, RunType, StoreError};
 use crate::timetable::DataInterval;

@@ -1,9 +1,9 @@
 //! Deleting a run's history.
 
 use crate::error::RunError;
-use crate::executor::Executor;
 use crate::home::RunLock;
 use crate::ids::{DagId, RunId};
+use crate::runtime::Executor;
 
 /// What a deletion removed.
 #[derive(Clone, Debug, PartialEq, Eq)]

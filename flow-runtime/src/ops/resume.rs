@@ -2,9 +2,9 @@
 
 use crate::dag::Dag;
 use crate::error::RunError;
-use crate::executor::{Executor, RunSummary};
 use crate::home::RunLock;
 use crate::ids::RunId;
+use crate::runtime::{Executor, RunSummary};
 
 /// Continues run `run_id` of `dag` to its end, under the run's lock: succeeded tasks are
 /// kept, interrupted tries are retried under their policy, the rest runs.

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::dag::{BoundInput, Dag};
-use crate::executor::Executor;
 use crate::ids::{DagId, RunId, TaskId};
 use crate::objects::{ObjectError, ObjectStoreConfig, Objects};
+use crate::runtime::Executor;
 use crate::store::{MemoryStore, StoreError, XComStore};
 use crate::xcom::{RETURN_VALUE, XComBlob};
 

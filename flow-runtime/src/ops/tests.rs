@@ -175,7 +175,7 @@ async fn a_backfill_runs_its_plan_and_skips_what_succeeded() {
     record(&store, "done", 1, RunState::Success);
     let home = tempfile::tempdir().unwrap();
     let home = crate::home::FlowHome::at(home.path());
-    let executor = crate::executor::Executor::new(store.clone());
+    let executor = crate::runtime::Executor::new(store.clone());
     let plan = backfill::plan(&dag, store.as_ref(), day(1), day(3), false).unwrap();
     let outcome = backfill::run(plan, &dag, &executor, &home).await.unwrap();
     assert_eq!(outcome.runs.len(), 2);
@@ -387,7 +387,7 @@ fn a_trigger_checks_its_conf_against_the_params_and_records_a_queued_run() {
         "{err}"
     );
     let store = std::sync::Arc::new(MemoryStore::new());
-    let executor = crate::executor::Executor::new(store.clone());
+    let executor = crate::runtime::Executor::new(store.clone());
     let conf = trigger::parse_conf(r#"{"rows": 5}"#).unwrap();
     let request = trigger::request(&dag, day(1), Some(&conf)).unwrap();
     let run = trigger::trigger(&executor, &dag, request).unwrap();

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::dag::Dag;
 use crate::error::RunError;
-use crate::executor::{Executor, RunRequest};
+use crate::runtime::{Executor, RunRequest};
 use crate::store::DagRunRecord;
 
 /// Why a manual run could not be created.

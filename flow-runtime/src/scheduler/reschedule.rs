@@ -1,12 +1,12 @@
-//! Bookkeeping of sensors in `reschedule` mode for the run loop: the earlier pokes of each
-//! waiting instance's try, restored from the store on resume and recorded with each
-//! "not yet".
+//! Bookkeeping of sensors in `reschedule` mode for the tracker: the earlier pokes of each
+//! waiting instance's try, restored from what the store recorded on resume and recorded
+//! with each "not yet".
 
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::sensor::PokeHistory;
-use crate::store::{Change, RescheduleRecord, RescheduleStore, StoreError, TaskInstanceRecord};
+use crate::store::{Change, RescheduleRecord, TaskInstanceRecord};
 
 /// The pokes of the current try of every instance that has been rescheduled, by index.
 #[derive(Default)]
@@ -15,24 +15,21 @@ pub(super) struct Reschedules {
 }
 
 impl Reschedules {
-    /// Loads the pokes of the instance at `index`, which a stored run left
-    /// `up_for_reschedule`; returns when its next poke is due, if any poke is recorded.
+    /// Takes the recorded pokes (`stored`, oldest first) of the instance at `index`, which
+    /// a stored run left `up_for_reschedule`; returns when its next poke is due, if any
+    /// poke is recorded.
     pub(super) fn restore(
         &mut self,
-        store: &dyn RescheduleStore,
         index: usize,
-        record: &TaskInstanceRecord,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let stored = store.reschedules(&record.key, record.try_number)?;
-        let Some(last) = stored.last() else {
-            return Ok(None);
-        };
+        stored: &[RescheduleRecord],
+    ) -> Option<DateTime<Utc>> {
+        let last = stored.last()?;
         let history = PokeHistory {
             first: stored.first().map(|r| r.start),
             not_yet: u32::try_from(stored.len()).unwrap_or(u32::MAX),
         };
         self.pokes.insert(index, history);
-        Ok(Some(last.reschedule_at))
+        Some(last.reschedule_at)
     }
 
     /// What the next poke of `index` knows of the earlier ones.

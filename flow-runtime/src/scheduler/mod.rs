@@ -17,11 +17,17 @@ use tokio::task::JoinSet;
 
 use crate::dag::Dag;
 use crate::error::RunError;
-use crate::executor::{Executor, RunRequest, RunSummary};
 use crate::home::FlowHome;
 use crate::ids::{DagId, RunId};
+use crate::runtime::{Executor, RunRequest, RunSummary};
 use crate::store::{DagRunRecord, RunType};
 use crate::timetable::DataInterval;
+
+mod reschedule;
+pub(crate) mod run_loop;
+pub(crate) mod tracker;
+#[cfg(test)]
+mod tracker_tests;
 
 /// Where the scheduler reads the time.
 pub trait Clock: Send + Sync {

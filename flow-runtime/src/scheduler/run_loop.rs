@@ -1,0 +1,763 @@
+//! The coordinating loop of one DAG run: it feeds the [`Tracker`] what happened, commits
+//! what it decided, and only then offers the instances it started to a [`TaskExecutor`].
+//!
+//! Each turn applies the batch of changes collected since the last turn in one
+//! [`RunStore::apply`] call (a group commit), so a task never starts before its inputs and
+//! its upstreams' success are durable, and a try is counted durably before it begins. The
+//! loop does the I/O the tracker must not: it reads inputs and mapped lists from the store,
+//! admits instances to pools, arms timers, flushes the running tries' log lines with each
+//! commit (and at least every [`LOG_FLUSH`]), and publishes events.
+//!
+//! [`RunStore::apply`]: crate::store::RunStore::apply
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
+
+use super::tracker::{Ready, Started, Tracker, TrackerOptions, TryOutcome};
+use crate::callbacks::{self, Callback, CallbackEvent};
+use crate::context::{RunScope, TaskContext};
+use crate::dag::{BoundInput, Dag, MappedInput};
+use crate::error::{RunError, TaskError};
+use crate::events::Events;
+use crate::events::RunEvent;
+use crate::executor::{Finished, TaskExecutor, Work};
+use crate::ids::TaskInstanceKey;
+use crate::logs::TryLog;
+use crate::mapping;
+use crate::objects::Objects;
+use crate::pools::PoolRegistry;
+use crate::pools::{Claim, Grant};
+use crate::state::{RunState, TaskState};
+use crate::store::Store;
+use crate::store::{Change, DagRunRecord, StoreError, TaskInstanceRecord, XComStore};
+use crate::summary::{RunSummary, TaskSummary};
+use crate::task::{InputSource, PendingInput, PendingValue};
+use crate::timetable::DataInterval;
+use crate::xcom::{RETURN_VALUE, StoredXCom};
+
+/// How many ready tasks a turn may find waiting for full pools before it stops looking.
+const MAX_BLOCKED_SCAN: usize = 64;
+
+/// The longest a running try's log lines wait before they are committed, when nothing
+/// else commits meanwhile (a long task is readable while it runs, and survives a kill).
+pub(crate) const LOG_FLUSH: Duration = Duration::from_millis(500);
+
+/// The elements of each mapped argument of one mapped task, in parameter order (the
+/// results of a mapped upstream task stay where they are stored until an instance runs).
+type Elements = Arc<Vec<Arc<[StoredXCom]>>>;
+
+/// A batch being committed on a blocking thread, and what waits for it.
+struct InFlight {
+    commit: tokio::task::JoinHandle<Result<(), StoreError>>,
+    launches: Vec<Launch>,
+    alerts: Vec<(Callback, CallbackEvent)>,
+}
+
+/// What starts once the batch that prepared it is durable: a task instance, or the
+/// expansion of a mapped task (which reads its upstream lists from the store).
+enum Launch {
+    Task(usize, TaskContext),
+    Expand(usize),
+}
+
+/// What every run of one executor shares: where it records, its object store, pools,
+/// events, stop signal and limits.
+#[derive(Clone)]
+pub(crate) struct RunSettings {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) objects: Option<Objects>,
+    pub(crate) pools: Arc<PoolRegistry>,
+    pub(crate) events: Events,
+    /// Turns true when runs must stop (gracefully, within `grace`).
+    pub(crate) stop: Option<tokio::sync::watch::Receiver<bool>>,
+    pub(crate) grace: Duration,
+    /// The most instances one mapped task may expand to.
+    pub(crate) max_map_length: usize,
+    /// Where tasks' `email` alerts go; `None` reads `FLOW_SMTP_*` when one is sent.
+    #[cfg(feature = "email")]
+    pub(crate) smtp: Option<Arc<crate::notify::SmtpConfig>>,
+}
+
+pub(crate) struct RunLoop<'a> {
+    runtime: &'a RunSettings,
+    tracker: Tracker<'a>,
+    executor: Box<dyn TaskExecutor>,
+    scope: Arc<RunScope>,
+    started: DateTime<Utc>,
+    /// The pool slots each running instance holds.
+    held: HashMap<usize, Claim>,
+    /// Instances started into a batch that is not durable yet (not offered yet).
+    launching: usize,
+    /// The log buffers of running tries whose lines are captured.
+    logs: HashMap<usize, TryLog>,
+    /// The elements of expanded mapped tasks, read once.
+    elements: HashMap<usize, Elements>,
+    /// Retries and pokes waiting for their time.
+    timers: BinaryHeap<Reverse<(tokio::time::Instant, usize)>>,
+    /// Callbacks running.
+    callback_tasks: JoinSet<()>,
+    /// Whether the executor was told to stop before the run ended.
+    stopped: bool,
+}
+
+impl<'a> RunLoop<'a> {
+    pub(crate) fn new(
+        runtime: &'a RunSettings,
+        dag: &'a Dag,
+        run: &DagRunRecord,
+        executor: Box<dyn TaskExecutor>,
+    ) -> Self {
+        let params = match &run.conf {
+            serde_json::Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        let store = &runtime.store;
+        let scope = Arc::new(RunScope {
+            dag_id: dag.id().clone(),
+            run_id: run.run_id.clone(),
+            run_type: run.run_type,
+            logical_date: run.logical_date,
+            data_interval: DataInterval::new(run.data_interval_start, run.data_interval_end),
+            params: Arc::new(params),
+            xcoms: store.clone() as Arc<dyn XComStore>,
+            runs: store.clone() as Arc<dyn crate::store::RunStore>,
+            objects: runtime.objects.clone(),
+        });
+        let options = TrackerOptions {
+            max_map_length: runtime.max_map_length,
+            events: runtime.events.is_observed(),
+            #[cfg(feature = "email")]
+            smtp: runtime.smtp.clone(),
+        };
+        Self {
+            runtime,
+            tracker: Tracker::new(dag, run, options),
+            executor,
+            scope,
+            started: run.start.unwrap_or_else(Utc::now),
+            held: HashMap::new(),
+            launching: 0,
+            logs: HashMap::new(),
+            elements: HashMap::new(),
+            timers: BinaryHeap::new(),
+            callback_tasks: JoinSet::new(),
+            stopped: false,
+        }
+    }
+
+    fn dag(&self) -> &'a Dag {
+        self.tracker.dag()
+    }
+
+    /// Tries running or about to be offered.
+    fn busy(&self) -> usize {
+        self.executor.running() + self.launching
+    }
+
+    /// Restores what `stored` records (empty for a new run), then runs to the end.
+    pub(crate) async fn start(
+        mut self,
+        stored: Vec<TaskInstanceRecord>,
+    ) -> Result<RunSummary, RunError> {
+        let clock = Instant::now();
+        let store = self.runtime.store.clone();
+        self.tracker
+            .push_change(self.run_change(RunState::Running, None));
+        self.runtime.events.run(RunEvent {
+            dag_id: self.scope.dag_id.clone(),
+            run_id: self.scope.run_id.clone(),
+            state: RunState::Running,
+        });
+        let pools = store.pools()?;
+        self.runtime
+            .pools
+            .define(pools.into_iter().map(|p| (p.name, p.slots)));
+        let mut reschedules = std::collections::HashMap::new();
+        for record in stored
+            .iter()
+            .filter(|r| r.state == TaskState::UpForReschedule)
+        {
+            let pokes = store.reschedules(&record.key, record.try_number)?;
+            reschedules.insert(record.key.clone(), pokes);
+        }
+        self.tracker.restore(stored, &reschedules, Utc::now());
+        // Tasks prepared into the batch being collected; they start once it is durable.
+        let mut launches: Vec<Launch> = Vec::new();
+        let mut in_flight: Option<InFlight> = None;
+        let mut stop = self.runtime.stop.clone();
+        let mut stop_deadline: Option<tokio::time::Instant> = None;
+        let capacity = self.executor.capacity();
+        let mut log_flush = tokio::time::interval(LOG_FLUSH);
+        log_flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // `dagrun_timeout` counts from the run's first start, across resumes.
+        let timeout_at = self.dag().dagrun_timeout().map(|timeout| {
+            let elapsed = (Utc::now() - self.started).to_std().unwrap_or_default();
+            tokio::time::Instant::now() + timeout.saturating_sub(elapsed)
+        });
+        loop {
+            self.absorb();
+            let stopping = stop.as_ref().is_some_and(|rx| *rx.borrow());
+            if stopping && stop_deadline.is_none() {
+                stop_deadline = Some(tokio::time::Instant::now() + self.runtime.grace);
+                self.stopped = true;
+            }
+            let mut blocked = Vec::new();
+            while !stopping && self.busy() < capacity {
+                let Some(ready) = self.tracker.pop_ready() else {
+                    break;
+                };
+                let index = match ready {
+                    // A mapped task takes no slot: it becomes instances that do, once its
+                    // upstream results are durable.
+                    Ready::Expand(index) => {
+                        launches.push(Launch::Expand(index));
+                        continue;
+                    }
+                    Ready::Task(index) => index,
+                };
+                let claim = self.claim(index);
+                match self.runtime.pools.try_claim(&claim) {
+                    Grant::Granted => {
+                        self.held.insert(index, claim);
+                        let started = self.tracker.start(index, Utc::now());
+                        launches.push(Launch::Task(index, self.context(index, started)));
+                        self.launching += 1;
+                    }
+                    // No task of this DAG can start: stop looking this turn.
+                    Grant::DagFull => {
+                        blocked.push(index);
+                        break;
+                    }
+                    // Other pools may have room, but bound the scan so a long queue
+                    // behind a full pool costs little each turn.
+                    Grant::PoolFull => {
+                        blocked.push(index);
+                        if blocked.len() >= MAX_BLOCKED_SCAN {
+                            break;
+                        }
+                    }
+                    Grant::UnknownPool => self.tracker.refuse(
+                        index,
+                        format!("pool `{}` does not exist", claim.pool),
+                        Utc::now(),
+                    ),
+                    Grant::TooBig { size } => self.tracker.refuse(
+                        index,
+                        format!(
+                            "the task takes {} slots of pool `{}`, which has {size}",
+                            claim.slots, claim.pool
+                        ),
+                        Utc::now(),
+                    ),
+                }
+            }
+            let slots_ran_out = !blocked.is_empty() || self.busy() >= capacity;
+            // Tasks waiting for slots keep their place by priority.
+            for index in blocked {
+                self.tracker.push_back(index);
+            }
+            self.absorb();
+            if in_flight.is_none() && (self.tracker.has_changes() || !launches.is_empty()) {
+                self.flush_logs();
+                if !self.tracker.has_changes() {
+                    // Nothing new to make durable (an expansion whose inputs already are).
+                    self.launch(std::mem::take(&mut launches));
+                } else if store.commits_in_background() && self.executor.running() > 0 {
+                    // Tasks are running: commit on another thread and keep handling them.
+                    in_flight = Some(self.commit_in_background(std::mem::take(&mut launches)));
+                } else {
+                    self.commit()?;
+                    self.launch(std::mem::take(&mut launches));
+                }
+            }
+            // An expansion launched just now queued its instances: start them at once
+            // rather than waiting for a slot to be released.
+            if !stopping && !slots_ran_out && self.tracker.has_ready() {
+                continue;
+            }
+            self.absorb();
+            // Pending retries and pokes are durable (`up_for_retry`, `up_for_reschedule`)
+            // and resume with the run.
+            let waiting_for_slots = !stopping && self.tracker.has_ready();
+            if self.busy() == 0
+                && (self.timers.is_empty() || stopping)
+                && in_flight.is_none()
+                && !waiting_for_slots
+            {
+                break;
+            }
+            if self.tracker.has_changes() && in_flight.is_none() {
+                // Decided while launching (an expansion that failed): commit first.
+                continue;
+            }
+            let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            let running = self.executor.running();
+            let has_logs = !self.logs.is_empty();
+            tokio::select! {
+                () = async { tokio::time::sleep_until(timeout_at.unwrap_or_else(tokio::time::Instant::now)).await },
+                    if timeout_at.is_some() && in_flight.is_none() => {
+                    self.tracker.time_out(Utc::now());
+                    self.abandon();
+                    break;
+                }
+                Some(()) = async { stop.as_mut()?.changed().await.ok() }, if stop.is_some() && !stopping => {}
+                // Slots held by other runs: wake on a release, or look again shortly (a
+                // release between the claim and this wait would otherwise be missed).
+                () = async {
+                    tokio::select! {
+                        () = self.runtime.pools.released() => {}
+                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
+                }, if waiting_for_slots && running == 0 => {}
+                () = async { tokio::time::sleep_until(next_timer.unwrap_or_else(tokio::time::Instant::now)).await },
+                    if next_timer.is_some() && !stopping => {
+                    let now = tokio::time::Instant::now();
+                    while let Some(Reverse((at, index))) = self.timers.peek().copied() {
+                        if at > now {
+                            break;
+                        }
+                        self.timers.pop();
+                        self.tracker.due(index);
+                    }
+                }
+                _ = log_flush.tick(), if has_logs && in_flight.is_none() => self.flush_logs(),
+                () = async { tokio::time::sleep_until(stop_deadline.unwrap_or_else(tokio::time::Instant::now)).await },
+                    if stop_deadline.is_some() && in_flight.is_none() => {
+                    tracing::warn!(
+                        run = %self.scope.run_id,
+                        "{} task(s) still running after the grace period; they are abandoned and retried on resume",
+                        self.executor.running()
+                    );
+                    self.abandon();
+                    break;
+                }
+                committed = async { (&mut in_flight.as_mut()?.commit).await.ok() }, if in_flight.is_some() => {
+                    let flight = in_flight.take();
+                    match committed {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => return Err(e.into()),
+                        None => return Err(RunError::Runtime("the commit thread was lost".into())),
+                    }
+                    if let Some(flight) = flight {
+                        callbacks::dispatch(&mut self.callback_tasks, flight.alerts);
+                        self.launch(flight.launches);
+                    }
+                }
+                Some(first) = self.executor.next_finished(), if running > 0 => {
+                    self.handle(first);
+                    while let Some(next) = self.executor.try_next_finished() {
+                        self.handle(next);
+                    }
+                }
+            }
+        }
+        let summary = self.finish(clock.elapsed())?;
+        while self.callback_tasks.join_next().await.is_some() {}
+        Ok(summary)
+    }
+
+    /// Takes in what the tracker decided that is not a change: timers to arm and events
+    /// to publish.
+    fn absorb(&mut self) {
+        let now = tokio::time::Instant::now();
+        for timer in self.tracker.take_timers() {
+            self.timers.push(Reverse((now + timer.delay, timer.index)));
+        }
+        for event in self.tracker.take_events() {
+            self.runtime.events.task(event);
+        }
+    }
+
+    /// Forgets every running try (a timeout, or the end of a stop's grace period).
+    fn abandon(&mut self) {
+        self.executor.abandon();
+        self.timers.clear();
+        self.logs.clear();
+        self.launching = 0;
+    }
+
+    /// The context of a try that starts.
+    fn context(&self, index: usize, started: Started) -> TaskContext {
+        TaskContext::new(
+            self.scope.clone(),
+            self.tracker.task(index).id().clone(),
+            started.map_index,
+            started.try_number,
+        )
+        .with_pokes(started.pokes)
+    }
+
+    /// What a task instance asks of the pools before it starts.
+    fn claim(&self, index: usize) -> Claim {
+        let task = self.tracker.task(index);
+        Claim {
+            pool: task.pool().to_string(),
+            slots: task.pool_slots(),
+            dag: self.dag().id().clone(),
+            dag_limit: self.dag().max_active_tasks(),
+        }
+    }
+
+    /// Moves the lines the running tries logged since the last commit into the batch.
+    fn flush_logs(&mut self) {
+        for (&index, log) in &self.logs {
+            let lines = log.take();
+            if !lines.is_empty() {
+                let record = &self.tracker.instance(index).record;
+                let change = Change::Log {
+                    key: record.key.clone(),
+                    try_number: record.try_number,
+                    lines,
+                };
+                self.tracker.push_change(change);
+            }
+        }
+    }
+
+    /// Applies the collected batch in one transaction, then sends its alerts.
+    fn commit(&mut self) -> Result<(), RunError> {
+        let changes = self.tracker.take_changes();
+        let alerts = self.tracker.take_alerts();
+        self.runtime.store.apply(&changes)?;
+        callbacks::dispatch(&mut self.callback_tasks, alerts);
+        Ok(())
+    }
+
+    /// Hands the collected batch to a blocking thread; `launches` start when it is
+    /// durable. Later changes go to a new batch.
+    fn commit_in_background(&mut self, launches: Vec<Launch>) -> InFlight {
+        let batch = self.tracker.take_changes();
+        let store = self.runtime.store.clone();
+        InFlight {
+            commit: tokio::task::spawn_blocking(move || store.apply(&batch)),
+            launches,
+            alerts: self.tracker.take_alerts(),
+        }
+    }
+
+    /// Starts tasks whose running state is durable, and expands mapped tasks whose inputs
+    /// are.
+    fn launch(&mut self, launches: Vec<Launch>) {
+        for launch in launches {
+            match launch {
+                Launch::Task(index, ctx) => {
+                    self.launching -= 1;
+                    let inputs = self.gather_inputs(index);
+                    self.offer(index, ctx, inputs);
+                }
+                Launch::Expand(index) => {
+                    let lengths = self.compute_elements(index).map(|elements| {
+                        let lengths = elements.iter().map(|list| list.len()).collect();
+                        self.elements.insert(index, elements);
+                        lengths
+                    });
+                    self.tracker.expand(index, lengths, Utc::now());
+                }
+            }
+        }
+    }
+
+    fn offer(
+        &mut self,
+        index: usize,
+        ctx: TaskContext,
+        inputs: Result<Vec<PendingInput>, TaskError>,
+    ) {
+        let task = self.tracker.task(index);
+        let span = tracing::info_span!(
+            "task",
+            dag = %self.scope.dag_id,
+            task = %task.id(),
+            run = %self.scope.run_id,
+            try_number = ctx.try_number(),
+        );
+        let log = TryLog::default();
+        if log.attach(&span) {
+            self.logs.insert(index, log.clone());
+        }
+        self.executor.offer(Work {
+            slot: index,
+            key: self.tracker.instance(index).record.key.clone(),
+            ctx,
+            inputs,
+            function: task.spec().function().clone(),
+            timeout: task.execution_timeout(),
+            objects: self.runtime.objects.clone(),
+            span,
+            log,
+        });
+    }
+
+    fn handle(&mut self, finished: Finished) {
+        let Finished {
+            slot: index,
+            result,
+            logs,
+            elapsed,
+            end,
+        } = finished;
+        if let Some(claim) = self.held.remove(&index) {
+            self.runtime.pools.release(&claim);
+        }
+        // Lines drained earlier are in earlier batches; the rest goes with the outcome.
+        self.logs.remove(&index);
+        if !logs.is_empty() {
+            let record = &self.tracker.instance(index).record;
+            let change = Change::Log {
+                key: record.key.clone(),
+                try_number: record.try_number,
+                lines: logs,
+            };
+            self.tracker.push_change(change);
+        }
+        let outcome = match result {
+            Ok(staged) => TryOutcome::Success {
+                output: staged.output,
+                records: staged.records,
+            },
+            Err(error) => TryOutcome::Failed(error),
+        };
+        self.tracker.finished(index, outcome, elapsed, end);
+    }
+
+    // ---- inputs (reads of the store) ------------------------------------------------
+
+    /// Reads the inputs of a task, after the batch holding its producers' XComs is durable.
+    /// Values kept in the object store are fetched later, by the task's own future.
+    fn gather_inputs(&mut self, index: usize) -> Result<Vec<PendingInput>, TaskError> {
+        let task = self.tracker.task(index);
+        let mut mapped = self
+            .mapped_arguments(index)?
+            .unwrap_or_default()
+            .into_iter();
+        let mut inputs = Vec::with_capacity(task.inputs().len());
+        for (param, bound) in task.spec().params().iter().zip(task.inputs()) {
+            let name = param.name().to_string().into();
+            let (source, value) = match bound {
+                BoundInput::Literal(blob) => (
+                    InputSource::Literal,
+                    PendingValue::One(StoredXCom::Inline(blob.clone())),
+                ),
+                BoundInput::Upstream(producer) => {
+                    let task = &self.dag().tasks()[*producer];
+                    let value = if task.is_mapped() {
+                        PendingValue::Collected {
+                            elements: self.mapped_outputs(*producer, param.name())?,
+                            element_type: task.spec().output().type_name(),
+                        }
+                    } else {
+                        PendingValue::One(self.output_of(*producer, param.name())?)
+                    };
+                    (InputSource::Upstream(task.id().clone()), value)
+                }
+                BoundInput::Mapped(source) => {
+                    let element = mapped.next().ok_or_else(|| TaskError::MissingInput {
+                        param: param.name().to_string(),
+                        hint: "the task was not expanded".to_string(),
+                    })?;
+                    let source = match source {
+                        MappedInput::Upstream(producer) => {
+                            InputSource::Upstream(self.dag().tasks()[*producer].id().clone())
+                        }
+                        MappedInput::Literal(_) => InputSource::Literal,
+                    };
+                    (source, PendingValue::One(element))
+                }
+            };
+            inputs.push(PendingInput {
+                param: name,
+                source,
+                value,
+            });
+        }
+        Ok(inputs)
+    }
+
+    /// The return value of the instance at `index`, for the parameter `param`, as stored:
+    /// from memory when small, else from the store (possibly a reference to an object).
+    fn output_of(&self, index: usize, param: &str) -> Result<StoredXCom, TaskError> {
+        let inst = self.tracker.instance(index);
+        if let Some(blob) = &inst.output {
+            return Ok(StoredXCom::Inline(blob.clone()));
+        }
+        let key: &TaskInstanceKey = &inst.record.key;
+        self.runtime
+            .store
+            .get_xcom(key, RETURN_VALUE)
+            .map_err(|e| TaskError::XCom(format!("cannot read input `{param}`: {e}")))?
+            .ok_or_else(|| TaskError::MissingInput {
+                param: param.to_string(),
+                hint: match key.map_index.get() {
+                    Some(i) => format!(
+                        "`{}` (map index {i}) stored no return value in this run",
+                        key.task_id
+                    ),
+                    None => format!("`{}` stored no return value in this run", key.task_id),
+                },
+            })
+    }
+
+    /// The results of the mapped task at `index`, in map order: one per instance that
+    /// succeeded (none if it was never expanded).
+    fn mapped_outputs(&self, index: usize, param: &str) -> Result<Vec<StoredXCom>, TaskError> {
+        self.tracker
+            .successful_children(index)
+            .into_iter()
+            .map(|child| self.output_of(child, param))
+            .collect()
+    }
+
+    /// The elements of the mapped task at `index`, read once (after a restore the
+    /// expansion is known from the store, the elements are not).
+    fn elements(&mut self, index: usize) -> Result<Elements, TaskError> {
+        if let Some(elements) = self.elements.get(&index) {
+            return Ok(elements.clone());
+        }
+        let elements = self.compute_elements(index)?;
+        self.elements.insert(index, elements.clone());
+        Ok(elements)
+    }
+
+    fn compute_elements(&self, index: usize) -> Result<Elements, TaskError> {
+        let task = self.tracker.task(index);
+        let mut lists = Vec::new();
+        for (param, bound) in task.spec().params().iter().zip(task.inputs()) {
+            let BoundInput::Mapped(source) = bound else {
+                continue;
+            };
+            lists.push(match source {
+                MappedInput::Literal(elements) => {
+                    elements.iter().cloned().map(StoredXCom::Inline).collect()
+                }
+                MappedInput::Upstream(producer) if self.dag().tasks()[*producer].is_mapped() => {
+                    self.mapped_outputs(*producer, param.name())?.into()
+                }
+                MappedInput::Upstream(producer) => {
+                    // The list is split here, once: fetched if it is kept as an object.
+                    let stored = self.output_of(*producer, param.name())?;
+                    let list =
+                        crate::objects::load_blocking(self.runtime.objects.as_ref(), &stored)
+                            .map_err(|e| {
+                                TaskError::XCom(format!(
+                                    "cannot read input `{}`: {e}",
+                                    param.name()
+                                ))
+                            })?;
+                    param
+                        .split_list(&list)
+                        .map_err(|e| {
+                            TaskError::XCom(format!(
+                                "cannot map `{}` over the output of `{}` (a `{}`): {e}",
+                                param.name(),
+                                self.dag().tasks()[*producer].id(),
+                                list.type_name()
+                            ))
+                        })?
+                        .into_iter()
+                        .map(StoredXCom::Inline)
+                        .collect()
+                }
+            });
+        }
+        Ok(Arc::new(lists))
+    }
+
+    /// For an instance of a mapped task: the element each mapped argument takes.
+    fn mapped_arguments(&mut self, index: usize) -> Result<Option<Vec<StoredXCom>>, TaskError> {
+        let Some(parent) = self.tracker.instance(index).parent else {
+            return Ok(None);
+        };
+        let elements = self.elements(parent)?;
+        let lengths: Vec<usize> = elements.iter().map(|list| list.len()).collect();
+        let mode = self.tracker.task(index).map_mode().unwrap_or_default();
+        let map_index = self
+            .tracker
+            .instance(index)
+            .record
+            .key
+            .map_index
+            .get()
+            .unwrap_or(0) as usize;
+        let count = mapping::expansion_length(&lengths, mode);
+        if map_index >= count {
+            return Err(TaskError::XCom(format!(
+                "map index {map_index} is past the {count} elements the mapped arguments have now; \
+                 the upstream output changed since the task was expanded"
+            )));
+        }
+        let positions = mapping::element_positions(map_index, &lengths, mode);
+        Ok(Some(
+            elements
+                .iter()
+                .zip(positions)
+                .map(|(list, position)| list[position].clone())
+                .collect(),
+        ))
+    }
+
+    // ---- the end ----------------------------------------------------------------------
+
+    fn run_change(&self, state: RunState, end: Option<DateTime<Utc>>) -> Change {
+        Change::Run {
+            dag_id: self.scope.dag_id.clone(),
+            run_id: self.scope.run_id.clone(),
+            state,
+            start: Some(self.started),
+            end,
+        }
+    }
+
+    fn finish(&mut self, duration: Duration) -> Result<RunSummary, RunError> {
+        // Tries abandoned by a stop or a timeout give their slots back.
+        for (_, claim) in self.held.drain() {
+            self.runtime.pools.release(&claim);
+        }
+        self.flush_logs();
+        let state = self.tracker.final_state(self.stopped);
+        if let Some(state) = state {
+            self.tracker
+                .push_change(self.run_change(state, Some(Utc::now())));
+            self.tracker.run_ended(state);
+        }
+        self.absorb();
+        self.commit()?;
+        // Stopped before the end: the run stays `running` and is resumed later.
+        let state = state.unwrap_or(RunState::Running);
+        self.runtime.events.run(RunEvent {
+            dag_id: self.scope.dag_id.clone(),
+            run_id: self.scope.run_id.clone(),
+            state,
+        });
+        Ok(self.summary(state, duration))
+    }
+
+    fn summary(&self, state: RunState, duration: Duration) -> RunSummary {
+        let tasks = self
+            .tracker
+            .summary()
+            .map(|(record, elapsed)| TaskSummary {
+                task_id: record.key.task_id.clone(),
+                map_index: record.key.map_index.get(),
+                state: record.state,
+                tries: record.try_number,
+                duration: elapsed,
+                error: record.error.clone(),
+            })
+            .collect();
+        RunSummary::new(
+            self.scope.dag_id.clone(),
+            self.scope.run_id.clone(),
+            self.scope.logical_date,
+            state,
+            duration,
+            tasks,
+            self.runtime.store.clone() as Arc<dyn XComStore>,
+            self.runtime.objects.clone(),
+        )
+    }
+}

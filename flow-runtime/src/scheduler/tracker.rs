@@ -1,0 +1,969 @@
+//! The deciding side of one DAG run, as a pure state machine: recorded outcomes go in
+//! (a try ended in success, failure, a reschedule; a retry came due; the run timed out),
+//! decisions come out (the state changes to commit, the instances now ready, the timers to
+//! arm, the alerts to send once the changes are durable, the events to publish).
+//!
+//! The tracker does no I/O and knows no tokio: the coordinating loop
+//! ([`super::run_loop`]) reads what it needs from the store and the object store, commits
+//! [`Tracker::take_changes`], and offers the instances it starts to an executor. Its
+//! decisions follow Airflow: trigger rules with skip and failure propagation, retries with
+//! delay, branch and short-circuit skips, dynamic mapping, sensors in reschedule mode,
+//! `dagrun_timeout`, and the run's final state from its leaves.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::ops::Range;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::reschedule::Reschedules;
+use crate::branch::{Branch, TaskKind};
+use crate::callbacks::{Callback, CallbackEvent};
+use crate::dag::{Dag, Task};
+use crate::error::TaskError;
+use crate::events::TaskEvent;
+use crate::ids::{DagId, MapIndex, RunId, StableHash, TaskId, TaskInstanceKey};
+use crate::mapping::{self, MapMode};
+use crate::sensor::PokeHistory;
+use crate::state::{RunState, TaskState};
+use crate::store::{Change, DagRunRecord, RescheduleRecord, TaskInstanceRecord};
+use crate::trigger::{self, Decision, TriggerRule, UpstreamCounts};
+use crate::xcom::{StoredXCom, XComBlob};
+
+/// Return values up to this size stay in memory for the run's consumers, sparing a read
+/// from the store; larger ones are read back when needed.
+const CACHED_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// Ready task instances, highest priority first, then in the order they became ready.
+#[derive(Default)]
+struct ReadyQueue {
+    heap: BinaryHeap<(i64, Reverse<u64>, usize)>,
+    next: u64,
+}
+
+impl ReadyQueue {
+    fn push(&mut self, index: usize, priority: i64) {
+        self.heap.push((priority, Reverse(self.next), index));
+        self.next += 1;
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        self.heap.pop().map(|(_, _, index)| index)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+/// A number stable for one task instance and try, for the retry jitter (Airflow hashes
+/// the same facts).
+fn retry_seed(key: &TaskInstanceKey, try_number: u32) -> u64 {
+    StableHash::default()
+        .text(key.dag_id.as_str())
+        .text(key.run_id.as_str())
+        .text(key.task_id.as_str())
+        .bytes(&try_number.to_le_bytes())
+        .finish()
+}
+
+/// A mapped task, expanded into instances.
+pub(crate) struct Expansion {
+    /// Its instances (indices into the tracker's instances), in map order.
+    pub(crate) children: Range<usize>,
+    /// How many of them have finished.
+    finished: usize,
+}
+
+/// Per-instance facts. The first instances are the DAG's tasks, at their task index; the
+/// instances of mapped tasks follow, in the order they were expanded.
+pub(crate) struct Instance {
+    /// The task it is an instance of.
+    pub(crate) task: usize,
+    /// For an instance of a mapped task: the task-level instance it belongs to.
+    pub(crate) parent: Option<usize>,
+    /// For the task-level instance of a mapped task, once expanded.
+    pub(crate) expansion: Option<Box<Expansion>>,
+    pub(crate) record: TaskInstanceRecord,
+    upstream: UpstreamCounts,
+    elapsed: Option<Duration>,
+    /// Its return value, when small enough to keep for its consumers.
+    pub(crate) output: Option<XComBlob>,
+    /// Whether its trigger rule has sent it to the ready queue: later upstream results
+    /// (rules like `one_success` decide early) must not queue it twice.
+    decided: bool,
+    /// Where this instance's record sits in the batch being collected, if it does: a
+    /// second change in the same batch replaces it, so the store writes one row.
+    pending: Option<usize>,
+}
+
+/// What is ready to go next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ready {
+    /// A task instance to start, once it has its pool slots.
+    Task(usize),
+    /// A mapped task to expand, once its upstream lists are read (it takes no slot).
+    Expand(usize),
+}
+
+/// A try that starts: what its context needs.
+#[derive(Clone, Debug)]
+pub(crate) struct Started {
+    /// Its map index.
+    pub(crate) map_index: MapIndex,
+    /// Its try number.
+    pub(crate) try_number: u32,
+    /// The earlier pokes of its try (a sensor in reschedule mode).
+    pub(crate) pokes: PokeHistory,
+}
+
+/// How a try ended, as the running side reported it.
+pub(crate) enum TryOutcome {
+    /// It returned: its value, and every XCom as the store records it (the return value
+    /// first).
+    Success {
+        /// The return value.
+        output: XComBlob,
+        /// What the store records.
+        records: Vec<(String, StoredXCom)>,
+    },
+    /// It failed (or a sensor asked to be poked again: [`TaskError::Reschedule`]).
+    Failed(TaskError),
+}
+
+/// A wait the loop arms: the instance is ready again after `delay` (a retry, or a
+/// sensor's next poke).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Timer {
+    /// The instance.
+    pub(crate) index: usize,
+    /// How long from now.
+    pub(crate) delay: Duration,
+}
+
+/// Settings of the tracker that are not the DAG's.
+#[derive(Clone, Default)]
+pub(crate) struct TrackerOptions {
+    /// The most instances one mapped task may expand to.
+    pub(crate) max_map_length: usize,
+    /// Whether to produce [`TaskEvent`]s (somebody listens).
+    pub(crate) events: bool,
+    /// Where tasks' `email` alerts go; `None` reads `FLOW_SMTP_*` when one is sent.
+    #[cfg(feature = "email")]
+    pub(crate) smtp: Option<std::sync::Arc<crate::notify::SmtpConfig>>,
+}
+
+/// One run's deciding state.
+pub(crate) struct Tracker<'a> {
+    dag: &'a Dag,
+    dag_id: DagId,
+    run_id: RunId,
+    logical_date: DateTime<Utc>,
+    options: TrackerOptions,
+    instances: Vec<Instance>,
+    ready: ReadyQueue,
+    changes: Vec<Change>,
+    /// Instances with a record in `changes`.
+    batched: Vec<usize>,
+    /// Callbacks to run once `changes` is durable.
+    alerts: Vec<(Callback, CallbackEvent)>,
+    events: Vec<TaskEvent>,
+    timers: Vec<Timer>,
+    /// Stored instances of mapped tasks that have not expanded in this process yet: an
+    /// expansion reuses them (keeping their tries) and removes those past its length.
+    unexpanded: HashMap<usize, Vec<TaskInstanceRecord>>,
+    /// The pokes of sensors in reschedule mode.
+    reschedules: Reschedules,
+    /// Whether the run exceeded its `dagrun_timeout`.
+    timed_out: bool,
+}
+
+impl<'a> Tracker<'a> {
+    /// A tracker of `run` of `dag` where nothing has happened yet (see [`Tracker::restore`]).
+    pub(crate) fn new(dag: &'a Dag, run: &DagRunRecord, options: TrackerOptions) -> Self {
+        let instances = dag
+            .tasks()
+            .iter()
+            .map(|task| Instance {
+                task: 0,
+                parent: None,
+                expansion: None,
+                record: TaskInstanceRecord::fresh(TaskInstanceKey {
+                    dag_id: dag.id().clone(),
+                    run_id: run.run_id.clone(),
+                    task_id: task.id().clone(),
+                    map_index: MapIndex::UNMAPPED,
+                }),
+                upstream: UpstreamCounts {
+                    total: u32::try_from(task.upstream().len()).unwrap_or(u32::MAX),
+                    ..UpstreamCounts::default()
+                },
+                elapsed: None,
+                output: None,
+                pending: None,
+                decided: false,
+            })
+            .enumerate()
+            .map(|(index, inst)| Instance {
+                task: index,
+                ..inst
+            })
+            .collect();
+        Self {
+            dag,
+            dag_id: dag.id().clone(),
+            run_id: run.run_id.clone(),
+            logical_date: run.logical_date,
+            options,
+            instances,
+            ready: ReadyQueue::default(),
+            changes: Vec::new(),
+            batched: Vec::new(),
+            alerts: Vec::new(),
+            events: Vec::new(),
+            timers: Vec::new(),
+            unexpanded: HashMap::new(),
+            reschedules: Reschedules::default(),
+            timed_out: false,
+        }
+    }
+
+    /// The DAG.
+    pub(crate) fn dag(&self) -> &'a Dag {
+        self.dag
+    }
+
+    /// The task `index` is an instance of.
+    pub(crate) fn task(&self, index: usize) -> &'a Task {
+        &self.dag.tasks()[self.instances[index].task]
+    }
+
+    /// The instance at `index`.
+    pub(crate) fn instance(&self, index: usize) -> &Instance {
+        &self.instances[index]
+    }
+
+    /// Whether `index` is the task-level instance of a mapped task, which never runs
+    /// itself: it expands into instances.
+    pub(crate) fn is_mapped_task(&self, index: usize) -> bool {
+        self.instances[index].parent.is_none() && self.task(index).is_mapped()
+    }
+
+    /// The instances of the expanded mapped task at `index` that succeeded, in map order.
+    pub(crate) fn successful_children(&self, index: usize) -> Vec<usize> {
+        match &self.instances[index].expansion {
+            Some(expansion) => expansion
+                .children
+                .clone()
+                .filter(|&child| self.instances[child].record.state == TaskState::Success)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    // ---- decisions out --------------------------------------------------------------
+
+    /// The changes decided since the last call, to commit as one batch. A later change
+    /// of an instance starts a new record in the next batch.
+    pub(crate) fn take_changes(&mut self) -> Vec<Change> {
+        for index in self.batched.drain(..) {
+            self.instances[index].pending = None;
+        }
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Whether changes wait to be committed.
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    /// Adds a change that is not a state decision (log lines) to the batch.
+    pub(crate) fn push_change(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
+    /// The alerts (callbacks with their events) to send once the changes taken so far are
+    /// durable.
+    pub(crate) fn take_alerts(&mut self) -> Vec<(Callback, CallbackEvent)> {
+        std::mem::take(&mut self.alerts)
+    }
+
+    /// The task events decided since the last call (only with [`TrackerOptions::events`]).
+    pub(crate) fn take_events(&mut self) -> Vec<TaskEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The timers to arm.
+    pub(crate) fn take_timers(&mut self) -> Vec<Timer> {
+        std::mem::take(&mut self.timers)
+    }
+
+    /// The next instance to start or expand, highest priority first.
+    pub(crate) fn pop_ready(&mut self) -> Option<Ready> {
+        let index = self.ready.pop()?;
+        Some(if self.is_mapped_task(index) {
+            Ready::Expand(index)
+        } else {
+            Ready::Task(index)
+        })
+    }
+
+    /// Puts back an instance that could not start now (its pool or DAG is full); it keeps
+    /// its place by priority.
+    pub(crate) fn push_back(&mut self, index: usize) {
+        self.ready.push(index, self.task(index).priority());
+    }
+
+    /// Whether an instance is ready.
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    // ---- outcomes in ----------------------------------------------------------------
+
+    /// Rebuilds the state of a stored run: finished instances settle their downstream,
+    /// queued ones go back to waiting, tries that were running when their process died
+    /// count as failed, and pending retries and pokes keep their schedule (`reschedules`
+    /// holds the recorded pokes of each instance left `up_for_reschedule`).
+    pub(crate) fn restore(
+        &mut self,
+        stored: Vec<TaskInstanceRecord>,
+        reschedules: &HashMap<TaskInstanceKey, Vec<RescheduleRecord>>,
+        now: DateTime<Utc>,
+    ) {
+        let mut by_task: HashMap<TaskId, TaskInstanceRecord> = HashMap::new();
+        let mut mapped: HashMap<TaskId, Vec<TaskInstanceRecord>> = HashMap::new();
+        for record in stored {
+            if record.key.map_index == MapIndex::UNMAPPED {
+                by_task.insert(record.key.task_id.clone(), record);
+            } else {
+                mapped
+                    .entry(record.key.task_id.clone())
+                    .or_default()
+                    .push(record);
+            }
+        }
+        for index in 0..self.dag.tasks().len() {
+            let task_id = self.dag.tasks()[index].id();
+            if let Some(record) = by_task.remove(task_id) {
+                self.instances[index].record = record;
+            }
+            // An expanded mapped task: its instances are stored, their elements are read
+            // again when an instance needs them. If none has started (its task was
+            // cleared), it expands again once its upstream tasks are done, reusing them.
+            if let Some(mut records) = mapped.remove(task_id) {
+                records.sort_by_key(|r| r.key.map_index.get());
+                if records.iter().all(|r| r.state == TaskState::None) {
+                    self.unexpanded.insert(index, records);
+                    continue;
+                }
+                let first = self.instances.len();
+                for record in records {
+                    self.add_child(index, record);
+                }
+                self.instances[index].decided = true;
+                self.instances[index].expansion = Some(Box::new(Expansion {
+                    children: first..self.instances.len(),
+                    finished: 0,
+                }));
+            }
+        }
+        for index in 0..self.instances.len() {
+            if self.instances[index].record.state == TaskState::Queued {
+                self.set_state(index, TaskState::None, None);
+            }
+        }
+        for position in 0..self.dag.topological_order().len() {
+            let index = self.dag.topological_order()[position];
+            if let Some(expansion) = &self.instances[index].expansion {
+                for child in expansion.children.clone() {
+                    self.restore_instance(child, reschedules, now);
+                }
+                continue;
+            }
+            self.restore_instance(index, reschedules, now);
+        }
+    }
+
+    /// Picks up one stored instance where it was left.
+    fn restore_instance(
+        &mut self,
+        index: usize,
+        reschedules: &HashMap<TaskInstanceKey, Vec<RescheduleRecord>>,
+        now: DateTime<Utc>,
+    ) {
+        let record = &self.instances[index].record;
+        match record.state {
+            TaskState::None => {
+                let task = self.task(index);
+                // An instance of a mapped task was queued when its task expanded.
+                let due = self.instances[index].parent.is_some()
+                    || task.upstream().is_empty()
+                    || task.trigger_rule() == TriggerRule::Always;
+                if due {
+                    self.instances[index].decided = true;
+                    self.ready.push(index, task.priority());
+                }
+            }
+            TaskState::Running => {
+                let error = TaskError::Interrupted(record.try_number);
+                self.fail_try(index, error);
+            }
+            TaskState::UpForRetry => {
+                let seed = retry_seed(&record.key, record.try_number);
+                let delay = self.task(index).retry_delay_for(record.try_number, seed);
+                let due = record.end.unwrap_or(now) + delay;
+                self.arm(index, (due - now).to_std().unwrap_or_default());
+            }
+            TaskState::UpForReschedule => {
+                let recorded = reschedules
+                    .get(&record.key)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let due = self.reschedules.restore(index, recorded).unwrap_or(now);
+                self.arm(index, (due - now).to_std().unwrap_or_default());
+            }
+            state => self.settle_downstream(index, state),
+        }
+    }
+
+    /// Marks an instance queued then running (one row in the batch) and returns what its
+    /// context needs. A fresh (or cleared) instance gets its full retry budget here.
+    pub(crate) fn start(&mut self, index: usize, now: DateTime<Utc>) -> Started {
+        let retries = self.task(index).retries();
+        let inst = &mut self.instances[index];
+        if inst.record.state == TaskState::None {
+            inst.record.max_tries = inst.record.try_number + retries + 1;
+        }
+        // A sensor's next poke in reschedule mode continues its try, as in Airflow.
+        let next_poke = inst.record.state == TaskState::UpForReschedule;
+        self.set_state(index, TaskState::Queued, None);
+        if !next_poke {
+            self.instances[index].record.try_number += 1;
+            self.reschedules.forget(index);
+        }
+        let inst = &mut self.instances[index];
+        inst.record.start = Some(now);
+        inst.record.end = None;
+        self.set_state(index, TaskState::Running, None);
+        let record = &self.instances[index].record;
+        Started {
+            map_index: record.key.map_index,
+            try_number: record.try_number,
+            pokes: self.reschedules.history(index),
+        }
+    }
+
+    /// Fails an instance that cannot run (its pool cannot hold it, its mapped lists cannot
+    /// be read), counting a try without running it.
+    pub(crate) fn refuse(&mut self, index: usize, message: String, now: DateTime<Utc>) {
+        let _ = self.start(index, now);
+        tracing::error!(task = %self.task(index).id(), "{message}");
+        self.set_state(index, TaskState::Failed, Some(message));
+        self.settle_downstream(index, TaskState::Failed);
+    }
+
+    /// A retry or a sensor's next poke came due.
+    pub(crate) fn due(&mut self, index: usize) {
+        self.ready.push(index, self.task(index).priority());
+    }
+
+    /// A try of `index` ended at `end` after `elapsed`.
+    pub(crate) fn finished(
+        &mut self,
+        index: usize,
+        outcome: TryOutcome,
+        elapsed: Duration,
+        end: DateTime<Utc>,
+    ) {
+        let inst = &mut self.instances[index];
+        inst.record.end = Some(end);
+        inst.elapsed = Some(elapsed);
+        // A branch or short-circuit decision is read before the success is recorded, so
+        // a bad choice fails the try instead.
+        let outcome = match outcome {
+            TryOutcome::Success { output, records } => match self.skips_for(index, &output) {
+                Ok(skips) => Ok((output, records, skips)),
+                Err(e) => Err(e),
+            },
+            TryOutcome::Failed(e) => Err(e),
+        };
+        match outcome {
+            Err(TaskError::Reschedule { at }) => self.reschedule(index, end, at),
+            Ok((output, records, skips)) => {
+                let key = self.instances[index].record.key.clone();
+                if output.bytes().len() <= CACHED_OUTPUT_BYTES {
+                    self.instances[index].output = Some(output);
+                }
+                for (name, value) in records {
+                    self.changes.push(Change::XCom {
+                        key: key.clone(),
+                        name,
+                        value,
+                    });
+                }
+                self.set_state(index, TaskState::Success, None);
+                // Mark every skip first, so settling one cannot queue another.
+                let skipped: Vec<usize> = skips
+                    .into_iter()
+                    .filter(|&i| {
+                        self.instances[i].record.state == TaskState::None
+                            && !self.instances[i].decided
+                    })
+                    .collect();
+                for &i in &skipped {
+                    self.set_state(i, TaskState::Skipped, None);
+                }
+                for &i in &skipped {
+                    self.settle_downstream(i, TaskState::Skipped);
+                }
+                self.settle_downstream(index, TaskState::Success);
+            }
+            Err(error) => self.fail_try(index, error),
+        }
+    }
+
+    /// The mapped task at `index` expands over lists of `lengths` (one per mapped
+    /// argument), or cannot read them: one instance per element (per combination), each
+    /// ready to run; `skipped` for an empty list (Airflow's rule); failed if the lists
+    /// cannot be read or are too long.
+    pub(crate) fn expand(
+        &mut self,
+        index: usize,
+        lengths: Result<Vec<usize>, TaskError>,
+        now: DateTime<Utc>,
+    ) {
+        let task = self.task(index);
+        let lengths = match lengths {
+            Ok(lengths) => lengths,
+            Err(error) => return self.refuse(index, error.to_string(), now),
+        };
+        let mode = task.map_mode().unwrap_or_default();
+        let count = mapping::expansion_length(&lengths, mode);
+        let limit = self.options.max_map_length;
+        if count > limit {
+            return self.refuse(
+                index,
+                format!(
+                    "mapped task `{}` would expand to {count} instances, over the limit of \
+                     {limit}; raise max_map_length (FLOW_MAX_MAP_LENGTH) or map over fewer elements",
+                    task.id()
+                ),
+                now,
+            );
+        }
+        if mode == MapMode::Zip && lengths.windows(2).any(|pair| pair[0] != pair[1]) {
+            tracing::warn!(task = %task.id(), ?lengths, "zipped lists differ in length; the extra elements are not used");
+        }
+        if count == 0 {
+            tracing::info!(task = %task.id(), "mapped over an empty list: skipped");
+            self.set_state(index, TaskState::Skipped, None);
+            self.settle_downstream(index, TaskState::Skipped);
+            return;
+        }
+        tracing::info!(task = %task.id(), instances = count, "expanded");
+        let first = self.instances.len();
+        let key = self.instances[index].record.key.clone();
+        let mut previous = self.unexpanded.remove(&index).unwrap_or_default();
+        for surplus in previous.drain(count.min(previous.len())..) {
+            tracing::info!(task = %task.id(), map_index = %surplus.key.map_index, "removed: the list is shorter now");
+            self.changes.push(Change::RemoveInstance(surplus.key));
+        }
+        let mut previous = previous.into_iter();
+        for map_index in 0..count {
+            // A stored instance is already recorded; a new one goes into the batch.
+            let (record, stored) = match previous.next() {
+                Some(record) => (record, true),
+                None => (
+                    TaskInstanceRecord::fresh(TaskInstanceKey {
+                        map_index: MapIndex::mapped(u32::try_from(map_index).unwrap_or(u32::MAX)),
+                        ..key.clone()
+                    }),
+                    false,
+                ),
+            };
+            let child = self.add_child(index, record);
+            if !stored {
+                self.record_change(child);
+            }
+            self.ready.push(child, task.priority());
+        }
+        self.instances[index].expansion = Some(Box::new(Expansion {
+            children: first..first + count,
+            finished: 0,
+        }));
+    }
+
+    /// Ends a run that exceeded `dagrun_timeout`, as Airflow does: running tries fail
+    /// (they are abandoned), everything that has not run is skipped, and the run fails.
+    pub(crate) fn time_out(&mut self, now: DateTime<Utc>) {
+        let timeout = self.dag.dagrun_timeout().unwrap_or_default();
+        tracing::error!(run = %self.run_id, "dagrun_timeout of {timeout:?} exceeded");
+        let message = format!(
+            "the run exceeded its dagrun_timeout of {}",
+            humantime::format_duration(timeout)
+        );
+        for index in 0..self.instances.len() {
+            // An expanded mapped task is not stored; its instances are.
+            if self.instances[index].expansion.is_some() {
+                continue;
+            }
+            match self.instances[index].record.state {
+                TaskState::Running | TaskState::UpForRetry | TaskState::UpForReschedule => {
+                    self.instances[index].record.end = Some(now);
+                    self.set_state(index, TaskState::Failed, Some(message.clone()));
+                }
+                TaskState::None | TaskState::Queued => {
+                    self.set_state(index, TaskState::Skipped, None)
+                }
+                _ => {}
+            }
+        }
+        self.ready = ReadyQueue::default();
+        self.timers.clear();
+        self.timed_out = true;
+    }
+
+    /// The run's final state, if it has one: `None` while an instance is unfinished and
+    /// the run was stopped (it stays `running`, to be resumed). A leaf that failed (or
+    /// never ran because of a failure) fails the run, as in Airflow; so does a timeout.
+    pub(crate) fn final_state(&self, stopped: bool) -> Option<RunState> {
+        let unfinished = self.instances.iter().any(|i| !i.record.state.is_finished());
+        if stopped && unfinished {
+            return None;
+        }
+        let failed = self.timed_out
+            || unfinished
+            || self
+                .dag
+                .tasks()
+                .iter()
+                .zip(&self.instances)
+                .any(|(task, inst)| {
+                    task.downstream().is_empty()
+                        && matches!(
+                            inst.record.state,
+                            TaskState::Failed | TaskState::UpstreamFailed
+                        )
+                });
+        Some(if failed {
+            RunState::Failed
+        } else {
+            RunState::Success
+        })
+    }
+
+    /// Each task in the DAG's order, a mapped task as its instances in map order: the
+    /// record and the duration of its last try in this process.
+    pub(crate) fn summary(&self) -> impl Iterator<Item = (&TaskInstanceRecord, Option<Duration>)> {
+        (0..self.dag.tasks().len())
+            .flat_map(|index| match &self.instances[index].expansion {
+                Some(expansion) => expansion.children.clone(),
+                None => index..index + 1,
+            })
+            .map(|index| (&self.instances[index].record, self.instances[index].elapsed))
+    }
+
+    // ---- the rules ------------------------------------------------------------------
+
+    fn fail_try(&mut self, index: usize, error: TaskError) {
+        let task = self.task(index);
+        let message = error.to_string();
+        let record = &self.instances[index].record;
+        if let TaskError::SoftFail(_) = error {
+            tracing::warn!(task = %task.id(), "{message}; skipping (soft_fail)");
+            self.set_state(index, TaskState::Skipped, Some(message));
+            self.settle_downstream(index, TaskState::Skipped);
+            return;
+        }
+        // A sensor that timed out is not retried, as in Airflow.
+        let retryable = !matches!(error, TaskError::SensorTimeout(_));
+        if retryable && record.try_number < record.max_tries {
+            let try_number = record.try_number;
+            let seed = retry_seed(&record.key, try_number);
+            let delay = task.retry_delay_for(try_number, seed);
+            tracing::warn!(task = %task.id(), try_number, "try failed, retrying in {}: {message}", humantime::format_duration(delay));
+            self.set_state(index, TaskState::UpForRetry, Some(message));
+            self.arm(index, delay);
+        } else {
+            tracing::error!(task = %task.id(), try_number = record.try_number, "task failed: {message}");
+            self.set_state(index, TaskState::Failed, Some(message));
+            self.settle_downstream(index, TaskState::Failed);
+        }
+    }
+
+    /// A sensor in reschedule mode answered "not yet": it waits `up_for_reschedule`,
+    /// holding no slot, and is ready again at `at`.
+    fn reschedule(&mut self, index: usize, end: DateTime<Utc>, at: DateTime<Utc>) {
+        let change = self
+            .reschedules
+            .not_yet(index, &self.instances[index].record, end, at);
+        self.set_state(index, TaskState::UpForReschedule, None);
+        self.changes.push(change);
+        self.arm(index, (at - end).to_std().unwrap_or_default());
+    }
+
+    fn arm(&mut self, index: usize, delay: Duration) {
+        self.timers.push(Timer { index, delay });
+    }
+
+    /// The tasks a successful branch or short-circuit task skips: the direct downstream
+    /// tasks a branch did not choose, or everything downstream of a short-circuit that
+    /// returned `false`. A choice that is not a direct downstream task is an error.
+    fn skips_for(&self, index: usize, output: &XComBlob) -> Result<Vec<usize>, TaskError> {
+        let task = self.task(index);
+        match task.spec().kind() {
+            TaskKind::Normal => Ok(Vec::new()),
+            TaskKind::Branch => {
+                let branch: Branch = output.decode().map_err(|e| {
+                    TaskError::Failed(format!("a branch task must return a `Branch`: {e}"))
+                })?;
+                let downstream = task.downstream();
+                let name = |i: &usize| self.dag.tasks()[*i].id().as_str();
+                for chosen in branch.task_ids() {
+                    if !downstream.iter().any(|d| name(d) == chosen) {
+                        let ids: Vec<&str> = downstream.iter().map(name).collect();
+                        return Err(TaskError::Failed(format!(
+                            "branch `{}` chose `{chosen}`, which is not one of its downstream tasks: {}",
+                            task.id(),
+                            if ids.is_empty() {
+                                "it has none".to_string()
+                            } else {
+                                ids.join(", ")
+                            }
+                        )));
+                    }
+                }
+                Ok(downstream
+                    .iter()
+                    .copied()
+                    .filter(|d| !branch.task_ids().iter().any(|c| c == name(d)))
+                    .collect())
+            }
+            TaskKind::ShortCircuit => {
+                let go_on: bool = output.decode().map_err(|e| {
+                    TaskError::Failed(format!("a short-circuit task must return a `bool`: {e}"))
+                })?;
+                if go_on {
+                    return Ok(Vec::new());
+                }
+                tracing::info!(task = %task.id(), "short-circuit: skipping every downstream task");
+                let mut seen = vec![false; self.dag.tasks().len()];
+                let mut stack: Vec<usize> = task.downstream().to_vec();
+                let mut all = Vec::new();
+                while let Some(d) = stack.pop() {
+                    if !std::mem::replace(&mut seen[d], true) {
+                        all.push(d);
+                        stack.extend_from_slice(self.dag.tasks()[d].downstream());
+                    }
+                }
+                all.sort_unstable();
+                Ok(all)
+            }
+        }
+    }
+
+    /// Tells downstream tasks that `index` finished in `state`, deciding each one whose
+    /// trigger rule can now decide, and propagating skips and upstream failures.
+    fn settle_downstream(&mut self, index: usize, state: TaskState) {
+        if let Some(parent) = self.instances[index].parent {
+            return self.child_finished(parent, state);
+        }
+        self.settle(index, UpstreamCounts::one(state));
+    }
+
+    /// Tells the downstream tasks of the task-level instance `index` that it finished with
+    /// `finished` (one state, or one per instance of a mapped task).
+    fn settle(&mut self, index: usize, finished: UpstreamCounts) {
+        let mut settled = vec![(index, finished)];
+        while let Some((done, finished)) = settled.pop() {
+            for &d in self.dag.tasks()[done].downstream() {
+                let inst = &mut self.instances[d];
+                if inst.record.state != TaskState::None || inst.decided {
+                    continue;
+                }
+                inst.upstream.add(&finished);
+                match trigger::decide(self.dag.tasks()[d].trigger_rule(), &inst.upstream) {
+                    Decision::Wait => {}
+                    Decision::Run => {
+                        self.instances[d].decided = true;
+                        self.ready.push(d, self.dag.tasks()[d].priority());
+                    }
+                    Decision::UpstreamFailed => {
+                        self.set_state(d, TaskState::UpstreamFailed, None);
+                        settled.push((d, UpstreamCounts::one(TaskState::UpstreamFailed)));
+                    }
+                    Decision::Skip => {
+                        self.set_state(d, TaskState::Skipped, None);
+                        settled.push((d, UpstreamCounts::one(TaskState::Skipped)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds an instance of the mapped task at `parent`.
+    fn add_child(&mut self, parent: usize, record: TaskInstanceRecord) -> usize {
+        self.instances.push(Instance {
+            task: self.instances[parent].task,
+            parent: Some(parent),
+            expansion: None,
+            record,
+            upstream: UpstreamCounts::default(),
+            elapsed: None,
+            output: None,
+            decided: true,
+            pending: None,
+        });
+        self.instances.len() - 1
+    }
+
+    /// One instance of the mapped task at `parent` finished in `state`; once all have,
+    /// downstream tasks count each instance as one upstream result (as Airflow does).
+    fn child_finished(&mut self, parent: usize, state: TaskState) {
+        let Some(expansion) = self.instances[parent].expansion.as_mut() else {
+            return;
+        };
+        expansion.finished += 1;
+        if expansion.finished < expansion.children.len() {
+            return;
+        }
+        let children = expansion.children.clone();
+        let mut counts = UpstreamCounts {
+            total: u32::try_from(children.len()).unwrap_or(u32::MAX),
+            ..UpstreamCounts::default()
+        };
+        for child in children.clone() {
+            counts.record(self.instances[child].record.state);
+        }
+        tracing::debug!(task = %self.task(parent).id(), last = %state, "every mapped instance finished");
+        // The task-level instance is not stored (its instances are); its state sums them
+        // up for the run's leaf rule.
+        let end = children
+            .filter_map(|child| self.instances[child].record.end)
+            .max();
+        let inst = &mut self.instances[parent];
+        inst.record.state = if counts.failed + counts.upstream_failed > 0 {
+            TaskState::Failed
+        } else if counts.success > 0 {
+            TaskState::Success
+        } else {
+            TaskState::Skipped
+        };
+        inst.record.end = end;
+        self.settle(parent, counts);
+    }
+
+    fn set_state(&mut self, index: usize, state: TaskState, error: Option<String>) {
+        let email = self
+            .task(index)
+            .emails_on(state)
+            .then(|| self.email_alert(index))
+            .flatten();
+        let inst = &mut self.instances[index];
+        debug_assert!(
+            inst.record.state.can_become(state),
+            "{} -> {state}",
+            inst.record.state
+        );
+        inst.record.state = state;
+        if error.is_some() || state == TaskState::Running {
+            inst.record.error = error;
+        }
+        self.record_change(index);
+        let inst = &self.instances[index];
+        // Only states with callbacks pay for an event (the hot path has none).
+        let callbacks = self
+            .task(index)
+            .spec()
+            .callbacks()
+            .for_state(state.as_str());
+        if !callbacks.is_empty() || email.is_some() {
+            let event = CallbackEvent {
+                dag_id: self.dag_id.clone(),
+                run_id: self.run_id.clone(),
+                logical_date: self.logical_date,
+                task_id: Some(inst.record.key.task_id.clone()),
+                map_index: inst.record.key.map_index.get(),
+                try_number: inst.record.try_number,
+                state: state.as_str(),
+                error: inst.record.error.clone(),
+            };
+            self.alerts.extend(
+                callbacks
+                    .iter()
+                    .cloned()
+                    .chain(email)
+                    .map(|callback| (callback, event.clone())),
+            );
+        }
+        if self.options.events {
+            let ends_try = state.is_finished() || state == TaskState::UpForRetry;
+            self.events.push(TaskEvent {
+                dag_id: self.dag_id.clone(),
+                run_id: self.run_id.clone(),
+                task_id: inst.record.key.task_id.clone(),
+                map_index: inst.record.key.map_index.get(),
+                state,
+                try_number: inst.record.try_number,
+                duration: if ends_try { inst.elapsed } else { None },
+                error: inst.record.error.clone(),
+            });
+        }
+    }
+
+    /// Puts the instance's record in the batch being collected (once per batch).
+    fn record_change(&mut self, index: usize) {
+        let inst = &mut self.instances[index];
+        match inst.pending {
+            Some(at) => self.changes[at] = Change::Task(inst.record.clone()),
+            None => {
+                inst.pending = Some(self.changes.len());
+                self.changes.push(Change::Task(inst.record.clone()));
+                self.batched.push(index);
+            }
+        }
+    }
+
+    /// The run-level alerts of a run that ended in `state`.
+    pub(crate) fn run_ended(&mut self, state: RunState) {
+        let event = CallbackEvent {
+            dag_id: self.dag_id.clone(),
+            run_id: self.run_id.clone(),
+            logical_date: self.logical_date,
+            task_id: None,
+            map_index: None,
+            try_number: 0,
+            state: state.as_str(),
+            error: None,
+        };
+        for callback in self.dag.callbacks().for_state(state.as_str()) {
+            self.alerts.push((callback.clone(), event.clone()));
+        }
+    }
+
+    /// The callback that mails task `index`'s `email` recipients.
+    #[cfg(feature = "email")]
+    fn email_alert(&self, index: usize) -> Option<Callback> {
+        let task = self.task(index);
+        // The addresses were checked when the DAG was built.
+        match crate::notify::EmailNotifier::new(task.email()) {
+            Ok(notifier) => Some(std::sync::Arc::new(
+                notifier
+                    .shared_smtp(self.options.smtp.clone())
+                    .into_callback(),
+            )),
+            Err(error) => {
+                tracing::error!(task = %task.id(), "no email alert: {error}");
+                None
+            }
+        }
+    }
+
+    /// Without the `email` feature a DAG whose tasks have `email` does not build.
+    #[cfg(not(feature = "email"))]
+    fn email_alert(&self, _index: usize) -> Option<Callback> {
+        None
+    }
+}
