@@ -399,6 +399,18 @@ fn bad_settings_are_refused_whatever_the_command() {
 }
 
 #[test]
+fn reading_history_creates_no_database() {
+    let home = Home::new();
+    home.cmd().args(["runs", "list"]).assert().success();
+    home.cmd()
+        .args(["tasks", "states", "chain", "latest"])
+        .assert()
+        .code(2)
+        .stderr(contains("DAG `chain` has no recorded runs yet"));
+    assert!(!home.0.path().join("flow.db").exists());
+}
+
+#[test]
 fn a_parallelism_of_zero_is_refused() {
     fixture()
         .args(["dags", "test", "chain", "--in-memory", "--parallelism", "0"])

@@ -1,21 +1,32 @@
 //! The commands over recorded history: runs, task states, clearing, logs, resuming,
 //! deleting.
 
+use std::sync::Arc;
+
 use super::{Failure, live_executor, open, render, report, runtime};
 use crate::dag::Dag;
 use crate::ids::TaskId;
 use crate::ops;
 use crate::settings::Settings;
+use crate::store::{MemoryStore, Store};
+
+/// The store to read history from; a home without a database has none, and reading it
+/// creates none (so a reader never races a writer creating the database).
+fn open_for_reading(settings: &Settings) -> Result<Arc<dyn Store>, Failure> {
+    Ok(settings
+        .open_existing_store()?
+        .unwrap_or_else(|| Arc::new(MemoryStore::new())))
+}
 
 pub(super) fn runs(settings: &Settings, dag_id: Option<&str>) -> Result<(), Failure> {
-    let (_, store) = open(settings)?;
+    let store = open_for_reading(settings)?;
     let runs = store.runs(dag_id.map(Into::into).as_ref())?;
     print!("{}", render::run_table(&runs));
     Ok(())
 }
 
 pub(super) fn states(settings: &Settings, dag: &Dag, run: &str) -> Result<(), Failure> {
-    let (_, store) = open(settings)?;
+    let store = open_for_reading(settings)?;
     let run_id = ops::resolve::resolve_run(store.as_ref(), dag, run)?;
     let instances = store.task_instances(dag.id(), &run_id)?;
     print!("{}", render::instance_table(dag, &instances));
@@ -91,7 +102,7 @@ pub(super) fn logs(
     try_number: Option<u32>,
     map_index: Option<u32>,
 ) -> Result<(), Failure> {
-    let (_, store) = open(settings)?;
+    let store = open_for_reading(settings)?;
     let run_id = ops::resolve::resolve_run(store.as_ref(), dag, run)?;
     let logs = ops::logs::read(store.as_ref(), dag, &run_id, task_id, map_index, try_number)?;
     for attempt in &logs.tries {
