@@ -484,6 +484,18 @@ impl XComStore for MemoryStore {
             .max_by(|a, b| a.0.cmp(&b.0));
         Ok(newest.map(|((_, run_id), blob)| (run_id, blob.clone())))
     }
+
+    fn xcoms(&self, key: &TaskInstanceKey) -> Result<Vec<(String, StoredXCom)>, StoreError> {
+        let mut found: Vec<(String, StoredXCom)> = self
+            .lock()
+            .xcoms
+            .iter()
+            .filter(|((k, _), _)| k == key)
+            .map(|((_, name), value)| (name.clone(), value.clone()))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found)
+    }
 }
 
 impl DagStore for MemoryStore {

@@ -100,10 +100,8 @@ pub enum StoreError {
         /// This binary's version.
         supported: i64,
     },
-    /// The database needs `db migrate`.
-    #[error(
-        "the database {path} has schema version {found}; this binary needs {supported}: run `db migrate` first"
-    )]
+    /// The database was written by an older flow and must be migrated first.
+    #[error("the database {path} has schema version {found}; this binary needs {supported}")]
     OlderSchema {
         /// The file.
         path: String,
@@ -562,6 +560,8 @@ pub trait XComStore: Send + Sync {
         task_id: &TaskId,
         name: &str,
     ) -> Result<Option<(RunId, StoredXCom)>, StoreError>;
+    /// Every value an instance stored, by name, in name order.
+    fn xcoms(&self, key: &TaskInstanceKey) -> Result<Vec<(String, StoredXCom)>, StoreError>;
 }
 
 /// Who claims queued instances: one worker process (or thread) of any machine.

@@ -373,6 +373,16 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
+        // Two processes opening a new file at once both find it empty; the second to take
+        // the write lock finds the schema made and leaves it.
+        if from == 0 {
+            let tables: i64 = tx
+                .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+            if tables > 0 {
+                return Ok(());
+            }
+        }
         for (i, sql) in MIGRATIONS
             .iter()
             .enumerate()
@@ -1189,6 +1199,27 @@ impl XComStore for SqliteStore {
                 Ok((RunId::new(r.get::<_, String>(0)?), stored_xcom(r, 1)?))
             })
             .optional()
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    fn xcoms(&self, key: &TaskInstanceKey) -> Result<Vec<(String, StoredXCom)>, StoreError> {
+        let conn = self.lock();
+        conn.prepare_cached(
+            "SELECT key, value, type_name, object_key FROM xcoms \
+             WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 ORDER BY key",
+        )
+        .and_then(|mut st| {
+            st.query_map(
+                params![
+                    key.dag_id.as_str(),
+                    key.run_id.as_str(),
+                    key.task_id.as_str(),
+                    key.map_index.as_i64()
+                ],
+                |r| Ok((r.get::<_, String>(0)?, stored_xcom(r, 1)?)),
+            )?
+            .collect()
         })
         .map_err(|e| self.err(e))
     }
