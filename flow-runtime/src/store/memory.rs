@@ -103,10 +103,10 @@ impl Holds {
 
     /// The hold of `from` passes to `to` (same pool and DAG: the sums do not move).
     fn transfer(&mut self, from: &TaskInstanceKey, to: &TaskInstanceKey) {
-        if let Some(hold) = self.by_key.remove(from) {
-            if let Some(old) = self.by_key.insert(to.clone(), hold) {
-                self.uncount(&old);
-            }
+        if let Some(hold) = self.by_key.remove(from)
+            && let Some(old) = self.by_key.insert(to.clone(), hold)
+        {
+            self.uncount(&old);
         }
     }
 
