@@ -361,25 +361,23 @@ impl<'a> RunLoop<'a> {
     ) -> Result<Vec<usize>, RunError> {
         let mut blocked = Vec::new();
         loop {
-            let room = capacity.saturating_sub(self.busy());
-            let mut candidates = Vec::new();
-            while candidates.len() < room {
-                match self.tracker.pop_ready() {
-                    Some(Ready::Expand(index)) => launches.push(Launch::Expand(index)),
-                    Some(Ready::Task(index)) => candidates.push(index),
+            let mut requests = Vec::new();
+            let mut asked = Vec::new();
+            // Ask the store for a bounded number at once: behind a full pool, a long queue
+            // costs little each turn.
+            while self.busy() + asked.len() < capacity && asked.len() < MAX_BLOCKED_SCAN {
+                let index = match self.tracker.pop_ready() {
+                    Some(Ready::Expand(index)) => {
+                        launches.push(Launch::Expand(index));
+                        continue;
+                    }
+                    Some(Ready::Task(index)) => index,
                     None => break,
-                }
-            }
-            if candidates.is_empty() {
-                return Ok(blocked);
-            }
-            let mut requests = Vec::with_capacity(candidates.len());
-            let mut asked = Vec::with_capacity(candidates.len());
-            for index in candidates.drain(..) {
+                };
                 let key = self.tracker.instance(index).record.key.clone();
                 let claim = self.claim(index);
                 // Slots a try of this turn gave up pass straight on: no store round trip.
-                match self.freed.iter().position(|(_, c)| *c == claim) {
+                match self.freed.iter().rposition(|(_, c)| *c == claim) {
                     Some(at) => {
                         let (from, claim) = self.freed.swap_remove(at);
                         self.tracker
@@ -391,6 +389,9 @@ impl<'a> RunLoop<'a> {
                         requests.push(SlotRequest { key, claim });
                     }
                 }
+            }
+            if asked.is_empty() {
+                return Ok(blocked);
             }
             let candidates = asked;
             if self.refused_slots && !requests.is_empty() {
