@@ -23,9 +23,7 @@ pub enum RunError {
     #[error(transparent)]
     Params(#[from] crate::graph::params::ParamsError),
     /// A run with this id exists already.
-    #[error(
-        "run `{run_id}` of DAG `{dag_id}` already exists; resume it with `dags test {dag_id} --resume {run_id}`, or pick another --date"
-    )]
+    #[error("run `{run_id}` of DAG `{dag_id}` already exists")]
     RunExists {
         /// The DAG.
         dag_id: DagId,
@@ -33,7 +31,7 @@ pub enum RunError {
         run_id: RunId,
     },
     /// No run with this id.
-    #[error("DAG `{dag_id}` has no run `{run_id}`; list its runs with `runs list {dag_id}`")]
+    #[error("DAG `{dag_id}` has no run `{run_id}`")]
     NoSuchRun {
         /// The DAG.
         dag_id: DagId,
@@ -41,9 +39,7 @@ pub enum RunError {
         run_id: RunId,
     },
     /// The run is over; nothing to resume.
-    #[error(
-        "run `{run_id}` already ended {state}; clear tasks with `tasks clear` to run them again"
-    )]
+    #[error("run `{run_id}` already ended {state}")]
     RunFinished {
         /// The run.
         run_id: RunId,

@@ -1,6 +1,6 @@
 //! `FLOW_HOME`: the directory that holds the database (`flow.db`) and the run locks.
 //!
-//! It is `$FLOW_HOME` when set, else `$HOME/.flow`. A run being executed holds an
+//! It is `$FLOW_HOME` when set, else `$HOME/.flow` (see [`crate::settings`]). A run being executed holds an
 //! exclusive lock on a file under `locks/`, so a second process cannot execute (resume,
 //! clear) the same run at the same time; the operating system releases the lock when the
 //! holder dies, even by SIGKILL, so a crash never leaves a run stuck.
@@ -63,17 +63,6 @@ pub struct RunLock {
 }
 
 impl FlowHome {
-    /// `$FLOW_HOME`, else `$HOME/.flow`.
-    pub fn from_env() -> Result<Self, HomeError> {
-        if let Some(dir) = std::env::var_os("FLOW_HOME").filter(|d| !d.is_empty()) {
-            return Ok(Self::at(dir));
-        }
-        let home = std::env::var_os("HOME")
-            .filter(|d| !d.is_empty())
-            .ok_or(HomeError::Unset)?;
-        Ok(Self::at(Path::new(&home).join(".flow")))
-    }
-
     /// A home at `dir`.
     pub fn at(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }

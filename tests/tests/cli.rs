@@ -348,6 +348,83 @@ fn db_commands_report_and_migrate() {
 }
 
 #[test]
+fn an_older_database_is_refused_with_the_command_that_migrates_it() {
+    let home = Home::new();
+    flow_runtime::store::SqliteStore::create_at_version(&home.0.path().join("flow.db"), 1).unwrap();
+    home.cmd().args(["runs", "list"]).assert().code(2).stderr(
+        contains("has schema version 1; this binary needs").and(contains("run `db migrate` first")),
+    );
+    home.cmd().args(["db", "migrate"]).assert().success();
+    home.cmd().args(["runs", "list"]).assert().success();
+}
+
+#[test]
+fn bad_settings_are_refused_whatever_the_command() {
+    // An invalid log filter used to fall back to `info` silently.
+    for args in [
+        &["dags", "list"][..],
+        &["dags", "test", "chain", "--in-memory"],
+    ] {
+        fixture()
+            .env("FLOW_LOG", "[[[")
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(contains("FLOW_LOG must be a log filter").and(contains("(found `[[[`)")));
+    }
+    // An in-memory run uses no object store, and still refuses one that cannot work.
+    let home = Home::new();
+    home.cmd()
+        .env("FLOW_OBJECT_STORE", "ftp://x")
+        .args(["dags", "test", "chain", "--in-memory"])
+        .assert()
+        .code(2)
+        .stdout(contains("Running").not())
+        .stderr(contains("invalid object store URL `ftp://x`"));
+    home.cmd()
+        .env("FLOW_MAX_MAP_LENGTH", "0")
+        .args(["dags", "list"])
+        .assert()
+        .code(2)
+        .stderr(contains("FLOW_MAX_MAP_LENGTH must be a whole number").and(contains("`0`")));
+    // Mail settings are checked whole when any is set, not when the first alert is sent.
+    home.cmd()
+        .env("FLOW_SMTP_PORT", "587")
+        .env_remove("FLOW_SMTP_HOST")
+        .args(["dags", "list"])
+        .assert()
+        .code(2)
+        .stderr(contains("FLOW_SMTP_HOST is not set"));
+    assert!(!home.0.path().join("flow.db").exists());
+}
+
+#[test]
+fn reading_history_creates_no_database() {
+    let home = Home::new();
+    home.cmd().args(["runs", "list"]).assert().success();
+    home.cmd()
+        .args(["tasks", "states", "chain", "latest"])
+        .assert()
+        .code(2)
+        .stderr(contains("DAG `chain` has no recorded runs yet"));
+    assert!(!home.0.path().join("flow.db").exists());
+}
+
+#[test]
+fn a_parallelism_of_zero_is_refused() {
+    fixture()
+        .args(["dags", "test", "chain", "--in-memory", "--parallelism", "0"])
+        .assert()
+        .code(2)
+        .stdout(contains("Running").not())
+        .stderr(contains("--parallelism").and(contains("0 is not in 1..")));
+    fixture()
+        .args(["dags", "test", "chain", "--in-memory", "--parallelism", "1"])
+        .assert()
+        .success();
+}
+
+#[test]
 fn two_dags_with_one_id_refuse_to_start() {
     Command::new(env!("CARGO_BIN_EXE_duplicate_dags"))
         .args(["dags", "list"])

@@ -8,6 +8,7 @@
 //! 1 a run or task failed, 2 bad input (unknown id, bad date, bad JSON, missing inputs), a
 //! refused database, or a DAG definition error found at start-up.
 
+mod failure;
 mod history;
 mod render;
 mod scheduling;
@@ -18,17 +19,18 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::error::RunError;
-use crate::graph::{BoundInput, Dag};
-use crate::home::{FlowHome, HomeError};
-use crate::ids::RunId;
-use crate::objects::{ObjectError, ObjectStoreConfig, Objects};
+use crate::graph::Dag;
+use crate::home::FlowHome;
+use crate::objects::Objects;
+use crate::ops;
 use crate::registry::{Registry, closest};
-use crate::runtime::{Executor, RunRequest, RunSummary};
+use crate::runtime::{Executor, RunSummary};
+use crate::settings::Settings;
 use crate::state::RunState;
-use crate::store::{MemoryStore, OpenMode, SqliteStore, Store, StoreError};
+use crate::store::{MemoryStore, OpenMode, SqliteStore, Store};
 use crate::time::parse_date;
-use crate::xcom::{RETURN_VALUE, XComBlob};
+
+pub(crate) use failure::Failure;
 
 /// A flow pipeline binary: runs and inspects the DAGs compiled into it.
 #[derive(Parser, Debug)]
@@ -92,8 +94,8 @@ enum DagsCommand {
         /// Keep the run in memory only; nothing is written to FLOW_HOME.
         #[arg(long, conflicts_with = "resume")]
         in_memory: bool,
-        /// The most tasks running at once; default: the number of cores.
-        #[arg(long)]
+        /// The most tasks running at once (at least 1); default: the number of cores.
+        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         parallelism: Option<usize>,
         /// The run's params as a JSON object, checked against the DAG's params.
         #[arg(long, conflicts_with = "resume")]
@@ -255,74 +257,6 @@ enum ShowFormat {
     Dot,
 }
 
-/// A command that failed, with its exit code.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    code: u8,
-    message: String,
-}
-
-impl Failure {
-    fn usage(message: impl Into<String>) -> Self {
-        Self {
-            code: 2,
-            message: message.into(),
-        }
-    }
-    fn failed(message: impl Into<String>) -> Self {
-        Self {
-            code: 1,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Backend(_)
-            | StoreError::DiskFull(_)
-            | StoreError::IllegalTransition { .. } => Failure::failed(e.to_string()),
-            _ => Failure::usage(e.to_string()),
-        }
-    }
-}
-
-impl From<HomeError> for Failure {
-    fn from(e: HomeError) -> Self {
-        match e {
-            HomeError::Store(e) => e.into(),
-            e => Failure::usage(e.to_string()),
-        }
-    }
-}
-
-impl From<ObjectError> for Failure {
-    fn from(e: ObjectError) -> Self {
-        match e {
-            // The store did not do what was asked: a failed command, which may be repeated.
-            ObjectError::Failed { .. }
-            | ObjectError::NotFound { .. }
-            | ObjectError::ArtifactMissing { .. }
-            | ObjectError::File { .. }
-            | ObjectError::Runtime(_) => Failure::failed(e.to_string()),
-            // Settings that cannot work.
-            _ => Failure::usage(e.to_string()),
-        }
-    }
-}
-
-impl From<RunError> for Failure {
-    fn from(e: RunError) -> Self {
-        match e {
-            RunError::Store(e) => e.into(),
-            RunError::Objects(e) => e.into(),
-            RunError::Runtime(_) => Failure::failed(e.to_string()),
-            _ => Failure::usage(e.to_string()),
-        }
-    }
-}
-
 /// Parses the process arguments and runs the command over every registered DAG.
 pub fn main() -> ExitCode {
     run(std::env::args_os())
@@ -341,7 +275,16 @@ where
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    init_logging();
+    // Every setting is checked before anything runs, whatever the command.
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            let failure = Failure::from(e);
+            eprintln!("error: {}", failure.message);
+            return ExitCode::from(failure.code);
+        }
+    };
+    init_logging(&settings);
     let registry = match Registry::load() {
         Ok(registry) => registry,
         Err(e) => {
@@ -349,7 +292,7 @@ where
             return ExitCode::from(2);
         }
     };
-    match execute(cli.command, &registry) {
+    match execute(cli.command, &registry, &settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("error: {}", failure.message);
@@ -360,12 +303,14 @@ where
 
 /// Logs go to stderr, filtered by `FLOW_LOG` (default `info`); every task's lines at INFO
 /// and above are also captured into its try's log in the store.
-fn init_logging() {
+fn init_logging(settings: &Settings) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{EnvFilter, Layer as _, filter::LevelFilter};
 
-    let filter = EnvFilter::try_from_env("FLOW_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // The filter was checked by the settings; `info` only if that check and this disagree.
+    let filter =
+        EnvFilter::try_new(settings.log_filter()).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
@@ -377,7 +322,7 @@ fn init_logging() {
         .try_init();
 }
 
-fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
+fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result<(), Failure> {
     match command {
         Command::Dags(DagsCommand::List) => {
             print!("{}", render::dag_table(registry.dags()));
@@ -404,19 +349,39 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
         }) => {
             let dag = find_dag(registry, &dag_id)?;
             if let Some(run) = resume {
-                return history::resume(dag, &run, parallelism);
+                return history::resume(settings, dag, &run, parallelism);
             }
-            let conf = scheduling::parse_conf(conf.as_deref())?;
-            let request = RunRequest::manual(dag, logical_date(date.as_deref())?, conf.as_ref())?;
+            let conf = conf.as_deref().map(ops::trigger::parse_conf).transpose()?;
+            let request =
+                ops::trigger::request(dag, logical_date(date.as_deref())?, conf.as_ref())?;
             if in_memory {
                 let executor = live_executor(
+                    settings,
                     Arc::new(MemoryStore::new()),
                     Objects::in_memory(),
                     parallelism,
-                )?;
-                dags_test(dag, &executor, request)
+                );
+                println!(
+                    "Running DAG `{}` for logical date {}",
+                    dag.id(),
+                    request.logical_date.to_rfc3339()
+                );
+                let summary = runtime()?.block_on(executor.run_request(dag, request))?;
+                report(&summary)
             } else {
-                dags_test_recorded(dag, &FlowHome::from_env()?, request, parallelism)
+                let (home, store) = open(settings)?;
+                let executor =
+                    live_executor(settings, store, settings.connect_objects()?, parallelism);
+                let run_id = Executor::manual_run_id(request.logical_date);
+                let _lock = home.lock_run(dag.id(), &run_id)?;
+                println!(
+                    "Running DAG `{}` for logical date {} (run {run_id}, recorded in {})",
+                    dag.id(),
+                    request.logical_date.to_rfc3339(),
+                    home.database().display()
+                );
+                let summary = runtime()?.block_on(executor.run_request(dag, request))?;
+                report(&summary)
             }
         }
         Command::Dags(DagsCommand::Trigger {
@@ -425,6 +390,7 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             date,
             run,
         }) => scheduling::trigger(
+            settings,
             find_dag(registry, &dag_id)?,
             conf.as_deref(),
             date.as_deref(),
@@ -437,6 +403,7 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             rerun_failed,
             dry_run,
         }) => scheduling::backfill(
+            settings,
             find_dag(registry, &dag_id)?,
             &from,
             &to,
@@ -444,10 +411,10 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             dry_run,
         ),
         Command::Dags(DagsCommand::Pause { dag_id }) => {
-            scheduling::pause(find_dag(registry, &dag_id)?, true)
+            scheduling::pause(settings, find_dag(registry, &dag_id)?, true)
         }
         Command::Dags(DagsCommand::Unpause { dag_id }) => {
-            scheduling::pause(find_dag(registry, &dag_id)?, false)
+            scheduling::pause(settings, find_dag(registry, &dag_id)?, false)
         }
         Command::Scheduler { poll, grace } => {
             let seconds = |flag: &str, v: f64| {
@@ -459,7 +426,12 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
                     )))
                 }
             };
-            scheduling::scheduler(registry, seconds("poll", poll)?, seconds("grace", grace)?)
+            scheduling::scheduler(
+                settings,
+                registry,
+                seconds("poll", poll)?,
+                seconds("grace", grace)?,
+            )
         }
         Command::Tasks(TasksCommand::List { dag_id }) => {
             print!("{}", render::task_table(find_dag(registry, &dag_id)?));
@@ -471,13 +443,14 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             date,
             inputs,
         }) => tasks_test(
+            settings,
             find_dag(registry, &dag_id)?,
             &task_id,
             date.as_deref(),
             &inputs,
         ),
         Command::Tasks(TasksCommand::States { dag_id, run }) => {
-            history::states(find_dag(registry, &dag_id)?, &run)
+            history::states(settings, find_dag(registry, &dag_id)?, &run)
         }
         Command::Tasks(TasksCommand::Clear {
             dag_id,
@@ -486,6 +459,7 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             downstream,
             no_run,
         }) => history::clear(
+            settings,
             find_dag(registry, &dag_id)?,
             &run,
             &tasks,
@@ -499,6 +473,7 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             try_number,
             map_index,
         }) => history::logs(
+            settings,
             find_dag(registry, &dag_id)?,
             &run,
             &task_id,
@@ -509,16 +484,15 @@ fn execute(command: Command, registry: &Registry) -> Result<(), Failure> {
             if let Some(id) = &dag_id {
                 find_dag(registry, id)?;
             }
-            history::runs(dag_id.as_deref())
+            history::runs(settings, dag_id.as_deref())
         }
         Command::Runs(RunsCommand::Delete { dag_id, run }) => {
-            history::delete(find_dag(registry, &dag_id)?, &run)
+            history::delete(settings, find_dag(registry, &dag_id)?, &run)
         }
-        Command::Pools(command) => scheduling::pools(command),
-        Command::Db(DbCommand::Migrate) => db_migrate(),
+        Command::Pools(command) => scheduling::pools(settings, command),
+        Command::Db(DbCommand::Migrate) => db_migrate(settings),
         Command::Db(DbCommand::Info) => {
-            let home = FlowHome::from_env()?;
-            let store = home.open_store()?;
+            let store = settings.home()?.open_store()?;
             println!("database: {}", store.path().display());
             println!("schema version: {}", store.schema_version()?);
             Ok(())
@@ -531,16 +505,6 @@ fn find_dag<'a>(registry: &'a Registry, id: &str) -> Result<&'a Dag, Failure> {
         Failure::usage(format!(
             "no DAG `{id}` in this binary; known DAGs: {}",
             closest(id, registry.ids()).join(", ")
-        ))
-    })
-}
-
-fn find_task(dag: &Dag, id: &str) -> Result<usize, Failure> {
-    dag.task_index(id).ok_or_else(|| {
-        Failure::usage(format!(
-            "no task `{id}` in DAG `{}`; its tasks: {}",
-            dag.id(),
-            closest(id, dag.tasks().iter().map(|t| t.id().as_str())).join(", ")
         ))
     })
 }
@@ -563,36 +527,27 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))
 }
 
-/// The object store of recorded runs: `FLOW_OBJECT_STORE`, else `$FLOW_HOME/objects`.
-fn objects(home: &FlowHome) -> Result<Objects, Failure> {
-    Ok(ObjectStoreConfig::from_env(home)?.connect()?)
+/// The home and the store of recorded runs.
+fn open(settings: &Settings) -> Result<(FlowHome, Arc<dyn Store>), Failure> {
+    let home = settings.home()?.clone();
+    let store = settings.open_store()?;
+    Ok((home, store))
 }
 
-/// An executor printing a line per task state change.
+/// An executor with the settings, printing a line per task state change.
 fn live_executor(
+    settings: &Settings,
     store: Arc<dyn Store>,
     objects: Objects,
     parallelism: Option<usize>,
-) -> Result<Executor, Failure> {
-    let executor = configured(Executor::new(store))?
+) -> Executor {
+    let executor = settings
+        .executor(store)
         .object_store(objects)
         .on_event(|event| println!("{}", render::event_line(event)));
-    Ok(match parallelism {
+    match parallelism {
         Some(n) => executor.parallelism(n),
         None => executor,
-    })
-}
-
-/// An executor with the settings of the environment: `FLOW_MAX_MAP_LENGTH`.
-fn configured(executor: Executor) -> Result<Executor, Failure> {
-    match std::env::var("FLOW_MAX_MAP_LENGTH") {
-        Ok(text) => match text.trim().parse::<usize>() {
-            Ok(limit) if limit > 0 => Ok(executor.max_map_length(limit)),
-            _ => Err(Failure::usage(format!(
-                "FLOW_MAX_MAP_LENGTH must be a whole number of instances, at least 1 (found `{text}`)"
-            ))),
-        },
-        Err(_) => Ok(executor),
     }
 }
 
@@ -608,41 +563,9 @@ fn report(summary: &RunSummary) -> Result<(), Failure> {
     }
 }
 
-fn dags_test(dag: &Dag, executor: &Executor, request: RunRequest) -> Result<(), Failure> {
-    println!(
-        "Running DAG `{}` for logical date {}",
-        dag.id(),
-        request.logical_date.to_rfc3339()
-    );
-    let summary = runtime()?.block_on(executor.run_request(dag, request))?;
-    report(&summary)
-}
-
-fn dags_test_recorded(
-    dag: &Dag,
-    home: &FlowHome,
-    request: RunRequest,
-    parallelism: Option<usize>,
-) -> Result<(), Failure> {
-    let logical_date = request.logical_date;
-    let store: Arc<dyn Store> = Arc::new(home.open_store()?);
-    let executor = live_executor(store, objects(home)?, parallelism)?;
-    let run_id = Executor::manual_run_id(logical_date);
-    let _lock = home.lock_run(dag.id(), &run_id)?;
-    println!(
-        "Running DAG `{}` for logical date {} (run {run_id}, recorded in {})",
-        dag.id(),
-        logical_date.to_rfc3339(),
-        home.database().display()
-    );
-    let summary = runtime()?.block_on(executor.run_request(dag, request))?;
-    report(&summary)
-}
-
-fn db_migrate() -> Result<(), Failure> {
-    let home = FlowHome::from_env()?;
+fn db_migrate(settings: &Settings) -> Result<(), Failure> {
     let store = SqliteStore::open_with(
-        &home.database(),
+        &settings.home()?.database(),
         OpenMode::ForMigration,
         crate::store::DEFAULT_BUSY_TIMEOUT,
     )?;
@@ -661,176 +584,53 @@ fn db_migrate() -> Result<(), Failure> {
     Ok(())
 }
 
-/// Where one input of `tasks test` comes from.
-enum Provided {
-    Given(XComBlob),
-    Missing(String),
-}
-
 fn tasks_test(
+    settings: &Settings,
     dag: &Dag,
     task_id: &str,
     date: Option<&str>,
     given: &[String],
 ) -> Result<(), Failure> {
-    let index = find_task(dag, task_id)?;
-    let task = &dag.tasks()[index];
-    let params = task.spec().params();
-    let mut provided: Vec<Option<XComBlob>> = vec![None; params.len()];
+    let mut pairs = Vec::with_capacity(given.len());
     for arg in given {
         let Some((name, json)) = arg.split_once('=') else {
             return Err(Failure::usage(format!(
                 "invalid --input `{arg}`: write NAME=JSON, e.g. --input rows=42"
             )));
         };
-        let Some(position) = params.iter().position(|p| p.name() == name) else {
-            let names: Vec<&str> = params.iter().map(|p| p.name()).collect();
-            return Err(Failure::usage(format!(
-                "task `{task_id}` has no input `{name}`; its inputs: {}",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            )));
-        };
-        let value: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| Failure::usage(format!("--input {name}: invalid JSON `{json}`: {e}")))?;
-        let blob = params[position]
-            .from_json(value)
-            .map_err(|e| Failure::usage(format!("--input {name}: {e}")))?;
-        provided[position] = Some(blob);
+        pairs.push((name.to_string(), json.to_string()));
     }
-    // Inputs not given come from literals, then from the latest recorded run.
-    let needs_store = params
-        .iter()
-        .zip(task.inputs())
-        .zip(&provided)
-        .any(|((_, bound), given)| given.is_none() && matches!(bound, BoundInput::Upstream(_)));
-    let recorded: Option<(SqliteStore, FlowHome)> =
-        if needs_store && FlowHome::from_env()?.database().exists() {
-            let home = FlowHome::from_env()?;
-            Some((home.open_store()?, home))
-        } else {
-            None
-        };
-    let mut inputs = Vec::with_capacity(params.len());
-    let mut missing = Vec::new();
-    for ((param, bound), given) in params.iter().zip(task.inputs()).zip(provided) {
-        let found = match (given, bound) {
-            (Some(blob), _) => Provided::Given(blob),
-            (None, BoundInput::Literal(blob)) => Provided::Given(blob.clone()),
-            // One instance of a mapped task takes one element: the user says which.
-            (None, BoundInput::Mapped(_)) => Provided::Missing(format!(
-                "  {}: {} (one element of the list the task is mapped over)",
-                param.name(),
-                param.type_name(),
-            )),
-            (None, BoundInput::Upstream(producer)) => {
-                let producer = dag.tasks()[*producer].id();
-                let latest = match &recorded {
-                    Some((store, home)) => crate::store::XComStore::latest_xcom(
-                        store,
-                        dag.id(),
-                        producer,
-                        RETURN_VALUE,
-                    )?
-                    .map(|(run, stored)| -> Result<_, Failure> {
-                        match stored.as_inline() {
-                            Some(blob) => Ok((run, blob.clone())),
-                            None => Ok((run, objects(home)?.load_blocking(&stored)?)),
-                        }
-                    })
-                    .transpose()?,
-                    None => None,
-                };
-                match latest {
-                    Some((run, blob)) => {
-                        println!(
-                            "input `{}` from the return value of `{producer}` in run {run}",
-                            param.name()
-                        );
-                        Provided::Given(blob)
-                    }
-                    None => Provided::Missing(format!(
-                        "  {}: {} (the return value of `{producer}`, which no recorded run has stored)",
-                        param.name(),
-                        param.type_name(),
-                    )),
-                }
-            }
-        };
-        match found {
-            Provided::Given(blob) => inputs.push(blob),
-            Provided::Missing(line) => missing.push(line),
+    let decoded = ops::test_task::decode_inputs(dag, task_id, &pairs)?;
+    // Inputs not given come from literals, then from the latest recorded run, if any.
+    let store = if decoded.needs_recorded(dag) {
+        settings.open_existing_store()?
+    } else {
+        None
+    };
+    let recorded = match &store {
+        Some(store) => Some(ops::test_task::Recorded {
+            xcoms: store.as_ref(),
+            objects: settings.object_store()?,
+        }),
+        None => None,
+    };
+    let inputs = ops::test_task::resolve_inputs(dag, decoded, recorded)?;
+    for (name, source) in &inputs.sources {
+        if let ops::test_task::InputSource::Recorded { producer, run_id } = source {
+            println!("input `{name}` from the return value of `{producer}` in run {run_id}");
         }
-    }
-    if !missing.is_empty() {
-        return Err(Failure::usage(format!(
-            "task `{task_id}` needs inputs that are not available:\n{}\nprovide each as JSON with --input NAME=JSON, \
-             or record a run first with `dags test {}`",
-            missing.join("\n"),
-            dag.id()
-        )));
     }
     let logical_date = logical_date(date)?;
-    // Nothing is recorded: artifacts the task puts stay in memory too.
-    let executor = Executor::new(Arc::new(MemoryStore::new())).object_store(Objects::in_memory());
-    let outcome = runtime()?.block_on(executor.test_task(dag, index, inputs, logical_date));
-    match outcome {
-        Ok((output, pushed)) => {
-            let json = task
-                .spec()
-                .output()
-                .to_json(&output)
-                .map_err(Failure::failed)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
-            );
-            for (key, blob) in pushed {
-                println!(
-                    "pushed XCom `{key}` ({} bytes, {})",
-                    blob.bytes().len(),
-                    blob.type_name()
-                );
-            }
-            Ok(())
-        }
-        Err(e) => Err(Failure::failed(format!("task `{task_id}` failed: {e}"))),
+    let output = runtime()?.block_on(ops::test_task::run(dag, inputs, logical_date))?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&output.output).unwrap_or_else(|_| output.output.to_string())
+    );
+    for pushed in output.pushed {
+        println!(
+            "pushed XCom `{}` ({} bytes, {})",
+            pushed.key, pushed.bytes, pushed.type_name
+        );
     }
-}
-
-/// Resolves a run argument: an id, or `latest` for the DAG's newest run.
-fn resolve_run(store: &dyn Store, dag: &Dag, run: &str) -> Result<RunId, Failure> {
-    if run == "latest" {
-        return store
-            .runs(Some(dag.id()))?
-            .into_iter()
-            .next()
-            .map(|r| r.run_id)
-            .ok_or_else(|| Failure::usage(format!("DAG `{}` has no recorded runs yet", dag.id())));
-    }
-    let run_id = RunId::new(run);
-    if store.run(dag.id(), &run_id)?.is_none() {
-        let runs = store.runs(Some(dag.id()))?;
-        let known: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
-        return Err(Failure::usage(format!(
-            "DAG `{}` has no run `{run}`; {}",
-            dag.id(),
-            if known.is_empty() {
-                "it has no recorded runs".to_string()
-            } else {
-                format!(
-                    "its runs, closest first: {}",
-                    closest(run, known)
-                        .into_iter()
-                        .take(5)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-        )));
-    }
-    Ok(run_id)
+    Ok(())
 }

@@ -4,45 +4,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
-use super::{Failure, configured, live_executor, logical_date, objects, render, runtime};
+use super::{Failure, live_executor, logical_date, open, render, runtime};
 use crate::graph::Dag;
-use crate::home::FlowHome;
-use crate::ids::RunId;
+use crate::ops;
+use crate::ops::backfill::{Action, SkipReason};
 use crate::registry::Registry;
-use crate::runtime::{Executor, RunRequest, RunSummary};
 use crate::runtime::{Scheduler, SystemClock};
-use crate::state::RunState;
-use crate::store::{RunType, Store};
+use crate::settings::Settings;
 use crate::time::parse_date;
 
-fn open() -> Result<(FlowHome, Arc<dyn Store>), Failure> {
-    let home = FlowHome::from_env()?;
-    let store = home.open_store()?;
-    Ok((home, Arc::new(store)))
-}
-
-/// Parses `--conf` as a JSON object.
-pub(super) fn parse_conf(conf: Option<&str>) -> Result<Option<serde_json::Value>, Failure> {
-    conf.map(|text| {
-        serde_json::from_str::<serde_json::Value>(text)
-            .map_err(|e| Failure::usage(format!("invalid --conf `{text}`: not JSON: {e}")))
-    })
-    .transpose()
-}
-
 pub(super) fn scheduler(
+    settings: &Settings,
     registry: &Registry,
     poll: Duration,
     grace: Duration,
 ) -> Result<(), Failure> {
-    let (home, store) = open()?;
+    let (home, store) = open(settings)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let executor = configured(Executor::new(store))?
-        .object_store(objects(&home)?)
+    let executor = settings
+        .executor(store)
+        .object_store(settings.connect_objects()?)
         .stop_on(stop_rx.clone(), grace);
     let scheduler = Scheduler::new(
         registry.dags().cloned(),
@@ -91,16 +74,18 @@ async fn wait_for_stop_signal() {
 }
 
 pub(super) fn trigger(
+    settings: &Settings,
     dag: &Dag,
     conf: Option<&str>,
     date: Option<&str>,
     run_now: bool,
 ) -> Result<(), Failure> {
-    let conf = parse_conf(conf)?;
-    let request = RunRequest::manual(dag, logical_date(date)?, conf.as_ref())?;
-    let (home, store) = open()?;
-    let executor = live_executor(store, objects(&home)?, None)?;
-    let run = executor.create_run(dag, request)?;
+    let conf = conf.map(ops::trigger::parse_conf).transpose()?;
+    // The conf is checked before anything is opened.
+    let request = ops::trigger::request(dag, logical_date(date)?, conf.as_ref())?;
+    let (home, store) = open(settings)?;
+    let executor = live_executor(settings, store, settings.connect_objects()?, None);
+    let run = ops::trigger::trigger(&executor, dag, request)?;
     if !run_now {
         println!(
             "queued run {} of DAG `{}`; a running scheduler starts it",
@@ -109,21 +94,14 @@ pub(super) fn trigger(
         );
         return Ok(());
     }
-    let _lock = home.lock_run(dag.id(), &run.run_id)?;
+    let lock = home.lock_run(dag.id(), &run.run_id)?;
     println!("running {} of DAG `{}`", run.run_id, dag.id());
-    let summary = runtime()?.block_on(executor.resume(dag, &run.run_id))?;
+    let summary = runtime()?.block_on(ops::resume::resume(&executor, dag, &run.run_id, &lock))?;
     super::report(&summary)
 }
 
-/// What a backfill does with one interval.
-enum Plan {
-    Skip(&'static str),
-    Create(RunRequest),
-    Resume(RunId),
-    Rerun(RunId),
-}
-
 pub(super) fn backfill(
+    settings: &Settings,
     dag: &Dag,
     from: &str,
     to: &str,
@@ -138,106 +116,41 @@ pub(super) fn backfill(
         })
     };
     let (from, to) = (parse("--from", from)?, parse("--to", to)?);
-    if from > to {
-        return Err(Failure::usage(format!("--from {from} is after --to {to}")));
-    }
-    let intervals = dag.timetable().intervals_between(from, to);
-    if intervals.is_empty() {
-        return Err(Failure::usage(format!(
-            "DAG `{}` (schedule {}) has no intervals between {from} and {to}",
-            dag.id(),
-            dag.schedule()
-        )));
-    }
-    let (home, store) = open()?;
-    let existing = store.runs(Some(dag.id()))?;
-    let mut plans = Vec::with_capacity(intervals.len());
-    for interval in intervals {
-        let found = existing.iter().find(|r| r.logical_date == interval.start);
-        let plan = match found {
-            None => Plan::Create(RunRequest::for_interval(dag, RunType::Backfill, interval)?),
-            Some(run) => match run.state {
-                RunState::Success => Plan::Skip("succeeded already"),
-                RunState::Failed if rerun_failed => Plan::Rerun(run.run_id.clone()),
-                RunState::Failed => Plan::Skip("failed (use --rerun-failed to run it again)"),
-                RunState::Queued | RunState::Running => Plan::Resume(run.run_id.clone()),
-            },
-        };
+    // Dates that cannot work are refused before the store is opened.
+    ops::backfill::intervals(dag, from, to)?;
+    let (home, store) = open(settings)?;
+    let plan = ops::backfill::plan(dag, store.as_ref(), from, to, rerun_failed)?;
+    for planned in &plan.runs {
         println!(
             "{} {}",
-            interval.start.to_rfc3339(),
-            match &plan {
-                Plan::Skip(why) => format!("skip: {why}"),
-                Plan::Create(_) => "run".to_string(),
-                Plan::Resume(id) => format!("resume {id}"),
-                Plan::Rerun(id) => format!("rerun {id}"),
+            planned.logical_date.to_rfc3339(),
+            match &planned.action {
+                Action::Skip(SkipReason::Succeeded) => "skip: succeeded already".to_string(),
+                Action::Skip(SkipReason::Failed) =>
+                    "skip: failed (use --rerun-failed to run it again)".to_string(),
+                Action::Create(_) => "run".to_string(),
+                Action::Resume(id) => format!("resume {id}"),
+                Action::Rerun(id) => format!("rerun {id}"),
             }
         );
-        plans.push(plan);
     }
     if dry_run {
         return Ok(());
     }
-    let executor = configured(Executor::new(store.clone()))?.object_store(objects(&home)?);
-    let mut to_run = Vec::new();
-    for plan in plans {
-        match plan {
-            Plan::Skip(_) => {}
-            Plan::Create(request) => to_run.push(executor.create_run(dag, request)?.run_id),
-            Plan::Resume(id) => to_run.push(id),
-            Plan::Rerun(id) => {
-                let ids: Vec<_> = dag.tasks().iter().map(|t| t.id().clone()).collect();
-                store.clear(dag.id(), &id, &ids)?;
-                to_run.push(id);
-            }
+    let executor = settings
+        .executor(store)
+        .object_store(settings.connect_objects()?);
+    let outcome = runtime()?.block_on(ops::backfill::run(plan, dag, &executor, &home))?;
+    let failed = outcome.unsuccessful();
+    let total = outcome.runs.len();
+    let seconds = outcome.duration.as_secs_f64();
+    for run in outcome.runs {
+        match run {
+            Ok(summary) => println!("{}", render::run_line(&summary)),
+            Err(e) => eprintln!("error: {}", Failure::from(e).message),
         }
     }
-    let limit = dag.max_active_runs() as usize;
-    let started = Utc::now();
-    let summaries: Vec<Result<RunSummary, Failure>> = runtime()?.block_on(async {
-        let mut pending = to_run.into_iter();
-        let mut running = JoinSet::new();
-        let mut done = Vec::new();
-        loop {
-            while running.len() < limit {
-                let Some(run_id) = pending.next() else { break };
-                let lock = home.lock_run(dag.id(), &run_id);
-                let (dag, executor) = (dag.clone(), executor.clone());
-                running.spawn(async move {
-                    let _lock = lock?;
-                    executor.resume(&dag, &run_id).await.map_err(Failure::from)
-                });
-            }
-            match running.join_next().await {
-                Some(Ok(outcome)) => done.push(outcome),
-                Some(Err(e)) => done.push(Err(Failure::failed(format!(
-                    "a backfill run was lost: {e}"
-                )))),
-                None => break,
-            }
-        }
-        done
-    });
-    let mut failed = 0;
-    for outcome in &summaries {
-        match outcome {
-            Ok(summary) => {
-                println!("{}", render::run_line(summary));
-                if summary.state != RunState::Success {
-                    failed += 1;
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {}", e.message);
-                failed += 1;
-            }
-        }
-    }
-    println!(
-        "backfill of {} run(s) done in {:.1}s, {failed} not successful",
-        summaries.len(),
-        (Utc::now() - started).num_milliseconds() as f64 / 1000.0
-    );
+    println!("backfill of {total} run(s) done in {seconds:.1}s, {failed} not successful");
     if failed > 0 {
         return Err(Failure::failed(format!(
             "{failed} backfill run(s) did not succeed"
@@ -246,10 +159,9 @@ pub(super) fn backfill(
     Ok(())
 }
 
-pub(super) fn pause(dag: &Dag, paused: bool) -> Result<(), Failure> {
-    let (_, store) = open()?;
-    store.record_dag(dag.id(), dag.fingerprint())?;
-    store.set_paused(dag.id(), paused)?;
+pub(super) fn pause(settings: &Settings, dag: &Dag, paused: bool) -> Result<(), Failure> {
+    let (_, store) = open(settings)?;
+    ops::pools::set_paused(store.as_ref(), dag, paused)?;
     println!(
         "DAG `{}` is {}",
         dag.id(),
@@ -258,57 +170,30 @@ pub(super) fn pause(dag: &Dag, paused: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-pub(super) fn pools(command: super::PoolsCommand) -> Result<(), Failure> {
-    use crate::store::PoolRecord;
-    let (_, store) = open()?;
+pub(super) fn pools(settings: &Settings, command: super::PoolsCommand) -> Result<(), Failure> {
+    let (_, store) = open(settings)?;
     match command {
         super::PoolsCommand::Set {
             name,
             slots,
             description,
         } => {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            {
-                return Err(Failure::usage(format!(
-                    "invalid pool name `{name}`: use letters, digits, `_`, `-` and `.` only"
-                )));
-            }
-            store.set_pool(&PoolRecord {
+            let pool = crate::store::PoolRecord {
                 name: name.clone(),
                 slots,
                 description,
-            })?;
+            };
+            ops::pools::set_pool(store.as_ref(), pool)?;
             println!("pool `{name}` has {slots} slot(s)");
         }
         super::PoolsCommand::List => {
-            let mut pools = store.pools()?;
-            if !pools.iter().any(|p| p.name == crate::pools::DEFAULT_POOL) {
-                pools.insert(
-                    0,
-                    PoolRecord {
-                        name: crate::pools::DEFAULT_POOL.into(),
-                        slots: crate::pools::DEFAULT_POOL_SLOTS,
-                        description: "default (not stored)".into(),
-                    },
-                );
-            }
-            print!("{}", render::pool_table(&pools));
+            print!(
+                "{}",
+                render::pool_table(&ops::pools::pools(store.as_ref())?)
+            );
         }
         super::PoolsCommand::Delete { name } => {
-            if !store.delete_pool(&name)? {
-                let known: Vec<String> = store.pools()?.into_iter().map(|p| p.name).collect();
-                return Err(Failure::usage(format!(
-                    "no pool `{name}`; the pools: {}",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            }
+            ops::pools::delete_pool(store.as_ref(), &name)?;
             println!("pool `{name}` deleted");
         }
     }

@@ -1,4 +1,5 @@
-//! Which object store to use, read from the environment or set in code, and connecting to it.
+//! Which object store to use (set in code, or by `crate::settings` from the environment),
+//! and connecting to it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,7 +8,6 @@ use std::time::Duration;
 use object_store::path::Path;
 
 use super::{ObjectError, Objects};
-use crate::home::FlowHome;
 
 /// The environment variable naming the object store as a URL (`s3://bucket/prefix`,
 /// `file:///srv/flow/objects`); default `$FLOW_HOME/objects`.
@@ -125,27 +125,6 @@ impl ObjectStoreConfig {
                 }
             }
             other => Err(bad(&format!("flow does not support the scheme `{other}`"))),
-        }
-    }
-
-    /// The store named by `FLOW_OBJECT_STORE`, else the directory `objects` in `home`; the
-    /// threshold from `FLOW_XCOM_OBJECT_THRESHOLD`, else [`DEFAULT_THRESHOLD`].
-    pub fn from_env(home: &FlowHome) -> Result<Self, ObjectError> {
-        let config = match std::env::var(OBJECT_STORE_ENV) {
-            Ok(url) if !url.is_empty() => Self::parse(&url)?,
-            _ => Self::local(home.dir().join("objects")),
-        };
-        match std::env::var(THRESHOLD_ENV) {
-            Ok(text) if !text.is_empty() => {
-                Ok(config.threshold(parse_size(&text).map_err(|reason| {
-                    ObjectError::BadSetting {
-                        setting: THRESHOLD_ENV,
-                        value: text.clone(),
-                        reason,
-                    }
-                })?))
-            }
-            _ => Ok(config),
         }
     }
 
@@ -292,7 +271,7 @@ impl std::fmt::Display for ObjectStoreConfig {
 }
 
 /// Reads `65536`, `64KiB`, `1.5 MiB`, `10MB`: bytes, or a number and a unit.
-fn parse_size(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -26,6 +26,7 @@ mod xcom;
 
 pub(crate) use ambient::{scope as with_run_objects, sync_scope as with_run_objects_sync};
 pub use artifacts::{ArtifactKey, Artifacts};
+pub(crate) use config::parse_size;
 pub use config::{DEFAULT_THRESHOLD, OBJECT_STORE_ENV, ObjectStoreConfig, THRESHOLD_ENV};
 pub use path::ObjectPath;
 pub(crate) use xcom::{StagedXComs, load_blocking, resolve_inputs, stage};

@@ -92,8 +92,15 @@ pub(crate) struct RunLoop<'a> {
     executor: Box<dyn TaskExecutor>,
     scope: Arc<RunScope>,
     started: DateTime<Utc>,
-    /// The instances holding pool slots in the store.
-    held: std::collections::HashSet<usize>,
+    /// The instances holding pool slots in the store, with what they hold.
+    held: HashMap<usize, Claim>,
+    /// Holds of tries that ended this turn: the next instance with the same claim takes
+    /// them over ([`Change::TransferSlots`]); the rest are given back at the end of the turn.
+    freed: Vec<(TaskInstanceKey, Claim)>,
+    /// Whether the store refused slots since the last commit: asking again before a
+    /// commit (ours gives slots back) or a wait for others' releases only repeats the
+    /// answer.
+    refused_slots: bool,
     /// Instances started into a batch that is not durable yet (not offered yet).
     launching: usize,
     /// The log buffers of running tries whose lines are captured.
@@ -143,7 +150,9 @@ impl<'a> RunLoop<'a> {
             executor,
             scope,
             started: run.start.unwrap_or_else(Utc::now),
-            held: std::collections::HashSet::new(),
+            held: HashMap::new(),
+            freed: Vec::new(),
+            refused_slots: false,
             launching: 0,
             logs: HashMap::new(),
             elements: HashMap::new(),
@@ -223,6 +232,7 @@ impl<'a> RunLoop<'a> {
             } else {
                 self.admit(capacity, &mut launches)?
             };
+            self.release_freed();
             let slots_ran_out = !blocked.is_empty() || self.busy() >= capacity;
             // Tasks waiting for slots keep their place by priority.
             for index in blocked {
@@ -280,7 +290,7 @@ impl<'a> RunLoop<'a> {
                         () = self.runtime.slots_freed.notified() => {}
                         () = tokio::time::sleep(Duration::from_millis(50)) => {}
                     }
-                }, if waiting_for_slots && running == 0 => {}
+                }, if waiting_for_slots && running == 0 => self.refused_slots = false,
                 _ = renew.tick() => {
                     if !lease.renew()? {
                         return Err(RunError::LeaseLost {
@@ -319,6 +329,7 @@ impl<'a> RunLoop<'a> {
                         Some(Err(e)) => return Err(e.into()),
                         None => return Err(RunError::Runtime("the commit thread was lost".into())),
                     }
+                    self.refused_slots = false;
                     self.runtime.slots_freed.notify_waiters();
                     if let Some(flight) = flight {
                         callbacks::dispatch(&mut self.callback_tasks, flight.alerts);
@@ -350,47 +361,69 @@ impl<'a> RunLoop<'a> {
     ) -> Result<Vec<usize>, RunError> {
         let mut blocked = Vec::new();
         loop {
-            let room = capacity.saturating_sub(self.busy());
-            let mut candidates = Vec::new();
-            while candidates.len() < room {
-                match self.tracker.pop_ready() {
-                    Some(Ready::Expand(index)) => launches.push(Launch::Expand(index)),
-                    Some(Ready::Task(index)) => candidates.push(index),
+            let mut requests = Vec::new();
+            let mut asked = Vec::new();
+            // Ask the store for a bounded number at once: behind a full pool, a long queue
+            // costs little each turn.
+            while self.busy() + asked.len() < capacity && asked.len() < MAX_BLOCKED_SCAN {
+                let index = match self.tracker.pop_ready() {
+                    Some(Ready::Expand(index)) => {
+                        launches.push(Launch::Expand(index));
+                        continue;
+                    }
+                    Some(Ready::Task(index)) => index,
                     None => break,
+                };
+                let key = self.tracker.instance(index).record.key.clone();
+                let claim = self.claim(index);
+                // Slots a try of this turn gave up pass straight on: no store round trip.
+                match self.freed.iter().rposition(|(_, c)| *c == claim) {
+                    Some(at) => {
+                        let (from, claim) = self.freed.swap_remove(at);
+                        self.tracker
+                            .push_change(Change::TransferSlots { from, to: key });
+                        self.start_try(index, claim, launches);
+                    }
+                    None => {
+                        asked.push(index);
+                        requests.push(SlotRequest { key, claim });
+                    }
                 }
             }
-            if candidates.is_empty() {
+            if asked.is_empty() {
                 return Ok(blocked);
             }
-            let requests: Vec<SlotRequest> = candidates
-                .iter()
-                .map(|&index| SlotRequest {
-                    key: self.tracker.instance(index).record.key.clone(),
-                    claim: self.claim(index),
-                })
-                .collect();
-            let grants = self.runtime.store.acquire_slots(
-                &self.runtime.owner,
-                &requests,
-                Utc::now(),
-                lease::LEASE,
-            )?;
+            let candidates = asked;
+            if self.refused_slots && !requests.is_empty() {
+                // Not before something could have freed slots: wait with the rest.
+                blocked.extend(candidates);
+                return Ok(blocked);
+            }
+            let grants = if requests.is_empty() {
+                Vec::new()
+            } else {
+                self.runtime.store.acquire_slots(
+                    &self.runtime.owner,
+                    &requests,
+                    Utc::now(),
+                    lease::LEASE,
+                )?
+            };
             let mut dag_full = false;
             for ((index, request), grant) in candidates.into_iter().zip(requests).zip(grants) {
                 let claim = request.claim;
                 match grant {
-                    Grant::Granted => {
-                        self.held.insert(index);
-                        let started = self.tracker.start(index, Utc::now());
-                        launches.push(Launch::Task(index, self.context(index, started)));
-                        self.launching += 1;
-                    }
+                    Grant::Granted => self.start_try(index, claim, launches),
                     // No task of this DAG can start now.
                     Grant::DagFull => {
                         dag_full = true;
+                        self.refused_slots = true;
                         blocked.push(index);
                     }
-                    Grant::PoolFull => blocked.push(index),
+                    Grant::PoolFull => {
+                        self.refused_slots = true;
+                        blocked.push(index);
+                    }
                     Grant::UnknownPool => self.tracker.refuse(
                         index,
                         format!("pool `{}` does not exist", claim.pool),
@@ -411,6 +444,21 @@ impl<'a> RunLoop<'a> {
             if dag_full || blocked.len() >= MAX_BLOCKED_SCAN || self.busy() >= capacity {
                 return Ok(blocked);
             }
+        }
+    }
+
+    /// Starts an instance that holds its slots: it runs once the batch is durable.
+    fn start_try(&mut self, index: usize, claim: Claim, launches: &mut Vec<Launch>) {
+        self.held.insert(index, claim);
+        let started = self.tracker.start(index, Utc::now());
+        launches.push(Launch::Task(index, self.context(index, started)));
+        self.launching += 1;
+    }
+
+    /// Gives back the slots of this turn's ended tries that nothing took over.
+    fn release_freed(&mut self) {
+        for (key, _) in self.freed.drain(..) {
+            self.tracker.push_change(Change::ReleaseSlots(key));
         }
     }
 
@@ -477,6 +525,7 @@ impl<'a> RunLoop<'a> {
         let changes = self.tracker.take_changes();
         let alerts = self.tracker.take_alerts();
         self.runtime.store.apply(&changes)?;
+        self.refused_slots = false;
         self.runtime.slots_freed.notify_waiters();
         callbacks::dispatch(&mut self.callback_tasks, alerts);
         Ok(())
@@ -555,9 +604,9 @@ impl<'a> RunLoop<'a> {
             elapsed,
             end,
         } = finished;
-        if self.held.remove(&index) {
+        if let Some(claim) = self.held.remove(&index) {
             let key = self.tracker.instance(index).record.key.clone();
-            self.tracker.push_change(Change::ReleaseSlots(key));
+            self.freed.push((key, claim));
         }
         // Lines drained earlier are in earlier batches; the rest goes with the outcome.
         self.logs.remove(&index);
@@ -769,11 +818,12 @@ impl<'a> RunLoop<'a> {
 
     fn finish(&mut self, duration: Duration) -> Result<RunSummary, RunError> {
         // Tries abandoned by a stop or a timeout give their slots back.
-        let held: Vec<usize> = self.held.drain().collect();
+        let held: Vec<usize> = self.held.drain().map(|(index, _)| index).collect();
         for index in held {
             let key = self.tracker.instance(index).record.key.clone();
             self.tracker.push_change(Change::ReleaseSlots(key));
         }
+        self.release_freed();
         self.flush_logs();
         let state = self.tracker.final_state(self.stopped);
         if let Some(state) = state {

@@ -48,7 +48,7 @@ struct Inner {
     outcomes: Vec<ReportedOutcome>,
     last_outcome: i64,
     /// Pool slots held, per instance.
-    holds: HashMap<TaskInstanceKey, SlotHold>,
+    holds: Holds,
     /// The owner of each leased run, and until when.
     run_leases: HashMap<RunKey, (String, DateTime<Utc>)>,
 }
@@ -59,6 +59,76 @@ struct SlotHold {
     slots: u32,
     dag: DagId,
     until: DateTime<Utc>,
+}
+
+/// The slot holds, with their sums per pool and per DAG kept as they change, so that a
+/// request costs what it asks for rather than a pass over every hold.
+#[derive(Default)]
+struct Holds {
+    by_key: HashMap<TaskInstanceKey, SlotHold>,
+    used: HashMap<String, u32>,
+    dag_running: HashMap<DagId, u32>,
+    /// No hold runs out before this (a lower bound, as renewals only push ends later).
+    earliest: Option<DateTime<Utc>>,
+}
+
+impl Holds {
+    fn count(&mut self, hold: &SlotHold) {
+        *self.used.entry(hold.pool.clone()).or_default() += hold.slots;
+        *self.dag_running.entry(hold.dag.clone()).or_default() += 1;
+        self.earliest = Some(self.earliest.map_or(hold.until, |e| e.min(hold.until)));
+    }
+
+    fn uncount(&mut self, hold: &SlotHold) {
+        if let Some(used) = self.used.get_mut(&hold.pool) {
+            *used = used.saturating_sub(hold.slots);
+        }
+        if let Some(running) = self.dag_running.get_mut(&hold.dag) {
+            *running = running.saturating_sub(1);
+        }
+    }
+
+    fn insert(&mut self, key: TaskInstanceKey, hold: SlotHold) {
+        self.count(&hold);
+        if let Some(old) = self.by_key.insert(key, hold) {
+            self.uncount(&old);
+        }
+    }
+
+    fn remove(&mut self, key: &TaskInstanceKey) -> Option<SlotHold> {
+        let hold = self.by_key.remove(key)?;
+        self.uncount(&hold);
+        Some(hold)
+    }
+
+    /// The hold of `from` passes to `to` (same pool and DAG: the sums do not move).
+    fn transfer(&mut self, from: &TaskInstanceKey, to: &TaskInstanceKey) {
+        if let Some(hold) = self.by_key.remove(from)
+            && let Some(old) = self.by_key.insert(to.clone(), hold)
+        {
+            self.uncount(&old);
+        }
+    }
+
+    /// Keeps the holds `keep` says, recounting the sums.
+    fn retain(&mut self, mut keep: impl FnMut(&TaskInstanceKey, &SlotHold) -> bool) {
+        self.by_key.retain(|key, hold| keep(key, hold));
+        self.used.clear();
+        self.dag_running.clear();
+        self.earliest = None;
+        let holds = std::mem::take(&mut self.by_key);
+        for hold in holds.values() {
+            self.count(hold);
+        }
+        self.by_key = holds;
+    }
+
+    /// Drops the holds whose lease ran out by `now`.
+    fn expire(&mut self, now: DateTime<Utc>) {
+        if self.earliest.is_some_and(|earliest| earliest < now) {
+            self.retain(|_, hold| hold.until >= now);
+        }
+    }
 }
 
 impl MemoryStore {
@@ -98,6 +168,7 @@ impl Inner {
                 }
                 | Change::RemoveInstance(key)
                 | Change::ReleaseSlots(key)
+                | Change::TransferSlots { to: key, .. }
                 | Change::XCom { key, .. }
                 | Change::Log { key, .. }
                 | Change::Reschedule(RescheduleRecord { key, .. }) => (&key.dag_id, &key.run_id),
@@ -223,6 +294,7 @@ impl RunStore for MemoryStore {
                 Change::ReleaseSlots(key) => {
                     inner.holds.remove(key);
                 }
+                Change::TransferSlots { from, to } => inner.holds.transfer(from, to),
                 Change::XCom { key, name, value } => {
                     inner
                         .xcoms
@@ -477,6 +549,18 @@ impl XComStore for MemoryStore {
             })
             .max_by(|a, b| a.0.cmp(&b.0));
         Ok(newest.map(|((_, run_id), blob)| (run_id, blob.clone())))
+    }
+
+    fn xcoms(&self, key: &TaskInstanceKey) -> Result<Vec<(String, StoredXCom)>, StoreError> {
+        let mut found: Vec<(String, StoredXCom)> = self
+            .lock()
+            .xcoms
+            .iter()
+            .filter(|((k, _), _)| k == key)
+            .map(|((_, name), value)| (name.clone(), value.clone()))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found)
     }
 }
 
@@ -760,7 +844,7 @@ impl SlotStore for MemoryStore {
             });
         }
         let until = super::lease_end(now, ttl);
-        inner.holds.retain(|_, hold| hold.until >= now);
+        inner.holds.expire(now);
         let mut tally = SlotTally::default();
         tally
             .sizes
@@ -768,13 +852,21 @@ impl SlotStore for MemoryStore {
         for pool in inner.pools.values() {
             tally.sizes.insert(pool.name.clone(), pool.slots);
         }
-        for hold in inner.holds.values() {
-            *tally.used.entry(hold.pool.clone()).or_default() += hold.slots;
-            *tally.dag_running.entry(hold.dag.clone()).or_default() += 1;
-        }
+        tally.used = inner
+            .holds
+            .used
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        tally.dag_running = inner
+            .holds
+            .dag_running
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         let mut grants = Vec::with_capacity(requests.len());
         for request in requests {
-            let grant = match inner.holds.get_mut(&request.key) {
+            let grant = match inner.holds.by_key.get_mut(&request.key) {
                 Some(hold) if hold.owner == owner => {
                     hold.until = until;
                     Grant::Granted
@@ -818,7 +910,7 @@ impl SlotStore for MemoryStore {
     ) -> Result<usize, StoreError> {
         let until = super::lease_end(now, ttl);
         let mut renewed = 0;
-        for hold in self.lock().holds.values_mut() {
+        for hold in self.lock().holds.by_key.values_mut() {
             if hold.owner == owner && hold.until >= now {
                 hold.until = until;
                 renewed += 1;
@@ -829,7 +921,7 @@ impl SlotStore for MemoryStore {
 
     fn slots_in_use(&self, now: DateTime<Utc>) -> Result<Vec<(String, u32)>, StoreError> {
         let mut used: BTreeMap<String, u32> = BTreeMap::new();
-        for hold in self.lock().holds.values().filter(|h| h.until >= now) {
+        for hold in self.lock().holds.by_key.values().filter(|h| h.until >= now) {
             *used.entry(hold.pool.clone()).or_default() += hold.slots;
         }
         Ok(used.into_iter().collect())

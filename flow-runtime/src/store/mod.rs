@@ -100,10 +100,8 @@ pub enum StoreError {
         /// This binary's version.
         supported: i64,
     },
-    /// The database needs `db migrate`.
-    #[error(
-        "the database {path} has schema version {found}; this binary needs {supported}: run `db migrate` first"
-    )]
+    /// The database was written by an older flow and must be migrated first.
+    #[error("the database {path} has schema version {found}; this binary needs {supported}")]
     OlderSchema {
         /// The file.
         path: String,
@@ -304,6 +302,15 @@ pub enum Change {
     /// The instance's try ended: the pool slots it held ([`SlotStore::acquire_slots`])
     /// are free again, as durably as the outcome committed with them.
     ReleaseSlots(TaskInstanceKey),
+    /// The slots one finished try held pass to the instance starting next in its place
+    /// (same pool, slots and DAG), so a busy process does not ask for slots it already
+    /// holds; a hold that has meanwhile run out is not revived.
+    TransferSlots {
+        /// The instance whose try ended.
+        from: TaskInstanceKey,
+        /// The instance that takes its slots.
+        to: TaskInstanceKey,
+    },
     /// A sensor in `reschedule` mode found its condition not met and waits for its next
     /// poke.
     Reschedule(RescheduleRecord),
@@ -532,6 +539,8 @@ pub trait XComStore: Send + Sync {
         task_id: &TaskId,
         name: &str,
     ) -> Result<Option<(RunId, StoredXCom)>, StoreError>;
+    /// Every value an instance stored, by name, in name order.
+    fn xcoms(&self, key: &TaskInstanceKey) -> Result<Vec<(String, StoredXCom)>, StoreError>;
 }
 
 /// Who claims queued instances: one worker process (or thread) of any machine.

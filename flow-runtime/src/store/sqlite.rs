@@ -373,6 +373,16 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
+        // Two processes opening a new file at once both find it empty; the second to take
+        // the write lock finds the schema made and leaves it.
+        if from == 0 {
+            let tables: i64 = tx
+                .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+            if tables > 0 {
+                return Ok(());
+            }
+        }
         for (i, sql) in MIGRATIONS
             .iter()
             .enumerate()
@@ -841,7 +851,10 @@ fn apply_one(
                 }));
             }
             // One statement per change: the expectation is the statement's condition, and
-            // only a refused change pays for reading what the row holds.
+            // only a refused change pays for reading what the row holds. `+?11`: a bare
+            // parameter compared with `state` would make SQLite re-prepare the statement
+            // whenever its value changes (to test the partial queue index against it),
+            // which costs more than the statement itself.
             // An instance joins the queue when it becomes `queued`; a worker's claim lasts
             // while the instance is `running`.
             let sql = if *expect == Expect::FRESH {
@@ -853,7 +866,7 @@ fn apply_one(
                  queued_us = CASE WHEN ?5 = 'queued' AND task_instances.state <> 'queued' THEN ?15 ELSE task_instances.queued_us END, \
                  claimed_by = CASE WHEN ?5 = 'running' THEN task_instances.claimed_by END, \
                  lease_until_us = CASE WHEN ?5 = 'running' THEN task_instances.lease_until_us END \
-                 WHERE task_instances.state = ?11 AND task_instances.try_number = ?12"
+                 WHERE task_instances.state = +?11 AND task_instances.try_number = ?12"
             } else {
                 "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, \
                  priority_weight = ?13, queue = ?14, \
@@ -861,7 +874,7 @@ fn apply_one(
                  claimed_by = CASE WHEN ?5 = 'running' THEN claimed_by END, \
                  lease_until_us = CASE WHEN ?5 = 'running' THEN lease_until_us END \
                  WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
-                 AND state = ?11 AND try_number = ?12"
+                 AND state = +?11 AND try_number = ?12"
             };
             let written = tx
                 .prepare_cached(sql)?
@@ -972,6 +985,22 @@ fn apply_one(
             }
             tx.prepare_cached("DELETE FROM task_instances WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4")?
                 .execute(key_params(key))?;
+        }
+        Change::TransferSlots { from, to } => {
+            tx.prepare_cached(
+                "UPDATE slot_holds SET dag_id = ?5, run_id = ?6, task_id = ?7, map_index = ?8 \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+            )?
+            .execute(params![
+                from.dag_id.as_str(),
+                from.run_id.as_str(),
+                from.task_id.as_str(),
+                from.map_index.as_i64(),
+                to.dag_id.as_str(),
+                to.run_id.as_str(),
+                to.task_id.as_str(),
+                to.map_index.as_i64(),
+            ])?;
         }
         Change::ReleaseSlots(key) => {
             tx.prepare_cached("DELETE FROM slot_holds WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4")?
@@ -1170,6 +1199,27 @@ impl XComStore for SqliteStore {
                 Ok((RunId::new(r.get::<_, String>(0)?), stored_xcom(r, 1)?))
             })
             .optional()
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    fn xcoms(&self, key: &TaskInstanceKey) -> Result<Vec<(String, StoredXCom)>, StoreError> {
+        let conn = self.lock();
+        conn.prepare_cached(
+            "SELECT key, value, type_name, object_key FROM xcoms \
+             WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 ORDER BY key",
+        )
+        .and_then(|mut st| {
+            st.query_map(
+                params![
+                    key.dag_id.as_str(),
+                    key.run_id.as_str(),
+                    key.task_id.as_str(),
+                    key.map_index.as_i64()
+                ],
+                |r| Ok((r.get::<_, String>(0)?, stored_xcom(r, 1)?)),
+            )?
+            .collect()
         })
         .map_err(|e| self.err(e))
     }

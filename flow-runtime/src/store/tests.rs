@@ -756,6 +756,54 @@ fn expectations(store: &dyn Store) {
     ));
 }
 
+/// The XComs of one instance, listed: only that instance's (not another run's, task's or
+/// map index's), in name order, inline values and object references alike.
+fn xcom_listing(store: &dyn Store) {
+    store.create_run(&run_record("r1", 1)).unwrap();
+    store.create_run(&run_record("r2", 2)).unwrap();
+    let mapped = TaskInstanceKey {
+        map_index: MapIndex::mapped(0),
+        ..key("r1", "t")
+    };
+    store
+        .apply(&[
+            xcom("r1", "t", "rows", 9),
+            xcom("r1", "t", "return_value", 7),
+            Change::XCom {
+                key: key("r1", "t"),
+                name: "big".into(),
+                value: StoredXCom::Object(ObjectRef::new("d/r1/xcom/t/-1/big", "Vec<u8>")),
+            },
+            xcom("r2", "t", "return_value", 8),
+            xcom("r1", "other", "return_value", 1),
+            Change::XCom {
+                key: mapped.clone(),
+                name: "return_value".into(),
+                value: XComBlob::encode(&3u64).unwrap().into(),
+            },
+        ])
+        .unwrap();
+    let listed = store.xcoms(&key("r1", "t")).unwrap();
+    let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["big", "return_value", "rows"]);
+    assert_eq!(listed[0].1.type_name(), "Vec<u8>");
+    assert!(listed[0].1.as_inline().is_none());
+    assert_eq!(listed[2].1.as_inline().unwrap().decode::<u64>().unwrap(), 9);
+    assert_eq!(store.xcoms(&mapped).unwrap().len(), 1);
+    assert!(store.xcoms(&key("r1", "nothing")).unwrap().is_empty());
+}
+
+#[test]
+fn memory_store_lists_the_xcoms_of_an_instance() {
+    xcom_listing(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_lists_the_xcoms_of_an_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    xcom_listing(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}
+
 #[test]
 fn memory_store_conforms() {
     conformance(&MemoryStore::new());
@@ -859,7 +907,13 @@ fn a_newer_schema_is_refused_and_an_older_one_migrates() {
     let older = dir.path().join("older.db");
     SqliteStore::create_at_version(&older, 1).unwrap();
     let err = unchanged_after(&older, || SqliteStore::open(&older).err().unwrap());
-    assert!(err.to_string().contains("run `db migrate` first"), "{err}");
+    assert!(
+        matches!(err, StoreError::OlderSchema { found: 1, .. })
+            && err.to_string().ends_with(&format!(
+                "has schema version 1; this binary needs {SCHEMA_VERSION}"
+            )),
+        "{err}"
+    );
     let store =
         SqliteStore::open_with(&older, OpenMode::ForMigration, Duration::from_secs(1)).unwrap();
     assert_eq!(store.migrate().unwrap(), (1, SCHEMA_VERSION));
