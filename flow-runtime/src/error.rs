@@ -1,5 +1,5 @@
 //! Errors of running a DAG. Building a DAG fails with [`DagError`] (in [`crate::graph`]),
-//! a task's try with [`TaskError`] (in [`crate::task`]); both are re-exported here.
+//! a task's try with [`TaskError`] (in [`crate::task`](mod@crate::task)); both are re-exported here.
 
 pub use crate::graph::{DagDefinitionError, DagError};
 use crate::ids::{DagId, RunId};

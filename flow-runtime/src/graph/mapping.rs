@@ -4,7 +4,7 @@
 //! A mapped argument takes a list: the output of a task returning `Vec<T>`, the results
 //! of a mapped task (one element per instance that produced one, in map order), or a
 //! literal list. Several mapped arguments combine as a cross product (the last argument
-//! varies fastest, as in Airflow) or, with [`MapMode::Zip`](crate::MapMode::Zip), element by element, stopping
+//! varies fastest, as in Airflow) or, with [`MapMode::Zip`], element by element, stopping
 //! at the shortest list (Python's `zip`, which Airflow's uses).
 //!
 //! Downstream, a mapped task's output is the `Vec` of its instances' results in map order;

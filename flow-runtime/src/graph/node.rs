@@ -33,7 +33,7 @@ impl<T> std::fmt::Debug for Node<T> {
 }
 
 impl<T> Node<T> {
-    /// The untyped handle, for ordering with [`DagBuilder::set_downstream`].
+    /// The untyped handle, for ordering with [`DagBuilder::set_downstream`](crate::DagBuilder::set_downstream).
     pub fn any(self) -> AnyNode {
         self.node
     }
@@ -82,11 +82,11 @@ pub enum Input {
     Upstream(AnyNode),
     /// A value fixed in the DAG definition.
     Literal(XComBlob),
-    /// A literal that failed to serialize (reported by [`DagBuilder::build`]).
+    /// A literal that failed to serialize (reported by [`DagBuilder::build`](crate::DagBuilder::build)).
     Invalid(String),
     /// A list the task is mapped over: one task instance per element.
     Mapped(MapSource),
-    /// No argument (reported by [`DagBuilder::build`]).
+    /// No argument (reported by [`DagBuilder::build`](crate::DagBuilder::build)).
     Missing,
 }
 
