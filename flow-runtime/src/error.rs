@@ -1,10 +1,10 @@
-//! Errors of running a DAG. Building a DAG fails with [`DagError`] (in [`crate::graph`]),
-//! a task's try with [`TaskError`] (in [`crate::task`](mod@crate::task)); both are re-exported here.
+//! Errors of carrying out a DAG run. Each layer has its own: building a DAG fails with
+//! [`DagError`](crate::graph::DagError), a task's try with
+//! [`TaskError`](crate::task::TaskError), a store operation with [`StoreError`]; the crate
+//! root re-exports them all.
 
-pub use crate::graph::{DagDefinitionError, DagError};
 use crate::ids::{DagId, RunId};
 use crate::store::StoreError;
-pub use crate::task::TaskError;
 
 /// A DAG run that could not be carried out (as opposed to one whose tasks failed, which is
 /// a finished run in state `failed`).

@@ -107,6 +107,36 @@ impl fmt::Display for MapIndex {
     }
 }
 
+/// The dense position of a task in its DAG: `Dag::tasks()[i]` in declaration order, the
+/// index the compiled [`Plan`](crate::plan::Plan) keys every per-task fact by. Only
+/// meaningful with the DAG it came from.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct TaskIndex(u32);
+
+impl TaskIndex {
+    /// The index of the task at position `position` of its DAG. A DAG has fewer than
+    /// `u32::MAX` tasks (the builder refuses more).
+    pub fn new(position: usize) -> Self {
+        Self(u32::try_from(position).unwrap_or(u32::MAX))
+    }
+
+    /// The task's position in `Dag::tasks()`.
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+
+    /// Every index of a DAG of `len` tasks, in declaration order.
+    pub fn all(len: usize) -> impl DoubleEndedIterator<Item = TaskIndex> + ExactSizeIterator {
+        (0..len).map(TaskIndex::new)
+    }
+}
+
+impl fmt::Display for TaskIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
 /// Addresses one task instance: every fact about it lives in the store under this key.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub struct TaskInstanceKey {

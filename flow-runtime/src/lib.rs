@@ -55,6 +55,7 @@ pub mod logs;
 pub mod notify;
 pub mod objects;
 pub mod ops;
+pub mod plan;
 pub mod pools;
 pub mod registry;
 pub mod runtime;
@@ -76,14 +77,17 @@ pub use graph::params;
 
 pub use branch::Branch;
 pub use context::TaskContext;
-pub use error::{DagDefinitionError, DagError, RunError, TaskError};
+pub use error::RunError;
 pub use events::{Event, Events, RunEvent, TaskEvent};
 pub use graph::MappedNode;
 pub use graph::params::{DagParam, Params, ParamsError};
 pub use graph::{AnyNode, Dag, DagBuilder, Node, Task};
-pub use ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+pub use graph::{DagDefinitionError, DagError};
+pub use ids::{DagId, MapIndex, RunId, TaskId, TaskIndex, TaskInstanceKey};
+pub use plan::Plan;
 pub use runtime::{Executor, RunRequest, RunSummary, TaskSummary};
 pub use state::{RunState, TaskState};
+pub use task::TaskError;
 pub use task::{Inputs, TaskFn, TaskOptions, TaskSpec};
 pub use time::schedule::Schedule;
 pub use trigger::TriggerRule;
@@ -125,12 +129,13 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::branch::Branch;
-    pub use crate::error::{DagError, TaskError};
+    pub use crate::graph::DagError;
     pub use crate::graph::params::DagParam;
     pub use crate::graph::{AnyNode, Dag, DagBuilder, IntoInput, Node, NodeRef};
     pub use crate::graph::{IntoMapped, MapCall, MappedNode};
     pub use crate::pools::DEFAULT_POOL;
     pub use crate::registry::{DagRegistration, TaskRegistration};
+    pub use crate::task::TaskError;
     pub use crate::task::context::TaskContext;
     pub use crate::task::sensor::{Poke, SensorMode, SensorOptions};
     pub use crate::task::shell::ShellCommand;

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::DagError;
 use crate::graph::Dag;
+use crate::graph::DagError;
 use crate::task::TaskSpec;
 
 /// A DAG registered by `#[dag]` (or by hand with `inventory::submit!`).

@@ -101,7 +101,7 @@ mod reuse {
                 .unwrap()
                 .upstream()
                 .iter()
-                .map(|&i| dag.tasks()[i].id().as_str())
+                .map(|&i| dag[i].id().as_str())
                 .collect()
         };
         assert_eq!(upstream("last"), ["step", "step__1"]);

@@ -9,7 +9,7 @@ pub(crate) mod timezone;
 #[cfg(test)]
 mod tests {
     use flow_runtime::DagBuilder;
-    use flow_runtime::error::DagDefinitionError;
+    use flow_runtime::graph::DagDefinitionError;
 
     /// What the runtime says of a DAG with these settings, for the errors `pick` keeps.
     fn runtime_messages(builder: DagBuilder, pick: fn(&DagDefinitionError) -> bool) -> Vec<String> {

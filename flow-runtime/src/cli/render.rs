@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 
 use crate::events::TaskEvent;
 use crate::graph::Dag;
+use crate::ids::TaskIndex;
+use crate::plan::Plan;
 use crate::runtime::RunSummary;
 use crate::store::{DagRunRecord, TaskInstanceRecord};
 
@@ -49,11 +51,11 @@ pub(super) fn dag_table<'a>(dags: impl Iterator<Item = &'a Dag>) -> String {
 }
 
 pub(super) fn task_table(dag: &Dag) -> String {
-    let rows: Vec<Vec<String>> = dag
+    let rows: Vec<Vec<String>> = Plan::compile(dag)
         .topological_order()
         .iter()
         .map(|&i| {
-            let task = &dag.tasks()[i];
+            let task = &dag[i];
             let inputs: Vec<String> = task
                 .spec()
                 .params()
@@ -63,7 +65,7 @@ pub(super) fn task_table(dag: &Dag) -> String {
             let upstream: Vec<&str> = task
                 .upstream()
                 .iter()
-                .map(|&u| dag.tasks()[u].id().as_str())
+                .map(|&u| dag[u].id().as_str())
                 .collect();
             vec![
                 task.id().to_string(),
@@ -98,15 +100,16 @@ fn short_type(name: &str) -> String {
 /// named with `(see above)` instead of being expanded twice.
 pub(super) fn tree(dag: &Dag) -> String {
     let mut out = format!("{} (schedule: {})\n", dag.id(), dag.schedule());
-    let mut expanded = vec![false; dag.tasks().len()];
-    let roots: Vec<usize> = dag
+    let plan = Plan::compile(dag);
+    let mut expanded = vec![false; plan.len()];
+    let roots: Vec<TaskIndex> = plan
         .topological_order()
         .iter()
         .copied()
-        .filter(|&i| dag.tasks()[i].upstream().is_empty())
+        .filter(|&i| plan.is_root(i))
         .collect();
     // (task, prefix for its children, is last sibling)
-    let mut stack: Vec<(usize, String, bool)> = roots
+    let mut stack: Vec<(TaskIndex, String, bool)> = roots
         .iter()
         .rev()
         .enumerate()
@@ -114,15 +117,14 @@ pub(super) fn tree(dag: &Dag) -> String {
         .collect();
     while let Some((task, prefix, last)) = stack.pop() {
         let branch = if last { "└── " } else { "├── " };
-        let id = dag.tasks()[task].id();
-        if expanded[task] {
+        let id = dag[task].id();
+        if std::mem::replace(&mut expanded[task.get()], true) {
             let _ = writeln!(out, "{prefix}{branch}{id} (see above)");
             continue;
         }
-        expanded[task] = true;
         let _ = writeln!(out, "{prefix}{branch}{id}");
         let child_prefix = format!("{prefix}{}", if last { "    " } else { "│   " });
-        let children = dag.tasks()[task].downstream();
+        let children = plan.dependents(task);
         for (k, &child) in children.iter().enumerate().rev() {
             stack.push((child, child_prefix.clone(), k + 1 == children.len()));
         }
@@ -141,7 +143,7 @@ pub(super) fn dot(dag: &Dag) -> String {
                 out,
                 "  {:?} -> {:?};",
                 task.id().as_str(),
-                dag.tasks()[d].id().as_str()
+                dag[d].id().as_str()
             );
         }
     }
@@ -209,11 +211,11 @@ pub(super) fn instance_table(dag: &Dag, instances: &[TaskInstanceRecord]) -> Str
     for ti in instances {
         by_task.entry(ti.key.task_id.as_str()).or_default().push(ti);
     }
-    let rows: Vec<Vec<String>> = dag
+    let rows: Vec<Vec<String>> = Plan::compile(dag)
         .topological_order()
         .iter()
         .flat_map(|&i| {
-            let id = dag.tasks()[i].id().as_str();
+            let id = dag[i].id().as_str();
             let Some(mut recorded) = by_task.remove(id) else {
                 let never = ["none", "0", "-", "-", ""].map(String::from);
                 return vec![std::iter::once(id.to_string()).chain(never).collect()];

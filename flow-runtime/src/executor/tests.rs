@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::error::{RunError, TaskError};
+use crate::error::RunError;
 use crate::graph::Dag;
 use crate::graph::{DagBuilder, Node};
-use crate::ids::{MapIndex, RunId, TaskInstanceKey};
+use crate::ids::{MapIndex, RunId, TaskIndex, TaskInstanceKey};
 use crate::runtime::*;
 use crate::state::{RunState, TaskState};
 use crate::store::{Change, PoolStore, RescheduleStore, RunStore};
 use crate::store::{MemoryStore, XComStore};
+use crate::task::TaskError;
 use crate::task::TaskSpec;
 use crate::xcom::{RETURN_VALUE, XComBlob};
 
@@ -320,7 +321,7 @@ async fn test_task_runs_one_task_with_given_inputs() {
     let (out, pushed) = executor
         .test_task(
             &dag,
-            1,
+            TaskIndex::new(1),
             vec![XComBlob::encode(&41_u64).unwrap()],
             Utc::now(),
         )
@@ -1706,7 +1707,7 @@ async fn test_task_pokes_a_rescheduled_sensor_until_it_is_ready() {
     ));
     let dag = b.build().unwrap();
     let (output, _) = Executor::new(Arc::new(MemoryStore::new()))
-        .test_task(&dag, 0, Vec::new(), Utc::now())
+        .test_task(&dag, TaskIndex::new(0), Vec::new(), Utc::now())
         .await
         .unwrap();
     assert!(output.decode::<bool>().unwrap());

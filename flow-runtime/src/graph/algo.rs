@@ -2,9 +2,11 @@
 //!
 //! Both are iterative, so a chain of 100,000 tasks cannot overflow the stack.
 
+use crate::ids::TaskIndex;
+
 /// Every cycle, as the task indices of each strongly connected component that has more
 /// than one task or a self-edge (Tarjan's algorithm). `edges[i]` lists `i`'s successors.
-pub fn cycles(edges: &[&[usize]]) -> Vec<Vec<usize>> {
+pub fn cycles(edges: &[&[TaskIndex]]) -> Vec<Vec<TaskIndex>> {
     const UNVISITED: usize = usize::MAX;
     let n = edges.len();
     let mut index = vec![UNVISITED; n];
@@ -30,6 +32,7 @@ pub fn cycles(edges: &[&[usize]]) -> Vec<Vec<usize>> {
                 on_stack[v] = true;
             }
             if let Some(&w) = edges[v].get(*pos) {
+                let w = w.get();
                 *pos += 1;
                 if index[w] == UNVISITED {
                     call.push((w, 0));
@@ -51,9 +54,8 @@ pub fn cycles(edges: &[&[usize]]) -> Vec<Vec<usize>> {
                         break;
                     }
                 }
-                if component.len() > 1 || edges[v].contains(&v) {
-                    component.reverse();
-                    found.push(component);
+                if component.len() > 1 || edges[v].contains(&TaskIndex::new(v)) {
+                    found.push(component.into_iter().rev().map(TaskIndex::new).collect());
                 }
             }
         }
@@ -64,13 +66,13 @@ pub fn cycles(edges: &[&[usize]]) -> Vec<Vec<usize>> {
 
 /// Indices ordered so each comes after all of its upstreams (Kahn's algorithm, stable by
 /// index). `upstream[i]` lists `i`'s predecessors; the graph must be acyclic.
-pub fn topological_order(upstream: &[&[usize]]) -> Vec<usize> {
+pub fn topological_order(upstream: &[&[TaskIndex]]) -> Vec<TaskIndex> {
     let n = upstream.len();
     let mut remaining: Vec<usize> = upstream.iter().map(|u| u.len()).collect();
     let mut downstream = vec![Vec::new(); n];
     for (i, ups) in upstream.iter().enumerate() {
         for &u in *ups {
-            downstream[u].push(i);
+            downstream[u.get()].push(i);
         }
     }
     let mut order: Vec<usize> = (0..n).filter(|&i| remaining[i] == 0).collect();
@@ -85,23 +87,31 @@ pub fn topological_order(upstream: &[&[usize]]) -> Vec<usize> {
             }
         }
     }
-    order
+    order.into_iter().map(TaskIndex::new).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn as_slices(v: &[Vec<usize>]) -> Vec<&[usize]> {
+    fn ix(v: &[usize]) -> Vec<TaskIndex> {
+        v.iter().copied().map(TaskIndex::new).collect()
+    }
+
+    fn graph(v: &[Vec<usize>]) -> Vec<Vec<TaskIndex>> {
+        v.iter().map(|e| ix(e)).collect()
+    }
+
+    fn as_slices(v: &[Vec<TaskIndex>]) -> Vec<&[TaskIndex]> {
         v.iter().map(Vec::as_slice).collect()
     }
 
     #[test]
     fn finds_every_cycle_and_self_edge() {
-        let edges = vec![vec![1], vec![2], vec![0], vec![4], vec![3], vec![5], vec![]];
+        let edges = graph(&[vec![1], vec![2], vec![0], vec![4], vec![3], vec![5], vec![]]);
         assert_eq!(
             cycles(&as_slices(&edges)),
-            vec![vec![0, 1, 2], vec![3, 4], vec![5]]
+            vec![ix(&[0, 1, 2]), ix(&[3, 4]), ix(&[5])]
         );
     }
 
@@ -111,19 +121,19 @@ mod tests {
         let chain: Vec<Vec<usize>> = (0..n)
             .map(|i| if i + 1 < n { vec![i + 1] } else { vec![] })
             .collect();
-        assert!(cycles(&as_slices(&chain)).is_empty());
+        assert!(cycles(&as_slices(&graph(&chain))).is_empty());
         let ups: Vec<Vec<usize>> = (0..n)
             .map(|i| if i > 0 { vec![i - 1] } else { vec![] })
             .collect();
         assert_eq!(
-            topological_order(&as_slices(&ups)),
-            (0..n).collect::<Vec<_>>()
+            topological_order(&as_slices(&graph(&ups))),
+            TaskIndex::all(n).collect::<Vec<_>>()
         );
     }
 
     #[test]
     fn topological_order_puts_upstreams_first() {
-        let ups = vec![vec![2], vec![0, 2], vec![]];
-        assert_eq!(topological_order(&as_slices(&ups)), vec![2, 0, 1]);
+        let ups = graph(&[vec![2], vec![0, 2], vec![]]);
+        assert_eq!(topological_order(&as_slices(&ups)), ix(&[2, 0, 1]));
     }
 }

@@ -13,7 +13,7 @@ use super::error::{DagDefinitionError, DagError};
 use super::node::{AnyNode, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node};
 use super::params::{DagParam, Params};
 use super::validate;
-use crate::ids::{DagId, TaskId};
+use crate::ids::{DagId, TaskId, TaskIndex};
 use crate::task::{TaskOptions, TaskSpec};
 use crate::xcom::list::MapMode;
 
@@ -398,7 +398,7 @@ impl DagBuilder {
                 Input::Upstream(node) => match self.resolve(*node, &draft.id, errors) {
                     Some(producer) => {
                         upstream.push(producer);
-                        BoundInput::Upstream(producer)
+                        BoundInput::Upstream(TaskIndex::new(producer))
                     }
                     None => continue,
                 },
@@ -407,7 +407,7 @@ impl DagBuilder {
                     match self.resolve(*node, &draft.id, errors) {
                         Some(producer) => {
                             upstream.push(producer);
-                            BoundInput::Mapped(MappedInput::Upstream(producer))
+                            BoundInput::Mapped(MappedInput::Upstream(TaskIndex::new(producer)))
                         }
                         None => continue,
                     }

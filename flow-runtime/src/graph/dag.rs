@@ -7,9 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::algo;
 use super::params::Params;
-use crate::ids::{DagId, StableHash, TaskId};
+use crate::ids::{DagId, TaskId, TaskIndex};
 use crate::task::{DEFAULT_RETRY_DELAY, TaskOptions, TaskSpec};
 use crate::time::schedule::Schedule;
 use crate::time::timetable::{Restriction, Timetable};
@@ -28,7 +27,7 @@ pub const DEFAULT_MAX_ACTIVE_RUNS: u32 = 16;
 #[derive(Clone, Debug)]
 pub enum BoundInput {
     /// The return value of the task at this index.
-    Upstream(usize),
+    Upstream(TaskIndex),
     /// A literal from the DAG definition.
     Literal(XComBlob),
     /// A list the task is mapped over.
@@ -39,7 +38,7 @@ pub enum BoundInput {
 #[derive(Clone, Debug)]
 pub enum MappedInput {
     /// The output (a `Vec`) of the task at this index, or its results if it is mapped.
-    Upstream(usize),
+    Upstream(TaskIndex),
     /// Elements from the DAG definition.
     Literal(std::sync::Arc<[XComBlob]>),
 }
@@ -51,13 +50,11 @@ pub struct Task {
     spec: TaskSpec,
     /// Its options after `default_args`; the accessors below say what an unset one means.
     options: TaskOptions,
-    /// Its own weight plus every downstream task's (Airflow's `downstream` weight rule).
-    priority: i64,
     /// How its mapped arguments combine, if it is mapped.
     map_mode: Option<MapMode>,
     inputs: Vec<BoundInput>,
-    upstream: Vec<usize>,
-    downstream: Vec<usize>,
+    upstream: Vec<TaskIndex>,
+    downstream: Vec<TaskIndex>,
 }
 
 impl Task {
@@ -74,14 +71,10 @@ impl Task {
         self.options.pool_slots.unwrap_or(1)
     }
 
-    /// The task's own priority weight.
+    /// The task's own priority weight; [`Plan::priority`](crate::plan::Plan::priority) adds
+    /// the weights downstream of it.
     pub fn priority_weight(&self) -> i32 {
         self.options.priority_weight.unwrap_or(1)
-    }
-
-    /// Its effective priority: its weight plus all downstream tasks' weights.
-    pub fn priority(&self) -> i64 {
-        self.priority
     }
 
     /// Who is mailed when the task fails or is retried, after `default_args`.
@@ -161,12 +154,12 @@ impl Task {
     pub fn inputs(&self) -> &[BoundInput] {
         &self.inputs
     }
-    /// Indices of the tasks that must finish first (data and ordering edges).
-    pub fn upstream(&self) -> &[usize] {
+    /// Indices of the tasks that must finish first (data and ordering edges), ascending.
+    pub fn upstream(&self) -> &[TaskIndex] {
         &self.upstream
     }
-    /// Indices of the tasks that wait for this one.
-    pub fn downstream(&self) -> &[usize] {
+    /// Indices of the tasks that wait for this one, ascending.
+    pub fn downstream(&self) -> &[TaskIndex] {
         &self.downstream
     }
 }
@@ -175,7 +168,6 @@ impl Task {
 #[derive(Clone, Debug)]
 pub struct Dag {
     id: DagId,
-    fingerprint: String,
     description: Option<String>,
     schedule: Schedule,
     timezone: Tz,
@@ -189,19 +181,13 @@ pub struct Dag {
     params: Params,
     tags: Vec<String>,
     tasks: Vec<Task>,
-    index: HashMap<TaskId, usize>,
-    topological: Vec<usize>,
+    index: HashMap<TaskId, TaskIndex>,
 }
 
 impl Dag {
     /// The DAG's id.
     pub fn id(&self) -> &DagId {
         &self.id
-    }
-    /// A hash of the DAG's shape (task ids, edges, types), recorded with each run so a
-    /// run started by another build is recognised.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
     }
     /// The description, if any.
     pub fn description(&self) -> Option<&str> {
@@ -268,16 +254,24 @@ impl Dag {
         &self.tasks
     }
     /// The index of the task with this id.
-    pub fn task_index(&self, id: &str) -> Option<usize> {
+    pub fn task_index(&self, id: &str) -> Option<TaskIndex> {
         self.index.get(id).copied()
     }
     /// The task with this id.
     pub fn task(&self, id: &str) -> Option<&Task> {
-        self.task_index(id).map(|i| &self.tasks[i])
+        self.task_index(id).map(|i| &self[i])
     }
-    /// Task indices with every upstream before its downstream.
-    pub fn topological_order(&self) -> &[usize] {
-        &self.topological
+    /// The DAG's task indices, in declaration order.
+    pub fn task_indices(&self) -> impl DoubleEndedIterator<Item = TaskIndex> + ExactSizeIterator {
+        TaskIndex::all(self.tasks.len())
+    }
+}
+
+impl std::ops::Index<TaskIndex> for Dag {
+    type Output = Task;
+    /// The task at `index`; an index from another DAG may panic.
+    fn index(&self, index: TaskIndex) -> &Task {
+        &self.tasks[index.get()]
     }
 }
 
@@ -301,25 +295,17 @@ pub(super) struct Checked {
 }
 
 impl Dag {
-    /// The DAG of a checked definition: its index by id, topological order, priorities
-    /// and fingerprint.
+    /// The DAG of a checked definition, with its index by id. What runs need beyond the
+    /// definition (order, priorities, fingerprint) is compiled into a
+    /// [`Plan`](crate::plan::Plan).
     pub(super) fn from_checked(checked: Checked) -> Dag {
-        let mut tasks = checked.tasks;
+        let tasks = checked.tasks;
         let index = tasks
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.id.clone(), i))
+            .map(|(i, t)| (t.id.clone(), TaskIndex::new(i)))
             .collect();
-        let topological = algo::topological_order(
-            &tasks
-                .iter()
-                .map(|t| t.upstream.as_slice())
-                .collect::<Vec<_>>(),
-        );
-        compute_priorities(&mut tasks, &topological);
-        let fingerprint = fingerprint(&tasks);
         Dag {
-            fingerprint,
             id: checked.id,
             description: checked.description,
             schedule: checked.schedule,
@@ -335,7 +321,6 @@ impl Dag {
             tags: checked.tags,
             tasks,
             index,
-            topological,
         }
     }
 }
@@ -353,7 +338,6 @@ impl Task {
             id,
             spec,
             options,
-            priority: 0,
             map_mode,
             inputs,
             upstream: Vec::new(),
@@ -368,68 +352,9 @@ impl Task {
             ups.sort_unstable();
             ups.dedup();
             for &u in ups.iter() {
-                tasks[u].downstream.push(index);
+                tasks[u].downstream.push(TaskIndex::new(index));
             }
-            tasks[index].upstream = std::mem::take(ups);
+            tasks[index].upstream = ups.drain(..).map(TaskIndex::new).collect();
         }
     }
-}
-
-/// DAGs up to this many tasks get exact priorities; larger ones an approximation.
-const EXACT_PRIORITY_TASKS: usize = 2048;
-
-/// Airflow's `downstream` weight rule: a task's priority is its own weight plus the
-/// weights of all tasks downstream of it, each counted once. That needs every task's set of
-/// descendants, quadratic in the worst case, so above [`EXACT_PRIORITY_TASKS`] tasks a
-/// descendant reached along several paths is counted once per path (the order of
-/// priorities along a chain, and "more work downstream first", are kept).
-fn compute_priorities(tasks: &mut [Task], topological: &[usize]) {
-    let exact = tasks.len() <= EXACT_PRIORITY_TASKS;
-    let mut below: Vec<Vec<usize>> = vec![Vec::new(); if exact { tasks.len() } else { 0 }];
-    for &i in topological.iter().rev() {
-        let own = i64::from(tasks[i].priority_weight());
-        tasks[i].priority = if exact {
-            let mut set: Vec<usize> = tasks[i].downstream.clone();
-            for &d in &tasks[i].downstream {
-                set.extend_from_slice(&below[d]);
-            }
-            set.sort_unstable();
-            set.dedup();
-            let sum = set
-                .iter()
-                .map(|&d| i64::from(tasks[d].priority_weight()))
-                .sum::<i64>();
-            below[i] = set;
-            own.saturating_add(sum)
-        } else {
-            tasks[i]
-                .downstream
-                .iter()
-                .fold(own, |acc, &d| acc.saturating_add(tasks[d].priority))
-        };
-    }
-}
-
-/// A stable hash (FNV-1a, 64 bits) of what a run depends on: task ids, their edges, and
-/// their parameter and output types. Two builds with equal fingerprints can continue each
-/// other's runs.
-fn fingerprint(tasks: &[Task]) -> String {
-    let mut hash = StableHash::default();
-    for task in tasks {
-        hash = hash.text(task.id.as_str());
-        for param in task.spec.params() {
-            hash = hash.text(param.type_name());
-        }
-        hash = hash.text(task.spec.output().type_name());
-        // A mapped task stores instances by map index, an unmapped one does not.
-        hash = hash.text(match task.map_mode {
-            None => "",
-            Some(MapMode::Product) => "mapped",
-            Some(MapMode::Zip) => "zipped",
-        });
-        for &u in &task.upstream {
-            hash = hash.text(tasks[u].id.as_str());
-        }
-    }
-    format!("{:016x}", hash.finish())
 }

@@ -208,7 +208,12 @@ pub(super) fn cycles(tasks: &[Task], errors: &mut Vec<DagDefinitionError>) {
         errors.push(DagDefinitionError::Cycle(
             cycles
                 .into_iter()
-                .map(|cycle| cycle.into_iter().map(|i| tasks[i].id().clone()).collect())
+                .map(|cycle| {
+                    cycle
+                        .into_iter()
+                        .map(|i| tasks[i.get()].id().clone())
+                        .collect()
+                })
                 .collect(),
         ));
     }

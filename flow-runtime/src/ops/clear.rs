@@ -3,6 +3,7 @@
 use crate::graph::Dag;
 use crate::home::RunLock;
 use crate::ids::{RunId, TaskId};
+use crate::plan::Plan;
 use crate::store::{RunStore, StoreError};
 
 use super::{UnknownTask, find_task};
@@ -11,22 +12,16 @@ use super::{UnknownTask, find_task};
 /// downstream of them, in the DAG's task order.
 pub fn task_set(dag: &Dag, tasks: &[String], downstream: bool) -> Result<Vec<TaskId>, UnknownTask> {
     let mut chosen = vec![tasks.is_empty(); dag.tasks().len()];
-    let mut stack = Vec::new();
-    for task in tasks {
-        let index = find_task(dag, task)?;
-        if !chosen[index] {
-            chosen[index] = true;
-            stack.push(index);
-        }
+    let named = tasks
+        .iter()
+        .map(|task| find_task(dag, task))
+        .collect::<Result<Vec<_>, _>>()?;
+    for &index in &named {
+        chosen[index.get()] = true;
     }
     if downstream {
-        while let Some(i) = stack.pop() {
-            for &d in dag.tasks()[i].downstream() {
-                if !chosen[d] {
-                    chosen[d] = true;
-                    stack.push(d);
-                }
-            }
+        for index in Plan::compile(dag).descendants_of(named) {
+            chosen[index.get()] = true;
         }
     }
     Ok(dag

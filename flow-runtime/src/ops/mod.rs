@@ -20,7 +20,7 @@ pub mod xcoms;
 mod tests;
 
 use crate::graph::Dag;
-use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
+use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskIndex, TaskInstanceKey};
 use crate::registry::closest;
 use crate::store::{RunStore, StoreError};
 
@@ -37,7 +37,7 @@ pub struct UnknownTask {
 }
 
 /// The index of task `id` in `dag`.
-pub fn find_task(dag: &Dag, id: &str) -> Result<usize, UnknownTask> {
+pub fn find_task(dag: &Dag, id: &str) -> Result<TaskIndex, UnknownTask> {
     dag.task_index(id).ok_or_else(|| UnknownTask {
         dag_id: dag.id().clone(),
         task_id: id.to_string(),
@@ -84,7 +84,7 @@ pub fn instance_key(
     task_id: &str,
     map_index: Option<u32>,
 ) -> Result<TaskInstanceKey, InstanceError> {
-    let task = &dag.tasks()[find_task(dag, task_id)?];
+    let task = &dag[find_task(dag, task_id)?];
     let map_index = match (task.is_mapped(), map_index) {
         (true, Some(i)) => MapIndex::mapped(i),
         (false, None) => MapIndex::UNMAPPED,

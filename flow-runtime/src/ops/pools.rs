@@ -28,7 +28,7 @@ pub enum PoolError {
 
 /// Stops (`paused`) or resumes scheduling `dag`'s runs.
 pub fn set_paused(store: &dyn DagStore, dag: &Dag, paused: bool) -> Result<(), StoreError> {
-    store.record_dag(dag.id(), dag.fingerprint())?;
+    store.record_dag(dag.id(), &crate::plan::fingerprint(dag))?;
     store.set_paused(dag.id(), paused)
 }
 

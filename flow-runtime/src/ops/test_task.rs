@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::graph::{BoundInput, Dag};
-use crate::ids::{DagId, RunId, TaskId};
+use crate::ids::{DagId, RunId, TaskId, TaskIndex};
 use crate::objects::{ObjectError, ObjectStoreConfig, Objects};
 use crate::runtime::Executor;
 use crate::store::{MemoryStore, StoreError, XComStore};
@@ -131,7 +131,7 @@ fn missing_lines(missing: &[MissingInput]) -> String {
 /// The inputs given for a task, decoded, before the rest is looked up.
 #[derive(Clone, Debug)]
 pub struct GivenInputs {
-    index: usize,
+    index: TaskIndex,
     given: Vec<Option<XComBlob>>,
 }
 
@@ -142,7 +142,7 @@ pub fn decode_inputs(
     given: &[(String, String)],
 ) -> Result<GivenInputs, TestTaskError> {
     let index = find_task(dag, task_id)?;
-    let task = &dag.tasks()[index];
+    let task = &dag[index];
     let params = task.spec().params();
     let mut decoded: Vec<Option<XComBlob>> = vec![None; params.len()];
     for (name, json) in given {
@@ -176,7 +176,7 @@ pub fn decode_inputs(
 impl GivenInputs {
     /// Whether an input not given comes from an upstream task, so from a recorded run.
     pub fn needs_recorded(&self, dag: &Dag) -> bool {
-        dag.tasks()[self.index]
+        dag[self.index]
             .inputs()
             .iter()
             .zip(&self.given)
@@ -212,7 +212,7 @@ pub enum InputSource {
 /// Every input of the task, ready to call it.
 #[derive(Clone, Debug)]
 pub struct TestInputs {
-    index: usize,
+    index: TaskIndex,
     /// Each parameter's name and where its value came from, in parameter order.
     pub sources: Vec<(String, InputSource)>,
     values: Vec<XComBlob>,
@@ -225,7 +225,7 @@ pub fn resolve_inputs(
     given: GivenInputs,
     recorded: Option<Recorded<'_>>,
 ) -> Result<TestInputs, TestTaskError> {
-    let task = &dag.tasks()[given.index];
+    let task = &dag[given.index];
     let params = task.spec().params();
     let mut objects: Option<Objects> = None;
     let mut sources = Vec::with_capacity(params.len());
@@ -242,7 +242,7 @@ pub fn resolve_inputs(
             (None, BoundInput::Literal(blob)) => Ok((blob.clone(), InputSource::Literal)),
             (None, BoundInput::Mapped(_)) => Err(missing_from(MissingFrom::MappedElement)),
             (None, BoundInput::Upstream(producer)) => {
-                let producer = dag.tasks()[*producer].id();
+                let producer = dag[*producer].id();
                 let latest = match &recorded {
                     Some(recorded) => recorded
                         .xcoms
@@ -323,7 +323,7 @@ pub async fn run(
     inputs: TestInputs,
     logical_date: DateTime<Utc>,
 ) -> Result<TestOutput, TestTaskError> {
-    let task = &dag.tasks()[inputs.index];
+    let task = &dag[inputs.index];
     let executor = Executor::new(Arc::new(MemoryStore::new())).object_store(Objects::in_memory());
     let (output, pushed) = executor
         .test_task(dag, inputs.index, inputs.values, logical_date)

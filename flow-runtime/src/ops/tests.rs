@@ -5,11 +5,11 @@ use chrono::{TimeZone, Utc};
 use super::backfill::{Action, SkipReason};
 use super::test_task::{InputSource, MissingFrom, Recorded, TestTaskError};
 use super::*;
-use crate::error::TaskError;
 use crate::graph::{DagBuilder, Node};
 use crate::objects::ObjectStoreConfig;
 use crate::state::{RunState, TaskState};
 use crate::store::{Change, DagRunRecord, LogLine, MemoryStore, RunType, TaskInstanceRecord};
+use crate::task::TaskError;
 use crate::task::TaskSpec;
 use crate::xcom::XComBlob;
 
@@ -53,7 +53,7 @@ fn record(store: &MemoryStore, run: &str, d: u32, state: RunState) -> RunId {
             state,
             start: None,
             end: None,
-            fingerprint: dag().fingerprint().to_string(),
+            fingerprint: crate::plan::fingerprint(&dag()),
             data_interval_start: day(d),
             data_interval_end: day(d + 1),
             conf: serde_json::json!({}),

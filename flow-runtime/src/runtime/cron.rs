@@ -110,7 +110,7 @@ impl Scheduler {
         ids.sort();
         for id in ids {
             let dag = &self.dags[id];
-            store.record_dag(dag.id(), dag.fingerprint())?;
+            store.record_dag(dag.id(), &crate::plan::fingerprint(dag))?;
             if self.paused(dag)? {
                 continue;
             }

@@ -13,16 +13,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::error::{RunError, TaskError};
+use crate::error::RunError;
 use crate::events::{Events, TaskEvent};
 use crate::executor::{LocalPool, Sequential, TaskExecutor, call};
 use crate::graph::Dag;
-use crate::ids::{DagId, MapIndex, RunId};
+use crate::ids::{DagId, MapIndex, RunId, TaskIndex};
 use crate::objects::Objects;
+use crate::plan::Plan;
 use crate::scheduler::run_loop::{RunLoop, RunSettings};
 use crate::state::RunState;
 use crate::store::{DagRunRecord, MemoryStore, RunType, Store};
 pub use crate::summary::{RunSummary, TaskSummary};
+use crate::task::TaskError;
 use crate::task::context::{RunScope, TaskContext};
 use crate::task::{InputSource, Inputs};
 use crate::time::timetable::DataInterval;
@@ -216,9 +218,8 @@ impl Executor {
     /// Records a new run of `dag` (state `queued`) without running it; its id is
     /// [`Executor::run_id`] of its type and logical date.
     pub fn create_run(&self, dag: &Dag, request: RunRequest) -> Result<DagRunRecord, RunError> {
-        self.settings
-            .store
-            .record_dag(dag.id(), dag.fingerprint())?;
+        let fingerprint = crate::plan::fingerprint(dag);
+        self.settings.store.record_dag(dag.id(), &fingerprint)?;
         let logical_date = request.logical_date;
         let run = DagRunRecord {
             dag_id: dag.id().clone(),
@@ -228,7 +229,7 @@ impl Executor {
             state: RunState::Queued,
             start: None,
             end: None,
-            fingerprint: dag.fingerprint().to_string(),
+            fingerprint,
             data_interval_start: request.interval.start,
             data_interval_end: request.interval.end,
             conf: serde_json::Value::Object(request.params),
@@ -260,7 +261,8 @@ impl Executor {
         request: RunRequest,
     ) -> Result<RunSummary, RunError> {
         let run = self.create_run(dag, request)?;
-        RunLoop::new(&self.settings, dag, &run, self.task_executor())
+        let plan = Plan::compile(dag);
+        RunLoop::new(&self.settings, &plan, &run, self.task_executor())
             .start(Vec::new())
             .await
     }
@@ -283,14 +285,15 @@ impl Executor {
                 state: run.state,
             });
         }
-        if run.fingerprint != dag.fingerprint() {
+        let plan = Plan::compile(dag);
+        if run.fingerprint != plan.fingerprint() {
             return Err(RunError::ShapeChanged {
                 dag_id: dag.id().clone(),
                 run_id: run_id.clone(),
             });
         }
         let stored = self.settings.store.task_instances(dag.id(), run_id)?;
-        RunLoop::new(&self.settings, dag, &run, self.task_executor())
+        RunLoop::new(&self.settings, &plan, &run, self.task_executor())
             .start(stored)
             .await
     }
@@ -300,11 +303,11 @@ impl Executor {
     pub async fn test_task(
         &self,
         dag: &Dag,
-        task_index: usize,
+        task_index: TaskIndex,
         inputs: Vec<XComBlob>,
         logical_date: DateTime<Utc>,
     ) -> Result<(XComBlob, Vec<(String, XComBlob)>), TaskError> {
-        let task = &dag.tasks()[task_index];
+        let task = &dag[task_index];
         let mut args = Inputs::with_capacity(inputs.len());
         for (param, blob) in task.spec().params().iter().zip(inputs) {
             args.push(

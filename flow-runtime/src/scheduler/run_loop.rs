@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::lease::{self, RunLease};
 use super::tracker::{Ready, Started, Tracker, TrackerOptions, TryOutcome};
-use crate::error::{RunError, TaskError};
+use crate::error::RunError;
 use crate::events::Events;
 use crate::events::RunEvent;
 use crate::executor::{Finished, TaskExecutor, Work};
@@ -28,11 +28,13 @@ use crate::graph::{BoundInput, Dag, MappedInput};
 use crate::ids::TaskInstanceKey;
 use crate::logs::TryLog;
 use crate::objects::Objects;
+use crate::plan::Plan;
 use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
 use crate::store::Store;
 use crate::store::{Change, DagRunRecord, SlotRequest, StoreError, TaskInstanceRecord, XComStore};
 use crate::summary::{RunSummary, TaskSummary};
+use crate::task::TaskError;
 use crate::task::callbacks::{self, Callback, CallbackEvent};
 use crate::task::context::{RunScope, TaskContext};
 use crate::task::{InputSource, PendingInput, PendingValue};
@@ -118,10 +120,11 @@ pub(crate) struct RunLoop<'a> {
 impl<'a> RunLoop<'a> {
     pub(crate) fn new(
         runtime: &'a RunSettings,
-        dag: &'a Dag,
+        plan: &'a Plan<'a>,
         run: &DagRunRecord,
         executor: Box<dyn TaskExecutor>,
     ) -> Self {
+        let dag = plan.dag();
         let params = match &run.conf {
             serde_json::Value::Object(map) => map.clone(),
             _ => serde_json::Map::new(),
@@ -146,7 +149,7 @@ impl<'a> RunLoop<'a> {
         };
         Self {
             runtime,
-            tracker: Tracker::new(dag, run, options),
+            tracker: Tracker::new(plan, run, options),
             executor,
             scope,
             started: run.start.unwrap_or_else(Utc::now),
@@ -648,14 +651,15 @@ impl<'a> RunLoop<'a> {
                     PendingValue::One(StoredXCom::Inline(blob.clone())),
                 ),
                 BoundInput::Upstream(producer) => {
-                    let task = &self.dag().tasks()[*producer];
+                    let task = &self.dag()[*producer];
                     let value = if task.is_mapped() {
                         PendingValue::Collected {
-                            elements: self.mapped_outputs(*producer, param.name())?,
+                            elements: self
+                                .mapped_outputs(Tracker::level(*producer), param.name())?,
                             element_type: task.spec().output().type_name(),
                         }
                     } else {
-                        PendingValue::One(self.output_of(*producer, param.name())?)
+                        PendingValue::One(self.output_of(Tracker::level(*producer), param.name())?)
                     };
                     (InputSource::Upstream(task.id().clone()), value)
                 }
@@ -666,7 +670,7 @@ impl<'a> RunLoop<'a> {
                     })?;
                     let source = match source {
                         MappedInput::Upstream(producer) => {
-                            InputSource::Upstream(self.dag().tasks()[*producer].id().clone())
+                            InputSource::Upstream(self.dag()[*producer].id().clone())
                         }
                         MappedInput::Literal(_) => InputSource::Literal,
                     };
@@ -738,12 +742,12 @@ impl<'a> RunLoop<'a> {
                 MappedInput::Literal(elements) => {
                     elements.iter().cloned().map(StoredXCom::Inline).collect()
                 }
-                MappedInput::Upstream(producer) if self.dag().tasks()[*producer].is_mapped() => {
-                    self.mapped_outputs(*producer, param.name())?.into()
-                }
+                MappedInput::Upstream(producer) if self.dag()[*producer].is_mapped() => self
+                    .mapped_outputs(Tracker::level(*producer), param.name())?
+                    .into(),
                 MappedInput::Upstream(producer) => {
                     // The list is split here, once: fetched if it is kept as an object.
-                    let stored = self.output_of(*producer, param.name())?;
+                    let stored = self.output_of(Tracker::level(*producer), param.name())?;
                     let list =
                         crate::objects::load_blocking(self.runtime.objects.as_ref(), &stored)
                             .map_err(|e| {
@@ -758,7 +762,7 @@ impl<'a> RunLoop<'a> {
                             TaskError::XCom(format!(
                                 "cannot map `{}` over the output of `{}` (a `{}`): {e}",
                                 param.name(),
-                                self.dag().tasks()[*producer].id(),
+                                self.dag()[*producer].id(),
                                 list.type_name()
                             ))
                         })?

@@ -21,7 +21,8 @@ use super::reschedule::Reschedules;
 use crate::branch::{Branch, TaskKind};
 use crate::events::TaskEvent;
 use crate::graph::{Dag, Task};
-use crate::ids::{DagId, MapIndex, RunId, StableHash, TaskId, TaskInstanceKey};
+use crate::ids::{DagId, MapIndex, RunId, StableHash, TaskId, TaskIndex, TaskInstanceKey};
+use crate::plan::Plan;
 use crate::state::{RunState, TaskState};
 use crate::store::{Change, DagRunRecord, Expect, RescheduleRecord, TaskInstanceRecord};
 use crate::task::PokeHistory;
@@ -80,7 +81,7 @@ pub(crate) struct Expansion {
 /// instances of mapped tasks follow, in the order they were expanded.
 pub(crate) struct Instance {
     /// The task it is an instance of.
-    pub(crate) task: usize,
+    pub(crate) task: TaskIndex,
     /// For an instance of a mapped task: the task-level instance it belongs to.
     pub(crate) parent: Option<usize>,
     /// For the task-level instance of a mapped task, once expanded.
@@ -159,7 +160,7 @@ pub(crate) struct TrackerOptions {
 
 /// One run's deciding state.
 pub(crate) struct Tracker<'a> {
-    dag: &'a Dag,
+    plan: &'a Plan<'a>,
     dag_id: DagId,
     run_id: RunId,
     logical_date: DateTime<Utc>,
@@ -183,13 +184,16 @@ pub(crate) struct Tracker<'a> {
 }
 
 impl<'a> Tracker<'a> {
-    /// A tracker of `run` of `dag` where nothing has happened yet (see [`Tracker::restore`]).
-    pub(crate) fn new(dag: &'a Dag, run: &DagRunRecord, options: TrackerOptions) -> Self {
+    /// A tracker of `run` of the DAG `plan` was compiled from, where nothing has happened
+    /// yet (see [`Tracker::restore`]).
+    pub(crate) fn new(plan: &'a Plan<'a>, run: &DagRunRecord, options: TrackerOptions) -> Self {
+        let dag = plan.dag();
         let instances = dag
             .tasks()
             .iter()
-            .map(|task| Instance {
-                task: 0,
+            .zip(plan.indices())
+            .map(|(task, index)| Instance {
+                task: index,
                 parent: None,
                 expansion: None,
                 record: TaskInstanceRecord::fresh(TaskInstanceKey {
@@ -199,7 +203,7 @@ impl<'a> Tracker<'a> {
                     map_index: MapIndex::UNMAPPED,
                 }),
                 upstream: UpstreamCounts {
-                    total: u32::try_from(task.upstream().len()).unwrap_or(u32::MAX),
+                    total: plan.in_degree(index),
                     ..UpstreamCounts::default()
                 },
                 elapsed: None,
@@ -208,14 +212,9 @@ impl<'a> Tracker<'a> {
                 stored: Expect::FRESH,
                 decided: false,
             })
-            .enumerate()
-            .map(|(index, inst)| Instance {
-                task: index,
-                ..inst
-            })
             .collect();
         Self {
-            dag,
+            plan,
             dag_id: dag.id().clone(),
             run_id: run.run_id.clone(),
             logical_date: run.logical_date,
@@ -235,12 +234,22 @@ impl<'a> Tracker<'a> {
 
     /// The DAG.
     pub(crate) fn dag(&self) -> &'a Dag {
-        self.dag
+        self.plan.dag()
     }
 
     /// The task `index` is an instance of.
     pub(crate) fn task(&self, index: usize) -> &'a Task {
-        &self.dag.tasks()[self.instances[index].task]
+        self.plan.task(self.instances[index].task)
+    }
+
+    /// The priority of the task `index` is an instance of.
+    fn priority(&self, index: usize) -> i64 {
+        self.plan.priority(self.instances[index].task)
+    }
+
+    /// The task-level instance of `task`: the first instances are the tasks'.
+    pub(crate) fn level(task: TaskIndex) -> usize {
+        task.get()
     }
 
     /// The instance at `index`.
@@ -318,7 +327,7 @@ impl<'a> Tracker<'a> {
     /// Puts back an instance that could not start now (its pool or DAG is full); it keeps
     /// its place by priority.
     pub(crate) fn push_back(&mut self, index: usize) {
-        self.ready.push(index, self.task(index).priority());
+        self.ready.push(index, self.priority(index));
     }
 
     /// Whether an instance is ready.
@@ -350,8 +359,9 @@ impl<'a> Tracker<'a> {
                     .push(record);
             }
         }
-        for index in 0..self.dag.tasks().len() {
-            let task_id = self.dag.tasks()[index].id();
+        for task in self.plan.indices() {
+            let index = Self::level(task);
+            let task_id = self.plan.task(task).id();
             if let Some(record) = by_task.remove(task_id) {
                 self.instances[index].stored = Expect::of(&record);
                 self.instances[index].record = record;
@@ -381,8 +391,8 @@ impl<'a> Tracker<'a> {
                 self.set_state(index, TaskState::None, None);
             }
         }
-        for position in 0..self.dag.topological_order().len() {
-            let index = self.dag.topological_order()[position];
+        for &task in self.plan.topological_order() {
+            let index = Self::level(task);
             if let Some(expansion) = &self.instances[index].expansion {
                 for child in expansion.children.clone() {
                     self.restore_instance(child, reschedules, now);
@@ -403,14 +413,14 @@ impl<'a> Tracker<'a> {
         let record = &self.instances[index].record;
         match record.state {
             TaskState::None => {
-                let task = self.task(index);
+                let inst = &self.instances[index];
                 // An instance of a mapped task was queued when its task expanded.
-                let due = self.instances[index].parent.is_some()
-                    || task.upstream().is_empty()
-                    || task.trigger_rule() == TriggerRule::Always;
+                let due = inst.parent.is_some()
+                    || self.plan.is_root(inst.task)
+                    || self.task(index).trigger_rule() == TriggerRule::Always;
                 if due {
                     self.instances[index].decided = true;
-                    self.ready.push(index, task.priority());
+                    self.ready.push(index, self.priority(index));
                 }
             }
             TaskState::Running => {
@@ -439,11 +449,12 @@ impl<'a> Tracker<'a> {
     /// context needs. A fresh (or cleared) instance gets its full retry budget here.
     pub(crate) fn start(&mut self, index: usize, now: DateTime<Utc>) -> Started {
         let retries = self.task(index).retries();
+        let priority = self.priority(index);
         let inst = &mut self.instances[index];
         if inst.record.state == TaskState::None {
             inst.record.max_tries = inst.record.try_number + retries + 1;
         }
-        inst.record.priority_weight = self.dag.tasks()[inst.task].priority();
+        inst.record.priority_weight = priority;
         // A sensor's next poke in reschedule mode continues its try, as in Airflow.
         let next_poke = inst.record.state == TaskState::UpForReschedule;
         self.set_state(index, TaskState::Queued, None);
@@ -474,7 +485,7 @@ impl<'a> Tracker<'a> {
 
     /// A retry or a sensor's next poke came due.
     pub(crate) fn due(&mut self, index: usize) {
-        self.ready.push(index, self.task(index).priority());
+        self.ready.push(index, self.priority(index));
     }
 
     /// A try of `index` ended at `end` after `elapsed`.
@@ -572,6 +583,7 @@ impl<'a> Tracker<'a> {
         }
         tracing::info!(task = %task.id(), instances = count, "expanded");
         let first = self.instances.len();
+        let priority = self.priority(index);
         let key = self.instances[index].record.key.clone();
         let mut previous = self.unexpanded.remove(&index).unwrap_or_default();
         for surplus in previous.drain(count.min(previous.len())..) {
@@ -595,7 +607,7 @@ impl<'a> Tracker<'a> {
             if !stored {
                 self.record_change(child);
             }
-            self.ready.push(child, task.priority());
+            self.ready.push(child, priority);
         }
         self.instances[index].expansion = Some(Box::new(Expansion {
             children: first..first + count,
@@ -606,7 +618,7 @@ impl<'a> Tracker<'a> {
     /// Ends a run that exceeded `dagrun_timeout`, as Airflow does: running tries fail
     /// (they are abandoned), everything that has not run is skipped, and the run fails.
     pub(crate) fn time_out(&mut self, now: DateTime<Utc>) {
-        let timeout = self.dag.dagrun_timeout().unwrap_or_default();
+        let timeout = self.dag().dagrun_timeout().unwrap_or_default();
         tracing::error!(run = %self.run_id, "dagrun_timeout of {timeout:?} exceeded");
         let message = format!(
             "the run exceeded its dagrun_timeout of {}",
@@ -644,12 +656,11 @@ impl<'a> Tracker<'a> {
         let failed = self.timed_out
             || unfinished
             || self
-                .dag
-                .tasks()
-                .iter()
+                .plan
+                .indices()
                 .zip(&self.instances)
                 .any(|(task, inst)| {
-                    task.downstream().is_empty()
+                    self.plan.is_leaf(task)
                         && matches!(
                             inst.record.state,
                             TaskState::Failed | TaskState::UpstreamFailed
@@ -665,7 +676,9 @@ impl<'a> Tracker<'a> {
     /// Each task in the DAG's order, a mapped task as its instances in map order: the
     /// record and the duration of its last try in this process.
     pub(crate) fn summary(&self) -> impl Iterator<Item = (&TaskInstanceRecord, Option<Duration>)> {
-        (0..self.dag.tasks().len())
+        self.plan
+            .indices()
+            .map(Self::level)
             .flat_map(|index| match &self.instances[index].expansion {
                 Some(expansion) => expansion.children.clone(),
                 None => index..index + 1,
@@ -727,8 +740,8 @@ impl<'a> Tracker<'a> {
                 let branch: Branch = output.decode().map_err(|e| {
                     TaskError::Failed(format!("a branch task must return a `Branch`: {e}"))
                 })?;
-                let downstream = task.downstream();
-                let name = |i: &usize| self.dag.tasks()[*i].id().as_str();
+                let downstream = self.plan.dependents(self.instances[index].task);
+                let name = |i: &TaskIndex| self.plan.task(*i).id().as_str();
                 for chosen in branch.task_ids() {
                     if !downstream.iter().any(|d| name(d) == chosen) {
                         let ids: Vec<&str> = downstream.iter().map(name).collect();
@@ -745,8 +758,8 @@ impl<'a> Tracker<'a> {
                 }
                 Ok(downstream
                     .iter()
-                    .copied()
                     .filter(|d| !branch.task_ids().iter().any(|c| c == name(d)))
+                    .map(|&d| Self::level(d))
                     .collect())
             }
             TaskKind::ShortCircuit => {
@@ -757,17 +770,8 @@ impl<'a> Tracker<'a> {
                     return Ok(Vec::new());
                 }
                 tracing::info!(task = %task.id(), "short-circuit: skipping every downstream task");
-                let mut seen = vec![false; self.dag.tasks().len()];
-                let mut stack: Vec<usize> = task.downstream().to_vec();
-                let mut all = Vec::new();
-                while let Some(d) = stack.pop() {
-                    if !std::mem::replace(&mut seen[d], true) {
-                        all.push(d);
-                        stack.extend_from_slice(self.dag.tasks()[d].downstream());
-                    }
-                }
-                all.sort_unstable();
-                Ok(all)
+                let descendants = self.plan.descendants(self.instances[index].task);
+                Ok(descendants.into_iter().map(Self::level).collect())
             }
         }
     }
@@ -786,17 +790,19 @@ impl<'a> Tracker<'a> {
     fn settle(&mut self, index: usize, finished: UpstreamCounts) {
         let mut settled = vec![(index, finished)];
         while let Some((done, finished)) = settled.pop() {
-            for &d in self.dag.tasks()[done].downstream() {
+            let plan = self.plan;
+            for &task in plan.dependents(self.instances[done].task) {
+                let d = Self::level(task);
                 let inst = &mut self.instances[d];
                 if inst.record.state != TaskState::None || inst.decided {
                     continue;
                 }
                 inst.upstream.add(&finished);
-                match trigger::decide(self.dag.tasks()[d].trigger_rule(), &inst.upstream) {
+                match trigger::decide(plan.task(task).trigger_rule(), &inst.upstream) {
                     Decision::Wait => {}
                     Decision::Run => {
                         self.instances[d].decided = true;
-                        self.ready.push(d, self.dag.tasks()[d].priority());
+                        self.ready.push(d, plan.priority(task));
                     }
                     Decision::UpstreamFailed => {
                         self.set_state(d, TaskState::UpstreamFailed, None);
@@ -953,7 +959,7 @@ impl<'a> Tracker<'a> {
             state: state.as_str(),
             error: None,
         };
-        for callback in self.dag.callbacks().for_state(state.as_str()) {
+        for callback in self.dag().callbacks().for_state(state.as_str()) {
             self.alerts.push((callback.clone(), event.clone()));
         }
     }

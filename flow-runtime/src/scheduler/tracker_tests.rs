@@ -10,6 +10,7 @@ use super::tracker::{Ready, Tracker, TrackerOptions, TryOutcome};
 use crate::branch::Branch;
 use crate::graph::{Dag, DagBuilder, Node};
 use crate::ids::{MapIndex, RunId, TaskInstanceKey};
+use crate::plan::Plan;
 use crate::state::{RunState, TaskState};
 use crate::store::{Change, DagRunRecord, RunType, TaskInstanceRecord};
 use crate::task::TaskError;
@@ -41,19 +42,19 @@ fn run_of(dag: &Dag) -> DagRunRecord {
         state: RunState::Running,
         start: Some(now()),
         end: None,
-        fingerprint: dag.fingerprint().to_string(),
+        fingerprint: crate::plan::fingerprint(dag),
         data_interval_start: now(),
         data_interval_end: now(),
         conf: serde_json::json!({}),
     }
 }
 
-fn tracker(dag: &Dag) -> Tracker<'_> {
+fn tracker<'a>(plan: &'a Plan<'a>) -> Tracker<'a> {
     let options = TrackerOptions {
         max_map_length: 10,
         ..TrackerOptions::default()
     };
-    let mut tracker = Tracker::new(dag, &run_of(dag), options);
+    let mut tracker = Tracker::new(plan, &run_of(plan.dag()), options);
     tracker.restore(Vec::new(), &HashMap::new(), now());
     tracker
 }
@@ -97,12 +98,13 @@ fn fail(t: &mut Tracker<'_>, index: usize, error: TaskError) {
 }
 
 fn state(t: &Tracker<'_>, task: &str) -> TaskState {
-    let index = t.dag().task_index(task).unwrap();
+    let index = t.dag().task_index(task).unwrap().get();
     t.instance(index).record.state
 }
 
+/// The task-level instance of `task`.
 fn index(dag: &Dag, task: &str) -> usize {
-    dag.task_index(task).unwrap()
+    dag.task_index(task).unwrap().get()
 }
 
 /// The task rows of a batch, as (task[map index], state, try).
@@ -129,7 +131,8 @@ fn only_roots_are_ready_and_a_task_run_inside_one_batch_writes_one_row() {
     let a = b.add_task(unit("a")).finish::<u64>();
     after(&mut b, unit("b"), &[a]);
     let dag = b.build().unwrap();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     assert_eq!(start_ready(&mut t, &[]), [index(&dag, "a")]);
     succeed(&mut t, index(&dag, "a"), 1_u64);
     // queued -> running -> success within one batch: only the final row is written.
@@ -166,7 +169,8 @@ fn each_change_expects_what_the_batch_before_it_wrote() {
     let mut b = DagBuilder::new("expect");
     b.add_task(unit("flaky").retries(1)).finish::<u64>();
     let dag = b.build().unwrap();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     let flaky = index(&dag, "flaky");
     start_ready(&mut t, &[]);
     // The first row of an instance expects no row.
@@ -208,7 +212,8 @@ fn a_failure_fails_its_all_success_downstream_and_runs_its_one_failed_downstream
         &[a],
     );
     let dag = b.build().unwrap();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     start_ready(&mut t, &[]);
     fail(&mut t, index(&dag, "a"), TaskError::Failed("boom".into()));
     assert_eq!(state(&t, "a"), TaskState::Failed);
@@ -233,7 +238,8 @@ fn a_failed_try_with_retries_left_waits_its_delay_then_runs_as_the_next_try() {
     )
     .finish::<u64>();
     let dag = b.build().unwrap();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     let flaky = index(&dag, "flaky");
     start_ready(&mut t, &[]);
     fail(&mut t, flaky, TaskError::Failed("try 1".into()));
@@ -268,7 +274,8 @@ fn a_timed_out_sensor_is_not_retried_and_a_soft_fail_skips_downstream() {
     after(&mut b, unit("after_soft"), &[soft]);
     let _ = strict;
     let dag = b.build().unwrap();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     start_ready(&mut t, &[]);
     fail(
         &mut t,
@@ -302,7 +309,8 @@ fn a_branch_skips_the_direct_downstream_tasks_it_did_not_choose_and_what_follows
         &[left, right],
     );
     let dag = b.build().unwrap();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     start_ready(&mut t, &[]);
     succeed(&mut t, index(&dag, "choose"), Branch::to("left"));
     assert_eq!(state(&t, "right"), TaskState::Skipped);
@@ -321,7 +329,8 @@ fn a_branch_choosing_a_task_that_is_not_downstream_fails_its_try() {
     let left = b.add_task(unit("left")).finish::<u64>();
     b.set_downstream(&[choose.any()], &[left.any()]);
     let dag = b.build().unwrap();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     start_ready(&mut t, &[]);
     succeed(&mut t, index(&dag, "choose"), Branch::to("nowhere"));
     assert_eq!(state(&t, "choose"), TaskState::Failed);
@@ -349,7 +358,8 @@ fn a_short_circuit_returning_false_skips_everything_downstream() {
         &[next],
     );
     let dag = b.build().unwrap();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     start_ready(&mut t, &[]);
     succeed(&mut t, index(&dag, "gate"), false);
     assert_eq!(state(&t, "next"), TaskState::Skipped);
@@ -382,7 +392,8 @@ fn mapped_dag() -> Dag {
 #[test]
 fn a_mapped_task_expands_into_instances_and_its_downstream_waits_for_all_of_them() {
     let dag = mapped_dag();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     start_ready(&mut t, &[]);
     succeed(&mut t, index(&dag, "list"), vec![1_u64, 2, 3]);
     let children = start_ready(&mut t, &[3]);
@@ -412,14 +423,17 @@ fn a_mapped_task_expands_into_instances_and_its_downstream_waits_for_all_of_them
 #[test]
 fn an_empty_expansion_skips_and_an_oversized_one_fails_naming_the_limit() {
     let dag = mapped_dag();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     start_ready(&mut t, &[]);
     succeed(&mut t, index(&dag, "list"), Vec::<u64>::new());
     start_ready(&mut t, &[0]);
     assert_eq!(state(&t, "double"), TaskState::Skipped);
     assert_eq!(state(&t, "total"), TaskState::Skipped);
 
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+
+    let mut t = tracker(&plan);
     start_ready(&mut t, &[]);
     succeed(&mut t, index(&dag, "list"), vec![0_u64; 11]);
     start_ready(&mut t, &[11]);
@@ -442,7 +456,8 @@ fn a_reschedule_keeps_the_try_records_the_poke_and_waits_without_a_slot() {
     let mut b = DagBuilder::new("poke");
     b.add_task(unit("sensor")).finish::<u64>();
     let dag = b.build().unwrap();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     let sensor = index(&dag, "sensor");
     start_ready(&mut t, &[]);
     t.take_changes();
@@ -474,7 +489,8 @@ fn a_run_timeout_fails_running_tries_skips_the_rest_and_fails_the_run() {
     let a = b.add_task(unit("a")).finish::<u64>();
     after(&mut b, unit("b"), &[a]);
     let dag = b.build().unwrap();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     start_ready(&mut t, &[]);
     t.time_out(now());
     assert_eq!(state(&t, "a"), TaskState::Failed);
@@ -487,7 +503,8 @@ fn a_stopped_run_with_unfinished_instances_stays_running() {
     let mut b = DagBuilder::new("stopped");
     b.add_task(unit("a")).finish::<u64>();
     let dag = b.build().unwrap();
-    let mut t = tracker(&dag);
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
     start_ready(&mut t, &[]);
     assert_eq!(t.final_state(true), None);
 }
@@ -517,7 +534,8 @@ fn a_restored_run_fails_the_interrupted_try_and_keeps_what_succeeded() {
         max_tries: 2,
         ..TaskInstanceRecord::fresh(key("b"))
     };
-    let mut t = Tracker::new(&dag, &run, TrackerOptions::default());
+    let plan = Plan::compile(&dag);
+    let mut t = Tracker::new(&plan, &run, TrackerOptions::default());
     t.restore(vec![done, interrupted], &HashMap::new(), now());
     assert_eq!(state(&t, "a"), TaskState::Success);
     assert_eq!(state(&t, "b"), TaskState::UpForRetry);

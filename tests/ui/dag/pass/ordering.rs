@@ -54,7 +54,7 @@ fn upstream(dag: &Dag, id: &str) -> Vec<String> {
     let task = dag.task(id).unwrap();
     task.upstream()
         .iter()
-        .map(|&i| dag.tasks()[i].id().to_string())
+        .map(|&i| dag[i].id().to_string())
         .collect()
 }
 
