@@ -4,9 +4,8 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::ParseStream;
 use syn::spanned::Spanned;
-use syn::{Ident, LitInt, LitStr, Token, Type};
+use syn::{Ident, LitInt, LitStr, Token};
 
-use super::model::Output;
 use crate::attr::{self, Options, TaskOptionArgs, kw};
 use crate::error::Errors;
 
@@ -287,27 +286,4 @@ pub(super) fn check_sensor(args: &mut TaskArgs, errors: &mut Errors) {
              `{other}), not both: remove one"
         ),
     ));
-}
-
-/// After a conflict between `sensor` and another kind (reported by [`check_sensor`]), the
-/// kind the return type fits, so that the conflict is the only error.
-pub(super) fn settle_sensor_conflict(args: &mut TaskArgs, output: &Output) {
-    if args.sensor.is_none()
-        || (args.branch.is_none() && args.short_circuit.is_none() && args.shell.is_none())
-    {
-        return;
-    }
-    let returns_poke = match output {
-        Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => matches!(&**ty,
-            Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "Poke")),
-        _ => false,
-    };
-    if returns_poke {
-        args.branch = None;
-        args.short_circuit = None;
-        args.shell = None;
-    } else {
-        args.sensor = None;
-        args.sensor_options = SensorArgs::default();
-    }
 }

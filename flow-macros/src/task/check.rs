@@ -6,6 +6,7 @@ use syn::ext::IdentExt;
 use syn::visit::Visit;
 use syn::{FnArg, Pat, ReturnType, Signature, Type};
 
+use super::args::{SensorArgs, TaskArgs};
 use super::model::{Input, Output};
 use crate::attr;
 use crate::error::Errors;
@@ -332,5 +333,28 @@ pub(super) fn error_type_span(written: &Type) -> (Span, Span) {
     match error {
         Some(error) => spans::first_last(error),
         None => (last.ident.span(), last.ident.span()),
+    }
+}
+
+/// After a conflict between `sensor` and another kind (reported by `args::check_sensor`), the
+/// kind the return type fits, so that the conflict is the only error.
+pub(super) fn settle_sensor_conflict(args: &mut TaskArgs, output: &Output) {
+    if args.sensor.is_none()
+        || (args.branch.is_none() && args.short_circuit.is_none() && args.shell.is_none())
+    {
+        return;
+    }
+    let returns_poke = match output {
+        Output::Plain(ty) | Output::Result { ok: Some(ty), .. } => matches!(&**ty,
+            Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "Poke")),
+        _ => false,
+    };
+    if returns_poke {
+        args.branch = None;
+        args.short_circuit = None;
+        args.shell = None;
+    } else {
+        args.sensor = None;
+        args.sensor_options = SensorArgs::default();
     }
 }

@@ -1,16 +1,11 @@
-//! The model of a `#[task]` function: its checked signature and options.
+//! The model of a `#[task]` function: its checked signature and options, as data; the
+//! phases in [`super`] build it and generate code from it.
 
 use proc_macro2::{Span, TokenStream};
-use quote::quote;
-use syn::{Ident, ItemFn, LitInt, LitStr, ReturnType, Type};
+use syn::{Ident, LitInt, Type};
 
-use super::args::{CallbackArgs, SensorArgs, TaskArgs, settle_sensor_conflict};
-use super::check::{check_shell, check_signature, default_name, inputs, output, poked_type};
-use super::expand::output_type;
-use super::fallback::{Stub, value_arity};
-use crate::attr::{self, TaskOptionArgs};
-use crate::error::Errors;
-use crate::syntax::{cfg_attributes, doc_text};
+use super::args::{CallbackArgs, SensorArgs, TaskArgs};
+use crate::attr::TaskOptionArgs;
 
 /// A `#[task]` function, checked.
 pub(super) struct Task {
@@ -98,83 +93,6 @@ pub(super) enum Output {
 }
 
 impl Task {
-    /// Checks the function. If its signature cannot make a task (the reasons are in
-    /// `errors`), returns what can stand in for it, if anything.
-    pub(super) fn new(
-        function: &ItemFn,
-        mut args: TaskArgs,
-        errors: &mut Errors,
-    ) -> Result<Self, Option<Box<Stub>>> {
-        let before = errors.len();
-        let sig = &function.sig;
-        check_signature(sig, errors);
-        let inputs = inputs(sig, errors);
-        let after_inputs = errors.len();
-        let output = output(&sig.output, errors);
-        let output_ok = errors.len() == after_inputs;
-        let sound = errors.len() == before;
-        settle_sensor_conflict(&mut args, &output);
-        let mut special = Special::of(&args);
-        if let (Some((kind, _)), Output::Unit) = (special, &output) {
-            match &sig.output {
-                ReturnType::Default => errors.at(&sig.ident, kind.missing_output()),
-                ReturnType::Type(_, ty) => errors.at(ty, kind.missing_output()),
-            }
-            special = None;
-        }
-        let shell_ok = args.shell.is_none_or(|_| check_shell(sig, &output, errors));
-        let sensor = args.sensor.and_then(|_| {
-            let ready = poked_type(sig, &output, errors)?;
-            Some(Sensor {
-                options: args.sensor_options,
-                ready: Box::new(ready),
-            })
-        });
-
-        let name = args
-            .task_id
-            .as_ref()
-            .map_or_else(|| default_name(sig, errors), LitStr::value);
-        let root = attr::root(args.krate.as_ref());
-        if !sound || !shell_ok {
-            // No stand-in with generics (the output type may not be nameable) or `self`
-            // (the function is in an `impl` block, where a struct cannot go).
-            let stub = (output_ok && sig.generics.params.is_empty() && sig.receiver().is_none())
-                .then(|| {
-                    Box::new(Stub {
-                        output: if args.shell.is_some() {
-                            quote!(::std::string::String)
-                        } else {
-                            output_type(&root, &output)
-                        },
-                        root,
-                        function: sig.ident.clone(),
-                        vis: function.vis.clone(),
-                        cfgs: cfg_attributes(&function.attrs),
-                        arity: value_arity(sig),
-                    })
-                });
-            return Err(stub);
-        }
-        Ok(Task {
-            root,
-            function: sig.ident.clone(),
-            vis: function.vis.clone(),
-            cfgs: cfg_attributes(&function.attrs),
-            name,
-            asyncness: sig.asyncness.map(|token| token.span),
-            inputs,
-            output,
-            doc: doc_text(&function.attrs),
-            options: args.options,
-            special,
-            shell: args.shell,
-            sensor,
-            pool_slots: args.pool_slots,
-            callbacks: args.callbacks,
-        })
-    }
-
     pub(super) fn values(&self) -> impl Iterator<Item = (&Ident, &Type)> {
         self.inputs.iter().filter_map(|input| match input {
             Input::Value { name, ty } => Some((name, &**ty)),
