@@ -63,7 +63,7 @@ use proc_macro::TokenStream;
 /// | `retries = 3` | how many times a failed try is retried | the DAG's `default_args`, else 0 |
 /// | `retry_delay = "5m"` | pause before a retry: `30s`, `5m`, `1h 30m` ([humantime]) | the DAG's `default_args`, else 5 minutes |
 /// | `owner = "ml-team"` | who is responsible for the task | the DAG's `default_args`, else `airflow` |
-/// | `trigger_rule = "all_done"` | when the task runs, given its upstream tasks' states: Airflow's `all_success`, `all_failed`, `all_done`, `all_skipped`, `one_success`, `one_failed`, `one_done`, `none_failed`, `none_failed_min_one_success`, `none_skipped`, `always` | the DAG's `default_args`, else `all_success` |
+/// | `trigger_rule = "all_done"` | when the task runs, given its upstream tasks' states: Airflow's `all_success`, `all_failed`, `all_done`, `all_skipped`, `one_success`, `one_failed`, `one_done`, `none_failed`, `none_failed_min_one_success`, `none_skipped`, `all_done_min_one_success`, `always` | the DAG's `default_args`, else `all_success` |
 /// | `retry_exponential_backoff = true` | each retry waits twice as long as the one before, with jitter | the DAG's `default_args`, else `false` |
 /// | `max_retry_delay = "1h"` | the longest pause before a retry when backing off | the DAG's `default_args`, else no cap |
 /// | `execution_timeout = "10m"` | how long one try may run before it fails; longer than `0s` | the DAG's `default_args`, else no limit |

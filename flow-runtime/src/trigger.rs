@@ -1,9 +1,14 @@
 //! Trigger rules: when a task may run, given the states its upstream tasks finished in.
 //!
-//! The decision follows Airflow's `TriggerRuleDep` exactly: first a rule may settle the
-//! task without running it (`upstream_failed` or `skipped`, possibly before every
-//! upstream is done), then the task runs once the rule is met. The table test below
-//! checks every rule against every mix of two upstream states.
+//! The decision follows Airflow's `TriggerRuleDep` on the upstream tasks' final states: a
+//! rule settles the task without running it (`upstream_failed` or `skipped`) or runs it.
+//! Where Airflow decides on the states seen so far, flow decides early only when no
+//! upstream task still running could change the outcome: so the outcome depends on the
+//! final states alone, never on the order upstream tasks finish in (in Airflow,
+//! `all_success` over `failed, skipped` ends `skipped` or `upstream_failed` depending on
+//! which finished first; here a failure always wins over a skip). The table test below
+//! checks every rule against every mix of two upstream states, and a property test every
+//! finishing order of mixes of up to five.
 
 use std::fmt;
 use std::str::FromStr;
@@ -37,13 +42,16 @@ pub enum TriggerRule {
     NoneFailedMinOneSuccess,
     /// No upstream was skipped, and all are done.
     NoneSkipped,
+    /// Every upstream is done, none was skipped, and at least one succeeded (a skipped
+    /// upstream skips the task; all done without a success is `upstream_failed`).
+    AllDoneMinOneSuccess,
     /// Runs at any time, not waiting for upstream tasks.
     Always,
 }
 
 impl TriggerRule {
     /// Every rule.
-    pub const ALL: [TriggerRule; 11] = [
+    pub const ALL: [TriggerRule; 12] = [
         TriggerRule::AllSuccess,
         TriggerRule::AllFailed,
         TriggerRule::AllDone,
@@ -54,6 +62,7 @@ impl TriggerRule {
         TriggerRule::NoneFailed,
         TriggerRule::NoneFailedMinOneSuccess,
         TriggerRule::NoneSkipped,
+        TriggerRule::AllDoneMinOneSuccess,
         TriggerRule::Always,
     ];
 
@@ -70,6 +79,7 @@ impl TriggerRule {
             TriggerRule::NoneFailed => "none_failed",
             TriggerRule::NoneFailedMinOneSuccess => "none_failed_min_one_success",
             TriggerRule::NoneSkipped => "none_skipped",
+            TriggerRule::AllDoneMinOneSuccess => "all_done_min_one_success",
             TriggerRule::Always => "always",
         }
     }
@@ -171,47 +181,50 @@ pub enum Decision {
     Skip,
 }
 
-/// Decides what becomes of a task under `rule`, given its upstream counts.
+/// Decides what becomes of a task under `rule`, given its upstream counts: `Wait` until the
+/// outcome is certain whatever the unfinished upstream tasks end in, then the outcome the
+/// final states give.
 pub fn decide(rule: TriggerRule, c: &UpstreamCounts) -> Decision {
     use TriggerRule::*;
     if c.total == 0 {
         // Airflow evaluates no rule for a task without upstream tasks.
         return Decision::Run;
     }
-    let all_done = c.done() >= c.total;
     let failures = c.failed + c.upstream_failed;
-    // First: rules that settle the task without running it.
+    if c.done() < c.total {
+        // Only what no later upstream result can change: a failure (it wins over a skip),
+        // a skip where no failure could override it, the first result a `one_*` rule runs on.
+        return match rule {
+            AllSuccess | NoneFailed | NoneFailedMinOneSuccess if failures > 0 => {
+                Decision::UpstreamFailed
+            }
+            AllFailed if c.success + c.skipped > 0 => Decision::Skip,
+            AllSkipped if c.success + failures > 0 => Decision::Skip,
+            NoneSkipped | AllDoneMinOneSuccess if c.skipped > 0 => Decision::Skip,
+            OneSuccess if c.success > 0 => Decision::Run,
+            OneFailed if failures > 0 => Decision::Run,
+            OneDone if c.success + c.failed > 0 => Decision::Run,
+            Always => Decision::Run,
+            _ => Decision::Wait,
+        };
+    }
     let settled = match rule {
         AllSuccess if failures > 0 => Some(Decision::UpstreamFailed),
         AllSuccess if c.skipped > 0 => Some(Decision::Skip),
-        AllFailed if c.success > 0 || c.skipped > 0 => Some(Decision::Skip),
-        OneSuccess if all_done && c.done() == c.skipped => Some(Decision::Skip),
-        OneSuccess if all_done && c.success == 0 => Some(Decision::UpstreamFailed),
-        OneFailed if all_done && failures == 0 => Some(Decision::Skip),
-        OneDone if all_done && c.failed == 0 && c.success == 0 => Some(Decision::Skip),
+        AllFailed if c.success + c.skipped > 0 => Some(Decision::Skip),
+        AllSkipped if c.success + failures > 0 => Some(Decision::Skip),
+        OneSuccess if c.skipped == c.total => Some(Decision::Skip),
+        OneSuccess if c.success == 0 => Some(Decision::UpstreamFailed),
+        OneFailed if failures == 0 => Some(Decision::Skip),
+        OneDone if c.success + c.failed == 0 => Some(Decision::Skip),
         NoneFailed | NoneFailedMinOneSuccess if failures > 0 => Some(Decision::UpstreamFailed),
         NoneFailedMinOneSuccess if c.skipped == c.total => Some(Decision::Skip),
         NoneSkipped if c.skipped > 0 => Some(Decision::Skip),
-        AllSkipped if c.success > 0 || failures > 0 => Some(Decision::Skip),
+        AllDoneMinOneSuccess if c.skipped > 0 => Some(Decision::Skip),
+        AllDoneMinOneSuccess if c.success == 0 => Some(Decision::UpstreamFailed),
         _ => None,
     };
-    if let Some(decision) = settled {
-        return decision;
-    }
-    // Then: whether the rule is met.
-    let met = match rule {
-        AllSuccess => c.success >= c.total,
-        AllFailed => failures >= c.total,
-        AllDone => all_done,
-        AllSkipped => c.skipped >= c.total,
-        OneSuccess => c.success > 0,
-        OneFailed => failures > 0,
-        OneDone => c.success + c.failed > 0,
-        NoneFailed | NoneFailedMinOneSuccess => c.success + c.skipped >= c.total,
-        NoneSkipped => all_done && c.skipped == 0,
-        Always => true,
-    };
-    if met { Decision::Run } else { Decision::Wait }
+    settled.unwrap_or(Decision::Run)
 }
 
 #[cfg(test)]
@@ -243,107 +256,99 @@ mod tests {
     /// K skipped, R running), and the expected decision for each rule, in the order of
     /// `TriggerRule::ALL`: all_success, all_failed, all_done, all_skipped, one_success,
     /// one_failed, one_done, none_failed, none_failed_min_one_success, none_skipped,
-    /// always. Worked out from Airflow's TriggerRuleDep, independently of `decide`.
-    const TABLE: &[(&str, [&str; 11])] = &[
+    /// all_done_min_one_success, always. Worked out independently of `decide`: the final
+    /// outcome from Airflow's TriggerRuleDep on the final states, and with an upstream still
+    /// running, that outcome only if every way it can end gives it (and a run only for the
+    /// rules that run on the first result: one_success, one_failed, one_done, always).
+    const TABLE: &[(&str, [&str; 12])] = &[
         (
             "SS",
             [
-                "run", "skip", "run", "skip", "run", "skip", "run", "run", "run", "run", "run",
+                "run", "skip", "run", "skip", "run", "skip", "run", "run", "run", "run", "run", "run"
             ],
         ),
         (
             "SF",
             [
-                "upfail", "skip", "run", "skip", "run", "run", "run", "upfail", "upfail", "run",
-                "run",
+                "upfail", "skip", "run", "skip", "run", "run", "run", "upfail", "upfail", "run", "run", "run"
             ],
         ),
         (
             "SU",
             [
-                "upfail", "skip", "run", "skip", "run", "run", "run", "upfail", "upfail", "run",
-                "run",
+                "upfail", "skip", "run", "skip", "run", "run", "run", "upfail", "upfail", "run", "run", "run"
             ],
         ),
         (
             "SK",
             [
-                "skip", "skip", "run", "skip", "run", "skip", "run", "run", "run", "skip", "run",
+                "skip", "skip", "run", "skip", "run", "skip", "run", "run", "run", "skip", "skip", "run"
             ],
         ),
         (
             "SR",
             [
-                "wait", "skip", "wait", "skip", "run", "wait", "run", "wait", "wait", "wait", "run",
+                "wait", "skip", "wait", "skip", "run", "wait", "run", "wait", "wait", "wait", "wait", "run"
             ],
         ),
         (
             "FF",
             [
-                "upfail", "run", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "run",
-                "run",
+                "upfail", "run", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "run", "upfail", "run"
             ],
         ),
         (
             "FU",
             [
-                "upfail", "run", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "run",
-                "run",
+                "upfail", "run", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "run", "upfail", "run"
             ],
         ),
         (
             "FK",
             [
-                "upfail", "skip", "run", "skip", "upfail", "run", "run", "upfail", "upfail",
-                "skip", "run",
+                "upfail", "skip", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "skip", "skip", "run"
             ],
         ),
         (
             "FR",
             [
-                "upfail", "wait", "wait", "skip", "wait", "run", "run", "upfail", "upfail", "wait",
-                "run",
+                "upfail", "wait", "wait", "skip", "wait", "run", "run", "upfail", "upfail", "wait", "wait", "run"
             ],
         ),
         (
             "UU",
             [
-                "upfail", "run", "run", "skip", "upfail", "run", "skip", "upfail", "upfail", "run",
-                "run",
+                "upfail", "run", "run", "skip", "upfail", "run", "skip", "upfail", "upfail", "run", "upfail", "run"
             ],
         ),
         (
             "UK",
             [
-                "upfail", "skip", "run", "skip", "upfail", "run", "skip", "upfail", "upfail",
-                "skip", "run",
+                "upfail", "skip", "run", "skip", "upfail", "run", "skip", "upfail", "upfail", "skip", "skip", "run"
             ],
         ),
         (
             "UR",
             [
-                "upfail", "wait", "wait", "skip", "wait", "run", "wait", "upfail", "upfail",
-                "wait", "run",
+                "upfail", "wait", "wait", "skip", "wait", "run", "wait", "upfail", "upfail", "wait", "wait", "run"
             ],
         ),
         (
             "KK",
             [
-                "skip", "skip", "run", "run", "skip", "skip", "skip", "run", "skip", "skip", "run",
+                "skip", "skip", "run", "run", "skip", "skip", "skip", "run", "skip", "skip", "skip", "run"
             ],
         ),
         (
             "KR",
             [
-                "skip", "skip", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "skip",
-                "run",
+                "wait", "skip", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "skip", "skip", "run"
             ],
         ),
         (
             "RR",
             [
-                "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait",
-                "run",
+                "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "run"
             ],
         ),
     ];
@@ -364,6 +369,99 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every ordering of `states` (permutations of positions, so duplicates repeat).
+    fn orders(states: &[TaskState]) -> Vec<Vec<TaskState>> {
+        if states.len() <= 1 {
+            return vec![states.to_vec()];
+        }
+        let mut all = Vec::new();
+        for i in 0..states.len() {
+            let mut rest = states.to_vec();
+            let first = rest.remove(i);
+            for mut order in orders(&rest) {
+                order.insert(0, first);
+                all.push(order);
+            }
+        }
+        all
+    }
+
+    /// What a task decides when its upstream tasks finish in `order`: the first decision
+    /// that is not `Wait`, as the tracker takes it.
+    fn decided_in(rule: TriggerRule, order: &[TaskState]) -> Decision {
+        let mut counts = UpstreamCounts {
+            total: u32::try_from(order.len()).unwrap(),
+            ..Default::default()
+        };
+        for &state in order {
+            counts.record(state);
+            let decision = decide(rule, &counts);
+            if decision != Decision::Wait {
+                return decision;
+            }
+        }
+        Decision::Wait
+    }
+
+    #[test]
+    fn the_outcome_depends_on_the_final_states_never_on_the_finishing_order() {
+        use TaskState::{Failed, Skipped, Success, UpstreamFailed};
+        let finals = [Success, Failed, UpstreamFailed, Skipped];
+        for size in 1..=5_u32 {
+            // Every multiset of `size` final states, as counts per state.
+            for code in 0..4_usize.pow(size) {
+                let digits: Vec<usize> = (0..size).map(|i| code / 4_usize.pow(i) % 4).collect();
+                if digits.windows(2).any(|w| w[0] > w[1]) {
+                    continue; // the same multiset in another order
+                }
+                let states: Vec<TaskState> = digits.iter().map(|&d| finals[d]).collect();
+                for rule in TriggerRule::ALL {
+                    let first = decided_in(rule, &states);
+                    assert_ne!(first, Decision::Wait, "{rule} never decided on {states:?}");
+                    for order in orders(&states) {
+                        assert_eq!(
+                            decided_in(rule, &order),
+                            first,
+                            "{rule}: {states:?} finishing as {order:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_failure_wins_over_a_skip() {
+        use TaskState::{Failed, Skipped, UpstreamFailed};
+        for order in [
+            [Failed, Skipped, Skipped],
+            [Skipped, Skipped, Failed],
+            [Skipped, UpstreamFailed, Skipped],
+        ] {
+            assert_eq!(
+                decided_in(TriggerRule::AllSuccess, &order),
+                Decision::UpstreamFailed,
+                "{order:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn all_done_min_one_success_needs_no_skip_and_a_success() {
+        use TaskState::{Failed, Skipped, Success, UpstreamFailed};
+        let rule = TriggerRule::AllDoneMinOneSuccess;
+        assert_eq!(decided_in(rule, &[Failed, Success]), Decision::Run);
+        assert_eq!(decided_in(rule, &[Success, Skipped]), Decision::Skip);
+        assert_eq!(
+            decided_in(rule, &[Failed, UpstreamFailed]),
+            Decision::UpstreamFailed
+        );
+        assert_eq!(
+            "all_done_min_one_success".parse::<TriggerRule>().unwrap(),
+            rule
+        );
     }
 
     #[test]

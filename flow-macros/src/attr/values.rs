@@ -272,7 +272,7 @@ pub(crate) fn positive_duration(
 
 /// Airflow's trigger rules: `(name, variant of flow_runtime::TriggerRule)`. The one list
 /// of them in this crate; it mirrors `TriggerRule::ALL` of the runtime.
-pub(crate) const TRIGGER_RULES: [(&str, &str); 11] = [
+pub(crate) const TRIGGER_RULES: [(&str, &str); 12] = [
     ("all_success", "AllSuccess"),
     ("all_failed", "AllFailed"),
     ("all_done", "AllDone"),
@@ -283,6 +283,7 @@ pub(crate) const TRIGGER_RULES: [(&str, &str); 11] = [
     ("none_failed", "NoneFailed"),
     ("none_failed_min_one_success", "NoneFailedMinOneSuccess"),
     ("none_skipped", "NoneSkipped"),
+    ("all_done_min_one_success", "AllDoneMinOneSuccess"),
     ("always", "Always"),
 ];
 
