@@ -264,91 +264,106 @@ mod tests {
         (
             "SS",
             [
-                "run", "skip", "run", "skip", "run", "skip", "run", "run", "run", "run", "run", "run"
+                "run", "skip", "run", "skip", "run", "skip", "run", "run", "run", "run", "run",
+                "run",
             ],
         ),
         (
             "SF",
             [
-                "upfail", "skip", "run", "skip", "run", "run", "run", "upfail", "upfail", "run", "run", "run"
+                "upfail", "skip", "run", "skip", "run", "run", "run", "upfail", "upfail", "run",
+                "run", "run",
             ],
         ),
         (
             "SU",
             [
-                "upfail", "skip", "run", "skip", "run", "run", "run", "upfail", "upfail", "run", "run", "run"
+                "upfail", "skip", "run", "skip", "run", "run", "run", "upfail", "upfail", "run",
+                "run", "run",
             ],
         ),
         (
             "SK",
             [
-                "skip", "skip", "run", "skip", "run", "skip", "run", "run", "run", "skip", "skip", "run"
+                "skip", "skip", "run", "skip", "run", "skip", "run", "run", "run", "skip", "skip",
+                "run",
             ],
         ),
         (
             "SR",
             [
-                "wait", "skip", "wait", "skip", "run", "wait", "run", "wait", "wait", "wait", "wait", "run"
+                "wait", "skip", "wait", "skip", "run", "wait", "run", "wait", "wait", "wait",
+                "wait", "run",
             ],
         ),
         (
             "FF",
             [
-                "upfail", "run", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "run", "upfail", "run"
+                "upfail", "run", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "run",
+                "upfail", "run",
             ],
         ),
         (
             "FU",
             [
-                "upfail", "run", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "run", "upfail", "run"
+                "upfail", "run", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "run",
+                "upfail", "run",
             ],
         ),
         (
             "FK",
             [
-                "upfail", "skip", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "skip", "skip", "run"
+                "upfail", "skip", "run", "skip", "upfail", "run", "run", "upfail", "upfail",
+                "skip", "skip", "run",
             ],
         ),
         (
             "FR",
             [
-                "upfail", "wait", "wait", "skip", "wait", "run", "run", "upfail", "upfail", "wait", "wait", "run"
+                "upfail", "wait", "wait", "skip", "wait", "run", "run", "upfail", "upfail", "wait",
+                "wait", "run",
             ],
         ),
         (
             "UU",
             [
-                "upfail", "run", "run", "skip", "upfail", "run", "skip", "upfail", "upfail", "run", "upfail", "run"
+                "upfail", "run", "run", "skip", "upfail", "run", "skip", "upfail", "upfail", "run",
+                "upfail", "run",
             ],
         ),
         (
             "UK",
             [
-                "upfail", "skip", "run", "skip", "upfail", "run", "skip", "upfail", "upfail", "skip", "skip", "run"
+                "upfail", "skip", "run", "skip", "upfail", "run", "skip", "upfail", "upfail",
+                "skip", "skip", "run",
             ],
         ),
         (
             "UR",
             [
-                "upfail", "wait", "wait", "skip", "wait", "run", "wait", "upfail", "upfail", "wait", "wait", "run"
+                "upfail", "wait", "wait", "skip", "wait", "run", "wait", "upfail", "upfail",
+                "wait", "wait", "run",
             ],
         ),
         (
             "KK",
             [
-                "skip", "skip", "run", "run", "skip", "skip", "skip", "run", "skip", "skip", "skip", "run"
+                "skip", "skip", "run", "run", "skip", "skip", "skip", "run", "skip", "skip",
+                "skip", "run",
             ],
         ),
         (
             "KR",
             [
-                "wait", "skip", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "skip", "skip", "run"
+                "wait", "skip", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "skip",
+                "skip", "run",
             ],
         ),
         (
             "RR",
             [
-                "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "run"
+                "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait",
+                "wait", "run",
             ],
         ),
     ];

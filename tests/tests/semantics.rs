@@ -1,0 +1,149 @@
+//! Airflow's execution semantics through the public API: trigger rules decided on the
+//! upstream tasks' final states, whatever order those tasks finish in.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use flow_runtime::prelude::*;
+use flow_runtime::store::MemoryStore;
+use flow_runtime::{Executor, TriggerRule};
+
+/// How one upstream task of the join ends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum End {
+    Success,
+    Failed,
+    UpstreamFailed,
+    Skipped,
+}
+
+const ENDS: [End; 4] = [End::Success, End::Failed, End::UpstreamFailed, End::Skipped];
+
+fn ok(name: &str) -> TaskSpec {
+    TaskSpec::from_sync(name, |_, _| Ok::<u64, TaskError>(1))
+}
+
+fn boom(name: &str) -> TaskSpec {
+    TaskSpec::from_sync(name, |_, _| {
+        Err::<u64, TaskError>(TaskError::Failed("boom".into()))
+    })
+}
+
+/// A branch that follows `chosen`, so its other direct downstream task is skipped.
+fn branch_to(name: &str, chosen: String) -> TaskSpec {
+    TaskSpec::from_sync(name, move |_, _| {
+        Ok::<Branch, TaskError>(Branch::to(chosen.as_str()))
+    })
+    .branch()
+}
+
+/// Upstream tasks ending as `ends`, the first of `order` finishing first (one task runs at
+/// a time, by priority), and one join task per trigger rule after all of them.
+fn dag(ends: &[End], order: &[usize]) -> Dag {
+    let mut b = DagBuilder::new("orders");
+    let mut upstream = Vec::new();
+    for (slot, end) in ends.iter().enumerate() {
+        let position = order.iter().position(|&o| o == slot).unwrap();
+        // The head of each slot runs in `order`; its end reaches the join at once.
+        let weight = 1000 * i32::try_from(ends.len() - position).unwrap();
+        let head = |spec: TaskSpec| spec.priority_weight(weight);
+        let name = format!("up{slot}");
+        let node = match end {
+            End::Success => b.add_task(head(ok(&name))).finish::<u64>().any(),
+            End::Failed => b.add_task(head(boom(&name))).finish::<u64>().any(),
+            End::UpstreamFailed | End::Skipped => {
+                let first = if *end == End::Skipped {
+                    let chosen = format!("followed{slot}");
+                    let branch = b
+                        .add_task(head(branch_to(&format!("cause{slot}"), chosen.clone())))
+                        .finish::<Branch>()
+                        .any();
+                    let followed = b.add_task(ok(&chosen)).finish::<u64>().any();
+                    b.set_downstream(&[branch], &[followed]);
+                    branch
+                } else {
+                    b.add_task(head(boom(&format!("cause{slot}"))))
+                        .finish::<u64>()
+                        .any()
+                };
+                let node = b.add_task(ok(&name)).finish::<u64>().any();
+                b.set_downstream(&[first], &[node]);
+                node
+            }
+        };
+        upstream.push(node);
+    }
+    for rule in TriggerRule::ALL {
+        let join = b
+            .add_task(ok(rule.as_str()).trigger_rule(rule))
+            .finish::<u64>()
+            .any();
+        b.set_downstream(&upstream, &[join]);
+    }
+    b.build().unwrap()
+}
+
+/// Airflow's outcome on final states, written out independently of the runtime.
+fn expected(rule: TriggerRule, ends: &[End]) -> TaskState {
+    let count = |e: End| ends.iter().filter(|&&x| x == e).count();
+    let (s, k) = (count(End::Success), count(End::Skipped));
+    let failures = count(End::Failed) + count(End::UpstreamFailed);
+    let all = ends.len();
+    use TaskState::{Skipped as Skip, Success as Run, UpstreamFailed as Up};
+    match rule {
+        TriggerRule::AllSuccess if failures > 0 => Up,
+        TriggerRule::AllSuccess if k > 0 => Skip,
+        TriggerRule::AllFailed if s + k > 0 => Skip,
+        TriggerRule::AllSkipped if s + failures > 0 => Skip,
+        TriggerRule::OneSuccess if k == all => Skip,
+        TriggerRule::OneSuccess if s == 0 => Up,
+        TriggerRule::OneFailed if failures == 0 => Skip,
+        TriggerRule::OneDone if s + count(End::Failed) == 0 => Skip,
+        TriggerRule::NoneFailed | TriggerRule::NoneFailedMinOneSuccess if failures > 0 => Up,
+        TriggerRule::NoneFailedMinOneSuccess if k == all => Skip,
+        TriggerRule::NoneSkipped if k > 0 => Skip,
+        TriggerRule::AllDoneMinOneSuccess if k > 0 => Skip,
+        TriggerRule::AllDoneMinOneSuccess if s == 0 => Up,
+        _ => Run,
+    }
+}
+
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![Vec::new()];
+    }
+    let mut all = Vec::new();
+    for rest in permutations(n - 1) {
+        for at in 0..=rest.len() {
+            let mut order = rest.clone();
+            order.insert(at, n - 1);
+            all.push(order);
+        }
+    }
+    all
+}
+
+#[test]
+fn every_mix_of_upstream_ends_decides_the_same_under_every_finishing_order() {
+    for size in 1..=3_u32 {
+        for code in 0..4_usize.pow(size) {
+            let ends: Vec<End> = (0..size).map(|i| ENDS[code / 4_usize.pow(i) % 4]).collect();
+            for order in permutations(ends.len()) {
+                let dag = dag(&ends, &order);
+                let executor = Executor::new(Arc::new(MemoryStore::new())).sequential();
+                let run = block_on(executor.run(&dag, Utc::now())).unwrap();
+                for (slot, end) in ends.iter().enumerate() {
+                    let state = run.task(&format!("up{slot}")).unwrap().state;
+                    assert_eq!(format!("{state:?}"), format!("{end:?}"), "the set-up");
+                }
+                for rule in TriggerRule::ALL {
+                    assert_eq!(
+                        run.task(rule.as_str()).unwrap().state,
+                        expected(rule, &ends),
+                        "{rule} after {ends:?} finishing in order {order:?}"
+                    );
+                }
+            }
+        }
+    }
+}
