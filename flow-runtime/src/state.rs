@@ -94,6 +94,16 @@ impl TaskState {
     /// this. Clearing (a finished state back to `none`) is not such a move: it is the
     /// store's own operation.
     pub fn can_reach(self, to: TaskState) -> bool {
+        // Every store change is checked with this: a table built once, not a search each time.
+        static REACH: std::sync::LazyLock<[[bool; TaskState::ALL.len()]; TaskState::ALL.len()]> =
+            std::sync::LazyLock::new(|| {
+                TaskState::ALL.map(|from| TaskState::ALL.map(|to| from.search_reach(to)))
+            });
+        REACH[self as usize][to as usize]
+    }
+
+    /// [`TaskState::can_reach`], by searching the moves.
+    fn search_reach(self, to: TaskState) -> bool {
         let mut seen = [false; TaskState::ALL.len()];
         let mut stack = vec![self];
         while let Some(from) = stack.pop() {
@@ -224,6 +234,12 @@ mod tests {
             (None, UpForReschedule),
         ] {
             assert!(!from.can_become(to), "{from} -> {to}");
+        }
+        for (i, state) in TaskState::ALL.into_iter().enumerate() {
+            assert_eq!(
+                state as usize, i,
+                "ALL is in declaration order: the reach table needs it"
+            );
         }
         assert!(
             None.can_reach(Running) && None.can_reach(Success) && UpForRetry.can_reach(Running)

@@ -218,7 +218,17 @@ impl Executor {
     /// Records a new run of `dag` (state `queued`) without running it; its id is
     /// [`Executor::run_id`] of its type and logical date.
     pub fn create_run(&self, dag: &Dag, request: RunRequest) -> Result<DagRunRecord, RunError> {
-        let fingerprint = crate::plan::fingerprint(dag);
+        self.create_planned_run(&Plan::compile(dag), request)
+    }
+
+    /// [`Executor::create_run`] of the DAG `plan` was compiled from.
+    fn create_planned_run(
+        &self,
+        plan: &Plan<'_>,
+        request: RunRequest,
+    ) -> Result<DagRunRecord, RunError> {
+        let dag = plan.dag();
+        let fingerprint = plan.fingerprint().to_string();
         self.settings.store.record_dag(dag.id(), &fingerprint)?;
         let logical_date = request.logical_date;
         let run = DagRunRecord {
@@ -260,8 +270,8 @@ impl Executor {
         dag: &Dag,
         request: RunRequest,
     ) -> Result<RunSummary, RunError> {
-        let run = self.create_run(dag, request)?;
         let plan = Plan::compile(dag);
+        let run = self.create_planned_run(&plan, request)?;
         RunLoop::new(&self.settings, &plan, &run, self.task_executor())
             .start(Vec::new())
             .await
