@@ -80,7 +80,7 @@ pub use error::{DagDefinitionError, DagError, RunError, TaskError};
 pub use events::{Event, Events, RunEvent, TaskEvent};
 pub use graph::MappedNode;
 pub use graph::params::{DagParam, Params, ParamsError};
-pub use graph::{AnyNode, Dag, DagBuilder, Node, Task};
+pub use graph::{AnyNode, Dag, DagBuilder, GroupRef, Grouped, Node, Task, TaskGroup};
 pub use ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 pub use runtime::{Executor, RunRequest, RunSummary, TaskSummary};
 pub use state::{RunState, TaskState};
@@ -112,8 +112,8 @@ pub mod prelude {
     pub use crate::objects::ObjectPath;
     pub use crate::task::sensor::Poke;
     pub use crate::{
-        AnyNode, Branch, Dag, DagBuilder, DagParam, Inputs, MappedNode, Node, RunState, RunSummary,
-        TaskContext, TaskError, TaskOptions, TaskSpec, TaskState, block_on,
+        AnyNode, Branch, Dag, DagBuilder, DagParam, GroupRef, Inputs, MappedNode, Node, RunState,
+        RunSummary, TaskContext, TaskError, TaskGroup, TaskOptions, TaskSpec, TaskState, block_on,
     };
     #[cfg(feature = "macros")]
     pub use crate::{dag, task};
@@ -128,7 +128,7 @@ pub mod __private {
     pub use crate::error::{DagError, TaskError};
     pub use crate::graph::params::DagParam;
     pub use crate::graph::{AnyNode, Dag, DagBuilder, IntoInput, Node, NodeRef};
-    pub use crate::graph::{IntoMapped, MapCall, MappedNode};
+    pub use crate::graph::{GroupRef, Grouped, IntoMapped, MapCall, MappedNode, TaskGroup};
     pub use crate::pools::DEFAULT_POOL;
     pub use crate::registry::{DagRegistration, TaskRegistration};
     pub use crate::task::context::TaskContext;
