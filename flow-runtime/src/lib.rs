@@ -93,7 +93,7 @@ pub use xcom::{StoredXCom, XComBlob, XComValue};
 /// Time zones (IANA), as [`Dag::timezone`] returns them.
 pub use chrono_tz;
 #[cfg(feature = "macros")]
-pub use flow_macros::{dag, task};
+pub use flow_macros::{dag, task, task_group};
 
 /// Runs a future to completion on a fresh current-thread runtime: the way to call an
 /// `async` `#[task]` function from a plain `#[test]`.
@@ -116,7 +116,7 @@ pub mod prelude {
         RunSummary, TaskContext, TaskError, TaskGroup, TaskOptions, TaskSpec, TaskState, block_on,
     };
     #[cfg(feature = "macros")]
-    pub use crate::{dag, task};
+    pub use crate::{dag, task, task_group};
     pub use serde::{Deserialize, Serialize};
 }
 
