@@ -13,9 +13,12 @@
 //!   XCom push and pull.
 //! - [`config_driven`]: a DAG generated at run time from configuration with the builder API.
 //! - [`sensors`]: a sensor waiting for a file another task lands, then a shell task.
+//! - [`grouped_etl`]: task groups (Airflow's `@task_group`): one ingestion group per
+//!   source with a nested quality group, and a reporting group ordered as a whole.
 
 pub mod classic_etl;
 pub mod config_driven;
+pub mod grouped_etl;
 pub mod ml_sweep;
 pub mod ml_training;
 pub mod sensors;

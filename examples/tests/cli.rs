@@ -214,3 +214,45 @@ fn the_ml_pipeline_lands_its_raw_data_at_an_s3_url() {
     let (_, stderr) = printed(&run_on_s3());
     assert!(stderr.contains("raw data already landed"), "{stderr}");
 }
+
+#[test]
+fn the_grouped_etl_runs_its_task_groups_under_prefixed_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = examples(dir.path())
+        .args(["dags", "test", "grouped_etl", "--date", "2025-01-01"])
+        .assert()
+        .success();
+    let (stdout, stderr) = printed(&output);
+    for task in [
+        "ingest.extract_orders",
+        "ingest.quality.check_rows",
+        "ingest__1.drop_cancelled",
+        "ingest__1.quality.count_rows",
+        "merge",
+        "report.publish",
+        "report.top_region",
+        "notify",
+    ] {
+        assert_eq!(state(&stdout, task), "success", "{stdout}");
+    }
+    assert!(stderr.contains("revenue report published"), "{stderr}");
+    // The run is recorded under the same ids, and the group's output reached its file.
+    let states = examples(dir.path())
+        .args(["tasks", "states", "grouped_etl", "latest"])
+        .assert()
+        .success();
+    let (states, _) = printed(&states);
+    assert!(
+        states.contains("ingest__1.quality.check_rows") && states.contains("report.publish"),
+        "{states}"
+    );
+    let revenue = std::fs::read_dir(dir.path().join("grouped_etl"))
+        .unwrap()
+        .map(|run| run.unwrap().path().join("revenue.txt"))
+        .find(|file| file.is_file())
+        .expect("report.publish wrote revenue.txt");
+    assert_eq!(
+        std::fs::read_to_string(revenue).unwrap(),
+        "apac 4100\neu 2120\nus 3500\n"
+    );
+}

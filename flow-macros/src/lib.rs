@@ -17,6 +17,7 @@ mod attr;
 mod check;
 mod dag;
 mod error;
+mod group;
 mod spans;
 mod syntax;
 mod task;
@@ -756,4 +757,106 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn dag(args: TokenStream, item: TokenStream) -> TokenStream {
     dag::expand(args.into(), item.into()).into()
+}
+
+/// Makes a function a task group (Airflow's `@task_group`): its body is written like a
+/// `#[dag]` body, and calling it in a `#[dag]` body (or another group's) adds its tasks
+/// to the DAG inside the group.
+///
+/// - Task ids get the group id as a prefix: `prepare.clean`, and `outer.inner.clean` in
+///   nested groups (Airflow's `prefix_group_id = True`). A group called twice gets
+///   Airflow's suffixes: `prepare`, `prepare__1`.
+/// - Its tasks inherit its `default_args(..)`, which override the enclosing group's and the
+///   DAG's option by option; a task's own options win over all of them.
+/// - Parameters are owned values without lifetimes: the nodes of upstream tasks
+///   (`Node<T>`, `MappedNode<T>`) or values passed on to its tasks.
+/// - A group function that returns nothing returns the group, a `GroupRef`: `>>` orders it
+///   as a whole (`start >> group` puts `start` before every root of the group, the tasks
+///   with nothing upstream inside it; `group >> end` every leaf before `end`). One that
+///   returns a value (its body's tail: a task call, a variable, a tuple of them) returns
+///   that value, so `>>` binds to the returned task, as in Airflow.
+///
+/// # Options
+///
+/// | Option | Value | Default |
+/// |---|---|---|
+/// | `group_id = "prepare"` | the group's id: letters, digits, `_`, `-` | the function's name |
+/// | `prefix_group_id = false` | whether its tasks' and inner groups' ids are prefixed with the group id | `true` |
+/// | `tooltip = ".."` | a description for people | the doc comment |
+/// | `default_args(retries = 2, ..)` | options its tasks inherit: those of `#[dag(default_args(..))]` | none |
+/// | `crate = "::flow_runtime"` | the path of the flow runtime | `::flow_runtime` |
+///
+/// ```
+/// use flow_runtime::prelude::*;
+///
+/// #[task]
+/// fn extract() -> Vec<i64> { vec![3, -1, 4] }
+/// #[task]
+/// fn drop_negatives(rows: Vec<i64>) -> Vec<i64> { rows.into_iter().filter(|r| *r >= 0).collect() }
+/// #[task]
+/// fn check(rows: Vec<i64>) -> usize { rows.len() }
+/// #[task]
+/// fn total(rows: Vec<i64>) -> i64 { rows.iter().sum() }
+/// #[task]
+/// fn notify() {}
+///
+/// /// Cleans the raw rows.
+/// #[task_group(default_args(retries = 3))]
+/// fn prepare(raw: Node<Vec<i64>>) -> Node<Vec<i64>> {
+///     let clean = drop_negatives(raw);
+///     check(clean);
+///     clean                                        // the group's value
+/// }
+///
+/// #[task_group(group_id = "report")]
+/// fn reporting(rows: Node<Vec<i64>>) {             // returns its `GroupRef`
+///     total(rows);
+/// }
+///
+/// #[dag]
+/// fn cleaned() {
+///     let rows = prepare(extract());
+///     reporting(rows) >> notify();                 // every leaf of `report` before `notify`
+/// }
+///
+/// let dag = cleaned().unwrap();
+/// let ids: Vec<&str> = dag.tasks().iter().map(|t| t.id().as_str()).collect();
+/// assert_eq!(ids, ["extract", "prepare.drop_negatives", "prepare.check", "report.total", "notify"]);
+/// assert_eq!(dag.task("prepare.check").unwrap().retries(), 3);
+/// assert_eq!(dag.groups()[0].tooltip(), Some("Cleans the raw rows."));
+/// let run = dag.test().unwrap();
+/// assert_eq!(run.output::<i64>("report.total").unwrap(), 7);
+/// ```
+///
+/// The equivalent builder code of `prepare` is a function of the builder:
+///
+/// ```
+/// # use flow_runtime::prelude::*;
+/// # #[task] fn drop_negatives(rows: Vec<i64>) -> Vec<i64> { rows }
+/// # #[task] fn check(rows: Vec<i64>) -> usize { rows.len() }
+/// fn prepare(dag: &mut DagBuilder, raw: Node<Vec<i64>>) -> Node<Vec<i64>> {
+///     let group = TaskGroup::new("prepare")
+///         .add_suffix_on_collision(true)
+///         .tooltip("Cleans the raw rows.")
+///         .default_args(TaskOptions::default().with_retries(3));
+///     dag.group(group, move |dag| {
+///         let clean = drop_negatives::node(dag, raw);
+///         check::node(dag, clean);
+///         clean
+///     })
+///     .output
+/// }
+/// ```
+///
+/// `prepare::node(&mut builder, raw)` is that function, and `prepare(&mut builder, raw)`
+/// too: the macro adds the builder as the first parameter.
+///
+/// # Errors
+///
+/// An unknown option, a group id that cannot prefix task ids, an `async`, generic or
+/// borrowing signature, and a body without task calls are compile errors; a wrong
+/// argument type in a call of the group is the compiler's, at the argument.
+#[proc_macro_attribute]
+pub fn task_group(args: TokenStream, item: TokenStream) -> TokenStream {
+    group::expand(args.into(), item.into()).into()
 }

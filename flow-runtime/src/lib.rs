@@ -81,7 +81,7 @@ pub use error::RunError;
 pub use events::{Event, Events, RunEvent, TaskEvent};
 pub use graph::MappedNode;
 pub use graph::params::{DagParam, Params, ParamsError};
-pub use graph::{AnyNode, Dag, DagBuilder, Node, Task};
+pub use graph::{AnyNode, Dag, DagBuilder, GroupRef, Grouped, Node, Task, TaskGroup};
 pub use graph::{DagDefinitionError, DagError};
 pub use ids::{DagId, MapIndex, RunId, TaskId, TaskIndex, TaskInstanceKey};
 pub use plan::Plan;
@@ -97,7 +97,7 @@ pub use xcom::{StoredXCom, XComBlob, XComValue};
 /// Time zones (IANA), as [`Dag::timezone`] returns them.
 pub use chrono_tz;
 #[cfg(feature = "macros")]
-pub use flow_macros::{dag, task};
+pub use flow_macros::{dag, task, task_group};
 
 /// Runs a future to completion on a fresh current-thread runtime: the way to call an
 /// `async` `#[task]` function from a plain `#[test]`.
@@ -116,11 +116,11 @@ pub mod prelude {
     pub use crate::objects::ObjectPath;
     pub use crate::task::sensor::Poke;
     pub use crate::{
-        AnyNode, Branch, Dag, DagBuilder, DagParam, Inputs, MappedNode, Node, RunState, RunSummary,
-        TaskContext, TaskError, TaskOptions, TaskSpec, TaskState, block_on,
+        AnyNode, Branch, Dag, DagBuilder, DagParam, GroupRef, Inputs, MappedNode, Node, RunState,
+        RunSummary, TaskContext, TaskError, TaskGroup, TaskOptions, TaskSpec, TaskState, block_on,
     };
     #[cfg(feature = "macros")]
-    pub use crate::{dag, task};
+    pub use crate::{dag, task, task_group};
     pub use serde::{Deserialize, Serialize};
 }
 
@@ -132,7 +132,7 @@ pub mod __private {
     pub use crate::graph::DagError;
     pub use crate::graph::params::DagParam;
     pub use crate::graph::{AnyNode, Dag, DagBuilder, IntoInput, Node, NodeRef};
-    pub use crate::graph::{IntoMapped, MapCall, MappedNode};
+    pub use crate::graph::{GroupRef, Grouped, IntoMapped, MapCall, MappedNode, TaskGroup};
     pub use crate::pools::DEFAULT_POOL;
     pub use crate::registry::{DagRegistration, TaskRegistration};
     pub use crate::task::TaskError;

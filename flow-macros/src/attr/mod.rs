@@ -41,6 +41,9 @@ pub(crate) mod kw {
     syn::custom_keyword!(default_args);
     syn::custom_keyword!(None);
     syn::custom_keyword!(max_active_tasks);
+    syn::custom_keyword!(group_id);
+    syn::custom_keyword!(prefix_group_id);
+    syn::custom_keyword!(tooltip);
 }
 
 /// The options one attribute accepts.

@@ -191,7 +191,7 @@ impl Options for DagArgs {
 
 /// The options inside `default_args(..)`: those of `#[task]` that a DAG can default.
 #[derive(Default)]
-pub(super) struct DefaultArgs(TaskOptionArgs);
+pub(crate) struct DefaultArgs(pub(crate) TaskOptionArgs);
 
 impl Options for DefaultArgs {
     const ATTRIBUTE: &'static str = "default_args(..)";

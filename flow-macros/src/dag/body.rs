@@ -12,17 +12,20 @@ use crate::error::Errors;
 use crate::spans;
 
 /// Rewrites task calls and `>>` orderings of one DAG body.
-pub(super) struct Body<'a> {
-    pub(super) root: TokenStream,
+pub(crate) struct Body<'a> {
+    pub(crate) root: TokenStream,
     /// The builder variable, hygienic so user code can neither see nor shadow it.
-    pub(super) dag: &'a Ident,
-    pub(super) errors: &'a mut Errors,
-    pub(super) task_calls: usize,
+    pub(crate) dag: &'a Ident,
+    pub(crate) errors: &'a mut Errors,
+    pub(crate) task_calls: usize,
+    /// The body's tail expression is its value (a `#[task_group]` that returns one): a
+    /// task call there, or in a tuple there, is rewritten and kept, not dropped.
+    pub(crate) value_tail: bool,
 }
 
 impl Body<'_> {
     /// Reports what a DAG body cannot contain: `return`, and dynamic task mapping.
-    pub(super) fn check(&mut self, block: &Block) {
+    pub(crate) fn check(&mut self, block: &Block) {
         struct Checker<'e>(&'e mut Errors);
         impl<'ast> Visit<'ast> for Checker<'_> {
             fn visit_expr_return(&mut self, node: &'ast syn::ExprReturn) {
@@ -55,9 +58,26 @@ impl Body<'_> {
 
     /// Rewrites the statements of `block`. `top` is the function body, whose last
     /// statement is followed by `build()`.
-    pub(super) fn block(&mut self, block: &mut Block, top: bool) {
+    pub(crate) fn block(&mut self, block: &mut Block, top: bool) {
         let last = block.stmts.len().saturating_sub(1);
         for (index, stmt) in block.stmts.iter_mut().enumerate() {
+            if let Stmt::Expr(expr, None) = stmt
+                && top
+                && self.value_tail
+                && index == last
+            {
+                match expr {
+                    Expr::Tuple(tuple) => {
+                        for element in &mut tuple.elems {
+                            self.task_call(element);
+                        }
+                    }
+                    _ => {
+                        self.task_call(expr);
+                    }
+                }
+                continue;
+            }
             match stmt {
                 Stmt::Local(local) => {
                     if let Some(init) = &mut local.init {

@@ -7,8 +7,8 @@
 //! user's argument tokens) and every `a >> b` statement into `set_downstream` calls, and
 //! builds the DAG. See the `dag` macro's documentation for which calls are task calls.
 
-mod args;
-mod body;
+pub(crate) mod args;
+pub(crate) mod body;
 mod expand;
 mod params;
 #[cfg(test)]
@@ -56,6 +56,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         dag: &dag,
         errors: &mut errors,
         task_calls: 0,
+        value_tail: false,
     };
     body.check(&function.block);
     body.block(&mut function.block, true);

@@ -10,6 +10,7 @@ use super::dag::{
     BoundInput, Checked, DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, Dag, MappedInput, Task,
 };
 use super::error::{DagDefinitionError, DagError};
+use super::group::{GroupInfo, GroupRef, Grouped, TaskGroup};
 use super::node::{AnyNode, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node};
 use super::params::{DagParam, Params};
 use super::validate;
@@ -67,10 +68,13 @@ impl TaskBuilder<'_> {
         MappedNode::new(self.dag.node(self.index))
     }
 
-    /// Gives this node an explicit task id; using an id twice is an error at build time.
+    /// Gives this node an explicit task id (prefixed by its task group's id, as any task
+    /// id in a group is); using an id twice is an error at build time.
     pub fn task_id(&mut self, id: impl Into<TaskId>) -> &mut Self {
+        let group = self.dag.tasks[self.index].group;
+        let id = self.dag.child_id(group, id.into().as_str());
         let draft = &mut self.dag.tasks[self.index];
-        draft.id = id.into();
+        draft.id = TaskId::new(id);
         draft.explicit_id = true;
         self
     }
@@ -91,6 +95,19 @@ struct TaskDraft {
     inputs: Vec<Input>,
     /// Set once the task is mapped.
     map_mode: Option<MapMode>,
+    /// The innermost task group it was added in.
+    group: Option<usize>,
+}
+
+/// A task group as declared: its ids, its enclosing group and its `default_args` merged
+/// with the enclosing group's.
+struct GroupDraft {
+    label: String,
+    id: String,
+    parent: Option<usize>,
+    prefix: bool,
+    tooltip: Option<String>,
+    defaults: TaskOptions,
 }
 
 /// Builds a [`Dag`]: DAG options, tasks, and the edges between them.
@@ -116,6 +133,11 @@ pub struct DagBuilder {
     tasks: Vec<TaskDraft>,
     order_edges: Vec<(AnyNode, AnyNode)>,
     name_uses: HashMap<TaskId, usize>,
+    groups: Vec<GroupDraft>,
+    /// The groups whose bodies are running, innermost last.
+    open_groups: Vec<usize>,
+    group_uses: HashMap<String, usize>,
+    duplicate_groups: Vec<String>,
 }
 
 impl DagBuilder {
@@ -140,6 +162,10 @@ impl DagBuilder {
             tasks: Vec::new(),
             order_edges: Vec::new(),
             name_uses: HashMap::new(),
+            groups: Vec::new(),
+            open_groups: Vec::new(),
+            group_uses: HashMap::new(),
+            duplicate_groups: Vec::new(),
         }
     }
 
@@ -241,13 +267,16 @@ impl DagBuilder {
         self
     }
 
-    /// Adds a task. Its id is the spec's name; a name used again gets Airflow's suffix
-    /// (`train`, `train__1`, `train__2`).
+    /// Adds a task. Its id is the spec's name, prefixed by the ids of the task groups it
+    /// is added in (`prep.train`); an id used again gets Airflow's suffix (`train`,
+    /// `train__1`, `train__2`).
     pub fn add_task(&mut self, spec: TaskSpec) -> TaskBuilder<'_> {
-        let uses = self.name_uses.entry(spec.name().clone()).or_insert(0);
+        let group = self.open_groups.last().copied();
+        let base = TaskId::new(self.child_id(group, spec.name().as_str()));
+        let uses = self.name_uses.entry(base.clone()).or_insert(0);
         let id = match *uses {
-            0 => spec.name().clone(),
-            n => TaskId::new(format!("{}__{n}", spec.name())),
+            0 => base,
+            n => TaskId::new(format!("{base}__{n}")),
         };
         *uses += 1;
         self.tasks.push(TaskDraft {
@@ -256,18 +285,160 @@ impl DagBuilder {
             inputs: Vec::with_capacity(spec.params().len()),
             spec,
             map_mode: None,
+            group,
         });
         let index = self.tasks.len() - 1;
         TaskBuilder { dag: self, index }
     }
 
-    /// Orders every task of `upstream` before every task of `downstream` (`a >> b`).
+    /// Runs `body` inside a task group (Airflow's `with TaskGroup(..)`): the tasks and
+    /// groups it adds get the group's id as a prefix and inherit its `default_args`.
+    /// Returns the group's handle, for ordering it as a whole, and what `body` returned.
+    ///
+    /// ```
+    /// use flow_runtime::prelude::*;
+    /// use flow_runtime::graph::TaskGroup;
+    ///
+    /// #[task]
+    /// fn step() {}
+    ///
+    /// let mut dag = DagBuilder::new("nested");
+    /// let start = step::node(&mut dag);
+    /// let outer = dag.group(TaskGroup::new("outer"), |dag| {
+    ///     let first = step::node(dag);
+    ///     let inner = dag.group(TaskGroup::new("inner"), |dag| step::node(dag));
+    ///     dag.set_downstream(&[first.any()], &[inner.group.any()]);
+    /// });
+    /// dag.set_downstream(&[start.any()], &[outer.group.any()]); // start >> outer's roots
+    /// let dag = dag.build().unwrap();
+    /// let ids: Vec<&str> = dag.tasks().iter().map(|t| t.id().as_str()).collect();
+    /// assert_eq!(ids, ["step", "outer.step", "outer.inner.step"]);
+    /// assert_eq!(dag.task("outer.step").unwrap().upstream(), [0]);
+    /// assert_eq!(dag.groups()[1].id(), "outer.inner");
+    /// ```
+    pub fn group<R>(
+        &mut self,
+        group: TaskGroup,
+        body: impl FnOnce(&mut DagBuilder) -> R,
+    ) -> Grouped<R> {
+        let parent = self.open_groups.last().copied();
+        let mut label = group.id;
+        let base = self.child_id(parent, &label);
+        let uses = self.group_uses.entry(base.clone()).or_insert(0);
+        let id = match *uses {
+            0 => base,
+            n if group.add_suffix_on_collision => {
+                label = format!("{label}__{n}");
+                format!("{base}__{n}")
+            }
+            _ => {
+                self.duplicate_groups.push(base.clone());
+                base
+            }
+        };
+        *uses += 1;
+        if id != self.child_id(parent, &label) {
+            // A suffixed id may itself be taken (`prep__1` declared by hand): count it too.
+            *self.group_uses.entry(id.clone()).or_insert(0) += 1;
+        }
+        let defaults = match parent {
+            Some(parent) => group.default_args.or(&self.groups[parent].defaults),
+            None => group.default_args,
+        };
+        self.groups.push(GroupDraft {
+            label,
+            id,
+            parent,
+            prefix: group.prefix_group_id,
+            tooltip: group.tooltip,
+            defaults,
+        });
+        let index = self.groups.len() - 1;
+        self.open_groups.push(index);
+        let output = body(self);
+        self.open_groups.pop();
+        Grouped {
+            group: GroupRef {
+                node: AnyNode {
+                    builder: self.serial,
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    group: true,
+                },
+            },
+            output,
+        }
+    }
+
+    /// The id of `label` added in `group`: prefixed by the group's id if the group
+    /// prefixes (Airflow's `TaskGroup.child_id`).
+    fn child_id(&self, group: Option<usize>, label: &str) -> String {
+        match group.map(|g| &self.groups[g]) {
+            Some(group) if group.prefix => format!("{}.{label}", group.id),
+            _ => label.to_string(),
+        }
+    }
+
+    /// Orders every task of `upstream` before every task of `downstream` (`a >> b`). A
+    /// task group stands for its leaves as an upstream and for its roots as a downstream,
+    /// as its tasks are linked when this is called (Airflow's `group >> task`).
     pub fn set_downstream(&mut self, upstream: &[AnyNode], downstream: &[AnyNode]) {
-        for &u in upstream {
-            for &d in downstream {
+        let upstream: Vec<AnyNode> = upstream.iter().flat_map(|&u| self.expand(u, true)).collect();
+        let downstream: Vec<AnyNode> = downstream
+            .iter()
+            .flat_map(|&d| self.expand(d, false))
+            .collect();
+        for &u in &upstream {
+            for &d in &downstream {
                 self.order_edges.push((u, d));
             }
         }
+    }
+
+    /// A task as itself; a group of this builder as its leaves (`leaves`) or roots, the
+    /// tasks with nothing downstream (upstream) inside the group, counting data and order
+    /// edges.
+    fn expand(&self, node: AnyNode, leaves: bool) -> Vec<AnyNode> {
+        if !node.group || node.builder != self.serial || node.index() >= self.groups.len() {
+            return vec![node];
+        }
+        let inside = |task: usize| {
+            let mut group = self.tasks[task].group;
+            while let Some(g) = group {
+                if g == node.index() {
+                    return true;
+                }
+                group = self.groups[g].parent;
+            }
+            false
+        };
+        let members: Vec<bool> = (0..self.tasks.len()).map(inside).collect();
+        let member = |n: &AnyNode| {
+            !n.group && n.builder == self.serial && members.get(n.index()).copied() == Some(true)
+        };
+        // An edge inside the group marks its upstream end as no leaf, its downstream end
+        // as no root.
+        let mut linked = vec![false; self.tasks.len()];
+        let mut mark = |u: AnyNode, d: usize| {
+            if member(&u) && members[d] {
+                linked[if leaves { u.index() } else { d }] = true;
+            }
+        };
+        for (index, draft) in self.tasks.iter().enumerate() {
+            for input in &draft.inputs {
+                if let Input::Upstream(u) | Input::Mapped(MapSource::Upstream(u)) = input {
+                    mark(*u, index);
+                }
+            }
+        }
+        for &(u, d) in &self.order_edges {
+            if member(&d) {
+                mark(u, d.index());
+            }
+        }
+        (0..self.tasks.len())
+            .filter(|&t| members[t] && !linked[t])
+            .map(|t| self.node(t))
+            .collect()
     }
 
     /// Orders consecutive groups: `chain(&[&[a], &[b, c], &[d]])` is `a >> [b, c] >> d`.
@@ -281,6 +452,7 @@ impl DagBuilder {
         AnyNode {
             builder: self.serial,
             index: u32::try_from(index).unwrap_or(u32::MAX),
+            group: false,
         }
     }
 
@@ -290,7 +462,12 @@ impl DagBuilder {
         task: &TaskId,
         errors: &mut Vec<DagDefinitionError>,
     ) -> Option<usize> {
-        if node.builder == self.serial && node.index() < self.tasks.len() {
+        if node.group {
+            errors.push(DagDefinitionError::GroupAsInput {
+                task: task.to_string(),
+            });
+            None
+        } else if node.builder == self.serial && node.index() < self.tasks.len() {
             Some(node.index())
         } else {
             errors.push(DagDefinitionError::ForeignNode {
@@ -321,6 +498,14 @@ impl DagBuilder {
                 .map(|draft| (&draft.id, draft.explicit_id)),
             &mut errors,
         );
+        validate::group_ids(
+            self.groups
+                .iter()
+                .map(|g| (g.label.as_str(), g.id.as_str(), g.prefix)),
+            &self.tasks.iter().map(|t| t.id.as_str()).collect(),
+            &self.duplicate_groups,
+            &mut errors,
+        );
 
         let mut upstream: Vec<Vec<usize>> = vec![Vec::new(); self.tasks.len()];
         let mut tasks = Vec::with_capacity(self.tasks.len());
@@ -337,16 +522,25 @@ impl DagBuilder {
                 mapped,
                 &mut errors,
             );
-            let options = draft.spec.options().or(&self.default_args);
+            let options = match draft.group {
+                Some(group) => draft
+                    .spec
+                    .options()
+                    .or(&self.groups[group].defaults)
+                    .or(&self.default_args),
+                None => draft.spec.options().or(&self.default_args),
+            };
             validate::task_options(&draft.id, &options, &mut errors);
             let map_mode = mapped.then(|| draft.map_mode.unwrap_or_default());
-            tasks.push(Task::new(
+            let mut task = Task::new(
                 draft.id.clone(),
                 draft.spec.clone(),
                 options,
                 map_mode,
                 inputs,
-            ));
+            );
+            task.group = draft.group;
+            tasks.push(task);
         }
         self.bind_order_edges(&mut upstream, &mut errors);
         Task::link(&mut tasks, upstream);
@@ -372,6 +566,16 @@ impl DagBuilder {
             params: Params::from_checked(self.params),
             tags: self.tags,
             tasks,
+            groups: self
+                .groups
+                .into_iter()
+                .map(|g| GroupInfo {
+                    id: g.id,
+                    label: g.label,
+                    parent: g.parent,
+                    tooltip: g.tooltip,
+                })
+                .collect(),
         }))
     }
 

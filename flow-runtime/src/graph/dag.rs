@@ -55,9 +55,23 @@ pub struct Task {
     inputs: Vec<BoundInput>,
     upstream: Vec<TaskIndex>,
     downstream: Vec<TaskIndex>,
+    /// The innermost task group it belongs to, an index into `Dag::groups`.
+    pub(super) group: Option<usize>,
+    /// That group's id, for the accessor.
+    pub(super) group_id: Option<std::sync::Arc<str>>,
 }
 
 impl Task {
+    /// The id of the innermost task group the task belongs to (`outer.inner`), if any.
+    pub fn group_id(&self) -> Option<&str> {
+        self.group_id.as_deref()
+    }
+
+    /// The innermost task group the task belongs to, an index into [`Dag::groups`].
+    pub fn group(&self) -> Option<usize> {
+        self.group
+    }
+
     /// The pool a try takes slots of.
     pub fn pool(&self) -> &str {
         self.options
@@ -181,6 +195,7 @@ pub struct Dag {
     params: Params,
     tags: Vec<String>,
     tasks: Vec<Task>,
+    groups: Vec<super::group::GroupInfo>,
     index: HashMap<TaskId, TaskIndex>,
 }
 
@@ -257,6 +272,10 @@ impl Dag {
     pub fn task_index(&self, id: &str) -> Option<TaskIndex> {
         self.index.get(id).copied()
     }
+    /// The task groups, in the order they were opened (a group before its inner ones).
+    pub fn groups(&self) -> &[super::group::GroupInfo] {
+        &self.groups
+    }
     /// The task with this id.
     pub fn task(&self, id: &str) -> Option<&Task> {
         self.task_index(id).map(|i| &self[i])
@@ -292,6 +311,7 @@ pub(super) struct Checked {
     pub(super) params: Params,
     pub(super) tags: Vec<String>,
     pub(super) tasks: Vec<Task>,
+    pub(super) groups: Vec<super::group::GroupInfo>,
 }
 
 impl Dag {
@@ -299,7 +319,10 @@ impl Dag {
     /// definition (order, priorities, fingerprint) is compiled into a
     /// [`Plan`](crate::plan::Plan).
     pub(super) fn from_checked(checked: Checked) -> Dag {
-        let tasks = checked.tasks;
+        let mut tasks = checked.tasks;
+        for task in &mut tasks {
+            task.group_id = task.group.map(|g| checked.groups[g].id.as_str().into());
+        }
         let index = tasks
             .iter()
             .enumerate()
@@ -320,6 +343,7 @@ impl Dag {
             params: checked.params,
             tags: checked.tags,
             tasks,
+            groups: checked.groups,
             index,
         }
     }
@@ -342,6 +366,8 @@ impl Task {
             inputs,
             upstream: Vec::new(),
             downstream: Vec::new(),
+            group: None,
+            group_id: None,
         }
     }
 

@@ -147,6 +147,30 @@ pub enum DagDefinitionError {
         /// The out-of-range index.
         index: usize,
     },
+    /// A task group's handle passed where a task's output is expected.
+    #[error(
+        "a task group was passed as an argument of `{task}`: a group has no output; pass the \
+         node its body returned (`Grouped::output`)"
+    )]
+    GroupAsInput {
+        /// The task that received the group.
+        task: String,
+    },
+    /// A task group id that cannot be a prefix of task ids.
+    #[error(
+        "invalid task group id `{id}`: use letters, digits, `_` and `-` only (it prefixes its \
+         tasks' ids, `{id}.task`), or turn `prefix_group_id` off"
+    )]
+    InvalidGroupId {
+        /// The offending id.
+        id: String,
+    },
+    /// A task group id used twice, or also used by a task.
+    #[error(
+        "task group id `{0}` is used twice in the DAG (by a group or a task); give each group its \
+         own id, or let the builder add Airflow's suffix (`TaskGroup::add_suffix_on_collision`)"
+    )]
+    DuplicateGroupId(String),
     /// Dependencies that form one or more cycles; each cycle is listed by its task ids.
     #[error("dependency cycle: {}", render_cycles(.0))]
     Cycle(Vec<Vec<TaskId>>),

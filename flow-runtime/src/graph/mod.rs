@@ -26,14 +26,17 @@
 //! assert_eq!(ids, ["extract", "total", "notify", "extract__1", "total__1", "notify__1"]);
 //! ```
 //!
-//! The files below import each other one way only (node <- builder -> validate -> dag ->
-//! algo; mapping -> builder); they never import this file, which only declares and
+//! The files below import each other one way only (node <- group <- builder -> validate ->
+//! dag -> algo; mapping -> builder); they never import this file, which only declares and
 //! re-exports.
 
 pub mod algo;
 mod builder;
 pub mod dag;
 mod error;
+pub mod group;
+#[cfg(test)]
+mod group_tests;
 pub mod mapping;
 pub mod node;
 pub mod params;
@@ -46,6 +49,7 @@ pub use dag::{
     BoundInput, DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, Dag, MappedInput, Task,
 };
 pub use error::{DagDefinitionError, DagError};
+pub use group::{GroupInfo, GroupRef, Grouped, TaskGroup};
 pub use mapping::MapCall;
 pub use node::{
     AnyNode, DEFAULT_MAX_MAP_LENGTH, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node,

@@ -39,17 +39,25 @@ impl<T> Node<T> {
     }
 }
 
-/// An untyped handle to a task in a [`DagBuilder`](super::DagBuilder).
+/// An untyped handle to a task, or to a task group, in a [`DagBuilder`](super::DagBuilder).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AnyNode {
     pub(crate) builder: u32,
     pub(crate) index: u32,
+    /// A task group ([`super::GroupRef`]) rather than a task.
+    pub(crate) group: bool,
 }
 
 impl AnyNode {
-    /// The task's position in the DAG, in the order tasks were added.
+    /// The task's position in the DAG, in the order tasks were added (for a group: the
+    /// group's, in the order groups were opened).
     pub fn index(self) -> usize {
         self.index as usize
+    }
+
+    /// Whether this is a task group rather than a task.
+    pub fn is_group(self) -> bool {
+        self.group
     }
 }
 

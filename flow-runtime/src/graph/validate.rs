@@ -240,6 +240,37 @@ fn check_email(task: &TaskId, email: &[String], errors: &mut Vec<DagDefinitionEr
     errors.push(DagDefinitionError::EmailFeatureOff(task.to_string()));
 }
 
+/// Task group ids: each fits its use (a prefix of task ids holds no `.`), and none is used
+/// twice or by a task.
+pub(super) fn group_ids<'a>(
+    groups: impl Iterator<Item = (&'a str, &'a str, bool)>,
+    tasks: &std::collections::HashSet<&str>,
+    duplicates: &[String],
+    errors: &mut Vec<DagDefinitionError>,
+) {
+    for (label, id, prefix) in groups {
+        let fits = if prefix {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        } else {
+            valid_id(label)
+        };
+        if !fits {
+            errors.push(DagDefinitionError::InvalidGroupId {
+                id: label.to_string(),
+            });
+        }
+        if tasks.contains(id) {
+            errors.push(DagDefinitionError::DuplicateGroupId(id.to_string()));
+        }
+    }
+    for id in duplicates {
+        errors.push(DagDefinitionError::DuplicateGroupId(id.clone()));
+    }
+}
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 250

@@ -1,0 +1,147 @@
+//! Task groups (Airflow's `TaskGroup` and `@task_group`): a named set of tasks whose ids
+//! carry the group's id as a prefix (`prep.clean`), whose tasks inherit the group's
+//! `default_args`, and which is ordered as a whole with `>>` (its leaves before what
+//! follows, what precedes before its roots).
+//!
+//! ```
+//! use flow_runtime::prelude::*;
+//! use flow_runtime::graph::TaskGroup;
+//!
+//! #[task]
+//! fn extract() -> Vec<u32> { vec![3, 1, 2] }
+//! #[task]
+//! fn clean(rows: Vec<u32>) -> Vec<u32> { rows.into_iter().filter(|r| *r > 1).collect() }
+//! #[task]
+//! fn report() {}
+//!
+//! let mut dag = DagBuilder::new("etl");
+//! let rows = extract::node(&mut dag);
+//! let prep = dag.group(
+//!     TaskGroup::new("prep").default_args(TaskOptions::default().with_retries(3)),
+//!     |dag| clean::node(dag, rows),                       // the group's output
+//! );
+//! let done = report::node(&mut dag);
+//! dag.set_downstream(&[prep.group.any()], &[done.any()]); // `prep >> report`
+//! let dag = dag.build().unwrap();
+//! let clean = dag.task("prep.clean").unwrap();
+//! assert_eq!((clean.group_id(), clean.retries()), (Some("prep"), 3));
+//! assert_eq!(dag.task("report").unwrap().upstream().len(), 1);
+//! ```
+
+use crate::task::TaskOptions;
+
+use super::node::{AnyNode, NodeRef};
+
+/// The options of a task group, given to [`DagBuilder::group`](super::DagBuilder::group)
+/// (Airflow's `TaskGroup(..)` arguments; `#[task_group(..)]` writes them for you).
+#[derive(Clone, Debug, Default)]
+pub struct TaskGroup {
+    pub(crate) id: String,
+    pub(crate) prefix_group_id: bool,
+    pub(crate) tooltip: Option<String>,
+    pub(crate) default_args: TaskOptions,
+    pub(crate) add_suffix_on_collision: bool,
+}
+
+impl TaskGroup {
+    /// A group with this id. With the default `prefix_group_id(true)` the id is a prefix of
+    /// its tasks' and inner groups' ids, so it may hold letters, digits, `_` and `-` only.
+    pub fn new(id: impl Into<String>) -> Self {
+        TaskGroup {
+            id: id.into(),
+            prefix_group_id: true,
+            ..TaskGroup::default()
+        }
+    }
+
+    /// Whether the ids of the group's tasks and inner groups are prefixed with its id
+    /// (`prep.clean`); default `true`, as in Airflow.
+    pub fn prefix_group_id(mut self, prefix: bool) -> Self {
+        self.prefix_group_id = prefix;
+        self
+    }
+
+    /// A description for people (the UI's tooltip).
+    pub fn tooltip(mut self, tooltip: impl Into<String>) -> Self {
+        self.tooltip = Some(tooltip.into());
+        self
+    }
+
+    /// Options the group's tasks inherit unless they set them: they override the
+    /// enclosing group's and the DAG's `default_args`, option by option.
+    pub fn default_args(mut self, defaults: TaskOptions) -> Self {
+        self.default_args = defaults;
+        self
+    }
+
+    /// Whether an id already used in the DAG gets Airflow's suffix (`prep__1`,
+    /// `prep__2`) instead of failing the build; default `false`, `true` for groups made by
+    /// `#[task_group]` functions (as for Airflow's `@task_group`).
+    pub fn add_suffix_on_collision(mut self, suffix: bool) -> Self {
+        self.add_suffix_on_collision = suffix;
+        self
+    }
+}
+
+/// A handle to a task group of a [`DagBuilder`](super::DagBuilder), for ordering: as an
+/// upstream it stands for the group's leaves (its tasks with nothing downstream inside the
+/// group), as a downstream for its roots (nothing upstream inside the group), as of the
+/// moment the edge is added, as in Airflow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GroupRef {
+    pub(crate) node: AnyNode,
+}
+
+impl GroupRef {
+    /// The untyped handle, for [`DagBuilder::set_downstream`](super::DagBuilder::set_downstream).
+    pub fn any(self) -> AnyNode {
+        self.node
+    }
+}
+
+impl NodeRef for GroupRef {
+    fn any_node(&self) -> AnyNode {
+        self.node
+    }
+}
+
+/// What [`DagBuilder::group`](super::DagBuilder::group) returns: the group's handle and
+/// what its body returned.
+#[derive(Clone, Copy, Debug)]
+pub struct Grouped<R> {
+    /// The group, for ordering it as a whole.
+    pub group: GroupRef,
+    /// What the body returned, such as the `Node` of its last task.
+    pub output: R,
+}
+
+/// A task group of a built [`Dag`](super::Dag).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub(crate) id: String,
+    pub(crate) label: String,
+    pub(crate) parent: Option<usize>,
+    pub(crate) tooltip: Option<String>,
+}
+
+impl GroupInfo {
+    /// The group's id, prefixed by its enclosing groups' (`outer.inner`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its own id, without the prefix (`inner`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The enclosing group, an index into [`Dag::groups`](super::Dag::groups).
+    pub fn parent(&self) -> Option<usize> {
+        self.parent
+    }
+
+    /// Its description, if any.
+    pub fn tooltip(&self) -> Option<&str> {
+        self.tooltip.as_deref()
+    }
+}
