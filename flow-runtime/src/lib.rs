@@ -87,7 +87,7 @@ pub use ids::{DagId, MapIndex, RunId, TaskId, TaskIndex, TaskInstanceKey};
 pub use plan::Plan;
 pub use runtime::{Executor, RunRequest, RunSummary, TaskSummary};
 pub use state::{RunState, TaskState};
-pub use task::TaskError;
+pub use task::{FailTask, SkipTask, TaskError};
 pub use task::{Inputs, TaskFn, TaskOptions, TaskSpec};
 pub use time::schedule::Schedule;
 pub use trigger::TriggerRule;
@@ -116,8 +116,9 @@ pub mod prelude {
     pub use crate::objects::ObjectPath;
     pub use crate::task::sensor::Poke;
     pub use crate::{
-        AnyNode, Branch, Dag, DagBuilder, DagParam, GroupRef, Inputs, MappedNode, Node, RunState,
-        RunSummary, TaskContext, TaskError, TaskGroup, TaskOptions, TaskSpec, TaskState, block_on,
+        AnyNode, Branch, Dag, DagBuilder, DagParam, FailTask, GroupRef, Inputs, MappedNode, Node,
+        RunState, RunSummary, SkipTask, TaskContext, TaskError, TaskGroup, TaskOptions, TaskSpec,
+        TaskState, block_on,
     };
     #[cfg(feature = "macros")]
     pub use crate::{dag, task, task_group};

@@ -147,3 +147,123 @@ fn every_mix_of_upstream_ends_decides_the_same_under_every_finishing_order() {
         }
     }
 }
+
+mod self_steering {
+    //! Tasks that skip or fail themselves from their body (Airflow's
+    //! `AirflowSkipException` and `AirflowFailException`).
+
+    use flow_runtime::prelude::*;
+    use flow_runtime::task::shell::ShellCommand;
+
+    #[task]
+    fn maybe(n: u32) -> anyhow::Result<u32> {
+        if n == 0 {
+            return Err(anyhow::Error::from(SkipTask::new("nothing to do")).context("checking n"));
+        }
+        Ok(n)
+    }
+
+    #[task]
+    fn after(n: u32) -> u32 {
+        n + 1
+    }
+
+    #[task(retries = 3, retry_delay = "0s")]
+    async fn give_up() -> anyhow::Result<u32> {
+        Err(FailTask::new("the credentials are wrong").into())
+    }
+
+    #[task(retries = 1, retry_delay = "0s")]
+    async fn after_failure(n: u32) -> u32 {
+        n
+    }
+
+    #[task(shell)]
+    fn nothing_new() -> ShellCommand {
+        ShellCommand::bash("echo checked; exit 99")
+    }
+
+    #[task]
+    fn numbers() -> Vec<u32> {
+        vec![3, 0, 5]
+    }
+
+    #[task(trigger_rule = "all_done")]
+    fn cleanup() {}
+
+    #[dag]
+    fn self_steering() {
+        let skipped = maybe(0);
+        after(skipped);
+        let failed = give_up();
+        after_failure(failed);
+        let shell = nothing_new();
+        let each = maybe.expand(n = numbers());
+        [skipped, failed, shell, each] >> cleanup();
+    }
+
+    #[test]
+    fn a_task_skips_or_fails_itself_and_the_rest_follows_the_trigger_rules() {
+        let run = self_steering().unwrap().test().unwrap();
+        let task = |t: &str| run.task(t).unwrap();
+        assert_eq!(task("maybe").state, TaskState::Skipped);
+        assert_eq!(
+            task("maybe").error.as_deref(),
+            Some("skipped: nothing to do")
+        );
+        assert_eq!(
+            task("after").state,
+            TaskState::Skipped,
+            "the skip propagates"
+        );
+        assert_eq!(task("give_up").state, TaskState::Failed);
+        assert_eq!(task("give_up").tries, 1, "no retry after FailTask");
+        assert!(
+            task("give_up")
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("credentials are wrong")
+        );
+        assert_eq!(task("after_failure").state, TaskState::UpstreamFailed);
+        assert_eq!(
+            task("nothing_new").state,
+            TaskState::Skipped,
+            "exit code 99"
+        );
+        let mapped: Vec<TaskState> = run.mapped("maybe__1").iter().map(|t| t.state).collect();
+        assert_eq!(
+            mapped,
+            [TaskState::Success, TaskState::Skipped, TaskState::Success],
+            "one mapped instance skips itself"
+        );
+        assert_eq!(task("cleanup").state, TaskState::Success);
+        assert_eq!(
+            run.state,
+            RunState::Failed,
+            "after_failure is a failed leaf"
+        );
+    }
+
+    #[test]
+    fn builder_tasks_skip_with_the_error_variant() {
+        let mut b = DagBuilder::new("builder_skip");
+        let skip = b
+            .add_task(TaskSpec::from_sync("skip", |_, _| {
+                Err::<u32, TaskError>(TaskError::Skip("not today".into()))
+            }))
+            .finish::<u32>();
+        let mut next = b.add_task(
+            TaskSpec::from_sync("next", |_, inputs| {
+                Ok::<u32, TaskError>(inputs.get::<u32>(0)?)
+            })
+            .param::<u32>("n"),
+        );
+        next.input(skip);
+        next.finish::<u32>();
+        let run = b.build().unwrap().test().unwrap();
+        assert_eq!(run.task("skip").unwrap().state, TaskState::Skipped);
+        assert_eq!(run.task("next").unwrap().state, TaskState::Skipped);
+        assert_eq!(run.state, RunState::Success);
+    }
+}

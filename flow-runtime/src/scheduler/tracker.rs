@@ -692,15 +692,18 @@ impl<'a> Tracker<'a> {
         let task = self.task(index);
         let message = error.to_string();
         let record = &self.instances[index].record;
-        if let TaskError::SoftFail(_) = error {
-            tracing::warn!(task = %task.id(), "{message}; skipping (soft_fail)");
+        if let TaskError::SoftFail(_) | TaskError::Skip(_) = error {
+            if matches!(error, TaskError::SoftFail(_)) {
+                tracing::warn!(task = %task.id(), "{message}; skipping (soft_fail)");
+            } else {
+                tracing::info!(task = %task.id(), "{message}");
+            }
             self.set_state(index, TaskState::Skipped, Some(message));
             self.settle_downstream(index, TaskState::Skipped);
             return;
         }
-        // A sensor that timed out is not retried, as in Airflow.
-        let retryable = !matches!(error, TaskError::SensorTimeout(_));
-        if retryable && record.try_number < record.max_tries {
+        // A sensor that timed out, or a task that asked for it, is not retried.
+        if error.is_retryable() && record.try_number < record.max_tries {
             let try_number = record.try_number;
             let seed = retry_seed(&record.key, try_number);
             let delay = task.retry_delay_for(try_number, seed);

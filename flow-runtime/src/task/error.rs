@@ -62,12 +62,84 @@ pub enum TaskError {
     /// The process running this try ended before the try finished.
     #[error("try {0} was interrupted: the process running it ended before it finished")]
     Interrupted(u32),
+    /// The task skipped itself ([`SkipTask`], Airflow's `AirflowSkipException`): it ends
+    /// `skipped` and its downstream tasks follow their trigger rules.
+    #[error("skipped: {0}")]
+    Skip(String),
+    /// The task failed and asked not to be retried ([`FailTask`], Airflow's
+    /// `AirflowFailException`): it ends `failed` whatever retries are left.
+    #[error("{0} (failed without retrying)")]
+    FailNow(String),
+}
+
+/// Return this error (or any error whose chain of causes holds it) from a task to end the
+/// try as `skipped` rather than failed: Airflow's `AirflowSkipException`.
+///
+/// ```
+/// use flow_runtime::prelude::*;
+///
+/// #[task]
+/// fn load(rows: Vec<u32>) -> anyhow::Result<u32> {
+///     if rows.is_empty() {
+///         return Err(SkipTask::new("no rows today").into());
+///     }
+///     Ok(rows.iter().sum())
+/// }
+/// # assert!(load(vec![]).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("skipped: {reason}")]
+pub struct SkipTask {
+    reason: String,
+}
+
+impl SkipTask {
+    /// Skips the task, saying why.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Return this error (or any error whose chain of causes holds it) from a task to fail it
+/// at once, without the retries it has left: Airflow's `AirflowFailException`, for errors
+/// that a retry cannot mend (bad credentials, invalid input).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct FailTask {
+    reason: String,
+}
+
+impl FailTask {
+    /// Fails the task without retrying, saying why.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
 }
 
 impl TaskError {
-    /// Wraps any error a task returns, keeping its chain of causes in the message.
+    /// Wraps any error a task returns, keeping its chain of causes in the message; a
+    /// [`SkipTask`] or [`FailTask`] anywhere in the chain skips the task or fails it
+    /// without retrying.
     pub fn from_error(err: impl Into<anyhow::Error>) -> Self {
-        TaskError::Failed(format!("{:#}", err.into()))
+        let err = err.into();
+        if let Some(skip) = err.chain().find_map(|e| e.downcast_ref::<SkipTask>()) {
+            return TaskError::Skip(skip.reason.clone());
+        }
+        let message = format!("{err:#}");
+        if err.chain().any(|e| e.is::<FailTask>()) {
+            return TaskError::FailNow(message);
+        }
+        TaskError::Failed(message)
+    }
+
+    /// Whether a retry may follow this error (not after a sensor's timeout or a
+    /// [`FailTask`], as in Airflow).
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, TaskError::SensorTimeout(_) | TaskError::FailNow(_))
     }
 }
 
@@ -82,5 +154,22 @@ mod tests {
             TaskError::from_error(err).to_string(),
             "writing parquet: disk full"
         );
+    }
+
+    #[test]
+    fn skip_and_fail_markers_are_found_anywhere_in_the_chain() {
+        let skip = anyhow::Error::from(SkipTask::new("no data")).context("loading");
+        assert_eq!(
+            TaskError::from_error(skip),
+            TaskError::Skip("no data".into())
+        );
+        let fail = anyhow::Error::from(FailTask::new("bad token")).context("calling the API");
+        let error = TaskError::from_error(fail);
+        assert_eq!(
+            error,
+            TaskError::FailNow("calling the API: bad token".into())
+        );
+        assert!(!error.is_retryable());
+        assert!(TaskError::Failed("x".into()).is_retryable());
     }
 }

@@ -18,6 +18,6 @@ mod spec;
 
 pub(crate) use context::PokeHistory;
 pub use context::{RunReader, TaskContext};
-pub use error::TaskError;
+pub use error::{FailTask, SkipTask, TaskError};
 pub use options::TaskOptions;
 pub use spec::*;

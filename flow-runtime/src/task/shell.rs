@@ -4,8 +4,8 @@
 //!
 //! The command runs in its own process group with the task context in `FLOW_*`
 //! variables; stdout and stderr lines go to the try's log; a non-zero exit fails the try
-//! with the exit code and the tail of stderr; the last line of stdout is the task's
-//! output. If the try is cancelled (execution timeout, stop), the whole process group is
+//! with the exit code and the tail of stderr ([`SKIP_EXIT_CODE`] skips it instead); the
+//! last line of stdout is the task's output. If the try is cancelled (execution timeout, stop), the whole process group is
 //! killed.
 
 use std::collections::VecDeque;
@@ -20,6 +20,10 @@ use super::error::TaskError;
 
 /// How many stderr lines a failure message quotes.
 const STDERR_TAIL: usize = 5;
+
+/// A shell command that exits with this code ends its task `skipped`, as Airflow's
+/// `BashOperator` does by default (`skip_on_exit_code=99`).
+pub const SKIP_EXIT_CODE: i32 = 99;
 
 /// A script for `bash -c`, with its environment and working directory.
 ///
@@ -120,6 +124,11 @@ impl ShellCommand {
         group.disarm();
         if status.success() {
             return Ok(last);
+        }
+        if status.code() == Some(SKIP_EXIT_CODE) {
+            return Err(TaskError::Skip(format!(
+                "the command exited with {SKIP_EXIT_CODE}"
+            )));
         }
         let code = status
             .code()
