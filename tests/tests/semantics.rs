@@ -267,3 +267,78 @@ mod self_steering {
         assert_eq!(run.state, RunState::Success);
     }
 }
+
+mod records {
+    //! What the store records, in Airflow's words: `max_tries`, the try history, and no
+    //! `return_value` for a task that returns nothing.
+
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use flow_runtime::prelude::*;
+    use flow_runtime::store::{MemoryStore, RunStore, TaskInstanceRecord, XComStore};
+    use flow_runtime::{Executor, MapIndex, TaskInstanceKey};
+
+    #[task]
+    fn side_effect() {}
+
+    #[task]
+    fn value() -> u32 {
+        7
+    }
+
+    #[task(retries = 2, retry_delay = "0s")]
+    fn flaky(ctx: &TaskContext) -> anyhow::Result<u32> {
+        anyhow::ensure!(ctx.try_number() >= 2, "not yet");
+        Ok(1)
+    }
+
+    #[dag]
+    fn recorded() {
+        side_effect() >> value();
+        flaky();
+    }
+
+    fn instance(store: &MemoryStore, run: &RunSummary, task: &str) -> TaskInstanceRecord {
+        store
+            .task_instances(&"recorded".into(), &run.run_id)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.key.task_id.as_str() == task)
+            .unwrap()
+    }
+
+    #[test]
+    fn max_tries_counts_retries_the_history_says_failed_and_unit_stores_nothing() {
+        let store = Arc::new(MemoryStore::new());
+        let dag = recorded().unwrap();
+        let run = block_on(Executor::new(store.clone()).run(&dag, Utc::now())).unwrap();
+        assert_eq!(run.state, RunState::Success);
+        let key = |task: &str| TaskInstanceKey {
+            dag_id: "recorded".into(),
+            run_id: run.run_id.clone(),
+            task_id: task.into(),
+            map_index: MapIndex::UNMAPPED,
+        };
+        assert_eq!(
+            store.get_xcom(&key("side_effect"), "return_value").unwrap(),
+            None
+        );
+        assert!(
+            store
+                .get_xcom(&key("value"), "return_value")
+                .unwrap()
+                .is_some()
+        );
+        let flaky = instance(&store, &run, "flaky");
+        assert_eq!((flaky.try_number, flaky.max_tries), (2, 2), "retries = 2");
+        assert_eq!(instance(&store, &run, "value").max_tries, 0, "no retries");
+        let history: Vec<(u32, TaskState)> = store
+            .tries(&key("flaky"))
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.try_number, t.state))
+            .collect();
+        assert_eq!(history, [(1, TaskState::Failed), (2, TaskState::Success)]);
+    }
+}

@@ -414,7 +414,7 @@ async fn resume_counts_interrupted_tries_and_keeps_successes() {
             },
             state,
             try_number,
-            max_tries: 2,
+            max_tries: 1, // `b`'s one retry
             start: Some(Utc::now()),
             end: None,
             error: None,

@@ -12,7 +12,7 @@ use super::{Objects, xcom_path};
 pub(crate) struct StagedXComs {
     /// The return value itself, for the executor's decisions (branches) and its cache.
     pub(crate) output: XComBlob,
-    /// Every XCom (the return value first) as the store records it.
+    /// Every XCom (the return value first, unless it is `()`) as the store records it.
     pub(crate) records: Vec<(String, StoredXCom)>,
 }
 
@@ -26,7 +26,9 @@ pub(crate) async fn stage(
     pushed: Vec<(String, XComBlob)>,
 ) -> Result<StagedXComs, TaskError> {
     let mut records = Vec::with_capacity(pushed.len() + 1);
-    for (name, blob) in std::iter::once((RETURN_VALUE.to_string(), output.clone())).chain(pushed) {
+    // A task returning `()` stores no return value (Airflow stores none for `None`).
+    let returned = (!output.is_unit()).then(|| (RETURN_VALUE.to_string(), output.clone()));
+    for (name, blob) in returned.into_iter().chain(pushed) {
         let stored = match objects {
             Some(objects) if blob.bytes().len() > objects.threshold() => {
                 let path = xcom_path(key, &name);

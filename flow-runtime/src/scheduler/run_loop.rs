@@ -40,7 +40,7 @@ use crate::task::context::{RunScope, TaskContext};
 use crate::task::{InputSource, PendingInput, PendingValue};
 use crate::time::timetable::DataInterval;
 use crate::xcom::list as mapping;
-use crate::xcom::{RETURN_VALUE, StoredXCom};
+use crate::xcom::{RETURN_VALUE, StoredXCom, XComBlob};
 
 /// How many ready tasks a turn may find waiting for full pools before it stops looking.
 const MAX_BLOCKED_SCAN: usize = 64;
@@ -692,6 +692,12 @@ impl<'a> RunLoop<'a> {
         let inst = self.tracker.instance(index);
         if let Some(blob) = &inst.output {
             return Ok(StoredXCom::Inline(blob.clone()));
+        }
+        if self.tracker.task(index).spec().output().type_name() == std::any::type_name::<()>() {
+            // A task returning `()` stores no return value: there is nothing to read.
+            return XComBlob::encode(&())
+                .map(StoredXCom::Inline)
+                .map_err(|e| TaskError::XCom(e.to_string()));
         }
         let key: &TaskInstanceKey = &inst.record.key;
         self.runtime

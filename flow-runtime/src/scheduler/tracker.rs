@@ -452,7 +452,7 @@ impl<'a> Tracker<'a> {
         let priority = self.priority(index);
         let inst = &mut self.instances[index];
         if inst.record.state == TaskState::None {
-            inst.record.max_tries = inst.record.try_number + retries + 1;
+            inst.record.max_tries = inst.record.try_number + retries;
         }
         inst.record.priority_weight = priority;
         // A sensor's next poke in reschedule mode continues its try, as in Airflow.
@@ -703,7 +703,7 @@ impl<'a> Tracker<'a> {
             return;
         }
         // A sensor that timed out, or a task that asked for it, is not retried.
-        if error.is_retryable() && record.try_number < record.max_tries {
+        if error.is_retryable() && record.try_number <= record.max_tries {
             let try_number = record.try_number;
             let seed = retry_seed(&record.key, try_number);
             let delay = task.retry_delay_for(try_number, seed);

@@ -525,13 +525,13 @@ fn a_restored_run_fails_the_interrupted_try_and_keeps_what_succeeded() {
     let done = TaskInstanceRecord {
         state: TaskState::Success,
         try_number: 1,
-        max_tries: 1,
+        max_tries: 0,
         ..TaskInstanceRecord::fresh(key("a"))
     };
     let interrupted = TaskInstanceRecord {
         state: TaskState::Running,
         try_number: 1,
-        max_tries: 2,
+        max_tries: 1,
         ..TaskInstanceRecord::fresh(key("b"))
     };
     let plan = Plan::compile(&dag);

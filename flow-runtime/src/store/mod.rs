@@ -167,8 +167,9 @@ pub struct TaskInstanceRecord {
     pub state: TaskState,
     /// The number of the current (or last) try; 0 before the first.
     pub try_number: u32,
-    /// The try number after which no retry is left (Airflow's `max_tries`); set when the
-    /// instance is queued from `none`, so clearing a task grants it its retries again.
+    /// Airflow's `max_tries`: a failed try is retried while its number is at most this
+    /// (the task's `retries` for a fresh instance); set when the instance is queued from
+    /// `none`, so clearing a task grants it its retries again (try number + retries).
     pub max_tries: u32,
     /// When the current try started.
     pub start: Option<DateTime<Utc>>,
@@ -211,9 +212,14 @@ impl TaskInstanceRecord {
         (started && self.try_number > 0).then(|| self.try_record())
     }
 
-    /// The try to move into the history now: a try that ended in `up_for_retry`.
+    /// The try to move into the history now: a try that ended in `up_for_retry`, recorded
+    /// as `failed` (as Airflow's task instance history does: the retry is the instance's
+    /// state, the try itself failed).
     pub fn archived_try(&self) -> Option<TryRecord> {
-        (self.state == TaskState::UpForRetry && self.try_number > 0).then(|| self.try_record())
+        (self.state == TaskState::UpForRetry && self.try_number > 0).then(|| TryRecord {
+            state: TaskState::Failed,
+            ..self.try_record()
+        })
     }
 
     fn try_record(&self) -> TryRecord {

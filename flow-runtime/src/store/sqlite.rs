@@ -28,10 +28,10 @@ use crate::state::{RunState, TaskState};
 use crate::xcom::{ObjectRef, StoredXCom, XComBlob};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Each migration takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     "CREATE TABLE flow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      INSERT INTO flow_meta (key, value) VALUES ('application', 'flow'), ('schema_version', '1');
      CREATE TABLE dags (
@@ -176,6 +176,10 @@ const MIGRATIONS: [&str; 5] = [
          PRIMARY KEY (dag_id, run_id),
          FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
      ) WITHOUT ROWID;",
+    // Airflow's meanings: `max_tries` counts the retries allowed (it was one more), and a
+    // try that was retried is `failed` in the history.
+    "UPDATE task_instances SET max_tries = max_tries - 1 WHERE max_tries > 0;
+     UPDATE task_tries SET state = 'failed' WHERE state = 'up_for_retry';",
 ];
 
 /// How [`SqliteStore::open_with`] treats an existing database.

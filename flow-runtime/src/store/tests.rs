@@ -158,7 +158,7 @@ fn conformance(store: &dyn Store) {
     assert_eq!(
         summary,
         [
-            (1, TaskState::UpForRetry, Some("try 1 failed".to_string())),
+            (1, TaskState::Failed, Some("try 1 failed".to_string())),
             (2, TaskState::Success, None)
         ]
     );
@@ -1347,10 +1347,10 @@ fn workers_sharing_a_database_never_claim_one_instance_twice() {
 }
 
 #[test]
-fn the_previous_schema_migrates_with_its_data() {
+fn a_version_4_schema_migrates_with_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flow.db");
-    SqliteStore::create_at_version(&path, SCHEMA_VERSION - 1).unwrap();
+    SqliteStore::create_at_version(&path, 4).unwrap();
     let run = run_record("r1", 1);
     rusqlite::Connection::open(&path)
         .unwrap()
@@ -1363,14 +1363,12 @@ fn the_previous_schema_migrates_with_its_data() {
         .unwrap();
     let store =
         SqliteStore::open_with(&path, OpenMode::ForMigration, Duration::from_secs(1)).unwrap();
-    assert_eq!(
-        store.migrate().unwrap(),
-        (SCHEMA_VERSION - 1, SCHEMA_VERSION)
-    );
+    assert_eq!(store.migrate().unwrap(), (4, SCHEMA_VERSION));
     drop(store);
     let store = SqliteStore::open(&path).unwrap();
     let instances = store.task_instances(&"d".into(), &"r1".into()).unwrap();
     assert_eq!(instances.len(), 2);
+    assert_eq!(instances[1].max_tries, 1, "two tries are one retry");
     assert_eq!(
         (instances[0].priority_weight, instances[0].queue.as_deref()),
         (0, None)
@@ -1388,6 +1386,43 @@ fn the_previous_schema_migrates_with_its_data() {
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].record.key, key("r1", "old"));
     queue_conformance(&store);
+}
+
+#[test]
+fn version_5_max_tries_and_retried_tries_take_airflows_meaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    SqliteStore::create_at_version(&path, 5).unwrap();
+    let run = run_record("r1", 1);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!(
+            "INSERT INTO dag_runs VALUES ('d', 'r1', 'manual', {}, 'running', NULL, NULL, 'f', 0, 0, '{{}}');
+             INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries)
+                 VALUES ('d', 'r1', 't', -1, 'up_for_retry', 1, 3);
+             INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries)
+                 VALUES ('d', 'r1', 'fresh', -1, 'none', 0, 0);
+             INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, error)
+                 VALUES ('d', 'r1', 't', -1, 1, 'up_for_retry', 'boom');",
+            run.logical_date.timestamp_micros()
+        ))
+        .unwrap();
+    let store =
+        SqliteStore::open_with(&path, OpenMode::ForMigration, Duration::from_secs(1)).unwrap();
+    assert_eq!(store.migrate().unwrap(), (5, SCHEMA_VERSION));
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let instances = store.task_instances(&"d".into(), &"r1".into()).unwrap();
+    let max_tries = |task: &str| {
+        instances
+            .iter()
+            .find(|i| i.key.task_id.as_str() == task)
+            .unwrap()
+            .max_tries
+    };
+    assert_eq!((max_tries("t"), max_tries("fresh")), (2, 0));
+    let tries = store.tries(&key("r1", "t")).unwrap();
+    assert_eq!(tries[0].state, TaskState::Failed);
 }
 
 fn slots(task: &str, pool: &str, slots: u32, dag_limit: u32) -> SlotRequest {

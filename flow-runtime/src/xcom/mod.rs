@@ -77,6 +77,12 @@ impl XComBlob {
     pub fn type_name(&self) -> &str {
         &self.type_name
     }
+
+    /// Whether this is `()`, the value of a task that returns nothing: like Airflow's
+    /// `None`, it is not stored as a `return_value` XCom.
+    pub fn is_unit(&self) -> bool {
+        self.type_name == std::any::type_name::<()>()
+    }
 }
 
 /// An XCom as the store records it: the encoded value itself, or a reference to the object
