@@ -1,6 +1,7 @@
 //! Branching: a `#[task(branch)]` returns which of its direct downstream tasks to follow;
 //! the others are skipped, and the skip propagates through their trigger rules.
-//! A `#[task(short_circuit)]` returns `bool`: `false` skips everything downstream.
+//! A `#[task(short_circuit)]` returns `bool`: `false` skips everything downstream (or,
+//! with `ignore_downstream_trigger_rules = false`, its direct downstream tasks only).
 
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +45,35 @@ pub enum TaskKind {
     Normal,
     /// Returns a [`Branch`]: the direct downstream tasks it does not choose are skipped.
     Branch,
-    /// Returns `bool`: `false` skips every task downstream of it, whatever their trigger
-    /// rules (Airflow's `ShortCircuitOperator`).
-    ShortCircuit,
+    /// Returns `bool`: `false` skips downstream tasks (Airflow's `ShortCircuitOperator`).
+    ShortCircuit {
+        /// `true` (the default): every task downstream is skipped, whatever its trigger
+        /// rule. `false`: only the direct downstream tasks are skipped, and the tasks after
+        /// them follow their own trigger rules (an `all_done` task further down still runs).
+        ignore_downstream_trigger_rules: bool,
+    },
+}
+
+/// The XCom key under which a branch or short-circuit task records what it decided, as
+/// Airflow's `SkipMixin` does.
+pub const SKIPMIXIN_KEY: &str = "skipmixin_key";
+
+/// What a branch or short-circuit task decided, recorded under [`SKIPMIXIN_KEY`]: the
+/// direct downstream tasks a branch followed, or the tasks a short-circuit skipped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SkipDecision {
+    /// A branch followed these direct downstream tasks (and skipped its other ones).
+    Followed(Vec<String>),
+    /// A short-circuit that returned `false` skipped these tasks.
+    Skipped(Vec<String>),
+}
+
+impl SkipDecision {
+    /// Airflow's form: `{"followed": [..]}` or `{"skipped": [..]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            SkipDecision::Followed(ids) => serde_json::json!({ "followed": ids }),
+            SkipDecision::Skipped(ids) => serde_json::json!({ "skipped": ids }),
+        }
+    }
 }

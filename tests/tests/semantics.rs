@@ -342,3 +342,134 @@ mod records {
         assert_eq!(history, [(1, TaskState::Failed), (2, TaskState::Success)]);
     }
 }
+
+mod steering {
+    //! Branches and short-circuits: what they skip, and what they record under
+    //! `skipmixin_key`.
+
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use flow_runtime::branch::{SKIPMIXIN_KEY, SkipDecision};
+    use flow_runtime::prelude::*;
+    use flow_runtime::store::{MemoryStore, XComStore};
+    use flow_runtime::{Executor, MapIndex, TaskInstanceKey, TriggerRule};
+
+    fn ok(name: &str) -> TaskSpec {
+        TaskSpec::from_sync(name, |_, _| Ok::<u32, TaskError>(1))
+    }
+
+    fn decision(store: &MemoryStore, run: &RunSummary, dag: &str, task: &str) -> SkipDecision {
+        let key = TaskInstanceKey {
+            dag_id: dag.into(),
+            run_id: run.run_id.clone(),
+            task_id: task.into(),
+            map_index: MapIndex::UNMAPPED,
+        };
+        let stored = store.get_xcom(&key, SKIPMIXIN_KEY).unwrap().unwrap();
+        stored.as_inline().unwrap().decode().unwrap()
+    }
+
+    /// gate -> a -> b (all_success) and a -> c (all_done); `gate` returns false.
+    fn gated(ignore_downstream_trigger_rules: bool) -> (RunSummary, Arc<MemoryStore>) {
+        let mut b = DagBuilder::new("gated");
+        let gate = b
+            .add_task(
+                TaskSpec::from_sync("gate", |_, _| Ok::<bool, TaskError>(false))
+                    .short_circuit_with(ignore_downstream_trigger_rules),
+            )
+            .finish::<bool>()
+            .any();
+        let a = b.add_task(ok("a")).finish::<u32>().any();
+        let after = b.add_task(ok("b")).finish::<u32>().any();
+        let done = b
+            .add_task(ok("c").trigger_rule(TriggerRule::AllDone))
+            .finish::<u32>()
+            .any();
+        b.set_downstream(&[gate], &[a]);
+        b.set_downstream(&[a], &[after, done]);
+        let store = Arc::new(MemoryStore::new());
+        let run =
+            block_on(Executor::new(store.clone()).run(&b.build().unwrap(), Utc::now())).unwrap();
+        (run, store)
+    }
+
+    #[test]
+    fn a_short_circuit_skips_everything_or_only_its_direct_downstream_tasks() {
+        let (run, store) = gated(true);
+        let state = |run: &RunSummary, t: &str| run.task(t).unwrap().state;
+        for task in ["a", "b", "c"] {
+            assert_eq!(state(&run, task), TaskState::Skipped, "{task}");
+        }
+        assert_eq!(
+            decision(&store, &run, "gated", "gate"),
+            SkipDecision::Skipped(vec!["a".into(), "b".into(), "c".into()])
+        );
+
+        let (run, store) = gated(false);
+        assert_eq!(state(&run, "a"), TaskState::Skipped);
+        assert_eq!(
+            state(&run, "b"),
+            TaskState::Skipped,
+            "all_success after a skip"
+        );
+        assert_eq!(state(&run, "c"), TaskState::Success, "all_done still runs");
+        assert_eq!(
+            decision(&store, &run, "gated", "gate"),
+            SkipDecision::Skipped(vec!["a".into()])
+        );
+        assert_eq!(
+            decision(&store, &run, "gated", "gate").to_json(),
+            serde_json::json!({ "skipped": ["a"] })
+        );
+    }
+
+    /// choose -> [left, right], left -> deeper; `choose` returns `to`.
+    fn branched(to: Vec<&'static str>) -> (RunSummary, Arc<MemoryStore>) {
+        let mut b = DagBuilder::new("branched");
+        let choose = b
+            .add_task(
+                TaskSpec::from_sync("choose", move |_, _| {
+                    Ok::<Branch, TaskError>(Branch::to_all(to.clone()))
+                })
+                .branch(),
+            )
+            .finish::<Branch>()
+            .any();
+        let left = b.add_task(ok("left")).finish::<u32>().any();
+        let right = b.add_task(ok("right")).finish::<u32>().any();
+        let deeper = b.add_task(ok("deeper")).finish::<u32>().any();
+        b.set_downstream(&[choose], &[left, right]);
+        b.set_downstream(&[left], &[deeper]);
+        let store = Arc::new(MemoryStore::new());
+        let run =
+            block_on(Executor::new(store.clone()).run(&b.build().unwrap(), Utc::now())).unwrap();
+        (run, store)
+    }
+
+    #[test]
+    fn a_branch_records_what_it_followed_and_ignores_a_task_not_directly_downstream() {
+        let (run, store) = branched(vec!["right"]);
+        let state = |run: &RunSummary, t: &str| run.task(t).unwrap().state;
+        assert_eq!(state(&run, "right"), TaskState::Success);
+        assert_eq!(state(&run, "left"), TaskState::Skipped);
+        assert_eq!(
+            decision(&store, &run, "branched", "choose"),
+            SkipDecision::Followed(vec!["right".into()])
+        );
+        // `deeper` exists but is not directly downstream: Airflow keeps only direct
+        // children in the followed set, so both children are skipped.
+        let (run, store) = branched(vec!["deeper"]);
+        assert_eq!(state(&run, "choose"), TaskState::Success);
+        for task in ["left", "right", "deeper"] {
+            assert_eq!(state(&run, task), TaskState::Skipped, "{task}");
+        }
+        assert_eq!(
+            decision(&store, &run, "branched", "choose"),
+            SkipDecision::Followed(Vec::new())
+        );
+        // An id that is no task of the DAG still fails the branch.
+        let (run, _) = branched(vec!["nowhere"]);
+        assert_eq!(state(&run, "choose"), TaskState::Failed);
+    }
+}

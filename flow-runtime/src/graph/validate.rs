@@ -162,7 +162,7 @@ pub(super) fn kind(
     let required = match spec.kind() {
         TaskKind::Normal => None,
         TaskKind::Branch => Some(("branch", std::any::type_name::<crate::branch::Branch>())),
-        TaskKind::ShortCircuit => Some(("short-circuit", std::any::type_name::<bool>())),
+        TaskKind::ShortCircuit { .. } => Some(("short-circuit", std::any::type_name::<bool>())),
     };
     if map_mode_set && !mapped {
         errors.push(DagDefinitionError::MappedWithoutList {

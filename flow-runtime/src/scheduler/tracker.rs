@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::reschedule::Reschedules;
-use crate::branch::{Branch, TaskKind};
+use crate::branch::{Branch, SKIPMIXIN_KEY, SkipDecision, TaskKind};
 use crate::events::TaskEvent;
 use crate::graph::{Dag, Task};
 use crate::ids::{DagId, MapIndex, RunId, StableHash, TaskId, TaskIndex, TaskInstanceKey};
@@ -502,8 +502,21 @@ impl<'a> Tracker<'a> {
         // A branch or short-circuit decision is read before the success is recorded, so
         // a bad choice fails the try instead.
         let outcome = match outcome {
-            TryOutcome::Success { output, records } => match self.skips_for(index, &output) {
-                Ok(skips) => Ok((output, records, skips)),
+            TryOutcome::Success {
+                output,
+                mut records,
+            } => match self.skips_for(index, &output) {
+                Ok((skips, decision)) => {
+                    if let Some(decision) = decision {
+                        match XComBlob::encode(&decision) {
+                            Ok(blob) => {
+                                records.push((SKIPMIXIN_KEY.to_string(), StoredXCom::Inline(blob)));
+                            }
+                            Err(e) => tracing::error!("cannot record {SKIPMIXIN_KEY}: {e}"),
+                        }
+                    }
+                    Ok((output, records, skips))
+                }
                 Err(e) => Err(e),
             },
             TryOutcome::Failed(e) => Err(e),
@@ -732,49 +745,77 @@ impl<'a> Tracker<'a> {
         self.timers.push(Timer { index, delay });
     }
 
-    /// The tasks a successful branch or short-circuit task skips: the direct downstream
-    /// tasks a branch did not choose, or everything downstream of a short-circuit that
-    /// returned `false`. A choice that is not a direct downstream task is an error.
-    fn skips_for(&self, index: usize, output: &XComBlob) -> Result<Vec<usize>, TaskError> {
+    /// What a successful branch or short-circuit task decided: the instances it skips
+    /// (the direct downstream tasks a branch did not choose; everything downstream of a
+    /// short-circuit that returned `false`, or only its direct downstream tasks when it
+    /// keeps their trigger rules) and its [`SkipDecision`] to record. As in Airflow, a
+    /// branch's choice of a task that is not directly downstream of it is ignored, with a
+    /// warning; a choice that is no task of the DAG fails the branch.
+    fn skips_for(
+        &self,
+        index: usize,
+        output: &XComBlob,
+    ) -> Result<(Vec<usize>, Option<SkipDecision>), TaskError> {
         let task = self.task(index);
+        let at = self.instances[index].task;
+        let name = |i: &TaskIndex| self.plan.task(*i).id().as_str();
         match task.spec().kind() {
-            TaskKind::Normal => Ok(Vec::new()),
+            TaskKind::Normal => Ok((Vec::new(), None)),
             TaskKind::Branch => {
                 let branch: Branch = output.decode().map_err(|e| {
                     TaskError::Failed(format!("a branch task must return a `Branch`: {e}"))
                 })?;
-                let downstream = self.plan.dependents(self.instances[index].task);
-                let name = |i: &TaskIndex| self.plan.task(*i).id().as_str();
-                for chosen in branch.task_ids() {
-                    if !downstream.iter().any(|d| name(d) == chosen) {
-                        let ids: Vec<&str> = downstream.iter().map(name).collect();
+                let downstream = self.plan.dependents(at);
+                let direct = |chosen: &String| downstream.iter().any(|d| name(d) == chosen);
+                for chosen in branch.task_ids().iter().filter(|c| !direct(c)) {
+                    let ids: Vec<&str> = downstream.iter().map(name).collect();
+                    let ids = if ids.is_empty() {
+                        "it has none".to_string()
+                    } else {
+                        ids.join(", ")
+                    };
+                    if self.dag().task(chosen).is_none() {
                         return Err(TaskError::Failed(format!(
-                            "branch `{}` chose `{chosen}`, which is not one of its downstream tasks: {}",
+                            "branch `{}` chose `{chosen}`, which is not one of its downstream tasks: {ids}",
                             task.id(),
-                            if ids.is_empty() {
-                                "it has none".to_string()
-                            } else {
-                                ids.join(", ")
-                            }
                         )));
                     }
+                    tracing::warn!(
+                        task = %task.id(),
+                        "branch chose `{chosen}`, which is not directly downstream of it; \
+                         the choice is ignored, as in Airflow (its downstream tasks: {ids})"
+                    );
                 }
-                Ok(downstream
+                let (followed, skipped): (Vec<TaskIndex>, Vec<TaskIndex>) = downstream
                     .iter()
-                    .filter(|d| !branch.task_ids().iter().any(|c| c == name(d)))
-                    .map(|&d| Self::level(d))
-                    .collect())
+                    .partition(|d| branch.task_ids().iter().any(|c| c == name(d)));
+                let followed = followed.iter().map(|d| name(d).to_string()).collect();
+                Ok((
+                    skipped.into_iter().map(Self::level).collect(),
+                    Some(SkipDecision::Followed(followed)),
+                ))
             }
-            TaskKind::ShortCircuit => {
+            TaskKind::ShortCircuit {
+                ignore_downstream_trigger_rules,
+            } => {
                 let go_on: bool = output.decode().map_err(|e| {
                     TaskError::Failed(format!("a short-circuit task must return a `bool`: {e}"))
                 })?;
                 if go_on {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), None));
                 }
-                tracing::info!(task = %task.id(), "short-circuit: skipping every downstream task");
-                let descendants = self.plan.descendants(self.instances[index].task);
-                Ok(descendants.into_iter().map(Self::level).collect())
+                let skipped = if ignore_downstream_trigger_rules {
+                    tracing::info!(task = %task.id(), "short-circuit: skipping every downstream task");
+                    self.plan.descendants(at)
+                } else {
+                    tracing::info!(task = %task.id(), "short-circuit: skipping the direct downstream tasks");
+                    self.plan.dependents(at).to_vec()
+                };
+                let ids = skipped.iter().map(|d| name(d).to_string()).collect();
+                Ok((
+                    skipped.into_iter().map(Self::level).collect(),
+                    Some(SkipDecision::Skipped(ids)),
+                ))
             }
         }
     }

@@ -302,9 +302,19 @@ impl TaskSpec {
         self
     }
 
-    /// Makes this a short-circuit task; its output must be `bool`.
-    pub fn short_circuit(mut self) -> Self {
-        self.kind = crate::branch::TaskKind::ShortCircuit;
+    /// Makes this a short-circuit task; its output must be `bool`, and `false` skips every
+    /// task downstream, whatever its trigger rule.
+    pub fn short_circuit(self) -> Self {
+        self.short_circuit_with(true)
+    }
+
+    /// Makes this a short-circuit task with Airflow's `ignore_downstream_trigger_rules`:
+    /// with `false`, a `false` output skips the direct downstream tasks only, and the tasks
+    /// after them follow their own trigger rules.
+    pub fn short_circuit_with(mut self, ignore_downstream_trigger_rules: bool) -> Self {
+        self.kind = crate::branch::TaskKind::ShortCircuit {
+            ignore_downstream_trigger_rules,
+        };
         self
     }
 
