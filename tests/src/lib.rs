@@ -467,3 +467,24 @@ pub fn wait_for_release() -> anyhow::Result<u32> {
 pub fn long_logger() {
     wait_for_release();
 }
+
+/// Picks the `right` path and pushes how many rows it saw.
+#[task(branch)]
+pub fn choose(ctx: &TaskContext) -> anyhow::Result<Branch> {
+    ctx.xcom_push("rows", &3_u64)?;
+    Ok(Branch::to("right"))
+}
+
+/// A path a branch may follow.
+#[task]
+pub fn left() {}
+
+/// A path a branch may follow.
+#[task]
+pub fn right() {}
+
+/// A branch between two paths, for reading what it decided.
+#[dag]
+pub fn steering() {
+    choose() >> [left(), right()];
+}

@@ -570,3 +570,27 @@ fn a_running_tasks_log_is_readable_from_another_process_while_it_runs() {
     let released = logs.find("INFO  released").expect(&logs);
     assert!(waiting < released, "{logs}");
 }
+
+#[test]
+fn tasks_xcoms_shows_the_return_value_pushed_values_and_the_branch_decision() {
+    let home = Home::new();
+    home.cmd()
+        .args(["dags", "test", "steering"])
+        .assert()
+        .success();
+    let listed = home.stdout(&["tasks", "xcoms", "steering", "latest", "choose"]);
+    assert!(listed.contains(r#"return_value ["right"]"#), "{listed}");
+    assert!(
+        listed.contains(r#"skipmixin_key {"followed":["right"]}"#),
+        "{listed}"
+    );
+    assert!(listed.contains("rows 3"), "{listed}");
+    // A task returning `()` stores no return value.
+    let right = home.stdout(&["tasks", "xcoms", "steering", "latest", "right"]);
+    assert_eq!(right, "");
+    home.cmd()
+        .args(["tasks", "xcoms", "steering", "latest", "nope"])
+        .assert()
+        .failure()
+        .stderr(contains("nope"));
+}

@@ -118,3 +118,28 @@ pub(super) fn logs(
     }
     Ok(())
 }
+
+pub(super) fn xcoms(
+    settings: &Settings,
+    dag: &Dag,
+    run: &str,
+    task_id: &str,
+    map_index: Option<u32>,
+) -> Result<(), Failure> {
+    let store = open_for_reading(settings)?;
+    let run_id = ops::resolve::resolve_run(store.as_ref(), dag, run)?;
+    let listed = ops::xcoms::list(store.as_ref(), dag, &run_id, task_id, map_index)?;
+    for (name, stored) in &listed.xcoms {
+        let shown = match ops::xcoms::view(dag, task_id, name, stored) {
+            ops::xcoms::XComView::Json(value) => value.to_string(),
+            ops::xcoms::XComView::Opaque { type_name, bytes } => {
+                format!("<{type_name}, {bytes} bytes>")
+            }
+            ops::xcoms::XComView::Object { key, type_name } => {
+                format!("<{type_name} in the object store at {key}>")
+            }
+        };
+        println!("{name} {shown}");
+    }
+    Ok(())
+}

@@ -189,6 +189,19 @@ enum TasksCommand {
         #[arg(long)]
         no_run: bool,
     },
+    /// The XComs a task instance stored (its return value, values it pushed, and what a
+    /// branch or short-circuit decided under `skipmixin_key`), one `NAME VALUE` a line.
+    Xcoms {
+        /// The DAG id.
+        dag_id: String,
+        /// The run id, or `latest`.
+        run: String,
+        /// The task id.
+        task_id: String,
+        /// The instance of a mapped task.
+        #[arg(long = "map-index", value_name = "I")]
+        map_index: Option<u32>,
+    },
     /// The log lines of a task instance's tries.
     Logs {
         /// The DAG id.
@@ -465,6 +478,18 @@ fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result
             &tasks,
             downstream,
             no_run,
+        ),
+        Command::Tasks(TasksCommand::Xcoms {
+            dag_id,
+            run,
+            task_id,
+            map_index,
+        }) => history::xcoms(
+            settings,
+            find_dag(registry, &dag_id)?,
+            &run,
+            &task_id,
+            map_index,
         ),
         Command::Tasks(TasksCommand::Logs {
             dag_id,
