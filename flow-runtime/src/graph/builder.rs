@@ -313,7 +313,7 @@ impl DagBuilder {
     /// let dag = dag.build().unwrap();
     /// let ids: Vec<&str> = dag.tasks().iter().map(|t| t.id().as_str()).collect();
     /// assert_eq!(ids, ["step", "outer.step", "outer.inner.step"]);
-    /// assert_eq!(dag.task("outer.step").unwrap().upstream(), [0]);
+    /// assert_eq!(dag.task("outer.step").unwrap().upstream(), [flow_runtime::TaskIndex::new(0)]);
     /// assert_eq!(dag.groups()[1].id(), "outer.inner");
     /// ```
     pub fn group<R>(

@@ -87,7 +87,7 @@ fn main() {
         task(id)
             .upstream()
             .iter()
-            .map(|&u| dag.tasks()[u].id().as_str())
+            .map(|&u| dag[u].id().as_str())
             .collect()
     };
     assert_eq!(upstream("done"), ["total"]);
