@@ -11,7 +11,7 @@ use chrono::Utc;
 
 use crate::error::RunError;
 use crate::ids::{DagId, RunId};
-use crate::store::{LeaseGrant, Store};
+use crate::store::{Change, LeaseGrant, Store};
 
 /// How long a run's lease and its slot holds last unless renewed.
 pub(crate) const LEASE: Duration = Duration::from_secs(30);
@@ -78,6 +78,8 @@ pub(crate) struct RunLease {
     dag_id: DagId,
     run_id: RunId,
     owner: Arc<str>,
+    /// Whether a committed batch gave the lease up already (see [`RunLease::release_change`]).
+    released: bool,
 }
 
 impl RunLease {
@@ -105,6 +107,7 @@ impl RunLease {
                 dag_id: dag_id.clone(),
                 run_id: run_id.clone(),
                 owner,
+                released: false,
             }),
             LeaseGrant::HeldBy { owner, until } => Err(RunError::RunOwned {
                 dag_id: dag_id.clone(),
@@ -130,8 +133,28 @@ impl RunLease {
     }
 }
 
+impl RunLease {
+    /// The change that gives the lease up, to commit with the run's last batch.
+    pub(crate) fn release_change(&self) -> Change {
+        Change::ReleaseRunLease {
+            dag_id: self.dag_id.clone(),
+            run_id: self.run_id.clone(),
+            owner: self.owner.to_string(),
+        }
+    }
+
+    /// The batch holding [`RunLease::release_change`] is committed: nothing is left to
+    /// release when the lease is dropped.
+    pub(crate) fn released(&mut self) {
+        self.released = true;
+    }
+}
+
 impl Drop for RunLease {
     fn drop(&mut self) {
+        if self.released {
+            return;
+        }
         if let Err(e) = self
             .store
             .release_run_lease(&self.dag_id, &self.run_id, &self.owner)

@@ -188,7 +188,7 @@ impl<'a> RunLoop<'a> {
             run_id: self.scope.run_id.clone(),
             state: RunState::Running,
         });
-        let lease = RunLease::acquire(
+        let mut lease = RunLease::acquire(
             store.clone(),
             &self.scope.dag_id,
             &self.scope.run_id,
@@ -347,7 +347,7 @@ impl<'a> RunLoop<'a> {
                 }
             }
         }
-        let summary = self.finish(clock.elapsed())?;
+        let summary = self.finish(clock.elapsed(), &mut lease)?;
         drop(lease);
         while self.callback_tasks.join_next().await.is_some() {}
         Ok(summary)
@@ -826,7 +826,7 @@ impl<'a> RunLoop<'a> {
         }
     }
 
-    fn finish(&mut self, duration: Duration) -> Result<RunSummary, RunError> {
+    fn finish(&mut self, duration: Duration, lease: &mut RunLease) -> Result<RunSummary, RunError> {
         // Tries abandoned by a stop or a timeout give their slots back.
         let held: Vec<usize> = self.held.drain().map(|(index, _)| index).collect();
         for index in held {
@@ -842,7 +842,10 @@ impl<'a> RunLoop<'a> {
             self.tracker.run_ended(state);
         }
         self.absorb();
+        // The lease goes with the last batch: ending a run costs one commit.
+        self.tracker.push_change(lease.release_change());
         self.commit()?;
+        lease.released();
         // Stopped before the end: the run stays `running` and is resumed later.
         let state = state.unwrap_or(RunState::Running);
         self.runtime.events.run(RunEvent {

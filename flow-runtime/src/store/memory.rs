@@ -172,7 +172,8 @@ impl Inner {
                 | Change::XCom { key, .. }
                 | Change::Log { key, .. }
                 | Change::Reschedule(RescheduleRecord { key, .. }) => (&key.dag_id, &key.run_id),
-                Change::Run { dag_id, run_id, .. } => (dag_id, run_id),
+                Change::Run { dag_id, run_id, .. }
+                | Change::ReleaseRunLease { dag_id, run_id, .. } => (dag_id, run_id),
             };
             if known_run == Some((dag_id, run_id)) {
                 // Checked already; batches are almost always about one run.
@@ -323,6 +324,16 @@ impl RunStore for MemoryStore {
                         run.state = *state;
                         run.start = *start;
                         run.end = *end;
+                    }
+                }
+                Change::ReleaseRunLease {
+                    dag_id,
+                    run_id,
+                    owner,
+                } => {
+                    let id = (dag_id.clone(), run_id.clone());
+                    if inner.run_leases.get(&id).is_some_and(|(by, _)| by == owner) {
+                        inner.run_leases.remove(&id);
                     }
                 }
             }

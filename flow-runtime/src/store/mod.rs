@@ -333,6 +333,16 @@ pub enum Change {
         /// When it ended, if it has.
         end: Option<DateTime<Utc>>,
     },
+    /// `owner` gives up its lease on the run (nothing happens if another owner holds it):
+    /// in the batch that records the run's end, so ending a run costs one commit.
+    ReleaseRunLease {
+        /// The DAG.
+        dag_id: DagId,
+        /// The run.
+        run_id: RunId,
+        /// The process that held the lease.
+        owner: String,
+    },
 }
 
 /// One line a task logged during a try.

@@ -1028,6 +1028,16 @@ fn apply_one(
             ])
             .map_err(|e| no_such_run(e, &key.dag_id, &key.run_id))?;
         }
+        Change::ReleaseRunLease {
+            dag_id,
+            run_id,
+            owner,
+        } => {
+            tx.prepare_cached(
+                "DELETE FROM run_leases WHERE dag_id = ?1 AND run_id = ?2 AND owner = ?3",
+            )?
+            .execute(params![dag_id.as_str(), run_id.as_str(), owner])?;
+        }
         Change::Run {
             dag_id,
             run_id,

@@ -1742,6 +1742,21 @@ fn lease_conformance(store: &dyn Store) {
     assert!(!release("l3", "B"), "only the owner releases");
     assert!(release("l3", "C"));
     assert!(!release("l3", "C"));
+    // The same through a batch (a run's last commit): only the owner's change releases.
+    assert_eq!(acquire("l3", "C", 10, None), LeaseGrant::Granted);
+    let released_by = |owner: &str| Change::ReleaseRunLease {
+        dag_id: "d".into(),
+        run_id: "l3".into(),
+        owner: owner.into(),
+    };
+    store.apply(&[released_by("B")]).unwrap();
+    assert!(
+        matches!(acquire("l3", "D", 10, None), LeaseGrant::HeldBy { owner, .. } if owner == "C")
+    );
+    store.apply(&[released_by("C")]).unwrap();
+    assert_eq!(acquire("l3", "D", 10, None), LeaseGrant::Granted);
+    assert!(release("l3", "D"));
+    assert_eq!(acquire("l3", "C", 10, Some(3)), LeaseGrant::Granted);
 
     let renew = |run: &str, owner: &str, now: i64| {
         store
