@@ -84,7 +84,7 @@ pub use graph::{AnyNode, Dag, DagBuilder, GroupRef, Grouped, Node, Task, TaskGro
 pub use ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 pub use runtime::{Executor, RunRequest, RunSummary, TaskSummary};
 pub use state::{RunState, TaskState};
-pub use task::{Inputs, TaskFn, TaskOptions, TaskSpec};
+pub use task::{Inputs, TaskFn, TaskOptions, TaskOverride, TaskSpec};
 pub use time::schedule::Schedule;
 pub use trigger::TriggerRule;
 pub use xcom::list::MapMode;
@@ -113,7 +113,8 @@ pub mod prelude {
     pub use crate::task::sensor::Poke;
     pub use crate::{
         AnyNode, Branch, Dag, DagBuilder, DagParam, GroupRef, Inputs, MappedNode, Node, RunState,
-        RunSummary, TaskContext, TaskError, TaskGroup, TaskOptions, TaskSpec, TaskState, block_on,
+        RunSummary, TaskContext, TaskError, TaskGroup, TaskOptions, TaskOverride, TaskSpec, TaskState,
+        block_on,
     };
     #[cfg(feature = "macros")]
     pub use crate::{dag, task, task_group};
@@ -135,7 +136,7 @@ pub mod __private {
     pub use crate::task::sensor::{Poke, SensorMode, SensorOptions};
     pub use crate::task::shell::ShellCommand;
     pub use crate::task::{
-        BoxFuture, Inputs, TaskFn, TaskOptions, TaskReturn, TaskSpec, encode_output,
+        BoxFuture, Inputs, TaskFn, TaskOptions, TaskOverride, TaskReturn, TaskSpec, encode_output,
     };
     pub use crate::trigger::TriggerRule;
     pub use crate::xcom::list::MapMode;

@@ -92,39 +92,60 @@ impl Task {
         quote!(#name: #open #ty #close)
     }
 
-    /// `fn node(dag, args..) -> Node<Out>`: the public way to add the task to a DAG.
+    /// `fn node(dag, args..) -> Node<Out>`: the public way to add the task to a DAG, and
+    /// `fn node_with(dag, over, args..)`, the same with a `TaskOverride`.
     fn node(&self) -> TokenStream {
         let root = &self.root;
         let vis = &self.vis;
         let dag = Ident::new("__flow_dag", Span::mixed_site());
         let task = Ident::new("__flow_task", Span::mixed_site());
+        let over = Ident::new("__flow_override", Span::mixed_site());
         // Located at the function's name, so notes about `node` show the user's function.
         let node = Ident::new("node", self.function.span());
+        let node_with = Ident::new("node_with", self.function.span());
         let out = self.output_type();
-        let params = self.values().map(|(name, ty)| self.param_decl(name, ty));
-        let body = if self.values().next().is_none() {
-            quote!(#dag.add_task(Self::spec()).finish())
-        } else {
-            let inputs = self
-                .values()
-                .map(|(name, ty)| quote!(#task.input::<#ty>(#name);));
-            quote! {
-                let mut #task = #dag.add_task(Self::spec());
-                #(#inputs)*
-                #task.finish()
+        let params: Vec<TokenStream> = self
+            .values()
+            .map(|(name, ty)| self.param_decl(name, ty))
+            .collect();
+        let body = |spec: TokenStream| {
+            if self.values().next().is_none() {
+                quote!(#dag.add_task(#spec).finish())
+            } else {
+                let inputs = self
+                    .values()
+                    .map(|(name, ty)| quote!(#task.input::<#ty>(#name);));
+                quote! {
+                    let mut #task = #dag.add_task(#spec);
+                    #(#inputs)*
+                    #task.finish()
+                }
             }
         };
+        let plain = body(quote!(Self::spec()));
+        let overridden = body(quote!(Self::spec().overridden(&#over)));
         let doc = format!(
             "Adds the task `{}` to a `DagBuilder`. Each argument is either a value or the \
              output of an upstream task (a `Node` of the parameter's type); returns the \
              task's output.",
             self.name
         );
+        let doc_with = format!(
+            "Adds the task `{}` to a `DagBuilder` with another id or other options \
+             (Airflow's `task.override(..)`); otherwise as `node`.",
+            self.name
+        );
         quote! {
             #[doc = #doc]
             #[allow(clippy::too_many_arguments)]
             #vis fn #node(#dag: &mut #root::__private::DagBuilder, #(#params),*) -> #root::__private::Node<#out> {
-                #body
+                #plain
+            }
+
+            #[doc = #doc_with]
+            #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
+            #vis fn #node_with(#dag: &mut #root::__private::DagBuilder, #over: #root::__private::TaskOverride, #(#params),*) -> #root::__private::Node<#out> {
+                #overridden
             }
         }
     }
@@ -152,7 +173,10 @@ impl Task {
             let plus = quote_spanned!(last=> +);
             quote!(#param #plus #bound)
         });
-        let names = self.values().map(|(name, _)| name);
+        let params: Vec<TokenStream> = params.collect();
+        let names: Vec<&Ident> = self.values().map(|(name, _)| name).collect();
+        let call_with = Ident::new("__flow_call_with", self.function.span());
+        let over = Ident::new("__flow_override", Span::mixed_site());
         quote! {
             #[doc(hidden)]
             #[allow(clippy::too_many_arguments)]
@@ -160,6 +184,14 @@ impl Task {
                 -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #root::__private::Node<#out> + #lifetime>
             {
                 #root::__private::Box::new(move |#dag: &mut #root::__private::DagBuilder| Self::node(#dag, #(#names),*))
+            }
+
+            #[doc(hidden)]
+            #[allow(clippy::too_many_arguments)]
+            #vis fn #call_with<#lifetime>(#over: #root::__private::TaskOverride, #(#params),*)
+                -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #root::__private::Node<#out> + #lifetime>
+            {
+                #root::__private::Box::new(move |#dag: &mut #root::__private::DagBuilder| Self::node_with(#dag, #over, #(#names),*))
             }
         }
     }
@@ -229,6 +261,10 @@ impl Task {
                 #(#fixed)*
                 #vis fn __flow_expand(self) -> #expand {
                     #expand(self.0)
+                }
+                #vis fn __flow_override(mut self, over: #root::__private::TaskOverride) -> Self {
+                    self.0.with_override(over);
+                    self
                 }
             }
 

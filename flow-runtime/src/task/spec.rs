@@ -252,6 +252,18 @@ impl TaskSpec {
         Self::new::<String>(name, function)
     }
 
+    /// The same task under another name (an override's `task_id`).
+    pub(crate) fn renamed(mut self, name: TaskId) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// The same task with these options.
+    pub(crate) fn with_options(mut self, options: TaskOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// Appends a parameter of type `P`.
     pub fn param<P: XComValue>(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.params.push(ParamSpec::of::<P>(name));
