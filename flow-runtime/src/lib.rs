@@ -80,7 +80,9 @@ pub use error::{DagDefinitionError, DagError, RunError, TaskError};
 pub use events::{Event, Events, RunEvent, TaskEvent};
 pub use graph::MappedNode;
 pub use graph::params::{DagParam, Params, ParamsError};
-pub use graph::{AnyNode, Dag, DagBuilder, GroupRef, Grouped, Node, Task, TaskGroup};
+pub use graph::{
+    AnyNode, Dag, DagBuilder, GroupRef, Grouped, MultiNode, MultipleOutputs, Node, Task, TaskGroup,
+};
 pub use ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 pub use runtime::{Executor, RunRequest, RunSummary, TaskSummary};
 pub use state::{RunState, TaskState};
@@ -93,7 +95,7 @@ pub use xcom::{StoredXCom, XComBlob, XComValue};
 /// Time zones (IANA), as [`Dag::timezone`] returns them.
 pub use chrono_tz;
 #[cfg(feature = "macros")]
-pub use flow_macros::{dag, task, task_group};
+pub use flow_macros::{MultipleOutputs, dag, task, task_group};
 
 /// Runs a future to completion on a fresh current-thread runtime: the way to call an
 /// `async` `#[task]` function from a plain `#[test]`.
@@ -112,7 +114,8 @@ pub mod prelude {
     pub use crate::objects::ObjectPath;
     pub use crate::task::sensor::Poke;
     pub use crate::{
-        AnyNode, Branch, Dag, DagBuilder, DagParam, GroupRef, Inputs, MappedNode, Node, RunState,
+        AnyNode, Branch, Dag, DagBuilder, DagParam, GroupRef, Inputs, MappedNode, MultiNode,
+        MultipleOutputs, Node, RunState,
         RunSummary, TaskContext, TaskError, TaskGroup, TaskOptions, TaskOverride, TaskSpec, TaskState,
         block_on,
     };
@@ -130,6 +133,8 @@ pub mod __private {
     pub use crate::graph::params::DagParam;
     pub use crate::graph::{AnyNode, Dag, DagBuilder, IntoInput, Node, NodeRef};
     pub use crate::graph::{GroupRef, Grouped, IntoMapped, MapCall, MappedNode, TaskGroup};
+    pub use crate::graph::{MultiNode, MultipleOutputs};
+    pub use crate::xcom::field::{Field, project_field};
     pub use crate::pools::DEFAULT_POOL;
     pub use crate::registry::{DagRegistration, TaskRegistration};
     pub use crate::task::context::TaskContext;
@@ -148,6 +153,9 @@ pub mod __private {
     pub use ::inventory;
     pub use ::std::boxed::Box;
     pub use ::std::sync::Arc;
+
+    /// Fails to compile, at the type's span, unless `T` describes multiple outputs.
+    pub fn assert_multiple_outputs<T: MultipleOutputs>() {}
 
     /// Fails to compile, at the type's span, unless `T` can travel between tasks.
     pub fn assert_xcom_value<T: XComValue>() {}

@@ -82,6 +82,18 @@ impl Task {
         output_type(&self.root, &self.output)
     }
 
+    /// What adding the task returns: `Node<Out>`, or `MultiNode<Out>` for
+    /// `multiple_outputs`.
+    fn node_type(&self) -> TokenStream {
+        let root = &self.root;
+        let out = self.output_type();
+        if self.multiple_outputs.is_some() {
+            quote!(#root::__private::MultiNode<#out>)
+        } else {
+            quote!(#root::__private::Node<#out>)
+        }
+    }
+
     /// `name: impl IntoInput<Ty>`, located at the user's `Ty`: a mismatched argument's
     /// error then notes "required by this bound" at the task's own parameter.
     fn param_decl(&self, name: &Ident, ty: &Type) -> TokenStream {
@@ -103,14 +115,18 @@ impl Task {
         // Located at the function's name, so notes about `node` show the user's function.
         let node = Ident::new("node", self.function.span());
         let node_with = Ident::new("node_with", self.function.span());
-        let out = self.output_type();
         let params: Vec<TokenStream> = self
             .values()
             .map(|(name, ty)| self.param_decl(name, ty))
             .collect();
+        let finish = if self.multiple_outputs.is_some() {
+            quote!(finish_multi)
+        } else {
+            quote!(finish)
+        };
         let body = |spec: TokenStream| {
             if self.values().next().is_none() {
-                quote!(#dag.add_task(#spec).finish())
+                quote!(#dag.add_task(#spec).#finish())
             } else {
                 let inputs = self
                     .values()
@@ -118,10 +134,11 @@ impl Task {
                 quote! {
                     let mut #task = #dag.add_task(#spec);
                     #(#inputs)*
-                    #task.finish()
+                    #task.#finish()
                 }
             }
         };
+        let node_type = self.node_type();
         let plain = body(quote!(Self::spec()));
         let overridden = body(quote!(Self::spec().overridden(&#over)));
         let doc = format!(
@@ -138,13 +155,13 @@ impl Task {
         quote! {
             #[doc = #doc]
             #[allow(clippy::too_many_arguments)]
-            #vis fn #node(#dag: &mut #root::__private::DagBuilder, #(#params),*) -> #root::__private::Node<#out> {
+            #vis fn #node(#dag: &mut #root::__private::DagBuilder, #(#params),*) -> #node_type {
                 #plain
             }
 
             #[doc = #doc_with]
             #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
-            #vis fn #node_with(#dag: &mut #root::__private::DagBuilder, #over: #root::__private::TaskOverride, #(#params),*) -> #root::__private::Node<#out> {
+            #vis fn #node_with(#dag: &mut #root::__private::DagBuilder, #over: #root::__private::TaskOverride, #(#params),*) -> #node_type {
                 #overridden
             }
         }
@@ -165,7 +182,6 @@ impl Task {
         let located =
             |span: Span| syn::Lifetime::new("'__flow", Span::mixed_site().located_at(span));
         let lifetime = located(self.function.span());
-        let out = self.output_type();
         let params = self.values().map(|(name, ty)| {
             let param = self.param_decl(name, ty);
             let (_, last) = spans::first_last(ty);
@@ -175,13 +191,14 @@ impl Task {
         });
         let params: Vec<TokenStream> = params.collect();
         let names: Vec<&Ident> = self.values().map(|(name, _)| name).collect();
+        let node_type = self.node_type();
         let call_with = Ident::new("__flow_call_with", self.function.span());
         let over = Ident::new("__flow_override", Span::mixed_site());
         quote! {
             #[doc(hidden)]
             #[allow(clippy::too_many_arguments)]
             #vis fn #call<#lifetime>(#(#params),*)
-                -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #root::__private::Node<#out> + #lifetime>
+                -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #node_type + #lifetime>
             {
                 #root::__private::Box::new(move |#dag: &mut #root::__private::DagBuilder| Self::node(#dag, #(#names),*))
             }
@@ -189,7 +206,7 @@ impl Task {
             #[doc(hidden)]
             #[allow(clippy::too_many_arguments)]
             #vis fn #call_with<#lifetime>(#over: #root::__private::TaskOverride, #(#params),*)
-                -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #root::__private::Node<#out> + #lifetime>
+                -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #node_type + #lifetime>
             {
                 #root::__private::Box::new(move |#dag: &mut #root::__private::DagBuilder| Self::node_with(#dag, #over, #(#names),*))
             }
@@ -355,6 +372,9 @@ impl Task {
             self.values().map(|(_, ty)| check(ty, ty.span())).collect();
         if let Some((ty, at)) = self.stored_output().filter(|_| self.shell.is_none()) {
             checks.push(check(&ty, at));
+            if self.multiple_outputs.is_some() {
+                checks.push(quote_spanned!(at=> #root::__private::assert_multiple_outputs::<#ty>();));
+            }
         }
         checks
     }

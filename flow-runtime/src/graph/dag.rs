@@ -62,9 +62,17 @@ pub struct Task {
     pub(super) group: Option<usize>,
     /// That group's id, for the accessor.
     pub(super) group_id: Option<std::sync::Arc<str>>,
+    /// Per parameter, the field of the producer's output it takes (multiple outputs).
+    pub(super) input_fields: Vec<Option<&'static str>>,
 }
 
 impl Task {
+    /// The field of its producer's output that parameter `index` takes, when the producer
+    /// is a multiple-outputs task and the argument one of its fields (`split.train`).
+    pub fn input_field(&self, index: usize) -> Option<&'static str> {
+        self.input_fields.get(index).copied().flatten()
+    }
+
     /// The id of the innermost task group the task belongs to (`outer.inner`), if any.
     pub fn group_id(&self) -> Option<&str> {
         self.group_id.as_deref()
@@ -384,6 +392,7 @@ impl Task {
             downstream: Vec::new(),
             group: None,
             group_id: None,
+            input_fields: Vec::new(),
         }
     }
 
@@ -445,6 +454,12 @@ fn fingerprint(tasks: &[Task]) -> String {
         hash = hash.text(task.id.as_str());
         for param in task.spec.params() {
             hash = hash.text(param.type_name());
+        }
+        // Which field a parameter takes changes what it reads; none changes nothing.
+        for (index, field) in task.input_fields.iter().enumerate() {
+            if let Some(field) = field {
+                hash = hash.text(&format!("{index}.{field}"));
+            }
         }
         hash = hash.text(task.spec.output().type_name());
         // A mapped task stores instances by map index, an unmapped one does not.

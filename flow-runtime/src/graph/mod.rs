@@ -39,6 +39,7 @@ pub mod group;
 mod group_tests;
 pub mod mapping;
 pub mod node;
+pub mod outputs;
 pub mod params;
 #[cfg(test)]
 mod tests;
@@ -51,6 +52,7 @@ pub use dag::{
 pub use error::{DagDefinitionError, DagError};
 pub use group::{GroupInfo, GroupRef, Grouped, TaskGroup};
 pub use mapping::MapCall;
+pub use outputs::{Field, MultiNode, MultipleOutputs};
 pub use node::{
     AnyNode, DEFAULT_MAX_MAP_LENGTH, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node,
     NodeRef,

@@ -11,6 +11,7 @@ use super::context::TaskContext;
 use super::error::TaskError;
 use super::options::{TaskOptions, task_option_table};
 use crate::ids::TaskId;
+use crate::xcom::field::Field;
 use crate::xcom::{StoredXCom, XComBlob, XComValue};
 
 /// A boxed, sendable future, as async tasks return.
@@ -258,6 +259,25 @@ impl TaskSpec {
         self
     }
 
+    /// The same task taking, for each parameter with `Some(field)`, that field of the
+    /// value its upstream produced (multiple outputs): the fields are read out before the
+    /// function sees its inputs.
+    pub(crate) fn with_projections(mut self, fields: &[Option<Field>]) -> Self {
+        let fields: Arc<[Option<Field>]> = fields.into();
+        self.function = match self.function {
+            TaskFn::Sync(f) => TaskFn::Sync(Arc::new(move |ctx, inputs| {
+                f(ctx, inputs.project(&fields)?)
+            })),
+            TaskFn::Async(f) => {
+                TaskFn::Async(Arc::new(move |ctx, inputs| match inputs.project(&fields) {
+                    Ok(inputs) => f(ctx, inputs),
+                    Err(error) => Box::pin(std::future::ready(Err(error))),
+                }))
+            }
+        };
+        self
+    }
+
     /// The same task with these options.
     pub(crate) fn with_options(mut self, options: TaskOptions) -> Self {
         self.options = options;
@@ -452,6 +472,26 @@ impl Inputs {
     /// Whether there are no inputs.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+
+    /// Replaces each upstream value whose parameter takes a field by that field; values
+    /// given otherwise (on the command line) are the field's already.
+    pub(crate) fn project(mut self, fields: &[Option<Field>]) -> Result<Inputs, TaskError> {
+        for (input, field) in self.values.iter_mut().zip(fields) {
+            let (Some(field), InputSource::Upstream(producer)) = (field, &input.source) else {
+                continue;
+            };
+            input.blob = field
+                .project(&input.blob)
+                .map_err(|reason| TaskError::InputDecode {
+                    param: input.param.to_string(),
+                    producer: producer.to_string(),
+                    stored: input.blob.type_name().to_string(),
+                    expected: field.owner(),
+                    reason: format!("reading its field `{}`: {reason}", field.name()),
+                })?;
+        }
+        Ok(self)
     }
 
     /// Decodes input `index` as `T`; a value that does not decode names its producer and
