@@ -154,9 +154,6 @@ pub mod __private {
     pub use ::std::boxed::Box;
     pub use ::std::sync::Arc;
 
-    /// Fails to compile, at the type's span, unless `T` describes multiple outputs.
-    pub fn assert_multiple_outputs<T: MultipleOutputs>() {}
-
     /// Fails to compile, at the type's span, unless `T` can travel between tasks.
     pub fn assert_xcom_value<T: XComValue>() {}
 

@@ -88,7 +88,9 @@ impl Task {
         let root = &self.root;
         let out = self.output_type();
         if self.multiple_outputs.is_some() {
-            quote!(#root::__private::MultiNode<#out>)
+            let at = self.stored_output().map_or_else(Span::call_site, |(_, at)| at);
+            let root = spans::respan(root.clone(), at);
+            quote_spanned!(at=> #root::__private::MultiNode<#out>)
         } else {
             quote!(#root::__private::Node<#out>)
         }
@@ -119,8 +121,11 @@ impl Task {
             .values()
             .map(|(name, ty)| self.param_decl(name, ty))
             .collect();
+        // For `multiple_outputs`, located at the output type, where an output that does
+        // not derive `MultipleOutputs` is then reported.
+        let at = self.stored_output().map_or_else(Span::call_site, |(_, at)| at);
         let finish = if self.multiple_outputs.is_some() {
-            quote!(finish_multi)
+            quote_spanned!(at=> finish_multi)
         } else {
             quote!(finish)
         };
@@ -372,9 +377,6 @@ impl Task {
             self.values().map(|(_, ty)| check(ty, ty.span())).collect();
         if let Some((ty, at)) = self.stored_output().filter(|_| self.shell.is_none()) {
             checks.push(check(&ty, at));
-            if self.multiple_outputs.is_some() {
-                checks.push(quote_spanned!(at=> #root::__private::assert_multiple_outputs::<#ty>();));
-            }
         }
         checks
     }

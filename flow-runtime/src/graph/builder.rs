@@ -559,7 +559,7 @@ impl DagBuilder {
             };
             let mut task = Task::new(draft.id.clone(), spec, options, map_mode, inputs);
             task.group = draft.group;
-            task.input_fields = fields.iter().map(|f| f.map(|f| f.name())).collect();
+            task.input_fields = fields;
             tasks.push(task);
         }
         self.bind_order_edges(&mut upstream, &mut errors);

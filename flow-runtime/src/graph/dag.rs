@@ -63,13 +63,18 @@ pub struct Task {
     /// That group's id, for the accessor.
     pub(super) group_id: Option<std::sync::Arc<str>>,
     /// Per parameter, the field of the producer's output it takes (multiple outputs).
-    pub(super) input_fields: Vec<Option<&'static str>>,
+    pub(super) input_fields: Vec<Option<crate::xcom::field::Field>>,
 }
 
 impl Task {
     /// The field of its producer's output that parameter `index` takes, when the producer
     /// is a multiple-outputs task and the argument one of its fields (`split.train`).
     pub fn input_field(&self, index: usize) -> Option<&'static str> {
+        self.input_projection(index).map(|field| field.name())
+    }
+
+    /// How parameter `index` reads its field out of the producer's value, if it takes one.
+    pub(crate) fn input_projection(&self, index: usize) -> Option<crate::xcom::field::Field> {
         self.input_fields.get(index).copied().flatten()
     }
 
@@ -458,7 +463,7 @@ fn fingerprint(tasks: &[Task]) -> String {
         // Which field a parameter takes changes what it reads; none changes nothing.
         for (index, field) in task.input_fields.iter().enumerate() {
             if let Some(field) = field {
-                hash = hash.text(&format!("{index}.{field}"));
+                hash = hash.text(&format!("{index}.{}", field.name()));
             }
         }
         hash = hash.text(task.spec.output().type_name());
