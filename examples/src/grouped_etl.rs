@@ -32,7 +32,12 @@ pub struct Order {
 #[must_use]
 pub fn extract_orders(source: String) -> Vec<Order> {
     let sample: &[(u32, &str, u64)] = match source.as_str() {
-        "web" => &[(1, "eu", 1250), (2, "us", 990), (3, "eu", 0), (4, "apac", 4100)],
+        "web" => &[
+            (1, "eu", 1250),
+            (2, "us", 990),
+            (3, "eu", 0),
+            (4, "apac", 4100),
+        ],
         _ => &[(1, "us", 310), (2, "us", 2200), (3, "eu", 870)],
     };
     sample
@@ -216,7 +221,10 @@ mod tests {
         assert_eq!(notify.upstream().len(), 2, "both leaves of `report`");
         assert_eq!(notify.retries(), 1);
         assert_eq!(dag.task("count_small").unwrap().priority_weight(), 2);
-        assert_eq!(dag.task("count_large").unwrap().input_field(0), Some("large"));
+        assert_eq!(
+            dag.task("count_large").unwrap().input_field(0),
+            Some("large")
+        );
     }
 
     #[test]

@@ -115,9 +115,8 @@ pub mod prelude {
     pub use crate::task::sensor::Poke;
     pub use crate::{
         AnyNode, Branch, Dag, DagBuilder, DagParam, GroupRef, Inputs, MappedNode, MultiNode,
-        MultipleOutputs, Node, RunState,
-        RunSummary, TaskContext, TaskError, TaskGroup, TaskOptions, TaskOverride, TaskSpec, TaskState,
-        block_on,
+        MultipleOutputs, Node, RunState, RunSummary, TaskContext, TaskError, TaskGroup,
+        TaskOptions, TaskOverride, TaskSpec, TaskState, block_on,
     };
     #[cfg(feature = "macros")]
     pub use crate::{dag, task, task_group};
@@ -134,7 +133,6 @@ pub mod __private {
     pub use crate::graph::{AnyNode, Dag, DagBuilder, IntoInput, Node, NodeRef};
     pub use crate::graph::{GroupRef, Grouped, IntoMapped, MapCall, MappedNode, TaskGroup};
     pub use crate::graph::{MultiNode, MultipleOutputs};
-    pub use crate::xcom::field::{Field, project_field};
     pub use crate::pools::DEFAULT_POOL;
     pub use crate::registry::{DagRegistration, TaskRegistration};
     pub use crate::task::context::TaskContext;
@@ -144,6 +142,7 @@ pub mod __private {
         BoxFuture, Inputs, TaskFn, TaskOptions, TaskOverride, TaskReturn, TaskSpec, encode_output,
     };
     pub use crate::trigger::TriggerRule;
+    pub use crate::xcom::field::{Field, project_field};
     pub use crate::xcom::list::MapMode;
     pub use crate::xcom::{XComBlob, XComValue};
     pub use ::core::convert::Infallible;

@@ -66,7 +66,10 @@ fn group_default_args_and_group_edges_hold_at_run_time() {
         run.output::<String>("always__1.cleanup").unwrap(),
         "cleaned"
     );
-    assert_eq!(run.task("always.cleanup").unwrap().state, TaskState::Success);
+    assert_eq!(
+        run.task("always.cleanup").unwrap().state,
+        TaskState::Success
+    );
     assert_eq!(run.task("after").unwrap().state, TaskState::Success);
     assert_eq!(run.state, RunState::Success);
     let after = dag.task("after").unwrap();

@@ -232,7 +232,9 @@ pub(super) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
         let other = match (args.branch, args.short_circuit, args.shell) {
             (Some(_), _, _) => Some("branch` task returns a `Branch"),
             (_, Some(_), _) => Some("short_circuit` task returns a `bool"),
-            (_, _, Some(_)) => Some("shell` task returns the last line its command prints, a `String"),
+            (_, _, Some(_)) => {
+                Some("shell` task returns the last line its command prints, a `String")
+            }
             _ => None,
         };
         if let Some(other) = other {

@@ -88,7 +88,9 @@ impl Task {
         let root = &self.root;
         let out = self.output_type();
         if self.multiple_outputs.is_some() {
-            let at = self.stored_output().map_or_else(Span::call_site, |(_, at)| at);
+            let at = self
+                .stored_output()
+                .map_or_else(Span::call_site, |(_, at)| at);
             let root = spans::respan(root.clone(), at);
             quote_spanned!(at=> #root::__private::MultiNode<#out>)
         } else {
@@ -123,7 +125,9 @@ impl Task {
             .collect();
         // For `multiple_outputs`, located at the output type, where an output that does
         // not derive `MultipleOutputs` is then reported.
-        let at = self.stored_output().map_or_else(Span::call_site, |(_, at)| at);
+        let at = self
+            .stored_output()
+            .map_or_else(Span::call_site, |(_, at)| at);
         let finish = if self.multiple_outputs.is_some() {
             quote_spanned!(at=> finish_multi)
         } else {

@@ -390,7 +390,10 @@ impl DagBuilder {
     /// task group stands for its leaves as an upstream and for its roots as a downstream,
     /// as its tasks are linked when this is called (Airflow's `group >> task`).
     pub fn set_downstream(&mut self, upstream: &[AnyNode], downstream: &[AnyNode]) {
-        let upstream: Vec<AnyNode> = upstream.iter().flat_map(|&u| self.expand(u, true)).collect();
+        let upstream: Vec<AnyNode> = upstream
+            .iter()
+            .flat_map(|&u| self.expand(u, true))
+            .collect();
         let downstream: Vec<AnyNode> = downstream
             .iter()
             .flat_map(|&d| self.expand(d, false))

@@ -168,7 +168,9 @@ fn an_empty_group_orders_nothing() {
 #[test]
 fn a_group_returns_what_its_body_returns() {
     let mut b = DagBuilder::new("d");
-    let g = b.group(TaskGroup::new("g"), |b| b.add_task(source("a")).finish::<u64>());
+    let g = b.group(TaskGroup::new("g"), |b| {
+        b.add_task(source("a")).finish::<u64>()
+    });
     let mut t = b.add_task(sink("after"));
     t.input(g.output);
     t.finish::<u64>();
@@ -201,7 +203,10 @@ fn group_ids_are_checked() {
         ]
     );
     let message = errors[0].to_string();
-    assert!(message.contains("letters, digits, `_` and `-`"), "{message}");
+    assert!(
+        message.contains("letters, digits, `_` and `-`"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -317,10 +322,8 @@ fn which_field_a_task_takes_is_part_of_the_dag_fingerprint() {
 fn mapping_over_a_field_is_reported() {
     let mut b = DagBuilder::new("d");
     let list = b.add_task(source("list")).finish::<u64>();
-    let items: Node<Vec<u64>> = Node::with_field(
-        list.any(),
-        Field::new("items", "List", |b| Ok(b.clone())),
-    );
+    let items: Node<Vec<u64>> =
+        Node::with_field(list.any(), Field::new("items", "List", |b| Ok(b.clone())));
     let mut t = b.add_task(sink("each"));
     t.expand(items);
     t.finish_mapped::<u64>();

@@ -52,8 +52,8 @@ pub use dag::{
 pub use error::{DagDefinitionError, DagError};
 pub use group::{GroupInfo, GroupRef, Grouped, TaskGroup};
 pub use mapping::MapCall;
-pub use outputs::{Field, MultiNode, MultipleOutputs};
 pub use node::{
     AnyNode, DEFAULT_MAX_MAP_LENGTH, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node,
     NodeRef,
 };
+pub use outputs::{Field, MultiNode, MultipleOutputs};

@@ -43,8 +43,8 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 
 use super::node::{AnyNode, Input, IntoInput, Node, NodeRef};
-pub use crate::xcom::field::{Field, Project, project_field};
 use crate::xcom::XComValue;
+pub use crate::xcom::field::{Field, Project, project_field};
 
 /// A struct whose fields downstream tasks take one by one (Airflow's
 /// `multiple_outputs=True`). Derive it: `#[derive(Serialize, Deserialize, MultipleOutputs)]`.

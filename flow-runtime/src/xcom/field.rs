@@ -61,4 +61,3 @@ pub fn project_field<S: XComValue, F: serde::Serialize>(
     let value: S = blob.decode().map_err(|e| e.to_string())?;
     XComBlob::encode(get(&value)).map_err(|e| e.to_string())
 }
-
