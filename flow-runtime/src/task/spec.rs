@@ -553,6 +553,44 @@ mod tests {
     }
 
     #[test]
+    fn projections_read_fields_of_upstream_values_only_and_name_the_field_on_drift() {
+        fn first(blob: &XComBlob) -> Result<XComBlob, String> {
+            crate::xcom::field::project_field::<(u32, String), _>(blob, |pair| &pair.0)
+        }
+        let field = Field::new("first", "(u32, String)", first);
+        let mut inputs = Inputs::default();
+        inputs.push(
+            "n".into(),
+            InputSource::Upstream("pair".into()),
+            XComBlob::encode(&(7u32, "x".to_string())).unwrap(),
+        );
+        inputs.push(
+            "m".into(),
+            InputSource::CommandLine,
+            XComBlob::encode(&9u32).unwrap(),
+        );
+        let projected = inputs.project(&[Some(field), Some(field)]).unwrap();
+        assert_eq!(projected.get::<u32>(0).unwrap(), 7);
+        assert_eq!(
+            projected.get::<u32>(1).unwrap(),
+            9,
+            "given values are the field already"
+        );
+
+        let mut drifted = Inputs::default();
+        drifted.push(
+            "n".into(),
+            InputSource::Upstream("pair".into()),
+            XComBlob::encode(&"not a pair").unwrap(),
+        );
+        let err = drifted.project(&[Some(field)]).unwrap_err().to_string();
+        assert!(
+            err.contains("`n` from task `pair`") && err.contains("field `first`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn json_conversions_go_through_the_declared_type() {
         let param = ParamSpec::of::<(u32, String)>("pair");
         let blob = param.from_json(serde_json::json!([4, "four"])).unwrap();
