@@ -23,19 +23,24 @@ pub(crate) struct Body<'a> {
     /// The body's tail expression is its value (a `#[task_group]` that returns one): a
     /// task call there, or in a tuple there, is rewritten and kept, not dropped.
     pub(crate) value_tail: bool,
+    /// The body is a `#[task_group]`'s (for messages).
+    pub(crate) group: bool,
 }
 
 impl Body<'_> {
     /// Reports what a DAG body cannot contain: `return`, and dynamic task mapping.
     pub(crate) fn check(&mut self, block: &Block) {
-        struct Checker<'e>(&'e mut Errors);
+        struct Checker<'e>(&'e mut Errors, bool);
         impl<'ast> Visit<'ast> for Checker<'_> {
             fn visit_expr_return(&mut self, node: &'ast syn::ExprReturn) {
-                self.0.at(
-                    node.return_token,
+                let message = if self.1 {
+                    "`return` cannot be used in a `#[task_group]` body: the group's value is \
+                     its body's tail expression; use `if`/`else` to leave tasks out"
+                } else {
                     "`return` cannot be used in a `#[dag]` body: the macro ends the function by \
-                     building the DAG; use `if`/`else` to leave tasks out",
-                );
+                     building the DAG; use `if`/`else` to leave tasks out"
+                };
+                self.0.at(node.return_token, message);
                 syn::visit::visit_expr_return(self, node);
             }
             fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
@@ -55,7 +60,7 @@ impl Body<'_> {
             fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
             fn visit_item(&mut self, _: &'ast Item) {}
         }
-        Checker(self.errors).visit_block(block);
+        Checker(self.errors, self.group).visit_block(block);
     }
 
     /// Rewrites the statements of `block`. `top` is the function body, whose last
