@@ -26,8 +26,8 @@
 //! assert_eq!(ids, ["extract", "total", "notify", "extract__1", "total__1", "notify__1"]);
 //! ```
 //!
-//! The files below import each other one way only (node <- group <- builder -> validate ->
-//! dag -> algo; mapping -> builder); they never import this file, which only declares and
+//! The files below import each other one way only (node <- group, outputs <- builder ->
+//! validate -> dag -> algo; mapping -> builder); they never import this file, which only declares and
 //! re-exports.
 
 pub mod algo;

@@ -4,8 +4,8 @@
 
 use std::marker::PhantomData;
 
-use super::outputs::Field;
 use crate::xcom::codec::CodecError;
+use crate::xcom::field::Field;
 use crate::xcom::{XComBlob, XComValue};
 
 /// A typed handle to a task added to a [`DagBuilder`](super::DagBuilder): passing it as another task's
