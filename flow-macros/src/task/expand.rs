@@ -203,13 +203,27 @@ impl Task {
         let node_type = self.node_type();
         let call_with = Ident::new("__flow_call_with", self.function.span());
         let over = Ident::new("__flow_override", Span::mixed_site());
+        // For `multiple_outputs`, the closures are located at the output type: an output
+        // that does not derive `MultipleOutputs` is then reported there once, not again
+        // at the attribute for each closure.
+        let at = match self.multiple_outputs {
+            Some(_) => self
+                .stored_output()
+                .map_or_else(Span::call_site, |(_, at)| at),
+            None => Span::call_site(),
+        };
+        let builder = spans::respan(quote!(#root::__private::DagBuilder), at);
+        let closure = quote_spanned!(at=> move |#dag: &mut #builder| Self::node(#dag, #(#names),*));
+        let closure_with = quote_spanned!(at=>
+            move |#dag: &mut #builder| Self::node_with(#dag, #over, #(#names),*)
+        );
         quote! {
             #[doc(hidden)]
             #[allow(clippy::too_many_arguments)]
             #vis fn #call<#lifetime>(#(#params),*)
                 -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #node_type + #lifetime>
             {
-                #root::__private::Box::new(move |#dag: &mut #root::__private::DagBuilder| Self::node(#dag, #(#names),*))
+                #root::__private::Box::new(#closure)
             }
 
             #[doc(hidden)]
@@ -217,7 +231,7 @@ impl Task {
             #vis fn #call_with<#lifetime>(#over: #root::__private::TaskOverride, #(#params),*)
                 -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #node_type + #lifetime>
             {
-                #root::__private::Box::new(move |#dag: &mut #root::__private::DagBuilder| Self::node_with(#dag, #over, #(#names),*))
+                #root::__private::Box::new(#closure_with)
             }
         }
     }
