@@ -1,5 +1,8 @@
 //! Task groups (Airflow's `@task_group`): one ingestion group per source, each with a
-//! nested quality group, then a reporting group ordered before a notification.
+//! nested quality group, then a reporting group ordered before a notification. Also a task
+//! with multiple outputs (`split.large`, Airflow's `multiple_outputs=True`) and one task
+//! used under two other ids (`count_rows.r#override(task_id = ..)`, Airflow's
+//! `task.override`).
 //!
 //! ```text
 //! cargo run -p flow-examples -- dags test grouped_etl
@@ -70,6 +73,23 @@ pub fn count_rows(orders: Vec<Order>) -> usize {
 pub fn check_rows(rows: usize) -> anyhow::Result<usize> {
     ensure!(rows > 0, "the source has no valid orders");
     Ok(rows)
+}
+
+/// Orders split by size (each field is an output of its own downstream).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, MultipleOutputs)]
+pub struct BySize {
+    /// Orders of 10.00 or more.
+    pub large: Vec<Order>,
+    /// The others.
+    pub small: Vec<Order>,
+}
+
+/// Splits the orders at 10.00.
+#[task(multiple_outputs)]
+#[must_use]
+pub fn split_by_size(orders: Vec<Order>) -> BySize {
+    let (large, small) = orders.into_iter().partition(|o| o.cents >= 1000);
+    BySize { large, small }
 }
 
 /// Both sources' orders.
@@ -156,8 +176,12 @@ pub fn reporting(revenue: Node<BTreeMap<String, u64>>) {
 pub fn grouped_etl() {
     let web = ingest("web");
     let store = ingest("store");
-    let revenue = revenue_by_region(merge(web, store));
-    reporting(revenue) >> notify();
+    let orders = merge(web, store);
+    let revenue = revenue_by_region(orders);
+    let sizes = split_by_size(orders);
+    count_rows.r#override(task_id = "count_large")(sizes.large);
+    count_rows.r#override(task_id = "count_small", priority_weight = 2)(sizes.small);
+    reporting(revenue) >> notify.r#override(task_id = "notify_team", retries = 1)();
 }
 
 #[cfg(test)]
@@ -181,17 +205,26 @@ mod tests {
                 "ingest__1.quality.check_rows",
                 "merge",
                 "revenue_by_region",
+                "split_by_size",
+                "count_large",
+                "count_small",
                 "report.publish",
                 "report.top_region",
-                "notify",
+                "notify_team",
             ]
         );
         assert_eq!(dag.task("ingest.extract_orders").unwrap().retries(), 2);
         assert_eq!(dag.task("ingest.quality.check_rows").unwrap().retries(), 0);
         assert_eq!(dag.task("merge").unwrap().retries(), 0);
         assert_eq!(dag.task("report.publish").unwrap().owner(), "data-team");
-        let notify = dag.task("notify").unwrap();
+        let notify = dag.task("notify_team").unwrap();
         assert_eq!(notify.upstream().len(), 2, "both leaves of `report`");
+        assert_eq!(notify.retries(), 1);
+        assert_eq!(dag.task("count_small").unwrap().priority_weight(), 2);
+        assert_eq!(
+            dag.task("count_large").unwrap().input_field(0),
+            Some("large")
+        );
     }
 
     #[test]

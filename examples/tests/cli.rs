@@ -231,11 +231,25 @@ fn the_grouped_etl_runs_its_task_groups_under_prefixed_ids() {
         "merge",
         "report.publish",
         "report.top_region",
-        "notify",
+        "split_by_size",
+        "count_large",
+        "notify_team",
     ] {
         assert_eq!(state(&stdout, task), "success", "{stdout}");
     }
     assert!(stderr.contains("revenue report published"), "{stderr}");
+    // `tasks test` reads the recorded value of `split_by_size` and gives each consumer its
+    // field: 3 large orders (10.00 or more), 3 small ones.
+    let output = |task: &str| {
+        let out = examples(dir.path())
+            .args(["tasks", "test", "grouped_etl", task])
+            .assert()
+            .success();
+        let (stdout, _) = printed(&out);
+        stdout.lines().last().unwrap_or_default().to_string()
+    };
+    assert_eq!(output("count_large"), "3");
+    assert_eq!(output("count_small"), "3");
     // The run is recorded under the same ids, and the group's output reached its file.
     let states = examples(dir.path())
         .args(["tasks", "states", "grouped_etl", "latest"])

@@ -18,6 +18,7 @@ mod check;
 mod dag;
 mod error;
 mod group;
+mod outputs;
 mod spans;
 mod syntax;
 mod task;
@@ -77,6 +78,7 @@ use proc_macro::TokenStream;
 /// | `mode = "reschedule"` | `"poke"`: one try sleeps between pokes, keeping its slot; `"reschedule"`: between pokes the instance is `up_for_reschedule` and holds no slot | `"poke"` |
 /// | `soft_fail` | a flag: a sensor that times out is skipped instead of failed | fails |
 /// | `exponential_backoff` | a flag: a sensor's pause doubles after each poke | a fixed pause |
+/// | `multiple_outputs` | a flag: the task returns a struct deriving `MultipleOutputs`, whose fields downstream tasks take one by one (`split.train`; see `derive(MultipleOutputs)`) | one output |
 /// | `pool = "gpu"` | the pool whose slots a try takes; written like a task id, and defined before a run (`pools set gpu 4`) | the DAG's `default_args`, else `default_pool` |
 /// | `pool_slots = 2` | how many slots of the pool a try takes; at least 1 (alone, slots of `default_pool`) | 1 |
 /// | `priority_weight = 10` | which waiting task starts first when slots are short (higher first; may be negative: `-5`) | the DAG's `default_args`, else 1 |
@@ -859,4 +861,72 @@ pub fn dag(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn task_group(args: TokenStream, item: TokenStream) -> TokenStream {
     group::expand(args.into(), item.into()).into()
+}
+
+/// Describes a struct whose fields downstream tasks take one by one (Airflow's
+/// `multiple_outputs=True`): with `#[task(multiple_outputs)]` on a task returning it, the
+/// task's node (a `MultiNode`) has a `Node` per field, named as the field.
+///
+/// ```
+/// use flow_runtime::prelude::*;
+///
+/// #[derive(Serialize, Deserialize, MultipleOutputs)]
+/// struct Split {
+///     train: Vec<f64>,
+///     test: Vec<f64>,
+///     seed: u64,
+/// }
+///
+/// #[task(multiple_outputs)]
+/// fn split_data() -> Split {
+///     Split { train: vec![1.0, 2.0, 3.0], test: vec![4.0], seed: 7 }
+/// }
+///
+/// #[task]
+/// fn fit(rows: Vec<f64>, seed: u64) -> f64 { rows.iter().sum::<f64>() + seed as f64 }
+///
+/// #[task]
+/// fn describe(split: Split) -> usize { split.train.len() + split.test.len() }
+///
+/// #[dag]
+/// fn training() {
+///     let split = split_data();
+///     fit(split.train, split.seed);  // `Node<Vec<f64>>`, `Node<u64>`: edges from split_data
+///     describe(split);               // the whole value still fits a `Split` parameter
+/// }
+///
+/// let run = training().unwrap().test().unwrap();
+/// assert_eq!(run.output::<f64>("fit").unwrap(), 13.0);
+/// assert_eq!(run.output::<usize>("describe").unwrap(), 4);
+/// ```
+///
+/// The derive generates `struct SplitOutputs { train: Node<Vec<f64>>, test: .., seed: .. }`
+/// (the struct's name and `Outputs`, with the fields' visibility and docs) and
+/// `impl MultipleOutputs for Split`. A field name that does not exist, or a field of the
+/// wrong type for the parameter it is passed to, is a compile error at that field:
+///
+/// ```compile_fail
+/// # use flow_runtime::prelude::*;
+/// # #[derive(Serialize, Deserialize, MultipleOutputs)]
+/// # struct Split { train: Vec<f64>, seed: u64 }
+/// # #[task(multiple_outputs)]
+/// # fn split_data() -> Split { Split { train: vec![], seed: 1 } }
+/// # #[task]
+/// # fn fit(rows: Vec<f64>) -> f64 { rows.iter().sum() }
+/// #[dag]
+/// fn training() {
+///     fit(split_data().seed);        // a `Node<u64>` for a `Vec<f64>` parameter
+/// }
+/// ```
+///
+/// Downstream, a task given a field reads the producer's stored value and takes that
+/// field; the value is stored once (Airflow also stores each key as its own XCom; here
+/// `xcom_pull(task, "train")` finds nothing). Mapping over a field (`.expand(x =
+/// split.train)`) is not supported yet: it is an error when the DAG is built.
+///
+/// Only for structs with named fields and no generic parameters; `#[multiple_outputs(crate
+/// = "..")]` names the runtime's path for crates that re-export it.
+#[proc_macro_derive(MultipleOutputs, attributes(multiple_outputs))]
+pub fn multiple_outputs(item: TokenStream) -> TokenStream {
+    outputs::expand(item.into()).into()
 }

@@ -81,14 +81,16 @@ pub use error::RunError;
 pub use events::{Event, Events, RunEvent, TaskEvent};
 pub use graph::MappedNode;
 pub use graph::params::{DagParam, Params, ParamsError};
-pub use graph::{AnyNode, Dag, DagBuilder, GroupRef, Grouped, Node, Task, TaskGroup};
+pub use graph::{
+    AnyNode, Dag, DagBuilder, GroupRef, Grouped, MultiNode, MultipleOutputs, Node, Task, TaskGroup,
+};
 pub use graph::{DagDefinitionError, DagError};
 pub use ids::{DagId, MapIndex, RunId, TaskId, TaskIndex, TaskInstanceKey};
 pub use plan::Plan;
 pub use runtime::{Executor, RunRequest, RunSummary, TaskSummary};
 pub use state::{RunState, TaskState};
 pub use task::{FailTask, SkipTask, TaskError};
-pub use task::{Inputs, TaskFn, TaskOptions, TaskSpec};
+pub use task::{Inputs, TaskFn, TaskOptions, TaskOverride, TaskSpec};
 pub use time::schedule::Schedule;
 pub use trigger::TriggerRule;
 pub use xcom::list::MapMode;
@@ -97,7 +99,7 @@ pub use xcom::{StoredXCom, XComBlob, XComValue};
 /// Time zones (IANA), as [`Dag::timezone`] returns them.
 pub use chrono_tz;
 #[cfg(feature = "macros")]
-pub use flow_macros::{dag, task, task_group};
+pub use flow_macros::{MultipleOutputs, dag, task, task_group};
 
 /// Runs a future to completion on a fresh current-thread runtime: the way to call an
 /// `async` `#[task]` function from a plain `#[test]`.
@@ -116,9 +118,9 @@ pub mod prelude {
     pub use crate::objects::ObjectPath;
     pub use crate::task::sensor::Poke;
     pub use crate::{
-        AnyNode, Branch, Dag, DagBuilder, DagParam, FailTask, GroupRef, Inputs, MappedNode, Node,
-        RunState, RunSummary, SkipTask, TaskContext, TaskError, TaskGroup, TaskOptions, TaskSpec,
-        TaskState, block_on,
+        AnyNode, Branch, Dag, DagBuilder, DagParam, FailTask, GroupRef, Inputs, MappedNode,
+        MultiNode, MultipleOutputs, Node, RunState, RunSummary, SkipTask, TaskContext, TaskError,
+        TaskGroup, TaskOptions, TaskOverride, TaskSpec, TaskState, block_on,
     };
     #[cfg(feature = "macros")]
     pub use crate::{dag, task, task_group};
@@ -134,6 +136,7 @@ pub mod __private {
     pub use crate::graph::params::DagParam;
     pub use crate::graph::{AnyNode, Dag, DagBuilder, IntoInput, Node, NodeRef};
     pub use crate::graph::{GroupRef, Grouped, IntoMapped, MapCall, MappedNode, TaskGroup};
+    pub use crate::graph::{MultiNode, MultipleOutputs};
     pub use crate::pools::DEFAULT_POOL;
     pub use crate::registry::{DagRegistration, TaskRegistration};
     pub use crate::task::TaskError;
@@ -141,9 +144,10 @@ pub mod __private {
     pub use crate::task::sensor::{Poke, SensorMode, SensorOptions};
     pub use crate::task::shell::ShellCommand;
     pub use crate::task::{
-        BoxFuture, Inputs, TaskFn, TaskOptions, TaskReturn, TaskSpec, encode_output,
+        BoxFuture, Inputs, TaskFn, TaskOptions, TaskOverride, TaskReturn, TaskSpec, encode_output,
     };
     pub use crate::trigger::TriggerRule;
+    pub use crate::xcom::field::{Field, project_field};
     pub use crate::xcom::list::MapMode;
     pub use crate::xcom::{XComBlob, XComValue};
     pub use ::core::convert::Infallible;

@@ -183,8 +183,8 @@ impl<'d> Plan<'d> {
 /// "more work downstream first", are kept, without a quadratic cost.
 pub const EXACT_PRIORITY_TASKS: usize = 2048;
 
-/// A stable hash (FNV-1a, 64 bits) of what a run depends on: task ids, their edges, and
-/// their parameter and output types. Two builds with equal fingerprints can continue each
+/// A stable hash (FNV-1a, 64 bits) of what a run depends on: task ids, their edges, their
+/// parameter and output types, and the fields of multiple-outputs values they take. Two builds with equal fingerprints can continue each
 /// other's runs.
 pub fn fingerprint(dag: &Dag) -> String {
     let mut hash = StableHash::default();
@@ -192,6 +192,12 @@ pub fn fingerprint(dag: &Dag) -> String {
         hash = hash.text(task.id().as_str());
         for param in task.spec().params() {
             hash = hash.text(param.type_name());
+        }
+        // Which field a parameter takes changes what it reads; none changes nothing.
+        for index in 0..task.spec().params().len() {
+            if let Some(field) = task.input_field(index) {
+                hash = hash.text(&format!("{index}.{field}"));
+            }
         }
         hash = hash.text(task.spec().output().type_name());
         // A mapped task stores instances by map index, an unmapped one does not.

@@ -47,6 +47,7 @@ macro_rules! task_option_table {
             mode: task;
             soft_fail: task;
             exponential_backoff: task;
+            multiple_outputs: task;
             /// The pool whose slots a try takes (a task's setter also takes its slots).
             pool: LitStr = pool_name;
             pool_slots: task;

@@ -4,10 +4,12 @@
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{BinOp, Block, Expr, ExprCall, Ident, Item, Stmt, Token};
 
+use crate::attr::{self, TaskOptionArgs};
 use crate::error::Errors;
 use crate::spans;
 
@@ -21,19 +23,24 @@ pub(crate) struct Body<'a> {
     /// The body's tail expression is its value (a `#[task_group]` that returns one): a
     /// task call there, or in a tuple there, is rewritten and kept, not dropped.
     pub(crate) value_tail: bool,
+    /// The body is a `#[task_group]`'s (for messages).
+    pub(crate) group: bool,
 }
 
 impl Body<'_> {
     /// Reports what a DAG body cannot contain: `return`, and dynamic task mapping.
     pub(crate) fn check(&mut self, block: &Block) {
-        struct Checker<'e>(&'e mut Errors);
+        struct Checker<'e>(&'e mut Errors, bool);
         impl<'ast> Visit<'ast> for Checker<'_> {
             fn visit_expr_return(&mut self, node: &'ast syn::ExprReturn) {
-                self.0.at(
-                    node.return_token,
+                let message = if self.1 {
+                    "`return` cannot be used in a `#[task_group]` body: the group's value is \
+                     its body's tail expression; use `if`/`else` to leave tasks out"
+                } else {
                     "`return` cannot be used in a `#[dag]` body: the macro ends the function by \
-                     building the DAG; use `if`/`else` to leave tasks out",
-                );
+                     building the DAG; use `if`/`else` to leave tasks out"
+                };
+                self.0.at(node.return_token, message);
                 syn::visit::visit_expr_return(self, node);
             }
             fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
@@ -53,7 +60,7 @@ impl Body<'_> {
             fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
             fn visit_item(&mut self, _: &'ast Item) {}
         }
-        Checker(self.errors).visit_block(block);
+        Checker(self.errors, self.group).visit_block(block);
     }
 
     /// Rewrites the statements of `block`. `top` is the function body, whose last
@@ -163,6 +170,11 @@ impl Body<'_> {
             return self.mapped_call(expr_method(call).cloned(), expr);
         }
         let Expr::Call(call) = expr else { return false };
+        if let Expr::MethodCall(method) = &*call.func
+            && method.method.unraw() == "override"
+        {
+            return self.override_call(expr);
+        }
         let Some(path) = task_path(call) else {
             return false;
         };
@@ -198,6 +210,181 @@ impl Body<'_> {
         true
     }
 
+    /// Rewrites `task.r#override(task_id = "b", retries = 3)(args..)` into
+    /// `<task>::__flow_call_with(TaskOverride::new()..., args..)(&mut dag)`; returns
+    /// whether `expr` was one.
+    fn override_call(&mut self, expr: &mut Expr) -> bool {
+        let Expr::Call(call) = expr else { return false };
+        let Expr::MethodCall(method) = &*call.func else {
+            return false;
+        };
+        let path = match &*method.receiver {
+            Expr::Path(path) if path.qself.is_none() => path.path.clone(),
+            other => {
+                self.errors.at(
+                    other,
+                    "`.r#override(..)` goes on a task named by its path: \
+                     `load.r#override(task_id = \"load_eu\")(args..)`",
+                );
+                return false;
+            }
+        };
+        if let Some(message) = not_a_task(&path) {
+            self.errors.at(&path, message);
+            return false;
+        }
+        let over = self.override_options(&method.method, method.args.clone());
+        for arg in &mut call.args {
+            self.task_call(arg);
+        }
+        self.task_calls += 1;
+        let (first, last) = spans::first_last(&path);
+        let open = quote_spanned!(first=> <);
+        let close = quote_spanned!(last=> >);
+        let function = Ident::new("__flow_call_with", method.method.span());
+        let user_args = &call.args;
+        let comma = (!user_args.is_empty()).then(|| quote!(,));
+        let mut args = Group::new(Delimiter::Parenthesis, quote!(#over #comma #user_args));
+        args.set_span(call.paren_token.span.join());
+        let dag = self.dag;
+        let mut apply = Group::new(Delimiter::Parenthesis, quote!(&mut #dag));
+        apply.set_span(call.paren_token.span.close());
+        *expr = Expr::Verbatim(quote!(#open #path #close :: #function #args #apply));
+        true
+    }
+
+    /// The `TaskOverride` of `.r#override(name = value, ..)`: `task_id` and the options of
+    /// `#[task]` that do not change what the task is. A literal value is checked as in
+    /// `#[task(..)]`; any other expression is passed to the option's setter, which takes
+    /// the option's type (`Duration`, `TriggerRule`, ..).
+    pub(super) fn override_options(
+        &mut self,
+        method: &Ident,
+        args: syn::punctuated::Punctuated<Expr, Token![,]>,
+    ) -> TokenStream {
+        const KIND: &[&str] = &[
+            "branch",
+            "short_circuit",
+            "shell",
+            "sensor",
+            "poke_interval",
+            "timeout",
+            "mode",
+            "soft_fail",
+            "exponential_backoff",
+        ];
+        const CALLBACKS: &[&str] = &["on_success", "on_failure", "on_retry"];
+        let root = self.root.clone();
+        let mut valid: Vec<&str> = vec!["task_id"];
+        valid.extend(TaskOptionArgs::KEYS);
+        valid.push("pool_slots");
+        if args.is_empty() {
+            self.errors.at(
+                method,
+                format!(
+                    "`.r#override()` needs what to override: `.r#override(task_id = \"..\", \
+                     retries = 3)`; the options are: {}",
+                    attr::key_list(&valid)
+                ),
+            );
+        }
+        let mut literals = TaskOptionArgs::default();
+        let mut setters = TokenStream::new();
+        let mut task_id = None;
+        let mut seen: Vec<String> = Vec::new();
+        for arg in args {
+            let Expr::Assign(assign) = arg else {
+                self.errors.at(
+                    &arg,
+                    "`.r#override(..)` takes named options: `.r#override(task_id = \"load_eu\", \
+                     retries = 3)`",
+                );
+                continue;
+            };
+            let key = match &*assign.left {
+                Expr::Path(path) if path.qself.is_none() => path.path.get_ident().cloned(),
+                _ => None,
+            };
+            let Some(key) = key else {
+                self.errors.at(
+                    &assign.left,
+                    "the left of `=` names an option of the task: `retries = 3`",
+                );
+                continue;
+            };
+            let name = key.unraw().to_string();
+            if seen.contains(&name) {
+                self.errors.at(
+                    &key,
+                    format!("duplicate option `{name}`: give each option once"),
+                );
+                continue;
+            }
+            seen.push(name.clone());
+            let value = &*assign.right;
+            if KIND.contains(&name.as_str()) {
+                self.errors.at(
+                    &key,
+                    format!(
+                        "`{name}` cannot be overridden: it makes the task another kind of \
+                         task; write another `#[task({name}..)]` function"
+                    ),
+                );
+            } else if CALLBACKS.contains(&name.as_str()) {
+                self.errors.at(
+                    &key,
+                    format!(
+                        "`{name}` cannot be overridden yet: a task's callbacks are its own, \
+                         `#[task({name} = ..)]`"
+                    ),
+                );
+            } else if name == "task_id" {
+                if let Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(id),
+                    ..
+                }) = value
+                    && let Err(reason) = attr::check_id(&id.value())
+                {
+                    self.errors
+                        .at(id, format!("invalid task id `{}`: {reason}", id.value()));
+                }
+                let setter = Ident::new("task_id", key.span());
+                task_id = Some(quote!(.#setter(#value)));
+            } else if !valid.contains(&name.as_str()) {
+                let message = match attr::closest(&name, &valid) {
+                    Some(close) => format!(
+                        "unknown option `{name}` for `.r#override(..)`: did you mean \
+                         `{close}`? The options are: {}",
+                        attr::key_list(&valid)
+                    ),
+                    None => format!(
+                        "unknown option `{name}` for `.r#override(..)`; the options are: {}",
+                        attr::key_list(&valid)
+                    ),
+                };
+                self.errors.at(&key, message);
+            } else if is_literal(value) && name != "pool_slots" {
+                // Checked as `#[task(..)]` checks it.
+                let tokens = quote!(#key = #value);
+                let parsed = syn::parse::Parser::parse2(
+                    |input: syn::parse::ParseStream| literals.parse_one(input),
+                    tokens,
+                );
+                if let Err(error) = parsed {
+                    self.errors.push(error);
+                }
+            } else {
+                // Typed by the setter, which takes the option's type.
+                let setter = format_ident!("with_{}", name, span = key.span());
+                let mut group = Group::new(Delimiter::Parenthesis, value.to_token_stream());
+                group.set_span(value.span());
+                setters.extend(quote!(.#setter #group));
+            }
+        }
+        let options = literals.task_options(&root);
+        quote!(#root::__private::TaskOverride::new() #task_id .options(#options #setters))
+    }
+
     /// Rewrites `task.expand(b = list)`, `task.partial(a = 1).expand(b = list)` and
     /// `.expand_zip(..)` into the task's argument collectors:
     /// `<task>::__flow_partial().a(1).__flow_expand().b(list).__flow_finish(&mut dag)`.
@@ -220,20 +407,35 @@ impl Body<'_> {
             }
             _ => return false,
         };
-        let (path, partial) = match &*call.receiver {
+        let (base, partial) = match &*call.receiver {
+            Expr::MethodCall(inner) if inner.method == "partial" => {
+                (&*inner.receiver, Some(inner.args.clone()))
+            }
+            other => (other, None),
+        };
+        // The task, possibly with `.r#override(..)`.
+        let (path, over) = match base {
             Expr::Path(path) if path.qself.is_none() => (path.path.clone(), None),
-            Expr::MethodCall(inner) if inner.method == "partial" => match &*inner.receiver {
-                Expr::Path(path) if path.qself.is_none() => {
-                    (path.path.clone(), Some(inner.args.clone()))
+            Expr::MethodCall(inner) if inner.method.unraw() == "override" => {
+                match &*inner.receiver {
+                    Expr::Path(path) if path.qself.is_none() => (
+                        path.path.clone(),
+                        Some((inner.method.clone(), inner.args.clone())),
+                    ),
+                    _ => return false,
                 }
-                _ => return false,
-            },
+            }
             _ => return false,
         };
         if let Some(message) = not_a_task(&path) {
             self.errors.at(&path, message);
             return false;
         }
+        let over = over.map(|(method, args)| {
+            let options = self.override_options(&method, args);
+            let switch = Ident::new("__flow_override", method.span());
+            quote!(. #switch (#options))
+        });
         let mut names: Vec<Ident> = Vec::new();
         let fixed = self.named_arguments(partial.unwrap_or_default(), "partial", &mut names);
         if call.args.is_empty() {
@@ -261,7 +463,7 @@ impl Body<'_> {
         let mut apply = Group::new(Delimiter::Parenthesis, quote!(&mut #dag));
         apply.set_span(call.paren_token.span.close());
         *expr = Expr::Verbatim(quote!(
-            #open #path #close :: #start() #(#fixed)* . #switch () #(#mapped)* . #finish #apply
+            #open #path #close :: #start() #over #(#fixed)* . #switch () #(#mapped)* . #finish #apply
         ));
         true
     }
@@ -438,6 +640,22 @@ pub(super) fn is_task_path_receiver(receiver: &Expr) -> bool {
         Expr::MethodCall(inner) if inner.method == "partial" => {
             is_task_path_receiver(&inner.receiver)
         }
+        Expr::MethodCall(inner) if inner.method.unraw() == "override" => {
+            matches!(&*inner.receiver, Expr::Path(_))
+        }
+        _ => false,
+    }
+}
+
+/// A literal option value, checked at compile time as in `#[task(..)]`: `3`, `"5m"`,
+/// `-5`, `true`, `["a@b.c"]`.
+fn is_literal(value: &Expr) -> bool {
+    match value {
+        Expr::Lit(_) => true,
+        Expr::Unary(unary) => {
+            matches!(unary.op, syn::UnOp::Neg(_)) && matches!(&*unary.expr, Expr::Lit(_))
+        }
+        Expr::Array(array) => array.elems.iter().all(|e| matches!(e, Expr::Lit(_))),
         _ => false,
     }
 }

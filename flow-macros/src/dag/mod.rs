@@ -57,6 +57,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         errors: &mut errors,
         task_calls: 0,
         value_tail: false,
+        group: false,
     };
     body.check(&function.block);
     body.block(&mut function.block, true);

@@ -123,6 +123,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         errors: &mut errors,
         task_calls: 0,
         value_tail: returns,
+        group: true,
     };
     body.check(&function.block);
     body.block(&mut function.block, true);

@@ -23,6 +23,8 @@ pub(super) struct TaskArgs {
     pub(super) shell: Option<Span>,
     /// The `sensor` flag.
     pub(super) sensor: Option<Span>,
+    /// The `multiple_outputs` flag.
+    pub(super) multiple_outputs: Option<Span>,
     pub(super) sensor_options: SensorArgs,
     pub(super) pool_slots: Option<LitInt>,
     pub(super) callbacks: CallbackArgs,
@@ -112,7 +114,7 @@ impl CallbackArgs {
 impl Options for TaskArgs {
     const ATTRIBUTE: &'static str = "#[task]";
     const KEYS: &'static [&'static str] = attr::TASK_KEYS;
-    const PLANNED: &'static [&'static str] = &["queue", "multiple_outputs"];
+    const PLANNED: &'static [&'static str] = &["queue"];
     const RENAMED: &'static [(&'static str, &'static str)] = &[
         ("on_success_callback", "on_success"),
         ("on_failure_callback", "on_failure"),
@@ -134,6 +136,9 @@ impl Options for TaskArgs {
         } else if input.peek(kw::branch) {
             let key: kw::branch = input.parse()?;
             self.branch = Some(flag(input, "branch", key.span)?);
+        } else if input.peek(kw::multiple_outputs) {
+            let key: kw::multiple_outputs = input.parse()?;
+            self.multiple_outputs = Some(flag(input, "multiple_outputs", key.span)?);
         } else if input.peek(kw::short_circuit) {
             let key: kw::short_circuit = input.parse()?;
             self.short_circuit = Some(flag(input, "short_circuit", key.span)?);
@@ -222,6 +227,26 @@ pub(super) fn flag(input: ParseStream, key: &str, key_span: Span) -> syn::Result
 pub(super) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
     let mut args: TaskArgs = attr::parse_all(args, errors);
     check_sensor(&mut args, errors);
+    if let Some(flag) = args.multiple_outputs {
+        let other = match (args.branch, args.short_circuit, args.shell) {
+            (Some(_), _, _) => Some("branch` task returns a `Branch"),
+            (_, Some(_), _) => Some("short_circuit` task returns a `bool"),
+            (_, _, Some(_)) => {
+                Some("shell` task returns the last line its command prints, a `String")
+            }
+            _ => None,
+        };
+        if let Some(other) = other {
+            errors.push(syn::Error::new(
+                flag,
+                format!(
+                    "`multiple_outputs` needs a task returning a struct whose fields \
+                     downstream tasks take, and a `{other}`: remove one"
+                ),
+            ));
+            args.multiple_outputs = None;
+        }
+    }
     if let (Some(_), Some(short_circuit)) = (args.branch, args.short_circuit) {
         errors.push(syn::Error::new(
             short_circuit,

@@ -82,6 +82,22 @@ impl Task {
         output_type(&self.root, &self.output)
     }
 
+    /// What adding the task returns: `Node<Out>`, or `MultiNode<Out>` for
+    /// `multiple_outputs`.
+    fn node_type(&self) -> TokenStream {
+        let root = &self.root;
+        let out = self.output_type();
+        if self.multiple_outputs.is_some() {
+            let at = self
+                .stored_output()
+                .map_or_else(Span::call_site, |(_, at)| at);
+            let root = spans::respan(root.clone(), at);
+            quote_spanned!(at=> #root::__private::MultiNode<#out>)
+        } else {
+            quote!(#root::__private::Node<#out>)
+        }
+    }
+
     /// `name: impl IntoInput<Ty>`, located at the user's `Ty`: a mismatched argument's
     /// error then notes "required by this bound" at the task's own parameter.
     fn param_decl(&self, name: &Ident, ty: &Type) -> TokenStream {
@@ -92,39 +108,70 @@ impl Task {
         quote!(#name: #open #ty #close)
     }
 
-    /// `fn node(dag, args..) -> Node<Out>`: the public way to add the task to a DAG.
+    /// `fn node(dag, args..) -> Node<Out>`: the public way to add the task to a DAG, and
+    /// `fn node_with(dag, over, args..)`, the same with a `TaskOverride`.
     fn node(&self) -> TokenStream {
         let root = &self.root;
         let vis = &self.vis;
         let dag = Ident::new("__flow_dag", Span::mixed_site());
         let task = Ident::new("__flow_task", Span::mixed_site());
+        let over = Ident::new("__flow_override", Span::mixed_site());
         // Located at the function's name, so notes about `node` show the user's function.
         let node = Ident::new("node", self.function.span());
-        let out = self.output_type();
-        let params = self.values().map(|(name, ty)| self.param_decl(name, ty));
-        let body = if self.values().next().is_none() {
-            quote!(#dag.add_task(Self::spec()).finish())
+        let node_with = Ident::new("node_with", self.function.span());
+        let params: Vec<TokenStream> = self
+            .values()
+            .map(|(name, ty)| self.param_decl(name, ty))
+            .collect();
+        // For `multiple_outputs`, located at the output type, where an output that does
+        // not derive `MultipleOutputs` is then reported.
+        let at = self
+            .stored_output()
+            .map_or_else(Span::call_site, |(_, at)| at);
+        let finish = if self.multiple_outputs.is_some() {
+            quote_spanned!(at=> finish_multi)
         } else {
-            let inputs = self
-                .values()
-                .map(|(name, ty)| quote!(#task.input::<#ty>(#name);));
-            quote! {
-                let mut #task = #dag.add_task(Self::spec());
-                #(#inputs)*
-                #task.finish()
+            quote!(finish)
+        };
+        let body = |spec: TokenStream| {
+            if self.values().next().is_none() {
+                quote!(#dag.add_task(#spec).#finish())
+            } else {
+                let inputs = self
+                    .values()
+                    .map(|(name, ty)| quote!(#task.input::<#ty>(#name);));
+                quote! {
+                    let mut #task = #dag.add_task(#spec);
+                    #(#inputs)*
+                    #task.#finish()
+                }
             }
         };
+        let node_type = self.node_type();
+        let plain = body(quote!(Self::spec()));
+        let overridden = body(quote!(Self::spec().overridden(&#over)));
         let doc = format!(
             "Adds the task `{}` to a `DagBuilder`. Each argument is either a value or the \
              output of an upstream task (a `Node` of the parameter's type); returns the \
              task's output.",
             self.name
         );
+        let doc_with = format!(
+            "Adds the task `{}` to a `DagBuilder` with another id or other options \
+             (Airflow's `task.override(..)`); otherwise as `node`.",
+            self.name
+        );
         quote! {
             #[doc = #doc]
             #[allow(clippy::too_many_arguments)]
-            #vis fn #node(#dag: &mut #root::__private::DagBuilder, #(#params),*) -> #root::__private::Node<#out> {
-                #body
+            #vis fn #node(#dag: &mut #root::__private::DagBuilder, #(#params),*) -> #node_type {
+                #plain
+            }
+
+            #[doc = #doc_with]
+            #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
+            #vis fn #node_with(#dag: &mut #root::__private::DagBuilder, #over: #root::__private::TaskOverride, #(#params),*) -> #node_type {
+                #overridden
             }
         }
     }
@@ -144,7 +191,6 @@ impl Task {
         let located =
             |span: Span| syn::Lifetime::new("'__flow", Span::mixed_site().located_at(span));
         let lifetime = located(self.function.span());
-        let out = self.output_type();
         let params = self.values().map(|(name, ty)| {
             let param = self.param_decl(name, ty);
             let (_, last) = spans::first_last(ty);
@@ -152,14 +198,40 @@ impl Task {
             let plus = quote_spanned!(last=> +);
             quote!(#param #plus #bound)
         });
-        let names = self.values().map(|(name, _)| name);
+        let params: Vec<TokenStream> = params.collect();
+        let names: Vec<&Ident> = self.values().map(|(name, _)| name).collect();
+        let node_type = self.node_type();
+        let call_with = Ident::new("__flow_call_with", self.function.span());
+        let over = Ident::new("__flow_override", Span::mixed_site());
+        // For `multiple_outputs`, the closures are located at the output type: an output
+        // that does not derive `MultipleOutputs` is then reported there once, not again
+        // at the attribute for each closure.
+        let at = match self.multiple_outputs {
+            Some(_) => self
+                .stored_output()
+                .map_or_else(Span::call_site, |(_, at)| at),
+            None => Span::call_site(),
+        };
+        let builder = spans::respan(quote!(#root::__private::DagBuilder), at);
+        let closure = quote_spanned!(at=> move |#dag: &mut #builder| Self::node(#dag, #(#names),*));
+        let closure_with = quote_spanned!(at=>
+            move |#dag: &mut #builder| Self::node_with(#dag, #over, #(#names),*)
+        );
         quote! {
             #[doc(hidden)]
             #[allow(clippy::too_many_arguments)]
             #vis fn #call<#lifetime>(#(#params),*)
-                -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #root::__private::Node<#out> + #lifetime>
+                -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #node_type + #lifetime>
             {
-                #root::__private::Box::new(move |#dag: &mut #root::__private::DagBuilder| Self::node(#dag, #(#names),*))
+                #root::__private::Box::new(#closure)
+            }
+
+            #[doc(hidden)]
+            #[allow(clippy::too_many_arguments)]
+            #vis fn #call_with<#lifetime>(#over: #root::__private::TaskOverride, #(#params),*)
+                -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #node_type + #lifetime>
+            {
+                #root::__private::Box::new(#closure_with)
             }
         }
     }
@@ -229,6 +301,10 @@ impl Task {
                 #(#fixed)*
                 #vis fn __flow_expand(self) -> #expand {
                     #expand(self.0)
+                }
+                #vis fn __flow_override(mut self, over: #root::__private::TaskOverride) -> Self {
+                    self.0.with_override(over);
+                    self
                 }
             }
 

@@ -44,7 +44,9 @@ impl ToTokens for Stub {
             arity,
             output,
         } = self;
-        let params = (0..*arity).map(|_| quote!(_: impl ::core::marker::Sized));
+        let params: Vec<TokenStream> = (0..*arity)
+            .map(|_| quote!(_: impl ::core::marker::Sized))
+            .collect();
         tokens.extend(quote! {
             #(#cfgs)*
             #[doc(hidden)]
@@ -56,6 +58,12 @@ impl ToTokens for Stub {
             impl #function {
                 #[doc(hidden)]
                 #vis fn __flow_call(#(#params),*)
+                    -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #root::__private::Node<#output>>
+                {
+                    ::core::unreachable!("the task `{}` does not compile", ::core::stringify!(#function))
+                }
+                #[doc(hidden)]
+                #vis fn __flow_call_with(_: #root::__private::TaskOverride, #(#params),*)
                     -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #root::__private::DagBuilder) -> #root::__private::Node<#output>>
                 {
                     ::core::unreachable!("the task `{}` does not compile", ::core::stringify!(#function))

@@ -129,6 +129,7 @@ fn build(
         options: args.options,
         special,
         shell: args.shell,
+        multiple_outputs: args.multiple_outputs,
         sensor,
         pool_slots: args.pool_slots,
         callbacks: args.callbacks,

@@ -30,6 +30,8 @@ pub(super) struct Task {
     pub(super) sensor: Option<Sensor>,
     pub(super) pool_slots: Option<LitInt>,
     pub(super) callbacks: CallbackArgs,
+    /// The `multiple_outputs` flag's span: the node is a `MultiNode`, a `Node` per field.
+    pub(super) multiple_outputs: Option<Span>,
 }
 
 /// A `#[task(sensor)]`: its options, and `T` of the `Poke<T>` it returns, the task's

@@ -132,11 +132,11 @@ pub(super) fn tree(dag: &Dag) -> String {
     out
 }
 
+/// Graphviz: a task group is a cluster (nested in its enclosing group's) labelled with
+/// its own id, holding its tasks.
 pub(super) fn dot(dag: &Dag) -> String {
     let mut out = format!("digraph {:?} {{\n  rankdir=LR;\n", dag.id().as_str());
-    for task in dag.tasks() {
-        let _ = writeln!(out, "  {:?};", task.id().as_str());
-    }
+    dot_members(dag, None, 1, &mut out);
     for task in dag.tasks() {
         for &d in task.downstream() {
             let _ = writeln!(
@@ -149,6 +149,30 @@ pub(super) fn dot(dag: &Dag) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// The tasks directly in `group` (`None`: in no group) and its inner groups as clusters.
+fn dot_members(dag: &Dag, group: Option<usize>, depth: usize, out: &mut String) {
+    let indent = "  ".repeat(depth);
+    for task in dag.tasks().iter().filter(|t| t.group() == group) {
+        let _ = writeln!(out, "{indent}{:?};", task.id().as_str());
+    }
+    for (index, inner) in dag.groups().iter().enumerate() {
+        if inner.parent() != group {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{indent}subgraph {:?} {{",
+            format!("cluster_{}", inner.id())
+        );
+        let _ = writeln!(out, "{indent}  label={:?};", inner.label());
+        if let Some(tooltip) = inner.tooltip() {
+            let _ = writeln!(out, "{indent}  tooltip={tooltip:?};");
+        }
+        dot_members(dag, Some(index), depth + 1, out);
+        let _ = writeln!(out, "{indent}}}");
+    }
 }
 
 fn duration(d: Option<Duration>) -> String {
@@ -340,6 +364,27 @@ pub(super) fn summary(run: &RunSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_draws_task_groups_as_nested_clusters() {
+        use crate::graph::TaskGroup;
+        use crate::task::{TaskError, TaskSpec};
+        let step = |name: &str| TaskSpec::from_sync(name, |_, _| Ok::<u8, TaskError>(1));
+        let mut b = crate::DagBuilder::new("d");
+        b.add_task(step("start"));
+        b.group(TaskGroup::new("outer").tooltip("the outside"), |b| {
+            b.add_task(step("a"));
+            b.group(TaskGroup::new("inner"), |b| {
+                b.add_task(step("b"));
+            });
+        });
+        let text = dot(&b.build().unwrap());
+        let expected = "digraph \"d\" {\n  rankdir=LR;\n  \"start\";\n  \
+            subgraph \"cluster_outer\" {\n    label=\"outer\";\n    tooltip=\"the outside\";\n    \
+            \"outer.a\";\n    subgraph \"cluster_outer.inner\" {\n      label=\"inner\";\n      \
+            \"outer.inner.b\";\n    }\n  }\n}\n";
+        assert_eq!(text, expected);
+    }
 
     #[test]
     fn short_types_drop_module_paths() {

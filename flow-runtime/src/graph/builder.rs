@@ -12,6 +12,7 @@ use super::dag::{
 use super::error::{DagDefinitionError, DagError};
 use super::group::{GroupInfo, GroupRef, Grouped, TaskGroup};
 use super::node::{AnyNode, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node};
+use super::outputs::{Field, MultiNode, MultipleOutputs};
 use super::params::{DagParam, Params};
 use super::validate;
 use crate::ids::{DagId, TaskId, TaskIndex};
@@ -83,8 +84,15 @@ impl TaskBuilder<'_> {
     pub fn finish<T>(&self) -> Node<T> {
         Node {
             node: self.dag.node(self.index),
+            field: None,
             _output: PhantomData,
         }
+    }
+
+    /// The typed handle of a `#[task(multiple_outputs)]`: the whole output, and a `Node`
+    /// per field of `T`.
+    pub fn finish_multi<T: MultipleOutputs>(&self) -> MultiNode<T> {
+        MultiNode::new(self.finish())
     }
 }
 
@@ -428,7 +436,10 @@ impl DagBuilder {
         };
         for (index, draft) in self.tasks.iter().enumerate() {
             for input in &draft.inputs {
-                if let Input::Upstream(u) | Input::Mapped(MapSource::Upstream(u)) = input {
+                if let Input::Upstream(u)
+                | Input::Field(u, _)
+                | Input::Mapped(MapSource::Upstream(u) | MapSource::Field(u, _)) = input
+                {
                     mark(*u, index);
                 }
             }
@@ -514,6 +525,14 @@ impl DagBuilder {
         let mut tasks = Vec::with_capacity(self.tasks.len());
         for (index, draft) in self.tasks.iter().enumerate() {
             let inputs = self.bind_inputs(draft, &mut upstream[index], &mut errors);
+            let fields: Vec<Option<Field>> = draft
+                .inputs
+                .iter()
+                .map(|input| match input {
+                    Input::Field(_, field) => Some(*field),
+                    _ => None,
+                })
+                .collect();
             let mapped = draft
                 .inputs
                 .iter()
@@ -535,14 +554,15 @@ impl DagBuilder {
             };
             validate::task_options(&draft.id, &options, &mut errors);
             let map_mode = mapped.then(|| draft.map_mode.unwrap_or_default());
-            let mut task = Task::new(
-                draft.id.clone(),
-                draft.spec.clone(),
-                options,
-                map_mode,
-                inputs,
-            );
+            // A task taking fields reads them out of its producers' values.
+            let spec = if fields.iter().any(Option::is_some) {
+                draft.spec.clone().with_projections(&fields)
+            } else {
+                draft.spec.clone()
+            };
+            let mut task = Task::new(draft.id.clone(), spec, options, map_mode, inputs);
             task.group = draft.group;
+            task.input_fields = fields;
             tasks.push(task);
         }
         self.bind_order_edges(&mut upstream, &mut errors);
@@ -609,7 +629,22 @@ impl DagBuilder {
                     }
                     None => continue,
                 },
+                Input::Field(node, _) => match self.resolve(*node, &draft.id, errors) {
+                    Some(producer) => {
+                        upstream.push(producer);
+                        BoundInput::Upstream(TaskIndex::new(producer))
+                    }
+                    None => continue,
+                },
                 Input::Literal(blob) => BoundInput::Literal(blob.clone()),
+                Input::Mapped(MapSource::Field(_, field)) => {
+                    errors.push(DagDefinitionError::MappedField {
+                        task: draft.id.to_string(),
+                        param: param.name().to_string(),
+                        field: field.name().to_string(),
+                    });
+                    continue;
+                }
                 Input::Mapped(MapSource::Upstream(node)) => {
                     match self.resolve(*node, &draft.id, errors) {
                         Some(producer) => {

@@ -59,9 +59,22 @@ pub struct Task {
     pub(super) group: Option<usize>,
     /// That group's id, for the accessor.
     pub(super) group_id: Option<std::sync::Arc<str>>,
+    /// Per parameter, the field of the producer's output it takes (multiple outputs).
+    pub(super) input_fields: Vec<Option<crate::xcom::field::Field>>,
 }
 
 impl Task {
+    /// The field of its producer's output that parameter `index` takes, when the producer
+    /// is a multiple-outputs task and the argument one of its fields (`split.train`).
+    pub fn input_field(&self, index: usize) -> Option<&'static str> {
+        self.input_projection(index).map(|field| field.name())
+    }
+
+    /// How parameter `index` reads its field out of the producer's value, if it takes one.
+    pub(crate) fn input_projection(&self, index: usize) -> Option<crate::xcom::field::Field> {
+        self.input_fields.get(index).copied().flatten()
+    }
+
     /// The id of the innermost task group the task belongs to (`outer.inner`), if any.
     pub fn group_id(&self) -> Option<&str> {
         self.group_id.as_deref()
@@ -368,6 +381,7 @@ impl Task {
             downstream: Vec::new(),
             group: None,
             group_id: None,
+            input_fields: Vec::new(),
         }
     }
 

@@ -147,6 +147,19 @@ pub enum DagDefinitionError {
         /// The out-of-range index.
         index: usize,
     },
+    /// A task mapped over one field of a multiple-outputs task's output.
+    #[error(
+        "task `{task}` maps `{param}` over the field `{field}` of a multiple-outputs task, \
+         which is not supported yet: return that list from a task of its own and map over it"
+    )]
+    MappedField {
+        /// The mapped task.
+        task: String,
+        /// Its parameter.
+        param: String,
+        /// The field.
+        field: String,
+    },
     /// A task group's handle passed where a task's output is expected.
     #[error(
         "a task group was passed as an argument of `{task}`: a group has no output; pass the \

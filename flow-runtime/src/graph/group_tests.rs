@@ -236,3 +236,104 @@ fn a_group_passed_as_an_argument_is_an_error() {
         [DagDefinitionError::GroupAsInput { task: "s".into() }]
     );
 }
+
+// ---- multiple outputs (fields of a task's output) ---------------------------------------
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pair {
+    left: u64,
+    right: String,
+}
+
+fn pair_fields(node: AnyNode) -> (Node<u64>, Node<String>) {
+    use crate::xcom::field::project_field;
+    (
+        Node::with_field(
+            node,
+            Field::new("left", "Pair", |b| project_field::<Pair, _>(b, |p| &p.left)),
+        ),
+        Node::with_field(
+            node,
+            Field::new("right", "Pair", |b| {
+                project_field::<Pair, _>(b, |p| &p.right)
+            }),
+        ),
+    )
+}
+
+#[test]
+fn a_field_is_an_edge_from_its_producer_and_its_value_is_read_out() {
+    let mut b = DagBuilder::new("d");
+    let pair = b
+        .add_task(TaskSpec::from_sync("pair", |_, _| {
+            Ok::<Pair, TaskError>(Pair {
+                left: 41,
+                right: "x".into(),
+            })
+        }))
+        .finish::<Pair>();
+    let (left, right) = pair_fields(pair.any());
+    let mut t = b.add_task(sink("inc"));
+    t.input(left);
+    t.finish::<u64>();
+    let mut t = b.add_task(
+        TaskSpec::from_sync("len", |_, inputs| {
+            Ok::<usize, TaskError>(inputs.get::<String>(0)?.len())
+        })
+        .param::<String>("text"),
+    );
+    t.input(right);
+    t.finish::<usize>();
+    let dag = b.build().unwrap();
+    assert_eq!(upstream_ids(&dag, "inc"), ["pair"]);
+    assert_eq!(dag.task("inc").unwrap().input_field(0), Some("left"));
+    assert_eq!(dag.task("len").unwrap().input_field(0), Some("right"));
+    let run = dag.test().unwrap();
+    assert_eq!(run.output::<u64>("inc").unwrap(), 42);
+    assert_eq!(run.output::<usize>("len").unwrap(), 1);
+}
+
+#[test]
+fn which_field_a_task_takes_is_part_of_the_dag_fingerprint() {
+    let build = |take_left: bool| {
+        let mut b = DagBuilder::new("d");
+        let pair = b
+            .add_task(TaskSpec::from_sync("pair", |_, _| {
+                Ok::<Pair, TaskError>(Pair {
+                    left: 1,
+                    right: String::new(),
+                })
+            }))
+            .finish::<Pair>();
+        let (left, _) = pair_fields(pair.any());
+        let mut t = b.add_task(sink("inc"));
+        if take_left {
+            t.input(left);
+        } else {
+            t.push_input(node::Input::Upstream(pair.any()));
+        }
+        t.finish::<u64>();
+        crate::plan::fingerprint(&b.build().unwrap())
+    };
+    assert_ne!(build(true), build(false));
+}
+
+#[test]
+fn mapping_over_a_field_is_reported() {
+    let mut b = DagBuilder::new("d");
+    let list = b.add_task(source("list")).finish::<u64>();
+    let items: Node<Vec<u64>> =
+        Node::with_field(list.any(), Field::new("items", "List", |b| Ok(b.clone())));
+    let mut t = b.add_task(sink("each"));
+    t.expand(items);
+    t.finish_mapped::<u64>();
+    let errors = b.build().unwrap_err().errors().to_vec();
+    assert_eq!(
+        errors,
+        [DagDefinitionError::MappedField {
+            task: "each".into(),
+            param: "x".into(),
+            field: "items".into(),
+        }]
+    );
+}

@@ -12,7 +12,7 @@
 
 use super::builder::DagBuilder;
 use super::node::{Input, MapSource, MappedNode};
-use crate::task::TaskSpec;
+use crate::task::{TaskOverride, TaskSpec};
 use crate::xcom::list::MapMode;
 
 /// A call of a mapped task being put together, one named argument at a time (what
@@ -20,6 +20,7 @@ use crate::xcom::list::MapMode;
 #[derive(Debug)]
 pub struct MapCall {
     arguments: Vec<Option<Input>>,
+    over: Option<TaskOverride>,
 }
 
 impl MapCall {
@@ -27,7 +28,14 @@ impl MapCall {
     pub fn new(params: usize) -> Self {
         Self {
             arguments: vec![None; params],
+            over: None,
         }
+    }
+
+    /// Gives this use of the task another id or other options
+    /// (`task.r#override(..).expand(..)`).
+    pub fn with_override(&mut self, over: TaskOverride) {
+        self.over = Some(over);
     }
 
     /// Gives parameter `position` one value for every instance.
@@ -43,6 +51,10 @@ impl MapCall {
     /// Adds the mapped task to `dag`; a parameter given nothing is reported by
     /// [`crate::DagBuilder::build`].
     pub fn finish<T>(self, dag: &mut DagBuilder, spec: TaskSpec, mode: MapMode) -> MappedNode<T> {
+        let spec = match &self.over {
+            Some(over) => spec.overridden(over),
+            None => spec,
+        };
         let mut task = dag.add_task(spec);
         for argument in self.arguments {
             task.push_input(argument.unwrap_or(Input::Missing));

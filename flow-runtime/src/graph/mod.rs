@@ -26,8 +26,8 @@
 //! assert_eq!(ids, ["extract", "total", "notify", "extract__1", "total__1", "notify__1"]);
 //! ```
 //!
-//! The files below import each other one way only (node <- group <- builder -> validate ->
-//! dag -> algo; mapping -> builder); they never import this file, which only declares and
+//! The files below import each other one way only (node <- group, outputs <- builder ->
+//! validate -> dag -> algo; mapping -> builder); they never import this file, which only declares and
 //! re-exports.
 
 pub mod algo;
@@ -39,6 +39,7 @@ pub mod group;
 mod group_tests;
 pub mod mapping;
 pub mod node;
+pub mod outputs;
 pub mod params;
 #[cfg(test)]
 mod tests;
@@ -55,3 +56,4 @@ pub use node::{
     AnyNode, DEFAULT_MAX_MAP_LENGTH, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node,
     NodeRef,
 };
+pub use outputs::{Field, MultiNode, MultipleOutputs};

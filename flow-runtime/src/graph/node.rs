@@ -5,12 +5,15 @@
 use std::marker::PhantomData;
 
 use crate::xcom::codec::CodecError;
+use crate::xcom::field::Field;
 use crate::xcom::{XComBlob, XComValue};
 
 /// A typed handle to a task added to a [`DagBuilder`](super::DagBuilder): passing it as another task's
 /// argument makes the edge. `T` is the task's output type.
 pub struct Node<T> {
     pub(crate) node: AnyNode,
+    /// Set for a field of a multiple-outputs task's output (`split.train`).
+    pub(crate) field: Option<Field>,
     pub(crate) _output: PhantomData<fn() -> T>,
 }
 
@@ -33,6 +36,32 @@ impl<T> std::fmt::Debug for Node<T> {
 }
 
 impl<T> Node<T> {
+    /// The typed handle of the task at `node`; the caller vouches for `T`.
+    #[doc(hidden)]
+    pub fn of(node: AnyNode) -> Self {
+        Node {
+            node,
+            field: None,
+            _output: PhantomData,
+        }
+    }
+
+    /// The typed handle of one field of the output of the task at `node` (what
+    /// `#[derive(MultipleOutputs)]` generates); the caller vouches for `T`.
+    #[doc(hidden)]
+    pub fn with_field(node: AnyNode, field: Field) -> Self {
+        Node {
+            node,
+            field: Some(field),
+            _output: PhantomData,
+        }
+    }
+
+    /// The field of the producer's output this node stands for, if it is one.
+    pub fn field(&self) -> Option<Field> {
+        self.field
+    }
+
     /// The untyped handle, for ordering with [`DagBuilder::set_downstream`](crate::DagBuilder::set_downstream).
     pub fn any(self) -> AnyNode {
         self.node
@@ -88,6 +117,8 @@ impl NodeRef for AnyNode {
 pub enum Input {
     /// The return value of the task at this node.
     Upstream(AnyNode),
+    /// One field of the return value of the task at this node (multiple outputs).
+    Field(AnyNode, Field),
     /// A value fixed in the DAG definition.
     Literal(XComBlob),
     /// A literal that failed to serialize (reported by [`DagBuilder::build`](crate::DagBuilder::build)).
@@ -112,7 +143,10 @@ pub trait IntoInput<T> {
 
 impl<T> IntoInput<T> for Node<T> {
     fn into_input(self) -> Input {
-        Input::Upstream(self.node)
+        match self.field {
+            Some(field) => Input::Field(self.node, field),
+            None => Input::Upstream(self.node),
+        }
     }
 }
 
@@ -194,6 +228,9 @@ pub enum MapSource {
     Upstream(AnyNode),
     /// Elements fixed in the DAG definition, each encoded.
     Literal(Vec<XComBlob>),
+    /// A field of a multiple-outputs task's output (not supported yet: reported by
+    /// `build`).
+    Field(AnyNode, Field),
     /// A literal element that failed to serialize (reported by `build`).
     Invalid(String),
 }
@@ -212,7 +249,10 @@ pub trait IntoMapped<T> {
 
 impl<T> IntoMapped<T> for Node<Vec<T>> {
     fn into_mapped(self) -> MapSource {
-        MapSource::Upstream(self.any())
+        match self.field {
+            Some(field) => MapSource::Field(self.node, field),
+            None => MapSource::Upstream(self.node),
+        }
     }
 }
 

@@ -231,7 +231,12 @@ pub fn resolve_inputs(
     let mut sources = Vec::with_capacity(params.len());
     let mut values = Vec::with_capacity(params.len());
     let mut missing = Vec::new();
-    for ((param, bound), value) in params.iter().zip(task.inputs()).zip(given.given) {
+    for (index, ((param, bound), value)) in params
+        .iter()
+        .zip(task.inputs())
+        .zip(given.given)
+        .enumerate()
+    {
         let missing_from = |from| MissingInput {
             name: param.name().to_string(),
             type_name: param.type_name().to_string(),
@@ -256,6 +261,21 @@ pub fn resolve_inputs(
                                     }
                                     crate::objects::load_blocking(objects.as_ref(), &stored)?
                                 }
+                            };
+                            // A parameter taking a field of a multiple-outputs task's
+                            // value gets that field, as in a run.
+                            let blob = match task.input_projection(index) {
+                                Some(field) => field.project(&blob).map_err(|reason| {
+                                    TestTaskError::BadValue {
+                                        name: param.name().to_string(),
+                                        reason: format!(
+                                            "cannot read the field `{}` of the value `{producer}` \
+                                             recorded in run `{run_id}`: {reason}",
+                                            field.name()
+                                        ),
+                                    }
+                                })?,
+                                None => blob,
                             };
                             Ok((run_id, blob))
                         })

@@ -11,6 +11,7 @@ use super::context::TaskContext;
 use super::error::TaskError;
 use super::options::{TaskOptions, task_option_table};
 use crate::ids::TaskId;
+use crate::xcom::field::Field;
 use crate::xcom::{StoredXCom, XComBlob, XComValue};
 
 /// A boxed, sendable future, as async tasks return.
@@ -252,6 +253,37 @@ impl TaskSpec {
         Self::new::<String>(name, function)
     }
 
+    /// The same task under another name (an override's `task_id`).
+    pub(crate) fn renamed(mut self, name: TaskId) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// The same task taking, for each parameter with `Some(field)`, that field of the
+    /// value its upstream produced (multiple outputs): the fields are read out before the
+    /// function sees its inputs.
+    pub(crate) fn with_projections(mut self, fields: &[Option<Field>]) -> Self {
+        let fields: Arc<[Option<Field>]> = fields.into();
+        self.function = match self.function {
+            TaskFn::Sync(f) => TaskFn::Sync(Arc::new(move |ctx, inputs| {
+                f(ctx, inputs.project(&fields)?)
+            })),
+            TaskFn::Async(f) => {
+                TaskFn::Async(Arc::new(move |ctx, inputs| match inputs.project(&fields) {
+                    Ok(inputs) => f(ctx, inputs),
+                    Err(error) => Box::pin(std::future::ready(Err(error))),
+                }))
+            }
+        };
+        self
+    }
+
+    /// The same task with these options.
+    pub(crate) fn with_options(mut self, options: TaskOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// Appends a parameter of type `P`.
     pub fn param<P: XComValue>(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.params.push(ParamSpec::of::<P>(name));
@@ -452,6 +484,26 @@ impl Inputs {
         self.values.is_empty()
     }
 
+    /// Replaces each upstream value whose parameter takes a field by that field; values
+    /// given otherwise (on the command line) are the field's already.
+    pub(crate) fn project(mut self, fields: &[Option<Field>]) -> Result<Inputs, TaskError> {
+        for (input, field) in self.values.iter_mut().zip(fields) {
+            let (Some(field), InputSource::Upstream(producer)) = (field, &input.source) else {
+                continue;
+            };
+            input.blob = field
+                .project(&input.blob)
+                .map_err(|reason| TaskError::InputDecode {
+                    param: input.param.to_string(),
+                    producer: producer.to_string(),
+                    stored: input.blob.type_name().to_string(),
+                    expected: field.owner(),
+                    reason: format!("reading its field `{}`: {reason}", field.name()),
+                })?;
+        }
+        Ok(self)
+    }
+
     /// Decodes input `index` as `T`; a value that does not decode names its producer and
     /// both types.
     pub fn get<T: XComValue>(&self, index: usize) -> Result<T, TaskError> {
@@ -508,6 +560,44 @@ mod tests {
             inputs.get::<u64>(1),
             Err(TaskError::MissingInput { .. })
         ));
+    }
+
+    #[test]
+    fn projections_read_fields_of_upstream_values_only_and_name_the_field_on_drift() {
+        fn first(blob: &XComBlob) -> Result<XComBlob, String> {
+            crate::xcom::field::project_field::<(u32, String), _>(blob, |pair| &pair.0)
+        }
+        let field = Field::new("first", "(u32, String)", first);
+        let mut inputs = Inputs::default();
+        inputs.push(
+            "n".into(),
+            InputSource::Upstream("pair".into()),
+            XComBlob::encode(&(7u32, "x".to_string())).unwrap(),
+        );
+        inputs.push(
+            "m".into(),
+            InputSource::CommandLine,
+            XComBlob::encode(&9u32).unwrap(),
+        );
+        let projected = inputs.project(&[Some(field), Some(field)]).unwrap();
+        assert_eq!(projected.get::<u32>(0).unwrap(), 7);
+        assert_eq!(
+            projected.get::<u32>(1).unwrap(),
+            9,
+            "given values are the field already"
+        );
+
+        let mut drifted = Inputs::default();
+        drifted.push(
+            "n".into(),
+            InputSource::Upstream("pair".into()),
+            XComBlob::encode(&"not a pair").unwrap(),
+        );
+        let err = drifted.project(&[Some(field)]).unwrap_err().to_string();
+        assert!(
+            err.contains("`n` from task `pair`") && err.contains("field `first`"),
+            "{err}"
+        );
     }
 
     #[test]

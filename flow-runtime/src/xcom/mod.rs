@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub mod codec;
+pub mod field;
 pub mod list;
 pub mod ports;
 

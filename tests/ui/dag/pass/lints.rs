@@ -159,6 +159,41 @@ pub async fn settled(total: u64) -> anyhow::Result<Poke<String>> {
     Ok(Poke::Ready(total.to_string()))
 }
 
+/// Records split in two.
+#[derive(Serialize, Deserialize, MultipleOutputs)]
+pub struct Halves {
+    /// The first half.
+    pub first: Vec<Record>,
+    /// The second half.
+    pub second: Vec<Record>,
+}
+
+/// Splits records.
+#[task(multiple_outputs)]
+#[must_use]
+pub fn halve(mut records: Vec<Record>) -> Halves {
+    let second = records.split_off(records.len() / 2);
+    Halves {
+        first: records,
+        second,
+    }
+}
+
+/// Sums the halves in a group.
+#[task_group(default_args(retries = 3), tooltip = "sums")]
+#[must_use]
+pub fn summed(records: Node<Vec<Record>>) -> Node<u64> {
+    let halves = halve(records);
+    sum(halves.second);
+    sum(halves.first)
+}
+
+/// Reports in a group of its own.
+#[task_group(prefix_group_id = false)]
+pub fn reported(total: Node<u64>, label: &'static str) {
+    report(total, label);
+}
+
 /// A pipeline.
 ///
 /// With a longer description.
@@ -205,6 +240,10 @@ pub fn pipeline() {
     for label in ["a", "b"] {
         report(total, label);
     }
+    let grouped = summed(produce(2));
+    reported(grouped, "grouped") >> noop();
+    let delay = { std::time::Duration::from_secs(5) };
+    sum.r#override(task_id = "sum_again", retries = 2, retry_delay = delay)(produce(1));
     if cfg!(debug_assertions) {
         noop();
     } else {

@@ -21,4 +21,13 @@ fn defaults() {
 #[task_group]
 fn empty() {}
 
+#[task_group]
+fn early() -> Node<()> {
+    let done = step();
+    if true {
+        return done;
+    }
+    done
+}
+
 fn main() {}

@@ -61,6 +61,28 @@ async fn consume(
 #[::flow_runtime::task]
 fn unit() {}
 
+#[derive(::serde::Serialize, ::serde::Deserialize, ::flow_runtime::MultipleOutputs)]
+struct Pair {
+    left: u32,
+    right: u32,
+}
+
+#[::flow_runtime::task(multiple_outputs)]
+fn pair(__flow_blob: u32) -> Pair {
+    Pair {
+        left: __flow_blob,
+        right: 2,
+    }
+}
+
+#[::flow_runtime::task_group(default_args(retries = 1))]
+fn grouped(__flow_dag: ::flow_runtime::Node<u32>) -> ::flow_runtime::Node<u32> {
+    let __flow_value = pair(3);
+    let __flow_task = consume(__flow_dag, __flow_value.right);
+    __flow_task >> produce(__flow_value.left);
+    __flow_task
+}
+
 #[::flow_runtime::dag(
     schedule = "@daily",
     start_date = "2025-01-01",
@@ -72,9 +94,12 @@ fn hygienic() {
     let __flow_dag = produce(1);
     let __flow_group_0 = consume(__flow_dag, produce(2));
     __flow_group_0 >> unit();
+    let __flow_override = grouped(__flow_dag);
+    produce.r#override(task_id = "again", retries = 2)(__flow_override) >> unit();
 }
 
 fn main() {
     let dag = hygienic().unwrap();
-    ::std::assert_eq!(dag.tasks().len(), 4);
+    ::std::assert_eq!(dag.tasks().len(), 9);
+    ::std::assert!(dag.task("grouped.produce").is_some() && dag.task("again").is_some());
 }
