@@ -71,6 +71,7 @@ use proc_macro::TokenStream;
 /// | `execution_timeout = "10m"` | how long one try may run before it fails; longer than `0s` | the DAG's `default_args`, else no limit |
 /// | `branch` | a flag: the task returns a `Branch`, the downstream tasks to follow; the others are skipped | not a branch |
 /// | `short_circuit` | a flag: the task returns `bool`; `false` skips every task downstream | not a short circuit |
+/// | `ignore_downstream_trigger_rules = false` | with `short_circuit`: `false` skips only the direct downstream tasks, and the tasks after them follow their own trigger rules (Airflow's option) | `true`: everything downstream is skipped |
 /// | `shell` | a flag: the task returns a `flow_runtime::shell::ShellCommand` (or a `Result` of one), which the runtime runs; the output is the last line of its stdout, a `String` (see below) | not a shell task |
 /// | `sensor` | a flag: the task returns `flow_runtime::sensor::Poke<T>` (or a `Result` of one) and is poked until ready; its output is the `T` (see below) | not a sensor |
 /// | `poke_interval = "30s"` | a sensor's pause between pokes; longer than `0s` | 60 seconds |
@@ -338,8 +339,8 @@ use proc_macro::TokenStream;
 ///   duration, `execution_timeout = "0s"`, an unknown trigger rule (listing Airflow's,
 ///   suggesting the closest), a trigger rule that is not a string
 ///   (`TriggerRule::AllDone`: write `"all_done"`), `branch = true` (a bare flag), `branch`
-///   together with `short_circuit`, an invalid `task_id` (or a function name that is not a
-///   valid id):
+///   together with `short_circuit`, `ignore_downstream_trigger_rules` without
+///   `short_circuit`, an invalid `task_id` (or a function name that is not a valid id):
 ///
 /// ```compile_fail
 /// # use flow_runtime::prelude::*;

@@ -40,6 +40,7 @@ macro_rules! task_option_table {
             execution_timeout: DurationLit = positive_duration;
             branch: task;
             short_circuit: task;
+            ignore_downstream_trigger_rules: task;
             shell: task;
             sensor: task;
             poke_interval: task;

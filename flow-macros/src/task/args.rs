@@ -4,7 +4,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::ParseStream;
 use syn::spanned::Spanned;
-use syn::{Ident, LitInt, LitStr, Token};
+use syn::{Ident, LitBool, LitInt, LitStr, Token};
 
 use crate::attr::{self, Options, TaskOptionArgs, kw};
 use crate::error::Errors;
@@ -19,6 +19,8 @@ pub(super) struct TaskArgs {
     pub(super) branch: Option<Span>,
     /// The `short_circuit` flag.
     pub(super) short_circuit: Option<Span>,
+    /// `ignore_downstream_trigger_rules = ..` of a short-circuit task.
+    pub(super) ignore_downstream_trigger_rules: Option<LitBool>,
     /// The `shell` flag.
     pub(super) shell: Option<Span>,
     /// The `sensor` flag.
@@ -142,6 +144,11 @@ impl Options for TaskArgs {
         } else if input.peek(kw::short_circuit) {
             let key: kw::short_circuit = input.parse()?;
             self.short_circuit = Some(flag(input, "short_circuit", key.span)?);
+        } else if input.peek(kw::ignore_downstream_trigger_rules) {
+            let key: kw::ignore_downstream_trigger_rules = input.parse()?;
+            let key_name = "ignore_downstream_trigger_rules";
+            self.ignore_downstream_trigger_rules =
+                Some(attr::boolean(input, key_name, key.span, false)?);
         } else if input.peek(kw::shell) {
             let key: kw::shell = input.parse()?;
             self.shell = Some(flag(input, "shell", key.span)?);
@@ -227,6 +234,14 @@ pub(super) fn flag(input: ParseStream, key: &str, key_span: Span) -> syn::Result
 pub(super) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
     let mut args: TaskArgs = attr::parse_all(args, errors);
     check_sensor(&mut args, errors);
+    if let (Some(option), None) = (&args.ignore_downstream_trigger_rules, args.short_circuit) {
+        errors.push(syn::Error::new(
+            option.span(),
+            "`ignore_downstream_trigger_rules` is an option of a `short_circuit` task: \
+             write `#[task(short_circuit, ignore_downstream_trigger_rules = false)]`, or remove it",
+        ));
+        args.ignore_downstream_trigger_rules = None;
+    }
     if let Some(flag) = args.multiple_outputs {
         let other = match (args.branch, args.short_circuit, args.shell) {
             (Some(_), _, _) => Some("branch` task returns a `Branch"),

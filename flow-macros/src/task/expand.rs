@@ -332,7 +332,10 @@ impl Task {
         let special_check = self.special_check();
         let special = self.special.map(|(special, _)| match special {
             Special::Branch => quote!(.branch()),
-            Special::ShortCircuit => quote!(.short_circuit()),
+            Special::ShortCircuit => match &self.ignore_downstream_trigger_rules {
+                Some(ignore) => quote!(.short_circuit_with(#ignore)),
+                None => quote!(.short_circuit()),
+            },
         });
         let function = self.task_fn();
         let params = self.values().map(|(param, ty)| {

@@ -130,6 +130,7 @@ fn build(
         special,
         shell: args.shell,
         multiple_outputs: args.multiple_outputs,
+        ignore_downstream_trigger_rules: args.ignore_downstream_trigger_rules,
         sensor,
         pool_slots: args.pool_slots,
         callbacks: args.callbacks,

@@ -32,6 +32,8 @@ pub(super) struct Task {
     pub(super) callbacks: CallbackArgs,
     /// The `multiple_outputs` flag's span: the node is a `MultiNode`, a `Node` per field.
     pub(super) multiple_outputs: Option<Span>,
+    /// A short-circuit task's `ignore_downstream_trigger_rules`, if given.
+    pub(super) ignore_downstream_trigger_rules: Option<syn::LitBool>,
 }
 
 /// A `#[task(sensor)]`: its options, and `T` of the `Poke<T>` it returns, the task's

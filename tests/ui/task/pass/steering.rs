@@ -43,6 +43,11 @@ fn still_worth_it() -> bool {
     true
 }
 
+#[task(short_circuit, ignore_downstream_trigger_rules = false)]
+fn only_the_next() -> bool {
+    false
+}
+
 #[task(execution_timeout = "10m")]
 fn deploy_production() {}
 
@@ -67,6 +72,7 @@ fn deploy() {
     choice >> [deploy_production(), deploy_staging()] >> notify();
     choose_result(evaluate());
     worth_it(evaluate()) >> still_worth_it() >> cleanup();
+    only_the_next() >> deploy_staging();
 }
 
 fn main() {
@@ -80,6 +86,12 @@ fn main() {
     };
     assert_eq!(task("worth_it").spec().kind(), short_circuit);
     assert_eq!(task("still_worth_it").spec().kind(), short_circuit);
+    assert_eq!(
+        task("only_the_next").spec().kind(),
+        TaskKind::ShortCircuit {
+            ignore_downstream_trigger_rules: false,
+        }
+    );
     assert_eq!(task("notify").spec().kind(), TaskKind::Normal);
     assert_eq!(choose::spec().documentation(), Some("Picks where to deploy."));
 
