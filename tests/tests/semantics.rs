@@ -254,10 +254,7 @@ mod self_steering {
             }))
             .finish::<u32>();
         let mut next = b.add_task(
-            TaskSpec::from_sync("next", |_, inputs| {
-                Ok::<u32, TaskError>(inputs.get::<u32>(0)?)
-            })
-            .param::<u32>("n"),
+            TaskSpec::from_sync("next", |_, inputs| inputs.get::<u32>(0)).param::<u32>("n"),
         );
         next.input(skip);
         next.finish::<u32>();
