@@ -114,8 +114,9 @@ impl fmt::Display for MapIndex {
 pub struct TaskIndex(u32);
 
 impl TaskIndex {
-    /// The index of the task at position `position` of its DAG. A DAG has fewer than
-    /// `u32::MAX` tasks (the builder refuses more).
+    /// The index of the task at position `position` of its DAG. Node handles count tasks
+    /// in `u32` too, so a DAG of more than `u32::MAX` tasks (hundreds of gigabytes of
+    /// definitions) is out of reach; such a position saturates.
     pub fn new(position: usize) -> Self {
         Self(u32::try_from(position).unwrap_or(u32::MAX))
     }
