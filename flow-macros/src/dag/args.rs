@@ -169,16 +169,8 @@ impl Options for DagArgs {
             self.params = Some(params::parse_list(&content, errors));
         } else if input.peek(kw::default_args) {
             let key: kw::default_args = input.parse()?;
-            if !input.peek(syn::token::Paren) {
-                return Err(syn::Error::new(
-                    key.span,
-                    "write `default_args(owner = \"ml-team\", retries = 2, retry_delay = \"5m\")`",
-                ));
-            }
-            let content;
-            syn::parenthesized!(content in input);
-            let DefaultArgs(options) = attr::parse_options::<DefaultArgs>(&content, errors);
-            self.default_args = Some(options);
+            let example = r#"owner = "ml-team", retries = 2, retry_delay = "5m""#;
+            self.default_args = Some(default_args(input, key.span, example, errors)?);
         } else if input.peek(Token![crate]) {
             let key: Token![crate] = input.parse()?;
             self.krate = Some(attr::crate_path(input, key.span)?);
@@ -192,6 +184,26 @@ impl Options for DagArgs {
 /// The options inside `default_args(..)`: those of `#[task]` that a DAG can default.
 #[derive(Default)]
 pub(crate) struct DefaultArgs(pub(crate) TaskOptionArgs);
+
+/// `(..)` after `default_args`, of a DAG or a task group; `example` shows the options in
+/// the message for a missing list.
+pub(crate) fn default_args(
+    input: ParseStream,
+    key: Span,
+    example: &str,
+    errors: &mut Errors,
+) -> syn::Result<TaskOptionArgs> {
+    if !input.peek(syn::token::Paren) {
+        return Err(syn::Error::new(
+            key,
+            format!("write `default_args({example})`"),
+        ));
+    }
+    let content;
+    syn::parenthesized!(content in input);
+    let DefaultArgs(options) = attr::parse_options::<DefaultArgs>(&content, errors);
+    Ok(options)
+}
 
 impl Options for DefaultArgs {
     const ATTRIBUTE: &'static str = "default_args(..)";

@@ -18,7 +18,7 @@ use syn::visit::Visit;
 use syn::{FnArg, Ident, Item, ItemFn, LitBool, LitStr, ReturnType, Token, Type};
 
 use crate::attr::{self, Options, TaskOptionArgs, kw};
-use crate::dag::args::DefaultArgs;
+use crate::dag::args::default_args;
 use crate::dag::body::Body;
 use crate::error::{Errors, with_errors};
 use crate::syntax::{doc_text, item_head};
@@ -73,16 +73,8 @@ impl Options for GroupArgs {
             )?);
         } else if input.peek(kw::default_args) {
             let key: kw::default_args = input.parse()?;
-            if !input.peek(syn::token::Paren) {
-                return Err(syn::Error::new(
-                    key.span,
-                    "write `default_args(retries = 2, retry_delay = \"5m\")`",
-                ));
-            }
-            let content;
-            syn::parenthesized!(content in input);
-            let DefaultArgs(options) = attr::parse_options::<DefaultArgs>(&content, errors);
-            self.default_args = Some(options);
+            let example = r#"retries = 2, retry_delay = "5m""#;
+            self.default_args = Some(default_args(input, key.span, example, errors)?);
         } else if input.peek(Token![crate]) {
             let key: Token![crate] = input.parse()?;
             self.krate = Some(attr::crate_path(input, key.span)?);
