@@ -293,25 +293,15 @@ impl Body<'_> {
         let mut task_id = None;
         let mut seen: Vec<String> = Vec::new();
         for arg in args {
-            let Expr::Assign(assign) = arg else {
-                self.errors.at(
-                    &arg,
-                    "`.r#override(..)` takes named options: `.r#override(task_id = \"load_eu\", \
-                     retries = 3)`",
-                );
+            let Some((key, value)) = self.name_and_value(
+                arg,
+                "`.r#override(..)` takes named options: `.r#override(task_id = \"load_eu\", \
+                 retries = 3)`",
+                "the left of `=` names an option of the task: `retries = 3`",
+            ) else {
                 continue;
             };
-            let key = match &*assign.left {
-                Expr::Path(path) if path.qself.is_none() => path.path.get_ident().cloned(),
-                _ => None,
-            };
-            let Some(key) = key else {
-                self.errors.at(
-                    &assign.left,
-                    "the left of `=` names an option of the task: `retries = 3`",
-                );
-                continue;
-            };
+            let value = &value;
             let name = key.unraw().to_string();
             if seen.contains(&name) {
                 self.errors.at(
@@ -321,7 +311,6 @@ impl Body<'_> {
                 continue;
             }
             seen.push(name.clone());
-            let value = &*assign.right;
             if KIND.contains(&name.as_str()) {
                 self.errors.at(
                     &key,
@@ -468,6 +457,24 @@ impl Body<'_> {
         true
     }
 
+    /// `name = value` as its name and value, or `None` after reporting an argument that is
+    /// not an assignment (`usage`) or whose left is not a name (`left`).
+    fn name_and_value(&mut self, arg: Expr, usage: &str, left: &str) -> Option<(Ident, Expr)> {
+        let Expr::Assign(assign) = arg else {
+            self.errors.at(&arg, usage);
+            return None;
+        };
+        let name = match &*assign.left {
+            Expr::Path(path) if path.qself.is_none() => path.path.get_ident().cloned(),
+            _ => None,
+        };
+        let Some(name) = name else {
+            self.errors.at(&assign.left, left);
+            return None;
+        };
+        Some((name, *assign.right))
+    }
+
     /// `.name(value)` for each `name = value` of a mapped call's arguments; a task call in
     /// a value is rewritten too. Reports arguments that are not `name = value` and names
     /// given twice (`names` spans `.partial` and `.expand`).
@@ -479,25 +486,14 @@ impl Body<'_> {
     ) -> Vec<TokenStream> {
         let mut calls = Vec::new();
         for arg in args {
-            let Expr::Assign(assign) = arg else {
-                self.errors.at(
-                    &arg,
-                    format!(
-                        "`.{method}(..)` takes named arguments, the task's parameter names: \
-                         `.{method}(name = value)`"
-                    ),
-                );
-                continue;
-            };
-            let name = match &*assign.left {
-                Expr::Path(path) if path.qself.is_none() => path.path.get_ident().cloned(),
-                _ => None,
-            };
-            let Some(name) = name else {
-                self.errors.at(
-                    &assign.left,
-                    "the left of `=` names a parameter of the task: `name = value`",
-                );
+            let Some((name, mut value)) = self.name_and_value(
+                arg,
+                &format!(
+                    "`.{method}(..)` takes named arguments, the task's parameter names: \
+                     `.{method}(name = value)`"
+                ),
+                "the left of `=` names a parameter of the task: `name = value`",
+            ) else {
                 continue;
             };
             if names.contains(&name) {
@@ -508,7 +504,6 @@ impl Body<'_> {
                 continue;
             }
             names.push(name.clone());
-            let mut value = *assign.right;
             self.task_call(&mut value);
             let mut group = Group::new(Delimiter::Parenthesis, value.to_token_stream());
             group.set_span(value.span());
