@@ -54,6 +54,7 @@ pub mod ids;
 pub mod logs;
 pub mod notify;
 pub mod objects;
+pub mod operators;
 pub mod ops;
 pub mod plan;
 pub mod pools;

@@ -470,3 +470,79 @@ mod steering {
         assert_eq!(state(&run, "choose"), TaskState::Failed);
     }
 }
+
+mod latest_only_runs {
+    //! `latest_only`: the tasks after it run only in the latest scheduled run.
+
+    use std::sync::Arc;
+
+    use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
+    use flow_runtime::operators::latest_only;
+    use flow_runtime::prelude::*;
+    use flow_runtime::store::{MemoryStore, RunType};
+    use flow_runtime::time::timetable::DataInterval;
+    use flow_runtime::{Executor, RunRequest};
+
+    #[task]
+    fn refresh() {}
+
+    #[task(trigger_rule = "all_done")]
+    fn tidy() {}
+
+    #[dag(schedule = "@daily", start_date = "2025-01-01")]
+    fn dashboards() {
+        latest_only() >> refresh() >> tidy();
+    }
+
+    #[dag(schedule = "@once", start_date = "2025-01-01")]
+    fn once() {
+        latest_only() >> refresh();
+    }
+
+    fn run(dag: &Dag, run_type: RunType, start: DateTime<Utc>) -> RunSummary {
+        let interval = DataInterval::new(start, start + Duration::days(1));
+        let interval = if dag.id().as_str() == "once" {
+            DataInterval::exact(start)
+        } else {
+            interval
+        };
+        let request = RunRequest::for_interval(dag, run_type, interval).unwrap();
+        let executor = Executor::new(Arc::new(MemoryStore::new()));
+        block_on(executor.run_request(dag, request)).unwrap()
+    }
+
+    #[test]
+    fn only_the_latest_scheduled_run_goes_on() {
+        let dag = dashboards().unwrap();
+        let state = |run: &RunSummary, t: &str| run.task(t).unwrap().state;
+        let old = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let catch_up = run(&dag, RunType::Scheduled, old);
+        assert_eq!(state(&catch_up, "latest_only"), TaskState::Success);
+        assert_eq!(state(&catch_up, "refresh"), TaskState::Skipped);
+        assert_eq!(
+            state(&catch_up, "tidy"),
+            TaskState::Success,
+            "all_done goes on"
+        );
+        let backfill = run(&dag, RunType::Backfill, old);
+        assert_eq!(state(&backfill, "refresh"), TaskState::Skipped);
+
+        let manual = run(&dag, RunType::Manual, old);
+        assert_eq!(state(&manual, "refresh"), TaskState::Success);
+
+        // The run of the interval that ended at today's midnight is the latest one.
+        let today = Utc::now().duration_trunc(Duration::days(1)).unwrap();
+        let latest = run(&dag, RunType::Scheduled, today - Duration::days(1));
+        assert_eq!(state(&latest, "refresh"), TaskState::Success);
+        // A run two intervals back is not.
+        let older = run(&dag, RunType::Scheduled, today - Duration::days(3));
+        assert_eq!(state(&older, "refresh"), TaskState::Skipped);
+
+        // `@once` has no later run: its only run is the latest.
+        let once = once().unwrap();
+        assert_eq!(
+            state(&run(&once, RunType::Scheduled, old), "refresh"),
+            TaskState::Success
+        );
+    }
+}

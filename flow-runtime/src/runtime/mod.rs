@@ -334,6 +334,9 @@ impl Executor {
             run_type: RunType::Manual,
             logical_date,
             data_interval: request.interval,
+            next_data_interval: dag
+                .timetable()
+                .following_interval(&request.interval, &dag.restriction()),
             params: Arc::new(request.params),
             xcoms: Arc::new(self.settings.store.clone()),
             runs: Arc::new(self.settings.store.clone()),

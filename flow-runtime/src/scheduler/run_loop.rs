@@ -130,12 +130,16 @@ impl<'a> RunLoop<'a> {
             _ => serde_json::Map::new(),
         };
         let store = &runtime.store;
+        let data_interval = DataInterval::new(run.data_interval_start, run.data_interval_end);
         let scope = Arc::new(RunScope {
             dag_id: dag.id().clone(),
             run_id: run.run_id.clone(),
             run_type: run.run_type,
             logical_date: run.logical_date,
-            data_interval: DataInterval::new(run.data_interval_start, run.data_interval_end),
+            data_interval,
+            next_data_interval: dag
+                .timetable()
+                .following_interval(&data_interval, &dag.restriction()),
             params: Arc::new(params),
             xcoms: Arc::new(store.clone()),
             runs: Arc::new(store.clone()),

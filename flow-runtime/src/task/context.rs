@@ -20,6 +20,8 @@ pub(crate) struct RunScope {
     pub(crate) run_type: RunType,
     pub(crate) logical_date: DateTime<Utc>,
     pub(crate) data_interval: DataInterval,
+    /// The data interval of the run the DAG's schedule has after this one, if any.
+    pub(crate) next_data_interval: Option<DataInterval>,
     pub(crate) params: Arc<serde_json::Map<String, serde_json::Value>>,
     pub(crate) xcoms: Arc<dyn XComRead>,
     pub(crate) runs: Arc<dyn RunRead>,
@@ -122,6 +124,13 @@ impl TaskContext {
     /// How the run came about: `manual`, `scheduled` or `backfill`.
     pub fn run_type(&self) -> RunType {
         self.run.run_type
+    }
+
+    /// The data interval of the run that the DAG's schedule has after this one (whether
+    /// or not it has run), if the schedule has one: none for a manual schedule, after
+    /// `@once`, or past `end_date`.
+    pub fn next_data_interval(&self) -> Option<DataInterval> {
+        self.run.next_data_interval
     }
 
     /// The run's params (the trigger's conf over the DAG's defaults), as JSON.
@@ -326,6 +335,7 @@ impl TaskContext {
             run_type: RunType::Manual,
             logical_date: now,
             data_interval: DataInterval::exact(now),
+            next_data_interval: None,
             params: Arc::default(),
             xcoms: Arc::new(Nothing),
             runs: Arc::new(Nothing),

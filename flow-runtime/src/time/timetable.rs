@@ -261,6 +261,21 @@ impl Timetable {
             .filter(|interval| interval.is_due(now))
     }
 
+    /// The interval of the run scheduled after the one of `current`, due or not: Airflow's
+    /// `next_dagrun_info` starting at `current`'s end. `None` for a manual schedule, after
+    /// `@once`'s run, and past `end_date`.
+    pub fn following_interval(
+        &self,
+        current: &DataInterval,
+        restriction: &Restriction,
+    ) -> Option<DataInterval> {
+        let every_interval = Restriction {
+            catchup: true,
+            ..*restriction
+        };
+        self.candidate(Some(current), &every_interval, None)
+    }
+
     /// Every interval due at `now` after `last`, oldest first: what a scheduler creates
     /// runs for. Without catchup this is at most one interval.
     pub fn due_intervals(
