@@ -19,8 +19,8 @@ pub(super) struct TaskArgs {
     pub(super) branch: Option<Span>,
     /// The `short_circuit` flag.
     pub(super) short_circuit: Option<Span>,
-    /// `ignore_downstream_trigger_rules = ..` of a short-circuit task.
-    pub(super) ignore_downstream_trigger_rules: Option<LitBool>,
+    /// `ignore_downstream_trigger_rules = ..` of a short-circuit task, with the key's span.
+    pub(super) ignore_downstream_trigger_rules: Option<(Span, LitBool)>,
     /// The `shell` flag.
     pub(super) shell: Option<Span>,
     /// The `sensor` flag.
@@ -147,8 +147,8 @@ impl Options for TaskArgs {
         } else if input.peek(kw::ignore_downstream_trigger_rules) {
             let key: kw::ignore_downstream_trigger_rules = input.parse()?;
             let key_name = "ignore_downstream_trigger_rules";
-            self.ignore_downstream_trigger_rules =
-                Some(attr::boolean(input, key_name, key.span, false)?);
+            let value = attr::boolean(input, key_name, key.span, false)?;
+            self.ignore_downstream_trigger_rules = Some((key.span, value));
         } else if input.peek(kw::shell) {
             let key: kw::shell = input.parse()?;
             self.shell = Some(flag(input, "shell", key.span)?);
@@ -234,9 +234,9 @@ pub(super) fn flag(input: ParseStream, key: &str, key_span: Span) -> syn::Result
 pub(super) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
     let mut args: TaskArgs = attr::parse_all(args, errors);
     check_sensor(&mut args, errors);
-    if let (Some(option), None) = (&args.ignore_downstream_trigger_rules, args.short_circuit) {
+    if let (Some((key, _)), None) = (&args.ignore_downstream_trigger_rules, args.short_circuit) {
         errors.push(syn::Error::new(
-            option.span(),
+            *key,
             "`ignore_downstream_trigger_rules` is an option of a `short_circuit` task: \
              write `#[task(short_circuit, ignore_downstream_trigger_rules = false)]`, or remove it",
         ));

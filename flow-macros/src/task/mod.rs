@@ -130,7 +130,9 @@ fn build(
         special,
         shell: args.shell,
         multiple_outputs: args.multiple_outputs,
-        ignore_downstream_trigger_rules: args.ignore_downstream_trigger_rules,
+        ignore_downstream_trigger_rules: args
+            .ignore_downstream_trigger_rules
+            .map(|(_, value)| value),
         sensor,
         pool_slots: args.pool_slots,
         callbacks: args.callbacks,
