@@ -4,6 +4,8 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::Item;
 
+use crate::error::Errors;
+
 /// The `#[cfg]`s of the function, repeated on everything generated beside it.
 pub(crate) fn cfg_attributes(attrs: &[syn::Attribute]) -> Vec<syn::Attribute> {
     attrs
@@ -61,4 +63,27 @@ pub(crate) fn item_head(item: &Item) -> TokenStream {
 
 fn pair(first: impl ToTokens, second: impl ToTokens) -> TokenStream {
     quote!(#first #second)
+}
+
+/// Reports `const`, `unsafe` and `extern` on a function that only declares tasks (a
+/// `#[dag]` or `#[task_group]` function, named by `what`).
+pub(crate) fn check_declaring_qualifiers(sig: &syn::Signature, what: &str, errors: &mut Errors) {
+    if let Some(constness) = &sig.constness {
+        errors.at(
+            constness,
+            format!("{what} cannot be a `const fn`: remove `const`"),
+        );
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.at(
+            unsafety,
+            format!("{what} cannot be `unsafe`: remove `unsafe`"),
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        errors.at(
+            abi,
+            format!("{what} cannot have an `extern` ABI: remove it"),
+        );
+    }
 }

@@ -88,24 +88,7 @@ fn check_signature(function: &ItemFn, errors: &mut Errors) {
              start-up; make the tasks `async` instead",
         );
     }
-    if let Some(constness) = &sig.constness {
-        errors.at(
-            constness,
-            "a `#[dag]` function cannot be a `const fn`: remove `const`",
-        );
-    }
-    if let Some(unsafety) = &sig.unsafety {
-        errors.at(
-            unsafety,
-            "a `#[dag]` function cannot be `unsafe`: remove `unsafe`",
-        );
-    }
-    if let Some(abi) = &sig.abi {
-        errors.at(
-            abi,
-            "a `#[dag]` function cannot have an `extern` ABI: remove it",
-        );
-    }
+    crate::syntax::check_declaring_qualifiers(sig, "a `#[dag]` function", errors);
     if !sig.generics.params.is_empty() {
         errors.at(
             &sig.generics,

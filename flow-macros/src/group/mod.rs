@@ -143,24 +143,7 @@ fn check_signature(function: &ItemFn, errors: &mut Errors) -> bool {
             format!("{what} cannot be `async`: it only declares tasks; make the tasks `async`"),
         );
     }
-    if let Some(constness) = &sig.constness {
-        errors.at(
-            constness,
-            format!("{what} cannot be a `const fn`: remove `const`"),
-        );
-    }
-    if let Some(unsafety) = &sig.unsafety {
-        errors.at(
-            unsafety,
-            format!("{what} cannot be `unsafe`: remove `unsafe`"),
-        );
-    }
-    if let Some(abi) = &sig.abi {
-        errors.at(
-            abi,
-            format!("{what} cannot have an `extern` ABI: remove it"),
-        );
-    }
+    crate::syntax::check_declaring_qualifiers(sig, what, errors);
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         errors.at(
             &sig.generics,
