@@ -1,18 +1,9 @@
 //! Task groups in the builder: ids, `default_args`, ordering a group as a whole, and
 //! the checks of group ids.
 
+use super::tests::{sink, source};
 use super::*;
 use crate::task::{TaskError, TaskOptions, TaskSpec};
-
-fn source(name: &str) -> TaskSpec {
-    TaskSpec::from_sync(name, |_, _| Ok::<u64, TaskError>(1))
-}
-fn sink(name: &str) -> TaskSpec {
-    TaskSpec::from_sync(name, |_, inputs| {
-        Ok::<u64, TaskError>(inputs.get::<u64>(0)? + 1)
-    })
-    .param::<u64>("x")
-}
 fn ids(dag: &Dag) -> Vec<&str> {
     dag.tasks().iter().map(|t| t.id().as_str()).collect()
 }

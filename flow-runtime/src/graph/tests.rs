@@ -11,10 +11,12 @@ use crate::time::parse_date;
 use crate::time::timetable::Restriction;
 use crate::trigger::TriggerRule;
 
-fn source(name: &str) -> TaskSpec {
+/// A task returning 1.
+pub(super) fn source(name: &str) -> TaskSpec {
     TaskSpec::from_sync(name, |_, _| Ok::<u64, TaskError>(1))
 }
-fn sink(name: &str) -> TaskSpec {
+/// A task adding 1 to its input `x`.
+pub(super) fn sink(name: &str) -> TaskSpec {
     TaskSpec::from_sync(name, |_, inputs| {
         Ok::<u64, TaskError>(inputs.get::<u64>(0)? + 1)
     })
