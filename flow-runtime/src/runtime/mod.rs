@@ -218,17 +218,16 @@ impl Executor {
     /// Records a new run of `dag` (state `queued`) without running it; its id is
     /// [`Executor::run_id`] of its type and logical date.
     pub fn create_run(&self, dag: &Dag, request: RunRequest) -> Result<DagRunRecord, RunError> {
-        self.create_planned_run(&Plan::compile(dag), request)
+        self.record_run(dag, crate::plan::fingerprint(dag), request)
     }
 
-    /// [`Executor::create_run`] of the DAG `plan` was compiled from.
-    fn create_planned_run(
+    /// [`Executor::create_run`] of `dag`, whose shape's fingerprint is known already.
+    fn record_run(
         &self,
-        plan: &Plan<'_>,
+        dag: &Dag,
+        fingerprint: String,
         request: RunRequest,
     ) -> Result<DagRunRecord, RunError> {
-        let dag = plan.dag();
-        let fingerprint = plan.fingerprint().to_string();
         self.settings.store.record_dag(dag.id(), &fingerprint)?;
         let logical_date = request.logical_date;
         let run = DagRunRecord {
@@ -271,7 +270,7 @@ impl Executor {
         request: RunRequest,
     ) -> Result<RunSummary, RunError> {
         let plan = Plan::compile(dag);
-        let run = self.create_planned_run(&plan, request)?;
+        let run = self.record_run(dag, plan.fingerprint().to_string(), request)?;
         RunLoop::new(&self.settings, &plan, &run, self.task_executor())
             .start(Vec::new())
             .await
