@@ -32,7 +32,9 @@ use crate::plan::Plan;
 use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
 use crate::store::Store;
-use crate::store::{Change, DagRunRecord, SlotRequest, StoreError, TaskInstanceRecord, XComStore};
+use crate::store::{
+    Change, DagRunRecord, SlotRelease, SlotRequest, StoreError, TaskInstanceRecord, XComStore,
+};
 use crate::summary::{RunSummary, TaskSummary};
 use crate::task::TaskError;
 use crate::task::callbacks::{self, Callback, CallbackEvent};
@@ -96,9 +98,10 @@ pub(crate) struct RunLoop<'a> {
     started: DateTime<Utc>,
     /// The instances holding pool slots in the store, with what they hold.
     held: HashMap<usize, Claim>,
-    /// Holds of tries that ended this turn: the next instance with the same claim takes
-    /// them over ([`Change::TransferSlots`]); the rest are given back at the end of the turn.
-    freed: Vec<(TaskInstanceKey, Claim)>,
+    /// Claims of tries that ended this turn: the next instance with the same claim takes
+    /// its slots over without asking the store; the rest are given back at the end of the
+    /// turn.
+    freed: Vec<Claim>,
     /// Whether the store refused slots since the last commit: asking again before a
     /// commit (ours gives slots back) or a wait for others' releases only repeats the
     /// answer.
@@ -183,6 +186,14 @@ impl<'a> RunLoop<'a> {
         mut self,
         stored: Vec<TaskInstanceRecord>,
     ) -> Result<RunSummary, RunError> {
+        let result = self.drive(stored).await;
+        if result.is_err() {
+            self.give_back_slots();
+        }
+        result
+    }
+
+    async fn drive(&mut self, stored: Vec<TaskInstanceRecord>) -> Result<RunSummary, RunError> {
         let clock = Instant::now();
         let store = self.runtime.store.clone();
         self.tracker
@@ -198,10 +209,10 @@ impl<'a> RunLoop<'a> {
             &self.scope.run_id,
             self.runtime.owner.clone(),
         )?;
-        // Tries left running by a process that died give back the slots they held.
-        for record in stored.iter().filter(|r| r.state == TaskState::Running) {
-            self.tracker
-                .push_change(Change::ReleaseSlots(record.key.clone()));
+        // What tries of this run held before (a process that died) is no one's now: the
+        // lease says this loop drives the run, and it has started nothing yet.
+        if !stored.is_empty() {
+            store.forget_run_slots(&self.scope.dag_id, &self.scope.run_id)?;
         }
         let mut reschedules = std::collections::HashMap::new();
         for record in stored
@@ -381,19 +392,19 @@ impl<'a> RunLoop<'a> {
                     Some(Ready::Task(index)) => index,
                     None => break,
                 };
-                let key = self.tracker.instance(index).record.key.clone();
                 let claim = self.claim(index);
                 // Slots a try of this turn gave up pass straight on: no store round trip.
-                match self.freed.iter().rposition(|(_, c)| *c == claim) {
+                match self.freed.iter().rposition(|c| *c == claim) {
                     Some(at) => {
-                        let (from, claim) = self.freed.swap_remove(at);
-                        self.tracker
-                            .push_change(Change::TransferSlots { from, to: key });
+                        let claim = self.freed.swap_remove(at);
                         self.start_try(index, claim, launches);
                     }
                     None => {
                         asked.push(index);
-                        requests.push(SlotRequest { key, claim });
+                        requests.push(SlotRequest {
+                            run_id: self.scope.run_id.clone(),
+                            claim,
+                        });
                     }
                 }
             }
@@ -462,10 +473,46 @@ impl<'a> RunLoop<'a> {
         self.launching += 1;
     }
 
-    /// Gives back the slots of this turn's ended tries that nothing took over.
+    /// Gives back the slots of this turn's ended tries that nothing took over, one change
+    /// per pool.
     fn release_freed(&mut self) {
-        for (key, _) in self.freed.drain(..) {
-            self.tracker.push_change(Change::ReleaseSlots(key));
+        let freed = std::mem::take(&mut self.freed);
+        for release in self.releases(freed) {
+            self.tracker.push_change(Change::ReleaseSlots(release));
+        }
+    }
+
+    /// What giving back `claims` (all of this run) takes, one release per pool.
+    fn releases(&self, claims: Vec<Claim>) -> Vec<SlotRelease> {
+        let mut releases: Vec<SlotRelease> = Vec::new();
+        for claim in claims {
+            match releases.iter_mut().find(|r| r.pool == claim.pool) {
+                Some(release) => {
+                    release.slots += claim.slots;
+                    release.tasks += 1;
+                }
+                None => releases.push(SlotRelease {
+                    dag_id: self.scope.dag_id.clone(),
+                    run_id: self.scope.run_id.clone(),
+                    owner: self.runtime.owner.to_string(),
+                    pool: claim.pool,
+                    slots: claim.slots,
+                    tasks: 1,
+                }),
+            }
+        }
+        releases
+    }
+
+    /// After a failure that ends the loop: gives back every slot this run holds, directly
+    /// (the batch that would have carried it may be what failed).
+    fn give_back_slots(&mut self) {
+        let mut claims: Vec<Claim> = self.held.drain().map(|(_, claim)| claim).collect();
+        claims.append(&mut self.freed);
+        for release in self.releases(claims) {
+            if let Err(e) = self.runtime.store.release_slots(&release) {
+                tracing::warn!(run = %self.scope.run_id, "could not give back pool slots: {e}");
+            }
         }
     }
 
@@ -612,8 +659,7 @@ impl<'a> RunLoop<'a> {
             end,
         } = finished;
         if let Some(claim) = self.held.remove(&index) {
-            let key = self.tracker.instance(index).record.key.clone();
-            self.freed.push((key, claim));
+            self.freed.push(claim);
         }
         // Lines drained earlier are in earlier batches; the rest goes with the outcome.
         self.logs.remove(&index);
@@ -832,11 +878,7 @@ impl<'a> RunLoop<'a> {
 
     fn finish(&mut self, duration: Duration, lease: &mut RunLease) -> Result<RunSummary, RunError> {
         // Tries abandoned by a stop or a timeout give their slots back.
-        let held: Vec<usize> = self.held.drain().map(|(index, _)| index).collect();
-        for index in held {
-            let key = self.tracker.instance(index).record.key.clone();
-            self.tracker.push_change(Change::ReleaseSlots(key));
-        }
+        self.freed.extend(self.held.drain().map(|(_, claim)| claim));
         self.release_freed();
         self.flush_logs();
         let state = self.tracker.final_state(self.stopped);

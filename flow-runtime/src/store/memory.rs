@@ -53,81 +53,42 @@ struct Inner {
     run_leases: HashMap<RunKey, (String, DateTime<Utc>)>,
 }
 
-struct SlotHold {
-    owner: String,
-    pool: String,
+/// What one owner holds of one pool for one run (the SQLite store's `slot_usage` row).
+struct Usage {
     slots: u32,
-    dag: DagId,
+    tasks: u32,
     until: DateTime<Utc>,
 }
 
-/// The slot holds, with their sums per pool and per DAG kept as they change, so that a
-/// request costs what it asks for rather than a pass over every hold.
+/// The slot counts, by run, pool and owner.
 #[derive(Default)]
 struct Holds {
-    by_key: HashMap<TaskInstanceKey, SlotHold>,
-    used: HashMap<String, u32>,
-    dag_running: HashMap<DagId, u32>,
-    /// No hold runs out before this (a lower bound, as renewals only push ends later).
-    earliest: Option<DateTime<Utc>>,
+    counts: HashMap<(RunKey, String, String), Usage>,
 }
 
 impl Holds {
-    fn count(&mut self, hold: &SlotHold) {
-        *self.used.entry(hold.pool.clone()).or_default() += hold.slots;
-        *self.dag_running.entry(hold.dag.clone()).or_default() += 1;
-        self.earliest = Some(self.earliest.map_or(hold.until, |e| e.min(hold.until)));
-    }
-
-    fn uncount(&mut self, hold: &SlotHold) {
-        if let Some(used) = self.used.get_mut(&hold.pool) {
-            *used = used.saturating_sub(hold.slots);
-        }
-        if let Some(running) = self.dag_running.get_mut(&hold.dag) {
-            *running = running.saturating_sub(1);
-        }
-    }
-
-    fn insert(&mut self, key: TaskInstanceKey, hold: SlotHold) {
-        self.count(&hold);
-        if let Some(old) = self.by_key.insert(key, hold) {
-            self.uncount(&old);
-        }
-    }
-
-    fn remove(&mut self, key: &TaskInstanceKey) -> Option<SlotHold> {
-        let hold = self.by_key.remove(key)?;
-        self.uncount(&hold);
-        Some(hold)
-    }
-
-    /// The hold of `from` passes to `to` (same pool and DAG: the sums do not move).
-    fn transfer(&mut self, from: &TaskInstanceKey, to: &TaskInstanceKey) {
-        if let Some(hold) = self.by_key.remove(from)
-            && let Some(old) = self.by_key.insert(to.clone(), hold)
-        {
-            self.uncount(&old);
-        }
-    }
-
-    /// Keeps the holds `keep` says, recounting the sums.
-    fn retain(&mut self, mut keep: impl FnMut(&TaskInstanceKey, &SlotHold) -> bool) {
-        self.by_key.retain(|key, hold| keep(key, hold));
-        self.used.clear();
-        self.dag_running.clear();
-        self.earliest = None;
-        let holds = std::mem::take(&mut self.by_key);
-        for hold in holds.values() {
-            self.count(hold);
-        }
-        self.by_key = holds;
-    }
-
-    /// Drops the holds whose lease ran out by `now`.
+    /// Drops the counts whose lease ran out by `now`.
     fn expire(&mut self, now: DateTime<Utc>) {
-        if self.earliest.is_some_and(|earliest| earliest < now) {
-            self.retain(|_, hold| hold.until >= now);
+        self.counts.retain(|_, usage| usage.until >= now);
+    }
+
+    fn release(&mut self, release: &super::SlotRelease) {
+        let key = (
+            (release.dag_id.clone(), release.run_id.clone()),
+            release.pool.clone(),
+            release.owner.clone(),
+        );
+        if let Some(usage) = self.counts.get_mut(&key) {
+            usage.slots = usage.slots.saturating_sub(release.slots);
+            usage.tasks = usage.tasks.saturating_sub(release.tasks);
+            if usage.slots == 0 && usage.tasks == 0 {
+                self.counts.remove(&key);
+            }
         }
+    }
+
+    fn forget_run(&mut self, run: &RunKey) {
+        self.counts.retain(|(of, _, _), _| of != run);
     }
 }
 
@@ -167,13 +128,14 @@ impl Inner {
                     ..
                 }
                 | Change::RemoveInstance(key)
-                | Change::ReleaseSlots(key)
-                | Change::TransferSlots { to: key, .. }
                 | Change::XCom { key, .. }
                 | Change::Log { key, .. }
                 | Change::Reschedule(RescheduleRecord { key, .. }) => (&key.dag_id, &key.run_id),
                 Change::Run { dag_id, run_id, .. }
-                | Change::ReleaseRunLease { dag_id, run_id, .. } => (dag_id, run_id),
+                | Change::ReleaseRunLease { dag_id, run_id, .. }
+                | Change::ReleaseSlots(super::SlotRelease { dag_id, run_id, .. }) => {
+                    (dag_id, run_id)
+                }
             };
             if known_run == Some((dag_id, run_id)) {
                 // Checked already; batches are almost always about one run.
@@ -292,10 +254,7 @@ impl RunStore for MemoryStore {
             match change {
                 Change::Task { record, .. } => inner.upsert_task(record),
                 Change::RemoveInstance(key) => inner.remove_task(key),
-                Change::ReleaseSlots(key) => {
-                    inner.holds.remove(key);
-                }
-                Change::TransferSlots { from, to } => inner.holds.transfer(from, to),
+                Change::ReleaseSlots(release) => inner.holds.release(release),
                 Change::XCom { key, name, value } => {
                     inner
                         .xcoms
@@ -506,7 +465,7 @@ impl RunStore for MemoryStore {
         inner.leases.retain(|key, _| other_run(key));
         inner.queued_at.retain(|key, _| other_run(key));
         inner.outcomes.retain(|o| other_run(&o.key));
-        inner.holds.retain(|key, _| other_run(key));
+        inner.holds.forget_run(&id);
         inner.run_leases.remove(&id);
         Ok(())
     }
@@ -845,13 +804,14 @@ impl SlotStore for MemoryStore {
         ttl: Duration,
     ) -> Result<Vec<Grant>, StoreError> {
         let mut inner = self.lock();
-        if let Some(request) = requests
-            .iter()
-            .find(|r| !inner.runs.contains_key(&run_key(&r.key)))
-        {
+        if let Some(request) = requests.iter().find(|r| {
+            !inner
+                .runs
+                .contains_key(&(r.claim.dag.clone(), r.run_id.clone()))
+        }) {
             return Err(StoreError::NoSuchRun {
-                dag_id: request.key.dag_id.clone(),
-                run_id: request.key.run_id.clone(),
+                dag_id: request.claim.dag.clone(),
+                run_id: request.run_id.clone(),
             });
         }
         let until = super::lease_end(now, ttl);
@@ -863,53 +823,43 @@ impl SlotStore for MemoryStore {
         for pool in inner.pools.values() {
             tally.sizes.insert(pool.name.clone(), pool.slots);
         }
-        tally.used = inner
-            .holds
-            .used
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        tally.dag_running = inner
-            .holds
-            .dag_running
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        for (((dag, _), pool, _), usage) in &inner.holds.counts {
+            *tally.used.entry(pool.clone()).or_default() += usage.slots;
+            *tally.dag_running.entry(dag.clone()).or_default() += usage.tasks;
+        }
         let mut grants = Vec::with_capacity(requests.len());
         for request in requests {
-            let grant = match inner.holds.by_key.get_mut(&request.key) {
-                Some(hold) if hold.owner == owner => {
-                    hold.until = until;
-                    Grant::Granted
-                }
-                Some(_) => Grant::PoolFull,
-                None => {
-                    let grant = tally.grant(&request.claim);
-                    if grant == Grant::Granted {
-                        inner.holds.insert(
-                            request.key.clone(),
-                            SlotHold {
-                                owner: owner.to_string(),
-                                pool: request.claim.pool.clone(),
-                                slots: request.claim.slots,
-                                dag: request.claim.dag.clone(),
-                                until,
-                            },
-                        );
-                    }
-                    grant
-                }
-            };
+            let grant = tally.grant(&request.claim);
+            if grant == Grant::Granted {
+                let claim = &request.claim;
+                let key = (
+                    (claim.dag.clone(), request.run_id.clone()),
+                    claim.pool.clone(),
+                    owner.to_string(),
+                );
+                let usage = inner.holds.counts.entry(key).or_insert(Usage {
+                    slots: 0,
+                    tasks: 0,
+                    until,
+                });
+                usage.slots += claim.slots;
+                usage.tasks += 1;
+                usage.until = until;
+            }
             grants.push(grant);
         }
         Ok(grants)
     }
 
-    fn release_slots(&self, keys: &[TaskInstanceKey]) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        for key in keys {
-            inner.holds.remove(key);
-        }
+    fn release_slots(&self, release: &super::SlotRelease) -> Result<(), StoreError> {
+        self.lock().holds.release(release);
+        Ok(())
+    }
+
+    fn forget_run_slots(&self, dag_id: &DagId, run_id: &RunId) -> Result<(), StoreError> {
+        self.lock()
+            .holds
+            .forget_run(&(dag_id.clone(), run_id.clone()));
         Ok(())
     }
 
@@ -921,9 +871,9 @@ impl SlotStore for MemoryStore {
     ) -> Result<usize, StoreError> {
         let until = super::lease_end(now, ttl);
         let mut renewed = 0;
-        for hold in self.lock().holds.by_key.values_mut() {
-            if hold.owner == owner && hold.until >= now {
-                hold.until = until;
+        for ((_, _, by), usage) in self.lock().holds.counts.iter_mut() {
+            if by == owner && usage.until >= now {
+                usage.until = until;
                 renewed += 1;
             }
         }
@@ -932,8 +882,10 @@ impl SlotStore for MemoryStore {
 
     fn slots_in_use(&self, now: DateTime<Utc>) -> Result<Vec<(String, u32)>, StoreError> {
         let mut used: BTreeMap<String, u32> = BTreeMap::new();
-        for hold in self.lock().holds.by_key.values().filter(|h| h.until >= now) {
-            *used.entry(hold.pool.clone()).or_default() += hold.slots;
+        for ((_, pool, _), usage) in &self.lock().holds.counts {
+            if usage.until >= now && usage.slots > 0 {
+                *used.entry(pool.clone()).or_default() += usage.slots;
+            }
         }
         Ok(used.into_iter().collect())
     }

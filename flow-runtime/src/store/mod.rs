@@ -305,18 +305,10 @@ pub enum Change {
     /// A mapped task instance that no longer exists: its task was cleared and its list
     /// is now shorter (Airflow marks such instances `removed`). Its past tries stay.
     RemoveInstance(TaskInstanceKey),
-    /// The instance's try ended: the pool slots it held ([`SlotStore::acquire_slots`])
-    /// are free again, as durably as the outcome committed with them.
-    ReleaseSlots(TaskInstanceKey),
-    /// The slots one finished try held pass to the instance starting next in its place
-    /// (same pool, slots and DAG), so a busy process does not ask for slots it already
-    /// holds; a hold that has meanwhile run out is not revived.
-    TransferSlots {
-        /// The instance whose try ended.
-        from: TaskInstanceKey,
-        /// The instance that takes its slots.
-        to: TaskInstanceKey,
-    },
+    /// Tries of one run ended: the pool slots they held under `owner`
+    /// ([`SlotStore::acquire_slots`]) are free again, as durably as the outcomes committed
+    /// with them.
+    ReleaseSlots(SlotRelease),
     /// A sensor in `reschedule` mode found its condition not met and waits for its next
     /// poke.
     Reschedule(RescheduleRecord),
@@ -694,23 +686,45 @@ pub trait QueueStore: Send + Sync {
 /// `max_active_tasks`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotRequest {
-    /// The instance that would run.
-    pub key: TaskInstanceKey,
+    /// The run of the instance that would run (`claim.dag` is its DAG).
+    pub run_id: RunId,
     /// Its pool, slots and DAG limit (`claim.dag` is the DAG counted for
     /// `max_active_tasks`).
     pub claim: Claim,
 }
 
+/// Slots given back: what `tasks` ended tries of one run held in one pool under `owner`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotRelease {
+    /// The run's DAG.
+    pub dag_id: DagId,
+    /// The run.
+    pub run_id: RunId,
+    /// Who held them.
+    pub owner: String,
+    /// The pool.
+    pub pool: String,
+    /// Slots of the pool given back.
+    pub slots: u32,
+    /// Tries given back (each counted once under the DAG's `max_active_tasks`).
+    pub tasks: u32,
+}
+
 /// Pool slots and `max_active_tasks` counted in the store, so that processes sharing one
-/// database never oversubscribe a pool. A hold belongs to an owner (a process) and lasts
-/// until released or until its lease runs out: the holds of a process that died stop
-/// counting once their lease ends.
+/// database never oversubscribe a pool.
+///
+/// The store keeps a count per run, pool and owner (a process), not a row per instance:
+/// a try that ends hands its slots straight to the next instance of the same claim
+/// without asking the store, and a batch gives back many tries at once. A count lasts
+/// until released or until its lease runs out, so the holds of a process that died stop
+/// counting once their lease ends; whoever takes a run over forgets what others held
+/// for it ([`SlotStore::forget_run_slots`]), and deleting a run gives its slots back.
 pub trait SlotStore: Send + Sync {
     /// Answers every request in one transaction, in order (earlier requests first take
-    /// what is free), and records a hold for each [`Grant::Granted`]. Pool sizes are the
-    /// store's pools (`default_pool` has [`crate::pools::DEFAULT_POOL_SLOTS`] unless
-    /// redefined). An instance that already holds slots under `owner` is granted again
-    /// (its lease renewed); one held by another live owner is [`Grant::PoolFull`].
+    /// what is free), and counts each [`Grant::Granted`] under `owner`. Pool sizes are
+    /// the store's pools (`default_pool` has [`crate::pools::DEFAULT_POOL_SLOTS`] unless
+    /// redefined). A request for a run that does not exist fails the call, holding
+    /// nothing.
     fn acquire_slots(
         &self,
         owner: &str,
@@ -718,10 +732,14 @@ pub trait SlotStore: Send + Sync {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<Vec<Grant>, StoreError>;
-    /// Gives back the holds of these instances (unknown ones are ignored).
-    fn release_slots(&self, keys: &[TaskInstanceKey]) -> Result<(), StoreError>;
-    /// Extends to `now + ttl` the live holds of `owner`; returns how many. A hold whose
-    /// lease ran out is not renewed: its slots may be someone else's by now.
+    /// Gives back what `release` says (counts never go below zero).
+    fn release_slots(&self, release: &SlotRelease) -> Result<(), StoreError>;
+    /// Drops every hold of one run, whoever the owner: its tries are not running (the
+    /// caller has just taken the run over, and started nothing yet).
+    fn forget_run_slots(&self, dag_id: &DagId, run_id: &RunId) -> Result<(), StoreError>;
+    /// Extends to `now + ttl` the live holds of `owner`; returns how many counts it
+    /// renewed. A hold whose lease ran out is not renewed: its slots may be someone
+    /// else's by now.
     fn renew_slots(
         &self,
         owner: &str,

@@ -19,8 +19,8 @@ use rusqlite::{
 use super::{
     Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LeaseGrant, LogLine, LogStore,
     Outcome, OutcomeCursor, Page, Paged, QueueStore, ReportedOutcome, RescheduleRecord,
-    RescheduleStore, RunLeaseStore, RunStore, RunType, SlotRequest, SlotStore, SlotTally,
-    StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
+    RescheduleStore, RunLeaseStore, RunStore, RunType, SlotRelease, SlotRequest, SlotStore,
+    SlotTally, StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
@@ -28,10 +28,10 @@ use crate::state::{RunState, TaskState};
 use crate::xcom::{ObjectRef, StoredXCom, XComBlob};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Each migration takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     "CREATE TABLE flow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      INSERT INTO flow_meta (key, value) VALUES ('application', 'flow'), ('schema_version', '1');
      CREATE TABLE dags (
@@ -180,6 +180,27 @@ const MIGRATIONS: [&str; 6] = [
     // try that was retried is `failed` in the history.
     "UPDATE task_instances SET max_tries = max_tries - 1 WHERE max_tries > 0;
      UPDATE task_tries SET state = 'failed' WHERE state = 'up_for_retry';",
+    // Pool slots are counted per run, pool and owner rather than held per instance: a
+    // try hands its slots to the next one without a write, and a batch releases many
+    // at once. Holds of the old kind belong to processes of an older build.
+    "DROP TABLE slot_holds;
+     CREATE TABLE slot_usage (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         pool TEXT NOT NULL,
+         owner TEXT NOT NULL,
+         slots INTEGER NOT NULL,
+         tasks INTEGER NOT NULL,
+         lease_until_us BIGINT NOT NULL,
+         PRIMARY KEY (dag_id, run_id, pool, owner),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE TRIGGER slot_usage_emptied AFTER UPDATE OF slots, tasks ON slot_usage
+         WHEN NEW.slots = 0 AND NEW.tasks = 0
+     BEGIN
+         DELETE FROM slot_usage WHERE dag_id = NEW.dag_id AND run_id = NEW.run_id
+             AND pool = NEW.pool AND owner = NEW.owner;
+     END;",
 ];
 
 /// How [`SqliteStore::open_with`] treats an existing database.
@@ -861,6 +882,7 @@ fn apply_one(
             // which costs more than the statement itself.
             // An instance joins the queue when it becomes `queued`; a worker's claim lasts
             // while the instance is `running`.
+            let joins_queue = ti.state == TaskState::Queued && expect.state != TaskState::Queued;
             let sql = if *expect == Expect::FRESH {
                 "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error, \
                  priority_weight, queue, queued_us) \
@@ -871,34 +893,49 @@ fn apply_one(
                  claimed_by = CASE WHEN ?5 = 'running' THEN task_instances.claimed_by END, \
                  lease_until_us = CASE WHEN ?5 = 'running' THEN task_instances.lease_until_us END \
                  WHERE task_instances.state = +?11 AND task_instances.try_number = ?12"
-            } else {
+            } else if joins_queue {
+                // Its place in the queue is set now.
                 "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, \
-                 priority_weight = ?13, queue = ?14, \
-                 queued_us = CASE WHEN ?5 = 'queued' AND state <> 'queued' THEN ?15 ELSE queued_us END, \
-                 claimed_by = CASE WHEN ?5 = 'running' THEN claimed_by END, \
-                 lease_until_us = CASE WHEN ?5 = 'running' THEN lease_until_us END \
+                 priority_weight = ?13, queue = ?14, queued_us = ?15, claimed_by = NULL, lease_until_us = NULL \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
+                 AND state = +?11 AND try_number = ?12"
+            } else if expect.state == TaskState::Running && ti.state != TaskState::Running {
+                // Only a try that stops running can hold a worker's claim; other changes
+                // leave the claim columns (and their index) alone.
+                "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, \
+                 claimed_by = NULL, lease_until_us = NULL \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
+                 AND state = +?11 AND try_number = ?12"
+            } else {
+                "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10 \
                  WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
                  AND state = +?11 AND try_number = ?12"
             };
+            let fields: [&dyn rusqlite::ToSql; 12] = [
+                &k.dag_id.as_str(),
+                &k.run_id.as_str(),
+                &k.task_id.as_str(),
+                &k.map_index.as_i64(),
+                &ti.state.as_str(),
+                &ti.try_number,
+                &ti.max_tries,
+                &micros(ti.start),
+                &micros(ti.end),
+                &ti.error,
+                &expect.state.as_str(),
+                &expect.try_number,
+            ];
+            let queue_fields: [&dyn rusqlite::ToSql; 3] = [&ti.priority_weight, &ti.queue, &now_us];
+            let queue_fields = if *expect == Expect::FRESH || joins_queue {
+                &queue_fields[..]
+            } else {
+                &[]
+            };
             let written = tx
                 .prepare_cached(sql)?
-                .execute(params![
-                    k.dag_id.as_str(),
-                    k.run_id.as_str(),
-                    k.task_id.as_str(),
-                    k.map_index.as_i64(),
-                    ti.state.as_str(),
-                    ti.try_number,
-                    ti.max_tries,
-                    micros(ti.start),
-                    micros(ti.end),
-                    ti.error,
-                    expect.state.as_str(),
-                    expect.try_number,
-                    ti.priority_weight,
-                    ti.queue,
-                    now_us,
-                ])
+                .execute(rusqlite::params_from_iter(
+                    fields.iter().chain(queue_fields),
+                ))
                 .map_err(|e| no_such_run(e, &k.dag_id, &k.run_id))?;
             if written == 0 {
                 return Err(refused(tx, k, *expect));
@@ -990,26 +1027,7 @@ fn apply_one(
             tx.prepare_cached("DELETE FROM task_instances WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4")?
                 .execute(key_params(key))?;
         }
-        Change::TransferSlots { from, to } => {
-            tx.prepare_cached(
-                "UPDATE slot_holds SET dag_id = ?5, run_id = ?6, task_id = ?7, map_index = ?8 \
-                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
-            )?
-            .execute(params![
-                from.dag_id.as_str(),
-                from.run_id.as_str(),
-                from.task_id.as_str(),
-                from.map_index.as_i64(),
-                to.dag_id.as_str(),
-                to.run_id.as_str(),
-                to.task_id.as_str(),
-                to.map_index.as_i64(),
-            ])?;
-        }
-        Change::ReleaseSlots(key) => {
-            tx.prepare_cached("DELETE FROM slot_holds WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4")?
-                .execute(key_params(key))?;
-        }
+        Change::ReleaseSlots(release) => release_usage(tx, release)?,
         Change::Reschedule(record) => {
             let key = &record.key;
             tx.prepare_cached(
@@ -1601,100 +1619,86 @@ impl SlotStore for SqliteStore {
         let now_us = now.timestamp_micros();
         let until = super::lease_end(now, ttl).timestamp_micros();
         self.write(|tx| {
-            // Holds whose owner stopped renewing them no longer count.
-            tx.prepare_cached("DELETE FROM slot_holds WHERE lease_until_us < ?1")?
-                .execute(params![now_us])?;
+            // One statement reads the pool sizes and the live counts (holds whose owner
+            // stopped renewing them no longer count; renewals delete them).
             let mut tally = SlotTally::default();
             tally
                 .sizes
                 .insert(DEFAULT_POOL.to_string(), DEFAULT_POOL_SLOTS);
-            for row in tx
-                .prepare_cached("SELECT name, slots FROM pools")?
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
-            {
-                let (name, slots) = row?;
-                tally.sizes.insert(name, slots);
-            }
-            for row in tx
-                .prepare_cached("SELECT pool, SUM(slots) FROM slot_holds GROUP BY pool")?
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
-            {
-                let (pool, used) = row?;
-                tally.used.insert(pool, used);
-            }
-            for row in tx
-                .prepare_cached("SELECT dag_id, COUNT(*) FROM slot_holds GROUP BY dag_id")?
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
-            {
-                let (dag, running) = row?;
-                tally.dag_running.insert(DagId::new(dag), running);
-            }
-            let mut holder = tx.prepare_cached(
-                "SELECT owner FROM slot_holds WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+            let mut read = tx.prepare_cached(
+                "SELECT 0, name, slots FROM pools \
+                 UNION ALL SELECT 1, pool, SUM(slots) FROM slot_usage WHERE lease_until_us >= ?1 GROUP BY pool \
+                 UNION ALL SELECT 2, dag_id, SUM(tasks) FROM slot_usage WHERE lease_until_us >= ?1 GROUP BY dag_id",
             )?;
-            let mut renew = tx.prepare_cached(
-                "UPDATE slot_holds SET lease_until_us = ?5 \
-                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
-            )?;
-            let mut hold = tx.prepare_cached(
-                "INSERT INTO slot_holds (dag_id, run_id, task_id, map_index, owner, pool, slots, lease_until_us) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            let mut grants = Vec::with_capacity(requests.len());
-            for request in requests {
-                let key = &request.key;
-                let held: Option<String> = holder
-                    .query_row(key_params(key), |r| r.get(0))
-                    .optional()?;
-                let grant = match held {
-                    Some(by) if by == owner => {
-                        renew.execute(params![
-                            key.dag_id.as_str(),
-                            key.run_id.as_str(),
-                            key.task_id.as_str(),
-                            key.map_index.as_i64(),
-                            until
-                        ])?;
-                        Grant::Granted
-                    }
-                    Some(_) => Grant::PoolFull,
-                    None => {
-                        let grant = tally.grant(&request.claim);
-                        if grant == Grant::Granted {
-                            hold.execute(params![
-                                key.dag_id.as_str(),
-                                key.run_id.as_str(),
-                                key.task_id.as_str(),
-                                key.map_index.as_i64(),
-                                owner,
-                                request.claim.pool,
-                                request.claim.slots,
-                                until
-                            ])
-                            .map_err(|e| no_such_run(e, &key.dag_id, &key.run_id))?;
-                        }
-                        grant
-                    }
+            let mut rows = read.query(params![now_us])?;
+            while let Some(row) = rows.next()? {
+                let (what, name, n): (u8, String, u32) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                match what {
+                    0 => tally.sizes.insert(name, n),
+                    1 => tally.used.insert(name, n),
+                    _ => tally.dag_running.insert(DagId::new(name), n),
                 };
-                grants.push(grant);
+            }
+            let grants: Vec<Grant> = requests.iter().map(|r| tally.grant(&r.claim)).collect();
+            // One count per run and pool, whatever the number of instances.
+            let mut taken: Vec<SlotRelease> = Vec::new();
+            for (request, grant) in requests.iter().zip(&grants) {
+                if *grant != Grant::Granted {
+                    continue;
+                }
+                let claim = &request.claim;
+                match taken.iter_mut().find(|t| {
+                    t.pool == claim.pool && t.run_id == request.run_id && t.dag_id == claim.dag
+                }) {
+                    Some(t) => {
+                        t.slots += claim.slots;
+                        t.tasks += 1;
+                    }
+                    None => taken.push(SlotRelease {
+                        dag_id: claim.dag.clone(),
+                        run_id: request.run_id.clone(),
+                        owner: owner.to_string(),
+                        pool: claim.pool.clone(),
+                        slots: claim.slots,
+                        tasks: 1,
+                    }),
+                }
+            }
+            let mut hold = tx.prepare_cached(
+                "INSERT INTO slot_usage (dag_id, run_id, pool, owner, slots, tasks, lease_until_us) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (dag_id, run_id, pool, owner) DO UPDATE SET \
+                 slots = excluded.slots + CASE WHEN lease_until_us < ?8 THEN 0 ELSE slots END, \
+                 tasks = excluded.tasks + CASE WHEN lease_until_us < ?8 THEN 0 ELSE tasks END, \
+                 lease_until_us = excluded.lease_until_us",
+            )?;
+            for t in &taken {
+                hold.execute(params![
+                    t.dag_id.as_str(),
+                    t.run_id.as_str(),
+                    t.pool,
+                    t.owner,
+                    t.slots,
+                    t.tasks,
+                    until,
+                    now_us
+                ])
+                .map_err(|e| no_such_run(e, &t.dag_id, &t.run_id))?;
             }
             #[cfg(test)]
-            slot_check(tx, &tally)?;
+            slot_check(tx, &tally, now_us)?;
             Ok(grants)
         })
     }
 
-    fn release_slots(&self, keys: &[TaskInstanceKey]) -> Result<(), StoreError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
+    fn release_slots(&self, release: &SlotRelease) -> Result<(), StoreError> {
+        self.write(|tx| release_usage(tx, release))
+    }
+
+    fn forget_run_slots(&self, dag_id: &DagId, run_id: &RunId) -> Result<(), StoreError> {
         self.write(|tx| {
-            let mut release = tx.prepare_cached(
-                "DELETE FROM slot_holds WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
-            )?;
-            for key in keys {
-                release.execute(key_params(key))?;
-            }
+            tx.prepare_cached("DELETE FROM slot_usage WHERE dag_id = ?1 AND run_id = ?2")?
+                .execute(params![dag_id.as_str(), run_id.as_str()])?;
             Ok(())
         })
     }
@@ -1707,9 +1711,12 @@ impl SlotStore for SqliteStore {
     ) -> Result<usize, StoreError> {
         let until = super::lease_end(now, ttl).timestamp_micros();
         self.write(|tx| {
+            // Counts that ran out go (acquisitions only skip them).
+            tx.prepare_cached("DELETE FROM slot_usage WHERE lease_until_us < ?1")?
+            .execute(params![now.timestamp_micros()])?;
             Ok(tx
                 .prepare_cached(
-                    "UPDATE slot_holds SET lease_until_us = ?2 WHERE owner = ?1 AND lease_until_us >= ?3",
+                    "UPDATE slot_usage SET lease_until_us = ?2 WHERE owner = ?1 AND lease_until_us >= ?3",
                 )?
                 .execute(params![owner, until, now.timestamp_micros()])?)
         })
@@ -1718,21 +1725,51 @@ impl SlotStore for SqliteStore {
     fn slots_in_use(&self, now: DateTime<Utc>) -> Result<Vec<(String, u32)>, StoreError> {
         let conn = self.read();
         conn.prepare_cached(
-            "SELECT pool, SUM(slots) FROM slot_holds WHERE lease_until_us >= ?1 GROUP BY pool ORDER BY pool",
+            "SELECT pool, SUM(slots) FROM slot_usage WHERE lease_until_us >= ?1 \
+             GROUP BY pool HAVING SUM(slots) > 0 ORDER BY pool",
         )
         .and_then(|mut st| {
-            st.query_map(params![now.timestamp_micros()], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect()
+            st.query_map(params![now.timestamp_micros()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect()
         })
         .map_err(|e| self.err(e))
     }
 }
 
+/// Takes `release` off its owner's count (never below zero; a count that empties is
+/// deleted by the `slot_usage_emptied` trigger).
+fn release_usage(tx: &rusqlite::Transaction<'_>, release: &SlotRelease) -> Result<(), ApplyError> {
+    let key = params![
+        release.dag_id.as_str(),
+        release.run_id.as_str(),
+        release.pool,
+        release.owner,
+        release.slots,
+        release.tasks
+    ];
+    tx.prepare_cached(
+        "UPDATE slot_usage SET slots = MAX(slots - ?5, 0), tasks = MAX(tasks - ?6, 0) \
+         WHERE dag_id = ?1 AND run_id = ?2 AND pool = ?3 AND owner = ?4",
+    )?
+    .execute(key)?;
+    Ok(())
+}
+
 /// Tests only: inside the granting transaction, no pool holds more than its size.
 #[cfg(test)]
-fn slot_check(tx: &rusqlite::Transaction<'_>, tally: &SlotTally) -> Result<(), ApplyError> {
-    let mut st = tx.prepare_cached("SELECT pool, SUM(slots) FROM slot_holds GROUP BY pool")?;
-    for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))? {
+fn slot_check(
+    tx: &rusqlite::Transaction<'_>,
+    tally: &SlotTally,
+    now_us: i64,
+) -> Result<(), ApplyError> {
+    let mut st = tx.prepare_cached(
+        "SELECT pool, SUM(slots) FROM slot_usage WHERE lease_until_us >= ?1 GROUP BY pool",
+    )?;
+    for row in st.query_map([now_us], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?))
+    })? {
         let (pool, used) = row?;
         let size = tally.sizes.get(&pool).copied().unwrap_or(0);
         assert!(

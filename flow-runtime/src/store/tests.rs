@@ -1425,9 +1425,9 @@ fn version_5_max_tries_and_retried_tries_take_airflows_meaning() {
     assert_eq!(tries[0].state, TaskState::Failed);
 }
 
-fn slots(task: &str, pool: &str, slots: u32, dag_limit: u32) -> SlotRequest {
+fn slots(pool: &str, slots: u32, dag_limit: u32) -> SlotRequest {
     SlotRequest {
-        key: key("s1", task),
+        run_id: "s1".into(),
         claim: crate::pools::Claim {
             pool: pool.into(),
             slots,
@@ -1437,8 +1437,20 @@ fn slots(task: &str, pool: &str, slots: u32, dag_limit: u32) -> SlotRequest {
     }
 }
 
-/// Pool slots and `max_active_tasks` are counted in the store, across owners, and the
-/// holds of an owner that stopped renewing them stop counting.
+fn release(owner: &str, pool: &str, slots: u32, tasks: u32) -> super::SlotRelease {
+    super::SlotRelease {
+        dag_id: "d".into(),
+        run_id: "s1".into(),
+        owner: owner.into(),
+        pool: pool.into(),
+        slots,
+        tasks,
+    }
+}
+
+/// Pool slots and `max_active_tasks` are counted in the store, across owners; the holds
+/// of an owner that stopped renewing them stop counting, and a run taken over or deleted
+/// gives back what was held for it.
 fn slot_conformance(store: &dyn Store) {
     use crate::pools::Grant;
     store.create_run(&run_record("s1", 1)).unwrap();
@@ -1450,6 +1462,8 @@ fn slot_conformance(store: &dyn Store) {
         })
         .unwrap();
     let ttl = Duration::from_secs(30);
+    let in_use = |t: i64| store.slots_in_use(at(t)).unwrap();
+    let gpu = |n: u32| vec![("gpu".to_string(), n)];
     assert!(
         store
             .acquire_slots("p1", &[], at(0), ttl)
@@ -1460,11 +1474,11 @@ fn slot_conformance(store: &dyn Store) {
         .acquire_slots(
             "p1",
             &[
-                slots("a", "gpu", 2, 16),
-                slots("b", "gpu", 2, 16),
-                slots("c", "gpu", 1, 16),
-                slots("d", "tpu", 1, 16),
-                slots("e", "gpu", 4, 16),
+                slots("gpu", 2, 16),
+                slots("gpu", 2, 16),
+                slots("gpu", 1, 16),
+                slots("tpu", 1, 16),
+                slots("gpu", 4, 16),
             ],
             at(0),
             ttl,
@@ -1480,42 +1494,29 @@ fn slot_conformance(store: &dyn Store) {
             Grant::TooBig { size: 3 }
         ]
     );
-    assert_eq!(store.slots_in_use(at(0)).unwrap(), [("gpu".to_string(), 3)]);
+    assert_eq!(in_use(0), gpu(3));
     // Another process sees the same pool.
     assert_eq!(
         store
-            .acquire_slots("p2", &[slots("b", "gpu", 2, 16)], at(1), ttl)
+            .acquire_slots("p2", &[slots("gpu", 2, 16)], at(1), ttl)
             .unwrap(),
         [Grant::PoolFull]
     );
-    store
-        .release_slots(&[key("s1", "a"), key("s1", "zz")])
-        .unwrap();
+    // p1's first try ends; what an unknown owner gives back changes nothing.
+    store.release_slots(&release("p1", "gpu", 2, 1)).unwrap();
+    store.release_slots(&release("p9", "gpu", 5, 5)).unwrap();
+    assert_eq!(in_use(1), gpu(1));
     assert_eq!(
         store
-            .acquire_slots("p2", &[slots("b", "gpu", 2, 16)], at(1), ttl)
+            .acquire_slots("p2", &[slots("gpu", 2, 16)], at(1), ttl)
             .unwrap(),
         [Grant::Granted]
     );
-    // Asking again for what one holds is granted without counting twice; what another
-    // owner holds is not.
+    assert_eq!(in_use(2), gpu(3));
+    // `max_active_tasks` counts the DAG's tries of every owner (one of p1, one of p2).
     assert_eq!(
         store
-            .acquire_slots("p1", &[slots("c", "gpu", 1, 16)], at(2), ttl)
-            .unwrap(),
-        [Grant::Granted]
-    );
-    assert_eq!(store.slots_in_use(at(2)).unwrap(), [("gpu".to_string(), 3)]);
-    assert_eq!(
-        store
-            .acquire_slots("p2", &[slots("c", "gpu", 1, 16)], at(2), ttl)
-            .unwrap(),
-        [Grant::PoolFull]
-    );
-    // `max_active_tasks` counts the DAG's holds of every owner (b and c run).
-    assert_eq!(
-        store
-            .acquire_slots("p2", &[slots("f", DEFAULT_POOL_NAME, 1, 2)], at(3), ttl)
+            .acquire_slots("p2", &[slots(DEFAULT_POOL_NAME, 1, 2)], at(3), ttl)
             .unwrap(),
         [Grant::DagFull]
     );
@@ -1524,8 +1525,8 @@ fn slot_conformance(store: &dyn Store) {
             .acquire_slots(
                 "p2",
                 &[
-                    slots("f", DEFAULT_POOL_NAME, 1, 3),
-                    slots("h", DEFAULT_POOL_NAME, 1, 3)
+                    slots(DEFAULT_POOL_NAME, 1, 3),
+                    slots(DEFAULT_POOL_NAME, 1, 3)
                 ],
                 at(3),
                 ttl
@@ -1535,30 +1536,26 @@ fn slot_conformance(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .acquire_slots("p3", &[slots("g", DEFAULT_POOL_NAME, 129, 99)], at(3), ttl)
+            .acquire_slots("p3", &[slots(DEFAULT_POOL_NAME, 129, 99)], at(3), ttl)
             .unwrap(),
         [Grant::TooBig { size: 128 }],
         "default_pool has 128 slots unless redefined"
     );
 
-    // p1 renews (c until 50); p2 stops (b and f end at 31 and 33).
+    // p1 renews (its gpu count lasts until 50); p2 stops (its counts end at 31 and 33).
     assert_eq!(store.renew_slots("p1", at(20), ttl).unwrap(), 1);
     assert_eq!(store.renew_slots("p2", at(40), ttl).unwrap(), 0, "too late");
-    assert_eq!(
-        store.slots_in_use(at(40)).unwrap(),
-        [("gpu".to_string(), 1)],
-        "expired holds do not count"
-    );
+    assert_eq!(in_use(40), gpu(1), "expired holds do not count");
     assert_eq!(
         store
-            .acquire_slots("p3", &[slots("g", "gpu", 2, 16)], at(40), ttl)
+            .acquire_slots("p3", &[slots("gpu", 2, 16)], at(40), ttl)
             .unwrap(),
         [Grant::Granted],
         "the slots of an owner that stopped renewing are free again"
     );
     assert_eq!(
         store
-            .acquire_slots("p3", &[slots("i", "gpu", 1, 16)], at(40), ttl)
+            .acquire_slots("p3", &[slots("gpu", 1, 16)], at(40), ttl)
             .unwrap(),
         [Grant::PoolFull]
     );
@@ -1568,10 +1565,10 @@ fn slot_conformance(store: &dyn Store) {
         .acquire_slots(
             "p3",
             &[
-                slots("j", DEFAULT_POOL_NAME, 1, 16),
+                slots(DEFAULT_POOL_NAME, 1, 16),
                 SlotRequest {
-                    key: key("nope", "j"),
-                    ..slots("j", DEFAULT_POOL_NAME, 1, 16)
+                    run_id: "nope".into(),
+                    ..slots(DEFAULT_POOL_NAME, 1, 16)
                 },
             ],
             at(41),
@@ -1579,13 +1576,29 @@ fn slot_conformance(store: &dyn Store) {
         )
         .unwrap_err();
     assert!(matches!(err, StoreError::NoSuchRun { .. }), "{err:?}");
+    assert_eq!(in_use(41), gpu(3));
+    // Giving back more than one holds empties the count without going below zero.
+    store.release_slots(&release("p3", "gpu", 9, 9)).unwrap();
+    assert_eq!(in_use(41), gpu(1));
     assert_eq!(
-        store.slots_in_use(at(41)).unwrap(),
-        [("gpu".to_string(), 3)]
+        store
+            .acquire_slots("p3", &[slots("gpu", 2, 16)], at(41), ttl)
+            .unwrap(),
+        [Grant::Granted]
     );
-    // Deleting a run gives back what its instances held.
+    assert_eq!(in_use(41), gpu(3));
+    // Whoever takes the run over forgets what was held for it.
+    store.forget_run_slots(&"d".into(), &"s1".into()).unwrap();
+    assert!(in_use(41).is_empty());
+    assert_eq!(
+        store
+            .acquire_slots("p4", &[slots("gpu", 3, 16)], at(42), ttl)
+            .unwrap(),
+        [Grant::Granted]
+    );
+    // Deleting a run gives back what its tries held.
     store.delete_run(&"d".into(), &"s1".into()).unwrap();
-    assert!(store.slots_in_use(at(41)).unwrap().is_empty());
+    assert!(in_use(42).is_empty());
 }
 
 const DEFAULT_POOL_NAME: &str = crate::pools::DEFAULT_POOL;
@@ -1615,8 +1628,9 @@ fn hammer_one_pool(stores: Vec<std::sync::Arc<dyn Store>>, size: u32) {
             let (in_use, granted, refused) = (in_use.clone(), granted.clone(), refused.clone());
             std::thread::spawn(move || {
                 for i in 0..40_u32 {
+                    let owner = format!("owner{thread}");
                     let request = SlotRequest {
-                        key: key("s1", &format!("t{thread}-{i}")),
+                        run_id: "s1".into(),
                         claim: crate::pools::Claim {
                             pool: "p".into(),
                             slots: 1 + i % size.min(2),
@@ -1626,7 +1640,7 @@ fn hammer_one_pool(stores: Vec<std::sync::Arc<dyn Store>>, size: u32) {
                     };
                     let grants = store
                         .acquire_slots(
-                            &format!("owner{thread}"),
+                            &owner,
                             std::slice::from_ref(&request),
                             Utc::now(),
                             Duration::from_secs(60),
@@ -1648,7 +1662,7 @@ fn hammer_one_pool(stores: Vec<std::sync::Arc<dyn Store>>, size: u32) {
                             std::thread::yield_now();
                             in_use.fetch_sub(request.claim.slots, Ordering::SeqCst);
                             store
-                                .release_slots(std::slice::from_ref(&request.key))
+                                .release_slots(&release(&owner, "p", request.claim.slots, 1))
                                 .unwrap();
                         }
                         crate::pools::Grant::PoolFull => {
