@@ -11,7 +11,7 @@ use chrono::Utc;
 
 use crate::error::RunError;
 use crate::ids::{DagId, RunId};
-use crate::store::{Change, LeaseGrant, Store};
+use crate::store::{Change, LeaseGrant, Store, StoreError};
 
 /// How long a run's lease and its slot holds last unless renewed.
 pub(crate) const LEASE: Duration = Duration::from_secs(30);
@@ -121,6 +121,34 @@ impl RunLease {
         }
     }
 
+    /// The lease of a run that has nothing recorded yet, taken by the change returned with
+    /// it ([`Change::TakeRunLease`]), which goes in the run's first batch: if another
+    /// process holds it, that batch is refused ([`owned`] says by whom) and nothing of
+    /// the run is written.
+    pub(crate) fn in_first_batch(
+        store: Arc<dyn Store>,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: Arc<str>,
+    ) -> (Self, Change) {
+        let now = Utc::now();
+        let change = Change::TakeRunLease {
+            dag_id: dag_id.clone(),
+            run_id: run_id.clone(),
+            owner: owner.to_string(),
+            now,
+            until: crate::store::lease_end(now, LEASE),
+        };
+        let lease = Self {
+            store,
+            dag_id: dag_id.clone(),
+            run_id: run_id.clone(),
+            owner,
+            released: false,
+        };
+        (lease, change)
+    }
+
     /// Extends the lease; `false` when it is no longer this process's.
     pub(crate) fn renew(&self) -> Result<bool, RunError> {
         Ok(self.store.renew_run_lease(
@@ -130,6 +158,25 @@ impl RunLease {
             LEASE,
             Utc::now(),
         )?)
+    }
+}
+
+/// A store error as the run loop reports it: a batch refused because another process
+/// holds the run's lease means the run is that process's.
+pub(crate) fn owned(error: StoreError) -> RunError {
+    match error {
+        StoreError::RunLeaseHeld {
+            dag_id,
+            run_id,
+            owner,
+            until,
+        } => RunError::RunOwned {
+            dag_id,
+            run_id,
+            owner,
+            until,
+        },
+        other => other.into(),
     }
 }
 

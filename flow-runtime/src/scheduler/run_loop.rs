@@ -203,12 +203,25 @@ impl<'a> RunLoop<'a> {
             run_id: self.scope.run_id.clone(),
             state: RunState::Running,
         });
-        let mut lease = RunLease::acquire(
-            store.clone(),
-            &self.scope.dag_id,
-            &self.scope.run_id,
-            self.runtime.owner.clone(),
-        )?;
+        // A new run takes its lease in its first batch; a run with a past is taken over
+        // first (a process of this host that died gives it up at once).
+        let mut lease = if stored.is_empty() {
+            let (lease, take) = RunLease::in_first_batch(
+                store.clone(),
+                &self.scope.dag_id,
+                &self.scope.run_id,
+                self.runtime.owner.clone(),
+            );
+            self.tracker.push_change(take);
+            lease
+        } else {
+            RunLease::acquire(
+                store.clone(),
+                &self.scope.dag_id,
+                &self.scope.run_id,
+                self.runtime.owner.clone(),
+            )?
+        };
         // What tries of this run held before (a process that died) is no one's now: the
         // lease says this loop drives the run, and it has started nothing yet.
         if !stored.is_empty() {
@@ -344,7 +357,7 @@ impl<'a> RunLoop<'a> {
                     let flight = in_flight.take();
                     match committed {
                         Some(Ok(())) => {}
-                        Some(Err(e)) => return Err(e.into()),
+                        Some(Err(e)) => return Err(lease::owned(e)),
                         None => return Err(RunError::Runtime("the commit thread was lost".into())),
                     }
                     self.refused_slots = false;
@@ -578,7 +591,7 @@ impl<'a> RunLoop<'a> {
     fn commit(&mut self) -> Result<(), RunError> {
         let changes = self.tracker.take_changes();
         let alerts = self.tracker.take_alerts();
-        self.runtime.store.apply(&changes)?;
+        self.runtime.store.apply(&changes).map_err(lease::owned)?;
         self.refused_slots = false;
         self.runtime.slots_freed.notify_waiters();
         callbacks::dispatch(&mut self.callback_tasks, alerts);

@@ -133,6 +133,7 @@ impl Inner {
                 | Change::Reschedule(RescheduleRecord { key, .. }) => (&key.dag_id, &key.run_id),
                 Change::Run { dag_id, run_id, .. }
                 | Change::ReleaseRunLease { dag_id, run_id, .. }
+                | Change::TakeRunLease { dag_id, run_id, .. }
                 | Change::ReleaseSlots(super::SlotRelease { dag_id, run_id, .. }) => {
                     (dag_id, run_id)
                 }
@@ -172,6 +173,26 @@ impl Inner {
                 }
                 Change::RemoveInstance(key) => {
                     pending.insert(key, None);
+                }
+                Change::TakeRunLease {
+                    dag_id,
+                    run_id,
+                    owner,
+                    now,
+                    ..
+                } => {
+                    let id = (dag_id.clone(), run_id.clone());
+                    if let Some((by, until)) = self.run_leases.get(&id)
+                        && by != owner
+                        && until >= now
+                    {
+                        return Err(StoreError::RunLeaseHeld {
+                            dag_id: dag_id.clone(),
+                            run_id: run_id.clone(),
+                            owner: by.clone(),
+                            until: *until,
+                        });
+                    }
                 }
                 _ => {}
             }
@@ -294,6 +315,17 @@ impl RunStore for MemoryStore {
                     if inner.run_leases.get(&id).is_some_and(|(by, _)| by == owner) {
                         inner.run_leases.remove(&id);
                     }
+                }
+                Change::TakeRunLease {
+                    dag_id,
+                    run_id,
+                    owner,
+                    until,
+                    ..
+                } => {
+                    inner
+                        .run_leases
+                        .insert((dag_id.clone(), run_id.clone()), (owner.clone(), *until));
                 }
             }
         }

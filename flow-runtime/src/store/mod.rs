@@ -63,6 +63,21 @@ pub enum StoreError {
         /// What the store holds (`none`, try 0 for a missing row).
         found: Expect,
     },
+    /// A batch took a run's lease ([`Change::TakeRunLease`]) that another process holds;
+    /// nothing of the batch was applied.
+    #[error(
+        "run `{run_id}` of DAG `{dag_id}` is being executed by {owner} (its lease runs until {until})"
+    )]
+    RunLeaseHeld {
+        /// The DAG.
+        dag_id: DagId,
+        /// The run.
+        run_id: RunId,
+        /// The process holding the lease.
+        owner: String,
+        /// When its lease runs out unless renewed.
+        until: DateTime<Utc>,
+    },
     /// A worker's claim on an instance no longer holds (its lease ran out, the instance
     /// moved on, or another try claimed it); its outcome was not recorded.
     #[error(
@@ -334,6 +349,21 @@ pub enum Change {
         run_id: RunId,
         /// The process that held the lease.
         owner: String,
+    },
+    /// `owner` takes the run's lease until `until`, in the batch that starts a new run,
+    /// so starting it costs no commit of its own. If another owner's lease still holds at
+    /// `now`, the whole batch is refused with [`StoreError::RunLeaseHeld`].
+    TakeRunLease {
+        /// The DAG.
+        dag_id: DagId,
+        /// The run.
+        run_id: RunId,
+        /// The process taking it.
+        owner: String,
+        /// When the lease is checked.
+        now: DateTime<Utc>,
+        /// When it runs out unless renewed.
+        until: DateTime<Utc>,
     },
 }
 
@@ -838,7 +868,7 @@ pub trait RunLeaseStore: Send + Sync {
 }
 
 /// `now + lease`, saturating.
-fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+pub(crate) fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
     chrono::TimeDelta::from_std(lease)
         .ok()
         .and_then(|d| now.checked_add_signed(d))

@@ -1046,6 +1046,45 @@ fn apply_one(
             ])
             .map_err(|e| no_such_run(e, &key.dag_id, &key.run_id))?;
         }
+        Change::TakeRunLease {
+            dag_id,
+            run_id,
+            owner,
+            now,
+            until,
+        } => {
+            // Taken unless another owner's lease still holds (then the batch is refused).
+            let taken = tx
+                .prepare_cached(
+                    "INSERT INTO run_leases (dag_id, run_id, owner, lease_until_us) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (dag_id, run_id) DO UPDATE SET owner = excluded.owner, \
+                     lease_until_us = excluded.lease_until_us \
+                     WHERE run_leases.owner = excluded.owner OR run_leases.lease_until_us < ?5",
+                )?
+                .execute(params![
+                    dag_id.as_str(),
+                    run_id.as_str(),
+                    owner,
+                    until.timestamp_micros(),
+                    now.timestamp_micros()
+                ])
+                .map_err(|e| no_such_run(e, dag_id, run_id))?;
+            if taken == 0 {
+                let (by, until_us): (String, i64) = tx
+                    .prepare_cached(
+                        "SELECT owner, lease_until_us FROM run_leases WHERE dag_id = ?1 AND run_id = ?2",
+                    )?
+                    .query_row(params![dag_id.as_str(), run_id.as_str()], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                return Err(ApplyError::Store(StoreError::RunLeaseHeld {
+                    dag_id: dag_id.clone(),
+                    run_id: run_id.clone(),
+                    owner: by,
+                    until: time(Some(until_us)).unwrap_or_default(),
+                }));
+            }
+        }
         Change::ReleaseRunLease {
             dag_id,
             run_id,

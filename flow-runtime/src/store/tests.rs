@@ -1802,6 +1802,55 @@ fn lease_conformance(store: &dyn Store) {
     store.delete_run(&"d".into(), &"l1".into()).unwrap();
     store.create_run(&run_record("l1", 1)).unwrap();
     assert_eq!(acquire("l1", "B", 46, None), LeaseGrant::Granted);
+
+    // A new run's first batch takes the lease with what it writes, or writes nothing.
+    store.create_run(&run_record("l4", 4)).unwrap();
+    let first_batch = |owner: &str, now: i64| {
+        let task = TaskInstanceRecord::fresh(key("l4", "t"));
+        vec![
+            Change::TakeRunLease {
+                dag_id: "d".into(),
+                run_id: "l4".into(),
+                owner: owner.into(),
+                now: at(now),
+                until: at(now + 30),
+            },
+            Change::Task {
+                record: TaskInstanceRecord {
+                    state: TaskState::Queued,
+                    ..task
+                },
+                expect: Expect::FRESH,
+            },
+        ]
+    };
+    store.apply(&first_batch("E", 50)).unwrap();
+    assert!(matches!(
+        acquire("l4", "F", 60, None),
+        LeaseGrant::HeldBy { owner, .. } if owner == "E"
+    ));
+    store.delete_run(&"d".into(), &"l4".into()).unwrap();
+    store.create_run(&run_record("l4", 4)).unwrap();
+    assert_eq!(acquire("l4", "E", 50, None), LeaseGrant::Granted);
+    let err = store.apply(&first_batch("F", 60)).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::RunLeaseHeld { owner, until, .. } if owner == "E" && *until == at(80)),
+        "{err:?}"
+    );
+    assert!(
+        store
+            .task_instances(&"d".into(), &"l4".into())
+            .unwrap()
+            .is_empty(),
+        "nothing of the refused batch was written"
+    );
+    store.apply(&first_batch("E", 60)).unwrap();
+    assert!(renew("l4", "E", 70), "its owner takes it again");
+    store.delete_run(&"d".into(), &"l4".into()).unwrap();
+    store.create_run(&run_record("l4", 4)).unwrap();
+    assert_eq!(acquire("l4", "E", 50, None), LeaseGrant::Granted);
+    store.apply(&first_batch("F", 81)).unwrap();
+    assert!(!renew("l4", "E", 82), "taken over once it ran out");
 }
 
 #[test]
