@@ -2,7 +2,9 @@
 //! nested quality group, then a reporting group ordered before a notification. Also a task
 //! with multiple outputs (`split.large`, Airflow's `multiple_outputs=True`) and one task
 //! used under two other ids (`count_rows.r#override(task_id = ..)`, Airflow's
-//! `task.override`).
+//! `task.override`), and a staging directory made by a setup task and removed by its
+//! teardown, which runs even when the staging step fails (Airflow's `@setup` and
+//! `@teardown`).
 //!
 //! ```text
 //! cargo run -p flow-examples -- dags test grouped_etl
@@ -144,6 +146,47 @@ pub fn notify(ctx: &TaskContext) {
     tracing::info!(run = %ctx.run_id(), "revenue report published");
 }
 
+/// Makes an empty staging directory for the run; returns its path.
+///
+/// # Errors
+///
+/// When the directory cannot be made.
+#[task(setup)]
+pub fn create_staging(ctx: &TaskContext) -> anyhow::Result<String> {
+    let dir = crate::run_dir(ctx)?.join("staging");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir.display().to_string())
+}
+
+/// Writes the orders into the staging directory, one `id region cents` line each; returns
+/// how many.
+///
+/// # Errors
+///
+/// When the file cannot be written.
+#[task]
+pub fn stage_orders(staging: String, orders: Vec<Order>) -> anyhow::Result<usize> {
+    let lines: String = orders
+        .iter()
+        .map(|o| format!("{} {} {}\n", o.id, o.region, o.cents))
+        .collect();
+    std::fs::write(std::path::Path::new(&staging).join("orders.txt"), lines)?;
+    Ok(orders.len())
+}
+
+/// Removes the staging directory, whatever the staging step did.
+///
+/// # Errors
+///
+/// When the directory exists and cannot be removed.
+#[task(teardown)]
+pub fn drop_staging(staging: String) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(&staging) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Checks one cleaned source.
 #[task_group]
 pub fn quality(orders: Node<Vec<Order>>) {
@@ -182,6 +225,8 @@ pub fn grouped_etl() {
     count_rows.r#override(task_id = "count_large")(sizes.large);
     count_rows.r#override(task_id = "count_small", priority_weight = 2)(sizes.small);
     reporting(revenue) >> notify.r#override(task_id = "notify_team", retries = 1)();
+    let staging = create_staging();
+    stage_orders(staging, orders) >> drop_staging(staging);
 }
 
 #[cfg(test)]
@@ -211,8 +256,13 @@ mod tests {
                 "report.publish",
                 "report.top_region",
                 "notify_team",
+                "create_staging",
+                "stage_orders",
+                "drop_staging",
             ]
         );
+        assert!(dag.task("create_staging").unwrap().role().is_setup());
+        assert!(dag.task("drop_staging").unwrap().role().is_teardown());
         assert_eq!(dag.task("ingest.extract_orders").unwrap().retries(), 2);
         assert_eq!(dag.task("ingest.quality.check_rows").unwrap().retries(), 0);
         assert_eq!(dag.task("merge").unwrap().retries(), 0);

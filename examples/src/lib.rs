@@ -14,7 +14,8 @@
 //! - [`config_driven`]: a DAG generated at run time from configuration with the builder API.
 //! - [`sensors`]: a sensor waiting for a file another task lands, then a shell task.
 //! - [`grouped_etl`]: task groups (Airflow's `@task_group`): one ingestion group per
-//!   source with a nested quality group, and a reporting group ordered as a whole.
+//!   source with a nested quality group, a reporting group ordered as a whole, and a
+//!   staging directory made by a setup task and removed by its teardown.
 
 pub mod classic_etl;
 pub mod config_driven;

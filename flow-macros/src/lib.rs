@@ -65,7 +65,7 @@ use proc_macro::TokenStream;
 /// | `retries = 3` | how many times a failed try is retried | the DAG's `default_args`, else 0 |
 /// | `retry_delay = "5m"` | pause before a retry: `30s`, `5m`, `1h 30m` ([humantime]) | the DAG's `default_args`, else 5 minutes |
 /// | `owner = "ml-team"` | who is responsible for the task | the DAG's `default_args`, else `airflow` |
-/// | `trigger_rule = "all_done"` | when the task runs, given its upstream tasks' states: Airflow's `all_success`, `all_failed`, `all_done`, `all_skipped`, `one_success`, `one_failed`, `one_done`, `none_failed`, `none_failed_min_one_success`, `none_skipped`, `all_done_min_one_success`, `always` | the DAG's `default_args`, else `all_success` |
+/// | `trigger_rule = "all_done"` | when the task runs, given its upstream tasks' states: Airflow's `all_success`, `all_failed`, `all_done`, `all_skipped`, `one_success`, `one_failed`, `one_done`, `none_failed`, `none_failed_min_one_success`, `none_skipped`, `all_done_min_one_success`, `always`, `all_done_setup_success` | the DAG's `default_args`, else `all_success` |
 /// | `retry_exponential_backoff = true` | each retry waits twice as long as the one before, with jitter | the DAG's `default_args`, else `false` |
 /// | `max_retry_delay = "1h"` | the longest pause before a retry when backing off | the DAG's `default_args`, else no cap |
 /// | `execution_timeout = "10m"` | how long one try may run before it fails; longer than `0s` | the DAG's `default_args`, else no limit |
@@ -80,12 +80,17 @@ use proc_macro::TokenStream;
 /// | `soft_fail` | a flag: a sensor that times out is skipped instead of failed | fails |
 /// | `exponential_backoff` | a flag: a sensor's pause doubles after each poke | a fixed pause |
 /// | `multiple_outputs` | a flag: the task returns a struct deriving `MultipleOutputs`, whose fields downstream tasks take one by one (`split.train`; see `derive(MultipleOutputs)`) | one output |
+/// | `setup` | a flag: the task sets a resource up for the tasks after it (Airflow's `@setup`); the teardowns directly after it run only if it (or another of their setups) succeeded | ordinary work |
+/// | `teardown` | a flag: the task releases what its direct upstream setup tasks made (Airflow's `@teardown`): it runs once every upstream task is done if one of its setups succeeded, even when the work between failed; its trigger rule is `all_done_setup_success` and cannot be set; its state does not decide the run's | ordinary work |
+/// | `on_failure_fail_dagrun = true` | with `teardown`: the teardown's failure fails the run | `false` |
 /// | `pool = "gpu"` | the pool whose slots a try takes; written like a task id, and defined before a run (`pools set gpu 4`) | the DAG's `default_args`, else `default_pool` |
 /// | `pool_slots = 2` | how many slots of the pool a try takes; at least 1 (alone, slots of `default_pool`) | 1 |
 /// | `priority_weight = 10` | which waiting task starts first when slots are short (higher first; may be negative: `-5`) | the DAG's `default_args`, else 1 |
 /// | `email = ["ops@example.com"]` | who is mailed when the task fails or a try is retried (needs flow-runtime's `email` feature; SMTP settings in `flow_runtime::notify`); `[]` mails no one | the DAG's `default_args`, else no one |
 /// | `email_on_failure = false` | whether `email` is mailed when the task fails for good | the DAG's `default_args`, else `true` |
 /// | `email_on_retry = false` | whether `email` is mailed when a try fails and another follows | the DAG's `default_args`, else `true` |
+/// | `depends_on_past = true` | an instance starts only once the same instance of the run before (by logical date) succeeded or was skipped; it waits until then | the DAG's `default_args`, else `false` |
+/// | `wait_for_downstream = true` | also waits for the run before's instances of the task's direct downstream tasks; implies `depends_on_past` | the DAG's `default_args`, else `false` |
 /// | `on_success = notify` | a function `fn(&CallbackEvent)` (`flow_runtime::callbacks`) run when a try succeeds; a path, not a string | none |
 /// | `on_failure = notify` | the same, run when the task fails for good | none |
 /// | `on_retry = notify` | the same, run when a try fails and another follows | none |
@@ -455,7 +460,7 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `dagrun_timeout = "2h"` | how long a run may take before it fails: `30m`, `2h`, `1h 30m` | no limit |
 /// | `tags = ["ml", "daily"]` | tags, for filtering | none |
 /// | `params(threshold: f64 = 0.8, epochs: u32)` | typed values a run's JSON conf may set (see below) | none |
-/// | `default_args(owner = "..", retries = 2, retry_delay = "5m")` | options of every task that does not set them: `retries`, `retry_delay`, `owner`, `trigger_rule`, `retry_exponential_backoff`, `max_retry_delay`, `execution_timeout`, `pool`, `priority_weight`, `email`, `email_on_failure`, `email_on_retry`, written as in `#[task]` (not `pool_slots` or callbacks, which are each task's own) | none |
+/// | `default_args(owner = "..", retries = 2, retry_delay = "5m")` | options of every task that does not set them: `retries`, `retry_delay`, `owner`, `trigger_rule`, `retry_exponential_backoff`, `max_retry_delay`, `execution_timeout`, `pool`, `priority_weight`, `email`, `email_on_failure`, `email_on_retry`, `depends_on_past`, `wait_for_downstream`, written as in `#[task]` (not `pool_slots` or callbacks, which are each task's own) | none |
 /// | `on_success = notify` | a function `fn(&CallbackEvent)` run when a run succeeds; a path, not a string | none |
 /// | `on_failure = notify` | the same, run when a run fails | none |
 /// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |

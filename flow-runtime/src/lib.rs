@@ -91,7 +91,7 @@ pub use plan::Plan;
 pub use runtime::{Executor, RunRequest, RunSummary, TaskSummary};
 pub use state::{RunState, TaskState};
 pub use task::{FailTask, SkipTask, TaskError};
-pub use task::{Inputs, TaskFn, TaskOptions, TaskOverride, TaskSpec};
+pub use task::{Inputs, TaskFn, TaskOptions, TaskOverride, TaskRole, TaskSpec};
 pub use time::schedule::Schedule;
 pub use trigger::TriggerRule;
 pub use xcom::list::MapMode;

@@ -1,12 +1,17 @@
-//! Built-in tasks of Airflow's standard operators, called in a `#[dag]` body like any
+//! Airflow's standard operators: built-in tasks called in a `#[dag]` body like any
 //! `#[task]` (`use flow_runtime::operators::latest_only;` then `latest_only() >> work()`),
-//! or added with their `node` in the builder API.
+//! or added with their `node` in the builder API; and calls a task makes
+//! ([`TriggerDagRun`]).
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::graph::{DagBuilder, Node};
-use crate::ids::RunType;
+use crate::ids::{DagId, RunId, RunType};
+use crate::state::RunState;
 use crate::task::{TaskContext, TaskError, TaskOverride, TaskSpec};
+use crate::xcom::ports::TriggerFailure;
 
 /// Airflow's `LatestOnlyOperator`: the tasks directly downstream of it run only in the
 /// run of the latest schedule interval, and are skipped in older ones (a catch-up, a
@@ -89,4 +94,149 @@ pub fn is_latest_run(ctx: &TaskContext, now: DateTime<Utc>) -> bool {
         );
     }
     latest
+}
+
+/// Airflow's `TriggerDagRunOperator`, as a call a task makes: records a manual run of
+/// another DAG of this binary (`queued`, for a scheduler to run, as `dags trigger` does)
+/// with a conf checked against that DAG's params, and optionally waits for it to end.
+/// Returns the new run's id (so the task's return value names it, as Airflow's
+/// `trigger_run_id` XCom does).
+///
+/// ```
+/// use flow_runtime::prelude::*;
+/// use flow_runtime::operators::TriggerDagRun;
+/// use std::time::Duration;
+///
+/// #[task]
+/// async fn start_report(ctx: &TaskContext, day: String) -> Result<String, TaskError> {
+///     let run = TriggerDagRun::new("daily_report")
+///         .conf(serde_json::json!({ "day": day }))
+///         .wait_for_completion(Duration::from_secs(30))
+///         .run(ctx)
+///         .await?;
+///     Ok(run.to_string())
+/// }
+/// ```
+///
+/// Failing cases, as in Airflow: an unknown DAG or a conf that does not fit its params
+/// fails the task; a run that exists already (same logical date) fails it too, or skips
+/// it with [`TriggerDagRun::skip_when_already_exists`]; when waiting, a run that ends in
+/// one of `failed_states` (default `failed`) fails the task at once, without retries.
+#[derive(Clone, Debug)]
+pub struct TriggerDagRun {
+    dag_id: DagId,
+    conf: Option<serde_json::Value>,
+    logical_date: Option<DateTime<Utc>>,
+    wait: Option<Duration>,
+    allowed_states: Vec<RunState>,
+    failed_states: Vec<RunState>,
+    skip_when_already_exists: bool,
+}
+
+impl TriggerDagRun {
+    /// Triggers a run of `dag_id`, with its default params, at the current time.
+    pub fn new(dag_id: impl Into<DagId>) -> Self {
+        Self {
+            dag_id: dag_id.into(),
+            conf: None,
+            logical_date: None,
+            wait: None,
+            allowed_states: vec![RunState::Success],
+            failed_states: vec![RunState::Failed],
+            skip_when_already_exists: false,
+        }
+    }
+
+    /// The run's conf (a JSON object), checked against the DAG's params.
+    #[must_use]
+    pub fn conf(mut self, conf: serde_json::Value) -> Self {
+        self.conf = Some(conf);
+        self
+    }
+
+    /// The run's logical date (default: now).
+    #[must_use]
+    pub fn logical_date(mut self, date: DateTime<Utc>) -> Self {
+        self.logical_date = Some(date);
+        self
+    }
+
+    /// Waits until the run ends, looking every `poke_interval` (Airflow's
+    /// `wait_for_completion=True`, default interval 60 s).
+    #[must_use]
+    pub fn wait_for_completion(mut self, poke_interval: Duration) -> Self {
+        self.wait = Some(poke_interval);
+        self
+    }
+
+    /// The end states that let the task succeed when waiting (default `success`).
+    #[must_use]
+    pub fn allowed_states(mut self, states: impl IntoIterator<Item = RunState>) -> Self {
+        self.allowed_states = states.into_iter().collect();
+        self
+    }
+
+    /// The end states that fail the task when waiting (default `failed`).
+    #[must_use]
+    pub fn failed_states(mut self, states: impl IntoIterator<Item = RunState>) -> Self {
+        self.failed_states = states.into_iter().collect();
+        self
+    }
+
+    /// Skips the task instead of failing it when the run exists already.
+    #[must_use]
+    pub fn skip_when_already_exists(mut self) -> Self {
+        self.skip_when_already_exists = true;
+        self
+    }
+
+    /// Triggers the run (and waits for it if asked); returns its id.
+    ///
+    /// # Errors
+    ///
+    /// As the type's documentation says.
+    pub async fn run(self, ctx: &TaskContext) -> Result<RunId, TaskError> {
+        let date = self.logical_date.unwrap_or_else(Utc::now);
+        let run_id = match ctx
+            .triggers()
+            .trigger(&self.dag_id, date, self.conf.as_ref())
+        {
+            Ok(run_id) => run_id,
+            Err(TriggerFailure::Exists { run_id, .. }) if self.skip_when_already_exists => {
+                return Err(TaskError::Skip(format!(
+                    "run `{run_id}` of DAG `{}` exists already",
+                    self.dag_id
+                )));
+            }
+            Err(e) => return Err(TaskError::Failed(format!("cannot trigger: {e}"))),
+        };
+        tracing::info!(dag = %self.dag_id, run = %run_id, "triggered a run");
+        let Some(interval) = self.wait else {
+            return Ok(run_id);
+        };
+        loop {
+            tokio::time::sleep(interval).await;
+            let state = ctx
+                .triggers()
+                .run_state(&self.dag_id, &run_id)
+                .map_err(|e| TaskError::Failed(e.to_string()))?;
+            let Some(state) = state else {
+                return Err(TaskError::FailNow(format!(
+                    "run `{run_id}` of DAG `{}` was deleted while waiting for it",
+                    self.dag_id
+                )));
+            };
+            if self.allowed_states.contains(&state) {
+                tracing::info!(dag = %self.dag_id, run = %run_id, "the triggered run ended {state}");
+                return Ok(run_id);
+            }
+            if self.failed_states.contains(&state) {
+                return Err(TaskError::FailNow(format!(
+                    "run `{run_id}` of DAG `{}` ended {state}",
+                    self.dag_id
+                )));
+            }
+            tracing::debug!(dag = %self.dag_id, run = %run_id, "the triggered run is {state}");
+        }
+    }
 }

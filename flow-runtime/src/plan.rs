@@ -26,6 +26,9 @@ pub struct Plan<'d> {
     dependents: Vec<TaskIndex>,
     /// Per task, its own weight plus the weights of everything downstream of it.
     priority: Vec<i64>,
+    /// Per task, whether its final state decides the run's (see
+    /// [`Plan::decides_run_state`]).
+    deciders: Vec<bool>,
     fingerprint: String,
 }
 
@@ -53,6 +56,7 @@ impl<'d> Plan<'d> {
             dependents_at,
             dependents,
             priority: Vec::new(),
+            deciders: deciders(tasks),
             fingerprint: fingerprint(dag),
         };
         plan.priority = plan.priorities();
@@ -105,7 +109,15 @@ impl<'d> Plan<'d> {
         &self.dependents[self.dependents_at[i] as usize..self.dependents_at[i + 1] as usize]
     }
 
-    /// Whether nothing waits for `index`: its state decides the run's.
+    /// Whether a failure of the task fails its run, as Airflow decides a run's state on
+    /// its "effective leaves": tasks whose downstream tasks are all teardowns without
+    /// `on_failure_fail_dagrun`, not being one themselves (a DAG of such teardowns only
+    /// falls back to its leaves).
+    pub fn decides_run_state(&self, index: TaskIndex) -> bool {
+        self.deciders[index.get()]
+    }
+
+    /// Whether nothing waits for `index`.
     pub fn is_leaf(&self, index: TaskIndex) -> bool {
         self.dependents(index).is_empty()
     }
@@ -182,6 +194,28 @@ impl<'d> Plan<'d> {
 /// several paths is counted once per path: the order of priorities along a chain, and
 /// "more work downstream first", are kept, without a quadratic cost.
 pub const EXACT_PRIORITY_TASKS: usize = 2048;
+
+/// Per task, whether it is one of the DAG's effective leaves ([`Plan::decides_run_state`]).
+fn deciders(tasks: &[Task]) -> Vec<bool> {
+    let effective: Vec<bool> = tasks
+        .iter()
+        .map(|task| {
+            task.decides_run_state()
+                && task
+                    .downstream()
+                    .iter()
+                    .all(|&down| !tasks[down.get()].decides_run_state())
+        })
+        .collect();
+    if effective.contains(&true) {
+        effective
+    } else {
+        tasks
+            .iter()
+            .map(|task| task.downstream().is_empty())
+            .collect()
+    }
+}
 
 /// A stable hash (FNV-1a, 64 bits) of what a run depends on: task ids, their edges, their
 /// parameter and output types, and the fields of multiple-outputs values they take. Two builds with equal fingerprints can continue each

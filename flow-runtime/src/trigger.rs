@@ -47,11 +47,15 @@ pub enum TriggerRule {
     AllDoneMinOneSuccess,
     /// Runs at any time, not waiting for upstream tasks.
     Always,
+    /// Every upstream is done and, if any upstream is a setup task, at least one setup
+    /// succeeded (the rule of teardown tasks): all setups skipped skips it, none
+    /// succeeded is `upstream_failed`.
+    AllDoneSetupSuccess,
 }
 
 impl TriggerRule {
     /// Every rule.
-    pub const ALL: [TriggerRule; 12] = [
+    pub const ALL: [TriggerRule; 13] = [
         TriggerRule::AllSuccess,
         TriggerRule::AllFailed,
         TriggerRule::AllDone,
@@ -64,6 +68,7 @@ impl TriggerRule {
         TriggerRule::NoneSkipped,
         TriggerRule::AllDoneMinOneSuccess,
         TriggerRule::Always,
+        TriggerRule::AllDoneSetupSuccess,
     ];
 
     /// Airflow's name of the rule.
@@ -81,6 +86,7 @@ impl TriggerRule {
             TriggerRule::NoneSkipped => "none_skipped",
             TriggerRule::AllDoneMinOneSuccess => "all_done_min_one_success",
             TriggerRule::Always => "always",
+            TriggerRule::AllDoneSetupSuccess => "all_done_setup_success",
         }
     }
 }
@@ -127,6 +133,12 @@ pub struct UpstreamCounts {
     pub upstream_failed: u32,
     /// Finished `skipped`.
     pub skipped: u32,
+    /// Upstream setup tasks in total (counted in `total` too).
+    pub setups: u32,
+    /// Setup tasks finished `success`.
+    pub setup_success: u32,
+    /// Setup tasks finished `skipped`.
+    pub setup_skipped: u32,
 }
 
 impl UpstreamCounts {
@@ -151,6 +163,16 @@ impl UpstreamCounts {
         counts
     }
 
+    /// The same finished upstream task, known to be a setup task.
+    pub fn of_setup(self) -> Self {
+        Self {
+            setups: self.total,
+            setup_success: self.success,
+            setup_skipped: self.skipped,
+            ..self
+        }
+    }
+
     /// Counts a finished upstream task given as `finished`: one instance, or every
     /// instance of a mapped task (which then counts as `finished.total` upstream results,
     /// as in Airflow, instead of one).
@@ -160,6 +182,11 @@ impl UpstreamCounts {
         self.failed += finished.failed;
         self.upstream_failed += finished.upstream_failed;
         self.skipped += finished.skipped;
+        if finished.setups > 0 {
+            self.setups = (self.setups + finished.setups).saturating_sub(1);
+        }
+        self.setup_success += finished.setup_success;
+        self.setup_skipped += finished.setup_skipped;
     }
 
     /// Upstream tasks that have finished.
@@ -222,6 +249,10 @@ pub fn decide(rule: TriggerRule, c: &UpstreamCounts) -> Decision {
         NoneSkipped if c.skipped > 0 => Some(Decision::Skip),
         AllDoneMinOneSuccess if c.skipped > 0 => Some(Decision::Skip),
         AllDoneMinOneSuccess if c.success == 0 => Some(Decision::UpstreamFailed),
+        AllDoneSetupSuccess if c.setups > 0 && c.setup_skipped >= c.setups => Some(Decision::Skip),
+        AllDoneSetupSuccess if c.setups > 0 && c.setup_success == 0 => {
+            Some(Decision::UpstreamFailed)
+        }
         _ => None,
     };
     settled.unwrap_or(Decision::Run)
@@ -256,117 +287,156 @@ mod tests {
     /// K skipped, R running), and the expected decision for each rule, in the order of
     /// `TriggerRule::ALL`: all_success, all_failed, all_done, all_skipped, one_success,
     /// one_failed, one_done, none_failed, none_failed_min_one_success, none_skipped,
-    /// all_done_min_one_success, always. Worked out independently of `decide`: the final
+    /// all_done_min_one_success, always, all_done_setup_success (no upstream is a setup
+    /// here: as all_done). Worked out independently of `decide`: the final
     /// outcome from Airflow's TriggerRuleDep on the final states, and with an upstream still
     /// running, that outcome only if every way it can end gives it (and a run only for the
     /// rules that run on the first result: one_success, one_failed, one_done, always).
-    const TABLE: &[(&str, [&str; 12])] = &[
+    const TABLE: &[(&str, [&str; 13])] = &[
         (
             "SS",
             [
                 "run", "skip", "run", "skip", "run", "skip", "run", "run", "run", "run", "run",
-                "run",
+                "run", "run",
             ],
         ),
         (
             "SF",
             [
                 "upfail", "skip", "run", "skip", "run", "run", "run", "upfail", "upfail", "run",
-                "run", "run",
+                "run", "run", "run",
             ],
         ),
         (
             "SU",
             [
                 "upfail", "skip", "run", "skip", "run", "run", "run", "upfail", "upfail", "run",
-                "run", "run",
+                "run", "run", "run",
             ],
         ),
         (
             "SK",
             [
                 "skip", "skip", "run", "skip", "run", "skip", "run", "run", "run", "skip", "skip",
-                "run",
+                "run", "run",
             ],
         ),
         (
             "SR",
             [
                 "wait", "skip", "wait", "skip", "run", "wait", "run", "wait", "wait", "wait",
-                "wait", "run",
+                "wait", "run", "wait",
             ],
         ),
         (
             "FF",
             [
                 "upfail", "run", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "run",
-                "upfail", "run",
+                "upfail", "run", "run",
             ],
         ),
         (
             "FU",
             [
                 "upfail", "run", "run", "skip", "upfail", "run", "run", "upfail", "upfail", "run",
-                "upfail", "run",
+                "upfail", "run", "run",
             ],
         ),
         (
             "FK",
             [
                 "upfail", "skip", "run", "skip", "upfail", "run", "run", "upfail", "upfail",
-                "skip", "skip", "run",
+                "skip", "skip", "run", "run",
             ],
         ),
         (
             "FR",
             [
                 "upfail", "wait", "wait", "skip", "wait", "run", "run", "upfail", "upfail", "wait",
-                "wait", "run",
+                "wait", "run", "wait",
             ],
         ),
         (
             "UU",
             [
                 "upfail", "run", "run", "skip", "upfail", "run", "skip", "upfail", "upfail", "run",
-                "upfail", "run",
+                "upfail", "run", "run",
             ],
         ),
         (
             "UK",
             [
                 "upfail", "skip", "run", "skip", "upfail", "run", "skip", "upfail", "upfail",
-                "skip", "skip", "run",
+                "skip", "skip", "run", "run",
             ],
         ),
         (
             "UR",
             [
                 "upfail", "wait", "wait", "skip", "wait", "run", "wait", "upfail", "upfail",
-                "wait", "wait", "run",
+                "wait", "wait", "run", "wait",
             ],
         ),
         (
             "KK",
             [
                 "skip", "skip", "run", "run", "skip", "skip", "skip", "run", "skip", "skip",
-                "skip", "run",
+                "skip", "run", "run",
             ],
         ),
         (
             "KR",
             [
                 "wait", "skip", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "skip",
-                "skip", "run",
+                "skip", "run", "wait",
             ],
         ),
         (
             "RR",
             [
                 "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait", "wait",
-                "wait", "run",
+                "wait", "run", "wait",
             ],
         ),
     ];
+
+    /// A teardown's rule with setup tasks among its upstream tasks (letters as in
+    /// `TABLE`): it waits for every upstream, runs if a setup succeeded whatever the work
+    /// did, and without a successful setup is skipped when every setup was, else
+    /// `upstream_failed`.
+    #[test]
+    fn all_done_setup_success_runs_when_a_setup_succeeded() {
+        let cases = [
+            ("S", "F", "run"),
+            ("S", "S", "run"),
+            ("S", "R", "wait"),
+            ("R", "S", "wait"),
+            ("F", "U", "upfail"),
+            ("K", "K", "skip"),
+            ("SF", "U", "run"),
+            ("KF", "U", "upfail"),
+            ("KK", "S", "skip"),
+            ("", "F", "run"),
+        ];
+        for (setups, work, want) in cases {
+            let mut counts = UpstreamCounts {
+                total: u32::try_from(setups.len() + work.len()).unwrap(),
+                setups: u32::try_from(setups.len()).unwrap(),
+                ..Default::default()
+            };
+            for s in setups.chars().filter_map(state) {
+                counts.add(&UpstreamCounts::one(s).of_setup());
+            }
+            for s in work.chars().filter_map(state) {
+                counts.add(&UpstreamCounts::one(s));
+            }
+            assert_eq!(
+                decide(TriggerRule::AllDoneSetupSuccess, &counts),
+                decision(want),
+                "setups {setups}, work {work}"
+            );
+        }
+    }
 
     #[test]
     fn every_rule_against_every_mix_of_two_upstream_states() {

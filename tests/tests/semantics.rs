@@ -546,3 +546,424 @@ mod latest_only_runs {
         );
     }
 }
+
+/// `depends_on_past` and `wait_for_downstream`: an instance waits until the run before
+/// (by logical date) holds its own instance, and with `wait_for_downstream` its direct
+/// downstream instances, as succeeded or skipped; it starts once someone fixes that run.
+mod depends_on_past {
+    use super::*;
+    use chrono::TimeZone;
+    use flow_runtime::RunId;
+    use flow_runtime::store::RunStore;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::time::Duration;
+
+    static FIXED: AtomicBool = AtomicBool::new(false);
+    static GATED_TRIES: AtomicU32 = AtomicU32::new(0);
+    static UP_TRIES: AtomicU32 = AtomicU32::new(0);
+
+    #[task(depends_on_past = true)]
+    fn gated() -> anyhow::Result<u32> {
+        GATED_TRIES.fetch_add(1, Ordering::SeqCst);
+        anyhow::ensure!(FIXED.load(Ordering::SeqCst), "not fixed yet");
+        Ok(1)
+    }
+
+    #[task(wait_for_downstream = true)]
+    fn up() -> u32 {
+        UP_TRIES.fetch_add(1, Ordering::SeqCst);
+        2
+    }
+
+    #[task]
+    fn down(x: u32) -> anyhow::Result<u32> {
+        anyhow::ensure!(FIXED.load(Ordering::SeqCst), "not fixed yet");
+        Ok(x)
+    }
+
+    #[dag]
+    fn history() {
+        gated();
+        down(up());
+    }
+
+    fn state(store: &MemoryStore, run: &RunId, task: &str) -> TaskState {
+        store
+            .task_instances(&"history".into(), run)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.key.task_id.as_str() == task)
+            .map_or(TaskState::None, |r| r.state)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_instance_waits_for_the_run_before_then_starts_once_it_is_fixed() {
+        let store = Arc::new(MemoryStore::new());
+        let dag = history().unwrap();
+        let day = |d| Utc.with_ymd_and_hms(2026, 1, d, 0, 0, 0).unwrap();
+        // The first run has no run before: everything runs (gated and down fail).
+        let first = Executor::new(store.clone())
+            .run(&dag, day(1))
+            .await
+            .unwrap();
+        assert_eq!(first.state, RunState::Failed);
+        assert_eq!(state(&store, &first.run_id, "gated"), TaskState::Failed);
+        assert_eq!(state(&store, &first.run_id, "up"), TaskState::Success);
+        assert_eq!(state(&store, &first.run_id, "down"), TaskState::Failed);
+        assert_eq!(GATED_TRIES.load(Ordering::SeqCst), 1);
+        assert_eq!(UP_TRIES.load(Ordering::SeqCst), 1);
+
+        let second = tokio::spawn({
+            let (store, dag) = (store.clone(), dag.clone());
+            async move { Executor::new(store).run(&dag, day(2)).await }
+        });
+        // Longer than a few looks at the run before: neither waiting task starts.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!second.is_finished(), "the second run waits");
+        assert_eq!(GATED_TRIES.load(Ordering::SeqCst), 1, "gated waits");
+        assert_eq!(UP_TRIES.load(Ordering::SeqCst), 1, "up waits for down");
+
+        // Fixing the first run (clear its failures, run them again) lets the second go on.
+        FIXED.store(true, Ordering::SeqCst);
+        store
+            .clear(
+                &"history".into(),
+                &first.run_id,
+                &["gated".into(), "down".into()],
+            )
+            .unwrap();
+        let fixed = Executor::new(store.clone())
+            .resume(&dag, &first.run_id)
+            .await
+            .unwrap();
+        assert_eq!(fixed.state, RunState::Success);
+        let second = tokio::time::timeout(Duration::from_secs(60), second)
+            .await
+            .expect("the second run goes on once the first is fixed")
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.state, RunState::Success);
+        assert_eq!(GATED_TRIES.load(Ordering::SeqCst), 3);
+        assert_eq!(UP_TRIES.load(Ordering::SeqCst), 2);
+    }
+}
+
+/// Setup and teardown tasks (Airflow's rules): a teardown runs once its upstream tasks
+/// are done if one of its setups succeeded, even when the work failed; it does not decide
+/// the run's state unless `on_failure_fail_dagrun`; clearing a task clears its setup and
+/// teardown.
+mod setup_teardown {
+    use super::*;
+
+    /// `create >> work >> delete`, `delete` a teardown of the setup `create`, each task
+    /// ending as told.
+    fn scoped(create: bool, work: bool, delete: bool, fail_dagrun: bool) -> Dag {
+        let spec = |name: &str, succeeds: bool| if succeeds { ok(name) } else { boom(name) };
+        let mut b = DagBuilder::new("scoped");
+        let create = b
+            .add_task(spec("create", create).as_setup())
+            .finish::<u64>()
+            .any();
+        let work = b.add_task(spec("work", work)).finish::<u64>().any();
+        let delete = b
+            .add_task(spec("delete", delete).as_teardown_with(fail_dagrun))
+            .finish::<u64>()
+            .any();
+        b.set_downstream(&[create], &[work, delete]);
+        b.set_downstream(&[work], &[delete]);
+        b.build().unwrap()
+    }
+
+    fn ends(
+        create: bool,
+        work: bool,
+        delete: bool,
+        fail_dagrun: bool,
+    ) -> (RunState, [TaskState; 3]) {
+        let run = block_on(
+            Executor::new(Arc::new(MemoryStore::new()))
+                .run(&scoped(create, work, delete, fail_dagrun), Utc::now()),
+        )
+        .unwrap();
+        let state = |task: &str| run.task(task).unwrap().state;
+        (run.state, [state("create"), state("work"), state("delete")])
+    }
+
+    use TaskState::{Failed, Success, UpstreamFailed};
+
+    #[test]
+    fn a_teardown_runs_after_failed_work_and_the_work_decides_the_run() {
+        assert_eq!(
+            ends(true, true, true, false),
+            (RunState::Success, [Success, Success, Success])
+        );
+        assert_eq!(
+            ends(true, false, true, false),
+            (RunState::Failed, [Success, Failed, Success]),
+            "the teardown runs although the work failed, and the run fails"
+        );
+    }
+
+    #[test]
+    fn a_failed_setup_leaves_its_work_and_teardown_upstream_failed() {
+        assert_eq!(
+            ends(false, true, true, false),
+            (RunState::Failed, [Failed, UpstreamFailed, UpstreamFailed])
+        );
+    }
+
+    #[test]
+    fn a_failed_teardown_fails_the_run_only_with_on_failure_fail_dagrun() {
+        assert_eq!(
+            ends(true, true, false, false),
+            (RunState::Success, [Success, Success, Failed])
+        );
+        assert_eq!(
+            ends(true, true, false, true),
+            (RunState::Failed, [Success, Success, Failed])
+        );
+    }
+
+    #[test]
+    fn a_skipped_setup_skips_its_teardown() {
+        let mut b = DagBuilder::new("skipped_setup");
+        let gate = b
+            .add_task(
+                TaskSpec::from_sync("gate", |_, _| Ok::<bool, TaskError>(false)).short_circuit(),
+            )
+            .finish::<bool>()
+            .any();
+        let create = b.add_task(ok("create").as_setup()).finish::<u64>().any();
+        let delete = b.add_task(ok("delete").as_teardown()).finish::<u64>().any();
+        b.set_downstream(&[gate], &[create]);
+        b.set_downstream(&[create], &[delete]);
+        let run = block_on(
+            Executor::new(Arc::new(MemoryStore::new())).run(&b.build().unwrap(), Utc::now()),
+        )
+        .unwrap();
+        assert_eq!(run.task("create").unwrap().state, TaskState::Skipped);
+        assert_eq!(run.task("delete").unwrap().state, TaskState::Skipped);
+        assert_eq!(run.state, RunState::Success);
+    }
+
+    #[test]
+    fn clearing_a_task_clears_its_setup_and_teardown() {
+        let dag = scoped(true, true, true, false);
+        let set = |tasks: &[&str], downstream| {
+            let tasks: Vec<String> = tasks.iter().map(|t| t.to_string()).collect();
+            flow_runtime::ops::clear::task_set(&dag, &tasks, downstream)
+                .unwrap()
+                .into_iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(set(&["work"], false), ["create", "work", "delete"]);
+        assert_eq!(set(&["delete"], false), ["create", "delete"]);
+        assert_eq!(set(&["create"], false), ["create"]);
+    }
+
+    // The same through the macros: `#[task(setup)]`, `#[task(teardown)]`.
+    #[task(setup)]
+    fn make_cluster() -> String {
+        "cluster-1".into()
+    }
+
+    #[task]
+    fn train(cluster: String) -> anyhow::Result<u32> {
+        anyhow::ensure!(cluster.is_empty(), "training on {cluster} failed");
+        Ok(1)
+    }
+
+    #[task(teardown, on_failure_fail_dagrun = false)]
+    fn delete_cluster(cluster: String) -> String {
+        format!("deleted {cluster}")
+    }
+
+    #[dag]
+    fn cluster_job() {
+        let cluster = make_cluster();
+        train(cluster) >> delete_cluster(cluster);
+    }
+
+    #[test]
+    fn macro_setup_and_teardown_release_the_cluster_after_a_failed_training() {
+        let run = block_on(
+            Executor::new(Arc::new(MemoryStore::new())).run(&cluster_job().unwrap(), Utc::now()),
+        )
+        .unwrap();
+        assert_eq!(run.task("make_cluster").unwrap().state, TaskState::Success);
+        assert_eq!(run.task("train").unwrap().state, TaskState::Failed);
+        assert_eq!(
+            run.task("delete_cluster").unwrap().state,
+            TaskState::Success
+        );
+        assert_eq!(run.state, RunState::Failed);
+    }
+}
+
+/// Airflow's `TriggerDagRunOperator`: a task records a run of another DAG with a conf
+/// checked against its params, and optionally waits for it.
+mod trigger_dag_run {
+    use super::*;
+    use chrono::{DateTime, TimeZone};
+    use flow_runtime::operators::TriggerDagRun;
+    use flow_runtime::store::RunStore;
+    use std::time::Duration;
+
+    fn day(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, d, 0, 0, 0).unwrap()
+    }
+
+    #[task]
+    fn echo_day(ctx: &TaskContext) -> anyhow::Result<String> {
+        let day: String = ctx.param("day")?;
+        anyhow::ensure!(day != "fail", "asked to fail");
+        Ok(day)
+    }
+
+    #[dag(params(day: String))]
+    fn triggered_report() {
+        echo_day();
+    }
+
+    async fn trigger(ctx: &TaskContext, request: TriggerDagRun) -> Result<String, TaskError> {
+        Ok(request.run(ctx).await?.to_string())
+    }
+
+    #[task]
+    async fn start_report(ctx: &TaskContext) -> Result<String, TaskError> {
+        let request = TriggerDagRun::new("triggered_report")
+            .conf(serde_json::json!({ "day": "monday" }))
+            .logical_date(day(1));
+        trigger(ctx, request).await
+    }
+
+    #[task]
+    async fn start_again(ctx: &TaskContext) -> Result<String, TaskError> {
+        let request = TriggerDagRun::new("triggered_report")
+            .conf(serde_json::json!({ "day": "monday" }))
+            .logical_date(day(1))
+            .skip_when_already_exists();
+        trigger(ctx, request).await
+    }
+
+    #[task(retries = 0)]
+    async fn start_misspelt(ctx: &TaskContext) -> Result<String, TaskError> {
+        let request = TriggerDagRun::new("triggered_report")
+            .conf(serde_json::json!({ "dya": "monday" }))
+            .logical_date(day(2));
+        trigger(ctx, request).await
+    }
+
+    #[task(retries = 0)]
+    async fn start_unknown(ctx: &TaskContext) -> Result<String, TaskError> {
+        trigger(ctx, TriggerDagRun::new("no_such_dag")).await
+    }
+
+    #[dag]
+    fn controller() {
+        start_report() >> start_again();
+        start_misspelt();
+        start_unknown();
+    }
+
+    #[tokio::test]
+    async fn a_task_records_a_run_of_another_dag_with_its_conf() {
+        let store = Arc::new(MemoryStore::new());
+        let run = Executor::new(store.clone())
+            .run(&controller().unwrap(), Utc::now())
+            .await
+            .unwrap();
+        let triggered = store.runs(Some(&"triggered_report".into())).unwrap();
+        assert_eq!(triggered.len(), 1, "{triggered:?}");
+        assert_eq!(triggered[0].logical_date, day(1));
+        assert_eq!(triggered[0].state, RunState::Queued);
+        assert_eq!(triggered[0].conf, serde_json::json!({ "day": "monday" }));
+        assert_eq!(run.task("start_report").unwrap().state, TaskState::Success);
+        assert_eq!(run.task("start_again").unwrap().state, TaskState::Skipped);
+        let error = |task: &str| run.task(task).unwrap().error.clone().unwrap_or_default();
+        assert_eq!(run.task("start_misspelt").unwrap().state, TaskState::Failed);
+        assert!(
+            error("start_misspelt").contains("`dya`"),
+            "{}",
+            error("start_misspelt")
+        );
+        assert!(error("start_unknown").contains("DAG `no_such_dag` is not in this binary"));
+    }
+
+    #[task(retries = 2, retry_delay = "0s")]
+    async fn start_and_wait(ctx: &TaskContext, day_name: String) -> Result<String, TaskError> {
+        let date = if day_name == "fail" { day(4) } else { day(3) };
+        let request = TriggerDagRun::new("triggered_report")
+            .conf(serde_json::json!({ "day": day_name }))
+            .logical_date(date)
+            .wait_for_completion(Duration::from_millis(50));
+        trigger(ctx, request).await
+    }
+
+    #[task]
+    fn tuesday() -> String {
+        "tuesday".into()
+    }
+
+    #[task]
+    fn failing_day() -> String {
+        "fail".into()
+    }
+
+    #[dag]
+    fn waiting_controller() {
+        start_and_wait(tuesday());
+    }
+
+    #[dag]
+    fn failing_controller() {
+        start_and_wait(failing_day());
+    }
+
+    /// Runs `controller` while playing the scheduler: the run it triggers on `date` is
+    /// executed once it appears.
+    async fn with_scheduler(controller: Dag, date: DateTime<Utc>) -> (RunSummary, RunState) {
+        let store = Arc::new(MemoryStore::new());
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move { Executor::new(store).run(&controller, Utc::now()).await }
+        });
+        let target = triggered_report().unwrap();
+        let run_id = loop {
+            let runs = store.runs(Some(&"triggered_report".into())).unwrap();
+            if let Some(run) = runs.into_iter().find(|r| r.logical_date == date) {
+                break run.run_id;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let triggered = Executor::new(store.clone())
+            .resume(&target, &run_id)
+            .await
+            .unwrap();
+        let waited = tokio::time::timeout(Duration::from_secs(60), waiting)
+            .await
+            .expect("the waiting task ends once the triggered run does")
+            .unwrap()
+            .unwrap();
+        (waited, triggered.state)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_task_ends_with_the_run_it_triggered() {
+        let (waited, triggered) = with_scheduler(waiting_controller().unwrap(), day(3)).await;
+        assert_eq!(triggered, RunState::Success);
+        assert_eq!(waited.state, RunState::Success);
+        let (waited, triggered) = with_scheduler(failing_controller().unwrap(), day(4)).await;
+        assert_eq!(triggered, RunState::Failed);
+        let task = waited.task("start_and_wait").unwrap();
+        assert_eq!(task.state, TaskState::Failed);
+        assert_eq!(task.tries, 1, "a failed triggered run is not retried");
+        assert!(
+            task.error
+                .clone()
+                .unwrap_or_default()
+                .contains("ended failed")
+        );
+    }
+}

@@ -49,6 +49,9 @@ macro_rules! task_option_table {
             soft_fail: task;
             exponential_backoff: task;
             multiple_outputs: task;
+            setup: task;
+            teardown: task;
+            on_failure_fail_dagrun: task;
             /// The pool whose slots a try takes (a task's setter also takes its slots).
             pool: LitStr = pool_name;
             pool_slots: task;
@@ -60,6 +63,10 @@ macro_rules! task_option_table {
             email_on_failure: LitBool = |input, key, span| boolean(input, key, span, true);
             /// Whether `email` is mailed when a try fails and another follows.
             email_on_retry: LitBool = |input, key, span| boolean(input, key, span, false);
+            /// Whether an instance waits for the run before's instance to succeed or skip.
+            depends_on_past: LitBool = |input, key, span| boolean(input, key, span, true);
+            /// Whether it also waits for the run before's direct downstream instances.
+            wait_for_downstream: LitBool = |input, key, span| boolean(input, key, span, true);
             on_success: task;
             on_failure: task;
             on_retry: task;

@@ -272,7 +272,7 @@ pub(crate) fn positive_duration(
 
 /// Airflow's trigger rules: `(name, variant of flow_runtime::TriggerRule)`. The one list
 /// of them in this crate; it mirrors `TriggerRule::ALL` of the runtime.
-pub(crate) const TRIGGER_RULES: [(&str, &str); 12] = [
+pub(crate) const TRIGGER_RULES: [(&str, &str); 13] = [
     ("all_success", "AllSuccess"),
     ("all_failed", "AllFailed"),
     ("all_done", "AllDone"),
@@ -285,6 +285,7 @@ pub(crate) const TRIGGER_RULES: [(&str, &str); 12] = [
     ("none_skipped", "NoneSkipped"),
     ("all_done_min_one_success", "AllDoneMinOneSuccess"),
     ("always", "Always"),
+    ("all_done_setup_success", "AllDoneSetupSuccess"),
 ];
 
 /// A trigger rule checked at compile time: the variant of `TriggerRule`, at the literal.

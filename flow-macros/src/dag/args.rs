@@ -245,7 +245,7 @@ impl Options for DefaultArgs {
             "a task's callbacks are its own; write `#[task(on_retry = ..)]` on the task",
         ),
     ];
-    const PLANNED: &'static [&'static str] = &["queue", "depends_on_past", "on_failure_callback"];
+    const PLANNED: &'static [&'static str] = &["queue", "on_failure_callback"];
 
     fn parse_one(&mut self, input: ParseStream, _: &mut Errors) -> syn::Result<()> {
         if self.0.parse_one(input)? {

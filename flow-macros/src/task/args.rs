@@ -27,6 +27,12 @@ pub(super) struct TaskArgs {
     pub(super) sensor: Option<Span>,
     /// The `multiple_outputs` flag.
     pub(super) multiple_outputs: Option<Span>,
+    /// The `setup` flag.
+    pub(super) setup: Option<Span>,
+    /// The `teardown` flag.
+    pub(super) teardown: Option<Span>,
+    /// `on_failure_fail_dagrun = ..` of a teardown task, with the key's span.
+    pub(super) on_failure_fail_dagrun: Option<(Span, LitBool)>,
     pub(super) sensor_options: SensorArgs,
     pub(super) pool_slots: Option<LitInt>,
     pub(super) callbacks: CallbackArgs,
@@ -149,6 +155,16 @@ impl Options for TaskArgs {
             let key_name = "ignore_downstream_trigger_rules";
             let value = attr::boolean(input, key_name, key.span, false)?;
             self.ignore_downstream_trigger_rules = Some((key.span, value));
+        } else if input.peek(kw::setup) {
+            let key: kw::setup = input.parse()?;
+            self.setup = Some(flag(input, "setup", key.span)?);
+        } else if input.peek(kw::teardown) {
+            let key: kw::teardown = input.parse()?;
+            self.teardown = Some(flag(input, "teardown", key.span)?);
+        } else if input.peek(kw::on_failure_fail_dagrun) {
+            let key: kw::on_failure_fail_dagrun = input.parse()?;
+            let value = attr::boolean(input, "on_failure_fail_dagrun", key.span, true)?;
+            self.on_failure_fail_dagrun = Some((key.span, value));
         } else if input.peek(kw::shell) {
             let key: kw::shell = input.parse()?;
             self.shell = Some(flag(input, "shell", key.span)?);
@@ -262,6 +278,7 @@ pub(super) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
             args.multiple_outputs = None;
         }
     }
+    check_roles(&mut args, errors);
     if let (Some(_), Some(short_circuit)) = (args.branch, args.short_circuit) {
         errors.push(syn::Error::new(
             short_circuit,
@@ -289,6 +306,36 @@ pub(super) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
         args.shell = None;
     }
     args
+}
+
+/// A task is a setup or a teardown, not both; only a teardown takes
+/// `on_failure_fail_dagrun`, and a teardown's trigger rule is not its own.
+fn check_roles(args: &mut TaskArgs, errors: &mut Errors) {
+    if let (Some(_), Some(teardown)) = (args.setup, args.teardown) {
+        errors.push(syn::Error::new(
+            teardown,
+            "a task either sets a resource up (`setup`) or tears it down (`teardown`), not \
+             both: remove one",
+        ));
+        args.setup = None;
+        args.teardown = None;
+    }
+    if let (Some((key, _)), None) = (&args.on_failure_fail_dagrun, args.teardown) {
+        errors.push(syn::Error::new(
+            *key,
+            "`on_failure_fail_dagrun` is an option of a `teardown` task: write \
+             `#[task(teardown, on_failure_fail_dagrun = true)]`, or remove it",
+        ));
+        args.on_failure_fail_dagrun = None;
+    }
+    if let (Some(_), Some(rule)) = (args.teardown, &args.options.trigger_rule) {
+        errors.push(syn::Error::new(
+            rule.span,
+            "a teardown runs once every upstream task is done, if one of its setups \
+             succeeded (trigger rule `all_done_setup_success`): remove `trigger_rule`",
+        ));
+        args.options.trigger_rule = None;
+    }
 }
 
 /// Sensor options need the `sensor` flag, and a sensor steers nothing and runs no

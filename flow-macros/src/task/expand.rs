@@ -343,6 +343,7 @@ impl Task {
             quote!(.param::<#ty>(#param))
         });
         let setters = self.options.spec_setters(root, self.pool_slots.as_ref());
+        let role = &self.role;
         let callbacks = self.callbacks.setters();
         let doc = self.doc.as_ref().map(|doc| quote!(.doc(#doc)));
         let spec_doc = format!(
@@ -382,6 +383,7 @@ impl Task {
                     #(#params)*
                     #setters
                     #special
+                    #role
                     #callbacks
                     #doc
             }

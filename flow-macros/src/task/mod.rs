@@ -133,6 +133,14 @@ fn build(
         ignore_downstream_trigger_rules: args
             .ignore_downstream_trigger_rules
             .map(|(_, value)| value),
+        role: match (args.setup, args.teardown, args.on_failure_fail_dagrun) {
+            (Some(span), _, _) => Some(quote::quote_spanned!(span=> .as_setup())),
+            (_, Some(span), Some((_, fail))) => {
+                Some(quote::quote_spanned!(span=> .as_teardown_with(#fail)))
+            }
+            (_, Some(span), None) => Some(quote::quote_spanned!(span=> .as_teardown())),
+            _ => None,
+        },
         sensor,
         pool_slots: args.pool_slots,
         callbacks: args.callbacks,

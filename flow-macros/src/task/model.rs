@@ -34,6 +34,8 @@ pub(super) struct Task {
     pub(super) multiple_outputs: Option<Span>,
     /// A short-circuit task's `ignore_downstream_trigger_rules`, if given.
     pub(super) ignore_downstream_trigger_rules: Option<syn::LitBool>,
+    /// The setter of a setup or teardown task: `.as_setup()`, `.as_teardown_with(..)`.
+    pub(super) role: Option<proc_macro2::TokenStream>,
 }
 
 /// A `#[task(sensor)]`: its options, and `T` of the `Poke<T>` it returns, the task's

@@ -121,9 +121,41 @@ impl Task {
             }
     }
 
-    /// When the task runs, given its upstream tasks' states (default `all_success`).
+    /// When the task runs, given its upstream tasks' states (default `all_success`; a
+    /// teardown's is always `all_done_setup_success`).
     pub fn trigger_rule(&self) -> TriggerRule {
+        if self.role().is_teardown() {
+            return TriggerRule::AllDoneSetupSuccess;
+        }
         self.options.trigger_rule.unwrap_or_default()
+    }
+
+    /// Whether the task sets up or tears down a resource, or is ordinary work.
+    pub fn role(&self) -> crate::task::TaskRole {
+        self.spec.role()
+    }
+
+    /// Whether the task's state counts toward its run's state: every task but a teardown
+    /// without `on_failure_fail_dagrun` (as in Airflow).
+    pub fn decides_run_state(&self) -> bool {
+        !matches!(
+            self.role(),
+            crate::task::TaskRole::Teardown {
+                on_failure_fail_dagrun: false
+            }
+        )
+    }
+
+    /// Whether an instance waits for the same instance of the run before to have
+    /// succeeded or been skipped (`depends_on_past`, also set by `wait_for_downstream`).
+    pub fn depends_on_past(&self) -> bool {
+        self.options.depends_on_past.unwrap_or(false) || self.wait_for_downstream()
+    }
+
+    /// Whether an instance also waits for the run before's instances of the direct
+    /// downstream tasks (`wait_for_downstream`).
+    pub fn wait_for_downstream(&self) -> bool {
+        self.options.wait_for_downstream.unwrap_or(false)
     }
 
     /// How long one try may run, if limited.

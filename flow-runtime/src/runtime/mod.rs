@@ -7,6 +7,7 @@
 //! pool, or one try at a time ([`Executor::sequential`]).
 
 mod cron;
+mod trigger;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +90,7 @@ impl Executor {
     /// object store: every XCom stays in `store` whatever its size, and artifacts are
     /// unavailable until [`Executor::object_store`] gives it one.
     pub fn new(store: Arc<dyn Store>) -> Self {
+        let triggers = Arc::new(trigger::StoreTrigger::new(store.clone()));
         Self {
             parallelism: std::thread::available_parallelism().map_or(2, usize::from),
             sequential: false,
@@ -101,6 +103,7 @@ impl Executor {
                 stop: None,
                 grace: Duration::from_secs(30),
                 max_map_length: crate::graph::DEFAULT_MAX_MAP_LENGTH,
+                triggers,
                 #[cfg(feature = "email")]
                 smtp: None,
             },
@@ -228,28 +231,7 @@ impl Executor {
         fingerprint: String,
         request: RunRequest,
     ) -> Result<DagRunRecord, RunError> {
-        self.settings.store.record_dag(dag.id(), &fingerprint)?;
-        let logical_date = request.logical_date;
-        let run = DagRunRecord {
-            dag_id: dag.id().clone(),
-            run_id: Self::run_id(request.run_type, logical_date),
-            run_type: request.run_type,
-            logical_date,
-            state: RunState::Queued,
-            start: None,
-            end: None,
-            fingerprint,
-            data_interval_start: request.interval.start,
-            data_interval_end: request.interval.end,
-            conf: serde_json::Value::Object(request.params),
-        };
-        self.settings.store.create_run(&run).map_err(|e| match e {
-            crate::store::StoreError::RunExists { dag_id, run_id } => {
-                RunError::RunExists { dag_id, run_id }
-            }
-            e => RunError::Store(e),
-        })?;
-        Ok(run)
+        record_run(self.settings.store.as_ref(), dag, fingerprint, request)
     }
 
     /// Creates a manual run of `dag` for `logical_date` (with the DAG's default params)
@@ -339,6 +321,7 @@ impl Executor {
             params: Arc::new(request.params),
             xcoms: Arc::new(self.settings.store.clone()),
             runs: Arc::new(self.settings.store.clone()),
+            triggers: self.settings.triggers.clone(),
             objects: self.settings.objects.clone(),
         });
         // A sensor in reschedule mode is poked again here, in the same try, until it is
@@ -371,4 +354,36 @@ impl Dag {
             Executor::new(Arc::new(MemoryStore::new())).object_store(Objects::in_memory());
         runtime.block_on(executor.run(self, Utc::now()))
     }
+}
+
+/// Records a new run of `dag` (state `queued`) in `store`; its id is [`Executor::run_id`]
+/// of its type and logical date.
+pub(crate) fn record_run(
+    store: &dyn Store,
+    dag: &Dag,
+    fingerprint: String,
+    request: RunRequest,
+) -> Result<DagRunRecord, RunError> {
+    store.record_dag(dag.id(), &fingerprint)?;
+    let logical_date = request.logical_date;
+    let run = DagRunRecord {
+        dag_id: dag.id().clone(),
+        run_id: Executor::run_id(request.run_type, logical_date),
+        run_type: request.run_type,
+        logical_date,
+        state: RunState::Queued,
+        start: None,
+        end: None,
+        fingerprint,
+        data_interval_start: request.interval.start,
+        data_interval_end: request.interval.end,
+        conf: serde_json::Value::Object(request.params),
+    };
+    store.create_run(&run).map_err(|e| match e {
+        crate::store::StoreError::RunExists { dag_id, run_id } => {
+            RunError::RunExists { dag_id, run_id }
+        }
+        e => RunError::Store(e),
+    })?;
+    Ok(run)
 }

@@ -11,7 +11,7 @@
 //! [`RunStore::apply`]: crate::store::RunStore::apply
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,9 @@ const MAX_BLOCKED_SCAN: usize = 64;
 /// else commits meanwhile (a long task is readable while it runs, and survives a kill).
 pub(crate) const LOG_FLUSH: Duration = Duration::from_millis(500);
 
+/// How often an instance waiting for the run before (`depends_on_past`) looks again.
+const PAST_RECHECK: Duration = Duration::from_secs(1);
+
 /// The elements of each mapped argument of one mapped task, in parameter order (the
 /// results of a mapped upstream task stay where they are stored until an instance runs).
 type Elements = Arc<Vec<Arc<[StoredXCom]>>>;
@@ -85,6 +88,8 @@ pub(crate) struct RunSettings {
     pub(crate) grace: Duration,
     /// The most instances one mapped task may expand to.
     pub(crate) max_map_length: usize,
+    /// How tasks start runs of other DAGs.
+    pub(crate) triggers: Arc<dyn crate::xcom::ports::RunTrigger>,
     /// Where tasks' `email` alerts go; `None` reads `FLOW_SMTP_*` when one is sent.
     #[cfg(feature = "email")]
     pub(crate) smtp: Option<Arc<crate::notify::SmtpConfig>>,
@@ -114,6 +119,8 @@ pub(crate) struct RunLoop<'a> {
     elements: HashMap<usize, Elements>,
     /// Retries and pokes waiting for their time.
     timers: BinaryHeap<Reverse<(tokio::time::Instant, usize)>>,
+    /// Instances said to wait for the run before (`depends_on_past`), logged once.
+    past_waits: HashSet<usize>,
     /// Callbacks running.
     callback_tasks: JoinSet<()>,
     /// Whether the executor was told to stop before the run ended.
@@ -146,6 +153,7 @@ impl<'a> RunLoop<'a> {
             params: Arc::new(params),
             xcoms: Arc::new(store.clone()),
             runs: Arc::new(store.clone()),
+            triggers: runtime.triggers.clone(),
             objects: runtime.objects.clone(),
         });
         let options = TrackerOptions {
@@ -167,6 +175,7 @@ impl<'a> RunLoop<'a> {
             logs: HashMap::new(),
             elements: HashMap::new(),
             timers: BinaryHeap::new(),
+            past_waits: HashSet::new(),
             callback_tasks: JoinSet::new(),
             stopped: false,
         }
@@ -405,6 +414,10 @@ impl<'a> RunLoop<'a> {
                     Some(Ready::Task(index)) => index,
                     None => break,
                 };
+                if let Some(reason) = self.past_blocker(index)? {
+                    self.wait_for_past(index, &reason);
+                    continue;
+                }
                 let claim = self.claim(index);
                 // Slots a try of this turn gave up pass straight on: no store round trip.
                 match self.freed.iter().rposition(|c| *c == claim) {
@@ -476,6 +489,63 @@ impl<'a> RunLoop<'a> {
                 return Ok(blocked);
             }
         }
+    }
+
+    /// Why the instance `index` must wait for the run before it (`depends_on_past`:
+    /// its own instance there must have succeeded or been skipped; `wait_for_downstream`:
+    /// the instances of its direct downstream tasks there too), or `None` when it may
+    /// start. The first run, and an instance with no counterpart in the run before, start.
+    fn past_blocker(&self, index: usize) -> Result<Option<String>, RunError> {
+        let task = self.tracker.task(index);
+        if !task.depends_on_past() {
+            return Ok(None);
+        }
+        let store = &self.runtime.store;
+        let Some(previous) = store.previous_run(&self.scope.dag_id, self.scope.logical_date)?
+        else {
+            return Ok(None);
+        };
+        let before = store.task_instances(&self.scope.dag_id, &previous.run_id)?;
+        let done = |state: TaskState| matches!(state, TaskState::Success | TaskState::Skipped);
+        let key = &self.tracker.instance(index).record.key;
+        if let Some(past) = before
+            .iter()
+            .find(|i| i.key.task_id == key.task_id && i.key.map_index == key.map_index)
+            && !done(past.state)
+        {
+            return Ok(Some(format!(
+                "its instance in run `{}` is {} (depends_on_past)",
+                previous.run_id, past.state
+            )));
+        }
+        if task.wait_for_downstream() {
+            for &child in task.downstream() {
+                let child_id = self.dag()[child].id();
+                if let Some(past) = before
+                    .iter()
+                    .find(|i| &i.key.task_id == child_id && !done(i.state))
+                {
+                    return Ok(Some(format!(
+                        "{} is {} (wait_for_downstream)",
+                        past.key, past.state
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Looks again at the run before in [`PAST_RECHECK`]; says why the first time.
+    fn wait_for_past(&mut self, index: usize, reason: &str) {
+        if self.past_waits.insert(index) {
+            tracing::info!(
+                run = %self.scope.run_id,
+                "{} waits for the run before: {reason}",
+                self.tracker.instance(index).record.key
+            );
+        }
+        self.timers
+            .push(Reverse((tokio::time::Instant::now() + PAST_RECHECK, index)));
     }
 
     /// Starts an instance that holds its slots: it runs once the batch is durable.

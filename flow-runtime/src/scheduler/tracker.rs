@@ -204,6 +204,13 @@ impl<'a> Tracker<'a> {
                 }),
                 upstream: UpstreamCounts {
                     total: plan.in_degree(index),
+                    setups: task
+                        .upstream()
+                        .iter()
+                        .filter(|&&up| dag[up].role().is_setup())
+                        .count()
+                        .try_into()
+                        .unwrap_or(u32::MAX),
                     ..UpstreamCounts::default()
                 },
                 elapsed: None,
@@ -660,7 +667,9 @@ impl<'a> Tracker<'a> {
 
     /// The run's final state, if it has one: `None` while an instance is unfinished and
     /// the run was stopped (it stays `running`, to be resumed). A leaf that failed (or
-    /// never ran because of a failure) fails the run, as in Airflow; so does a timeout.
+    /// never ran because of a failure) fails the run, as in Airflow (a teardown leaf only
+    /// with `on_failure_fail_dagrun`, the tasks before it counting as leaves instead); so
+    /// does a timeout.
     pub(crate) fn final_state(&self, stopped: bool) -> Option<RunState> {
         let unfinished = self.instances.iter().any(|i| !i.record.state.is_finished());
         if stopped && unfinished {
@@ -673,7 +682,7 @@ impl<'a> Tracker<'a> {
                 .indices()
                 .zip(&self.instances)
                 .any(|(task, inst)| {
-                    self.plan.is_leaf(task)
+                    self.plan.decides_run_state(task)
                         && matches!(
                             inst.record.state,
                             TaskState::Failed | TaskState::UpstreamFailed
@@ -835,6 +844,12 @@ impl<'a> Tracker<'a> {
         let mut settled = vec![(index, finished)];
         while let Some((done, finished)) = settled.pop() {
             let plan = self.plan;
+            // A teardown counts what its setups ended in apart.
+            let finished = if plan.task(self.instances[done].task).role().is_setup() {
+                finished.of_setup()
+            } else {
+                finished
+            };
             for &task in plan.dependents(self.instances[done].task) {
                 let d = Self::level(task);
                 let inst = &mut self.instances[d];

@@ -413,6 +413,24 @@ impl RunStore for MemoryStore {
             .cloned())
     }
 
+    fn previous_run(
+        &self,
+        dag_id: &DagId,
+        logical_date: DateTime<Utc>,
+    ) -> Result<Option<DagRunRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .runs
+            .values()
+            .filter(|r| &r.dag_id == dag_id && r.logical_date < logical_date)
+            .max_by(|a, b| {
+                a.logical_date
+                    .cmp(&b.logical_date)
+                    .then_with(|| a.run_id.cmp(&b.run_id))
+            })
+            .cloned())
+    }
+
     fn task_instances(
         &self,
         dag_id: &DagId,

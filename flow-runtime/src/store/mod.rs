@@ -484,6 +484,13 @@ pub trait RunStore: Send + Sync {
         dag_id: &DagId,
         run_type: RunType,
     ) -> Result<Option<DagRunRecord>, StoreError>;
+    /// The run of one DAG right before `logical_date` (the newest with an earlier logical
+    /// date, of any type): the run `depends_on_past` looks at.
+    fn previous_run(
+        &self,
+        dag_id: &DagId,
+        logical_date: DateTime<Utc>,
+    ) -> Result<Option<DagRunRecord>, StoreError>;
     /// The task instances of one run.
     fn task_instances(
         &self,

@@ -735,6 +735,26 @@ impl RunStore for SqliteStore {
         .map_err(|e| self.err(e))
     }
 
+    fn previous_run(
+        &self,
+        dag_id: &DagId,
+        logical_date: DateTime<Utc>,
+    ) -> Result<Option<DagRunRecord>, StoreError> {
+        let conn = self.read();
+        conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM dag_runs WHERE dag_id = ?1 AND logical_date_us < ?2 \
+             ORDER BY logical_date_us DESC, run_id DESC LIMIT 1"
+        ))
+        .and_then(|mut st| {
+            st.query_row(
+                params![dag_id.as_str(), logical_date.timestamp_micros()],
+                run_row,
+            )
+            .optional()
+        })
+        .map_err(|e| self.err(e))
+    }
+
     fn task_instances(
         &self,
         dag_id: &DagId,

@@ -362,6 +362,25 @@ fn conformance(store: &dyn Store) {
             .unwrap()
             .is_none()
     );
+    // The run before a logical date, of any type, strictly earlier.
+    let previous = |date| {
+        store
+            .previous_run(&"d".into(), date)
+            .unwrap()
+            .map(|r| r.run_id.to_string())
+    };
+    assert_eq!(previous(scheduled.logical_date).as_deref(), Some("r2"));
+    assert_eq!(
+        previous(scheduled.logical_date + chrono::Duration::days(9)).as_deref(),
+        Some("s3")
+    );
+    assert_eq!(previous(r1.logical_date), None);
+    assert!(
+        store
+            .previous_run(&"other".into(), scheduled.logical_date)
+            .unwrap()
+            .is_none()
+    );
 
     // A batch is all or nothing.
     let bad = store.apply(&[

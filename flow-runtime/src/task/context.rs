@@ -9,7 +9,7 @@ use super::error::TaskError;
 use crate::ids::{DagId, MapIndex, RunId, RunType, TaskId, TaskInstanceKey};
 use crate::objects::{Artifacts, ObjectError, ObjectPath, Objects};
 use crate::time::timetable::DataInterval;
-use crate::xcom::ports::{ExternalTaskState, Nothing, ReadError, RunRead, XComRead};
+use crate::xcom::ports::{ExternalTaskState, Nothing, ReadError, RunRead, RunTrigger, XComRead};
 use crate::xcom::{RETURN_VALUE, StoredXCom, XComBlob, XComValue};
 
 /// Facts shared by every task instance of one DAG run.
@@ -25,6 +25,8 @@ pub(crate) struct RunScope {
     pub(crate) params: Arc<serde_json::Map<String, serde_json::Value>>,
     pub(crate) xcoms: Arc<dyn XComRead>,
     pub(crate) runs: Arc<dyn RunRead>,
+    /// Starts runs of other DAGs.
+    pub(crate) triggers: Arc<dyn RunTrigger>,
     /// Where large XComs and artifacts live, if the executor has a store for them.
     pub(crate) objects: Option<Objects>,
 }
@@ -79,6 +81,12 @@ impl TaskContext {
     /// [`external_task`](super::sensor::external_task)).
     pub fn runs(&self) -> RunReader {
         RunReader(self.run.runs.clone())
+    }
+
+    /// Starts and watches runs of other DAGs (see
+    /// [`TriggerDagRun`](crate::operators::TriggerDagRun)).
+    pub(crate) fn triggers(&self) -> &dyn RunTrigger {
+        self.run.triggers.as_ref()
     }
 
     /// The DAG's id.
@@ -339,6 +347,7 @@ impl TaskContext {
             params: Arc::default(),
             xcoms: Arc::new(Nothing),
             runs: Arc::new(Nothing),
+            triggers: Arc::new(Nothing),
             objects: Some(Objects::in_memory()),
         };
         Self::new(Arc::new(scope), TaskId::new(task_id), MapIndex::UNMAPPED, 1)

@@ -125,12 +125,26 @@ impl TaskError {
     /// [`SkipTask`] or [`FailTask`] anywhere in the chain skips the task or fails it
     /// without retrying.
     pub fn from_error(err: impl Into<anyhow::Error>) -> Self {
-        let err = err.into();
-        if let Some(skip) = err.chain().find_map(|e| e.downcast_ref::<SkipTask>()) {
-            return TaskError::Skip(skip.reason.clone());
+        // A task returning `Result<_, TaskError>` keeps its error as it is.
+        let err = match err.into().downcast::<TaskError>() {
+            Ok(task_error) => return task_error,
+            Err(err) => err,
+        };
+        let skipped = err
+            .chain()
+            .find_map(|e| match e.downcast_ref::<TaskError>() {
+                Some(TaskError::Skip(reason)) => Some(reason.clone()),
+                _ => e.downcast_ref::<SkipTask>().map(|skip| skip.reason.clone()),
+            });
+        if let Some(reason) = skipped {
+            return TaskError::Skip(reason);
         }
         let message = format!("{err:#}");
-        if err.chain().any(|e| e.is::<FailTask>()) {
+        let fails_now = |e: &(dyn std::error::Error + 'static)| {
+            e.is::<FailTask>()
+                || matches!(e.downcast_ref::<TaskError>(), Some(TaskError::FailNow(_)))
+        };
+        if err.chain().any(fails_now) {
             return TaskError::FailNow(message);
         }
         TaskError::Failed(message)
@@ -154,6 +168,18 @@ mod tests {
             TaskError::from_error(err).to_string(),
             "writing parquet: disk full"
         );
+    }
+
+    #[test]
+    fn a_task_error_passes_through_as_it_is() {
+        let skip = TaskError::Skip("exists".into());
+        assert!(matches!(TaskError::from_error(skip), TaskError::Skip(r) if r == "exists"));
+        let wrapped = anyhow::Error::from(TaskError::FailNow("ended failed".into()))
+            .context("waiting for the report");
+        assert!(matches!(
+            TaskError::from_error(wrapped),
+            TaskError::FailNow(m) if m.contains("ended failed")
+        ));
     }
 
     #[test]

@@ -50,6 +50,14 @@ macro_rules! task_option_table {
             email_on_failure: bool, with_email_on_failure(on: bool) => on, spec email_on_failure;
             /// Whether `email` is mailed when a try fails and another follows (default true).
             email_on_retry: bool, with_email_on_retry(on: bool) => on, spec email_on_retry;
+            /// Whether an instance waits until the same instance of the run before (by
+            /// logical date) succeeded or was skipped (Airflow's `depends_on_past`).
+            depends_on_past: bool, with_depends_on_past(on: bool) => on, spec depends_on_past;
+            /// Whether an instance also waits for the run before's instances of the task's
+            /// direct downstream tasks (Airflow's `wait_for_downstream`; implies
+            /// `depends_on_past`).
+            wait_for_downstream: bool,
+                with_wait_for_downstream(on: bool) => on, spec wait_for_downstream;
         }
     };
 }

@@ -175,7 +175,40 @@ pub struct TaskSpec {
     params: Vec<ParamSpec>,
     output: OutputSpec,
     options: TaskOptions,
+    role: TaskRole,
     function: TaskFn,
+}
+
+/// Whether a task sets up or tears down a resource for the tasks between them (Airflow's
+/// setup and teardown tasks), or is ordinary work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TaskRole {
+    /// An ordinary task.
+    #[default]
+    Work,
+    /// Creates what the tasks after it use; the teardowns directly after it run only if
+    /// it (or another of their setups) succeeded.
+    Setup,
+    /// Releases what its setups created: it runs once every upstream task is done, if one
+    /// of its direct upstream setups succeeded (trigger rule `all_done_setup_success`,
+    /// whatever the task sets), even when the work between them failed.
+    Teardown {
+        /// Whether its failure fails the run (Airflow's `on_failure_fail_dagrun`); by
+        /// default a teardown's state does not decide the run's.
+        on_failure_fail_dagrun: bool,
+    },
+}
+
+impl TaskRole {
+    /// Whether this is a setup task.
+    pub fn is_setup(self) -> bool {
+        self == TaskRole::Setup
+    }
+
+    /// Whether this is a teardown task.
+    pub fn is_teardown(self) -> bool {
+        matches!(self, TaskRole::Teardown { .. })
+    }
 }
 
 impl TaskSpec {
@@ -190,6 +223,7 @@ impl TaskSpec {
             params: Vec::new(),
             output: OutputSpec::of::<T>(),
             options: TaskOptions::default(),
+            role: TaskRole::Work,
             function,
         }
     }
@@ -353,6 +387,32 @@ impl TaskSpec {
     /// What the task's output means to the executor.
     pub fn kind(&self) -> crate::branch::TaskKind {
         self.kind
+    }
+
+    /// Makes this a setup task (Airflow's `as_setup()`).
+    pub fn as_setup(mut self) -> Self {
+        self.role = TaskRole::Setup;
+        self
+    }
+
+    /// Makes this a teardown task (Airflow's `as_teardown()`): its setups are its direct
+    /// upstream setup tasks, and its state does not decide the run's.
+    pub fn as_teardown(self) -> Self {
+        self.as_teardown_with(false)
+    }
+
+    /// Makes this a teardown task whose failure fails the run when
+    /// `on_failure_fail_dagrun` (Airflow's `as_teardown(on_failure_fail_dagrun=True)`).
+    pub fn as_teardown_with(mut self, on_failure_fail_dagrun: bool) -> Self {
+        self.role = TaskRole::Teardown {
+            on_failure_fail_dagrun,
+        };
+        self
+    }
+
+    /// Whether this sets up or tears down a resource, or is ordinary work.
+    pub fn role(&self) -> TaskRole {
+        self.role
     }
 
     /// Runs tries in `pool`, taking `slots` of it each.
