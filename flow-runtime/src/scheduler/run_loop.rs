@@ -25,7 +25,7 @@ use crate::events::Events;
 use crate::events::RunEvent;
 use crate::executor::{Finished, TaskExecutor, Work};
 use crate::graph::{BoundInput, Dag, MappedInput};
-use crate::ids::TaskInstanceKey;
+use crate::ids::{MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::logs::TryLog;
 use crate::objects::Objects;
 use crate::plan::Plan;
@@ -63,6 +63,17 @@ struct InFlight {
     commit: tokio::task::JoinHandle<Result<(), StoreError>>,
     launches: Vec<Launch>,
     alerts: Vec<(Callback, CallbackEvent)>,
+}
+
+/// The run before a run (`depends_on_past`): its instances that did not succeed or skip.
+struct PastView {
+    read_at: Instant,
+    /// `None`: there is no run before.
+    run_id: Option<RunId>,
+    /// The state of each such instance.
+    states: HashMap<(TaskId, MapIndex), TaskState>,
+    /// Per task, one such instance.
+    unfinished: HashMap<TaskId, (TaskInstanceKey, TaskState)>,
 }
 
 /// What starts once the batch that prepared it is durable: a task instance, or the
@@ -121,6 +132,8 @@ pub(crate) struct RunLoop<'a> {
     timers: BinaryHeap<Reverse<(tokio::time::Instant, usize)>>,
     /// Instances said to wait for the run before (`depends_on_past`), logged once.
     past_waits: HashSet<usize>,
+    /// The run before, as last read for `depends_on_past`.
+    past: Option<Arc<PastView>>,
     /// Callbacks running.
     callback_tasks: JoinSet<()>,
     /// Whether the executor was told to stop before the run ended.
@@ -176,6 +189,7 @@ impl<'a> RunLoop<'a> {
             elements: HashMap::new(),
             timers: BinaryHeap::new(),
             past_waits: HashSet::new(),
+            past: None,
             callback_tasks: JoinSet::new(),
             stopped: false,
         }
@@ -495,44 +509,69 @@ impl<'a> RunLoop<'a> {
     /// its own instance there must have succeeded or been skipped; `wait_for_downstream`:
     /// the instances of its direct downstream tasks there too), or `None` when it may
     /// start. The first run, and an instance with no counterpart in the run before, start.
-    fn past_blocker(&self, index: usize) -> Result<Option<String>, RunError> {
+    fn past_blocker(&mut self, index: usize) -> Result<Option<String>, RunError> {
         let task = self.tracker.task(index);
         if !task.depends_on_past() {
             return Ok(None);
         }
-        let store = &self.runtime.store;
-        let Some(previous) = store.previous_run(&self.scope.dag_id, self.scope.logical_date)?
-        else {
+        let key = self.tracker.instance(index).record.key.clone();
+        let downstream: Vec<TaskId> = if task.wait_for_downstream() {
+            task.downstream()
+                .iter()
+                .map(|&child| self.dag()[child].id().clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let past = self.past_view()?;
+        let Some(run_id) = &past.run_id else {
             return Ok(None);
         };
-        let before = store.task_instances(&self.scope.dag_id, &previous.run_id)?;
-        let done = |state: TaskState| matches!(state, TaskState::Success | TaskState::Skipped);
-        let key = &self.tracker.instance(index).record.key;
-        if let Some(past) = before
-            .iter()
-            .find(|i| i.key.task_id == key.task_id && i.key.map_index == key.map_index)
-            && !done(past.state)
-        {
+        if let Some(&state) = past.states.get(&(key.task_id.clone(), key.map_index)) {
             return Ok(Some(format!(
-                "its instance in run `{}` is {} (depends_on_past)",
-                previous.run_id, past.state
+                "its instance in run `{run_id}` is {state} (depends_on_past)"
             )));
         }
-        if task.wait_for_downstream() {
-            for &child in task.downstream() {
-                let child_id = self.dag()[child].id();
-                if let Some(past) = before
-                    .iter()
-                    .find(|i| &i.key.task_id == child_id && !done(i.state))
-                {
-                    return Ok(Some(format!(
-                        "{} is {} (wait_for_downstream)",
-                        past.key, past.state
-                    )));
+        Ok(downstream.iter().find_map(|child| {
+            let (key, state) = past.unfinished.get(child)?;
+            Some(format!("{key} is {state} (wait_for_downstream)"))
+        }))
+    }
+
+    /// The run before this one as `depends_on_past` sees it, read again once it is older
+    /// than half of [`PAST_RECHECK`] (so many waiting instances share one read).
+    fn past_view(&mut self) -> Result<Arc<PastView>, RunError> {
+        if let Some(past) = self
+            .past
+            .as_ref()
+            .filter(|past| past.read_at.elapsed() < PAST_RECHECK / 2)
+        {
+            return Ok(past.clone());
+        }
+        let store = &self.runtime.store;
+        let previous = store.previous_run(&self.scope.dag_id, self.scope.logical_date)?;
+        let mut view = PastView {
+            read_at: Instant::now(),
+            run_id: previous.as_ref().map(|run| run.run_id.clone()),
+            states: HashMap::new(),
+            unfinished: HashMap::new(),
+        };
+        if let Some(previous) = previous {
+            for instance in store.task_instances(&self.scope.dag_id, &previous.run_id)? {
+                if matches!(instance.state, TaskState::Success | TaskState::Skipped) {
+                    continue;
                 }
+                let key = instance.key;
+                view.states
+                    .insert((key.task_id.clone(), key.map_index), instance.state);
+                view.unfinished
+                    .entry(key.task_id.clone())
+                    .or_insert((key, instance.state));
             }
         }
-        Ok(None)
+        let view = Arc::new(view);
+        self.past = Some(view.clone());
+        Ok(view)
     }
 
     /// Looks again at the run before in [`PAST_RECHECK`]; says why the first time.
