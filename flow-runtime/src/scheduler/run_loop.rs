@@ -248,7 +248,7 @@ impl<'a> RunLoop<'a> {
         // What tries of this run held before (a process that died) is no one's now: the
         // lease says this loop drives the run, and it has started nothing yet.
         if !stored.is_empty() {
-            store.forget_run_slots(&self.scope.dag_id, &self.scope.run_id)?;
+            store.forget_run_slots(&self.scope.dag_id, &self.scope.run_id, None)?;
         }
         let mut reschedules = std::collections::HashMap::new();
         for record in stored
@@ -629,12 +629,17 @@ impl<'a> RunLoop<'a> {
     /// After a failure that ends the loop: gives back every slot this run holds, directly
     /// (the batch that would have carried it may be what failed).
     fn give_back_slots(&mut self) {
-        let mut claims: Vec<Claim> = self.held.drain().map(|(_, claim)| claim).collect();
-        claims.append(&mut self.freed);
-        for release in self.releases(claims) {
-            if let Err(e) = self.runtime.store.release_slots(&release) {
-                tracing::warn!(run = %self.scope.run_id, "could not give back pool slots: {e}");
-            }
+        self.held.clear();
+        self.freed.clear();
+        // Everything this process holds for the run, also what a failed batch was to
+        // give back.
+        let owner = Some(&*self.runtime.owner);
+        let forgotten =
+            self.runtime
+                .store
+                .forget_run_slots(&self.scope.dag_id, &self.scope.run_id, owner);
+        if let Err(e) = forgotten {
+            tracing::warn!(run = %self.scope.run_id, "could not give back pool slots: {e}");
         }
     }
 

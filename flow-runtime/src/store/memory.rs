@@ -906,10 +906,17 @@ impl SlotStore for MemoryStore {
         Ok(())
     }
 
-    fn forget_run_slots(&self, dag_id: &DagId, run_id: &RunId) -> Result<(), StoreError> {
+    fn forget_run_slots(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let run = (dag_id.clone(), run_id.clone());
         self.lock()
             .holds
-            .forget_run(&(dag_id.clone(), run_id.clone()));
+            .counts
+            .retain(|(of, _, by), _| *of != run || owner.is_some_and(|owner| owner != by));
         Ok(())
     }
 

@@ -771,9 +771,15 @@ pub trait SlotStore: Send + Sync {
     ) -> Result<Vec<Grant>, StoreError>;
     /// Gives back what `release` says (counts never go below zero).
     fn release_slots(&self, release: &SlotRelease) -> Result<(), StoreError>;
-    /// Drops every hold of one run, whoever the owner: its tries are not running (the
-    /// caller has just taken the run over, and started nothing yet).
-    fn forget_run_slots(&self, dag_id: &DagId, run_id: &RunId) -> Result<(), StoreError>;
+    /// Drops the holds of one run: those of `owner`, or of every owner when `None` (the
+    /// caller has just taken the run over and started nothing yet, so none of its tries
+    /// runs).
+    fn forget_run_slots(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Extends to `now + ttl` the live holds of `owner`; returns how many counts it
     /// renewed. A hold whose lease ran out is not renewed: its slots may be someone
     /// else's by now.

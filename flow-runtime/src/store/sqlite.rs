@@ -1754,10 +1754,17 @@ impl SlotStore for SqliteStore {
         self.write(|tx| release_usage(tx, release))
     }
 
-    fn forget_run_slots(&self, dag_id: &DagId, run_id: &RunId) -> Result<(), StoreError> {
+    fn forget_run_slots(
+        &self,
+        dag_id: &DagId,
+        run_id: &RunId,
+        owner: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.prepare_cached("DELETE FROM slot_usage WHERE dag_id = ?1 AND run_id = ?2")?
-                .execute(params![dag_id.as_str(), run_id.as_str()])?;
+            tx.prepare_cached(
+                "DELETE FROM slot_usage WHERE dag_id = ?1 AND run_id = ?2 AND (?3 IS NULL OR owner = ?3)",
+            )?
+            .execute(params![dag_id.as_str(), run_id.as_str(), owner])?;
             Ok(())
         })
     }

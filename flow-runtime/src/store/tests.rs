@@ -1606,8 +1606,21 @@ fn slot_conformance(store: &dyn Store) {
         [Grant::Granted]
     );
     assert_eq!(in_use(41), gpu(3));
-    // Whoever takes the run over forgets what was held for it.
-    store.forget_run_slots(&"d".into(), &"s1".into()).unwrap();
+    // A process gives back all it holds for a run; whoever takes the run over forgets
+    // what every owner held for it.
+    assert_eq!(
+        store
+            .acquire_slots("p4", &[slots(DEFAULT_POOL_NAME, 2, 16)], at(41), ttl)
+            .unwrap(),
+        [Grant::Granted]
+    );
+    store
+        .forget_run_slots(&"d".into(), &"s1".into(), Some("p4"))
+        .unwrap();
+    assert_eq!(in_use(41), gpu(3), "only p4's count went");
+    store
+        .forget_run_slots(&"d".into(), &"s1".into(), None)
+        .unwrap();
     assert!(in_use(41).is_empty());
     assert_eq!(
         store
