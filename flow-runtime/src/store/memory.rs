@@ -87,8 +87,10 @@ impl Holds {
         }
     }
 
-    fn forget_run(&mut self, run: &RunKey) {
-        self.counts.retain(|(of, _, _), _| of != run);
+    /// Drops the counts of `run`: those of `owner`, or of every owner when `None`.
+    fn forget_run(&mut self, run: &RunKey, owner: Option<&str>) {
+        self.counts
+            .retain(|(of, _, by), _| of != run || owner.is_some_and(|owner| owner != by));
     }
 }
 
@@ -515,7 +517,7 @@ impl RunStore for MemoryStore {
         inner.leases.retain(|key, _| other_run(key));
         inner.queued_at.retain(|key, _| other_run(key));
         inner.outcomes.retain(|o| other_run(&o.key));
-        inner.holds.forget_run(&id);
+        inner.holds.forget_run(&id, None);
         inner.run_leases.remove(&id);
         Ok(())
     }
@@ -912,11 +914,9 @@ impl SlotStore for MemoryStore {
         run_id: &RunId,
         owner: Option<&str>,
     ) -> Result<(), StoreError> {
-        let run = (dag_id.clone(), run_id.clone());
         self.lock()
             .holds
-            .counts
-            .retain(|(of, _, by), _| *of != run || owner.is_some_and(|owner| owner != by));
+            .forget_run(&(dag_id.clone(), run_id.clone()), owner);
         Ok(())
     }
 
