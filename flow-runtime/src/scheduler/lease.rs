@@ -102,13 +102,7 @@ impl RunLease {
             grant = take(store.as_ref())?;
         }
         match grant {
-            LeaseGrant::Granted => Ok(Self {
-                store,
-                dag_id: dag_id.clone(),
-                run_id: run_id.clone(),
-                owner,
-                released: false,
-            }),
+            LeaseGrant::Granted => Ok(Self::held(store, dag_id, run_id, owner)),
             LeaseGrant::HeldBy { owner, until } => Err(RunError::RunOwned {
                 dag_id: dag_id.clone(),
                 run_id: run_id.clone(),
@@ -139,14 +133,18 @@ impl RunLease {
             now,
             until: crate::store::lease_end(now, LEASE),
         };
-        let lease = Self {
+        (Self::held(store, dag_id, run_id, owner), change)
+    }
+
+    /// The lease `owner` holds (or is about to, with its first batch).
+    fn held(store: Arc<dyn Store>, dag_id: &DagId, run_id: &RunId, owner: Arc<str>) -> Self {
+        Self {
             store,
             dag_id: dag_id.clone(),
             run_id: run_id.clone(),
             owner,
             released: false,
-        };
-        (lease, change)
+        }
     }
 
     /// Extends the lease; `false` when it is no longer this process's.
