@@ -26,7 +26,12 @@ pub fn task_set(dag: &Dag, tasks: &[String], downstream: bool) -> Result<Vec<Tas
             chosen[index.get()] = true;
         }
     }
-    let cleared: Vec<TaskIndex> = plan.indices().filter(|i| chosen[i.get()]).collect();
+    // Clearing every task needs no walk for their setups and teardowns.
+    let cleared: Vec<TaskIndex> = if tasks.is_empty() {
+        Vec::new()
+    } else {
+        plan.indices().filter(|i| chosen[i.get()]).collect()
+    };
     for task in cleared {
         for index in setups_and_teardowns(&plan, task) {
             chosen[index.get()] = true;
@@ -46,17 +51,20 @@ pub fn task_set(dag: &Dag, tasks: &[String], downstream: bool) -> Result<Vec<Tas
 /// the task; and a teardown's own setups.
 fn setups_and_teardowns(plan: &Plan<'_>, task: TaskIndex) -> Vec<TaskIndex> {
     let dag = plan.dag();
-    let own_setups = dag[task]
-        .upstream()
-        .iter()
-        .copied()
-        .filter(|&up| dag[task].role().is_teardown() && dag[up].role().is_setup());
+    let mut found: Vec<TaskIndex> = Vec::new();
+    if dag[task].role().is_teardown() {
+        found.extend(
+            dag[task]
+                .upstream()
+                .iter()
+                .filter(|&&up| dag[up].role().is_setup()),
+        );
+    }
     let teardowns_after: Vec<TaskIndex> = plan
         .descendants(task)
         .into_iter()
         .filter(|&i| dag[i].role().is_teardown())
         .collect();
-    let mut found: Vec<TaskIndex> = own_setups.collect();
     let mut seen = vec![false; plan.len()];
     let mut stack: Vec<TaskIndex> = dag[task].upstream().to_vec();
     while let Some(up) = stack.pop() {
