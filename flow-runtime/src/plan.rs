@@ -200,11 +200,11 @@ fn deciders(tasks: &[Task]) -> Vec<bool> {
     let effective: Vec<bool> = tasks
         .iter()
         .map(|task| {
-            task.decides_run_state()
+            task.counts_toward_run_state()
                 && task
                     .downstream()
                     .iter()
-                    .all(|&down| !tasks[down.get()].decides_run_state())
+                    .all(|&down| !tasks[down.get()].counts_toward_run_state())
         })
         .collect();
     if effective.contains(&true) {

@@ -137,7 +137,7 @@ impl Task {
 
     /// Whether the task's state counts toward its run's state: every task but a teardown
     /// without `on_failure_fail_dagrun` (as in Airflow).
-    pub fn decides_run_state(&self) -> bool {
+    pub fn counts_toward_run_state(&self) -> bool {
         !matches!(
             self.role(),
             crate::task::TaskRole::Teardown {
