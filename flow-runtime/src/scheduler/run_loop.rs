@@ -33,7 +33,7 @@ use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
 use crate::store::Store;
 use crate::store::{
-    Change, DagRunRecord, SlotRelease, SlotRequest, StoreError, TaskInstanceRecord, XComStore,
+    Change, DagRunRecord, SlotAsk, SlotRelease, StoreError, TaskInstanceRecord, XComStore,
 };
 use crate::summary::{RunSummary, TaskSummary};
 use crate::task::TaskError;
@@ -44,8 +44,9 @@ use crate::time::timetable::DataInterval;
 use crate::xcom::list as mapping;
 use crate::xcom::{RETURN_VALUE, StoredXCom, XComBlob};
 
-/// How many ready tasks a turn may find waiting for full pools before it stops looking.
-const MAX_BLOCKED_SCAN: usize = 64;
+/// The most starts one batch asks the pools for: behind a full pool, a refusal undoes
+/// at most this many.
+const MAX_ASKED: usize = 256;
 
 /// The longest a running try's log lines wait before they are committed, when nothing
 /// else commits meanwhile (a long task is readable while it runs, and survives a kill).
@@ -60,8 +61,10 @@ type Elements = Arc<Vec<Arc<[StoredXCom]>>>;
 
 /// A batch being committed on a blocking thread, and what waits for it.
 struct InFlight {
-    commit: tokio::task::JoinHandle<Result<(), StoreError>>,
+    commit: tokio::task::JoinHandle<Result<Vec<Grant>, StoreError>>,
     launches: Vec<Launch>,
+    /// The starts of the batch that asked for slots, in the order of their answers.
+    asking: Vec<(usize, Claim)>,
     alerts: Vec<(Callback, CallbackEvent)>,
 }
 
@@ -118,7 +121,10 @@ pub(crate) struct RunLoop<'a> {
     /// its slots over without asking the store; the rest are given back at the end of the
     /// turn.
     freed: Vec<Claim>,
-    /// Whether the store refused slots since the last commit: asking again before a
+    /// Starts in the batch being collected that ask the store for their slots
+    /// ([`Change::Start`]), in batch order.
+    asking: Vec<(usize, Claim)>,
+    /// Whether the store refused slots in the last commit: asking again before the next
     /// commit (ours gives slots back) or a wait for others' releases only repeats the
     /// answer.
     refused_slots: bool,
@@ -183,6 +189,7 @@ impl<'a> RunLoop<'a> {
             started: run.start.unwrap_or_else(Utc::now),
             held: HashMap::new(),
             freed: Vec::new(),
+            asking: Vec::new(),
             refused_slots: false,
             launching: 0,
             logs: HashMap::new(),
@@ -281,12 +288,16 @@ impl<'a> RunLoop<'a> {
                 stop_deadline = Some(tokio::time::Instant::now() + self.runtime.grace);
                 self.stopped = true;
             }
-            let blocked = if stopping {
-                Vec::new()
+            let (blocked, asking) = if stopping {
+                (Vec::new(), Vec::new())
             } else {
                 self.admit(capacity, &mut launches)?
             };
+            // Releases go first in the batch, so the starts after them may take the slots.
             self.release_freed();
+            for (index, claim) in asking {
+                self.start_asking(index, claim, &mut launches);
+            }
             let slots_ran_out = !blocked.is_empty() || self.busy() >= capacity;
             // Tasks waiting for slots keep their place by priority.
             for index in blocked {
@@ -302,7 +313,7 @@ impl<'a> RunLoop<'a> {
                     // Tasks are running: commit on another thread and keep handling them.
                     in_flight = Some(self.commit_in_background(std::mem::take(&mut launches)));
                 } else {
-                    self.commit()?;
+                    self.commit(&mut launches)?;
                     self.launch(std::mem::take(&mut launches));
                 }
             }
@@ -378,14 +389,14 @@ impl<'a> RunLoop<'a> {
                 }
                 committed = async { (&mut in_flight.as_mut()?.commit).await.ok() }, if in_flight.is_some() => {
                     let flight = in_flight.take();
-                    match committed {
-                        Some(Ok(())) => {}
+                    let grants = match committed {
+                        Some(Ok(grants)) => grants,
                         Some(Err(e)) => return Err(lease::owned(e)),
                         None => return Err(RunError::Runtime("the commit thread was lost".into())),
-                    }
-                    self.refused_slots = false;
+                    };
                     self.runtime.slots_freed.notify_waiters();
-                    if let Some(flight) = flight {
+                    if let Some(mut flight) = flight {
+                        self.answer(flight.asking, grants, &mut flight.launches)?;
                         callbacks::dispatch(&mut self.callback_tasks, flight.alerts);
                         self.launch(flight.launches);
                     }
@@ -405,104 +416,45 @@ impl<'a> RunLoop<'a> {
     }
 
     /// Starts what is ready while the executor has room: mapped tasks expand (they take no
-    /// slot); task instances ask the store for their pool slots, all of one round in one
-    /// call, so processes sharing the store never oversubscribe a pool or a DAG's
-    /// `max_active_tasks`. Returns the instances that must wait for slots.
+    /// slot); a task instance takes over the slots of a try of this turn that ended with
+    /// the same claim, or asks the store for them with the batch that starts it (see
+    /// [`Change::Start`]), so processes sharing the store never oversubscribe a pool or a
+    /// DAG's `max_active_tasks`. Returns the instances that must wait for slots, and those
+    /// to ask for them.
+    #[allow(clippy::type_complexity)]
     fn admit(
         &mut self,
         capacity: usize,
         launches: &mut Vec<Launch>,
-    ) -> Result<Vec<usize>, RunError> {
+    ) -> Result<(Vec<usize>, Vec<(usize, Claim)>), RunError> {
         let mut blocked = Vec::new();
-        loop {
-            let mut requests = Vec::new();
-            let mut asked = Vec::new();
-            // Ask the store for a bounded number at once: behind a full pool, a long queue
-            // costs little each turn.
-            while self.busy() + asked.len() < capacity && asked.len() < MAX_BLOCKED_SCAN {
-                let index = match self.tracker.pop_ready() {
-                    Some(Ready::Expand(index)) => {
-                        launches.push(Launch::Expand(index));
-                        continue;
-                    }
-                    Some(Ready::Task(index)) => index,
-                    None => break,
-                };
-                if let Some(reason) = self.past_blocker(index)? {
-                    self.wait_for_past(index, &reason);
+        let mut asking = Vec::new();
+        while self.busy() + asking.len() < capacity && asking.len() < MAX_ASKED {
+            let index = match self.tracker.pop_ready() {
+                Some(Ready::Expand(index)) => {
+                    launches.push(Launch::Expand(index));
                     continue;
                 }
-                let claim = self.claim(index);
-                // Slots a try of this turn gave up pass straight on: no store round trip.
-                match self.freed.iter().rposition(|c| *c == claim) {
-                    Some(at) => {
-                        let claim = self.freed.swap_remove(at);
-                        self.start_try(index, claim, launches);
-                    }
-                    None => {
-                        asked.push(index);
-                        requests.push(SlotRequest {
-                            run_id: self.scope.run_id.clone(),
-                            claim,
-                        });
-                    }
-                }
-            }
-            if asked.is_empty() {
-                return Ok(blocked);
-            }
-            let candidates = asked;
-            if self.refused_slots && !requests.is_empty() {
-                // Not before something could have freed slots: wait with the rest.
-                blocked.extend(candidates);
-                return Ok(blocked);
-            }
-            let grants = if requests.is_empty() {
-                Vec::new()
-            } else {
-                self.runtime.store.acquire_slots(
-                    &self.runtime.owner,
-                    &requests,
-                    Utc::now(),
-                    lease::LEASE,
-                )?
+                Some(Ready::Task(index)) => index,
+                None => break,
             };
-            let mut dag_full = false;
-            for ((index, request), grant) in candidates.into_iter().zip(requests).zip(grants) {
-                let claim = request.claim;
-                match grant {
-                    Grant::Granted => self.start_try(index, claim, launches),
-                    // No task of this DAG can start now.
-                    Grant::DagFull => {
-                        dag_full = true;
-                        self.refused_slots = true;
-                        blocked.push(index);
-                    }
-                    Grant::PoolFull => {
-                        self.refused_slots = true;
-                        blocked.push(index);
-                    }
-                    Grant::UnknownPool => self.tracker.refuse(
-                        index,
-                        format!("pool `{}` does not exist", claim.pool),
-                        Utc::now(),
-                    ),
-                    Grant::TooBig { size } => self.tracker.refuse(
-                        index,
-                        format!(
-                            "the task takes {} slots of pool `{}`, which has {size}",
-                            claim.slots, claim.pool
-                        ),
-                        Utc::now(),
-                    ),
-                }
+            if let Some(reason) = self.past_blocker(index)? {
+                self.wait_for_past(index, &reason);
+                continue;
             }
-            // Other pools may have room, but bound the scan so a long queue behind a full
-            // pool costs little each turn.
-            if dag_full || blocked.len() >= MAX_BLOCKED_SCAN || self.busy() >= capacity {
-                return Ok(blocked);
+            let claim = self.claim(index);
+            // Slots a try of this turn gave up pass straight on: no store round trip.
+            match self.freed.iter().rposition(|c| *c == claim) {
+                Some(at) => {
+                    let claim = self.freed.swap_remove(at);
+                    self.start_try(index, claim, launches);
+                }
+                // Not before something could have freed slots: the store would refuse.
+                None if self.refused_slots => blocked.push(index),
+                None => asking.push((index, claim)),
             }
         }
+        Ok((blocked, asking))
     }
 
     /// Why the instance `index` must wait for the run before it (`depends_on_past`:
@@ -593,6 +545,82 @@ impl<'a> RunLoop<'a> {
         let started = self.tracker.start(index, Utc::now());
         launches.push(Launch::Task(index, self.context(index, started)));
         self.launching += 1;
+    }
+
+    /// Starts an instance whose slots the store grants or refuses with the batch: it runs
+    /// once the batch is durable and granted it ([`RunLoop::answer`]).
+    fn start_asking(&mut self, index: usize, claim: Claim, launches: &mut Vec<Launch>) {
+        let now = Utc::now();
+        let ask = SlotAsk {
+            owner: self.runtime.owner.to_string(),
+            claim: claim.clone(),
+            now,
+            until: crate::store::lease_end(now, lease::LEASE),
+        };
+        let started = self.tracker.start_asking(index, now, ask);
+        launches.push(Launch::Task(index, self.context(index, started)));
+        self.launching += 1;
+        self.asking.push((index, claim));
+    }
+
+    /// Takes in the store's answers to the starts of a committed batch: a granted start
+    /// holds its slots and is announced; a refused one is undone and waits (or fails, if
+    /// its pool cannot ever hold it), and does not launch.
+    fn answer(
+        &mut self,
+        asking: Vec<(usize, Claim)>,
+        grants: Vec<Grant>,
+        launches: &mut Vec<Launch>,
+    ) -> Result<(), RunError> {
+        self.refused_slots = false;
+        if asking.len() != grants.len() {
+            return Err(RunError::Runtime(format!(
+                "the store answered {} of {} requests for pool slots",
+                grants.len(),
+                asking.len()
+            )));
+        }
+        let mut undone = HashSet::new();
+        for ((index, claim), grant) in asking.into_iter().zip(grants) {
+            if grant == Grant::Granted {
+                self.held.insert(index, claim);
+                let (events, alerts) = self.tracker.confirm(index);
+                for event in events {
+                    self.runtime.events.task(event);
+                }
+                callbacks::dispatch(&mut self.callback_tasks, alerts);
+                continue;
+            }
+            self.tracker.unstart(index);
+            undone.insert(index);
+            match grant {
+                Grant::Granted => {}
+                Grant::PoolFull | Grant::DagFull => {
+                    self.refused_slots = true;
+                    self.tracker.push_back(index);
+                }
+                Grant::UnknownPool => self.tracker.refuse(
+                    index,
+                    format!("pool `{}` does not exist", claim.pool),
+                    Utc::now(),
+                ),
+                Grant::TooBig { size } => self.tracker.refuse(
+                    index,
+                    format!(
+                        "the task takes {} slots of pool `{}`, which has {size}",
+                        claim.slots, claim.pool
+                    ),
+                    Utc::now(),
+                ),
+            }
+        }
+        if !undone.is_empty() {
+            launches.retain(
+                |launch| !matches!(launch, Launch::Task(index, _) if undone.contains(index)),
+            );
+            self.launching = self.launching.saturating_sub(undone.len());
+        }
+        Ok(())
     }
 
     /// Gives back the slots of this turn's ended tries that nothing took over, one change
@@ -701,25 +729,29 @@ impl<'a> RunLoop<'a> {
         }
     }
 
-    /// Applies the collected batch in one transaction, then sends its alerts.
-    fn commit(&mut self) -> Result<(), RunError> {
+    /// Applies the collected batch in one transaction, takes in the answers to its starts
+    /// (the refused ones leave `launches`), then sends its alerts.
+    fn commit(&mut self, launches: &mut Vec<Launch>) -> Result<(), RunError> {
         let changes = self.tracker.take_changes();
         let alerts = self.tracker.take_alerts();
-        self.runtime.store.apply(&changes).map_err(lease::owned)?;
-        self.refused_slots = false;
+        let asking = std::mem::take(&mut self.asking);
+        let grants = self.runtime.store.apply(&changes).map_err(lease::owned)?;
         self.runtime.slots_freed.notify_waiters();
+        self.answer(asking, grants, launches)?;
         callbacks::dispatch(&mut self.callback_tasks, alerts);
         Ok(())
     }
 
     /// Hands the collected batch to a blocking thread; `launches` start when it is
-    /// durable. Later changes go to a new batch.
+    /// durable (and, for starts that ask for slots, granted). Later changes go to a new
+    /// batch.
     fn commit_in_background(&mut self, launches: Vec<Launch>) -> InFlight {
         let batch = self.tracker.take_changes();
         let store = self.runtime.store.clone();
         InFlight {
             commit: tokio::task::spawn_blocking(move || store.apply(&batch)),
             launches,
+            asking: std::mem::take(&mut self.asking),
             alerts: self.tracker.take_alerts(),
         }
     }
@@ -1017,7 +1049,8 @@ impl<'a> RunLoop<'a> {
         self.absorb();
         // The lease goes with the last batch: ending a run costs one commit.
         self.tracker.push_change(lease.release_change());
-        self.commit()?;
+        // Nothing starts any more: the batch asks for no slots.
+        self.commit(&mut Vec::new())?;
         lease.released();
         // Stopped before the end: the run stays `running` and is resumed later.
         let state = state.unwrap_or(RunState::Running);

@@ -24,7 +24,7 @@ use crate::graph::{Dag, Task};
 use crate::ids::{DagId, MapIndex, RunId, StableHash, TaskId, TaskIndex, TaskInstanceKey};
 use crate::plan::Plan;
 use crate::state::{RunState, TaskState};
-use crate::store::{Change, DagRunRecord, Expect, RescheduleRecord, TaskInstanceRecord};
+use crate::store::{Change, DagRunRecord, Expect, RescheduleRecord, SlotAsk, TaskInstanceRecord};
 use crate::task::PokeHistory;
 use crate::task::TaskError;
 use crate::task::callbacks::{Callback, CallbackEvent};
@@ -181,6 +181,16 @@ pub(crate) struct Tracker<'a> {
     reschedules: Reschedules,
     /// Whether the run exceeded its `dagrun_timeout`.
     timed_out: bool,
+    /// Starts whose slots the store answers with their batch ([`Tracker::start_asking`]).
+    unconfirmed: HashMap<usize, Unconfirmed>,
+}
+
+/// A start waiting for the store's answer: what the instance was before it, and what it
+/// announces once granted.
+struct Unconfirmed {
+    before: TaskInstanceRecord,
+    events: Vec<TaskEvent>,
+    alerts: Vec<(Callback, CallbackEvent)>,
 }
 
 impl<'a> Tracker<'a> {
@@ -236,6 +246,7 @@ impl<'a> Tracker<'a> {
             unexpanded: HashMap::new(),
             reschedules: Reschedules::default(),
             timed_out: false,
+            unconfirmed: HashMap::new(),
         }
     }
 
@@ -478,6 +489,63 @@ impl<'a> Tracker<'a> {
             map_index: record.key.map_index,
             try_number: record.try_number,
             pokes: self.reschedules.history(index),
+        }
+    }
+
+    /// Starts `index` as [`Tracker::start`] does, its change standing apart in the batch as
+    /// a [`Change::Start`] that asks the pools for `ask`: the store grants the slots and
+    /// records the start, or leaves it out. Its events and alerts wait for
+    /// [`Tracker::confirm`]; [`Tracker::unstart`] undoes it.
+    pub(crate) fn start_asking(
+        &mut self,
+        index: usize,
+        now: DateTime<Utc>,
+        ask: SlotAsk,
+    ) -> Started {
+        let before = self.instances[index].record.clone();
+        let expect = Expect::of(&before);
+        // An earlier change of the instance in this batch stays as it is; the start
+        // follows it and expects what it writes.
+        self.instances[index].pending = None;
+        self.instances[index].stored = expect;
+        let (events_at, alerts_at) = (self.events.len(), self.alerts.len());
+        let started = self.start(index, now);
+        let inst = &mut self.instances[index];
+        if let Some(at) = inst.pending.take() {
+            self.changes[at] = Change::Start {
+                record: inst.record.clone(),
+                expect,
+                ask,
+            };
+        }
+        let unconfirmed = Unconfirmed {
+            before,
+            events: self.events.split_off(events_at),
+            alerts: self.alerts.split_off(alerts_at),
+        };
+        self.unconfirmed.insert(index, unconfirmed);
+        started
+    }
+
+    /// The store granted the start of `index`: the events and alerts it announces.
+    pub(crate) fn confirm(
+        &mut self,
+        index: usize,
+    ) -> (Vec<TaskEvent>, Vec<(Callback, CallbackEvent)>) {
+        self.unconfirmed
+            .remove(&index)
+            .map(|u| (u.events, u.alerts))
+            .unwrap_or_default()
+    }
+
+    /// The store refused the start of `index` (its slots are taken): the instance is what
+    /// it was before, and waits to be started again.
+    pub(crate) fn unstart(&mut self, index: usize) {
+        if let Some(unconfirmed) = self.unconfirmed.remove(&index) {
+            let inst = &mut self.instances[index];
+            inst.stored = Expect::of(&unconfirmed.before);
+            inst.record = unconfirmed.before;
+            inst.pending = None;
         }
     }
 

@@ -195,6 +195,96 @@ fn each_change_expects_what_the_batch_before_it_wrote() {
     );
 }
 
+/// What a start that asks for slots puts in its batch: (task, state, try, expected state,
+/// expected try), or `None` for another change.
+fn start_row(change: &Change) -> Option<(String, TaskState, u32, TaskState, u32)> {
+    match change {
+        Change::Start { record, expect, .. } => Some((
+            record.key.task_id.to_string(),
+            record.state,
+            record.try_number,
+            expect.state,
+            expect.try_number,
+        )),
+        _ => None,
+    }
+}
+
+fn ask() -> crate::store::SlotAsk {
+    crate::store::SlotAsk {
+        owner: "me".into(),
+        claim: crate::pools::Claim {
+            pool: crate::pools::DEFAULT_POOL.into(),
+            slots: 1,
+            dag: "asks".into(),
+            dag_limit: 16,
+        },
+        now: now(),
+        until: now(),
+    }
+}
+
+#[test]
+fn a_start_asking_for_slots_stands_apart_and_a_refused_one_is_undone() {
+    let mut b = DagBuilder::new("asks");
+    b.add_task(unit("flaky").retries(1)).finish::<u64>();
+    let dag = b.build().unwrap();
+    let plan = Plan::compile(&dag);
+    let options = TrackerOptions {
+        events: true,
+        ..TrackerOptions::default()
+    };
+    let mut t = Tracker::new(&plan, &run_of(&dag), options);
+    t.restore(Vec::new(), &HashMap::new(), now());
+    let flaky = index(&dag, "flaky");
+    assert_eq!(t.pop_ready(), Some(Ready::Task(flaky)));
+    let started = t.start_asking(flaky, now(), ask());
+    assert_eq!(started.try_number, 1);
+    assert!(t.take_events().is_empty(), "announced only once granted");
+    let changes = t.take_changes();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        start_row(&changes[0]),
+        Some(("flaky".into(), TaskState::Running, 1, TaskState::None, 0))
+    );
+    // Refused: the instance is what it was, and its next start asks the same again.
+    t.unstart(flaky);
+    assert_eq!(state(&t, "flaky"), TaskState::None);
+    t.push_back(flaky);
+    assert_eq!(t.pop_ready(), Some(Ready::Task(flaky)));
+    t.start_asking(flaky, now(), ask());
+    let changes = t.take_changes();
+    assert_eq!(
+        start_row(&changes[0]),
+        Some(("flaky".into(), TaskState::Running, 1, TaskState::None, 0))
+    );
+    let (events, _) = t.confirm(flaky);
+    let states: Vec<_> = events.iter().map(|e| e.state).collect();
+    assert_eq!(states, [TaskState::Queued, TaskState::Running]);
+    // A retry due in the batch that records the failure: the failure stays a row of its
+    // own, and the start after it expects what it writes.
+    fail(&mut t, flaky, TaskError::Failed("once".into()));
+    t.due(flaky);
+    assert_eq!(t.pop_ready(), Some(Ready::Task(flaky)));
+    t.start_asking(flaky, now(), ask());
+    let changes = t.take_changes();
+    assert_eq!(rows(&changes), [("flaky".into(), TaskState::UpForRetry, 1)]);
+    assert_eq!(
+        start_row(&changes[1]),
+        Some((
+            "flaky".into(),
+            TaskState::Running,
+            2,
+            TaskState::UpForRetry,
+            1
+        ))
+    );
+    // Refused again: the failure is durable, the instance waits as `up_for_retry`.
+    t.unstart(flaky);
+    assert_eq!(state(&t, "flaky"), TaskState::UpForRetry);
+    assert!(!t.has_changes());
+}
+
 #[test]
 fn a_failure_fails_its_all_success_downstream_and_runs_its_one_failed_downstream() {
     let mut b = DagBuilder::new("rules");

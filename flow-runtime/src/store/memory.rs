@@ -15,7 +15,7 @@ use super::{
     StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
-use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
+use crate::pools::{Claim, DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
 use crate::state::{RunState, TaskState};
 use crate::xcom::StoredXCom;
 
@@ -72,6 +72,19 @@ impl Holds {
         self.counts.retain(|_, usage| usage.until >= now);
     }
 
+    /// Counts a granted `claim` of `run` under `owner`, held until `until`.
+    fn take(&mut self, run: RunKey, owner: &str, claim: &Claim, until: DateTime<Utc>) {
+        let key = (run, claim.pool.clone(), owner.to_string());
+        let usage = self.counts.entry(key).or_insert(Usage {
+            slots: 0,
+            tasks: 0,
+            until,
+        });
+        usage.slots += claim.slots;
+        usage.tasks += 1;
+        usage.until = until;
+    }
+
     fn release(&mut self, release: &super::SlotRelease) {
         let key = (
             (release.dag_id.clone(), release.run_id.clone()),
@@ -119,6 +132,23 @@ impl Inner {
         self.tasks.get(&run_key(key))?.get(i)
     }
 
+    /// The pool sizes and live counts at `now` (counts whose lease ran out are dropped).
+    fn tally(&mut self, now: DateTime<Utc>) -> SlotTally {
+        self.holds.expire(now);
+        let mut tally = SlotTally::default();
+        tally
+            .sizes
+            .insert(DEFAULT_POOL.to_string(), DEFAULT_POOL_SLOTS);
+        for pool in self.pools.values() {
+            tally.sizes.insert(pool.name.clone(), pool.slots);
+        }
+        for (((dag, _), pool, _), usage) in &self.holds.counts {
+            *tally.used.entry(pool.clone()).or_default() += usage.slots;
+            *tally.dag_running.entry(dag.clone()).or_default() += usage.tasks;
+        }
+        tally
+    }
+
     fn check(&self, changes: &[Change]) -> Result<(), StoreError> {
         // What earlier changes of this batch wrote; `None` for a removed instance.
         let mut pending: HashMap<&TaskInstanceKey, Option<Expect>> = HashMap::default();
@@ -126,6 +156,10 @@ impl Inner {
         for change in changes {
             let (dag_id, run_id) = match change {
                 Change::Task {
+                    record: TaskInstanceRecord { key, .. },
+                    ..
+                }
+                | Change::Start {
                     record: TaskInstanceRecord { key, .. },
                     ..
                 }
@@ -151,7 +185,9 @@ impl Inner {
                 });
             }
             match change {
-                Change::Task { record, expect } => {
+                // A start is its instance's last change in the batch: whether the store
+                // grants it or not, nothing after it expects what it wrote.
+                Change::Task { record, expect } | Change::Start { record, expect, .. } => {
                     if !expect.allows(record.state) {
                         return Err(StoreError::IllegalTransition {
                             key: record.key.clone(),
@@ -269,13 +305,29 @@ impl RunStore for MemoryStore {
         Ok(())
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+    fn apply(&self, changes: &[Change]) -> Result<Vec<Grant>, StoreError> {
         let mut inner = self.lock();
         inner.check(changes)?;
         inner.batches += 1;
+        // Read at the first start of the batch, and kept up to date by it.
+        let mut tally: Option<SlotTally> = None;
+        let mut grants = Vec::new();
         for change in changes {
             match change {
                 Change::Task { record, .. } => inner.upsert_task(record),
+                Change::Start { record, ask, .. } => {
+                    let tally = match &mut tally {
+                        Some(tally) => tally,
+                        None => tally.insert(inner.tally(ask.now)),
+                    };
+                    let grant = tally.grant(&ask.claim);
+                    if grant == Grant::Granted {
+                        let run = run_key(&record.key);
+                        inner.holds.take(run, &ask.owner, &ask.claim, ask.until);
+                        inner.upsert_task(record);
+                    }
+                    grants.push(grant);
+                }
                 Change::RemoveInstance(key) => inner.remove_task(key),
                 Change::ReleaseSlots(release) => inner.holds.release(release),
                 Change::XCom { key, name, value } => {
@@ -331,7 +383,7 @@ impl RunStore for MemoryStore {
                 }
             }
         }
-        Ok(())
+        Ok(grants)
     }
 
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError> {
@@ -867,36 +919,13 @@ impl SlotStore for MemoryStore {
             });
         }
         let until = super::lease_end(now, ttl);
-        inner.holds.expire(now);
-        let mut tally = SlotTally::default();
-        tally
-            .sizes
-            .insert(DEFAULT_POOL.to_string(), DEFAULT_POOL_SLOTS);
-        for pool in inner.pools.values() {
-            tally.sizes.insert(pool.name.clone(), pool.slots);
-        }
-        for (((dag, _), pool, _), usage) in &inner.holds.counts {
-            *tally.used.entry(pool.clone()).or_default() += usage.slots;
-            *tally.dag_running.entry(dag.clone()).or_default() += usage.tasks;
-        }
+        let mut tally = inner.tally(now);
         let mut grants = Vec::with_capacity(requests.len());
         for request in requests {
             let grant = tally.grant(&request.claim);
             if grant == Grant::Granted {
-                let claim = &request.claim;
-                let key = (
-                    (claim.dag.clone(), request.run_id.clone()),
-                    claim.pool.clone(),
-                    owner.to_string(),
-                );
-                let usage = inner.holds.counts.entry(key).or_insert(Usage {
-                    slots: 0,
-                    tasks: 0,
-                    until,
-                });
-                usage.slots += claim.slots;
-                usage.tasks += 1;
-                usage.until = until;
+                let run = (request.claim.dag.clone(), request.run_id.clone());
+                inner.holds.take(run, owner, &request.claim, until);
             }
             grants.push(grant);
         }

@@ -299,6 +299,21 @@ pub enum Change {
         /// What the store holds before this change.
         expect: Expect,
     },
+    /// A try that starts only if its pool slots are free: `ask` is answered at this point
+    /// of the batch as [`SlotStore::acquire_slots`] answers a request (the batch's
+    /// releases before it count), and [`RunStore::apply`] returns the answer. Granted,
+    /// the slots are counted under `ask.owner` and `record` is applied as a
+    /// [`Change::Task`] would be; refused, the instance keeps what the store holds and the
+    /// rest of the batch is applied. A start is the last change of its instance in a
+    /// batch. Starting a try and taking its slots so cost one commit, not two.
+    Start {
+        /// The instance's facts once started (`running`).
+        record: TaskInstanceRecord,
+        /// What the store holds before this change.
+        expect: Expect,
+        /// The slots the try takes.
+        ask: SlotAsk,
+    },
     /// An XCom the instance stored.
     XCom {
         /// The producing instance.
@@ -459,8 +474,9 @@ pub struct Paged<T> {
 pub trait RunStore: Send + Sync {
     /// Records a new run; an existing id is [`StoreError::RunExists`].
     fn create_run(&self, run: &DagRunRecord) -> Result<(), StoreError>;
-    /// Applies a batch atomically; it is durable when this returns.
-    fn apply(&self, changes: &[Change]) -> Result<(), StoreError>;
+    /// Applies a batch atomically; it is durable when this returns. Returns the answers to
+    /// the batch's [`Change::Start`]s, in order.
+    fn apply(&self, changes: &[Change]) -> Result<Vec<Grant>, StoreError>;
     /// Whether `apply` is slow enough (a disk commit) that the executor should call it on
     /// another thread while it keeps handling running tasks.
     fn commits_in_background(&self) -> bool {
@@ -730,6 +746,19 @@ pub struct SlotRequest {
     pub claim: Claim,
 }
 
+/// What a [`Change::Start`] asks of the pools for its try (the run is the record's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotAsk {
+    /// Who holds the slots if they are granted.
+    pub owner: String,
+    /// The pool, slots and DAG limit.
+    pub claim: Claim,
+    /// When the pools are asked (holds whose lease ended by then do not count).
+    pub now: DateTime<Utc>,
+    /// When the hold runs out unless renewed.
+    pub until: DateTime<Utc>,
+}
+
 /// Slots given back: what `tasks` ended tries of one run held in one pool under `owner`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotRelease {
@@ -821,6 +850,27 @@ impl SlotTally {
         *self.used.entry(claim.pool.clone()).or_default() += claim.slots;
         *self.dag_running.entry(claim.dag.clone()).or_default() += 1;
         Grant::Granted
+    }
+}
+
+/// Adds a granted `claim` of `run_id` to `taken`, which holds one count per run, pool
+/// and owner whatever the number of instances.
+fn count_taken(taken: &mut Vec<SlotRelease>, owner: &str, run_id: &RunId, claim: &Claim) {
+    match taken.iter_mut().find(|t| {
+        t.pool == claim.pool && t.run_id == *run_id && t.dag_id == claim.dag && t.owner == owner
+    }) {
+        Some(t) => {
+            t.slots += claim.slots;
+            t.tasks += 1;
+        }
+        None => taken.push(SlotRelease {
+            dag_id: claim.dag.clone(),
+            run_id: run_id.clone(),
+            owner: owner.to_string(),
+            pool: claim.pool.clone(),
+            slots: claim.slots,
+            tasks: 1,
+        }),
     }
 }
 

@@ -19,8 +19,8 @@ use rusqlite::{
 use super::{
     Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LeaseGrant, LogLine, LogStore,
     Outcome, OutcomeCursor, Page, Paged, QueueStore, ReportedOutcome, RescheduleRecord,
-    RescheduleStore, RunLeaseStore, RunStore, RunType, SlotRelease, SlotRequest, SlotStore,
-    SlotTally, StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
+    RescheduleStore, RunLeaseStore, RunStore, RunType, SlotAsk, SlotRelease, SlotRequest,
+    SlotStore, SlotTally, StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
@@ -591,9 +591,9 @@ impl RunStore for SqliteStore {
         Ok(())
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+    fn apply(&self, changes: &[Change]) -> Result<Vec<Grant>, StoreError> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut conn = self.lock();
         let tx = conn
@@ -601,13 +601,17 @@ impl RunStore for SqliteStore {
             .map_err(|e| self.err(e))?;
         // When instances queued by this batch joined the queue.
         let now = Utc::now().timestamp_micros();
+        let mut starts = Starts::default();
+        let unapplied = |e| match e {
+            ApplyError::Sql(e) => self.err(e),
+            ApplyError::Store(e) => e,
+        };
         for change in changes {
-            apply_one(&tx, change, now).map_err(|e| match e {
-                ApplyError::Sql(e) => self.err(e),
-                ApplyError::Store(e) => e,
-            })?;
+            apply_one(&tx, change, now, &mut starts).map_err(unapplied)?;
         }
-        tx.commit().map_err(|e| self.err(e))
+        let grants = starts.finish(&tx).map_err(unapplied)?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(grants)
     }
 
     fn commits_in_background(&self) -> bool {
@@ -880,106 +884,121 @@ impl From<rusqlite::Error> for ApplyError {
     }
 }
 
+/// Applies one task change: the expectation is the statement's condition.
+fn apply_task(
+    tx: &rusqlite::Transaction<'_>,
+    ti: &TaskInstanceRecord,
+    expect: Expect,
+    now_us: i64,
+) -> Result<(), ApplyError> {
+    let k = &ti.key;
+    if !expect.allows(ti.state) {
+        return Err(ApplyError::Store(StoreError::IllegalTransition {
+            key: k.clone(),
+            from: expect.state,
+            to: ti.state,
+        }));
+    }
+    // One statement per change: the expectation is the statement's condition, and
+    // only a refused change pays for reading what the row holds. `+?11`: a bare
+    // parameter compared with `state` would make SQLite re-prepare the statement
+    // whenever its value changes (to test the partial queue index against it),
+    // which costs more than the statement itself.
+    // An instance joins the queue when it becomes `queued`; a worker's claim lasts
+    // while the instance is `running`.
+    let joins_queue = ti.state == TaskState::Queued && expect.state != TaskState::Queued;
+    let sql = if expect == Expect::FRESH {
+        "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error, \
+         priority_weight, queue, queued_us) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?13, ?14, CASE WHEN ?5 = 'queued' THEN ?15 END) \
+         ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET state = ?5, \
+         try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, priority_weight = ?13, queue = ?14, \
+         queued_us = CASE WHEN ?5 = 'queued' AND task_instances.state <> 'queued' THEN ?15 ELSE task_instances.queued_us END, \
+         claimed_by = CASE WHEN ?5 = 'running' THEN task_instances.claimed_by END, \
+         lease_until_us = CASE WHEN ?5 = 'running' THEN task_instances.lease_until_us END \
+         WHERE task_instances.state = +?11 AND task_instances.try_number = ?12"
+    } else if joins_queue {
+        // Its place in the queue is set now.
+        "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, \
+         priority_weight = ?13, queue = ?14, queued_us = ?15, claimed_by = NULL, lease_until_us = NULL \
+         WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
+         AND state = +?11 AND try_number = ?12"
+    } else if expect.state == TaskState::Running && ti.state != TaskState::Running {
+        // Only a try that stops running can hold a worker's claim; other changes
+        // leave the claim columns (and their index) alone.
+        "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, \
+         claimed_by = NULL, lease_until_us = NULL \
+         WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
+         AND state = +?11 AND try_number = ?12"
+    } else {
+        "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10 \
+         WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
+         AND state = +?11 AND try_number = ?12"
+    };
+    let fields: [&dyn rusqlite::ToSql; 12] = [
+        &k.dag_id.as_str(),
+        &k.run_id.as_str(),
+        &k.task_id.as_str(),
+        &k.map_index.as_i64(),
+        &ti.state.as_str(),
+        &ti.try_number,
+        &ti.max_tries,
+        &micros(ti.start),
+        &micros(ti.end),
+        &ti.error,
+        &expect.state.as_str(),
+        &expect.try_number,
+    ];
+    let queue_fields: [&dyn rusqlite::ToSql; 3] = [&ti.priority_weight, &ti.queue, &now_us];
+    let queue_fields = if expect == Expect::FRESH || joins_queue {
+        &queue_fields[..]
+    } else {
+        &[]
+    };
+    let written = tx
+        .prepare_cached(sql)?
+        .execute(rusqlite::params_from_iter(
+            fields.iter().chain(queue_fields),
+        ))
+        .map_err(|e| no_such_run(e, &k.dag_id, &k.run_id))?;
+    if written == 0 {
+        return Err(refused(tx, k, expect));
+    }
+    if let Some(attempt) = ti.archived_try() {
+        tx.prepare_cached(
+            "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, start_us, end_us, error) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO UPDATE SET state = excluded.state, \
+             start_us = excluded.start_us, end_us = excluded.end_us, error = excluded.error",
+        )?
+        .execute(params![
+            k.dag_id.as_str(),
+            k.run_id.as_str(),
+            k.task_id.as_str(),
+            k.map_index.as_i64(),
+            attempt.try_number,
+            attempt.state.as_str(),
+            micros(attempt.start),
+            micros(attempt.end),
+            attempt.error,
+        ])?;
+    }
+    Ok(())
+}
+
 fn apply_one(
     tx: &rusqlite::Transaction<'_>,
     change: &Change,
     now_us: i64,
+    starts: &mut Starts,
 ) -> Result<(), ApplyError> {
     match change {
-        Change::Task { record: ti, expect } => {
-            let k = &ti.key;
-            if !expect.allows(ti.state) {
-                return Err(ApplyError::Store(StoreError::IllegalTransition {
-                    key: k.clone(),
-                    from: expect.state,
-                    to: ti.state,
-                }));
-            }
-            // One statement per change: the expectation is the statement's condition, and
-            // only a refused change pays for reading what the row holds. `+?11`: a bare
-            // parameter compared with `state` would make SQLite re-prepare the statement
-            // whenever its value changes (to test the partial queue index against it),
-            // which costs more than the statement itself.
-            // An instance joins the queue when it becomes `queued`; a worker's claim lasts
-            // while the instance is `running`.
-            let joins_queue = ti.state == TaskState::Queued && expect.state != TaskState::Queued;
-            let sql = if *expect == Expect::FRESH {
-                "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error, \
-                 priority_weight, queue, queued_us) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?13, ?14, CASE WHEN ?5 = 'queued' THEN ?15 END) \
-                 ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET state = ?5, \
-                 try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, priority_weight = ?13, queue = ?14, \
-                 queued_us = CASE WHEN ?5 = 'queued' AND task_instances.state <> 'queued' THEN ?15 ELSE task_instances.queued_us END, \
-                 claimed_by = CASE WHEN ?5 = 'running' THEN task_instances.claimed_by END, \
-                 lease_until_us = CASE WHEN ?5 = 'running' THEN task_instances.lease_until_us END \
-                 WHERE task_instances.state = +?11 AND task_instances.try_number = ?12"
-            } else if joins_queue {
-                // Its place in the queue is set now.
-                "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, \
-                 priority_weight = ?13, queue = ?14, queued_us = ?15, claimed_by = NULL, lease_until_us = NULL \
-                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
-                 AND state = +?11 AND try_number = ?12"
-            } else if expect.state == TaskState::Running && ti.state != TaskState::Running {
-                // Only a try that stops running can hold a worker's claim; other changes
-                // leave the claim columns (and their index) alone.
-                "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, \
-                 claimed_by = NULL, lease_until_us = NULL \
-                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
-                 AND state = +?11 AND try_number = ?12"
-            } else {
-                "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10 \
-                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
-                 AND state = +?11 AND try_number = ?12"
-            };
-            let fields: [&dyn rusqlite::ToSql; 12] = [
-                &k.dag_id.as_str(),
-                &k.run_id.as_str(),
-                &k.task_id.as_str(),
-                &k.map_index.as_i64(),
-                &ti.state.as_str(),
-                &ti.try_number,
-                &ti.max_tries,
-                &micros(ti.start),
-                &micros(ti.end),
-                &ti.error,
-                &expect.state.as_str(),
-                &expect.try_number,
-            ];
-            let queue_fields: [&dyn rusqlite::ToSql; 3] = [&ti.priority_weight, &ti.queue, &now_us];
-            let queue_fields = if *expect == Expect::FRESH || joins_queue {
-                &queue_fields[..]
-            } else {
-                &[]
-            };
-            let written = tx
-                .prepare_cached(sql)?
-                .execute(rusqlite::params_from_iter(
-                    fields.iter().chain(queue_fields),
-                ))
-                .map_err(|e| no_such_run(e, &k.dag_id, &k.run_id))?;
-            if written == 0 {
-                return Err(refused(tx, k, *expect));
-            }
-            if let Some(attempt) = ti.archived_try() {
-                tx.prepare_cached(
-                    "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, start_us, end_us, error) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                     ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO UPDATE SET state = excluded.state, \
-                     start_us = excluded.start_us, end_us = excluded.end_us, error = excluded.error",
-                )?
-                .execute(params![
-                    k.dag_id.as_str(),
-                    k.run_id.as_str(),
-                    k.task_id.as_str(),
-                    k.map_index.as_i64(),
-                    attempt.try_number,
-                    attempt.state.as_str(),
-                    micros(attempt.start),
-                    micros(attempt.end),
-                    attempt.error,
-                ])?;
-            }
-        }
+        Change::Task { record, expect } => apply_task(tx, record, *expect, now_us)?,
+        Change::Start {
+            record,
+            expect,
+            ask,
+        } => starts.start(tx, record, *expect, ask, now_us)?,
         Change::XCom { key, name, value } => {
             let (bytes, object_key): (&[u8], Option<&str>) = match value {
                 StoredXCom::Inline(blob) => (blob.bytes(), None),
@@ -1574,13 +1593,15 @@ impl QueueStore for SqliteStore {
                 }));
             }
             let now_us = now.timestamp_micros();
+            // Neither change below is a start.
+            let mut starts = Starts::default();
             for (name, value) in &outcome.xcoms {
                 let change = Change::XCom {
                     key: key.clone(),
                     name: name.clone(),
                     value: value.clone(),
                 };
-                apply_one(tx, &change, now_us)?;
+                apply_one(tx, &change, now_us, &mut starts)?;
             }
             if !outcome.logs.is_empty() {
                 let change = Change::Log {
@@ -1588,7 +1609,7 @@ impl QueueStore for SqliteStore {
                     try_number,
                     lines: outcome.logs.clone(),
                 };
-                apply_one(tx, &change, now_us)?;
+                apply_one(tx, &change, now_us, &mut starts)?;
             }
             tx.prepare_cached(
                 "UPDATE task_instances SET claimed_by = NULL, lease_until_us = NULL \
@@ -1678,72 +1699,19 @@ impl SlotStore for SqliteStore {
         let now_us = now.timestamp_micros();
         let until = super::lease_end(now, ttl).timestamp_micros();
         self.write(|tx| {
-            // One statement reads the pool sizes and the live counts (holds whose owner
-            // stopped renewing them no longer count; renewals delete them).
-            let mut tally = SlotTally::default();
-            tally
-                .sizes
-                .insert(DEFAULT_POOL.to_string(), DEFAULT_POOL_SLOTS);
-            let mut read = tx.prepare_cached(
-                "SELECT 0, name, slots FROM pools \
-                 UNION ALL SELECT 1, pool, SUM(slots) FROM slot_usage WHERE lease_until_us >= ?1 GROUP BY pool \
-                 UNION ALL SELECT 2, dag_id, SUM(tasks) FROM slot_usage WHERE lease_until_us >= ?1 GROUP BY dag_id",
-            )?;
-            let mut rows = read.query(params![now_us])?;
-            while let Some(row) = rows.next()? {
-                let (what, name, n): (u8, String, u32) = (row.get(0)?, row.get(1)?, row.get(2)?);
-                match what {
-                    0 => tally.sizes.insert(name, n),
-                    1 => tally.used.insert(name, n),
-                    _ => tally.dag_running.insert(DagId::new(name), n),
-                };
-            }
-            let grants: Vec<Grant> = requests.iter().map(|r| tally.grant(&r.claim)).collect();
-            // One count per run and pool, whatever the number of instances.
-            let mut taken: Vec<SlotRelease> = Vec::new();
-            for (request, grant) in requests.iter().zip(&grants) {
-                if *grant != Grant::Granted {
-                    continue;
-                }
-                let claim = &request.claim;
-                match taken.iter_mut().find(|t| {
-                    t.pool == claim.pool && t.run_id == request.run_id && t.dag_id == claim.dag
-                }) {
-                    Some(t) => {
-                        t.slots += claim.slots;
-                        t.tasks += 1;
+            let mut tally = read_tally(tx, now_us)?;
+            let mut taken = Vec::new();
+            let grants: Vec<Grant> = requests
+                .iter()
+                .map(|request| {
+                    let grant = tally.grant(&request.claim);
+                    if grant == Grant::Granted {
+                        super::count_taken(&mut taken, owner, &request.run_id, &request.claim);
                     }
-                    None => taken.push(SlotRelease {
-                        dag_id: claim.dag.clone(),
-                        run_id: request.run_id.clone(),
-                        owner: owner.to_string(),
-                        pool: claim.pool.clone(),
-                        slots: claim.slots,
-                        tasks: 1,
-                    }),
-                }
-            }
-            let mut hold = tx.prepare_cached(
-                "INSERT INTO slot_usage (dag_id, run_id, pool, owner, slots, tasks, lease_until_us) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                 ON CONFLICT (dag_id, run_id, pool, owner) DO UPDATE SET \
-                 slots = excluded.slots + CASE WHEN lease_until_us < ?8 THEN 0 ELSE slots END, \
-                 tasks = excluded.tasks + CASE WHEN lease_until_us < ?8 THEN 0 ELSE tasks END, \
-                 lease_until_us = excluded.lease_until_us",
-            )?;
-            for t in &taken {
-                hold.execute(params![
-                    t.dag_id.as_str(),
-                    t.run_id.as_str(),
-                    t.pool,
-                    t.owner,
-                    t.slots,
-                    t.tasks,
-                    until,
-                    now_us
-                ])
-                .map_err(|e| no_such_run(e, &t.dag_id, &t.run_id))?;
-            }
+                    grant
+                })
+                .collect();
+            hold_usage(tx, &taken, until, now_us)?;
             #[cfg(test)]
             slot_check(tx, &tally, now_us)?;
             Ok(grants)
@@ -1801,6 +1769,111 @@ impl SlotStore for SqliteStore {
             .collect()
         })
         .map_err(|e| self.err(e))
+    }
+}
+
+/// The pool sizes and the live counts at `now_us`, read in one statement (holds whose
+/// owner stopped renewing them no longer count; renewals delete them).
+fn read_tally(tx: &rusqlite::Transaction<'_>, now_us: i64) -> rusqlite::Result<SlotTally> {
+    let mut tally = SlotTally::default();
+    tally
+        .sizes
+        .insert(DEFAULT_POOL.to_string(), DEFAULT_POOL_SLOTS);
+    let mut read = tx.prepare_cached(
+        "SELECT 0, name, slots FROM pools \
+         UNION ALL SELECT 1, pool, SUM(slots) FROM slot_usage WHERE lease_until_us >= ?1 GROUP BY pool \
+         UNION ALL SELECT 2, dag_id, SUM(tasks) FROM slot_usage WHERE lease_until_us >= ?1 GROUP BY dag_id",
+    )?;
+    let mut rows = read.query(params![now_us])?;
+    while let Some(row) = rows.next()? {
+        let (what, name, n): (u8, String, u32) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        match what {
+            0 => tally.sizes.insert(name, n),
+            1 => tally.used.insert(name, n),
+            _ => tally.dag_running.insert(DagId::new(name), n),
+        };
+    }
+    Ok(tally)
+}
+
+/// Adds `taken` to the owners' counts, held until `until_us` (a count whose lease ran out
+/// by `now_us` starts again from zero).
+fn hold_usage(
+    tx: &rusqlite::Transaction<'_>,
+    taken: &[SlotRelease],
+    until_us: i64,
+    now_us: i64,
+) -> Result<(), ApplyError> {
+    let mut hold = tx.prepare_cached(
+        "INSERT INTO slot_usage (dag_id, run_id, pool, owner, slots, tasks, lease_until_us) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (dag_id, run_id, pool, owner) DO UPDATE SET \
+         slots = excluded.slots + CASE WHEN lease_until_us < ?8 THEN 0 ELSE slots END, \
+         tasks = excluded.tasks + CASE WHEN lease_until_us < ?8 THEN 0 ELSE tasks END, \
+         lease_until_us = excluded.lease_until_us",
+    )?;
+    for t in taken {
+        hold.execute(params![
+            t.dag_id.as_str(),
+            t.run_id.as_str(),
+            t.pool,
+            t.owner,
+            t.slots,
+            t.tasks,
+            until_us,
+            now_us
+        ])
+        .map_err(|e| no_such_run(e, &t.dag_id, &t.run_id))?;
+    }
+    Ok(())
+}
+
+/// The [`Change::Start`]s of one batch: their answers, and the slots they took (written
+/// once, at the end of the batch, one count per run, pool and owner).
+#[derive(Default)]
+struct Starts {
+    /// Read at the first start of the batch.
+    tally: Option<SlotTally>,
+    taken: Vec<SlotRelease>,
+    grants: Vec<Grant>,
+    until_us: i64,
+    now_us: i64,
+}
+
+impl Starts {
+    /// Answers `ask`; a granted start's record is applied.
+    fn start(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+        record: &TaskInstanceRecord,
+        expect: Expect,
+        ask: &SlotAsk,
+        queued_us: i64,
+    ) -> Result<(), ApplyError> {
+        let now_us = ask.now.timestamp_micros();
+        let tally = match &mut self.tally {
+            Some(tally) => tally,
+            None => self.tally.insert(read_tally(tx, now_us)?),
+        };
+        let grant = tally.grant(&ask.claim);
+        if grant == Grant::Granted {
+            apply_task(tx, record, expect, queued_us)?;
+            super::count_taken(&mut self.taken, &ask.owner, &record.key.run_id, &ask.claim);
+            self.until_us = self.until_us.max(ask.until.timestamp_micros());
+            self.now_us = self.now_us.max(now_us);
+        }
+        self.grants.push(grant);
+        Ok(())
+    }
+
+    /// Counts the slots taken; returns the answers, in order.
+    fn finish(self, tx: &rusqlite::Transaction<'_>) -> Result<Vec<Grant>, ApplyError> {
+        hold_usage(tx, &self.taken, self.until_us, self.now_us)?;
+        #[cfg(test)]
+        if let Some(tally) = &self.tally {
+            slot_check(tx, tally, self.now_us)?;
+        }
+        Ok(self.grants)
     }
 }
 

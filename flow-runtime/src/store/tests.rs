@@ -1635,6 +1635,142 @@ fn slot_conformance(store: &dyn Store) {
 
 const DEFAULT_POOL_NAME: &str = crate::pools::DEFAULT_POOL;
 
+/// A try of `task` in run `s1` that starts (`running`, try 1) if `owner` gets `request`'s
+/// slots.
+fn start(task: &str, owner: &str, request: SlotRequest, now: i64) -> Change {
+    Change::Start {
+        record: record("s1", task, TaskState::Running, 1),
+        expect: FRESH,
+        ask: super::SlotAsk {
+            owner: owner.into(),
+            claim: request.claim,
+            now: at(now),
+            until: at(now + 30),
+        },
+    }
+}
+
+/// A start in a batch takes its slots with the batch: granted, the try is recorded and
+/// its slots counted; refused, the instance keeps what it had and the rest of the batch
+/// is applied. Releases earlier in the batch count; a stale start refuses the batch.
+fn start_conformance(store: &dyn Store) {
+    use crate::pools::Grant;
+    store.create_run(&run_record("s1", 1)).unwrap();
+    store
+        .set_pool(&PoolRecord {
+            name: "gpu".into(),
+            slots: 2,
+            description: String::new(),
+        })
+        .unwrap();
+    let in_use = |t: i64| store.slots_in_use(at(t)).unwrap();
+    let gpu = |n: u32| vec![("gpu".to_string(), n)];
+    let state = |task: &str| {
+        store
+            .task_instances(&"d".into(), &"s1".into())
+            .unwrap()
+            .into_iter()
+            .find(|r| r.key.task_id.as_str() == task)
+            .map(|r| r.state)
+    };
+    // Another process holds one of the two slots.
+    let held = store
+        .acquire_slots("p0", &[slots("gpu", 1, 16)], at(0), Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(held, [Grant::Granted]);
+    let grants = store
+        .apply(&[
+            start("a", "p1", slots("gpu", 1, 16), 1),
+            start("b", "p1", slots("gpu", 1, 16), 1),
+            xcom("s1", "z", "return_value", 7),
+            start("c", "p1", slots("tpu", 1, 16), 1),
+            start("e", "p1", slots("gpu", 3, 16), 1),
+        ])
+        .unwrap();
+    assert_eq!(
+        grants,
+        [
+            Grant::Granted,
+            Grant::PoolFull,
+            Grant::UnknownPool,
+            Grant::TooBig { size: 2 }
+        ]
+    );
+    assert_eq!(state("a"), Some(TaskState::Running));
+    assert_eq!((state("b"), state("c"), state("e")), (None, None, None));
+    assert!(
+        store
+            .get_xcom(&key("s1", "z"), "return_value")
+            .unwrap()
+            .is_some(),
+        "the rest of the batch is applied"
+    );
+    assert_eq!(in_use(1), gpu(2));
+    // The holder gives back its slot earlier in the batch: the start after it takes it.
+    let grants = store
+        .apply(&[
+            Change::ReleaseSlots(release("p0", "gpu", 1, 1)),
+            start("b", "p1", slots("gpu", 1, 16), 2),
+        ])
+        .unwrap();
+    assert_eq!(grants, [Grant::Granted]);
+    assert_eq!(state("b"), Some(TaskState::Running));
+    assert_eq!(in_use(2), gpu(2));
+    // `max_active_tasks` counts the starts of the batch itself.
+    let grants = store
+        .apply(&[
+            start("f", "p1", slots(DEFAULT_POOL_NAME, 1, 3), 3),
+            start("g", "p1", slots(DEFAULT_POOL_NAME, 1, 3), 3),
+        ])
+        .unwrap();
+    assert_eq!(grants, [Grant::Granted, Grant::DagFull]);
+    assert_eq!(state("g"), None);
+    // A start whose expectation is stale refuses the whole batch: nothing is written and
+    // no slot is counted.
+    let err = store
+        .apply(&[
+            xcom("s1", "y", "return_value", 1),
+            start("h", "p1", slots(DEFAULT_POOL_NAME, 1, 16), 4),
+            start("a", "p1", slots(DEFAULT_POOL_NAME, 1, 16), 4),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(state("h"), None);
+    assert!(
+        store
+            .get_xcom(&key("s1", "y"), "return_value")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        in_use(4),
+        vec![(DEFAULT_POOL_NAME.to_string(), 1), ("gpu".to_string(), 2)]
+    );
+    // A start of a run that does not exist refuses the batch.
+    let mut unknown = start("a", "p1", slots(DEFAULT_POOL_NAME, 1, 16), 5);
+    if let Change::Start { record, .. } = &mut unknown {
+        record.key.run_id = "nope".into();
+    }
+    let err = store.apply(&[unknown]).unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchRun { .. }), "{err:?}");
+    // What the starts took is given back like any hold.
+    store
+        .apply(&[Change::ReleaseSlots(release("p1", "gpu", 2, 2))])
+        .unwrap();
+    assert_eq!(in_use(6), vec![(DEFAULT_POOL_NAME.to_string(), 1)]);
+}
+
+#[test]
+fn memory_store_starts_tries_with_their_slots() {
+    start_conformance(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_starts_tries_with_their_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    start_conformance(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}
+
 #[test]
 fn memory_store_counts_slots() {
     slot_conformance(&MemoryStore::new());
