@@ -52,6 +52,39 @@ async fn run(dag: &Dag) -> (RunSummary, Arc<MemoryStore>) {
     (summary, store)
 }
 
+#[tokio::test]
+async fn a_second_run_of_one_date_is_refused_and_writes_nothing() {
+    let mut b = DagBuilder::new("twice");
+    b.add_task(value("a", 1));
+    let dag = b.build().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let executor = Executor::new(store.clone());
+    let mut events = executor.events().subscribe();
+    let date = Utc::now();
+    let first = executor.run(&dag, date).await.unwrap();
+    assert_eq!(first.state, RunState::Success);
+    let err = executor.run(&dag, date).await.unwrap_err();
+    assert!(matches!(err, RunError::RunExists { .. }), "{err:?}");
+    let runs = store.runs(Some(dag.id())).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].state,
+        RunState::Success,
+        "the first run is untouched"
+    );
+    let mut announced = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let crate::events::Event::Run(run) = event {
+            announced.push(run.state);
+        }
+    }
+    assert_eq!(
+        announced,
+        [RunState::Running, RunState::Success],
+        "the refused run is never announced"
+    );
+}
+
 fn states(summary: &RunSummary) -> Vec<(String, TaskState)> {
     summary
         .tasks

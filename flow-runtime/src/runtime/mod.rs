@@ -252,8 +252,12 @@ impl Executor {
         request: RunRequest,
     ) -> Result<RunSummary, RunError> {
         let plan = Plan::compile(dag);
-        let run = self.record_run(dag, plan.fingerprint().to_string(), request)?;
+        let fingerprint = plan.fingerprint().to_string();
+        self.settings.store.record_dag(dag.id(), &fingerprint)?;
+        // The run is recorded by its first batch, with its first decisions.
+        let run = new_run(dag, fingerprint, request);
         RunLoop::new(&self.settings, &plan, &run, self.task_executor())
+            .creating(run.clone())
             .start(Vec::new())
             .await
     }
@@ -365,8 +369,20 @@ pub(crate) fn record_run(
     request: RunRequest,
 ) -> Result<DagRunRecord, RunError> {
     store.record_dag(dag.id(), &fingerprint)?;
+    let run = new_run(dag, fingerprint, request);
+    store.create_run(&run).map_err(|e| match e {
+        crate::store::StoreError::RunExists { dag_id, run_id } => {
+            RunError::RunExists { dag_id, run_id }
+        }
+        e => RunError::Store(e),
+    })?;
+    Ok(run)
+}
+
+/// The record of a new run of `dag` (state `queued`) that `request` describes.
+fn new_run(dag: &Dag, fingerprint: String, request: RunRequest) -> DagRunRecord {
     let logical_date = request.logical_date;
-    let run = DagRunRecord {
+    DagRunRecord {
         dag_id: dag.id().clone(),
         run_id: Executor::run_id(request.run_type, logical_date),
         run_type: request.run_type,
@@ -378,12 +394,5 @@ pub(crate) fn record_run(
         data_interval_start: request.interval.start,
         data_interval_end: request.interval.end,
         conf: serde_json::Value::Object(request.params),
-    };
-    store.create_run(&run).map_err(|e| match e {
-        crate::store::StoreError::RunExists { dag_id, run_id } => {
-            RunError::RunExists { dag_id, run_id }
-        }
-        e => RunError::Store(e),
-    })?;
-    Ok(run)
+    }
 }

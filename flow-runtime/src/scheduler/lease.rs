@@ -160,9 +160,11 @@ impl RunLease {
 }
 
 /// A store error as the run loop reports it: a batch refused because another process
-/// holds the run's lease means the run is that process's.
+/// holds the run's lease means the run is that process's; one refused because the run it
+/// creates exists means it was created before.
 pub(crate) fn owned(error: StoreError) -> RunError {
     match error {
+        StoreError::RunExists { dag_id, run_id } => RunError::RunExists { dag_id, run_id },
         StoreError::RunLeaseHeld {
             dag_id,
             run_id,

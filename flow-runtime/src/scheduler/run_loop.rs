@@ -144,6 +144,10 @@ pub(crate) struct RunLoop<'a> {
     callback_tasks: JoinSet<()>,
     /// Whether the executor was told to stop before the run ended.
     stopped: bool,
+    /// The run to record with the first batch, when it is new ([`RunLoop::creating`]).
+    create: Option<DagRunRecord>,
+    /// The run's `running` event, published once the first batch is durable.
+    announce: Option<RunEvent>,
 }
 
 impl<'a> RunLoop<'a> {
@@ -199,7 +203,16 @@ impl<'a> RunLoop<'a> {
             past: None,
             callback_tasks: JoinSet::new(),
             stopped: false,
+            create: None,
+            announce: None,
         }
+    }
+
+    /// The run is new: its first batch records it (a run of that id already there is
+    /// [`RunError::RunExists`], and nothing is written).
+    pub(crate) fn creating(mut self, run: DagRunRecord) -> Self {
+        self.create = Some(run);
+        self
     }
 
     fn dag(&self) -> &'a Dag {
@@ -226,9 +239,16 @@ impl<'a> RunLoop<'a> {
     async fn drive(&mut self, stored: Vec<TaskInstanceRecord>) -> Result<RunSummary, RunError> {
         let clock = Instant::now();
         let store = self.runtime.store.clone();
-        self.tracker
-            .push_change(self.run_change(RunState::Running, None));
-        self.runtime.events.run(RunEvent {
+        let begin = match self.create.take() {
+            Some(mut run) => {
+                run.state = RunState::Running;
+                run.start = Some(self.started);
+                Change::CreateRun(run)
+            }
+            None => self.run_change(RunState::Running, None),
+        };
+        self.tracker.push_change(begin);
+        self.announce = Some(RunEvent {
             dag_id: self.scope.dag_id.clone(),
             run_id: self.scope.run_id.clone(),
             state: RunState::Running,
@@ -304,6 +324,16 @@ impl<'a> RunLoop<'a> {
                 self.tracker.push_back(index);
             }
             self.absorb();
+            // Nothing runs, starts, waits or is being committed: the run ends, and its end
+            // goes into the batch collected so far (one commit, not two).
+            if in_flight.is_none()
+                && launches.is_empty()
+                && self.busy() == 0
+                && (self.timers.is_empty() || stopping)
+                && (stopping || !self.tracker.has_ready())
+            {
+                break;
+            }
             if in_flight.is_none() && (self.tracker.has_changes() || !launches.is_empty()) {
                 self.flush_logs();
                 if !self.tracker.has_changes() {
@@ -394,7 +424,7 @@ impl<'a> RunLoop<'a> {
                         Some(Err(e)) => return Err(lease::owned(e)),
                         None => return Err(RunError::Runtime("the commit thread was lost".into())),
                     };
-                    self.runtime.slots_freed.notify_waiters();
+                    self.committed();
                     if let Some(mut flight) = flight {
                         self.answer(flight.asking, grants, &mut flight.launches)?;
                         callbacks::dispatch(&mut self.callback_tasks, flight.alerts);
@@ -736,10 +766,19 @@ impl<'a> RunLoop<'a> {
         let alerts = self.tracker.take_alerts();
         let asking = std::mem::take(&mut self.asking);
         let grants = self.runtime.store.apply(&changes).map_err(lease::owned)?;
-        self.runtime.slots_freed.notify_waiters();
+        self.committed();
         self.answer(asking, grants, launches)?;
         callbacks::dispatch(&mut self.callback_tasks, alerts);
         Ok(())
+    }
+
+    /// A batch is durable: runs waiting for slots look again (it may have given some
+    /// back), and the run is announced after its first batch.
+    fn committed(&mut self) {
+        self.runtime.slots_freed.notify_waiters();
+        if let Some(event) = self.announce.take() {
+            self.runtime.events.run(event);
+        }
     }
 
     /// Hands the collected batch to a blocking thread; `launches` start when it is

@@ -153,7 +153,23 @@ impl Inner {
         // What earlier changes of this batch wrote; `None` for a removed instance.
         let mut pending: HashMap<&TaskInstanceKey, Option<Expect>> = HashMap::default();
         let mut known_run: Option<(&DagId, &RunId)> = None;
+        // Runs this batch creates.
+        let mut created: Vec<(&DagId, &RunId)> = Vec::new();
         for change in changes {
+            if let Change::CreateRun(run) = change {
+                let id = (&run.dag_id, &run.run_id);
+                if created.contains(&id)
+                    || self
+                        .runs
+                        .contains_key(&(run.dag_id.clone(), run.run_id.clone()))
+                {
+                    return Err(StoreError::RunExists {
+                        dag_id: run.dag_id.clone(),
+                        run_id: run.run_id.clone(),
+                    });
+                }
+                created.push(id);
+            }
             let (dag_id, run_id) = match change {
                 Change::Task {
                     record: TaskInstanceRecord { key, .. },
@@ -167,7 +183,8 @@ impl Inner {
                 | Change::XCom { key, .. }
                 | Change::Log { key, .. }
                 | Change::Reschedule(RescheduleRecord { key, .. }) => (&key.dag_id, &key.run_id),
-                Change::Run { dag_id, run_id, .. }
+                Change::CreateRun(DagRunRecord { dag_id, run_id, .. })
+                | Change::Run { dag_id, run_id, .. }
                 | Change::ReleaseRunLease { dag_id, run_id, .. }
                 | Change::TakeRunLease { dag_id, run_id, .. }
                 | Change::ReleaseSlots(super::SlotRelease { dag_id, run_id, .. }) => {
@@ -176,7 +193,9 @@ impl Inner {
             };
             if known_run == Some((dag_id, run_id)) {
                 // Checked already; batches are almost always about one run.
-            } else if self.runs.contains_key(&(dag_id.clone(), run_id.clone())) {
+            } else if created.contains(&(dag_id, run_id))
+                || self.runs.contains_key(&(dag_id.clone(), run_id.clone()))
+            {
                 known_run = Some((dag_id, run_id));
             } else {
                 return Err(StoreError::NoSuchRun {
@@ -292,17 +311,7 @@ fn paged<T>(all: Vec<T>, page: Page) -> Paged<T> {
 
 impl RunStore for MemoryStore {
     fn create_run(&self, run: &DagRunRecord) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        let id = (run.dag_id.clone(), run.run_id.clone());
-        if inner.runs.contains_key(&id) {
-            return Err(StoreError::RunExists {
-                dag_id: run.dag_id.clone(),
-                run_id: run.run_id.clone(),
-            });
-        }
-        inner.runs.insert(id.clone(), run.clone());
-        inner.tasks.insert(id, Vec::new());
-        Ok(())
+        self.apply(&[Change::CreateRun(run.clone())]).map(drop)
     }
 
     fn apply(&self, changes: &[Change]) -> Result<Vec<Grant>, StoreError> {
@@ -315,6 +324,11 @@ impl RunStore for MemoryStore {
         for change in changes {
             match change {
                 Change::Task { record, .. } => inner.upsert_task(record),
+                Change::CreateRun(run) => {
+                    let id = (run.dag_id.clone(), run.run_id.clone());
+                    inner.runs.insert(id.clone(), run.clone());
+                    inner.tasks.insert(id, Vec::new());
+                }
                 Change::Start { record, ask, .. } => {
                     let tally = match &mut tally {
                         Some(tally) => tally,

@@ -342,6 +342,10 @@ pub enum Change {
     /// A sensor in `reschedule` mode found its condition not met and waits for its next
     /// poke.
     Reschedule(RescheduleRecord),
+    /// A new run, recorded by the batch that holds its first decisions (so creating and
+    /// starting it cost one commit). A run of that id already there refuses the whole
+    /// batch with [`StoreError::RunExists`].
+    CreateRun(DagRunRecord),
     /// The run's new state and times.
     Run {
         /// The DAG.

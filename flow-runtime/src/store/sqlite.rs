@@ -561,34 +561,10 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<DagRunRecord> {
 
 impl RunStore for SqliteStore {
     fn create_run(&self, run: &DagRunRecord) -> Result<(), StoreError> {
-        let conn = self.lock();
-        let inserted = conn
-            .prepare_cached(&format!(
-                "INSERT INTO dag_runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
-            ))
-            .and_then(|mut st| {
-                st.execute(params![
-                    run.dag_id.as_str(),
-                    run.run_id.as_str(),
-                    run.run_type.as_str(),
-                    run.logical_date.timestamp_micros(),
-                    run.state.as_str(),
-                    micros(run.start),
-                    micros(run.end),
-                    run.fingerprint,
-                    run.data_interval_start.timestamp_micros(),
-                    run.data_interval_end.timestamp_micros(),
-                    run.conf.to_string(),
-                ])
-            })
-            .map_err(|e| self.err(e))?;
-        if inserted == 0 {
-            return Err(StoreError::RunExists {
-                dag_id: run.dag_id.clone(),
-                run_id: run.run_id.clone(),
-            });
-        }
-        Ok(())
+        insert_run(&self.lock(), run).map_err(|e| match e {
+            ApplyError::Sql(e) => self.err(e),
+            ApplyError::Store(e) => e,
+        })
     }
 
     fn apply(&self, changes: &[Change]) -> Result<Vec<Grant>, StoreError> {
@@ -884,6 +860,34 @@ impl From<rusqlite::Error> for ApplyError {
     }
 }
 
+/// Records a new run; an existing id is [`StoreError::RunExists`].
+fn insert_run(conn: &Connection, run: &DagRunRecord) -> Result<(), ApplyError> {
+    let inserted = conn
+        .prepare_cached(&format!(
+            "INSERT INTO dag_runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
+        ))?
+        .execute(params![
+            run.dag_id.as_str(),
+            run.run_id.as_str(),
+            run.run_type.as_str(),
+            run.logical_date.timestamp_micros(),
+            run.state.as_str(),
+            micros(run.start),
+            micros(run.end),
+            run.fingerprint,
+            run.data_interval_start.timestamp_micros(),
+            run.data_interval_end.timestamp_micros(),
+            run.conf.to_string(),
+        ])?;
+    if inserted == 0 {
+        return Err(ApplyError::Store(StoreError::RunExists {
+            dag_id: run.dag_id.clone(),
+            run_id: run.run_id.clone(),
+        }));
+    }
+    Ok(())
+}
+
 /// Applies one task change: the expectation is the statement's condition.
 fn apply_task(
     tx: &rusqlite::Transaction<'_>,
@@ -999,6 +1003,7 @@ fn apply_one(
             expect,
             ask,
         } => starts.start(tx, record, *expect, ask, now_us)?,
+        Change::CreateRun(run) => insert_run(tx, run)?,
         Change::XCom { key, name, value } => {
             let (bytes, object_key): (&[u8], Option<&str>) = match value {
                 StoredXCom::Inline(blob) => (blob.bytes(), None),

@@ -87,6 +87,37 @@ fn conformance(store: &dyn Store) {
         Err(StoreError::RunExists { .. })
     ));
     store.create_run(&run_record("r2", 2)).unwrap();
+    // A run created by the batch holding its first decisions; one that exists refuses
+    // the whole batch.
+    let created = store
+        .apply(&[
+            Change::CreateRun(run_record("r3", 3)),
+            ti("r3", "t", TaskState::Running, 1, FRESH),
+        ])
+        .unwrap();
+    assert!(created.is_empty());
+    assert_eq!(
+        store
+            .task_instances(&"d".into(), &"r3".into())
+            .unwrap()
+            .len(),
+        1
+    );
+    let err = store
+        .apply(&[
+            Change::CreateRun(run_record("r3", 3)),
+            ti("r3", "u", TaskState::Running, 1, FRESH),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::RunExists { .. }), "{err:?}");
+    assert_eq!(
+        store
+            .task_instances(&"d".into(), &"r3".into())
+            .unwrap()
+            .len(),
+        1
+    );
+    store.delete_run(&"d".into(), &"r3".into()).unwrap();
 
     // Tries, states and XCom.
     store
