@@ -44,9 +44,11 @@ use crate::time::timetable::DataInterval;
 use crate::xcom::list as mapping;
 use crate::xcom::{RETURN_VALUE, StoredXCom, XComBlob};
 
-/// The most starts one batch asks the pools for: behind a full pool, a refusal undoes
-/// at most this many.
+/// The most starts one batch asks the pools for.
 const MAX_ASKED: usize = 256;
+
+/// How many ready tasks a turn may find waiting for full pools before it stops looking.
+const MAX_BLOCKED_SCAN: usize = 64;
 
 /// The longest a running try's log lines wait before they are committed, when nothing
 /// else commits meanwhile (a long task is readable while it runs, and survives a kill).
@@ -128,6 +130,9 @@ pub(crate) struct RunLoop<'a> {
     /// commit (ours gives slots back) or a wait for others' releases only repeats the
     /// answer.
     refused_slots: bool,
+    /// The most starts the next batch asks slots for: one after a refusal (behind a full
+    /// pool a refused start is undone work), doubling while every ask is granted.
+    ask_limit: usize,
     /// Instances started into a batch that is not durable yet (not offered yet).
     launching: usize,
     /// The log buffers of running tries whose lines are captured.
@@ -195,6 +200,7 @@ impl<'a> RunLoop<'a> {
             freed: Vec::new(),
             asking: Vec::new(),
             refused_slots: false,
+            ask_limit: MAX_ASKED,
             launching: 0,
             logs: HashMap::new(),
             elements: HashMap::new(),
@@ -459,7 +465,7 @@ impl<'a> RunLoop<'a> {
     ) -> Result<(Vec<usize>, Vec<(usize, Claim)>), RunError> {
         let mut blocked = Vec::new();
         let mut asking = Vec::new();
-        while self.busy() + asking.len() < capacity && asking.len() < MAX_ASKED {
+        while self.busy() + asking.len() < capacity {
             let index = match self.tracker.pop_ready() {
                 Some(Ready::Expand(index)) => {
                     launches.push(Launch::Expand(index));
@@ -479,8 +485,14 @@ impl<'a> RunLoop<'a> {
                     let claim = self.freed.swap_remove(at);
                     self.start_try(index, claim, launches);
                 }
-                // Not before something could have freed slots: the store would refuse.
-                None if self.refused_slots => blocked.push(index),
+                // Not before something could have freed slots (the store would refuse),
+                // nor more than the store is likely to grant.
+                None if self.refused_slots || asking.len() >= self.ask_limit => {
+                    blocked.push(index);
+                    if blocked.len() >= MAX_BLOCKED_SCAN {
+                        break;
+                    }
+                }
                 None => asking.push((index, claim)),
             }
         }
@@ -610,6 +622,7 @@ impl<'a> RunLoop<'a> {
                 asking.len()
             )));
         }
+        let asked = asking.len();
         let mut undone = HashSet::new();
         for ((index, claim), grant) in asking.into_iter().zip(grants) {
             if grant == Grant::Granted {
@@ -643,6 +656,11 @@ impl<'a> RunLoop<'a> {
                     Utc::now(),
                 ),
             }
+        }
+        if self.refused_slots {
+            self.ask_limit = 1;
+        } else if asked >= self.ask_limit {
+            self.ask_limit = (self.ask_limit * 2).min(MAX_ASKED);
         }
         if !undone.is_empty() {
             launches.retain(
