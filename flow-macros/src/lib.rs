@@ -94,6 +94,7 @@ use proc_macro::TokenStream;
 /// | `on_success = notify` | a function `fn(&CallbackEvent)` (`flow_runtime::callbacks`) run when a try succeeds; a path, not a string | none |
 /// | `on_failure = notify` | the same, run when the task fails for good | none |
 /// | `on_retry = notify` | the same, run when a try fails and another follows | none |
+/// | `retry_policy = api_policy` | a function `fn() -> RetryPolicy` (`flow_runtime::task::retry`): rules on a failed try's error decide whether it is retried, after how long, or failed at once | none |
 /// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |
 ///
 /// Values are literals, checked at compile time; callbacks are paths of functions.

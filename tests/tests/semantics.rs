@@ -967,3 +967,118 @@ mod trigger_dag_run {
         );
     }
 }
+
+/// Airflow 3's `retry_policy`: rules on the error a try returned decide whether it is
+/// retried, after how long, or failed at once; the task's `retries` still bound the tries.
+mod retry_policies {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use flow_runtime::prelude::*;
+    use flow_runtime::task::retry::{RetryAction, RetryPolicy, RetryRule};
+
+    #[derive(Debug)]
+    struct RateLimited;
+
+    impl std::fmt::Display for RateLimited {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("HTTP 429")
+        }
+    }
+
+    impl std::error::Error for RateLimited {}
+
+    #[derive(Debug)]
+    struct BadToken;
+
+    impl std::fmt::Display for BadToken {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("token rejected")
+        }
+    }
+
+    impl std::error::Error for BadToken {}
+
+    fn api_policy() -> RetryPolicy {
+        RetryPolicy::new()
+            .rule(
+                RetryRule::on::<BadToken>()
+                    .fail()
+                    .reason("auth failure, not retryable"),
+            )
+            .rule(
+                RetryRule::on::<RateLimited>()
+                    .retry_after(Duration::ZERO)
+                    .reason("rate limit, backing off"),
+            )
+            .otherwise(RetryAction::Fail)
+    }
+
+    static LIMITED: AtomicU32 = AtomicU32::new(0);
+
+    /// Limited twice, then served: the retries wait the policy's delay, not the task's
+    /// hour (the run would not end otherwise).
+    #[task(retries = 3, retry_delay = "1h", retry_policy = api_policy)]
+    fn fetch() -> anyhow::Result<u32> {
+        match LIMITED.fetch_add(1, Ordering::SeqCst) {
+            n @ 0..=1 => Err(anyhow::Error::from(RateLimited).context(format!("GET /data ({n})"))),
+            n => Ok(n),
+        }
+    }
+
+    #[task(retries = 3, retry_delay = "0s", retry_policy = api_policy)]
+    async fn login() -> anyhow::Result<u32> {
+        Err(BadToken.into())
+    }
+
+    #[task(retries = 3, retry_delay = "0s", retry_policy = api_policy)]
+    fn unexpected() -> anyhow::Result<u32> {
+        anyhow::bail!("disk full")
+    }
+
+    #[task(retries = 1, retry_delay = "1h", retry_policy = api_policy)]
+    async fn always_limited() -> anyhow::Result<u32> {
+        Err(RateLimited.into())
+    }
+
+    #[dag]
+    fn retry_policies() {
+        fetch();
+        login();
+        unexpected();
+        always_limited();
+    }
+
+    #[test]
+    fn the_error_decides_whether_and_when_a_try_is_retried() {
+        let run = retry_policies().unwrap().test().unwrap();
+        let task = |t: &str| run.task(t).unwrap();
+        assert_eq!(task("fetch").state, TaskState::Success);
+        assert_eq!(task("fetch").tries, 3);
+        assert_eq!(task("login").state, TaskState::Failed);
+        assert_eq!(task("login").tries, 1, "a Fail rule skips the retries left");
+        let error = task("login").error.clone().unwrap();
+        assert!(
+            error.contains("token rejected") && error.contains("auth failure, not retryable"),
+            "{error}"
+        );
+        assert_eq!(
+            task("unexpected").tries,
+            1,
+            "no rule matched: `otherwise(Fail)`"
+        );
+        assert!(
+            task("unexpected")
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("no rule of the retry policy matched")
+        );
+        assert_eq!(task("always_limited").state, TaskState::Failed);
+        assert_eq!(
+            task("always_limited").tries,
+            2,
+            "a policy never retries past `retries`"
+        );
+    }
+}

@@ -70,6 +70,7 @@ macro_rules! task_option_table {
             on_success: task;
             on_failure: task;
             on_retry: task;
+            retry_policy: task;
         );
     };
     // Sorts the rows, one at a time, into every key and the shared rows.

@@ -174,6 +174,16 @@ pub(crate) fn callback(
     key_span: Span,
 ) -> syn::Result<syn::ExprPath> {
     let example = format!("`{key} = notify_team`, where `fn notify_team(event: &CallbackEvent)`");
+    function_path(input, key, key_span, &example)
+}
+
+/// `= path` of a function (not a string, not a call); `example` shows one in messages.
+pub(crate) fn function_path(
+    input: ParseStream,
+    key: &str,
+    key_span: Span,
+    example: &str,
+) -> syn::Result<syn::ExprPath> {
     if input.parse::<Option<Token![=]>>()?.is_none() {
         return Err(syn::Error::new(
             key_span,

@@ -36,6 +36,8 @@ pub(super) struct TaskArgs {
     pub(super) sensor_options: SensorArgs,
     pub(super) pool_slots: Option<LitInt>,
     pub(super) callbacks: CallbackArgs,
+    /// `retry_policy = path` of a `fn() -> RetryPolicy`.
+    pub(super) retry_policy: Option<syn::ExprPath>,
 }
 
 /// The options of a `sensor` task, each with its key's span.
@@ -206,6 +208,11 @@ impl Options for TaskArgs {
         } else if input.peek(kw::on_retry) {
             let key: kw::on_retry = input.parse()?;
             self.callbacks.on_retry = Some(attr::callback(input, "on_retry", key.span)?);
+        } else if input.peek(kw::retry_policy) {
+            let key: kw::retry_policy = input.parse()?;
+            let example = "`retry_policy = api_policy`, where `fn api_policy() -> RetryPolicy`";
+            let path = attr::function_path(input, "retry_policy", key.span, example)?;
+            self.retry_policy = Some(path);
         } else if !self.options.parse_one(input)? {
             return Err(input.error("expected an option"));
         }

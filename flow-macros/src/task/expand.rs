@@ -345,6 +345,11 @@ impl Task {
         let setters = self.options.spec_setters(root, self.pool_slots.as_ref());
         let role = &self.role;
         let callbacks = self.callbacks.setters();
+        // Located at the path, so that a function of the wrong signature is reported there.
+        let retry_policy = self.retry_policy.as_ref().map(|path| {
+            let setter = quote::format_ident!("retry_policy", span = path.span());
+            quote::quote_spanned!(path.span()=> .#setter(#path()))
+        });
         let doc = self.doc.as_ref().map(|doc| quote!(.doc(#doc)));
         let spec_doc = format!(
             "The definition of the task `{name}`: its name, typed parameters and output, \
@@ -385,6 +390,7 @@ impl Task {
                     #special
                     #role
                     #callbacks
+                    #retry_policy
                     #doc
             }
         }

@@ -144,5 +144,6 @@ fn build(
         sensor,
         pool_slots: args.pool_slots,
         callbacks: args.callbacks,
+        retry_policy: args.retry_policy,
     })
 }

@@ -24,6 +24,7 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,7 @@ use crate::objects::{self, Objects, StagedXComs};
 use crate::store::LogLine;
 use crate::task::TaskError;
 use crate::task::context::TaskContext;
+use crate::task::retry::{self, RetryPolicy};
 use crate::task::{Inputs, PendingInput, TaskFn, TaskResult};
 
 /// A future the executors box.
@@ -53,6 +55,8 @@ pub(crate) struct Work {
     pub(crate) ctx: TaskContext,
     pub(crate) inputs: Result<Vec<PendingInput>, TaskError>,
     pub(crate) function: TaskFn,
+    /// The task's retry policy, which judges the errors of the try where they are raised.
+    pub(crate) retry_policy: Option<Arc<RetryPolicy>>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) objects: Option<Objects>,
     /// The try's span (its log lines are captured inside it).
@@ -80,6 +84,7 @@ impl Work {
             ctx,
             inputs,
             function,
+            retry_policy,
             timeout,
             objects,
             span,
@@ -92,9 +97,9 @@ impl Work {
                 Err(e) => Err(e),
             };
             let result = match (inputs, timeout) {
-                (Ok(inputs), None) => call(function, ctx.clone(), inputs).await,
+                (Ok(inputs), None) => call(function, retry_policy, ctx.clone(), inputs).await,
                 (Ok(inputs), Some(limit)) => {
-                    tokio::time::timeout(limit, call(function, ctx.clone(), inputs))
+                    tokio::time::timeout(limit, call(function, retry_policy, ctx.clone(), inputs))
                         .await
                         .unwrap_or(Err(TaskError::TimedOut(limit)))
                 }
@@ -144,12 +149,18 @@ pub(crate) trait TaskExecutor: Send {
 }
 
 /// Calls a task function, turning a panic into a failed try.
-pub(crate) async fn call(function: TaskFn, ctx: TaskContext, inputs: Inputs) -> TaskResult {
+pub(crate) async fn call(
+    function: TaskFn,
+    policy: Option<Arc<RetryPolicy>>,
+    ctx: TaskContext,
+    inputs: Inputs,
+) -> TaskResult {
     // Objects that arrive without settings (an upstream's `ObjectPath`) use the run's store.
     let objects = ctx.objects().cloned();
     match function {
         TaskFn::Async(f) => {
-            match objects::with_run_objects(objects, CatchUnwind(f(ctx, inputs))).await {
+            let future = retry::scope(policy, CatchUnwind(f(ctx, inputs)));
+            match objects::with_run_objects(objects, future).await {
                 Ok(result) => result,
                 Err(payload) => Err(TaskError::Panicked(panic_message(payload.as_ref()))),
             }
@@ -157,7 +168,9 @@ pub(crate) async fn call(function: TaskFn, ctx: TaskContext, inputs: Inputs) -> 
         TaskFn::Sync(f) => {
             let span = tracing::Span::current();
             let call = move || {
-                objects::with_run_objects_sync(objects, || span.in_scope(|| f(&ctx, inputs)))
+                objects::with_run_objects_sync(objects, || {
+                    retry::sync_scope(policy, || span.in_scope(|| f(&ctx, inputs)))
+                })
             };
             match tokio::task::spawn_blocking(call).await {
                 Ok(result) => result,

@@ -335,7 +335,15 @@ impl Executor {
             let ctx = TaskContext::new(scope.clone(), task.id().clone(), MapIndex::UNMAPPED, 1)
                 .with_pokes(pokes);
             let start = Utc::now();
-            match call(task.spec().function().clone(), ctx.clone(), args.clone()).await {
+            let policy = task.spec().retry_policy_ref().cloned();
+            match call(
+                task.spec().function().clone(),
+                policy,
+                ctx.clone(),
+                args.clone(),
+            )
+            .await
+            {
                 Err(TaskError::Reschedule { at }) => {
                     pokes = pokes.and_poke(start);
                     tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await;

@@ -859,6 +859,7 @@ impl<'a> RunLoop<'a> {
             ctx,
             inputs,
             function: task.spec().function().clone(),
+            retry_policy: task.spec().retry_policy_ref().cloned(),
             timeout: task.execution_timeout(),
             objects: self.runtime.objects.clone(),
             span,

@@ -795,8 +795,10 @@ impl<'a> Tracker<'a> {
         // A sensor that timed out, or a task that asked for it, is not retried.
         if error.is_retryable() && record.try_number <= record.max_tries {
             let try_number = record.try_number;
-            let seed = retry_seed(&record.key, try_number);
-            let delay = task.retry_delay_for(try_number, seed);
+            let delay = match error {
+                TaskError::Backoff { delay, .. } => delay,
+                _ => task.retry_delay_for(try_number, retry_seed(&record.key, try_number)),
+            };
             tracing::warn!(task = %task.id(), try_number, "try failed, retrying in {}: {message}", humantime::format_duration(delay));
             self.set_state(index, TaskState::UpForRetry, Some(message));
             self.arm(index, delay);

@@ -70,6 +70,15 @@ pub enum TaskError {
     /// `AirflowFailException`): it ends `failed` whatever retries are left.
     #[error("{0} (failed without retrying)")]
     FailNow(String),
+    /// The task failed and its retry policy asks for the next try after `delay` rather
+    /// than the task's `retry_delay` (while retries are left).
+    #[error("{message}")]
+    Backoff {
+        /// What failed, and why the policy decided so.
+        message: String,
+        /// The pause before the retry.
+        delay: std::time::Duration,
+    },
 }
 
 /// Return this error (or any error whose chain of causes holds it) from a task to end the
@@ -147,7 +156,24 @@ impl TaskError {
         if err.chain().any(fails_now) {
             return TaskError::FailNow(message);
         }
-        TaskError::Failed(message)
+        // The policy of the try running here judges the error while its type is known.
+        let Some(decision) = super::retry::decide(&err) else {
+            return TaskError::Failed(message);
+        };
+        let reason = decision.reason.unwrap_or_default();
+        if !reason.is_empty() {
+            tracing::warn!("retry policy: {reason}");
+        }
+        match (decision.action, decision.delay) {
+            (super::retry::RetryAction::Fail, _) => {
+                TaskError::FailNow(format!("{message} (retry policy: {reason})"))
+            }
+            (super::retry::RetryAction::Retry, Some(delay)) => TaskError::Backoff {
+                message: format!("{message} (retry policy: {reason})"),
+                delay,
+            },
+            _ => TaskError::Failed(message),
+        }
     }
 
     /// Whether a retry may follow this error (not after a sensor's timeout or a

@@ -13,6 +13,7 @@ pub mod context;
 mod error;
 mod options;
 mod overrides;
+pub mod retry;
 pub mod sensor;
 pub mod shell;
 mod spec;

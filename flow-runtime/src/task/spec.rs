@@ -176,6 +176,7 @@ pub struct TaskSpec {
     output: OutputSpec,
     options: TaskOptions,
     role: TaskRole,
+    retry_policy: Option<Arc<super::retry::RetryPolicy>>,
     function: TaskFn,
 }
 
@@ -224,6 +225,7 @@ impl TaskSpec {
             output: OutputSpec::of::<T>(),
             options: TaskOptions::default(),
             role: TaskRole::Work,
+            retry_policy: None,
             function,
         }
     }
@@ -360,6 +362,19 @@ impl TaskSpec {
     /// The task's callbacks.
     pub fn callbacks(&self) -> &super::callbacks::Callbacks {
         &self.callbacks
+    }
+
+    /// Decides by the error a failed try returned whether it is retried, after how long,
+    /// or failed at once (Airflow 3's `retry_policy`; see [`super::retry`]). The task's
+    /// `retries` still bound how many tries it gets.
+    pub fn retry_policy(mut self, policy: super::retry::RetryPolicy) -> Self {
+        self.retry_policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// The task's retry policy, if it has one.
+    pub fn retry_policy_ref(&self) -> Option<&Arc<super::retry::RetryPolicy>> {
+        self.retry_policy.as_ref()
     }
 
     /// Makes this a branch task; its output must be a [`crate::branch::Branch`].
