@@ -16,9 +16,12 @@
 //! - [`grouped_etl`]: task groups (Airflow's `@task_group`): one ingestion group per
 //!   source with a nested quality group, a reporting group ordered as a whole, and a
 //!   staging directory made by a setup task and removed by its teardown.
+//! - [`data_aware`]: data-aware scheduling: a DAG scheduled on the asset another DAG's
+//!   task updates.
 
 pub mod classic_etl;
 pub mod config_driven;
+pub mod data_aware;
 pub mod grouped_etl;
 pub mod ml_sweep;
 pub mod ml_training;

@@ -270,3 +270,30 @@ fn the_grouped_etl_runs_its_task_groups_under_prefixed_ids() {
         "apac 4100\neu 2120\nus 3500\n"
     );
 }
+
+#[test]
+fn the_sales_report_is_scheduled_on_the_asset_its_producer_updates() {
+    use flow_runtime::store::{AssetStore, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    examples(dir.path())
+        .args(["dags", "list"])
+        .assert()
+        .success()
+        .stdout(contains("sales_report").and(contains("[file://flow-examples/sales/daily.csv]")));
+    examples(dir.path())
+        .args(["dags", "test", "publish_sales", "--date", "2025-03-01"])
+        .assert()
+        .success();
+    let store = SqliteStore::open(&dir.path().join("home").join("flow.db")).unwrap();
+    let events = store
+        .asset_events("file://flow-examples/sales/daily.csv", 0)
+        .unwrap();
+    assert_eq!(events.len(), 1, "one update by the publish task");
+    assert_eq!(events[0].source.task_id.as_str(), "publish");
+    let output = examples(dir.path())
+        .args(["dags", "test", "sales_report"])
+        .assert()
+        .success();
+    let (stdout, _) = printed(&output);
+    assert_eq!(state(&stdout, "total"), "success", "{stdout}");
+}

@@ -94,6 +94,7 @@ use proc_macro::TokenStream;
 /// | `on_success = notify` | a function `fn(&CallbackEvent)` (`flow_runtime::callbacks`) run when a try succeeds; a path, not a string | none |
 /// | `on_failure = notify` | the same, run when the task fails for good | none |
 /// | `on_retry = notify` | the same, run when a try fails and another follows | none |
+/// | `outlets = [ORDERS]` | the assets (`flow_runtime::assets::Asset`, typically `const`s) each successful try updates; DAGs scheduled on them run after | none |
 /// | `retry_policy = api_policy` | a function `fn() -> RetryPolicy` (`flow_runtime::task::retry`): rules on a failed try's error decide whether it is retried, after how long, or failed at once | none |
 /// | `crate = "::flow_runtime"` | the path of the flow runtime, for crates that re-export it | `::flow_runtime` |
 ///
@@ -451,7 +452,7 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// |---|---|---|
 /// | `id = "ml_pipeline"` | the DAG's id: letters, digits, `_`, `-`, `.` | the function's name |
 /// | `description = ".."` | shown in listings and the UI | the first paragraph of the doc comment |
-/// | `schedule = "0 2 * * *"` | a cron expression: 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, read as Airflow reads them; or a preset: `@once`, `@hourly`, `@daily`, `@midnight`, `@weekly`, `@monthly`, `@quarterly`, `@yearly`, `@annually`; or `None` | `None`: manual runs only |
+/// | `schedule = "0 2 * * *"` | a cron expression: 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, read as Airflow reads them; or a preset: `@once`, `@hourly`, `@daily`, `@midnight`, `@weekly`, `@monthly`, `@quarterly`, `@yearly`, `@annually`; or a list of assets, `[ORDERS, ..]`: a run once each was updated since the last one; or `None` | `None`: manual runs only |
 /// | `timezone = "Europe/Amsterdam"` | the IANA time zone the schedule is read in, DST included | `UTC` |
 /// | `start_date = "2025-01-01"` | the first logical date: a day (midnight in the DAG's time zone) or an RFC 3339 time (`2025-01-01T02:00:00Z`) | none |
 /// | `end_date = "2025-12-31"` | the last logical date that gets a scheduled run, written like `start_date`; not before it | none |

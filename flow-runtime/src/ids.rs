@@ -203,6 +203,8 @@ pub enum RunType {
     Scheduled,
     /// Created by a backfill.
     Backfill,
+    /// Created because the assets its DAG is scheduled on were updated.
+    AssetTriggered,
 }
 
 impl RunType {
@@ -212,6 +214,7 @@ impl RunType {
             RunType::Manual => "manual",
             RunType::Scheduled => "scheduled",
             RunType::Backfill => "backfill",
+            RunType::AssetTriggered => "asset_triggered",
         }
     }
 }

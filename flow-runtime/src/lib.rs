@@ -43,6 +43,7 @@
 //! A binary runs every registered DAG through the CLI with
 //! `fn main() -> std::process::ExitCode { flow_runtime::cli::main() }`.
 
+pub mod assets;
 pub mod branch;
 pub mod cli;
 pub mod error;
@@ -116,6 +117,7 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 /// What a pipeline file needs: `use flow_runtime::prelude::*;`.
 pub mod prelude {
+    pub use crate::assets::Asset;
     pub use crate::objects::ObjectPath;
     pub use crate::task::sensor::Poke;
     pub use crate::{

@@ -1082,3 +1082,114 @@ mod retry_policies {
         );
     }
 }
+
+/// Assets (data-aware scheduling): a task's outlets are updated when it succeeds; a DAG
+/// scheduled on assets gets one run once every one of them was updated since its last
+/// asset-triggered run.
+mod assets {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use flow_runtime::prelude::*;
+    use flow_runtime::runtime::{ManualClock, Scheduler};
+    use flow_runtime::store::{MemoryStore, Store};
+    use flow_runtime::{Executor, RunState};
+
+    const ORDERS: Asset = Asset::new("s3://warehouse/orders.parquet");
+    const CUSTOMERS: Asset = Asset::new("s3://warehouse/customers.parquet");
+
+    fn producer(id: &str, asset: Asset, fails: bool) -> Dag {
+        let mut b = DagBuilder::new(id);
+        b.add_task(
+            TaskSpec::from_sync("write", move |_, _| {
+                if fails {
+                    Err(TaskError::Failed("disk full".into()))
+                } else {
+                    Ok(())
+                }
+            })
+            .outlets([asset]),
+        );
+        b.build().unwrap()
+    }
+
+    fn consumer() -> Dag {
+        let mut b = DagBuilder::new("report").schedule_on([ORDERS, CUSTOMERS]);
+        b.add_task(TaskSpec::from_sync("report", |_, _| Ok(())));
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn a_dag_runs_once_every_asset_it_is_scheduled_on_was_updated() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let executor = Executor::new(store.clone());
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let scheduler = Scheduler::new([consumer()], executor.clone(), clock.clone(), None);
+        let run = |dag: &Dag| block_on(executor.run(dag, Utc::now())).unwrap();
+        assert_eq!(
+            consumer().schedule().to_string(),
+            "[s3://warehouse/customers.parquet, s3://warehouse/orders.parquet]"
+        );
+        assert!(scheduler.create_due_runs().unwrap().is_empty());
+        // Orders alone: the report waits for customers too.
+        assert_eq!(
+            run(&producer("orders", ORDERS, false)).state,
+            RunState::Success
+        );
+        assert!(scheduler.create_due_runs().unwrap().is_empty());
+        // A failed write updates nothing.
+        assert_eq!(
+            run(&producer("customers_bad", CUSTOMERS, true)).state,
+            RunState::Failed
+        );
+        assert!(scheduler.create_due_runs().unwrap().is_empty());
+        assert_eq!(
+            run(&producer("customers", CUSTOMERS, false)).state,
+            RunState::Success
+        );
+        let created = scheduler.create_due_runs().unwrap();
+        assert_eq!(created.len(), 1);
+        assert!(created[0].run_id.as_str().starts_with("asset_triggered__"));
+        assert!(created[0].data_interval_start <= created[0].data_interval_end);
+        // The updates are consumed: no second run until both are updated again.
+        assert!(scheduler.create_due_runs().unwrap().is_empty());
+        run(&producer("orders", ORDERS, false));
+        run(&producer("orders", ORDERS, false));
+        assert!(scheduler.create_due_runs().unwrap().is_empty());
+        run(&producer("customers", CUSTOMERS, false));
+        // A run is named by when it was triggered.
+        clock.set(Utc::now() + chrono::Duration::seconds(1));
+        assert_eq!(
+            scheduler.create_due_runs().unwrap().len(),
+            1,
+            "two updates of one asset make one run"
+        );
+        let report_runs = store.runs(Some(&"report".into())).unwrap();
+        assert_eq!(report_runs.len(), 2);
+    }
+
+    #[test]
+    fn bad_asset_uris_and_mixed_schedules_are_refused() {
+        let mut b = DagBuilder::new("bad")
+            .schedule("@daily")
+            .schedule_on([ORDERS]);
+        b.add_task(TaskSpec::from_sync("t", |_, _| Ok(())).outlets([Asset::new("s3://my bucket")]));
+        let errors = b.build().unwrap_err().to_string();
+        assert!(
+            errors.contains("on a time schedule or on assets, not both"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("invalid asset `s3://my bucket` in the outlets of task `t`"),
+            "{errors}"
+        );
+        let mut b = DagBuilder::new("none").schedule_on([]);
+        b.add_task(TaskSpec::from_sync("t", |_, _| Ok(())));
+        assert!(
+            b.build()
+                .unwrap_err()
+                .to_string()
+                .contains("at least one asset")
+        );
+    }
+}

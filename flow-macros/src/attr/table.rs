@@ -71,6 +71,7 @@ macro_rules! task_option_table {
             on_failure: task;
             on_retry: task;
             retry_policy: task;
+            outlets: task;
         );
     };
     // Sorts the rows, one at a time, into every key and the shared rows.

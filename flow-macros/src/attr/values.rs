@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
-use syn::parse::ParseStream;
+use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Lit, LitBool, LitInt, LitStr, Token};
 
@@ -550,4 +550,38 @@ pub(crate) fn grouped(n: u128) -> String {
         out.push(c);
     }
     out
+}
+
+/// `[a, b, ..]`: at least one asset, each an expression of type `Asset` (a string is
+/// refused with the way to write it); `example` shows a list in messages.
+pub(crate) fn asset_list(
+    input: ParseStream,
+    key: &str,
+    example: &str,
+) -> syn::Result<Vec<syn::Expr>> {
+    let content;
+    let brackets = syn::bracketed!(content in input);
+    let items = content.parse_terminated(syn::Expr::parse, Token![,])?;
+    if items.is_empty() {
+        return Err(syn::Error::new(
+            brackets.span.join(),
+            format!("`{key}` lists at least one asset: {example}"),
+        ));
+    }
+    for item in &items {
+        if let syn::Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(uri), ..
+        }) = item
+        {
+            return Err(syn::Error::new_spanned(
+                uri,
+                format!(
+                    "an asset is an `Asset`, not a string: write `Asset::new({})`, or name a \
+                     `const` holding it",
+                    uri.to_token_stream()
+                ),
+            ));
+        }
+    }
+    Ok(items.into_iter().collect())
 }

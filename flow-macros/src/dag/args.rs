@@ -10,10 +10,12 @@ use crate::attr::{self, DurationLit, Options, TaskOptionArgs, kw};
 use crate::check::{schedule, timezone};
 use crate::error::Errors;
 
-/// `schedule = ".."` or `schedule = None`.
+/// `schedule = ".."`, `schedule = None` or `schedule = [ASSET, ..]`.
 pub(super) enum ScheduleArg {
     None,
     Cron(LitStr),
+    /// The assets the DAG is scheduled on (expressions of type `Asset`).
+    Assets(Vec<Expr>),
 }
 
 /// The options of `#[dag(..)]`.
@@ -266,13 +268,22 @@ pub(super) fn parse_schedule(input: ParseStream, key_span: Span) -> syn::Result<
         input.parse::<kw::None>()?;
         return Ok(ScheduleArg::None);
     }
+    if input.peek(Token![=]) && input.peek2(syn::token::Bracket) {
+        input.parse::<Token![=]>()?;
+        let example =
+            "`schedule = [ORDERS]`, where `const ORDERS: Asset = Asset::new(\"s3://..\")`";
+        return Ok(ScheduleArg::Assets(attr::asset_list(
+            input, "schedule", example,
+        )?));
+    }
     if input.peek(Token![=]) && !input.peek2(syn::LitStr) {
         input.parse::<Token![=]>()?;
         let value: Expr = input.parse()?;
         return Err(syn::Error::new_spanned(
             value,
             "`schedule` takes a string, like `schedule = \"0 2 * * *\"` or \
-             `schedule = \"@daily\"`, or `schedule = None` for manual runs only",
+             `schedule = \"@daily\"`, a list of assets, like `schedule = [ORDERS]`, \
+             or `schedule = None` for manual runs only",
         ));
     }
     let text = attr::string(input, "schedule", key_span, "\"0 2 * * *\"")?;

@@ -37,8 +37,12 @@ pub(super) fn codegen(
     if let Some(description) = description {
         setters.extend(quote!(.description(#description)));
     }
-    if let Some(ScheduleArg::Cron(schedule)) = &options.schedule {
-        setters.extend(quote!(.schedule(#schedule)));
+    match &options.schedule {
+        Some(ScheduleArg::Cron(schedule)) => setters.extend(quote!(.schedule(#schedule))),
+        Some(ScheduleArg::Assets(assets)) => {
+            setters.extend(quote!(.schedule_on([#(#assets),*])));
+        }
+        Some(ScheduleArg::None) | None => {}
     }
     if let Some((timezone, Some(_))) = &options.timezone {
         setters.extend(quote!(.timezone(#timezone)));

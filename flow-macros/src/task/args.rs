@@ -38,6 +38,8 @@ pub(super) struct TaskArgs {
     pub(super) callbacks: CallbackArgs,
     /// `retry_policy = path` of a `fn() -> RetryPolicy`.
     pub(super) retry_policy: Option<syn::ExprPath>,
+    /// `outlets = [ASSET, ..]`: the assets the task updates.
+    pub(super) outlets: Option<Vec<syn::Expr>>,
 }
 
 /// The options of a `sensor` task, each with its key's span.
@@ -208,6 +210,19 @@ impl Options for TaskArgs {
         } else if input.peek(kw::on_retry) {
             let key: kw::on_retry = input.parse()?;
             self.callbacks.on_retry = Some(attr::callback(input, "on_retry", key.span)?);
+        } else if input.peek(kw::outlets) {
+            let key: kw::outlets = input.parse()?;
+            let example =
+                "`outlets = [ORDERS]`, where `const ORDERS: Asset = Asset::new(\"s3://..\")`";
+            if input.parse::<Option<syn::Token![=]>>()?.is_none()
+                || !input.peek(syn::token::Bracket)
+            {
+                return Err(syn::Error::new(
+                    key.span,
+                    format!("`outlets` takes a list of assets: {example}"),
+                ));
+            }
+            self.outlets = Some(attr::asset_list(input, "outlets", example)?);
         } else if input.peek(kw::retry_policy) {
             let key: kw::retry_policy = input.parse()?;
             let example = "`retry_policy = api_policy`, where `fn api_policy() -> RetryPolicy`";

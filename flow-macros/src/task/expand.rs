@@ -350,6 +350,10 @@ impl Task {
             let setter = quote::format_ident!("retry_policy", span = path.span());
             quote::quote_spanned!(path.span()=> .#setter(#path()))
         });
+        let outlets = self
+            .outlets
+            .as_ref()
+            .map(|assets| quote::quote!(.outlets([#(#assets),*])));
         let doc = self.doc.as_ref().map(|doc| quote!(.doc(#doc)));
         let spec_doc = format!(
             "The definition of the task `{name}`: its name, typed parameters and output, \
@@ -391,6 +395,7 @@ impl Task {
                     #role
                     #callbacks
                     #retry_policy
+                    #outlets
                     #doc
             }
         }

@@ -145,5 +145,6 @@ fn build(
         pool_slots: args.pool_slots,
         callbacks: args.callbacks,
         retry_policy: args.retry_policy,
+        outlets: args.outlets,
     })
 }

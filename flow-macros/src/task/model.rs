@@ -32,6 +32,8 @@ pub(super) struct Task {
     pub(super) callbacks: CallbackArgs,
     /// `retry_policy = path`: a `fn() -> RetryPolicy`, called when the spec is built.
     pub(super) retry_policy: Option<syn::ExprPath>,
+    /// `outlets = [ASSET, ..]`: expressions of type `Asset`.
+    pub(super) outlets: Option<Vec<syn::Expr>>,
     /// The `multiple_outputs` flag's span: the node is a `MultiNode`, a `Node` per field.
     pub(super) multiple_outputs: Option<Span>,
     /// A short-circuit task's `ignore_downstream_trigger_rules`, if given.

@@ -127,6 +127,8 @@ pub struct DagBuilder {
     id: DagId,
     description: Option<String>,
     schedule: Option<String>,
+    /// The assets it is scheduled on, if it is.
+    assets: Option<Vec<crate::assets::Asset>>,
     timezone: Option<String>,
     start_date: Option<String>,
     end_date: Option<String>,
@@ -156,6 +158,7 @@ impl DagBuilder {
             id: id.into(),
             description: None,
             schedule: None,
+            assets: None,
             timezone: None,
             start_date: None,
             end_date: None,
@@ -186,6 +189,14 @@ impl DagBuilder {
     /// The schedule: a cron expression or preset such as `@daily` (see [`Schedule`](crate::Schedule)).
     pub fn schedule(mut self, schedule: impl Into<String>) -> Self {
         self.schedule = Some(schedule.into());
+        self
+    }
+
+    /// Schedules the DAG on assets (Airflow's `schedule=[Asset(..), ..]`): it gets a run
+    /// once every one of them was updated (a task naming it among its outlets succeeded)
+    /// since its last asset-triggered run. Not together with [`DagBuilder::schedule`].
+    pub fn schedule_on(mut self, assets: impl IntoIterator<Item = crate::assets::Asset>) -> Self {
+        self.assets = Some(assets.into_iter().collect());
         self
     }
 
@@ -496,7 +507,10 @@ impl DagBuilder {
     pub fn build(self) -> Result<Dag, DagError> {
         let mut errors = Vec::new();
         validate::dag_id(&self.id, &mut errors);
-        let schedule = validate::schedule(self.schedule.as_deref(), &mut errors);
+        let schedule = match &self.assets {
+            Some(assets) => validate::asset_schedule(assets, self.schedule.is_some(), &mut errors),
+            None => validate::schedule(self.schedule.as_deref(), &mut errors),
+        };
         let timezone = validate::timezone(self.timezone.as_deref(), &mut errors);
         let (start_date, end_date) = validate::dates(
             self.start_date.as_deref(),
@@ -553,6 +567,7 @@ impl DagBuilder {
                 None => draft.spec.options().or(&self.default_args),
             };
             validate::task_options(&draft.id, &options, &mut errors);
+            validate::outlets(&draft.id, draft.spec.outlet_assets(), &mut errors);
             let map_mode = mapped.then(|| draft.map_mode.unwrap_or_default());
             // A task taking fields reads them out of its producers' values.
             let spec = if fields.iter().any(Option::is_some) {

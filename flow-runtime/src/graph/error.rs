@@ -44,6 +44,19 @@ pub enum DagDefinitionError {
         /// Why it was rejected.
         reason: String,
     },
+    /// An asset URI that cannot name an asset (in a schedule or a task's outlets).
+    #[error("invalid asset `{uri}` in {place}: {reason}")]
+    InvalidAsset {
+        /// The URI as written.
+        uri: String,
+        /// Where it appears: `the schedule`, or a task's outlets.
+        place: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A DAG scheduled both by time and on assets, or on an empty list of assets.
+    #[error("invalid schedule: {0}")]
+    AssetSchedule(&'static str),
     /// A date that does not parse.
     #[error(
         "invalid {field} `{value}`: expected a date like `2025-01-01` or `2025-01-01T02:00:00Z`"

@@ -11,6 +11,7 @@ use super::algo;
 use super::dag::Task;
 use super::error::DagDefinitionError;
 use super::params::DagParam;
+use crate::assets::Asset;
 use crate::branch::TaskKind;
 use crate::ids::{DagId, TaskId};
 use crate::task::{TaskOptions, TaskSpec};
@@ -39,6 +40,46 @@ pub(super) fn schedule(text: Option<&str>, errors: &mut Vec<DagDefinitionError>)
                 reason,
             });
             Schedule::Manual
+        }
+    }
+}
+
+/// A schedule on assets: at least one, each a valid URI, and no time schedule besides.
+pub(super) fn asset_schedule(
+    assets: &[Asset],
+    timed: bool,
+    errors: &mut Vec<DagDefinitionError>,
+) -> Schedule {
+    if timed {
+        errors.push(DagDefinitionError::AssetSchedule(
+            "a DAG runs on a time schedule or on assets, not both: drop `schedule` or `schedule_on`",
+        ));
+    }
+    if assets.is_empty() {
+        errors.push(DagDefinitionError::AssetSchedule(
+            "`schedule_on` needs at least one asset; for manual runs only, set no schedule",
+        ));
+    }
+    asset_uris(assets, "the schedule", errors);
+    let mut assets = assets.to_vec();
+    assets.sort();
+    assets.dedup();
+    Schedule::Assets(assets)
+}
+
+/// A task's outlets are valid asset URIs.
+pub(super) fn outlets(task: &TaskId, outlets: &[Asset], errors: &mut Vec<DagDefinitionError>) {
+    asset_uris(outlets, &format!("the outlets of task `{task}`"), errors);
+}
+
+fn asset_uris(assets: &[Asset], place: &str, errors: &mut Vec<DagDefinitionError>) {
+    for asset in assets {
+        if let Some(reason) = asset.problem() {
+            errors.push(DagDefinitionError::InvalidAsset {
+                uri: asset.uri().to_string(),
+                place: place.to_string(),
+                reason,
+            });
         }
     }
 }

@@ -16,11 +16,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Executor, RunRequest, RunSummary};
+use crate::assets::Asset;
 use crate::error::RunError;
 use crate::graph::Dag;
 use crate::home::FlowHome;
 use crate::ids::{DagId, RunId};
-use crate::store::{DagRunRecord, RunType};
+use crate::store::{Change, DagRunRecord, RunType, StoreError};
+use crate::time::schedule::Schedule;
 use crate::time::timetable::DataInterval;
 
 /// Where the scheduler reads the time.
@@ -114,6 +116,10 @@ impl Scheduler {
             if self.paused(dag)? {
                 continue;
             }
+            if let Schedule::Assets(assets) = dag.schedule() {
+                created.extend(self.create_asset_run(dag, assets, now)?);
+                continue;
+            }
             let last = store
                 .latest_run(dag.id(), RunType::Scheduled)?
                 .map(|r| DataInterval::new(r.data_interval_start, r.data_interval_end));
@@ -133,6 +139,56 @@ impl Scheduler {
             }
         }
         Ok(created)
+    }
+
+    /// The run of an asset-scheduled DAG that is due at `now`, created: every asset it is
+    /// scheduled on was updated since the updates its last asset-triggered run consumed.
+    /// Its data interval spans the updates it consumes; it consumes them in the batch that
+    /// creates it, so no update starts two runs.
+    fn create_asset_run(
+        &self,
+        dag: &Dag,
+        assets: &[Asset],
+        now: DateTime<Utc>,
+    ) -> Result<Option<DagRunRecord>, RunError> {
+        let store = self.executor.store();
+        let consumed: HashMap<String, i64> = store.consumed_assets(dag.id())?.into_iter().collect();
+        let mut upto = Vec::with_capacity(assets.len());
+        let (mut first, mut last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (None, None);
+        for asset in assets {
+            let after = consumed.get(asset.uri()).copied().unwrap_or(0);
+            let events = store.asset_events(asset.uri(), after)?;
+            let (Some(oldest), Some(newest)) = (events.first(), events.last()) else {
+                return Ok(None);
+            };
+            first = Some(first.map_or(oldest.timestamp, |t| t.min(oldest.timestamp)));
+            last = Some(last.map_or(newest.timestamp, |t| t.max(newest.timestamp)));
+            upto.push((asset.uri().to_string(), newest.id));
+        }
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok(None);
+        };
+        let interval = DataInterval::new(first, last);
+        let mut request = RunRequest::for_interval(dag, RunType::AssetTriggered, interval)?;
+        // Its logical date is when it was triggered (its run id names that time).
+        request.logical_date = now;
+        let run = super::new_run(dag, crate::plan::fingerprint(dag), request);
+        let batch = [
+            Change::CreateRun(run.clone()),
+            Change::ConsumeAssets {
+                dag_id: dag.id().clone(),
+                upto,
+            },
+        ];
+        match store.apply(&batch) {
+            Ok(_) => {
+                tracing::info!(dag = %dag.id(), run = %run.run_id, "created asset-triggered run");
+                Ok(Some(run))
+            }
+            // Created by another scheduler at the same instant: it consumed the updates.
+            Err(StoreError::RunExists { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Unfinished runs (queued by a trigger or the timetable, or left running by a

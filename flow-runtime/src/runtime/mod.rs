@@ -388,7 +388,7 @@ pub(crate) fn record_run(
 }
 
 /// The record of a new run of `dag` (state `queued`) that `request` describes.
-fn new_run(dag: &Dag, fingerprint: String, request: RunRequest) -> DagRunRecord {
+pub(crate) fn new_run(dag: &Dag, fingerprint: String, request: RunRequest) -> DagRunRecord {
     let logical_date = request.logical_date;
     DagRunRecord {
         dag_id: dag.id().clone(),

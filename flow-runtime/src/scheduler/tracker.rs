@@ -610,6 +610,14 @@ impl<'a> Tracker<'a> {
                         value,
                     });
                 }
+                // Its outlets are updated as durably as its success.
+                for asset in self.task(index).spec().outlet_assets() {
+                    self.changes.push(Change::AssetUpdated {
+                        uri: asset.uri().to_string(),
+                        source: key.clone(),
+                        timestamp: end,
+                    });
+                }
                 self.set_state(index, TaskState::Success, None);
                 // Mark every skip first, so settling one cannot queue another.
                 let skipped: Vec<usize> = skips

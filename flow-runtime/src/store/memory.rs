@@ -14,6 +14,7 @@ use super::{
     RescheduleStore, RunLeaseStore, RunStore, RunType, SlotRequest, SlotStore, SlotTally,
     StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
+use crate::assets::AssetEvent;
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
 use crate::pools::{Claim, DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
 use crate::state::{RunState, TaskState};
@@ -51,6 +52,10 @@ struct Inner {
     holds: Holds,
     /// The owner of each leased run, and until when.
     run_leases: HashMap<RunKey, (String, DateTime<Utc>)>,
+    /// Asset updates, in the order recorded (an event's id is its place + 1).
+    asset_events: Vec<AssetEvent>,
+    /// Per DAG and asset URI, the last event consumed.
+    asset_consumers: BTreeMap<(DagId, String), i64>,
 }
 
 /// What one owner holds of one pool for one run (the SQLite store's `slot_usage` row).
@@ -182,7 +187,10 @@ impl Inner {
                 | Change::RemoveInstance(key)
                 | Change::XCom { key, .. }
                 | Change::Log { key, .. }
-                | Change::Reschedule(RescheduleRecord { key, .. }) => (&key.dag_id, &key.run_id),
+                | Change::Reschedule(RescheduleRecord { key, .. })
+                | Change::AssetUpdated { source: key, .. } => (&key.dag_id, &key.run_id),
+                // About a DAG, not a run.
+                Change::ConsumeAssets { .. } => continue,
                 Change::CreateRun(DagRunRecord { dag_id, run_id, .. })
                 | Change::Run { dag_id, run_id, .. }
                 | Change::ReleaseRunLease { dag_id, run_id, .. }
@@ -324,6 +332,26 @@ impl RunStore for MemoryStore {
         for change in changes {
             match change {
                 Change::Task { record, .. } => inner.upsert_task(record),
+                Change::AssetUpdated {
+                    uri,
+                    source,
+                    timestamp,
+                } => {
+                    let id = i64::try_from(inner.asset_events.len()).unwrap_or(i64::MAX) + 1;
+                    inner.asset_events.push(AssetEvent {
+                        id,
+                        uri: uri.clone(),
+                        source: source.clone(),
+                        timestamp: *timestamp,
+                    });
+                }
+                Change::ConsumeAssets { dag_id, upto } => {
+                    for (uri, id) in upto {
+                        inner
+                            .asset_consumers
+                            .insert((dag_id.clone(), uri.clone()), *id);
+                    }
+                }
                 Change::CreateRun(run) => {
                     let id = (run.dag_id.clone(), run.run_id.clone());
                     inner.runs.insert(id.clone(), run.clone());
@@ -586,6 +614,28 @@ impl RunStore for MemoryStore {
         inner.holds.forget_run(&id, None);
         inner.run_leases.remove(&id);
         Ok(())
+    }
+}
+
+impl super::AssetStore for MemoryStore {
+    fn asset_events(&self, uri: &str, after: i64) -> Result<Vec<AssetEvent>, StoreError> {
+        Ok(self
+            .lock()
+            .asset_events
+            .iter()
+            .filter(|e| e.uri == uri && e.id > after)
+            .cloned()
+            .collect())
+    }
+
+    fn consumed_assets(&self, dag_id: &DagId) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(self
+            .lock()
+            .asset_consumers
+            .iter()
+            .filter(|((dag, _), _)| dag == dag_id)
+            .map(|((_, uri), id)| (uri.clone(), *id))
+            .collect())
     }
 }
 

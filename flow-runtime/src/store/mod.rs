@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::assets::AssetEvent;
 use crate::ids::{DagId, RunId, TaskId, TaskInstanceKey};
 use crate::pools::{Claim, Grant};
 use crate::state::{RunState, TaskState};
@@ -342,6 +343,24 @@ pub enum Change {
     /// A sensor in `reschedule` mode found its condition not met and waits for its next
     /// poke.
     Reschedule(RescheduleRecord),
+    /// An asset was updated: a try of a task naming it among its outlets succeeded (in
+    /// the batch that records the success).
+    AssetUpdated {
+        /// The asset's URI.
+        uri: String,
+        /// The instance that updated it.
+        source: TaskInstanceKey,
+        /// When its try ended.
+        timestamp: DateTime<Utc>,
+    },
+    /// An asset-scheduled DAG consumed the updates of each asset up to the event id given
+    /// (with the batch creating the run they trigger).
+    ConsumeAssets {
+        /// The DAG.
+        dag_id: DagId,
+        /// Per asset URI, the last event consumed.
+        upto: Vec<(String, i64)>,
+    },
     /// A new run, recorded by the batch that holds its first decisions (so creating and
     /// starting it cost one commit). A run of that id already there refuses the whole
     /// batch with [`StoreError::RunExists`].
@@ -780,6 +799,15 @@ pub struct SlotRelease {
     pub tasks: u32,
 }
 
+/// Asset updates ([`Change::AssetUpdated`]) and how far each asset-scheduled DAG has
+/// consumed them ([`Change::ConsumeAssets`]).
+pub trait AssetStore: Send + Sync {
+    /// The updates of `uri` recorded after event `after` (0: all), oldest first.
+    fn asset_events(&self, uri: &str, after: i64) -> Result<Vec<AssetEvent>, StoreError>;
+    /// Per asset URI, the last event `dag_id` consumed.
+    fn consumed_assets(&self, dag_id: &DagId) -> Result<Vec<(String, i64)>, StoreError>;
+}
+
 /// Pool slots and `max_active_tasks` counted in the store, so that processes sharing one
 /// database never oversubscribe a pool.
 ///
@@ -958,6 +986,7 @@ fn check_outcome(claimed: &Claimed, outcome: &Outcome) -> Result<(), StoreError>
 /// Everything the runtime needs from a store.
 pub trait Store:
     RunStore
+    + AssetStore
     + XComStore
     + DagStore
     + LogStore
@@ -971,6 +1000,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: RunStore
+        + AssetStore
         + XComStore
         + DagStore
         + LogStore

@@ -22,16 +22,17 @@ use super::{
     RescheduleStore, RunLeaseStore, RunStore, RunType, SlotAsk, SlotRelease, SlotRequest,
     SlotStore, SlotTally, StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
+use crate::assets::AssetEvent;
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::pools::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, Grant};
 use crate::state::{RunState, TaskState};
 use crate::xcom::{ObjectRef, StoredXCom, XComBlob};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Each migration takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     "CREATE TABLE flow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      INSERT INTO flow_meta (key, value) VALUES ('application', 'flow'), ('schema_version', '1');
      CREATE TABLE dags (
@@ -201,6 +202,24 @@ const MIGRATIONS: [&str; 7] = [
          DELETE FROM slot_usage WHERE dag_id = NEW.dag_id AND run_id = NEW.run_id
              AND pool = NEW.pool AND owner = NEW.owner;
      END;",
+    // Assets: the updates tasks record, and how far each asset-scheduled DAG consumed them.
+    // Events outlive the runs that recorded them, as in Airflow.
+    "CREATE TABLE asset_events (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         uri TEXT NOT NULL,
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         timestamp_us BIGINT NOT NULL
+     );
+     CREATE INDEX asset_events_by_uri ON asset_events (uri, id);
+     CREATE TABLE asset_consumers (
+         dag_id TEXT NOT NULL,
+         uri TEXT NOT NULL,
+         last_event_id INTEGER NOT NULL,
+         PRIMARY KEY (dag_id, uri)
+     ) WITHOUT ROWID;",
 ];
 
 /// How [`SqliteStore::open_with`] treats an existing database.
@@ -499,6 +518,7 @@ fn run_type(text: &str) -> rusqlite::Result<RunType> {
         "manual" => Ok(RunType::Manual),
         "scheduled" => Ok(RunType::Scheduled),
         "backfill" => Ok(RunType::Backfill),
+        "asset_triggered" => Ok(RunType::AssetTriggered),
         other => Err(corrupt("run type", other)),
     }
 }
@@ -1004,6 +1024,42 @@ fn apply_one(
             ask,
         } => starts.start(tx, record, *expect, ask, now_us)?,
         Change::CreateRun(run) => insert_run(tx, run)?,
+        Change::AssetUpdated {
+            uri,
+            source,
+            timestamp,
+        } => {
+            // The run must exist now; its events outlive it (no foreign key).
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO asset_events (uri, dag_id, run_id, task_id, map_index, timestamp_us) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
+                     WHERE EXISTS (SELECT 1 FROM dag_runs WHERE dag_id = ?2 AND run_id = ?3)",
+                )?
+                .execute(params![
+                uri,
+                source.dag_id.as_str(),
+                source.run_id.as_str(),
+                source.task_id.as_str(),
+                source.map_index.as_i64(),
+                timestamp.timestamp_micros(),
+            ])?;
+            if inserted == 0 {
+                return Err(ApplyError::Store(StoreError::NoSuchRun {
+                    dag_id: source.dag_id.clone(),
+                    run_id: source.run_id.clone(),
+                }));
+            }
+        }
+        Change::ConsumeAssets { dag_id, upto } => {
+            let mut consume = tx.prepare_cached(
+                "INSERT INTO asset_consumers (dag_id, uri, last_event_id) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (dag_id, uri) DO UPDATE SET last_event_id = excluded.last_event_id",
+            )?;
+            for (uri, id) in upto {
+                consume.execute(params![dag_id.as_str(), uri, id])?;
+            }
+        }
         Change::XCom { key, name, value } => {
             let (bytes, object_key): (&[u8], Option<&str>) = match value {
                 StoredXCom::Inline(blob) => (blob.bytes(), None),
@@ -1216,6 +1272,45 @@ fn no_such_run(e: rusqlite::Error, dag_id: &DagId, run_id: &RunId) -> ApplyError
             run_id: run_id.clone(),
         }),
         _ => ApplyError::Sql(e),
+    }
+}
+
+impl super::AssetStore for SqliteStore {
+    fn asset_events(&self, uri: &str, after: i64) -> Result<Vec<AssetEvent>, StoreError> {
+        let conn = self.read();
+        conn.prepare_cached(
+            "SELECT id, uri, dag_id, run_id, task_id, map_index, timestamp_us FROM asset_events \
+             WHERE uri = ?1 AND id > ?2 ORDER BY id",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![uri, after], |r| {
+                Ok(AssetEvent {
+                    id: r.get(0)?,
+                    uri: r.get(1)?,
+                    source: TaskInstanceKey {
+                        dag_id: DagId::new(r.get::<_, String>(2)?),
+                        run_id: RunId::new(r.get::<_, String>(3)?),
+                        task_id: TaskId::new(r.get::<_, String>(4)?),
+                        map_index: map_index(r.get(5)?),
+                    },
+                    timestamp: time(Some(r.get(6)?)).unwrap_or_default(),
+                })
+            })?
+            .collect()
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    fn consumed_assets(&self, dag_id: &DagId) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.read();
+        conn.prepare_cached(
+            "SELECT uri, last_event_id FROM asset_consumers WHERE dag_id = ?1 ORDER BY uri",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![dag_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(|e| self.err(e))
     }
 }
 

@@ -2231,3 +2231,79 @@ fn sqlite_store_pages() {
     let dir = tempfile::tempdir().unwrap();
     paging_conformance(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
 }
+
+/// Asset updates are recorded with their batch, listed per asset after a cursor, and
+/// each DAG's consumption is kept per asset.
+fn asset_conformance(store: &dyn Store) {
+    store.create_run(&run_record("a1", 1)).unwrap();
+    let updated = |uri: &str, task: &str, second: u32| Change::AssetUpdated {
+        uri: uri.into(),
+        source: key("a1", task),
+        timestamp: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, second).unwrap(),
+    };
+    store
+        .apply(&[
+            updated("s3://b/orders", "w", 1),
+            updated("s3://b/users", "u", 2),
+        ])
+        .unwrap();
+    store.apply(&[updated("s3://b/orders", "w", 3)]).unwrap();
+    let orders = store.asset_events("s3://b/orders", 0).unwrap();
+    assert_eq!(orders.len(), 2);
+    assert!(orders[0].id < orders[1].id);
+    assert_eq!(orders[0].source, key("a1", "w"));
+    assert_eq!(
+        orders[1].timestamp,
+        Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 3).unwrap()
+    );
+    assert_eq!(
+        store.asset_events("s3://b/orders", orders[0].id).unwrap(),
+        [orders[1].clone()]
+    );
+    assert!(store.asset_events("s3://b/none", 0).unwrap().is_empty());
+    // An update of an unknown run refuses the batch.
+    let mut stray = updated("s3://b/orders", "w", 4);
+    if let Change::AssetUpdated { source, .. } = &mut stray {
+        source.run_id = "nope".into();
+    }
+    let err = store.apply(&[stray]).unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchRun { .. }), "{err:?}");
+    assert_eq!(store.asset_events("s3://b/orders", 0).unwrap().len(), 2);
+    assert!(store.consumed_assets(&"d".into()).unwrap().is_empty());
+    store
+        .apply(&[Change::ConsumeAssets {
+            dag_id: "d".into(),
+            upto: vec![("s3://b/orders".into(), orders[1].id)],
+        }])
+        .unwrap();
+    store
+        .apply(&[Change::ConsumeAssets {
+            dag_id: "d".into(),
+            upto: vec![
+                ("s3://b/users".into(), 7),
+                ("s3://b/orders".into(), orders[1].id),
+            ],
+        }])
+        .unwrap();
+    assert_eq!(
+        store.consumed_assets(&"d".into()).unwrap(),
+        [
+            ("s3://b/orders".to_string(), orders[1].id),
+            ("s3://b/users".to_string(), 7)
+        ]
+    );
+    // Events outlive the run that recorded them.
+    store.delete_run(&"d".into(), &"a1".into()).unwrap();
+    assert_eq!(store.asset_events("s3://b/users", 0).unwrap().len(), 1);
+}
+
+#[test]
+fn memory_store_records_asset_updates() {
+    asset_conformance(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_records_asset_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    asset_conformance(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}

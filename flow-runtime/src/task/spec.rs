@@ -177,6 +177,7 @@ pub struct TaskSpec {
     options: TaskOptions,
     role: TaskRole,
     retry_policy: Option<Arc<super::retry::RetryPolicy>>,
+    outlets: Vec<crate::assets::Asset>,
     function: TaskFn,
 }
 
@@ -226,6 +227,7 @@ impl TaskSpec {
             options: TaskOptions::default(),
             role: TaskRole::Work,
             retry_policy: None,
+            outlets: Vec::new(),
             function,
         }
     }
@@ -370,6 +372,18 @@ impl TaskSpec {
     pub fn retry_policy(mut self, policy: super::retry::RetryPolicy) -> Self {
         self.retry_policy = Some(Arc::new(policy));
         self
+    }
+
+    /// The assets the task updates (Airflow's `outlets`): each successful try records an
+    /// update of each, which starts the DAGs scheduled on them.
+    pub fn outlets(mut self, assets: impl IntoIterator<Item = crate::assets::Asset>) -> Self {
+        self.outlets.extend(assets);
+        self
+    }
+
+    /// The assets the task updates.
+    pub fn outlet_assets(&self) -> &[crate::assets::Asset] {
+        &self.outlets
     }
 
     /// The task's retry policy, if it has one.

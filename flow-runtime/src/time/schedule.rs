@@ -17,6 +17,9 @@ pub enum Schedule {
     Once,
     /// On every match of a cron expression.
     Cron(Box<CronSchedule>),
+    /// Once every one of these assets was updated since the last asset-triggered run
+    /// (Airflow's `schedule=[Asset(..), ..]`).
+    Assets(Vec<crate::assets::Asset>),
 }
 
 /// A parsed cron schedule, keeping the expression as written.
@@ -124,6 +127,10 @@ impl fmt::Display for Schedule {
             Schedule::Manual => f.write_str("None"),
             Schedule::Once => f.write_str("@once"),
             Schedule::Cron(cron) => f.write_str(&cron.expression),
+            Schedule::Assets(assets) => {
+                let uris: Vec<&str> = assets.iter().map(|a| a.uri()).collect();
+                write!(f, "[{}]", uris.join(", "))
+            }
         }
     }
 }

@@ -221,7 +221,8 @@ impl Timetable {
     /// The timetable of `schedule`, with cron expressions read on the wall clock of `tz`.
     pub fn new(schedule: &Schedule, tz: Tz) -> Self {
         let kind = match schedule {
-            Schedule::Manual => Kind::Manual,
+            // Asset updates, not the clock, start an asset-scheduled DAG's runs.
+            Schedule::Manual | Schedule::Assets(_) => Kind::Manual,
             Schedule::Once => Kind::Once,
             Schedule::Cron(cron) => Kind::Cron(Box::new(CronRule::new(cron.cron()))),
         };
