@@ -81,6 +81,14 @@ struct PastView {
     unfinished: HashMap<TaskId, (TaskInstanceKey, TaskState)>,
 }
 
+/// What one turn's admission found: the instances that wait for slots, and those whose
+/// start asks the store for them (with the claim each asks for).
+#[derive(Default)]
+struct Admitted {
+    blocked: Vec<usize>,
+    asking: Vec<(usize, Claim)>,
+}
+
 /// What starts once the batch that prepared it is durable: a task instance, or the
 /// expansion of a mapped task (which reads its upstream lists from the store).
 enum Launch {
@@ -314,8 +322,8 @@ impl<'a> RunLoop<'a> {
                 stop_deadline = Some(tokio::time::Instant::now() + self.runtime.grace);
                 self.stopped = true;
             }
-            let (blocked, asking) = if stopping {
-                (Vec::new(), Vec::new())
+            let Admitted { blocked, asking } = if stopping {
+                Admitted::default()
             } else {
                 self.admit(capacity, &mut launches)?
             };
@@ -457,12 +465,7 @@ impl<'a> RunLoop<'a> {
     /// [`Change::Start`]), so processes sharing the store never oversubscribe a pool or a
     /// DAG's `max_active_tasks`. Returns the instances that must wait for slots, and those
     /// to ask for them.
-    #[allow(clippy::type_complexity)]
-    fn admit(
-        &mut self,
-        capacity: usize,
-        launches: &mut Vec<Launch>,
-    ) -> Result<(Vec<usize>, Vec<(usize, Claim)>), RunError> {
+    fn admit(&mut self, capacity: usize, launches: &mut Vec<Launch>) -> Result<Admitted, RunError> {
         let mut blocked = Vec::new();
         let mut asking = Vec::new();
         while self.busy() + asking.len() < capacity {
@@ -496,7 +499,7 @@ impl<'a> RunLoop<'a> {
                 None => asking.push((index, claim)),
             }
         }
-        Ok((blocked, asking))
+        Ok(Admitted { blocked, asking })
     }
 
     /// Why the instance `index` must wait for the run before it (`depends_on_past`:
