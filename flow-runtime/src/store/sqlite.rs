@@ -1904,6 +1904,10 @@ fn hold_usage(
     until_us: i64,
     now_us: i64,
 ) -> Result<(), ApplyError> {
+    // Most batches start nothing that asks for slots: no statement to fetch.
+    if taken.is_empty() {
+        return Ok(());
+    }
     let mut hold = tx.prepare_cached(
         "INSERT INTO slot_usage (dag_id, run_id, pool, owner, slots, tasks, lease_until_us) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
