@@ -240,6 +240,9 @@ pub fn fingerprint(dag: &Dag) -> String {
             Some(MapMode::Product) => "mapped",
             Some(MapMode::Zip) => "zipped",
         });
+        if task.mapped_group().is_some() {
+            hash = hash.text("in a mapped group");
+        }
         for &u in task.upstream() {
             hash = hash.text(dag[u].id().as_str());
         }

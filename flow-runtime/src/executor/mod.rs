@@ -13,6 +13,8 @@
 //! the try and nothing else, `execution_timeout` is applied, and large XCom values are
 //! uploaded before the outcome is reported, all in the task's own future.
 
+#[cfg(test)]
+mod group_mapping_tests;
 mod local_pool;
 #[cfg(test)]
 mod mapping_tests;

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::dag::{
-    BoundInput, Checked, DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, Dag, MappedInput, Task,
+    BoundInput, Checked, DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, Dag, GroupMapping,
+    MappedInput, Task,
 };
 use super::error::{DagDefinitionError, DagError};
-use super::group::{GroupInfo, GroupRef, Grouped, TaskGroup};
-use super::node::{AnyNode, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node};
+use super::group::{GroupInfo, GroupMap, GroupRef, Grouped, MappedGroupOutput, TaskGroup};
+use super::node::{AnyNode, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node, NodeKind};
 use super::outputs::{Field, MultiNode, MultipleOutputs};
 use super::params::{DagParam, Params};
 use super::validate;
@@ -116,6 +117,8 @@ struct GroupDraft {
     prefix: bool,
     tooltip: Option<String>,
     defaults: TaskOptions,
+    /// Its lists, if it is a mapped task group.
+    mapping: Option<GroupMap>,
 }
 
 /// Builds a [`Dag`]: DAG options, tasks, and the edges between them.
@@ -340,6 +343,63 @@ impl DagBuilder {
         group: TaskGroup,
         body: impl FnOnce(&mut DagBuilder) -> R,
     ) -> Grouped<R> {
+        let index = self.open_group(group);
+        let output = body(self);
+        self.open_groups.pop();
+        Grouped {
+            group: self.group_ref(index),
+            output,
+        }
+    }
+
+    /// Runs `body` inside a mapped task group (Airflow's `@task_group` called with
+    /// `.expand(..)`): `body` declares the lists with [`GroupMap::expand`], which returns
+    /// the handle of one element, and adds the tasks. Every task of the group runs once
+    /// per element (per combination), and within one map index its tasks pass values to
+    /// each other as usual: instance `i` of a task waits for instance `i` of its upstream
+    /// tasks in the group only. Downstream of the group, a task's output is the list of
+    /// its instances' results (`Node<T>` returned by `body` becomes a `MappedNode<T>`). An
+    /// empty list skips the whole group.
+    ///
+    /// ```
+    /// use flow_runtime::prelude::*;
+    /// use flow_runtime::graph::TaskGroup;
+    ///
+    /// #[task]
+    /// fn fit(rate: f64) -> f64 { rate * 2.0 }
+    /// #[task]
+    /// fn score(model: f64) -> u32 { (model * 100.0) as u32 }
+    /// #[task]
+    /// fn best(scores: Vec<u32>) -> u32 { scores.into_iter().max().unwrap_or(0) }
+    ///
+    /// let mut dag = DagBuilder::new("sweep");
+    /// let sweep = dag.expand_group(TaskGroup::new("train"), |dag, map| {
+    ///     let rate = map.expand(vec![0.1, 0.2, 0.3]);   // one pass per rate
+    ///     let model = fit::node(dag, rate);
+    ///     score::node(dag, model)                       // instance i takes fit's instance i
+    /// });
+    /// best::node(&mut dag, sweep.output);                // all three scores, in map order
+    /// let dag = dag.build().unwrap();
+    /// assert!(dag.task("train.score").unwrap().is_mapped());
+    /// ```
+    pub fn expand_group<R: MappedGroupOutput>(
+        &mut self,
+        group: TaskGroup,
+        body: impl FnOnce(&mut DagBuilder, &mut GroupMap) -> R,
+    ) -> Grouped<R::Mapped> {
+        let index = self.open_group(group);
+        let mut map = GroupMap::new(self.serial, index);
+        let output = body(self, &mut map);
+        self.open_groups.pop();
+        self.groups[index].mapping = Some(map);
+        Grouped {
+            group: self.group_ref(index),
+            output: output.mapped(),
+        }
+    }
+
+    /// Declares a group inside the innermost open one and opens it; returns its index.
+    fn open_group(&mut self, group: TaskGroup) -> usize {
         let parent = self.open_groups.last().copied();
         let mut label = group.id;
         let base = self.child_id(parent, &label);
@@ -371,20 +431,20 @@ impl DagBuilder {
             prefix: group.prefix_group_id,
             tooltip: group.tooltip,
             defaults,
+            mapping: None,
         });
         let index = self.groups.len() - 1;
         self.open_groups.push(index);
-        let output = body(self);
-        self.open_groups.pop();
-        Grouped {
-            group: GroupRef {
-                node: AnyNode {
-                    builder: self.serial,
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
-                    group: true,
-                },
+        index
+    }
+
+    fn group_ref(&self, index: usize) -> GroupRef {
+        GroupRef {
+            node: AnyNode {
+                builder: self.serial,
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                kind: NodeKind::Group,
             },
-            output,
         }
     }
 
@@ -420,7 +480,10 @@ impl DagBuilder {
     /// tasks with nothing downstream (upstream) inside the group, counting data and order
     /// edges.
     fn expand(&self, node: AnyNode, leaves: bool) -> Vec<AnyNode> {
-        if !node.group || node.builder != self.serial || node.index() >= self.groups.len() {
+        if node.kind != NodeKind::Group
+            || node.builder != self.serial
+            || node.index() >= self.groups.len()
+        {
             return vec![node];
         }
         let inside = |task: usize| {
@@ -435,7 +498,9 @@ impl DagBuilder {
         };
         let members: Vec<bool> = (0..self.tasks.len()).map(inside).collect();
         let member = |n: &AnyNode| {
-            !n.group && n.builder == self.serial && members.get(n.index()).copied() == Some(true)
+            n.kind == NodeKind::Task
+                && n.builder == self.serial
+                && members.get(n.index()).copied() == Some(true)
         };
         // An edge inside the group marks its upstream end as no leaf, its downstream end
         // as no root.
@@ -477,7 +542,7 @@ impl DagBuilder {
         AnyNode {
             builder: self.serial,
             index: u32::try_from(index).unwrap_or(u32::MAX),
-            group: false,
+            kind: NodeKind::Task,
         }
     }
 
@@ -487,9 +552,19 @@ impl DagBuilder {
         task: &TaskId,
         errors: &mut Vec<DagDefinitionError>,
     ) -> Option<usize> {
-        if node.group {
+        if node.kind == NodeKind::Group {
             errors.push(DagDefinitionError::GroupAsInput {
                 task: task.to_string(),
+            });
+            None
+        } else if let NodeKind::Argument { .. } = node.kind {
+            errors.push(DagDefinitionError::MappedGroup {
+                group: self.group_label(node),
+                problem: format!(
+                    "gives an element of its lists to `{task}` where a task is expected (in \
+                     `>>` or as a list to map over); an element is a value: pass it as an \
+                     argument of a task of the group"
+                ),
             });
             None
         } else if node.builder == self.serial && node.index() < self.tasks.len() {
@@ -501,6 +576,125 @@ impl DagBuilder {
             });
             None
         }
+    }
+
+    /// The id of the group a group or argument node belongs to, for messages.
+    fn group_label(&self, node: AnyNode) -> String {
+        match self.groups.get(node.index()) {
+            Some(group) if node.builder == self.serial => group.id.clone(),
+            _ => format!("#{}", node.index()),
+        }
+    }
+
+    /// The innermost mapped task group enclosing `group` (itself included).
+    fn mapped_ancestor(&self, mut group: Option<usize>) -> Option<usize> {
+        while let Some(g) = group {
+            if self.groups[g].mapping.is_some() {
+                return Some(g);
+            }
+            group = self.groups[g].parent;
+        }
+        None
+    }
+
+    /// Resolves the lists of every mapped task group; each task whose output is a list
+    /// becomes upstream of every task of the group (Airflow links them the same way).
+    fn bind_group_mappings(
+        &self,
+        map_groups: &[Option<usize>],
+        upstream: &mut [Vec<usize>],
+        errors: &mut Vec<DagDefinitionError>,
+    ) -> Vec<Option<GroupMapping>> {
+        let mut mappings = Vec::with_capacity(self.groups.len());
+        for (index, group) in self.groups.iter().enumerate() {
+            let Some(map) = &group.mapping else {
+                mappings.push(None);
+                continue;
+            };
+            let mut problem = |problem: String| {
+                errors.push(DagDefinitionError::MappedGroup {
+                    group: group.id.clone(),
+                    problem,
+                });
+            };
+            for param in &map.missing {
+                problem(format!(
+                    "gives no value to its parameter `{param}`: pass it with \
+                     `.partial({param} = ..)` or map over it with `.expand({param} = ..)`"
+                ));
+            }
+            if map.sources.is_empty() {
+                problem(
+                    "is expanded over no list: map over one with `.expand(name = list)` (in a \
+                     `#[dag]` body) or `map.expand(list)` (in `DagBuilder::expand_group`)"
+                        .to_string(),
+                );
+            }
+            let members: Vec<TaskIndex> = (0..self.tasks.len())
+                .filter(|&t| map_groups[t] == Some(index))
+                .map(TaskIndex::new)
+                .collect();
+            if members.is_empty() && map.missing.is_empty() {
+                problem("has no tasks: add tasks to it in its body".to_string());
+            }
+            if let Some(outer) = self.mapped_ancestor(group.parent) {
+                errors.push(DagDefinitionError::NestedMapping {
+                    what: format!("task group `{}`", group.id),
+                    group: self.groups[outer].id.clone(),
+                });
+            }
+            let mut sources = Vec::with_capacity(map.sources.len());
+            for source in &map.sources {
+                match source {
+                    MapSource::Upstream(node) => {
+                        let Some(producer) = self.resolve(*node, &TaskId::new(&group.id), errors)
+                        else {
+                            continue;
+                        };
+                        if map_groups[producer] == Some(index) {
+                            errors.push(DagDefinitionError::MappedGroup {
+                                group: group.id.clone(),
+                                problem: format!(
+                                    "is expanded over the output of its own task `{}`: map it \
+                                     over a list made before the group",
+                                    self.tasks[producer].id
+                                ),
+                            });
+                            continue;
+                        }
+                        for member in &members {
+                            upstream[member.get()].push(producer);
+                        }
+                        sources.push(MappedInput::Upstream(TaskIndex::new(producer)));
+                    }
+                    MapSource::Literal(blobs) => {
+                        sources.push(MappedInput::Literal(blobs.as_slice().into()));
+                    }
+                    MapSource::Field(_, field) => errors.push(DagDefinitionError::MappedGroup {
+                        group: group.id.clone(),
+                        problem: format!(
+                            "is expanded over the field `{}` of a multiple-outputs task: map \
+                             over a task that returns the list itself",
+                            field.name()
+                        ),
+                    }),
+                    MapSource::Invalid(reason) => {
+                        errors.push(DagDefinitionError::LiteralEncode {
+                            task: group.id.clone(),
+                            param: "the list to map over".to_string(),
+                            reason: reason.clone(),
+                        });
+                    }
+                }
+            }
+            mappings.push(Some(GroupMapping {
+                sources,
+                splitters: map.splitters.clone(),
+                mode: map.mode,
+                members,
+            }));
+        }
+        mappings
     }
 
     /// Validates everything and produces the DAG, or every problem found.
@@ -536,9 +730,15 @@ impl DagBuilder {
         );
 
         let mut upstream: Vec<Vec<usize>> = vec![Vec::new(); self.tasks.len()];
+        let map_groups: Vec<Option<usize>> = self
+            .tasks
+            .iter()
+            .map(|draft| self.mapped_ancestor(draft.group))
+            .collect();
+        let group_mappings = self.bind_group_mappings(&map_groups, &mut upstream, &mut errors);
         let mut tasks = Vec::with_capacity(self.tasks.len());
         for (index, draft) in self.tasks.iter().enumerate() {
-            let inputs = self.bind_inputs(draft, &mut upstream[index], &mut errors);
+            let inputs = self.bind_inputs(draft, &map_groups, index, &mut upstream, &mut errors);
             let fields: Vec<Option<Field>> = draft
                 .inputs
                 .iter()
@@ -558,6 +758,12 @@ impl DagBuilder {
                 mapped,
                 &mut errors,
             );
+            if let (true, Some(group)) = (draft.map_mode.is_some(), map_groups[index]) {
+                errors.push(DagDefinitionError::NestedMapping {
+                    what: format!("task `{}`", draft.id),
+                    group: self.groups[group].id.clone(),
+                });
+            }
             let options = match draft.group {
                 Some(group) => draft
                     .spec
@@ -577,6 +783,7 @@ impl DagBuilder {
             };
             let mut task = Task::new(draft.id.clone(), spec, options, map_mode, inputs);
             task.group = draft.group;
+            task.map_group = map_groups[index];
             task.input_fields = fields;
             tasks.push(task);
         }
@@ -614,6 +821,7 @@ impl DagBuilder {
                     tooltip: g.tooltip,
                 })
                 .collect(),
+            group_mappings,
         }))
     }
 
@@ -622,9 +830,22 @@ impl DagBuilder {
     fn bind_inputs(
         &self,
         draft: &TaskDraft,
-        upstream: &mut Vec<usize>,
+        map_groups: &[Option<usize>],
+        index: usize,
+        upstream: &mut [Vec<usize>],
         errors: &mut Vec<DagDefinitionError>,
     ) -> Vec<BoundInput> {
+        let map_group = map_groups[index];
+        // A producer in the same mapped group hands over its instance with the same map
+        // index; any other producer its whole output.
+        let bound_upstream = |producer: usize| {
+            if map_group.is_some() && map_groups[producer] == map_group {
+                BoundInput::Sibling(TaskIndex::new(producer))
+            } else {
+                BoundInput::Upstream(TaskIndex::new(producer))
+            }
+        };
+        let upstream = &mut upstream[index];
         let params = draft.spec.params();
         if draft.inputs.len() < params.len() {
             for param in &params[draft.inputs.len()..] {
@@ -637,20 +858,33 @@ impl DagBuilder {
         let mut bound = Vec::with_capacity(draft.inputs.len());
         for (param, input) in params.iter().zip(&draft.inputs) {
             bound.push(match input {
-                Input::Upstream(node) => match self.resolve(*node, &draft.id, errors) {
-                    Some(producer) => {
-                        upstream.push(producer);
-                        BoundInput::Upstream(TaskIndex::new(producer))
+                Input::Upstream(AnyNode {
+                    builder,
+                    index: group,
+                    kind: NodeKind::Argument { position },
+                }) if *builder == self.serial => {
+                    let group = *group as usize;
+                    if map_group != Some(group) {
+                        errors.push(DagDefinitionError::GroupArgumentOutside {
+                            task: draft.id.to_string(),
+                            group: self
+                                .groups
+                                .get(group)
+                                .map_or_else(String::new, |g| g.id.clone()),
+                        });
+                        continue;
                     }
-                    None => continue,
-                },
-                Input::Field(node, _) => match self.resolve(*node, &draft.id, errors) {
-                    Some(producer) => {
-                        upstream.push(producer);
-                        BoundInput::Upstream(TaskIndex::new(producer))
+                    BoundInput::GroupArgument(*position as usize)
+                }
+                Input::Upstream(node) | Input::Field(node, _) => {
+                    match self.resolve(*node, &draft.id, errors) {
+                        Some(producer) => {
+                            upstream.push(producer);
+                            bound_upstream(producer)
+                        }
+                        None => continue,
                     }
-                    None => continue,
-                },
+                }
                 Input::Literal(blob) => BoundInput::Literal(blob.clone()),
                 Input::Mapped(MapSource::Field(_, field)) => {
                     errors.push(DagDefinitionError::MappedField {

@@ -32,6 +32,11 @@ pub enum BoundInput {
     Literal(XComBlob),
     /// A list the task is mapped over.
     Mapped(MappedInput),
+    /// The element of this list of its mapped task group (the instance's own).
+    GroupArgument(usize),
+    /// The return value of the task at this index in the same mapped task group: its
+    /// instance with the same map index.
+    Sibling(TaskIndex),
 }
 
 /// The list a mapped parameter takes its elements from.
@@ -41,6 +46,55 @@ pub enum MappedInput {
     Upstream(TaskIndex),
     /// Elements from the DAG definition.
     Literal(std::sync::Arc<[XComBlob]>),
+}
+
+/// How a mapped task group is expanded: every task in it runs once per element (per
+/// combination of elements) of these lists.
+#[derive(Clone, Debug)]
+pub struct GroupMapping {
+    pub(crate) sources: Vec<MappedInput>,
+    /// Per list, how its value splits into elements.
+    pub(crate) splitters: Vec<crate::task::SplitListFn>,
+    pub(crate) mode: MapMode,
+    /// Its tasks, in declaration order.
+    pub(crate) members: Vec<TaskIndex>,
+}
+
+impl GroupMapping {
+    /// The lists, one per mapped argument.
+    pub fn sources(&self) -> &[MappedInput] {
+        &self.sources
+    }
+
+    /// How they combine.
+    pub fn mode(&self) -> MapMode {
+        self.mode
+    }
+
+    /// Splits the value of list `position` into its encoded elements.
+    pub fn split(
+        &self,
+        position: usize,
+        list: &XComBlob,
+    ) -> Result<Vec<XComBlob>, crate::xcom::codec::CodecError> {
+        match self.splitters.get(position) {
+            Some(split) => split(list),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The tasks of the group (and of groups inside it), in declaration order.
+    pub fn members(&self) -> &[TaskIndex] {
+        &self.members
+    }
+
+    /// The tasks whose outputs are lists (each of them is upstream of every member).
+    pub fn producers(&self) -> impl Iterator<Item = TaskIndex> + '_ {
+        self.sources.iter().filter_map(|source| match source {
+            MappedInput::Upstream(producer) => Some(*producer),
+            MappedInput::Literal(_) => None,
+        })
+    }
 }
 
 /// One task of a built DAG.
@@ -57,6 +111,8 @@ pub struct Task {
     downstream: Vec<TaskIndex>,
     /// The innermost task group it belongs to, an index into `Dag::groups`.
     pub(super) group: Option<usize>,
+    /// The mapped task group it runs in, if any (an index into `Dag::groups`).
+    pub(super) map_group: Option<usize>,
     /// That group's id, for the accessor.
     pub(super) group_id: Option<std::sync::Arc<str>>,
     /// Per parameter, the field of the producer's output it takes (multiple outputs).
@@ -201,11 +257,17 @@ impl Task {
     pub fn owner(&self) -> &str {
         self.options.owner.as_deref().unwrap_or("airflow")
     }
-    /// Whether the task is mapped: one instance per element of its mapped arguments.
+    /// Whether the task is mapped: one instance per element of its mapped arguments, or
+    /// per pass through its mapped task group.
     pub fn is_mapped(&self) -> bool {
-        self.map_mode.is_some()
+        self.map_mode.is_some() || self.map_group.is_some()
     }
-    /// How its mapped arguments combine, if it is mapped.
+    /// The mapped task group it runs in, an index into [`Dag::groups`] (its expansion is
+    /// [`Dag::group_mapping`]).
+    pub fn mapped_group(&self) -> Option<usize> {
+        self.map_group
+    }
+    /// How its own mapped arguments combine, if it is mapped by `.expand(..)`.
     pub fn map_mode(&self) -> Option<MapMode> {
         self.map_mode
     }
@@ -241,6 +303,8 @@ pub struct Dag {
     tags: Vec<String>,
     tasks: Vec<Task>,
     groups: Vec<super::group::GroupInfo>,
+    /// Per group, how it is expanded if it is a mapped task group.
+    group_mappings: Vec<Option<GroupMapping>>,
     index: HashMap<TaskId, TaskIndex>,
 }
 
@@ -321,6 +385,18 @@ impl Dag {
     pub fn groups(&self) -> &[super::group::GroupInfo] {
         &self.groups
     }
+    /// How the group at `index` (of [`Dag::groups`]) is expanded, if it is a mapped task
+    /// group.
+    pub fn group_mapping(&self, index: usize) -> Option<&GroupMapping> {
+        self.group_mappings.get(index).and_then(Option::as_ref)
+    }
+    /// The mapped task groups, as indices into [`Dag::groups`].
+    pub fn mapped_groups(&self) -> impl Iterator<Item = (usize, &GroupMapping)> {
+        self.group_mappings
+            .iter()
+            .enumerate()
+            .filter_map(|(index, mapping)| Some((index, mapping.as_ref()?)))
+    }
     /// The task with this id.
     pub fn task(&self, id: &str) -> Option<&Task> {
         self.task_index(id).map(|i| &self[i])
@@ -357,6 +433,7 @@ pub(super) struct Checked {
     pub(super) tags: Vec<String>,
     pub(super) tasks: Vec<Task>,
     pub(super) groups: Vec<super::group::GroupInfo>,
+    pub(super) group_mappings: Vec<Option<GroupMapping>>,
 }
 
 impl Dag {
@@ -389,6 +466,7 @@ impl Dag {
             tags: checked.tags,
             tasks,
             groups: checked.groups,
+            group_mappings: checked.group_mappings,
             index,
         }
     }
@@ -412,6 +490,7 @@ impl Task {
             upstream: Vec::new(),
             downstream: Vec::new(),
             group: None,
+            map_group: None,
             group_id: None,
             input_fields: Vec::new(),
         }

@@ -182,6 +182,41 @@ pub enum DagDefinitionError {
         /// The task that received the group.
         task: String,
     },
+    /// The element of a mapped task group's list taken by a task outside the group, or
+    /// ordered with `>>`.
+    #[error(
+        "task `{task}` takes an element of the lists mapped task group `{group}` is expanded \
+         over, but is not in that group: only the group's tasks run once per element; pass \
+         the list itself, or move the task into the group"
+    )]
+    GroupArgumentOutside {
+        /// The task.
+        task: String,
+        /// The mapped group.
+        group: String,
+    },
+    /// A task mapped with `.expand(..)` inside a mapped task group, or a mapped group inside
+    /// another.
+    #[error(
+        "{what} is mapped inside mapped task group `{group}`: mapping within a mapped task \
+         group is not supported (nor in Airflow); map the group over the combinations instead \
+         (`.expand(a = .., b = ..)` crosses its lists)"
+    )]
+    NestedMapping {
+        /// `task `x`` or `task group `x``.
+        what: String,
+        /// The enclosing mapped group.
+        group: String,
+    },
+    /// A mapped task group without a list, without a task, or with a parameter given no
+    /// value.
+    #[error("mapped task group `{group}` {problem}")]
+    MappedGroup {
+        /// The group.
+        group: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A task group id that cannot be a prefix of task ids.
     #[error(
         "invalid task group id `{id}`: use letters, digits, `_` and `-` only (it prefixes its \

@@ -28,9 +28,14 @@
 //! assert_eq!(dag.task("report").unwrap().upstream().len(), 1);
 //! ```
 
-use crate::task::TaskOptions;
+use std::marker::PhantomData;
 
-use super::node::{AnyNode, NodeRef};
+use crate::task::SplitListFn;
+use crate::task::TaskOptions;
+use crate::xcom::XComValue;
+use crate::xcom::list::MapMode;
+
+use super::node::{AnyNode, IntoMapped, MapSource, MappedNode, Node, NodeKind, NodeRef};
 
 /// The options of a task group, given to [`DagBuilder::group`](super::DagBuilder::group)
 /// (Airflow's `TaskGroup(..)` arguments; `#[task_group(..)]` writes them for you).
@@ -113,6 +118,123 @@ pub struct Grouped<R> {
     pub group: GroupRef,
     /// What the body returned, such as the `Node` of its last task.
     pub output: R,
+}
+
+/// The lists a mapped task group is expanded over (Airflow's `group.expand(..)`), declared
+/// in its body by [`DagBuilder::expand_group`](super::DagBuilder::expand_group): each
+/// [`GroupMap::expand`] adds one list and returns the handle of its element, which the
+/// group's tasks take like any task's output. Every task of the group then runs once per
+/// element (per combination of elements), and the instances with the same map index form
+/// one pass through the group.
+#[derive(Debug)]
+pub struct GroupMap {
+    builder: u32,
+    group: u32,
+    pub(crate) sources: Vec<MapSource>,
+    /// Per list, how its value splits into elements (by the element type).
+    pub(crate) splitters: Vec<SplitListFn>,
+    pub(crate) mode: MapMode,
+    /// Parameters of a `#[task_group]` function that its call gave no value.
+    pub(crate) missing: Vec<String>,
+}
+
+impl GroupMap {
+    pub(crate) fn new(builder: u32, group: usize) -> Self {
+        GroupMap {
+            builder,
+            group: u32::try_from(group).unwrap_or(u32::MAX),
+            sources: Vec::new(),
+            splitters: Vec::new(),
+            mode: MapMode::Product,
+            missing: Vec::new(),
+        }
+    }
+
+    /// Maps the group over `values`: the returned handle stands, in the instance with map
+    /// index `i`, for the `i`-th element (several lists combine as a cross product, the
+    /// last varying fastest, unless [`GroupMap::zip`]).
+    pub fn expand<T: XComValue>(&mut self, values: impl IntoMapped<T>) -> Node<T> {
+        self.expand_source(values.into_mapped())
+    }
+
+    /// [`GroupMap::expand`] over a list already converted (what `#[task_group]` emits).
+    #[doc(hidden)]
+    pub fn expand_source<T: XComValue>(&mut self, source: MapSource) -> Node<T> {
+        let position = u32::try_from(self.sources.len()).unwrap_or(u32::MAX);
+        self.sources.push(source);
+        self.splitters.push(crate::xcom::list::split::<T>);
+        Node {
+            node: AnyNode {
+                builder: self.builder,
+                index: self.group,
+                kind: NodeKind::Argument { position },
+            },
+            field: None,
+            _output: PhantomData,
+        }
+    }
+
+    /// Combines the lists element by element instead of as a cross product (Airflow's
+    /// `zip`), stopping at the shortest.
+    pub fn zip(&mut self) -> &mut Self {
+        self.mode = MapMode::Zip;
+        self
+    }
+
+    /// Records that the group function's parameter `param` was given no value (reported
+    /// by [`DagBuilder::build`](super::DagBuilder::build)).
+    #[doc(hidden)]
+    pub fn missing(&mut self, param: &str) {
+        self.missing.push(param.to_string());
+    }
+}
+
+/// What the body of a mapped task group may return, and what the group then stands for
+/// downstream: a task's `Node<T>` becomes the `MappedNode<T>` of its results (one per
+/// pass, in map order), nothing stays nothing.
+#[diagnostic::on_unimplemented(
+    message = "a mapped task group cannot return `{Self}`",
+    label = "a mapped task group returns the output of one of its tasks (`Node<T>`) or nothing",
+    note = "downstream, a mapped task group's output is the list of that task's results, one per element"
+)]
+pub trait MappedGroupOutput {
+    /// What the expanded group returns.
+    type Mapped;
+    /// Converts the body's value.
+    fn mapped(self) -> Self::Mapped;
+}
+
+impl MappedGroupOutput for () {
+    type Mapped = ();
+    fn mapped(self) {}
+}
+
+impl<T> MappedGroupOutput for Node<T> {
+    type Mapped = MappedNode<T>;
+    fn mapped(self) -> MappedNode<T> {
+        MappedNode::new(self.node)
+    }
+}
+
+/// A parameter of a `#[task_group]` function that `.expand(..)` can map over: a `Node<T>`,
+/// which takes lists of `T`.
+#[diagnostic::on_unimplemented(
+    message = "`.expand(..)` maps a task group over a parameter of type `{Self}`, which is not a `Node<T>`",
+    label = "a mapped parameter of a task group is declared `Node<T>`: it stands for one element of the list",
+    note = "declare the parameter as `Node<T>`, or give it one value with `.partial(name = value)`"
+)]
+pub trait GroupParam {
+    /// The type of one element.
+    type Element;
+    /// The parameter's value for `node`.
+    fn of_argument(node: Node<Self::Element>) -> Self;
+}
+
+impl<T> GroupParam for Node<T> {
+    type Element = T;
+    fn of_argument(node: Node<T>) -> Self {
+        node
+    }
 }
 
 /// A task group of a built [`Dag`](super::Dag).

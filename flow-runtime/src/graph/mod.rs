@@ -47,10 +47,11 @@ mod validate;
 
 pub use builder::{DagBuilder, TaskBuilder};
 pub use dag::{
-    BoundInput, DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, Dag, MappedInput, Task,
+    BoundInput, DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, Dag, GroupMapping, MappedInput,
+    Task,
 };
 pub use error::{DagDefinitionError, DagError};
-pub use group::{GroupInfo, GroupRef, Grouped, TaskGroup};
+pub use group::{GroupInfo, GroupMap, GroupParam, GroupRef, Grouped, MappedGroupOutput, TaskGroup};
 pub use mapping::MapCall;
 pub use node::{
     AnyNode, DEFAULT_MAX_MAP_LENGTH, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node,

@@ -73,8 +73,22 @@ impl<T> Node<T> {
 pub struct AnyNode {
     pub(crate) builder: u32,
     pub(crate) index: u32,
-    /// A task group ([`super::GroupRef`]) rather than a task.
-    pub(crate) group: bool,
+    pub(crate) kind: NodeKind,
+}
+
+/// What an [`AnyNode`] stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum NodeKind {
+    /// A task; `index` is its position in the DAG.
+    Task,
+    /// A task group ([`super::GroupRef`]); `index` is the group's.
+    Group,
+    /// One element of a mapped task group's lists ([`super::GroupMap::expand`]); `index`
+    /// is the group's, `position` the list's.
+    Argument {
+        /// Which of the group's lists.
+        position: u32,
+    },
 }
 
 impl AnyNode {
@@ -86,7 +100,7 @@ impl AnyNode {
 
     /// Whether this is a task group rather than a task.
     pub fn is_group(self) -> bool {
-        self.group
+        self.kind == NodeKind::Group
     }
 }
 

@@ -32,6 +32,9 @@ pub enum MissingFrom {
     MappedElement,
     /// The return value of this upstream task, which no recorded run has stored.
     Upstream(TaskId),
+    /// The return value of this task's instance in the same pass through their mapped
+    /// task group: the caller gives it.
+    SameIndex(TaskId),
 }
 
 impl std::fmt::Display for MissingInput {
@@ -44,6 +47,10 @@ impl std::fmt::Display for MissingInput {
             MissingFrom::Upstream(producer) => write!(
                 f,
                 "(the return value of `{producer}`, which no recorded run has stored)"
+            ),
+            MissingFrom::SameIndex(producer) => write!(
+                f,
+                "(the return value of one instance of `{producer}`, in the same mapped task group)"
             ),
         }
     }
@@ -245,7 +252,12 @@ pub fn resolve_inputs(
         let found = match (value, bound) {
             (Some(blob), _) => Ok((blob, InputSource::Given)),
             (None, BoundInput::Literal(blob)) => Ok((blob.clone(), InputSource::Literal)),
-            (None, BoundInput::Mapped(_)) => Err(missing_from(MissingFrom::MappedElement)),
+            (None, BoundInput::Mapped(_) | BoundInput::GroupArgument(_)) => {
+                Err(missing_from(MissingFrom::MappedElement))
+            }
+            (None, BoundInput::Sibling(producer)) => Err(missing_from(MissingFrom::SameIndex(
+                dag[*producer].id().clone(),
+            ))),
             (None, BoundInput::Upstream(producer)) => {
                 let producer = dag[*producer].id();
                 let latest = match &recorded {

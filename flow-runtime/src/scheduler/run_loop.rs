@@ -94,6 +94,8 @@ struct Admitted {
 enum Launch {
     Task(usize, TaskContext),
     Expand(usize),
+    /// A mapped task group (an index into `Dag::groups`).
+    ExpandGroup(usize),
 }
 
 /// What every run of one executor shares: where it records, its object store, pools,
@@ -147,6 +149,8 @@ pub(crate) struct RunLoop<'a> {
     logs: HashMap<usize, TryLog>,
     /// The elements of expanded mapped tasks, read once.
     elements: HashMap<usize, Elements>,
+    /// The same for mapped task groups, by group.
+    group_elements: HashMap<usize, Elements>,
     /// Retries and pokes waiting for their time.
     timers: BinaryHeap<Reverse<(tokio::time::Instant, usize)>>,
     /// Instances said to wait for the run before (`depends_on_past`), logged once.
@@ -212,6 +216,7 @@ impl<'a> RunLoop<'a> {
             launching: 0,
             logs: HashMap::new(),
             elements: HashMap::new(),
+            group_elements: HashMap::new(),
             timers: BinaryHeap::new(),
             past_waits: HashSet::new(),
             past: None,
@@ -472,6 +477,10 @@ impl<'a> RunLoop<'a> {
             let index = match self.tracker.pop_ready() {
                 Some(Ready::Expand(index)) => {
                     launches.push(Launch::Expand(index));
+                    continue;
+                }
+                Some(Ready::ExpandGroup(group)) => {
+                    launches.push(Launch::ExpandGroup(group));
                     continue;
                 }
                 Some(Ready::Task(index)) => index,
@@ -834,6 +843,14 @@ impl<'a> RunLoop<'a> {
                     });
                     self.tracker.expand(index, lengths, Utc::now());
                 }
+                Launch::ExpandGroup(group) => {
+                    let lengths = self.compute_group_elements(group).map(|elements| {
+                        let lengths = elements.iter().map(|list| list.len()).collect();
+                        self.group_elements.insert(group, elements);
+                        lengths
+                    });
+                    self.tracker.expand_group(group, lengths, Utc::now());
+                }
             }
         }
     }
@@ -933,6 +950,25 @@ impl<'a> RunLoop<'a> {
                     };
                     (InputSource::Upstream(task.id().clone()), value)
                 }
+                BoundInput::Sibling(producer) => {
+                    let sibling = self.tracker.sibling(index, *producer).ok_or_else(|| {
+                        TaskError::MissingInput {
+                            param: param.name().to_string(),
+                            hint: format!(
+                                "`{}` has no instance with this map index",
+                                self.dag()[*producer].id()
+                            ),
+                        }
+                    })?;
+                    (
+                        InputSource::Upstream(self.dag()[*producer].id().clone()),
+                        PendingValue::One(self.output_of(sibling, param.name())?),
+                    )
+                }
+                BoundInput::GroupArgument(position) => (
+                    InputSource::Literal,
+                    PendingValue::One(self.group_argument(index, *position)?),
+                ),
                 BoundInput::Mapped(source) => {
                     let element = mapped.next().ok_or_else(|| TaskError::MissingInput {
                         param: param.name().to_string(),
@@ -1011,44 +1047,107 @@ impl<'a> RunLoop<'a> {
         let task = self.tracker.task(index);
         let mut lists = Vec::new();
         for (param, bound) in task.spec().params().iter().zip(task.inputs()) {
-            let BoundInput::Mapped(source) = bound else {
-                continue;
-            };
-            lists.push(match source {
-                MappedInput::Literal(elements) => {
-                    elements.iter().cloned().map(StoredXCom::Inline).collect()
-                }
-                MappedInput::Upstream(producer) if self.dag()[*producer].is_mapped() => self
-                    .mapped_outputs(Tracker::level(*producer), param.name())?
-                    .into(),
-                MappedInput::Upstream(producer) => {
-                    // The list is split here, once: fetched if it is kept as an object.
-                    let stored = self.output_of(Tracker::level(*producer), param.name())?;
-                    let list =
-                        crate::objects::load_blocking(self.runtime.objects.as_ref(), &stored)
-                            .map_err(|e| {
-                                TaskError::XCom(format!(
-                                    "cannot read input `{}`: {e}",
-                                    param.name()
-                                ))
-                            })?;
-                    param
-                        .split_list(&list)
-                        .map_err(|e| {
-                            TaskError::XCom(format!(
-                                "cannot map `{}` over the output of `{}` (a `{}`): {e}",
-                                param.name(),
-                                self.dag()[*producer].id(),
-                                list.type_name()
-                            ))
-                        })?
-                        .into_iter()
-                        .map(StoredXCom::Inline)
-                        .collect()
-                }
-            });
+            if let BoundInput::Mapped(source) = bound {
+                lists.push(self.read_list(source, param.name(), |list| param.split_list(list))?);
+            }
         }
         Ok(Arc::new(lists))
+    }
+
+    /// The lists mapped task group `group` is expanded over.
+    fn compute_group_elements(&self, group: usize) -> Result<Elements, TaskError> {
+        let Some(mapping) = self.dag().group_mapping(group) else {
+            return Ok(Arc::default());
+        };
+        let name = format!(
+            "the lists of task group `{}`",
+            self.dag().groups()[group].id()
+        );
+        let lists = mapping
+            .sources()
+            .iter()
+            .enumerate()
+            .map(|(position, source)| {
+                self.read_list(source, &name, |list| mapping.split(position, list))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Arc::new(lists))
+    }
+
+    /// The elements of one list to map over: literal, the results of a mapped task, or a
+    /// task's `Vec` split by `split` (fetched once if it is kept as an object). `what`
+    /// names the list in errors.
+    fn read_list(
+        &self,
+        source: &MappedInput,
+        what: &str,
+        split: impl Fn(&XComBlob) -> Result<Vec<XComBlob>, crate::xcom::codec::CodecError>,
+    ) -> Result<Arc<[StoredXCom]>, TaskError> {
+        Ok(match source {
+            MappedInput::Literal(elements) => {
+                elements.iter().cloned().map(StoredXCom::Inline).collect()
+            }
+            MappedInput::Upstream(producer) if self.dag()[*producer].is_mapped() => {
+                self.mapped_outputs(Tracker::level(*producer), what)?.into()
+            }
+            MappedInput::Upstream(producer) => {
+                let stored = self.output_of(Tracker::level(*producer), what)?;
+                let list = crate::objects::load_blocking(self.runtime.objects.as_ref(), &stored)
+                    .map_err(|e| TaskError::XCom(format!("cannot read input `{what}`: {e}")))?;
+                split(&list)
+                    .map_err(|e| {
+                        TaskError::XCom(format!(
+                            "cannot map `{what}` over the output of `{}` (a `{}`): {e}",
+                            self.dag()[*producer].id(),
+                            list.type_name()
+                        ))
+                    })?
+                    .into_iter()
+                    .map(StoredXCom::Inline)
+                    .collect()
+            }
+        })
+    }
+
+    /// For an instance of a task in a mapped group: the element of the group's list
+    /// `position` its map index takes.
+    fn group_argument(&mut self, index: usize, position: usize) -> Result<StoredXCom, TaskError> {
+        let task = self.tracker.task(index);
+        let (Some(group), Some(map_index)) = (
+            task.mapped_group(),
+            self.tracker.instance(index).record.key.map_index.get(),
+        ) else {
+            return Err(TaskError::XCom(format!(
+                "`{}` takes an element of a mapped task group's list but is not mapped",
+                task.id()
+            )));
+        };
+        let elements = match self.group_elements.get(&group) {
+            Some(elements) => elements.clone(),
+            None => {
+                // After a restore the expansion is known from the store; the lists are
+                // read again, once.
+                let elements = self.compute_group_elements(group)?;
+                self.group_elements.insert(group, elements.clone());
+                elements
+            }
+        };
+        let lengths: Vec<usize> = elements.iter().map(|list| list.len()).collect();
+        let mode = self
+            .dag()
+            .group_mapping(group)
+            .map(|m| m.mode())
+            .unwrap_or_default();
+        let map_index = map_index as usize;
+        let count = mapping::expansion_length(&lengths, mode);
+        if map_index >= count {
+            return Err(TaskError::XCom(format!(
+                "map index {map_index} is past the {count} elements the group's lists have now; \
+                 the upstream output changed since the group was expanded"
+            )));
+        }
+        let positions = mapping::element_positions(map_index, &lengths, mode);
+        Ok(elements[position][positions[position]].clone())
     }
 
     /// For an instance of a mapped task: the element each mapped argument takes.
@@ -1056,6 +1155,10 @@ impl<'a> RunLoop<'a> {
         let Some(parent) = self.tracker.instance(index).parent else {
             return Ok(None);
         };
+        if self.tracker.task(index).map_mode().is_none() {
+            // An instance of a task in a mapped group: its elements are the group's.
+            return Ok(None);
+        }
         let elements = self.elements(parent)?;
         let lengths: Vec<usize> = elements.iter().map(|list| list.len()).collect();
         let mode = self.tracker.task(index).map_mode().unwrap_or_default();

@@ -69,12 +69,37 @@ fn retry_seed(key: &TaskInstanceKey, try_number: u32) -> u64 {
         .finish()
 }
 
+/// The counts a task starts from: its upstream tasks that `counted` keeps, in total and
+/// how many of them are setup tasks.
+fn upstream_counts(dag: &Dag, task: &Task, counted: impl Fn(TaskIndex) -> bool) -> UpstreamCounts {
+    let (mut total, mut setups) = (0u32, 0u32);
+    for &up in task.upstream().iter().filter(|&&up| counted(up)) {
+        total = total.saturating_add(1);
+        if dag[up].role().is_setup() {
+            setups = setups.saturating_add(1);
+        }
+    }
+    UpstreamCounts {
+        total,
+        setups,
+        ..UpstreamCounts::default()
+    }
+}
+
 /// A mapped task, expanded into instances.
 pub(crate) struct Expansion {
     /// Its instances (indices into the tracker's instances), in map order.
     pub(crate) children: Range<usize>,
     /// How many of them have finished.
     finished: usize,
+}
+
+/// A mapped task group, as this run stands with it.
+struct GroupTrack {
+    /// How many of the tasks whose outputs are its lists have not finished.
+    pending: usize,
+    /// Whether it expanded, or its tasks were settled without expanding.
+    resolved: bool,
 }
 
 /// Per-instance facts. The first instances are the DAG's tasks, at their task index; the
@@ -109,6 +134,9 @@ pub(crate) enum Ready {
     Task(usize),
     /// A mapped task to expand, once its upstream lists are read (it takes no slot).
     Expand(usize),
+    /// A mapped task group to expand (an index into `Dag::groups`), once its lists are
+    /// read: every task in it expands at once.
+    ExpandGroup(usize),
 }
 
 /// A try that starts: what its context needs.
@@ -183,6 +211,10 @@ pub(crate) struct Tracker<'a> {
     timed_out: bool,
     /// Starts whose slots the store answers with their batch ([`Tracker::start_asking`]).
     unconfirmed: HashMap<usize, Unconfirmed>,
+    /// Per task group of the DAG, how it stands if it is a mapped one.
+    groups: Vec<Option<GroupTrack>>,
+    /// Mapped task groups whose lists are final, to expand.
+    ready_groups: Vec<usize>,
 }
 
 /// A start waiting for the store's answer: what the instance was before it, and what it
@@ -212,17 +244,11 @@ impl<'a> Tracker<'a> {
                     task_id: task.id().clone(),
                     map_index: MapIndex::UNMAPPED,
                 }),
-                upstream: UpstreamCounts {
-                    total: plan.in_degree(index),
-                    setups: task
-                        .upstream()
-                        .iter()
-                        .filter(|&&up| dag[up].role().is_setup())
-                        .count()
-                        .try_into()
-                        .unwrap_or(u32::MAX),
-                    ..UpstreamCounts::default()
-                },
+                // A task in a mapped group counts its upstream tasks outside the group
+                // here; its instances add those inside, instance by instance.
+                upstream: upstream_counts(dag, task, |up| {
+                    task.mapped_group().is_none() || dag[up].mapped_group() != task.mapped_group()
+                }),
                 elapsed: None,
                 output: None,
                 pending: None,
@@ -247,6 +273,19 @@ impl<'a> Tracker<'a> {
             reschedules: Reschedules::default(),
             timed_out: false,
             unconfirmed: HashMap::new(),
+            groups: (0..dag.groups().len())
+                .map(|group| {
+                    let mapping = dag.group_mapping(group)?;
+                    let mut producers: Vec<TaskIndex> = mapping.producers().collect();
+                    producers.sort_unstable();
+                    producers.dedup();
+                    Some(GroupTrack {
+                        pending: producers.len(),
+                        resolved: false,
+                    })
+                })
+                .collect(),
+            ready_groups: Vec::new(),
         }
     }
 
@@ -334,6 +373,9 @@ impl<'a> Tracker<'a> {
 
     /// The next instance to start or expand, highest priority first.
     pub(crate) fn pop_ready(&mut self) -> Option<Ready> {
+        if let Some(group) = self.ready_groups.pop() {
+            return Some(Ready::ExpandGroup(group));
+        }
         let index = self.ready.pop()?;
         Some(if self.is_mapped_task(index) {
             Ready::Expand(index)
@@ -350,7 +392,7 @@ impl<'a> Tracker<'a> {
 
     /// Whether an instance is ready.
     pub(crate) fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        !self.ready.is_empty() || !self.ready_groups.is_empty()
     }
 
     // ---- outcomes in ----------------------------------------------------------------
@@ -377,6 +419,16 @@ impl<'a> Tracker<'a> {
                     .push(record);
             }
         }
+        let started_groups: std::collections::HashSet<usize> = mapped
+            .iter()
+            .filter(|(_, records)| records.iter().any(|r| r.state != TaskState::None))
+            .filter_map(|(task_id, _)| self.dag().task(task_id.as_str())?.mapped_group())
+            .collect();
+        for &group in &started_groups {
+            if let Some(track) = &mut self.groups[group] {
+                track.resolved = true;
+            }
+        }
         for task in self.plan.indices() {
             let index = Self::level(task);
             let task_id = self.plan.task(task).id();
@@ -389,13 +441,22 @@ impl<'a> Tracker<'a> {
             // cleared), it expands again once its upstream tasks are done, reusing them.
             if let Some(mut records) = mapped.remove(task_id) {
                 records.sort_by_key(|r| r.key.map_index.get());
-                if records.iter().all(|r| r.state == TaskState::None) {
+                // A mapped group expands as a whole: again, unless one of its instances
+                // has started.
+                let expand_again = match self.plan.task(task).mapped_group() {
+                    Some(group) => !started_groups.contains(&group),
+                    None => records.iter().all(|r| r.state == TaskState::None),
+                };
+                if expand_again {
                     self.unexpanded.insert(index, records);
                     continue;
                 }
                 let first = self.instances.len();
                 for record in records {
                     self.add_child(index, record);
+                }
+                if self.plan.task(task).mapped_group().is_some() {
+                    self.await_passes(index, first..self.instances.len());
                 }
                 self.instances[index].decided = true;
                 self.instances[index].expansion = Some(Box::new(Expansion {
@@ -419,6 +480,26 @@ impl<'a> Tracker<'a> {
             }
             self.restore_instance(index, reschedules, now);
         }
+        // Instances of mapped groups decide by their counts, now complete; groups over
+        // literal lists wait for nothing.
+        for &task in self.plan.topological_order() {
+            if self.plan.task(task).mapped_group().is_none() {
+                continue;
+            }
+            if let Some(expansion) = &self.instances[Self::level(task)].expansion {
+                for child in expansion.children.clone() {
+                    self.decide_pass(child);
+                }
+            }
+        }
+        for group in 0..self.groups.len() {
+            if self.groups[group]
+                .as_ref()
+                .is_some_and(|track| track.pending == 0 && !track.resolved)
+            {
+                self.group_lists_final(group);
+            }
+        }
     }
 
     /// Picks up one stored instance where it was left.
@@ -430,6 +511,9 @@ impl<'a> Tracker<'a> {
     ) {
         let record = &self.instances[index].record;
         match record.state {
+            // A task of a mapped group expands with its group, and its instances decide
+            // by their counts.
+            TaskState::None if self.task(index).mapped_group().is_some() => {}
             TaskState::None => {
                 let inst = &self.instances[index];
                 // An instance of a mapped task was queued when its task expanded.
@@ -678,8 +762,18 @@ impl<'a> Tracker<'a> {
             return;
         }
         tracing::info!(task = %task.id(), instances = count, "expanded");
-        let first = self.instances.len();
         let priority = self.priority(index);
+        for child in self.add_instances(index, count) {
+            self.ready.push(child, priority);
+        }
+    }
+
+    /// Gives the mapped task at `index` its `count` instances: the stored ones it had
+    /// (keeping their tries), new ones recorded in the batch, and those past `count`
+    /// removed.
+    fn add_instances(&mut self, index: usize, count: usize) -> Range<usize> {
+        let task = self.task(index);
+        let first = self.instances.len();
         let key = self.instances[index].record.key.clone();
         let mut previous = self.unexpanded.remove(&index).unwrap_or_default();
         for surplus in previous.drain(count.min(previous.len())..) {
@@ -703,12 +797,12 @@ impl<'a> Tracker<'a> {
             if !stored {
                 self.record_change(child);
             }
-            self.ready.push(child, priority);
         }
         self.instances[index].expansion = Some(Box::new(Expansion {
             children: first..first + count,
             finished: 0,
         }));
+        first..first + count
     }
 
     /// Ends a run that exceeded `dagrun_timeout`, as Airflow does: running tries fail
@@ -878,7 +972,7 @@ impl<'a> Tracker<'a> {
                     .partition(|d| branch.task_ids().iter().any(|c| c == name(d)));
                 let followed = followed.iter().map(|d| name(d).to_string()).collect();
                 Ok((
-                    skipped.into_iter().map(Self::level).collect(),
+                    skipped.into_iter().map(|t| self.target(index, t)).collect(),
                     Some(SkipDecision::Followed(followed)),
                 ))
             }
@@ -900,20 +994,280 @@ impl<'a> Tracker<'a> {
                 };
                 let ids = skipped.iter().map(|d| name(d).to_string()).collect();
                 Ok((
-                    skipped.into_iter().map(Self::level).collect(),
+                    skipped.into_iter().map(|t| self.target(index, t)).collect(),
                     Some(SkipDecision::Skipped(ids)),
                 ))
             }
         }
     }
 
+    /// The instance of `task` a decision of the instance `index` concerns: in one mapped
+    /// group, the one with the same map index; else the task's own.
+    fn target(&self, index: usize, task: TaskIndex) -> usize {
+        let group = self.plan.task(task).mapped_group();
+        let same_group = group.is_some() && self.task(index).mapped_group() == group;
+        same_group
+            .then(|| self.sibling(index, task))
+            .flatten()
+            .unwrap_or(Self::level(task))
+    }
+
     /// Tells downstream tasks that `index` finished in `state`, deciding each one whose
     /// trigger rule can now decide, and propagating skips and upstream failures.
     fn settle_downstream(&mut self, index: usize, state: TaskState) {
         if let Some(parent) = self.instances[index].parent {
+            if self.task(parent).mapped_group().is_some() {
+                self.settle_pass(index, state);
+            }
             return self.child_finished(parent, state);
         }
         self.settle(index, UpstreamCounts::one(state));
+    }
+
+    /// An instance of a task in a mapped group finished in `state`: the instances with
+    /// the same map index of its downstream tasks in the group count it.
+    fn settle_pass(&mut self, index: usize, state: TaskState) {
+        let parent = self.instances[index].parent.unwrap_or(index);
+        let at = self.instances[parent].task;
+        let finished = if self.plan.task(at).role().is_setup() {
+            UpstreamCounts::one(state).of_setup()
+        } else {
+            UpstreamCounts::one(state)
+        };
+        let group = self.plan.task(at).mapped_group();
+        let plan = self.plan;
+        for &task in plan.dependents(at) {
+            if plan.task(task).mapped_group() != group {
+                continue;
+            }
+            let Some(sibling) = self.sibling(index, task) else {
+                continue;
+            };
+            let inst = &mut self.instances[sibling];
+            if inst.record.state == TaskState::None && !inst.decided {
+                inst.upstream.add(&finished);
+                self.decide_pass(sibling);
+            }
+        }
+    }
+
+    /// The instance of `task` with the same map index as the instance `index`, when both
+    /// tasks are in one expanded mapped group.
+    pub(crate) fn sibling(&self, index: usize, task: TaskIndex) -> Option<usize> {
+        let map_index = self.instances[index].record.key.map_index.get()? as usize;
+        let expansion = self.instances[Self::level(task)].expansion.as_ref()?;
+        let sibling = expansion.children.start + map_index;
+        (sibling < expansion.children.end).then_some(sibling)
+    }
+
+    /// Decides an instance of a task in a mapped group by its trigger rule, once its counts
+    /// allow.
+    fn decide_pass(&mut self, index: usize) {
+        let inst = &self.instances[index];
+        if inst.record.state != TaskState::None || inst.decided {
+            return;
+        }
+        match trigger::decide(self.task(index).trigger_rule(), &inst.upstream) {
+            Decision::Wait => {}
+            Decision::Run => {
+                self.instances[index].decided = true;
+                self.ready.push(index, self.priority(index));
+            }
+            Decision::UpstreamFailed => {
+                self.set_state(index, TaskState::UpstreamFailed, None);
+                self.settle_downstream(index, TaskState::UpstreamFailed);
+            }
+            Decision::Skip => {
+                self.set_state(index, TaskState::Skipped, None);
+                self.settle_downstream(index, TaskState::Skipped);
+            }
+        }
+    }
+
+    /// Readies the instances `children` of the task in a mapped group at `parent`: each
+    /// counts what the task's upstream tasks outside the group ended in so far, and waits
+    /// for its own instances of those inside.
+    fn await_passes(&mut self, parent: usize, children: Range<usize>) {
+        let dag = self.dag();
+        let task = self.task(parent);
+        let inside = upstream_counts(dag, task, |up| {
+            dag[up].mapped_group() == task.mapped_group()
+        });
+        let mut counts = self.instances[parent].upstream;
+        counts.total = counts.total.saturating_add(inside.total);
+        counts.setups = counts.setups.saturating_add(inside.setups);
+        for child in children {
+            let inst = &mut self.instances[child];
+            inst.upstream = counts;
+            inst.decided = false;
+        }
+    }
+
+    /// A task outside the mapped group of the task at `index` (task level) finished with
+    /// `finished`: counted now, or by each instance once it has expanded.
+    fn member_upstream_finished(&mut self, index: usize, finished: &UpstreamCounts) {
+        if self.instances[index].record.state != TaskState::None {
+            return;
+        }
+        let Some(children) = self.instances[index]
+            .expansion
+            .as_ref()
+            .map(|e| e.children.clone())
+        else {
+            self.instances[index].upstream.add(finished);
+            return;
+        };
+        for child in children {
+            let inst = &mut self.instances[child];
+            if inst.record.state == TaskState::None && !inst.decided {
+                inst.upstream.add(finished);
+                self.decide_pass(child);
+            }
+        }
+    }
+
+    /// The task at `done` finished: the mapped groups that take their lists from it may
+    /// now have them all.
+    fn producer_finished(&mut self, done: TaskIndex) {
+        let dag = self.dag();
+        for (group, mapping) in dag.mapped_groups() {
+            if !mapping.producers().any(|p| p == done) {
+                continue;
+            }
+            let Some(track) = self.groups[group].as_mut() else {
+                continue;
+            };
+            track.pending = track.pending.saturating_sub(1);
+            if track.pending == 0 && !track.resolved {
+                self.group_lists_final(group);
+            }
+        }
+    }
+
+    /// Every task whose output is a list of mapped group `group` finished: the group
+    /// expands if they all succeeded; else its tasks end as a task taking those lists
+    /// would (`upstream_failed` after a failure, `skipped` after a skip).
+    fn group_lists_final(&mut self, group: usize) {
+        let dag = self.dag();
+        let Some(mapping) = dag.group_mapping(group) else {
+            return;
+        };
+        let states: Vec<TaskState> = mapping
+            .producers()
+            .map(|p| self.instances[Self::level(p)].record.state)
+            .collect();
+        let state = if states.iter().all(|&s| s == TaskState::Success) {
+            self.ready_groups.push(group);
+            return;
+        } else if states
+            .iter()
+            .any(|s| matches!(s, TaskState::Failed | TaskState::UpstreamFailed))
+        {
+            TaskState::UpstreamFailed
+        } else {
+            TaskState::Skipped
+        };
+        self.settle_group(group, state, None);
+    }
+
+    /// Ends every task of mapped group `group` in `state` without expanding it.
+    fn settle_group(&mut self, group: usize, state: TaskState, error: Option<String>) {
+        if let Some(track) = self.groups[group].as_mut() {
+            track.resolved = true;
+        }
+        let dag = self.dag();
+        let Some(mapping) = dag.group_mapping(group) else {
+            return;
+        };
+        tracing::info!(group = %dag.groups()[group].id(), %state, "mapped task group did not expand");
+        let members: Vec<usize> = mapping
+            .members()
+            .iter()
+            .map(|&m| Self::level(m))
+            .filter(|&m| self.instances[m].record.state == TaskState::None)
+            .collect();
+        for &member in &members {
+            self.instances[member].decided = true;
+            self.set_state(member, state, error.clone());
+        }
+        for &member in &members {
+            self.settle(member, UpstreamCounts::one(state));
+        }
+    }
+
+    /// Mapped group `group` expands over lists of `lengths` (one per list), or cannot read
+    /// them: every task in it gets one instance per element (per combination), each
+    /// waiting for its upstream instances with the same map index; an empty list skips the
+    /// group's tasks (as Airflow does); lists that cannot be read, or are too long, fail
+    /// them.
+    pub(crate) fn expand_group(
+        &mut self,
+        group: usize,
+        lengths: Result<Vec<usize>, TaskError>,
+        now: DateTime<Utc>,
+    ) {
+        let dag = self.dag();
+        let (Some(mapping), Some(track)) = (dag.group_mapping(group), self.groups[group].as_ref())
+        else {
+            return;
+        };
+        if track.resolved {
+            return;
+        }
+        let id = dag.groups()[group].id();
+        let count = lengths.and_then(|lengths| {
+            let count = mapping::expansion_length(&lengths, mapping.mode());
+            let limit = self.options.max_map_length;
+            if count > limit {
+                return Err(TaskError::Failed(format!(
+                    "mapped task group `{id}` would expand to {count} instances per task, over \
+                     the limit of {limit}; raise max_map_length (FLOW_MAX_MAP_LENGTH) or map \
+                     over fewer elements"
+                )));
+            }
+            Ok(count)
+        });
+        let count = match count {
+            Ok(0) => {
+                tracing::info!(group = %id, "mapped over an empty list: skipped");
+                return self.settle_group(group, TaskState::Skipped, None);
+            }
+            Ok(count) => count,
+            Err(error) => {
+                for &member in mapping.members() {
+                    self.instances[Self::level(member)].record.end = Some(now);
+                }
+                return self.settle_group(group, TaskState::Failed, Some(error.to_string()));
+            }
+        };
+        if let Some(track) = self.groups[group].as_mut() {
+            track.resolved = true;
+        }
+        tracing::info!(group = %id, instances = count, "mapped task group expanded");
+        let members: Vec<TaskIndex> = self
+            .plan
+            .topological_order()
+            .iter()
+            .copied()
+            .filter(|&t| self.plan.task(t).mapped_group() == Some(group))
+            .collect();
+        for &member in &members {
+            let index = Self::level(member);
+            let first = self.instances.len();
+            self.add_instances(index, count);
+            self.await_passes(index, first..first + count);
+            self.instances[index].decided = true;
+        }
+        for &member in &members {
+            let children = self.instances[Self::level(member)]
+                .expansion
+                .as_ref()
+                .map(|e| e.children.clone())
+                .unwrap_or_default();
+            for child in children {
+                self.decide_pass(child);
+            }
+        }
     }
 
     /// Tells the downstream tasks of the task-level instance `index` that it finished with
@@ -928,8 +1282,17 @@ impl<'a> Tracker<'a> {
             } else {
                 finished
             };
-            for &task in plan.dependents(self.instances[done].task) {
+            let done_task = self.instances[done].task;
+            let done_group = plan.task(done_task).mapped_group();
+            for &task in plan.dependents(done_task) {
                 let d = Self::level(task);
+                if let Some(group) = plan.task(task).mapped_group() {
+                    // Inside one mapped group, instances count each other by map index.
+                    if done_group != Some(group) {
+                        self.member_upstream_finished(d, &finished);
+                    }
+                    continue;
+                }
                 let inst = &mut self.instances[d];
                 if inst.record.state != TaskState::None || inst.decided {
                     continue;
@@ -950,6 +1313,9 @@ impl<'a> Tracker<'a> {
                         settled.push((d, UpstreamCounts::one(TaskState::Skipped)));
                     }
                 }
+            }
+            if self.groups.iter().any(Option::is_some) {
+                self.producer_finished(done_task);
             }
         }
     }

@@ -70,6 +70,7 @@ fn start_ready(t: &mut Tracker<'_>, lengths: &[usize]) -> Vec<usize> {
                 started.push(i);
             }
             Ready::Expand(i) => t.expand(i, Ok(lengths.to_vec()), now()),
+            Ready::ExpandGroup(g) => t.expand_group(g, Ok(lengths.to_vec()), now()),
         }
     }
     started
@@ -508,6 +509,89 @@ fn a_mapped_task_expands_into_instances_and_its_downstream_waits_for_all_of_them
         children,
         "the results are collected in map order"
     );
+}
+
+/// `list >> group(a -> b) >> total`, the group mapped over `list`.
+fn group_dag() -> Dag {
+    let mut b = DagBuilder::new("passes");
+    let list = b
+        .add_task(TaskSpec::from_sync("list", |_, _| Ok(vec![1_u64, 2, 3])))
+        .finish::<Vec<u64>>();
+    let grouped = b.expand_group(crate::graph::TaskGroup::new("g"), |b, map| {
+        let x = map.expand(list);
+        let a = b
+            .add_task(TaskSpec::from_sync("a", |_, i| i.get::<u64>(0)).param::<u64>("x"))
+            .input(x)
+            .finish::<u64>();
+        b.add_task(TaskSpec::from_sync("b", |_, i| i.get::<u64>(0)).param::<u64>("x"))
+            .input(a)
+            .finish::<u64>()
+    });
+    b.add_task(
+        TaskSpec::from_sync("total", |_, i| Ok(i.get::<Vec<u64>>(0)?.len() as u64))
+            .param::<Vec<u64>>("values"),
+    )
+    .input(grouped.output)
+    .finish::<u64>();
+    b.build().unwrap()
+}
+
+#[test]
+fn a_mapped_group_runs_pass_by_pass_and_a_failure_stays_in_its_pass() {
+    let dag = group_dag();
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
+    start_ready(&mut t, &[]);
+    succeed(&mut t, index(&dag, "list"), vec![1_u64, 2, 3]);
+    // The whole group expands at once; only `a`'s instances can start.
+    let started = start_ready(&mut t, &[3]);
+    let names: Vec<String> = rows(&t.take_changes()).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        names,
+        [
+            "list", "g.a[0]", "g.a[1]", "g.a[2]", "g.b[0]", "g.b[1]", "g.b[2]"
+        ]
+    );
+    assert_eq!(started.len(), 3);
+    let b = |t: &Tracker<'_>, n: usize| {
+        let expansion = t.instance(index(&dag, "g.b")).expansion.as_ref().unwrap();
+        expansion.children.start + n
+    };
+    // Pass 0 goes on as soon as its `a` is done.
+    succeed(&mut t, started[0], 1_u64);
+    assert_eq!(start_ready(&mut t, &[]), [b(&t, 0)]);
+    // Pass 1 fails: only its `b` is upstream_failed.
+    fail(&mut t, started[1], TaskError::Failed("bad".into()));
+    assert!(!t.has_ready());
+    assert_eq!(t.instance(b(&t, 1)).record.state, TaskState::UpstreamFailed);
+    succeed(&mut t, started[2], 3_u64);
+    assert_eq!(start_ready(&mut t, &[]), [b(&t, 2)]);
+    let (b0, b2) = (b(&t, 0), b(&t, 2));
+    succeed(&mut t, b0, 1_u64);
+    assert!(!t.has_ready(), "`total` waits for every instance of `g.b`");
+    succeed(&mut t, b2, 3_u64);
+    // `total` (all_success) counts each instance of `g.b`: one is upstream_failed.
+    assert_eq!(state(&t, "total"), TaskState::UpstreamFailed);
+    assert_eq!(
+        state(&t, "g.b"),
+        TaskState::Failed,
+        "the task sums its instances up"
+    );
+    assert_eq!(t.final_state(false), Some(RunState::Failed));
+}
+
+#[test]
+fn a_mapped_group_over_an_empty_list_skips_all_its_tasks() {
+    let dag = group_dag();
+    let plan = Plan::compile(&dag);
+    let mut t = tracker(&plan);
+    start_ready(&mut t, &[]);
+    succeed(&mut t, index(&dag, "list"), Vec::<u64>::new());
+    assert!(start_ready(&mut t, &[0]).is_empty());
+    for task in ["g.a", "g.b", "total"] {
+        assert_eq!(state(&t, task), TaskState::Skipped, "{task}");
+    }
+    assert_eq!(t.final_state(false), Some(RunState::Success));
 }
 
 #[test]
