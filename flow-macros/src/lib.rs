@@ -785,6 +785,11 @@ pub fn dag(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   with nothing upstream inside it; `group >> end` every leaf before `end`). One that
 ///   returns a value (its body's tail: a task call, a variable, a tuple of them) returns
 ///   that value, so `>>` binds to the returned task, as in Airflow.
+/// - `group.expand(rate = list)` / `group.partial(rows = r).expand(rate = list)` /
+///   `.expand_zip(..)` in a `#[dag]` body maps the whole group (Airflow's mapped task
+///   group): every task runs once per element, instance `i` of each task taking instance
+///   `i` of its upstream tasks in the group. A mapped parameter is declared `Node<T>`; the
+///   group's `Node<T>` becomes a `MappedNode<T>` of every pass's result.
 ///
 /// # Options
 ///

@@ -138,7 +138,7 @@ pub mod __private {
     pub use crate::graph::DagError;
     pub use crate::graph::params::DagParam;
     pub use crate::graph::{AnyNode, Dag, DagBuilder, IntoInput, Node, NodeRef};
-    pub use crate::graph::{GroupMap, GroupParam, MappedGroupOutput};
+    pub use crate::graph::{GroupArg, GroupMap, GroupParamOf, MappedGroupOutput};
     pub use crate::graph::{GroupRef, Grouped, IntoMapped, MapCall, MappedNode, TaskGroup};
     pub use crate::graph::{MultiNode, MultipleOutputs};
     pub use crate::pools::DEFAULT_POOL;

@@ -21,6 +21,7 @@ use crate::attr::{self, Options, TaskOptionArgs, kw};
 use crate::dag::args::default_args;
 use crate::dag::body::Body;
 use crate::error::{Errors, with_errors};
+use crate::spans;
 use crate::syntax::{doc_text, item_head};
 
 /// The options of `#[task_group(..)]`.
@@ -341,20 +342,25 @@ fn codegen(
     let stmts = &block.stmts;
     let call = Ident::new("__flow_call", name.span());
     let node = Ident::new("node", name.span());
+    let body_fn = Ident::new("__flow_body", Span::mixed_site());
     let mut group_sig = sig.clone();
-    group_sig.inputs = syn::parse_quote!(#dag: &mut #builder, #inputs);
+    group_sig.inputs = syn::parse_quote!(#dag: &mut #builder, #(#params),*);
     group_sig.output = syn::parse_quote!(-> #returned);
-    // The body keeps the user's spans; `move` takes the parameters into the group's scope.
-    // The body's task calls take `&mut builder` (a `&mut &mut DagBuilder` here, which
-    // coerces), as in a `#[dag]` body where the builder is a value.
-    let closure = quote_spanned!(block.span()=> move |mut #dag: &mut #builder| -> #body_type);
+    // The body keeps the user's spans and parameter patterns; the plain call and the
+    // mapped one (`.expand(..)`) both run it inside their group. The body's task calls
+    // take `&mut builder` (a `&mut &mut DagBuilder` here, which coerces), as in a `#[dag]`
+    // body where the builder is a value.
+    let body_head = quote_spanned!(block.span()=>
+        #vis fn #body_fn(mut #dag: &mut #builder, #inputs) -> #body_type
+    );
+    let mapped = mapped_call(function, root, id, &setters, dag, &typed);
     quote! {
         #(#attrs)*
         #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
         #vis #group_sig {
             #dag.group(
                 #root::__private::TaskGroup::new(#id) #setters,
-                #closure { #(#stmts)* },
+                move |#dag: &mut #builder| #name::#body_fn(#dag, #(#names),*),
             ).#field
         }
 
@@ -378,6 +384,200 @@ fn codegen(
                 -> #root::__private::Box<dyn ::core::ops::FnOnce(&mut #builder) -> #returned>
             {
                 #root::__private::Box::new(move |#dag: &mut #builder| #name(#dag, #(#names),*))
+            }
+
+            #[doc(hidden)]
+            #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value, unused_mut)]
+            #body_head {
+                #(#stmts)*
+            }
+        }
+
+        #mapped
+    }
+}
+
+/// The mapped call of a group (`prep.partial(a = 1).expand(b = list)` in a `#[dag]` body,
+/// rewritten to `<prep>::__flow_partial().a(1).__flow_expand().b(list).__flow_finish(&mut
+/// dag)`): two argument collectors with a method per parameter, named as the parameter,
+/// the first taking one value, the second a list (for a parameter declared `Node<T>`);
+/// finishing adds the group with `DagBuilder::expand_group`, whose body binds the
+/// parameters and runs the group's body once, declaring each list.
+fn mapped_call(
+    function: &ItemFn,
+    root: &TokenStream,
+    id: &str,
+    setters: &TokenStream,
+    dag: &Ident,
+    typed: &[(Ident, &Type)],
+) -> TokenStream {
+    let vis = &function.vis;
+    let name = &function.sig.ident;
+    let cfgs = crate::syntax::cfg_attributes(&function.attrs);
+    let builder = quote!(#root::__private::DagBuilder);
+    let partial = format_ident!(
+        "__flow_group_partial_{}",
+        name.unraw(),
+        span = Span::mixed_site()
+    );
+    let expand = format_ident!(
+        "__flow_group_expand_{}",
+        name.unraw(),
+        span = Span::mixed_site()
+    );
+    let map = Ident::new("__flow_map", Span::mixed_site());
+    let element = Ident::new("__FlowElement", Span::mixed_site());
+    // Only parameters named by an identifier can be named in `.partial(..)`/`.expand(..)`.
+    let named: Vec<(&Ident, Option<Ident>, &Type)> = function
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Typed(typed) => Some(typed),
+            FnArg::Receiver(_) => None,
+        })
+        .zip(typed)
+        .map(|(input, (field, ty))| {
+            let param = match &*input.pat {
+                syn::Pat::Ident(pat) => Some(pat.ident.clone()),
+                _ => None,
+            };
+            (field, param, *ty)
+        })
+        .collect();
+    let fields = named
+        .iter()
+        .map(|(field, _, ty)| quote!(#field: #root::__private::GroupArg<#ty>));
+    let missing = named
+        .iter()
+        .map(|(field, _, _)| quote!(#field: #root::__private::GroupArg::Missing));
+    let fixed = named.iter().filter_map(|(field, param, ty)| {
+        let param = param.as_ref()?;
+        Some(quote! {
+            #vis fn #param(mut self, #param: #ty) -> Self {
+                self.#field = #root::__private::GroupArg::Value(#param);
+                self
+            }
+        })
+    });
+    let lists = named.iter().filter_map(|(field, param, ty)| {
+        let param = param.as_ref()?;
+        let (first, last) = spans::first_last(*ty);
+        let bound_root = spans::respan(root.clone(), first);
+        let open = quote_spanned!(first=> #bound_root::__private::GroupParamOf<);
+        let close = quote_spanned!(last=> >);
+        Some(quote! {
+            #vis fn #param<#element: #root::__private::XComValue>(
+                mut self,
+                #param: impl #root::__private::IntoMapped<#element>,
+            ) -> Self
+            where
+                #ty: #open #element #close,
+            {
+                let source = #root::__private::IntoMapped::<#element>::into_mapped(#param);
+                self.0.#field = #root::__private::GroupArg::List(#root::__private::Box::new(
+                    move |#map: &mut #root::__private::GroupMap| {
+                        <#ty as #root::__private::GroupParamOf<#element>>::of_argument(
+                            #map.expand_source::<#element>(source),
+                        )
+                    },
+                ));
+                self
+            }
+        })
+    });
+    let takes = named.iter().map(|(field, param, _)| {
+        let label = param
+            .as_ref()
+            .map_or_else(|| field.to_string(), |p| p.unraw().to_string());
+        quote!(#field.take(#map, #label))
+    });
+    let names: Vec<&Ident> = named.iter().map(|(field, _, _)| *field).collect();
+    // The body's type is a parameter of the collector, so that a group returning what a
+    // mapped group cannot (a tuple) is an error only where it is expanded.
+    let body = Ident::new("__FlowBody", Span::mixed_site());
+    let (body_type, mapped_type, field) = match &function.sig.output {
+        ReturnType::Default => (
+            quote!(()),
+            quote!(#root::__private::GroupRef),
+            quote!(group),
+        ),
+        ReturnType::Type(_, ty) => (
+            quote!(#ty),
+            quote!(<#body as #root::__private::MappedGroupOutput>::Mapped),
+            quote!(output),
+        ),
+    };
+    let bind = if names.is_empty() {
+        quote!()
+    } else {
+        quote! {
+            let (#(#names,)*) = (#(#takes,)*);
+            let (#(::core::option::Option::Some(#names),)*) = (#(#names,)*) else {
+                return <#body as #root::__private::MappedGroupOutput>::unbuilt();
+            };
+        }
+    };
+    quote! {
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #partial { #(#fields),* }
+
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #expand<#body>(#partial, ::core::marker::PhantomData<fn() -> #body>);
+
+        #(#cfgs)*
+        #[allow(dead_code)]
+        impl #name {
+            #[doc(hidden)]
+            #vis fn __flow_partial() -> #partial {
+                #partial { #(#missing),* }
+            }
+        }
+
+        #(#cfgs)*
+        #[allow(dead_code, clippy::wrong_self_convention)]
+        impl #partial {
+            #(#fixed)*
+            #vis fn __flow_expand(self) -> #expand<#body_type> {
+                #expand(self, ::core::marker::PhantomData)
+            }
+        }
+
+        #(#cfgs)*
+        #[allow(dead_code)]
+        impl<#body> #expand<#body> {
+            #(#lists)*
+            #vis fn __flow_finish(self, #dag: &mut #builder) -> #mapped_type
+            where
+                #body: #root::__private::MappedGroupOutput + ::core::convert::From<#body_type>,
+            {
+                self.__flow_add(#dag, false)
+            }
+            #vis fn __flow_finish_zip(self, #dag: &mut #builder) -> #mapped_type
+            where
+                #body: #root::__private::MappedGroupOutput + ::core::convert::From<#body_type>,
+            {
+                self.__flow_add(#dag, true)
+            }
+            fn __flow_add(self, #dag: &mut #builder, zip: bool) -> #mapped_type
+            where
+                #body: #root::__private::MappedGroupOutput + ::core::convert::From<#body_type>,
+            {
+                let #partial { #(#names),* } = self.0;
+                #dag.expand_group(
+                    #root::__private::TaskGroup::new(#id) #setters,
+                    move |#dag: &mut #builder, #map: &mut #root::__private::GroupMap| -> #body {
+                        if zip {
+                            #map.zip();
+                        }
+                        #bind
+                        #body::from(#name::__flow_body(#dag, #(#names),*))
+                    },
+                ).#field
             }
         }
     }

@@ -552,7 +552,10 @@ impl DagBuilder {
         task: &TaskId,
         errors: &mut Vec<DagDefinitionError>,
     ) -> Option<usize> {
-        if node.kind == NodeKind::Group {
+        if node.kind == NodeKind::Unbuilt {
+            // Its group's missing argument is the error.
+            None
+        } else if node.kind == NodeKind::Group {
             errors.push(DagDefinitionError::GroupAsInput {
                 task: task.to_string(),
             });

@@ -202,11 +202,16 @@ pub trait MappedGroupOutput {
     type Mapped;
     /// Converts the body's value.
     fn mapped(self) -> Self::Mapped;
+    /// What a body that could not run (a parameter was given nothing, reported by
+    /// `build`) returns: a handle that adds no edge and no further error.
+    #[doc(hidden)]
+    fn unbuilt() -> Self;
 }
 
 impl MappedGroupOutput for () {
     type Mapped = ();
     fn mapped(self) {}
+    fn unbuilt() {}
 }
 
 impl<T> MappedGroupOutput for Node<T> {
@@ -214,26 +219,62 @@ impl<T> MappedGroupOutput for Node<T> {
     fn mapped(self) -> MappedNode<T> {
         MappedNode::new(self.node)
     }
+    fn unbuilt() -> Self {
+        Node {
+            node: AnyNode {
+                builder: 0,
+                index: 0,
+                kind: NodeKind::Unbuilt,
+            },
+            field: None,
+            _output: PhantomData,
+        }
+    }
 }
 
-/// A parameter of a `#[task_group]` function that `.expand(..)` can map over: a `Node<T>`,
-/// which takes lists of `T`.
+/// A parameter of a `#[task_group]` function that `.expand(..)` can map over lists of
+/// `E`: a `Node<E>`, which stands for one element.
 #[diagnostic::on_unimplemented(
-    message = "`.expand(..)` maps a task group over a parameter of type `{Self}`, which is not a `Node<T>`",
+    message = "`.expand(..)` maps a task group over a parameter of type `{Self}`, which is not a `Node<{E}>`",
     label = "a mapped parameter of a task group is declared `Node<T>`: it stands for one element of the list",
     note = "declare the parameter as `Node<T>`, or give it one value with `.partial(name = value)`"
 )]
-pub trait GroupParam {
-    /// The type of one element.
-    type Element;
-    /// The parameter's value for `node`.
-    fn of_argument(node: Node<Self::Element>) -> Self;
+pub trait GroupParamOf<E> {
+    /// The parameter's value for the element handle `node`.
+    fn of_argument(node: Node<E>) -> Self;
 }
 
-impl<T> GroupParam for Node<T> {
-    type Element = T;
-    fn of_argument(node: Node<T>) -> Self {
+impl<E> GroupParamOf<E> for Node<E> {
+    fn of_argument(node: Node<E>) -> Self {
         node
+    }
+}
+
+/// One argument of a mapped call of a `#[task_group]` function, as its `.partial(..)` /
+/// `.expand(..)` collector keeps it until the group is added.
+#[doc(hidden)]
+pub enum GroupArg<T> {
+    /// Not given (reported by `build`).
+    Missing,
+    /// One value for every pass (`.partial(name = value)`).
+    Value(T),
+    /// A list to map over (`.expand(name = list)`): declares it and returns the element's
+    /// handle.
+    List(Box<dyn FnOnce(&mut GroupMap) -> T>),
+}
+
+impl<T> GroupArg<T> {
+    /// The argument's value inside the group's body; `None` (recorded in `map`) if the
+    /// call gave it nothing.
+    pub fn take(self, map: &mut GroupMap, param: &str) -> Option<T> {
+        match self {
+            GroupArg::Missing => {
+                map.missing(param);
+                None
+            }
+            GroupArg::Value(value) => Some(value),
+            GroupArg::List(declare) => Some(declare(map)),
+        }
     }
 }
 

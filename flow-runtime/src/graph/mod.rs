@@ -51,7 +51,9 @@ pub use dag::{
     Task,
 };
 pub use error::{DagDefinitionError, DagError};
-pub use group::{GroupInfo, GroupMap, GroupParam, GroupRef, Grouped, MappedGroupOutput, TaskGroup};
+pub use group::{
+    GroupArg, GroupInfo, GroupMap, GroupParamOf, GroupRef, Grouped, MappedGroupOutput, TaskGroup,
+};
 pub use mapping::MapCall;
 pub use node::{
     AnyNode, DEFAULT_MAX_MAP_LENGTH, Input, IntoInput, IntoMapped, MapSource, MappedNode, Node,

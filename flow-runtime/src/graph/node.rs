@@ -89,6 +89,9 @@ pub(crate) enum NodeKind {
         /// Which of the group's lists.
         position: u32,
     },
+    /// The output of a mapped task group whose body could not run because its call gave
+    /// a parameter nothing: that is reported once, and this handle adds nothing.
+    Unbuilt,
 }
 
 impl AnyNode {
