@@ -419,10 +419,19 @@ impl<'a> Tracker<'a> {
                     .push(record);
             }
         }
+        // A mapped group expanded before (or was settled without expanding) once one of
+        // its tasks' records has moved on.
         let started_groups: std::collections::HashSet<usize> = mapped
             .iter()
             .filter(|(_, records)| records.iter().any(|r| r.state != TaskState::None))
-            .filter_map(|(task_id, _)| self.dag().task(task_id.as_str())?.mapped_group())
+            .map(|(task_id, _)| task_id)
+            .chain(
+                by_task
+                    .values()
+                    .filter(|r| r.state != TaskState::None)
+                    .map(|r| &r.key.task_id),
+            )
+            .filter_map(|task_id| self.dag().task(task_id.as_str())?.mapped_group())
             .collect();
         for &group in &started_groups {
             if let Some(track) = &mut self.groups[group] {
