@@ -29,10 +29,10 @@ use crate::state::{RunState, TaskState};
 use crate::xcom::{ObjectRef, StoredXCom, XComBlob};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Each migration takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     "CREATE TABLE flow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      INSERT INTO flow_meta (key, value) VALUES ('application', 'flow'), ('schema_version', '1');
      CREATE TABLE dags (
@@ -220,6 +220,41 @@ const MIGRATIONS: [&str; 8] = [
          last_event_id INTEGER NOT NULL,
          PRIMARY KEY (dag_id, uri)
      ) WITHOUT ROWID;",
+    // The queue gets a table of its own, holding only the instances that wait in it or
+    // that a worker claimed: the task instances' rows, written for every change of every
+    // task, carry no queue columns and no queue index. A claim names the try it is for.
+    "CREATE TABLE task_queue (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         priority_weight BIGINT NOT NULL,
+         queue TEXT,
+         queued_us BIGINT NOT NULL,
+         claimed_by TEXT,
+         try_number INTEGER,
+         lease_until_us BIGINT,
+         PRIMARY KEY (dag_id, run_id, task_id, map_index),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE INDEX task_queue_waiting ON task_queue (priority_weight DESC, queued_us)
+         WHERE claimed_by IS NULL;
+     CREATE INDEX task_queue_claimed ON task_queue (lease_until_us)
+         WHERE claimed_by IS NOT NULL;
+     INSERT INTO task_queue (dag_id, run_id, task_id, map_index, priority_weight, queue, queued_us,
+             claimed_by, try_number, lease_until_us)
+         SELECT dag_id, run_id, task_id, map_index, priority_weight, queue, COALESCE(queued_us, 0),
+             claimed_by, CASE WHEN claimed_by IS NOT NULL THEN try_number END, lease_until_us
+         FROM task_instances
+         WHERE state = 'queued' OR (state = 'running' AND claimed_by IS NOT NULL);
+     DROP INDEX task_instances_queued;
+     DROP INDEX task_instances_claimed;
+     ALTER TABLE task_instances DROP COLUMN priority_weight;
+     ALTER TABLE task_instances DROP COLUMN queue;
+     ALTER TABLE task_instances DROP COLUMN queued_us;
+     ALTER TABLE task_instances DROP COLUMN claimed_by;
+     ALTER TABLE task_instances DROP COLUMN lease_until_us;
+     DROP TRIGGER slot_usage_emptied;",
 ];
 
 /// How [`SqliteStore::open_with`] treats an existing database.
@@ -531,8 +566,10 @@ const RUN_COLUMNS: &str = "dag_id, run_id, run_type, logical_date_us, state, sta
      data_interval_start_us, data_interval_end_us, conf";
 
 /// The columns [`ti_row`] reads.
-const TI_COLUMNS: &str = "dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error, \
-     priority_weight, queue";
+/// The columns [`ti_row`] reads. An instance's place in the queue is in `task_queue`;
+/// outside the queue it reads as weight 0 and the default queue.
+const TI_COLUMNS: &str =
+    "dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error";
 
 fn ti_row(r: &Row<'_>) -> rusqlite::Result<TaskInstanceRecord> {
     Ok(TaskInstanceRecord {
@@ -548,8 +585,8 @@ fn ti_row(r: &Row<'_>) -> rusqlite::Result<TaskInstanceRecord> {
         start: time(r.get(7)?),
         end: time(r.get(8)?),
         error: r.get(9)?,
-        priority_weight: r.get(10)?,
-        queue: r.get(11)?,
+        priority_weight: 0,
+        queue: None,
     })
 }
 
@@ -829,11 +866,11 @@ impl RunStore for SqliteStore {
             )
             .map_err(|e| self.err(e))?;
             tx.execute(
-                "UPDATE task_instances SET state = 'none', start_us = NULL, end_us = NULL, error = NULL, \
-                 claimed_by = NULL, lease_until_us = NULL \
+                "UPDATE task_instances SET state = 'none', start_us = NULL, end_us = NULL, error = NULL \
                  WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3",
                 args,
             )
+            .and_then(|_| tx.execute("DELETE FROM task_queue WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3", args))
             .and_then(|_| tx.execute("DELETE FROM xcoms WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3", args))
             .and_then(|_| tx.execute("DELETE FROM task_reschedules WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3", args))
             .map_err(|e| self.err(e))?;
@@ -926,34 +963,13 @@ fn apply_task(
     // One statement per change: the expectation is the statement's condition, and
     // only a refused change pays for reading what the row holds. `+?11`: a bare
     // parameter compared with `state` would make SQLite re-prepare the statement
-    // whenever its value changes (to test the partial queue index against it),
-    // which costs more than the statement itself.
-    // An instance joins the queue when it becomes `queued`; a worker's claim lasts
-    // while the instance is `running`.
-    let joins_queue = ti.state == TaskState::Queued && expect.state != TaskState::Queued;
+    // whenever its value changes, which costs more than the statement itself.
     let sql = if expect == Expect::FRESH {
-        "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error, \
-         priority_weight, queue, queued_us) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?13, ?14, CASE WHEN ?5 = 'queued' THEN ?15 END) \
+        "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, max_tries, start_us, end_us, error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
          ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET state = ?5, \
-         try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, priority_weight = ?13, queue = ?14, \
-         queued_us = CASE WHEN ?5 = 'queued' AND task_instances.state <> 'queued' THEN ?15 ELSE task_instances.queued_us END, \
-         claimed_by = CASE WHEN ?5 = 'running' THEN task_instances.claimed_by END, \
-         lease_until_us = CASE WHEN ?5 = 'running' THEN task_instances.lease_until_us END \
+         try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10 \
          WHERE task_instances.state = +?11 AND task_instances.try_number = ?12"
-    } else if joins_queue {
-        // Its place in the queue is set now.
-        "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, \
-         priority_weight = ?13, queue = ?14, queued_us = ?15, claimed_by = NULL, lease_until_us = NULL \
-         WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
-         AND state = +?11 AND try_number = ?12"
-    } else if expect.state == TaskState::Running && ti.state != TaskState::Running {
-        // Only a try that stops running can hold a worker's claim; other changes
-        // leave the claim columns (and their index) alone.
-        "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10, \
-         claimed_by = NULL, lease_until_us = NULL \
-         WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
-         AND state = +?11 AND try_number = ?12"
     } else {
         "UPDATE task_instances SET state = ?5, try_number = ?6, max_tries = ?7, start_us = ?8, end_us = ?9, error = ?10 \
          WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 \
@@ -973,20 +989,38 @@ fn apply_task(
         &expect.state.as_str(),
         &expect.try_number,
     ];
-    let queue_fields: [&dyn rusqlite::ToSql; 3] = [&ti.priority_weight, &ti.queue, &now_us];
-    let queue_fields = if expect == Expect::FRESH || joins_queue {
-        &queue_fields[..]
-    } else {
-        &[]
-    };
     let written = tx
         .prepare_cached(sql)?
-        .execute(rusqlite::params_from_iter(
-            fields.iter().chain(queue_fields),
-        ))
+        .execute(&fields[..])
         .map_err(|e| no_such_run(e, &k.dag_id, &k.run_id))?;
     if written == 0 {
         return Err(refused(tx, k, expect));
+    }
+    // The queue holds an instance from when it becomes `queued` until it leaves that
+    // state: claimed by a worker (see `claim`), or changed by its scheduler. Changes of
+    // instances that never wait in it (most: a local run starts them directly) touch it
+    // not at all.
+    if ti.state == TaskState::Queued && expect.state != TaskState::Queued {
+        tx.prepare_cached(
+            "INSERT INTO task_queue (dag_id, run_id, task_id, map_index, priority_weight, queue, queued_us) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET priority_weight = ?5, \
+             queue = ?6, queued_us = ?7, claimed_by = NULL, try_number = NULL, lease_until_us = NULL",
+        )?
+        .execute(params![
+            k.dag_id.as_str(),
+            k.run_id.as_str(),
+            k.task_id.as_str(),
+            k.map_index.as_i64(),
+            ti.priority_weight,
+            ti.queue,
+            now_us,
+        ])?;
+    } else if expect.state == TaskState::Queued && ti.state != TaskState::Queued {
+        tx.prepare_cached(
+            "DELETE FROM task_queue WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+        )?
+        .execute(key_params(k))?;
     }
     if let Some(attempt) = ti.archived_try() {
         tx.prepare_cached(
@@ -1118,7 +1152,7 @@ fn apply_one(
             }
         }
         Change::RemoveInstance(key) => {
-            for table in ["xcoms", "task_reschedules"] {
+            for table in ["xcoms", "task_reschedules", "task_queue"] {
                 tx.prepare_cached(&format!(
                     "DELETE FROM {table} WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4"
                 ))?
@@ -1583,44 +1617,56 @@ impl QueueStore for SqliteStore {
         }
         let lease_until = super::lease_end(now, lease);
         self.write(|tx| {
-            let keys: Vec<TaskInstanceKey> = tx
+            let waiting: Vec<(TaskInstanceKey, i64, Option<String>)> = tx
                 .prepare_cached(
-                    "SELECT dag_id, run_id, task_id, map_index FROM task_instances \
-                     WHERE state = 'queued' AND (?1 IS NULL OR queue = ?1) \
+                    "SELECT dag_id, run_id, task_id, map_index, priority_weight, queue FROM task_queue \
+                     WHERE claimed_by IS NULL AND (?1 IS NULL OR queue = ?1) \
                      ORDER BY priority_weight DESC, queued_us, dag_id, run_id, task_id, map_index LIMIT ?2",
                 )?
-                .query_map(
-                    params![queue, sql_count(limit)],
-                    key_row,
-                )?
+                .query_map(params![queue, sql_count(limit)], |r| {
+                    Ok((key_row(r)?, r.get(4)?, r.get(5)?))
+                })?
                 .collect::<rusqlite::Result<_>>()?;
-            let mut claim = tx.prepare_cached(&format!(
+            let mut start = tx.prepare_cached(&format!(
                 "UPDATE task_instances SET state = 'running', try_number = try_number + 1, start_us = ?5, \
-                 end_us = NULL, error = NULL, claimed_by = ?6, lease_until_us = ?7 \
+                 end_us = NULL, error = NULL \
                  WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4 AND state = 'queued' \
                  RETURNING {TI_COLUMNS}"
             ))?;
-            let mut claimed = Vec::with_capacity(keys.len());
-            for key in &keys {
-                let record = claim
+            let mut hold = tx.prepare_cached(
+                "UPDATE task_queue SET claimed_by = ?5, try_number = ?6, lease_until_us = ?7 \
+                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+            )?;
+            let mut claimed = Vec::with_capacity(waiting.len());
+            for (key, priority_weight, queue) in waiting {
+                let [dag_id, run_id, task_id, map_index] = key_params(&key);
+                let record = start
                     .query_row(
-                        params![
-                            key.dag_id.as_str(),
-                            key.run_id.as_str(),
-                            key.task_id.as_str(),
-                            key.map_index.as_i64(),
-                            now.timestamp_micros(),
-                            worker.as_str(),
-                            lease_until.timestamp_micros(),
-                        ],
+                        params![dag_id, run_id, task_id, map_index, now.timestamp_micros()],
                         ti_row,
                     )
                     .optional()?;
-                claimed.extend(record.map(|record| Claimed {
-                    record,
+                let Some(record) = record else {
+                    continue;
+                };
+                hold.execute(params![
+                    dag_id,
+                    run_id,
+                    task_id,
+                    map_index,
+                    worker.as_str(),
+                    record.try_number,
+                    lease_until.timestamp_micros(),
+                ])?;
+                claimed.push(Claimed {
+                    record: TaskInstanceRecord {
+                        priority_weight,
+                        queue,
+                        ..record
+                    },
                     worker: worker.clone(),
                     lease_until,
-                }));
+                });
             }
             Ok(claimed)
         })
@@ -1636,8 +1682,12 @@ impl QueueStore for SqliteStore {
         self.write(|tx| {
             Ok(tx
                 .prepare_cached(
-                    "UPDATE task_instances SET lease_until_us = ?2 \
-                     WHERE claimed_by = ?1 AND state = 'running' AND lease_until_us >= ?3",
+                    "UPDATE task_queue SET lease_until_us = ?2 \
+                     WHERE claimed_by = ?1 AND lease_until_us >= ?3 AND EXISTS ( \
+                         SELECT 1 FROM task_instances t WHERE t.dag_id = task_queue.dag_id \
+                         AND t.run_id = task_queue.run_id AND t.task_id = task_queue.task_id \
+                         AND t.map_index = task_queue.map_index AND t.state = 'running' \
+                         AND t.try_number = task_queue.try_number)",
                 )?
                 .execute(params![worker.as_str(), until, now.timestamp_micros()])?)
         })
@@ -1655,8 +1705,11 @@ impl QueueStore for SqliteStore {
         self.write(|tx| {
             let held: Option<(String, u32, Option<String>, Option<i64>)> = tx
                 .prepare_cached(
-                    "SELECT state, try_number, claimed_by, lease_until_us FROM task_instances \
-                     WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+                    "SELECT t.state, t.try_number, \
+                     CASE WHEN q.try_number = t.try_number THEN q.claimed_by END, q.lease_until_us \
+                     FROM task_instances t LEFT JOIN task_queue q ON q.dag_id = t.dag_id \
+                     AND q.run_id = t.run_id AND q.task_id = t.task_id AND q.map_index = t.map_index \
+                     WHERE t.dag_id = ?1 AND t.run_id = ?2 AND t.task_id = ?3 AND t.map_index = ?4",
                 )?
                 .query_row(key_params(key), |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
@@ -1712,8 +1765,7 @@ impl QueueStore for SqliteStore {
                 apply_one(tx, &change, now_us, &mut starts)?;
             }
             tx.prepare_cached(
-                "UPDATE task_instances SET claimed_by = NULL, lease_until_us = NULL \
-                 WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
+                "DELETE FROM task_queue WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND map_index = ?4",
             )?
             .execute(key_params(key))?;
             tx.prepare_cached(
@@ -1773,9 +1825,12 @@ impl QueueStore for SqliteStore {
     fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstanceKey>, StoreError> {
         let conn = self.read();
         conn.prepare_cached(
-            "SELECT dag_id, run_id, task_id, map_index FROM task_instances \
-             WHERE claimed_by IS NOT NULL AND state = 'running' AND lease_until_us < ?1 \
-             ORDER BY lease_until_us, dag_id, run_id, task_id, map_index",
+            "SELECT q.dag_id, q.run_id, q.task_id, q.map_index FROM task_queue q \
+             JOIN task_instances t ON t.dag_id = q.dag_id AND t.run_id = q.run_id \
+             AND t.task_id = q.task_id AND t.map_index = q.map_index \
+             WHERE q.claimed_by IS NOT NULL AND q.lease_until_us < ?1 \
+             AND t.state = 'running' AND t.try_number = q.try_number \
+             ORDER BY q.lease_until_us, q.dag_id, q.run_id, q.task_id, q.map_index",
         )
         .and_then(|mut st| {
             st.query_map(params![now.timestamp_micros()], key_row)?
@@ -1982,7 +2037,7 @@ impl Starts {
 }
 
 /// Takes `release` off its owner's count (never below zero; a count that empties is
-/// deleted by the `slot_usage_emptied` trigger).
+/// deleted).
 fn release_usage(tx: &rusqlite::Transaction<'_>, release: &SlotRelease) -> Result<(), ApplyError> {
     let key = params![
         release.dag_id.as_str(),
@@ -1992,11 +2047,21 @@ fn release_usage(tx: &rusqlite::Transaction<'_>, release: &SlotRelease) -> Resul
         release.slots,
         release.tasks
     ];
-    tx.prepare_cached(
-        "UPDATE slot_usage SET slots = MAX(slots - ?5, 0), tasks = MAX(tasks - ?6, 0) \
-         WHERE dag_id = ?1 AND run_id = ?2 AND pool = ?3 AND owner = ?4",
-    )?
-    .execute(key)?;
+    // A release that empties the count (a run ending) deletes it in one statement;
+    // one that leaves slots or tasks counted lowers them.
+    let emptied = tx
+        .prepare_cached(
+            "DELETE FROM slot_usage WHERE dag_id = ?1 AND run_id = ?2 AND pool = ?3 AND owner = ?4 \
+             AND slots <= ?5 AND tasks <= ?6",
+        )?
+        .execute(key)?;
+    if emptied == 0 {
+        tx.prepare_cached(
+            "UPDATE slot_usage SET slots = MAX(slots - ?5, 0), tasks = MAX(tasks - ?6, 0) \
+             WHERE dag_id = ?1 AND run_id = ?2 AND pool = ?3 AND owner = ?4",
+        )?
+        .execute(key)?;
+    }
     Ok(())
 }
 

@@ -1343,6 +1343,38 @@ fn queue_conformance(store: &dyn Store) {
             .iter()
             .all(|k| *k != key("q1", "c"))
     );
+
+    // A claim taken back by the scheduler stays taken back, even once the instance runs
+    // again elsewhere: its worker's heartbeat, report and lease no longer count.
+    store.create_run(&run_record("q2", 2)).unwrap();
+    store.apply(&[queued("q2", "e", 1, None)]).unwrap();
+    let e = store.claim(&w1, None, 1, lease, at(100)).unwrap();
+    assert_eq!(names(&e), ["e"]);
+    assert_eq!(store.expired_claims(at(200)).unwrap(), [key("q2", "e")]);
+    store
+        .apply(&[
+            ti(
+                "q2",
+                "e",
+                TaskState::UpForRetry,
+                1,
+                was(TaskState::Running, 1),
+            ),
+            ti(
+                "q2",
+                "e",
+                TaskState::Running,
+                2,
+                was(TaskState::UpForRetry, 1),
+            ),
+        ])
+        .unwrap();
+    assert!(store.expired_claims(at(200)).unwrap().is_empty());
+    assert_eq!(store.heartbeat(&w1, at(110), lease).unwrap(), 0);
+    let err = store
+        .report(&e[0], &done(TaskState::Success, 120), at(120))
+        .unwrap_err();
+    assert!(err.to_string().contains("at try 2 now"), "{err}");
 }
 
 #[test]
