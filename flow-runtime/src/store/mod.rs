@@ -194,10 +194,12 @@ pub struct TaskInstanceRecord {
     /// The error of the last failed try.
     pub error: Option<String>,
     /// Its priority among queued instances: a [`QueueStore::claim`] takes higher weights
-    /// first. Set when the instance is queued.
+    /// first. Written when the instance is queued and returned by its claim; the queue
+    /// keeps it only while the instance waits or is claimed (a read of the instance
+    /// otherwise may give 0).
     pub priority_weight: i64,
     /// The queue it waits in once queued (`None`: the default queue); a worker claims from
-    /// one queue or from all.
+    /// one queue or from all. Kept like `priority_weight`.
     pub queue: Option<String>,
 }
 
