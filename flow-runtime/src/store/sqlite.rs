@@ -257,6 +257,171 @@ const MIGRATIONS: [&str; 9] = [
      DROP TRIGGER slot_usage_emptied;",
 ];
 
+/// The schema the migrations lead to, made at once in a new database (replaying every
+/// migration there would rewrite tables that are empty anyway). A test checks that both
+/// ways give the same tables, columns, keys and indexes.
+const SCHEMA: &str = "CREATE TABLE flow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE dags (
+         dag_id TEXT PRIMARY KEY,
+         is_paused BOOLEAN NOT NULL DEFAULT FALSE,
+         fingerprint TEXT NOT NULL,
+         updated_us BIGINT NOT NULL
+     );
+     CREATE TABLE dag_runs (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         run_type TEXT NOT NULL,
+         logical_date_us BIGINT NOT NULL,
+         state TEXT NOT NULL,
+         start_us BIGINT,
+         end_us BIGINT,
+         fingerprint TEXT NOT NULL,
+         data_interval_start_us BIGINT NOT NULL,
+         data_interval_end_us BIGINT NOT NULL,
+         conf TEXT NOT NULL,
+         PRIMARY KEY (dag_id, run_id)
+     );
+     CREATE INDEX dag_runs_by_date ON dag_runs (dag_id, logical_date_us);
+     CREATE TABLE task_instances (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         state TEXT NOT NULL,
+         try_number INTEGER NOT NULL,
+         max_tries INTEGER NOT NULL,
+         start_us BIGINT,
+         end_us BIGINT,
+         error TEXT,
+         PRIMARY KEY (dag_id, run_id, task_id, map_index),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE TABLE task_tries (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         try_number INTEGER NOT NULL,
+         state TEXT NOT NULL,
+         start_us BIGINT,
+         end_us BIGINT,
+         error TEXT,
+         PRIMARY KEY (dag_id, run_id, task_id, map_index, try_number),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE TABLE xcoms (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         key TEXT NOT NULL,
+         type_name TEXT NOT NULL,
+         value BLOB NOT NULL,
+         object_key TEXT,
+         PRIMARY KEY (dag_id, run_id, task_id, map_index, key),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE TABLE task_logs (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         try_number INTEGER NOT NULL,
+         seq INTEGER NOT NULL,
+         logged_us BIGINT NOT NULL,
+         level TEXT NOT NULL,
+         message TEXT NOT NULL,
+         PRIMARY KEY (dag_id, run_id, task_id, map_index, try_number, seq),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE TABLE pools (
+         name TEXT PRIMARY KEY,
+         slots INTEGER NOT NULL,
+         description TEXT NOT NULL
+     );
+     CREATE TABLE task_reschedules (
+         id INTEGER PRIMARY KEY,
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         try_number INTEGER NOT NULL,
+         start_us BIGINT NOT NULL,
+         end_us BIGINT NOT NULL,
+         reschedule_us BIGINT NOT NULL,
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     );
+     CREATE INDEX task_reschedules_by_instance
+         ON task_reschedules (dag_id, run_id, task_id, map_index, try_number);
+     CREATE TABLE task_outcomes (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         try_number INTEGER NOT NULL,
+         worker TEXT NOT NULL,
+         state TEXT NOT NULL,
+         error TEXT,
+         end_us BIGINT NOT NULL,
+         reschedule_us BIGINT,
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     );
+     CREATE TABLE run_leases (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         owner TEXT NOT NULL,
+         lease_until_us BIGINT NOT NULL,
+         PRIMARY KEY (dag_id, run_id),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE TABLE slot_usage (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         pool TEXT NOT NULL,
+         owner TEXT NOT NULL,
+         slots INTEGER NOT NULL,
+         tasks INTEGER NOT NULL,
+         lease_until_us BIGINT NOT NULL,
+         PRIMARY KEY (dag_id, run_id, pool, owner),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE TABLE asset_events (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         uri TEXT NOT NULL,
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         timestamp_us BIGINT NOT NULL
+     );
+     CREATE INDEX asset_events_by_uri ON asset_events (uri, id);
+     CREATE TABLE asset_consumers (
+         dag_id TEXT NOT NULL,
+         uri TEXT NOT NULL,
+         last_event_id INTEGER NOT NULL,
+         PRIMARY KEY (dag_id, uri)
+     ) WITHOUT ROWID;
+     CREATE TABLE task_queue (
+         dag_id TEXT NOT NULL,
+         run_id TEXT NOT NULL,
+         task_id TEXT NOT NULL,
+         map_index BIGINT NOT NULL,
+         priority_weight BIGINT NOT NULL,
+         queue TEXT,
+         queued_us BIGINT NOT NULL,
+         claimed_by TEXT,
+         try_number INTEGER,
+         lease_until_us BIGINT,
+         PRIMARY KEY (dag_id, run_id, task_id, map_index),
+         FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE INDEX task_queue_waiting ON task_queue (priority_weight DESC, queued_us)
+         WHERE claimed_by IS NULL;
+     CREATE INDEX task_queue_claimed ON task_queue (lease_until_us)
+         WHERE claimed_by IS NOT NULL;
+     INSERT INTO flow_meta (key, value) VALUES ('application', 'flow'), ('schema_version', '9');";
+
 /// How [`SqliteStore::open_with`] treats an existing database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpenMode {
@@ -461,6 +626,8 @@ impl SqliteStore {
             if tables > 0 {
                 return Ok(());
             }
+            tx.execute_batch(SCHEMA).map_err(|e| self.err(e))?;
+            return tx.commit().map_err(|e| self.err(e));
         }
         for (i, sql) in MIGRATIONS
             .iter()

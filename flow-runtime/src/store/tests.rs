@@ -971,6 +971,76 @@ fn a_newer_schema_is_refused_and_an_older_one_migrates() {
     conformance(&SqliteStore::open(&older).unwrap());
 }
 
+/// Every table of the database at `path`, described by what SQLite reports of it: its
+/// columns, primary key, `WITHOUT ROWID`, foreign keys and indexes (with their columns and
+/// conditions), the schema version, and its triggers.
+fn schema_of(path: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let rows = |sql: &str| -> Vec<String> {
+        let mut st = conn.prepare(sql).unwrap();
+        let count = st.column_count();
+        st.query_map([], |r| {
+            let mut fields = Vec::with_capacity(count);
+            for i in 0..count {
+                let value: rusqlite::types::Value = r.get(i)?;
+                fields.push(format!("{value:?}"));
+            }
+            Ok(fields.join(" "))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    };
+    let mut described = rows(
+        "SELECT name, type, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex%' ORDER BY name",
+    );
+    described.extend(rows("SELECT key, value FROM flow_meta ORDER BY key"));
+    for table in rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") {
+        let table = table.trim_start_matches("Text(\"").trim_end_matches("\")");
+        for detail in [
+            format!(
+                "SELECT '{table}', name, type, \"notnull\", dflt_value, pk FROM pragma_table_xinfo('{table}')"
+            ),
+            format!("SELECT '{table}', wr, strict FROM pragma_table_list('{table}')"),
+            format!(
+                "SELECT '{table}', \"table\", \"from\", \"to\", on_delete FROM pragma_foreign_key_list('{table}')"
+            ),
+            format!(
+                "SELECT '{table}', seq, \"unique\", origin, partial FROM pragma_index_list('{table}') ORDER BY seq"
+            ),
+        ] {
+            described.extend(rows(&detail));
+        }
+    }
+    for index in rows("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name") {
+        let index = index.trim_start_matches("Text(\"").trim_end_matches("\")");
+        described.extend(rows(&format!(
+            "SELECT '{index}', seqno, name, \"desc\", key FROM pragma_index_xinfo('{index}')"
+        )));
+        // A partial index's condition, spaces aside.
+        described.extend(
+            rows(&format!(
+                "SELECT sql FROM sqlite_master WHERE name = '{index}'"
+            ))
+            .into_iter()
+            .map(|sql| sql.split_whitespace().collect::<Vec<_>>().join(" ")),
+        );
+    }
+    described
+}
+
+#[test]
+fn a_new_database_gets_the_schema_the_migrations_lead_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = dir.path().join("migrated.db");
+    SqliteStore::create_at_version(&migrated, SCHEMA_VERSION).unwrap();
+    let fresh = dir.path().join("fresh.db");
+    drop(SqliteStore::open(&fresh).unwrap());
+    let (migrated, fresh) = (schema_of(&migrated), schema_of(&fresh));
+    assert!(fresh.len() > 100, "{fresh:?}");
+    assert_eq!(fresh, migrated);
+}
+
 #[test]
 fn a_locked_database_is_reported_after_the_busy_timeout() {
     let dir = tempfile::tempdir().unwrap();
