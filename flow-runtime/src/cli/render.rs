@@ -166,7 +166,12 @@ fn dot_members(dag: &Dag, group: Option<usize>, depth: usize, out: &mut String) 
             "{indent}subgraph {:?} {{",
             format!("cluster_{}", inner.id())
         );
-        let _ = writeln!(out, "{indent}  label={:?};", inner.label());
+        // A mapped group runs once per element, as Airflow's UI marks it.
+        let label = match dag.group_mapping(index) {
+            Some(_) => format!("{} [mapped]", inner.label()),
+            None => inner.label().to_string(),
+        };
+        let _ = writeln!(out, "{indent}  label={label:?};");
         if let Some(tooltip) = inner.tooltip() {
             let _ = writeln!(out, "{indent}  tooltip={tooltip:?};");
         }
@@ -374,14 +379,15 @@ mod tests {
         b.add_task(step("start"));
         b.group(TaskGroup::new("outer").tooltip("the outside"), |b| {
             b.add_task(step("a"));
-            b.group(TaskGroup::new("inner"), |b| {
-                b.add_task(step("b"));
+            b.expand_group(TaskGroup::new("inner"), |b, map| {
+                let x = map.expand(vec![1_u8, 2]);
+                b.add_task(step("b").param::<u8>("x")).input(x);
             });
         });
         let text = dot(&b.build().unwrap());
         let expected = "digraph \"d\" {\n  rankdir=LR;\n  \"start\";\n  \
             subgraph \"cluster_outer\" {\n    label=\"outer\";\n    tooltip=\"the outside\";\n    \
-            \"outer.a\";\n    subgraph \"cluster_outer.inner\" {\n      label=\"inner\";\n      \
+            \"outer.a\";\n    subgraph \"cluster_outer.inner\" {\n      label=\"inner [mapped]\";\n      \
             \"outer.inner.b\";\n    }\n  }\n}\n";
         assert_eq!(text, expected);
     }
