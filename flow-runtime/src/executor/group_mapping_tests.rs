@@ -7,16 +7,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use super::mapping_tests::{numbers, total};
 use crate::graph::{Dag, DagBuilder, DagDefinitionError, Node, TaskGroup};
 use crate::runtime::*;
 use crate::state::{RunState, TaskState};
 use crate::store::MemoryStore;
 use crate::task::{TaskError, TaskSpec};
 use crate::trigger::TriggerRule;
-
-fn numbers(name: &str, values: Vec<u64>) -> TaskSpec {
-    TaskSpec::from_sync(name, move |_, _| Ok(values.clone()))
-}
 
 fn add(name: &str, amount: u64) -> TaskSpec {
     TaskSpec::from_sync(name, move |_, inputs| Ok(inputs.get::<u64>(0)? + amount)).param::<u64>("x")
@@ -28,13 +25,6 @@ fn times(name: &str) -> TaskSpec {
     })
     .param::<u64>("x")
     .param::<u64>("factor")
-}
-
-fn total(name: &str) -> TaskSpec {
-    TaskSpec::from_sync(name, |_, inputs| {
-        Ok(inputs.get::<Vec<u64>>(0)?.iter().sum::<u64>())
-    })
-    .param::<Vec<u64>>("values")
 }
 
 async fn run(dag: &Dag) -> RunSummary {

@@ -18,7 +18,7 @@ use crate::task::TaskError;
 use crate::task::TaskSpec;
 use crate::trigger::TriggerRule;
 
-fn numbers(name: &str, values: Vec<u64>) -> TaskSpec {
+pub(super) fn numbers(name: &str, values: Vec<u64>) -> TaskSpec {
     TaskSpec::from_sync(name, move |_, _| Ok(values.clone()))
 }
 
@@ -37,7 +37,7 @@ fn times(name: &str) -> TaskSpec {
     .param::<u64>("factor")
 }
 
-fn total(name: &str) -> TaskSpec {
+pub(super) fn total(name: &str) -> TaskSpec {
     TaskSpec::from_sync(name, |_, inputs| {
         Ok(inputs.get::<Vec<u64>>(0)?.iter().sum::<u64>())
     })

@@ -1076,21 +1076,27 @@ impl<'a> Tracker<'a> {
         if inst.record.state != TaskState::None || inst.decided {
             return;
         }
-        match trigger::decide(self.task(index).trigger_rule(), &inst.upstream) {
-            Decision::Wait => {}
+        let decision = trigger::decide(self.task(index).trigger_rule(), &inst.upstream);
+        if let Some(state) = self.apply_decision(index, decision) {
+            self.settle_downstream(index, state);
+        }
+    }
+
+    /// Carries out a trigger rule's decision about the instance `index`: queued to run, or
+    /// ended without running (the state returned, for its downstream tasks to count).
+    fn apply_decision(&mut self, index: usize, decision: Decision) -> Option<TaskState> {
+        let state = match decision {
+            Decision::Wait => return None,
             Decision::Run => {
                 self.instances[index].decided = true;
                 self.ready.push(index, self.priority(index));
+                return None;
             }
-            Decision::UpstreamFailed => {
-                self.set_state(index, TaskState::UpstreamFailed, None);
-                self.settle_downstream(index, TaskState::UpstreamFailed);
-            }
-            Decision::Skip => {
-                self.set_state(index, TaskState::Skipped, None);
-                self.settle_downstream(index, TaskState::Skipped);
-            }
-        }
+            Decision::UpstreamFailed => TaskState::UpstreamFailed,
+            Decision::Skip => TaskState::Skipped,
+        };
+        self.set_state(index, state, None);
+        Some(state)
     }
 
     /// Readies the instances `children` of the task in a mapped group at `parent`: each
@@ -1307,20 +1313,9 @@ impl<'a> Tracker<'a> {
                     continue;
                 }
                 inst.upstream.add(&finished);
-                match trigger::decide(plan.task(task).trigger_rule(), &inst.upstream) {
-                    Decision::Wait => {}
-                    Decision::Run => {
-                        self.instances[d].decided = true;
-                        self.ready.push(d, plan.priority(task));
-                    }
-                    Decision::UpstreamFailed => {
-                        self.set_state(d, TaskState::UpstreamFailed, None);
-                        settled.push((d, UpstreamCounts::one(TaskState::UpstreamFailed)));
-                    }
-                    Decision::Skip => {
-                        self.set_state(d, TaskState::Skipped, None);
-                        settled.push((d, UpstreamCounts::one(TaskState::Skipped)));
-                    }
+                let decision = trigger::decide(plan.task(task).trigger_rule(), &inst.upstream);
+                if let Some(state) = self.apply_decision(d, decision) {
+                    settled.push((d, UpstreamCounts::one(state)));
                 }
             }
             if self.groups.iter().any(Option::is_some) {
