@@ -790,6 +790,11 @@ impl<'a> Tracker<'a> {
             self.changes.push(Change::RemoveInstance(surplus.key));
         }
         let mut previous = previous.into_iter();
+        // Room for exactly this expansion: doubling past it would hold up to twice the
+        // memory for the rest of the run (100,000 instances take tens of MiB).
+        self.instances.reserve_exact(count);
+        self.changes.reserve(count);
+        self.batched.reserve(count);
         for map_index in 0..count {
             // A stored instance is already recorded; a new one goes into the batch.
             let (record, stored) = match previous.next() {
