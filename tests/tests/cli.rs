@@ -40,7 +40,7 @@ fn dags_list_shows_every_dag() {
 }
 
 #[test]
-fn dags_show_prints_a_tree_and_dot() {
+fn dags_show_prints_a_tree_dot_mermaid_and_svg() {
     fixture()
         .args(["dags", "show", "chain"])
         .assert()
@@ -51,6 +51,20 @@ fn dags_show_prints_a_tree_and_dot() {
         .assert()
         .success()
         .stdout(contains("digraph \"chain\"").and(contains("\"scale\" -> \"total\";")));
+    fixture()
+        .args(["dags", "show", "chain", "--format", "mermaid"])
+        .assert()
+        .success()
+        .stdout(contains("flowchart LR\n").and(contains("  t2 --> t3\n")));
+    fixture()
+        .args(["dags", "show", "chain", "--format", "svg"])
+        .assert()
+        .success()
+        .stdout(
+            contains("<svg xmlns=\"http://www.w3.org/2000/svg\"")
+                .and(contains("<title>chain</title>"))
+                .and(contains(">total</text>")),
+        );
 }
 
 #[test]

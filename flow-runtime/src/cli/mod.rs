@@ -8,6 +8,7 @@
 //! 1 a run or task failed, 2 bad input (unknown id, bad date, bad JSON, missing inputs), a
 //! refused database, or a DAG definition error found at start-up.
 
+mod draw;
 mod failure;
 mod history;
 mod render;
@@ -77,7 +78,8 @@ enum DagsCommand {
     Show {
         /// The DAG id.
         dag_id: String,
-        /// `text` (a tree) or `dot` (Graphviz).
+        /// `text` (a tree), `dot` (Graphviz), `mermaid`, or `svg` (a picture laid out
+        /// here, for a browser).
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
     },
@@ -268,6 +270,8 @@ enum DbCommand {
 enum ShowFormat {
     Text,
     Dot,
+    Mermaid,
+    Svg,
 }
 
 /// Parses the process arguments and runs the command over every registered DAG.
@@ -347,7 +351,9 @@ fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result
                 "{}",
                 match format {
                     ShowFormat::Text => render::tree(dag),
-                    ShowFormat::Dot => render::dot(dag),
+                    ShowFormat::Dot => draw::dot(dag),
+                    ShowFormat::Mermaid => draw::mermaid(dag),
+                    ShowFormat::Svg => draw::svg(dag),
                 }
             );
             Ok(())

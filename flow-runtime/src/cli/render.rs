@@ -1,4 +1,4 @@
-//! Text the CLI prints: tables, the DAG tree, Graphviz, live state lines.
+//! Text the CLI prints: tables, the DAG tree, live state lines (pictures: [`super::draw`]).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -130,54 +130,6 @@ pub(super) fn tree(dag: &Dag) -> String {
         }
     }
     out
-}
-
-/// Graphviz: a task group is a cluster (nested in its enclosing group's) labelled with
-/// its own id, holding its tasks.
-pub(super) fn dot(dag: &Dag) -> String {
-    let mut out = format!("digraph {:?} {{\n  rankdir=LR;\n", dag.id().as_str());
-    dot_members(dag, None, 1, &mut out);
-    for task in dag.tasks() {
-        for &d in task.downstream() {
-            let _ = writeln!(
-                out,
-                "  {:?} -> {:?};",
-                task.id().as_str(),
-                dag[d].id().as_str()
-            );
-        }
-    }
-    out.push_str("}\n");
-    out
-}
-
-/// The tasks directly in `group` (`None`: in no group) and its inner groups as clusters.
-fn dot_members(dag: &Dag, group: Option<usize>, depth: usize, out: &mut String) {
-    let indent = "  ".repeat(depth);
-    for task in dag.tasks().iter().filter(|t| t.group() == group) {
-        let _ = writeln!(out, "{indent}{:?};", task.id().as_str());
-    }
-    for (index, inner) in dag.groups().iter().enumerate() {
-        if inner.parent() != group {
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "{indent}subgraph {:?} {{",
-            format!("cluster_{}", inner.id())
-        );
-        // A mapped group runs once per element, as Airflow's UI marks it.
-        let label = match dag.group_mapping(index) {
-            Some(_) => format!("{} [mapped]", inner.label()),
-            None => inner.label().to_string(),
-        };
-        let _ = writeln!(out, "{indent}  label={label:?};");
-        if let Some(tooltip) = inner.tooltip() {
-            let _ = writeln!(out, "{indent}  tooltip={tooltip:?};");
-        }
-        dot_members(dag, Some(index), depth + 1, out);
-        let _ = writeln!(out, "{indent}}}");
-    }
 }
 
 fn duration(d: Option<Duration>) -> String {
@@ -369,28 +321,6 @@ pub(super) fn summary(run: &RunSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dot_draws_task_groups_as_nested_clusters() {
-        use crate::graph::TaskGroup;
-        use crate::task::{TaskError, TaskSpec};
-        let step = |name: &str| TaskSpec::from_sync(name, |_, _| Ok::<u8, TaskError>(1));
-        let mut b = crate::DagBuilder::new("d");
-        b.add_task(step("start"));
-        b.group(TaskGroup::new("outer").tooltip("the outside"), |b| {
-            b.add_task(step("a"));
-            b.expand_group(TaskGroup::new("inner"), |b, map| {
-                let x = map.expand(vec![1_u8, 2]);
-                b.add_task(step("b").param::<u8>("x")).input(x);
-            });
-        });
-        let text = dot(&b.build().unwrap());
-        let expected = "digraph \"d\" {\n  rankdir=LR;\n  \"start\";\n  \
-            subgraph \"cluster_outer\" {\n    label=\"outer\";\n    tooltip=\"the outside\";\n    \
-            \"outer.a\";\n    subgraph \"cluster_outer.inner\" {\n      label=\"inner [mapped]\";\n      \
-            \"outer.inner.b\";\n    }\n  }\n}\n";
-        assert_eq!(text, expected);
-    }
 
     #[test]
     fn short_types_drop_module_paths() {
