@@ -318,8 +318,9 @@ where
     }
 }
 
-/// Logs go to stderr, filtered by `FLOW_LOG` (default `info`); every task's lines at INFO
-/// and above are also captured into its try's log in the store.
+/// Logs go to stderr, filtered by `FLOW_LOG` (default `info`), coloured only on a
+/// terminal; every task's lines at INFO and above are also captured into its try's log
+/// in the store.
 fn init_logging(settings: &Settings) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -332,6 +333,12 @@ fn init_logging(settings: &Settings) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                // Colours only for a person at a terminal: a file or a pipe gets plain
+                // text (and `NO_COLOR`, the common convention, turns them off).
+                .with_ansi(
+                    std::io::IsTerminal::is_terminal(&std::io::stderr())
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                )
                 .with_target(false)
                 .with_filter(filter),
         )
