@@ -609,3 +609,35 @@ fn tasks_xcoms_shows_the_return_value_pushed_values_and_the_branch_decision() {
         .failure()
         .stderr(contains("nope"));
 }
+
+/// On a terminal (a pseudo-terminal made by util-linux's `script`), `dags test` draws its
+/// progress below the state lines; into a pipe it prints the plain lines only.
+#[test]
+fn dags_test_shows_progress_on_a_terminal_only() {
+    let script = std::path::Path::new("/usr/bin/script");
+    if !script.exists() {
+        eprintln!("skipped: /usr/bin/script (util-linux) is needed to make a terminal");
+        return;
+    }
+    let home = Home::new();
+    let command = format!(
+        "{} dags test chain --in-memory",
+        env!("CARGO_BIN_EXE_fixture")
+    );
+    let output = std::process::Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .env("FLOW_HOME", home.0.path())
+        .env("FLOW_LOG", "warn")
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{terminal}");
+    assert!(
+        terminal.contains("task instances done") && terminal.contains("success          total"),
+        "{terminal}"
+    );
+    let piped = home.stdout(&["dags", "test", "chain", "--in-memory"]);
+    assert!(!piped.contains("task instances done"), "{piped}");
+    assert!(!piped.contains('\u{1b}'), "{piped}");
+}

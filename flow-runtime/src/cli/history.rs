@@ -43,8 +43,10 @@ pub(super) fn resume(
     let run_id = ops::resolve::resolve_run(store.as_ref(), dag, run)?;
     let lock = home.lock_run(dag.id(), &run_id)?;
     println!("Resuming run {run_id} of DAG `{}`", dag.id());
-    let executor = live_executor(settings, store, settings.connect_objects()?, parallelism);
+    let objects = settings.connect_objects()?;
+    let (executor, progress) = live_executor(settings, dag, store, objects, parallelism);
     let summary = runtime()?.block_on(ops::resume::resume(&executor, dag, &run_id, &lock))?;
+    progress.finish();
     report(&summary)
 }
 
@@ -88,8 +90,10 @@ pub(super) fn clear(
         println!("run them with `dags test {} --resume {run_id}`", dag.id());
         return Ok(());
     }
-    let executor = live_executor(settings, store, settings.connect_objects()?, None);
+    let objects = settings.connect_objects()?;
+    let (executor, progress) = live_executor(settings, dag, store, objects, None);
     let summary = runtime()?.block_on(ops::resume::resume(&executor, dag, &run_id, &lock))?;
+    progress.finish();
     drop(lock);
     report(&summary)
 }

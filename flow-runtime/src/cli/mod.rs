@@ -11,6 +11,7 @@
 mod draw;
 mod failure;
 mod history;
+mod progress;
 mod render;
 mod scheduling;
 
@@ -332,7 +333,8 @@ fn init_logging(settings: &Settings) {
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                // Around the progress bar, when one is drawn.
+                .with_writer(|| progress::LogWriter)
                 // Colours only for a person at a terminal: a file or a pipe gets plain
                 // text (and `NO_COLOR`, the common convention, turns them off).
                 .with_ansi(
@@ -381,23 +383,24 @@ fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result
             let request =
                 ops::trigger::request(dag, logical_date(date.as_deref())?, conf.as_ref())?;
             if in_memory {
-                let executor = live_executor(
-                    settings,
-                    Arc::new(MemoryStore::new()),
-                    Objects::in_memory(),
-                    parallelism,
-                );
                 println!(
                     "Running DAG `{}` for logical date {}",
                     dag.id(),
                     request.logical_date.to_rfc3339()
                 );
+                let (executor, progress) = live_executor(
+                    settings,
+                    dag,
+                    Arc::new(MemoryStore::new()),
+                    Objects::in_memory(),
+                    parallelism,
+                );
                 let summary = runtime()?.block_on(executor.run_request(dag, request))?;
+                progress.finish();
                 report(&summary)
             } else {
                 let (home, store) = open(settings)?;
-                let executor =
-                    live_executor(settings, store, settings.connect_objects()?, parallelism);
+                let objects = settings.connect_objects()?;
                 let run_id = Executor::manual_run_id(request.logical_date);
                 let _lock = home.lock_run(dag.id(), &run_id)?;
                 println!(
@@ -406,7 +409,10 @@ fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result
                     request.logical_date.to_rfc3339(),
                     home.database().display()
                 );
+                let (executor, progress) =
+                    live_executor(settings, dag, store, objects, parallelism);
                 let summary = runtime()?.block_on(executor.run_request(dag, request))?;
+                progress.finish();
                 report(&summary)
             }
         }
@@ -572,21 +578,27 @@ fn open(settings: &Settings) -> Result<(FlowHome, Arc<dyn Store>), Failure> {
     Ok((home, store))
 }
 
-/// An executor with the settings, printing a line per task state change.
+/// An executor with the settings, printing a line per task state change of `dag`'s run,
+/// with the run's progress below them on a terminal (cleared by [`progress::Progress::finish`]
+/// or once both are dropped).
 fn live_executor(
     settings: &Settings,
+    dag: &Dag,
     store: Arc<dyn Store>,
     objects: Objects,
     parallelism: Option<usize>,
-) -> Executor {
+) -> (Executor, progress::Progress) {
+    let progress = progress::Progress::start(dag, 1, true);
+    let events = progress.clone();
     let executor = settings
         .executor(store)
         .object_store(objects)
-        .on_event(|event| println!("{}", render::event_line(event)));
-    match parallelism {
+        .on_event(move |event| events.on_event(event));
+    let executor = match parallelism {
         Some(n) => executor.parallelism(n),
         None => executor,
-    }
+    };
+    (executor, progress)
 }
 
 /// Prints the summary; a failed run is a failed command.

@@ -84,9 +84,11 @@ pub(super) fn trigger(
     // The conf is checked before anything is opened.
     let request = ops::trigger::request(dag, logical_date(date)?, conf.as_ref())?;
     let (home, store) = open(settings)?;
-    let executor = live_executor(settings, store, settings.connect_objects()?, None);
+    let objects = settings.connect_objects()?;
+    let (executor, progress) = live_executor(settings, dag, store, objects, None);
     let run = ops::trigger::trigger(&executor, dag, request)?;
     if !run_now {
+        progress.finish();
         println!(
             "queued run {} of DAG `{}`; a running scheduler starts it",
             run.run_id,
@@ -97,6 +99,7 @@ pub(super) fn trigger(
     let lock = home.lock_run(dag.id(), &run.run_id)?;
     println!("running {} of DAG `{}`", run.run_id, dag.id());
     let summary = runtime()?.block_on(ops::resume::resume(&executor, dag, &run.run_id, &lock))?;
+    progress.finish();
     super::report(&summary)
 }
 
@@ -137,10 +140,20 @@ pub(super) fn backfill(
     if dry_run {
         return Ok(());
     }
+    let runs = plan
+        .runs
+        .iter()
+        .filter(|planned| !matches!(planned.action, Action::Skip(_)))
+        .count();
+    // On a terminal, the instances done of every run; no line per state change.
+    let progress = super::progress::Progress::start(dag, runs, false);
+    let events = progress.clone();
     let executor = settings
         .executor(store)
-        .object_store(settings.connect_objects()?);
+        .object_store(settings.connect_objects()?)
+        .on_event(move |event| events.on_event(event));
     let outcome = runtime()?.block_on(ops::backfill::run(plan, dag, &executor, &home))?;
+    progress.finish();
     let failed = outcome.unsuccessful();
     let total = outcome.runs.len();
     let seconds = outcome.duration.as_secs_f64();
