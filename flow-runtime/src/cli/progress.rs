@@ -3,7 +3,7 @@
 //! long, kept below the live state lines and the logs. Not on a terminal (a pipe, a file,
 //! CI), nothing is drawn and the output is the plain lines alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -15,15 +15,21 @@ use crate::graph::Dag;
 use crate::ids::{RunId, TaskId};
 use crate::state::TaskState;
 
-/// What the progress line counts: every task instance seen, by run, task and map index.
+/// What the progress line counts: every task instance seen, by run, task and map index,
+/// kept as running counts so that an event costs the same in a run of 100,000 instances.
 #[derive(Debug, Default)]
 pub(super) struct Tally {
     /// Instances expected per run before any has expanded: one per task.
     tasks_per_run: usize,
     runs: usize,
-    /// The tasks that run as several instances (mapped, or in a mapped group).
-    mapped: Vec<TaskId>,
     states: HashMap<(RunId, TaskId, Option<u32>), TaskState>,
+    /// Mapped tasks, by run, whose instances have appeared: their instances count
+    /// instead of the one expected for the task.
+    expanded: HashSet<(RunId, TaskId)>,
+    /// Instances of mapped tasks seen.
+    instances: usize,
+    done: usize,
+    running: usize,
 }
 
 impl Tally {
@@ -32,55 +38,53 @@ impl Tally {
         Tally {
             tasks_per_run: dag.tasks().len(),
             runs,
-            mapped: dag
-                .tasks()
-                .iter()
-                .filter(|t| t.is_mapped())
-                .map(|t| t.id().clone())
-                .collect(),
-            states: HashMap::new(),
+            ..Tally::default()
         }
+    }
+
+    /// Whether `key` in `state` counts as done: a mapped task's own line only while it
+    /// has no instances (it was skipped as a whole, say).
+    fn counts_as_done(&self, key: &(RunId, TaskId, Option<u32>), state: TaskState) -> bool {
+        state.is_finished()
+            && (key.2.is_some() || !self.expanded.contains(&(key.0.clone(), key.1.clone())))
     }
 
     /// Counts a state change.
     pub(super) fn record(&mut self, event: &TaskEvent) {
         let key = (event.run_id.clone(), event.task_id.clone(), event.map_index);
-        self.states.insert(key, event.state);
+        if key.2.is_some() && self.expanded.insert((key.0.clone(), key.1.clone())) {
+            // The task's own line, if finished, no longer counts: its instances do.
+            let own = (key.0.clone(), key.1.clone(), None);
+            if self.states.get(&own).is_some_and(|s| s.is_finished()) {
+                self.done -= 1;
+            }
+        }
+        match self.states.insert(key.clone(), event.state) {
+            None if key.2.is_some() => self.instances += 1,
+            None => {}
+            Some(previous) => {
+                if previous == TaskState::Running {
+                    self.running -= 1;
+                }
+                if self.counts_as_done(&key, previous) {
+                    self.done -= 1;
+                }
+            }
+        }
+        if event.state == TaskState::Running {
+            self.running += 1;
+        }
+        if self.counts_as_done(&key, event.state) {
+            self.done += 1;
+        }
     }
 
     /// (done, total, running): a mapped task counts as one instance until its instances
     /// appear, then as those.
     pub(super) fn counts(&self) -> (usize, usize, usize) {
-        let expanded: usize = self
-            .states
-            .keys()
-            .filter(|(_, _, map_index)| map_index.is_some())
-            .count();
-        // A mapped task's instances replace its one expected instance, run by run.
-        let mut replaced: Vec<(&RunId, &TaskId)> = self
-            .states
-            .keys()
-            .filter(|(_, task, map_index)| map_index.is_some() && self.mapped.contains(task))
-            .map(|(run, task, _)| (run, task))
-            .collect();
-        replaced.sort_unstable();
-        replaced.dedup();
-        let total = (self.tasks_per_run * self.runs + expanded).saturating_sub(replaced.len());
-        let finished = |state: &TaskState| state.is_finished();
-        let done = self
-            .states
-            .iter()
-            .filter(|((run, task, map_index), state)| {
-                // A mapped task's own line only stands for it while it has no instances.
-                finished(state) && (map_index.is_some() || !replaced.contains(&(run, task)))
-            })
-            .count();
-        let running = self
-            .states
-            .values()
-            .filter(|s| **s == TaskState::Running)
-            .count();
-        (done, total.max(done), running)
+        let total =
+            (self.tasks_per_run * self.runs + self.instances).saturating_sub(self.expanded.len());
+        (self.done, total.max(self.done), self.running)
     }
 
     /// The progress line.
