@@ -84,6 +84,8 @@ pub struct Settings {
     object_store: Option<ObjectStoreConfig>,
     threshold: Option<usize>,
     max_map_length: Option<usize>,
+    /// `NO_COLOR` (the common convention, not a `FLOW_*` variable) is set.
+    no_color: bool,
     #[cfg(feature = "email")]
     smtp: Option<crate::notify::SmtpConfig>,
 }
@@ -190,6 +192,7 @@ impl Settings {
             object_store,
             threshold,
             max_map_length,
+            no_color: os("NO_COLOR").is_some(),
             #[cfg(feature = "email")]
             smtp,
         })
@@ -203,6 +206,12 @@ impl Settings {
     /// The checked log filter, to build a `tracing_subscriber::EnvFilter` from.
     pub fn log_filter(&self) -> &str {
         &self.log_filter
+    }
+
+    /// Whether logs may be coloured on a terminal: not when `NO_COLOR` is set (to any
+    /// value but the empty one).
+    pub fn colour(&self) -> bool {
+        !self.no_color
     }
 
     /// The most instances one mapped task may expand to, if `FLOW_MAX_MAP_LENGTH` sets it.
@@ -290,11 +299,17 @@ mod tests {
         assert_eq!(settings.home().unwrap().dir(), Path::new("/home/me/.flow"));
         assert_eq!(settings.log_filter(), "info");
         assert_eq!(settings.max_map_length(), None);
+        assert!(settings.colour());
         let objects = settings.object_store().unwrap();
         assert_eq!(objects.to_string(), "file:///home/me/.flow/objects");
         assert_eq!(objects.threshold_bytes(), crate::objects::DEFAULT_THRESHOLD);
         let settings = with(&[("HOME", "/home/me"), ("FLOW_HOME", "/srv/flow")]).unwrap();
         assert_eq!(settings.home().unwrap().dir(), Path::new("/srv/flow"));
+        assert!(!with(&[("NO_COLOR", "1")]).unwrap().colour());
+        assert!(
+            with(&[("NO_COLOR", "")]).unwrap().colour(),
+            "empty counts as unset"
+        );
     }
 
     #[test]

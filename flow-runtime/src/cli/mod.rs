@@ -338,8 +338,7 @@ fn init_logging(settings: &Settings) {
                 // Colours only for a person at a terminal: a file or a pipe gets plain
                 // text (and `NO_COLOR`, the common convention, turns them off).
                 .with_ansi(
-                    std::io::IsTerminal::is_terminal(&std::io::stderr())
-                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                    std::io::IsTerminal::is_terminal(&std::io::stderr()) && settings.colour(),
                 )
                 .with_target(false)
                 .with_filter(filter),
