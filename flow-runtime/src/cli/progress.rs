@@ -119,12 +119,17 @@ struct Finisher(Option<ProgressBar>);
 
 impl Drop for Finisher {
     fn drop(&mut self) {
-        if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
-        }
-        if let Ok(mut active) = active().lock() {
-            *active = None;
-        }
+        clear(self.0.as_ref());
+    }
+}
+
+/// Clears `bar` (if one is drawn); log lines no longer go around it.
+fn clear(bar: Option<&ProgressBar>) {
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if let Ok(mut active) = active().lock() {
+        *active = None;
     }
 }
 
@@ -184,12 +189,7 @@ impl Progress {
 
     /// Removes the bar; what follows prints as usual.
     pub(super) fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-        if let Ok(mut active) = active().lock() {
-            *active = None;
-        }
+        clear(self.bar.as_ref());
     }
 }
 
