@@ -283,19 +283,24 @@ fn codegen(
         ),
         ReturnType::Type(_, ty) => (quote!(#ty), quote!(#ty), quote!(output)),
     };
+    // A parameter keeps its name where it has one (what rustdoc and editors show); a
+    // pattern such as `(a, b)` gets a generated one.
     let typed: Vec<(Ident, &Type)> = sig
         .inputs
         .iter()
         .filter_map(|input| match input {
-            FnArg::Typed(typed) => Some(&*typed.ty),
+            FnArg::Typed(typed) => Some(typed),
             FnArg::Receiver(_) => None,
         })
         .enumerate()
-        .map(|(index, ty)| {
-            (
-                format_ident!("__flow_arg_{}", index, span = Span::mixed_site()),
-                ty,
-            )
+        .map(|(index, typed)| {
+            let name = match &*typed.pat {
+                syn::Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                    pat.ident.clone()
+                }
+                _ => format_ident!("__flow_arg_{}", index, span = Span::mixed_site()),
+            };
+            (name, &*typed.ty)
         })
         .collect();
     let names: Vec<&Ident> = typed.iter().map(|(name, _)| name).collect();
@@ -426,6 +431,9 @@ fn mapped_call(
         span = Span::mixed_site()
     );
     let map = Ident::new("__flow_map", Span::mixed_site());
+    // The macro's own locals, apart from the parameters' names.
+    let zip = Ident::new("__flow_zip", Span::mixed_site());
+    let source = Ident::new("__flow_source", Span::mixed_site());
     let element = Ident::new("__FlowElement", Span::mixed_site());
     // Only parameters named by an identifier can be named in `.partial(..)`/`.expand(..)`.
     let named: Vec<(&Ident, Option<Ident>, &Type)> = function
@@ -474,11 +482,11 @@ fn mapped_call(
             where
                 #ty: #open #element #close,
             {
-                let source = #root::__private::IntoMapped::<#element>::into_mapped(#param);
+                let #source = #root::__private::IntoMapped::<#element>::into_mapped(#param);
                 self.0.#field = #root::__private::GroupArg::List(#root::__private::Box::new(
                     move |#map: &mut #root::__private::GroupMap| {
                         <#ty as #root::__private::GroupParamOf<#element>>::of_argument(
-                            #map.expand_source::<#element>(source),
+                            #map.expand_source::<#element>(#source),
                         )
                     },
                 ));
@@ -563,7 +571,7 @@ fn mapped_call(
             {
                 self.__flow_add(#dag, true)
             }
-            fn __flow_add(self, #dag: &mut #builder, zip: bool) -> #mapped_type
+            fn __flow_add(self, #dag: &mut #builder, #zip: bool) -> #mapped_type
             where
                 #body: #root::__private::MappedGroupOutput + ::core::convert::From<#body_type>,
             {
@@ -571,7 +579,7 @@ fn mapped_call(
                 #dag.expand_group(
                     #root::__private::TaskGroup::new(#id) #setters,
                     move |#dag: &mut #builder, #map: &mut #root::__private::GroupMap| -> #body {
-                        if zip {
+                        if #zip {
                             #map.zip();
                         }
                         #bind

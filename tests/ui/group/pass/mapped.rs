@@ -30,6 +30,12 @@ fn grid(rate: Node<f64>, epochs: Node<u32>) {
     scale(rate, epochs);
 }
 
+/// Parameters named like the generated code's own locals.
+#[task_group]
+fn hygiene(zip: Node<f64>, source: u32) -> Node<f64> {
+    scale(zip, source)
+}
+
 #[dag]
 fn mapped_groups() {
     let from_task = train.partial(epochs = 2).expand(rate = rates());
@@ -40,6 +46,7 @@ fn mapped_groups() {
     grid.expand_zip(rate = [0.1, 0.2], epochs = [1, 2]) >> done();
     // The plain call still works.
     train(scale(0.1, 1), 4);
+    best(hygiene.partial(source = 3).expand_zip(zip = vec![1.0, 2.0]));
 }
 
 fn main() {
