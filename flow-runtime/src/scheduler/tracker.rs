@@ -211,7 +211,8 @@ pub(crate) struct Tracker<'a> {
     timed_out: bool,
     /// Starts whose slots the store answers with their batch ([`Tracker::start_asking`]).
     unconfirmed: HashMap<usize, Unconfirmed>,
-    /// Per task group of the DAG, how it stands if it is a mapped one.
+    /// Per task group of the DAG, how it stands if it is a mapped one (empty when the DAG
+    /// has no mapped group).
     groups: Vec<Option<GroupTrack>>,
     /// Mapped task groups whose lists are final, to expand.
     ready_groups: Vec<usize>,
@@ -256,6 +257,7 @@ impl<'a> Tracker<'a> {
                 decided: false,
             })
             .collect();
+        let has_mapped_groups = dag.mapped_groups().next().is_some();
         Self {
             plan,
             dag_id: dag.id().clone(),
@@ -273,7 +275,9 @@ impl<'a> Tracker<'a> {
             reschedules: Reschedules::default(),
             timed_out: false,
             unconfirmed: HashMap::new(),
+            // Empty for a DAG without mapped groups: settling a task then looks no further.
             groups: (0..dag.groups().len())
+                .take_while(|_| has_mapped_groups)
                 .map(|group| {
                     let mapping = dag.group_mapping(group)?;
                     let mut producers: Vec<TaskIndex> = mapping.producers().collect();
@@ -1323,7 +1327,7 @@ impl<'a> Tracker<'a> {
                     settled.push((d, UpstreamCounts::one(state)));
                 }
             }
-            if self.groups.iter().any(Option::is_some) {
+            if !self.groups.is_empty() {
                 self.producer_finished(done_task);
             }
         }
