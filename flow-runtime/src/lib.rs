@@ -53,6 +53,7 @@ pub mod graph;
 pub mod home;
 pub mod ids;
 pub mod logs;
+pub mod metrics;
 pub mod notify;
 pub mod objects;
 pub mod operators;

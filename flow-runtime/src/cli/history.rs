@@ -38,13 +38,15 @@ pub(super) fn resume(
     dag: &Dag,
     run: &str,
     parallelism: Option<usize>,
+    observe: super::Observe,
 ) -> Result<(), Failure> {
     let (home, store) = open(settings)?;
     let run_id = ops::resolve::resolve_run(store.as_ref(), dag, run)?;
     let lock = home.lock_run(dag.id(), &run_id)?;
     println!("Resuming run {run_id} of DAG `{}`", dag.id());
     let objects = settings.connect_objects()?;
-    let (executor, progress) = live_executor(settings, dag, store, objects, parallelism);
+    let (executor, progress) = live_executor(settings, dag, store.clone(), objects, parallelism);
+    let (executor, _metrics) = observe.start(executor, &store)?;
     let summary = runtime()?.block_on(ops::resume::resume(&executor, dag, &run_id, &lock))?;
     progress.finish();
     report(&summary)

@@ -23,6 +23,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::graph::Dag;
 use crate::home::FlowHome;
+use crate::metrics::{Metrics, MetricsEndpoint};
 use crate::objects::Objects;
 use crate::ops;
 use crate::registry::{Registry, closest};
@@ -68,7 +69,41 @@ enum Command {
         /// How long running tasks may finish after a stop request, in seconds.
         #[arg(long, default_value_t = 30.0)]
         grace: f64,
+        #[command(flatten)]
+        observe: Observe,
     },
+}
+
+/// What a command that runs tasks shows of itself while it runs.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+struct Observe {
+    /// Serve Prometheus metrics at http://ADDR/metrics while the command runs, e.g.
+    /// `127.0.0.1:9464` (port 0 picks a free port; the URL is printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+}
+
+impl Observe {
+    /// Starts the metrics endpoint, if asked for, and has `executor` count into it; the
+    /// endpoint listens until it is dropped.
+    fn start(
+        self,
+        executor: Executor,
+        store: &Arc<dyn Store>,
+    ) -> Result<(Executor, Option<MetricsEndpoint>), Failure> {
+        let Some(addr) = self.metrics else {
+            return Ok((executor, None));
+        };
+        let metrics = Arc::new(Metrics::new());
+        let endpoint =
+            MetricsEndpoint::start(addr, metrics.clone(), store.clone()).map_err(|e| {
+                Failure::usage(format!(
+                    "cannot serve metrics on {addr}: {e}; pick another --metrics address"
+                ))
+            })?;
+        eprintln!("metrics: {}", endpoint.url());
+        Ok((executor.metrics(metrics), Some(endpoint)))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,6 +138,8 @@ enum DagsCommand {
         /// The run's params as a JSON object, checked against the DAG's params.
         #[arg(long, conflicts_with = "resume")]
         conf: Option<String>,
+        #[command(flatten)]
+        observe: Observe,
     },
     /// Queue a manual run for a running scheduler (or run it now with `--run`).
     Trigger {
@@ -135,6 +172,8 @@ enum DagsCommand {
         /// Only print what would run.
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        observe: Observe,
     },
     /// Stop scheduling a DAG's runs.
     Pause {
@@ -373,10 +412,11 @@ fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result
             in_memory,
             parallelism,
             conf,
+            observe,
         }) => {
             let dag = find_dag(registry, &dag_id)?;
             if let Some(run) = resume {
-                return history::resume(settings, dag, &run, parallelism);
+                return history::resume(settings, dag, &run, parallelism, observe);
             }
             let conf = conf.as_deref().map(ops::trigger::parse_conf).transpose()?;
             let request =
@@ -387,13 +427,15 @@ fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result
                     dag.id(),
                     request.logical_date.to_rfc3339()
                 );
+                let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
                 let (executor, progress) = live_executor(
                     settings,
                     dag,
-                    Arc::new(MemoryStore::new()),
+                    store.clone(),
                     Objects::in_memory(),
                     parallelism,
                 );
+                let (executor, _metrics) = observe.start(executor, &store)?;
                 let summary = runtime()?.block_on(executor.run_request(dag, request))?;
                 progress.finish();
                 report(&summary)
@@ -409,7 +451,8 @@ fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result
                     home.database().display()
                 );
                 let (executor, progress) =
-                    live_executor(settings, dag, store, objects, parallelism);
+                    live_executor(settings, dag, store.clone(), objects, parallelism);
+                let (executor, _metrics) = observe.start(executor, &store)?;
                 let summary = runtime()?.block_on(executor.run_request(dag, request))?;
                 progress.finish();
                 report(&summary)
@@ -433,13 +476,14 @@ fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result
             to,
             rerun_failed,
             dry_run,
+            observe,
         }) => scheduling::backfill(
             settings,
             find_dag(registry, &dag_id)?,
-            &from,
-            &to,
+            (&from, &to),
             rerun_failed,
             dry_run,
+            observe,
         ),
         Command::Dags(DagsCommand::Pause { dag_id }) => {
             scheduling::pause(settings, find_dag(registry, &dag_id)?, true)
@@ -447,7 +491,11 @@ fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result
         Command::Dags(DagsCommand::Unpause { dag_id }) => {
             scheduling::pause(settings, find_dag(registry, &dag_id)?, false)
         }
-        Command::Scheduler { poll, grace } => {
+        Command::Scheduler {
+            poll,
+            grace,
+            observe,
+        } => {
             let seconds = |flag: &str, v: f64| {
                 if v.is_finite() && v > 0.0 {
                     Ok(std::time::Duration::from_secs_f64(v))
@@ -462,6 +510,7 @@ fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result
                 registry,
                 seconds("poll", poll)?,
                 seconds("grace", grace)?,
+                observe,
             )
         }
         Command::Tasks(TasksCommand::List { dag_id }) => {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Failure, live_executor, logical_date, open, render, runtime};
+use super::{Failure, Observe, live_executor, logical_date, open, render, runtime};
 use crate::graph::Dag;
 use crate::ops;
 use crate::ops::backfill::{Action, SkipReason};
@@ -20,13 +20,15 @@ pub(super) fn scheduler(
     registry: &Registry,
     poll: Duration,
     grace: Duration,
+    observe: Observe,
 ) -> Result<(), Failure> {
     let (home, store) = open(settings)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let executor = settings
-        .executor(store)
+        .executor(store.clone())
         .object_store(settings.connect_objects()?)
         .stop_on(stop_rx.clone(), grace);
+    let (executor, _metrics) = observe.start(executor, &store)?;
     let scheduler = Scheduler::new(
         registry.dags().cloned(),
         executor,
@@ -106,10 +108,10 @@ pub(super) fn trigger(
 pub(super) fn backfill(
     settings: &Settings,
     dag: &Dag,
-    from: &str,
-    to: &str,
+    (from, to): (&str, &str),
     rerun_failed: bool,
     dry_run: bool,
+    observe: Observe,
 ) -> Result<(), Failure> {
     let parse = |flag: &str, text: &str| {
         parse_date(text).ok_or_else(|| {
@@ -149,9 +151,10 @@ pub(super) fn backfill(
     let progress = super::progress::Progress::start(dag, runs, false);
     let events = progress.clone();
     let executor = settings
-        .executor(store)
+        .executor(store.clone())
         .object_store(settings.connect_objects()?)
         .on_event(move |event| events.on_event(event));
+    let (executor, _metrics) = observe.start(executor, &store)?;
     let outcome = runtime()?.block_on(ops::backfill::run(plan, dag, &executor, &home))?;
     progress.finish();
     let failed = outcome.unsuccessful();

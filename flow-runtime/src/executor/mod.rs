@@ -38,6 +38,7 @@ pub(crate) use sequential::Sequential;
 
 use crate::ids::TaskInstanceKey;
 use crate::logs::TryLog;
+use crate::metrics::Metrics;
 use crate::objects::{self, Objects, StagedXComs};
 use crate::store::LogLine;
 use crate::task::TaskError;
@@ -65,6 +66,8 @@ pub(crate) struct Work {
     pub(crate) span: tracing::Span,
     /// Where the try's log lines collect; the scheduler drains it with each commit.
     pub(crate) log: TryLog,
+    /// When its start was decided, and the metrics that count the wait, if on.
+    pub(crate) claimed: Option<(Instant, Arc<Metrics>)>,
 }
 
 /// How one try ended, as the running side reports it.
@@ -91,8 +94,12 @@ impl Work {
             objects,
             span,
             log,
+            claimed,
         } = self;
         async move {
+            if let Some((at, metrics)) = claimed {
+                metrics.started(&key.dag_id, at.elapsed());
+            }
             let clock = Instant::now();
             let inputs = match inputs {
                 Ok(pending) => objects::resolve_inputs(objects.as_ref(), pending).await,

@@ -21,6 +21,7 @@ use crate::error::RunError;
 use crate::graph::Dag;
 use crate::home::FlowHome;
 use crate::ids::{DagId, RunId};
+use crate::metrics::{LoopKind, TurnTimer};
 use crate::store::{Change, DagRunRecord, RunType, StoreError};
 use crate::time::schedule::Schedule;
 use crate::time::timetable::DataInterval;
@@ -253,10 +254,12 @@ impl Scheduler {
         let mut executing: HashSet<(DagId, RunId)> = HashSet::new();
         let mut refused: HashSet<(DagId, RunId)> = HashSet::new();
         let mut runs: JoinSet<((DagId, RunId), Result<RunSummary, RunError>)> = JoinSet::new();
+        let metrics = self.executor.settings.metrics.clone();
         loop {
             if *shutdown.borrow() {
                 break;
             }
+            let turn = TurnTimer::start(metrics.as_deref(), LoopKind::Scheduler);
             self.create_due_runs()?;
             let known = executing.union(&refused).cloned().collect();
             for run in self.runs_to_start(&known)? {
@@ -286,6 +289,7 @@ impl Scheduler {
             let wait = self.next_due_time()?.map_or(poll, |due| {
                 (due - now).to_std().unwrap_or_default().min(poll)
             });
+            drop(turn);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}

@@ -19,6 +19,7 @@ use crate::events::{Events, TaskEvent};
 use crate::executor::{LocalPool, Sequential, TaskExecutor, call};
 use crate::graph::Dag;
 use crate::ids::{DagId, MapIndex, RunId, TaskIndex};
+use crate::metrics::Metrics;
 use crate::objects::Objects;
 use crate::plan::Plan;
 use crate::scheduler::run_loop::{RunLoop, RunSettings};
@@ -100,6 +101,7 @@ impl Executor {
                 owner: crate::scheduler::lease::process_owner().into(),
                 slots_freed: Arc::default(),
                 events: Events::default(),
+                metrics: None,
                 stop: None,
                 grace: Duration::from_secs(30),
                 max_map_length: crate::graph::DEFAULT_MAX_MAP_LENGTH,
@@ -182,6 +184,17 @@ impl Executor {
     /// and before the change is durable (see [`Events::observe`]).
     pub fn on_event(mut self, observer: impl Fn(&TaskEvent) + Send + Sync + 'static) -> Self {
         self.settings.events.observe(observer);
+        self
+    }
+
+    /// Counts what the runs of this executor do into `metrics` (tries, durations, waits,
+    /// loop turns, queue depth); serve them with [`crate::metrics::MetricsEndpoint`].
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        let observer = metrics.clone();
+        self.settings
+            .events
+            .observe(move |event| observer.observe(event));
+        self.settings.metrics = Some(metrics);
         self
     }
 

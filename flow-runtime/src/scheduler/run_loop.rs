@@ -27,6 +27,7 @@ use crate::executor::{Finished, TaskExecutor, Work};
 use crate::graph::{BoundInput, Dag, MappedInput};
 use crate::ids::{MapIndex, RunId, TaskId, TaskInstanceKey};
 use crate::logs::TryLog;
+use crate::metrics::{LoopKind, Metrics, TurnTimer};
 use crate::objects::Objects;
 use crate::plan::Plan;
 use crate::pools::{Claim, Grant};
@@ -109,6 +110,9 @@ pub(crate) struct RunSettings {
     /// Woken when a run of this process gives slots back, so waiting runs look again.
     pub(crate) slots_freed: Arc<tokio::sync::Notify>,
     pub(crate) events: Events,
+    /// Where loop turns, waits for a start and queue depth are counted, when metrics are
+    /// on.
+    pub(crate) metrics: Option<Arc<Metrics>>,
     /// Turns true when runs must stop (gracefully, within `grace`).
     pub(crate) stop: Option<tokio::sync::watch::Receiver<bool>>,
     pub(crate) grace: Duration,
@@ -165,6 +169,11 @@ pub(crate) struct RunLoop<'a> {
     create: Option<DagRunRecord>,
     /// The run's `running` event, published once the first batch is durable.
     announce: Option<RunEvent>,
+    /// When each instance's start was decided, while metrics are on (for the wait
+    /// between a claim and the start).
+    claimed_at: HashMap<usize, Instant>,
+    /// The ready instances this run last counted into the metrics' queue depth.
+    queue_reported: i64,
 }
 
 impl<'a> RunLoop<'a> {
@@ -224,6 +233,8 @@ impl<'a> RunLoop<'a> {
             stopped: false,
             create: None,
             announce: None,
+            claimed_at: HashMap::new(),
+            queue_reported: 0,
         }
     }
 
@@ -320,7 +331,9 @@ impl<'a> RunLoop<'a> {
             let elapsed = (Utc::now() - self.started).to_std().unwrap_or_default();
             tokio::time::Instant::now() + timeout.saturating_sub(elapsed)
         });
+        let metrics = self.runtime.metrics.clone();
         loop {
+            let turn = TurnTimer::start(metrics.as_deref(), LoopKind::Run);
             self.absorb();
             let stopping = stop.as_ref().is_some_and(|rx| *rx.borrow());
             if stopping && stop_deadline.is_none() {
@@ -386,6 +399,8 @@ impl<'a> RunLoop<'a> {
                 // Decided while launching (an expansion that failed): commit first.
                 continue;
             }
+            self.report_queue_depth();
+            drop(turn);
             let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
             let running = self.executor.running();
             let has_logs = !self.logs.is_empty();
@@ -460,6 +475,8 @@ impl<'a> RunLoop<'a> {
         }
         let summary = self.finish(clock.elapsed(), &mut lease)?;
         drop(lease);
+        // The run waits for nothing any more.
+        self.queue_reported_to(0);
         while self.callback_tasks.join_next().await.is_some() {}
         Ok(summary)
     }
@@ -599,6 +616,31 @@ impl<'a> RunLoop<'a> {
         let started = self.tracker.start(index, Utc::now());
         launches.push(Launch::Task(index, self.context(index, started)));
         self.launching += 1;
+        self.note_claim(index);
+    }
+
+    /// Notes when the start of `index` was decided, for the metrics.
+    fn note_claim(&mut self, index: usize) {
+        if self.runtime.metrics.is_some() {
+            self.claimed_at.insert(index, Instant::now());
+        }
+    }
+
+    /// Counts this run's ready instances into the metrics' queue depth.
+    fn report_queue_depth(&mut self) {
+        if self.runtime.metrics.is_some() {
+            let ready = i64::try_from(self.tracker.ready_len()).unwrap_or(i64::MAX);
+            self.queue_reported_to(ready);
+        }
+    }
+
+    fn queue_reported_to(&mut self, ready: i64) {
+        if let Some(metrics) = &self.runtime.metrics
+            && ready != self.queue_reported
+        {
+            metrics.queue_depth_change(ready - self.queue_reported);
+            self.queue_reported = ready;
+        }
     }
 
     /// Starts an instance whose slots the store grants or refuses with the batch: it runs
@@ -615,6 +657,7 @@ impl<'a> RunLoop<'a> {
         launches.push(Launch::Task(index, self.context(index, started)));
         self.launching += 1;
         self.asking.push((index, claim));
+        self.note_claim(index);
     }
 
     /// Takes in the store's answers to the starts of a committed batch: a granted start
@@ -884,6 +927,11 @@ impl<'a> RunLoop<'a> {
             objects: self.runtime.objects.clone(),
             span,
             log,
+            claimed: self
+                .runtime
+                .metrics
+                .as_ref()
+                .and_then(|metrics| Some((self.claimed_at.remove(&index)?, metrics.clone()))),
         });
     }
 

@@ -399,6 +399,11 @@ impl<'a> Tracker<'a> {
         !self.ready.is_empty() || !self.ready_groups.is_empty()
     }
 
+    /// How many task instances are ready to start (waiting for a slot).
+    pub(crate) fn ready_len(&self) -> usize {
+        self.ready.heap.len()
+    }
+
     // ---- outcomes in ----------------------------------------------------------------
 
     /// Rebuilds the state of a stored run: finished instances settle their downstream,

@@ -519,6 +519,22 @@ pub trait RunStore: Send + Sync {
     ) -> Result<Paged<DagRunRecord>, StoreError>;
     /// Runs that are `queued` or `running`, oldest logical date first.
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError>;
+    /// How many runs each DAG has in each state (states with none left out), by DAG id
+    /// then state.
+    fn run_counts(&self) -> Result<Vec<(DagId, RunState, u64)>, StoreError> {
+        let mut counts: std::collections::BTreeMap<(DagId, &'static str), (RunState, u64)> =
+            std::collections::BTreeMap::new();
+        for run in self.runs(None)? {
+            counts
+                .entry((run.dag_id, run.state.as_str()))
+                .or_insert((run.state, 0))
+                .1 += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((dag_id, _), (state, count))| (dag_id, state, count))
+            .collect())
+    }
     /// The newest run of one DAG of one type, by logical date.
     fn latest_run(
         &self,

@@ -922,6 +922,25 @@ impl RunStore for SqliteStore {
         .map_err(|e| self.err(e))
     }
 
+    fn run_counts(&self) -> Result<Vec<(DagId, RunState, u64)>, StoreError> {
+        let conn = self.read();
+        conn.prepare_cached(
+            "SELECT dag_id, state, COUNT(*) FROM dag_runs GROUP BY dag_id, state \
+             ORDER BY dag_id, state",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| {
+                Ok((
+                    DagId::new(r.get::<_, String>(0)?),
+                    run_state(&r.get::<_, String>(1)?)?,
+                    r.get::<_, i64>(2)?.unsigned_abs(),
+                ))
+            })?
+            .collect()
+        })
+        .map_err(|e| self.err(e))
+    }
+
     fn latest_run(
         &self,
         dag_id: &DagId,

@@ -843,6 +843,38 @@ fn xcom_listing(store: &dyn Store) {
     assert!(store.xcoms(&key("r1", "nothing")).unwrap().is_empty());
 }
 
+/// Runs counted per DAG and state, as the metrics read them.
+fn run_counting(store: &dyn Store) {
+    assert!(store.run_counts().unwrap().is_empty());
+    let mut running = run_record("r2", 2);
+    running.state = RunState::Running;
+    let mut other = run_record("r1", 1);
+    other.dag_id = "c".into();
+    for run in [run_record("r1", 1), running, run_record("r3", 3), other] {
+        store.create_run(&run).unwrap();
+    }
+    let counts = store.run_counts().unwrap();
+    assert_eq!(
+        counts,
+        [
+            (DagId::new("c"), RunState::Queued, 1),
+            (DagId::new("d"), RunState::Queued, 2),
+            (DagId::new("d"), RunState::Running, 1),
+        ]
+    );
+}
+
+#[test]
+fn memory_store_counts_runs_by_state() {
+    run_counting(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_counts_runs_by_state() {
+    let dir = tempfile::tempdir().unwrap();
+    run_counting(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+}
+
 #[test]
 fn memory_store_lists_the_xcoms_of_an_instance() {
     xcom_listing(&MemoryStore::new());

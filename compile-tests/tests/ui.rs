@@ -2,7 +2,7 @@
 //! built and run) and what they reject, with the exact messages (`ui/*/fail/*.stderr`).
 //!
 //! After a deliberate change of a message, regenerate the expected output with
-//! `TRYBUILD=overwrite cargo test -p flow-tests --test ui` and read every changed file.
+//! `TRYBUILD=overwrite cargo test -p flow-compile-tests --test ui` and read every changed file.
 
 #[test]
 fn ui() {
