@@ -468,6 +468,33 @@ pub fn long_logger() {
     wait_for_release();
 }
 
+/// Fails its first try and succeeds on the second (the try number decides, so a resumed
+/// run agrees).
+#[task(retries = 1, retry_delay = "0s")]
+pub fn fails_first_try(ctx: &TaskContext) -> anyhow::Result<u32> {
+    anyhow::ensure!(ctx.try_number() > 1, "the first try fails");
+    Ok(ctx.try_number())
+}
+
+/// Opens a span of its own, then waits for `$FLOW_TEST_RELEASE_FILE` (see
+/// [`wait_for_release`]): a test looks at the process's metrics meanwhile, or at the
+/// span's parent in a trace.
+#[task]
+pub fn hold(tries: u32, partitions: Vec<u32>) -> anyhow::Result<u32> {
+    let _span = tracing::info_span!("holding", tries).entered();
+    wait_for_release()?;
+    Ok(tries + partitions.len() as u32)
+}
+
+/// What metrics and traces are tested on: a retried try, a mapped task, and a task that
+/// waits for the test.
+#[dag]
+pub fn observed() {
+    let tries = fails_first_try();
+    let results = process_partition.expand(partition = partitions());
+    hold(tries, results);
+}
+
 /// Picks the `right` path and pushes how many rows it saw.
 #[task(branch)]
 pub fn choose(ctx: &TaskContext) -> anyhow::Result<Branch> {

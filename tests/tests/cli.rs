@@ -641,3 +641,154 @@ fn dags_test_shows_progress_on_a_terminal_only() {
     assert!(!piped.contains("task instances done"), "{piped}");
     assert!(!piped.contains('\u{1b}'), "{piped}");
 }
+
+/// The body of `GET http://{addr}{path}`, with its status line.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The value of the sample `name{labels}` in a scrape, if there is one.
+fn sample(scrape: &str, name_and_labels: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[test]
+fn metrics_are_scraped_while_a_run_goes_on() {
+    use std::io::BufRead as _;
+    let home = Home::new();
+    let release = home.0.path().join("release");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_fixture"))
+        .args(["dags", "test", "observed", "--metrics", "127.0.0.1:0"])
+        .env("FLOW_HOME", home.0.path())
+        .env("FLOW_LOG", "warn")
+        .env("FLOW_TEST_RELEASE_FILE", &release)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Every line of stderr, read on a thread so the pipe never fills.
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stderr = run.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let url = lines
+        .iter()
+        .find_map(|line| line.strip_prefix("metrics: ").map(str::to_string))
+        .expect("the metrics URL on stderr");
+    let addr = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap()
+        .to_string();
+    // `hold` waits for us, so the run is still going whatever this machine's speed (the
+    // loop only guards against a hang).
+    let mut scrape = String::new();
+    for _ in 0..600 {
+        scrape = http_get(&addr, "/metrics");
+        if sample(
+            &scrape,
+            "flow_pool_slots{pool=\"default_pool\",state=\"used\"}",
+        ) == Some(1.0)
+            && scrape.contains("task_id=\"process_partition\",state=\"success\"} 3")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        scrape.lines().next().unwrap().ends_with(" 200 OK"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("Content-Type: application/openmetrics-text"),
+        "{scrape}"
+    );
+    let tries = |task: &str, state: &str| {
+        let labels = format!("{{dag_id=\"observed\",task_id=\"{task}\",state=\"{state}\"}}");
+        sample(&scrape, &format!("flow_task_tries_total{labels}"))
+    };
+    assert_eq!(
+        tries("fails_first_try", "up_for_retry"),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(tries("fails_first_try", "success"), Some(1.0), "{scrape}");
+    assert_eq!(tries("process_partition", "success"), Some(3.0), "{scrape}");
+    assert_eq!(tries("hold", "success"), None, "{scrape}");
+    assert_eq!(
+        sample(
+            &scrape,
+            "flow_task_duration_seconds_count{dag_id=\"observed\",task_id=\"fails_first_try\"}"
+        ),
+        Some(2.0),
+        "{scrape}"
+    );
+    // Seven tries began: two of `fails_first_try`, `partitions`, three mapped, `hold`.
+    assert_eq!(
+        sample(
+            &scrape,
+            "flow_task_claim_to_start_seconds_count{dag_id=\"observed\"}"
+        ),
+        Some(7.0),
+        "{scrape}"
+    );
+    assert!(
+        sample(&scrape, "flow_scheduler_loop_seconds_count{kind=\"run\"}")
+            .is_some_and(|turns| turns > 0.0),
+        "{scrape}"
+    );
+    assert_eq!(sample(&scrape, "flow_queue_depth"), Some(0.0), "{scrape}");
+    assert_eq!(
+        sample(
+            &scrape,
+            "flow_pool_slots{pool=\"default_pool\",state=\"open\"}"
+        ),
+        Some(127.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "flow_dag_runs{dag_id=\"observed\",state=\"running\"}"
+        ),
+        Some(1.0),
+        "{scrape}"
+    );
+    let missing = http_get(&addr, "/nothing");
+    assert!(
+        missing.lines().next().unwrap().contains(" 404 "),
+        "{missing}"
+    );
+    assert!(missing.contains("metrics are at /metrics"), "{missing}");
+
+    // The address is taken: a second process says so and runs nothing.
+    home.cmd()
+        .args(["dags", "test", "observed", "--metrics", &addr])
+        .assert()
+        .code(2)
+        .stderr(contains(format!("cannot serve metrics on {addr}")));
+
+    std::fs::write(&release, "go").unwrap();
+    assert!(run.wait().unwrap().success());
+    home.cmd()
+        .args(["dags", "test", "observed", "--metrics", "everywhere"])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "invalid value 'everywhere' for '--metrics <ADDR>'",
+        ));
+}
