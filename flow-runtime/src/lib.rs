@@ -69,6 +69,7 @@ pub mod store;
 pub mod summary;
 pub mod task;
 pub mod time;
+pub mod traces;
 pub mod trigger;
 pub mod xcom;
 

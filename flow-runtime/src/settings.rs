@@ -11,6 +11,7 @@
 //! | `FLOW_XCOM_OBJECT_THRESHOLD` | the XCom size above which values go to the object store | 64 KiB |
 //! | `FLOW_MAX_MAP_LENGTH` | the most instances one mapped task may expand to | 100,000 |
 //! | `FLOW_SMTP_*` | the SMTP server of email alerts (see `notify::SmtpConfig`) | none |
+//! | `OTEL_EXPORTER_OTLP_*`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | where traces go, with the `otel` feature (see [`crate::traces`]) | no traces |
 //!
 //! The runtime's own parts take explicit configuration ([`ObjectStoreConfig`],
 //! `Executor::max_map_length`, `Executor::smtp`); the settings hand it to them, and open
@@ -71,6 +72,10 @@ pub enum SettingsError {
     /// The flow home, or the database in it.
     #[error(transparent)]
     Home(#[from] HomeError),
+    /// The OTLP settings (`OTEL_EXPORTER_OTLP_*`).
+    #[cfg(feature = "otel")]
+    #[error(transparent)]
+    Otlp(#[from] crate::traces::OtlpError),
 }
 
 /// Every `FLOW_*` setting of this process, checked.
@@ -88,6 +93,11 @@ pub struct Settings {
     no_color: bool,
     #[cfg(feature = "email")]
     smtp: Option<crate::notify::SmtpConfig>,
+    /// Where traces go, if an OTLP endpoint is set.
+    #[cfg(feature = "otel")]
+    otlp: Option<crate::traces::OtlpSettings>,
+    /// Without the `otel` feature: the OTLP endpoint variable that is set, and ignored.
+    otlp_ignored: Option<&'static str>,
 }
 
 impl Settings {
@@ -186,6 +196,21 @@ impl Settings {
             }
         };
 
+        let otel_var = |name: &str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.to_string_lossy().into_owned())
+        };
+        #[cfg(feature = "otel")]
+        let (otlp, otlp_ignored) = (crate::traces::OtlpSettings::from_vars(otel_var)?, None);
+        #[cfg(not(feature = "otel"))]
+        let otlp_ignored = [
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ]
+        .into_iter()
+        .find(|name| otel_var(name).is_some());
+
         Ok(Self {
             home,
             log_filter,
@@ -195,6 +220,9 @@ impl Settings {
             no_color: os("NO_COLOR").is_some(),
             #[cfg(feature = "email")]
             smtp,
+            #[cfg(feature = "otel")]
+            otlp,
+            otlp_ignored,
         })
     }
 
@@ -217,6 +245,18 @@ impl Settings {
     /// The most instances one mapped task may expand to, if `FLOW_MAX_MAP_LENGTH` sets it.
     pub fn max_map_length(&self) -> Option<usize> {
         self.max_map_length
+    }
+
+    /// Where traces go, if `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` names a collector.
+    #[cfg(feature = "otel")]
+    pub fn otlp(&self) -> Option<&crate::traces::OtlpSettings> {
+        self.otlp.as_ref()
+    }
+
+    /// The OTLP endpoint variable that is set although this binary was built without the
+    /// `otel` feature (so no traces are sent), if any.
+    pub fn otlp_ignored(&self) -> Option<&'static str> {
+        self.otlp_ignored
     }
 
     /// The SMTP server of email alerts, if `FLOW_SMTP_*` names one.

@@ -325,6 +325,15 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    // The service name of traces, when OTEL_SERVICE_NAME gives none.
+    let program = args
+        .first()
+        .and_then(|arg0| std::path::Path::new(arg0).file_stem())
+        .map_or_else(
+            || "flow".to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        );
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -341,7 +350,14 @@ where
             return ExitCode::from(failure.code);
         }
     };
-    init_logging(&settings);
+    // Held to the end: dropping it sends the spans still batched.
+    let _traces = match init_logging(&settings, &program) {
+        Ok(traces) => traces,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let registry = match Registry::load() {
         Ok(registry) => registry,
         Err(e) => {
@@ -358,17 +374,45 @@ where
     }
 }
 
+/// What sends traces while the command runs: the OTLP exporter, with the `otel` feature
+/// and an endpoint set.
+#[cfg(feature = "otel")]
+type Traces = Option<crate::traces::OtlpExporter>;
+#[cfg(not(feature = "otel"))]
+type Traces = Option<std::convert::Infallible>;
+
 /// Logs go to stderr, filtered by `FLOW_LOG` (default `info`), coloured only on a
 /// terminal; every task's lines at INFO and above are also captured into its try's log
-/// in the store.
-fn init_logging(settings: &Settings) {
+/// in the store; spans of runs and tries (and the tasks' own) go to an OTLP collector
+/// when the settings name one.
+fn init_logging(settings: &Settings, program: &str) -> Result<Traces, String> {
+    use tracing_subscriber::filter::{FilterExt as _, LevelFilter, filter_fn};
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    use tracing_subscriber::{EnvFilter, Layer as _, filter::LevelFilter};
+    use tracing_subscriber::{EnvFilter, Layer as _};
+
+    #[cfg(feature = "otel")]
+    let traces = settings
+        .otlp()
+        .map(|otlp| crate::traces::OtlpExporter::start(otlp, program))
+        .transpose()?;
+    #[cfg(not(feature = "otel"))]
+    let traces: Traces = {
+        let _ = program;
+        None
+    };
+    #[cfg(feature = "otel")]
+    let otel_layer = traces
+        .as_ref()
+        .map(|exporter| exporter.layer().with_filter(LevelFilter::INFO));
+    #[cfg(not(feature = "otel"))]
+    let otel_layer: Option<tracing_subscriber::layer::Identity> = None;
 
     // The filter was checked by the settings; `info` only if that check and this disagree.
     let filter =
         EnvFilter::try_new(settings.log_filter()).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Run spans are for traces: in a log line they would repeat the try's fields.
+    let not_run_span = || filter_fn(|metadata| !crate::traces::is_run_span(metadata));
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
@@ -380,10 +424,17 @@ fn init_logging(settings: &Settings) {
                     std::io::IsTerminal::is_terminal(&std::io::stderr()) && settings.colour(),
                 )
                 .with_target(false)
-                .with_filter(filter),
+                .with_filter(filter.and(not_run_span())),
         )
-        .with(crate::logs::CaptureLayer.with_filter(LevelFilter::INFO))
+        .with(crate::logs::CaptureLayer.with_filter(LevelFilter::INFO.and(not_run_span())))
+        .with(otel_layer)
         .try_init();
+    if let Some(var) = settings.otlp_ignored() {
+        tracing::warn!(
+            "{var} is set, but this binary was built without flow's `otel` feature: no traces are sent"
+        );
+    }
+    Ok(traces)
 }
 
 fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result<(), Failure> {

@@ -174,6 +174,9 @@ pub(crate) struct RunLoop<'a> {
     claimed_at: HashMap<usize, Instant>,
     /// The ready instances this run last counted into the metrics' queue depth.
     queue_reported: i64,
+    /// The run's span, the parent of its tries' spans (see [`crate::traces`]); it ends
+    /// when the loop is dropped.
+    span: tracing::Span,
 }
 
 impl<'a> RunLoop<'a> {
@@ -235,6 +238,7 @@ impl<'a> RunLoop<'a> {
             announce: None,
             claimed_at: HashMap::new(),
             queue_reported: 0,
+            span: crate::traces::run_span(dag.id(), &run.run_id),
         }
     }
 
@@ -906,12 +910,18 @@ impl<'a> RunLoop<'a> {
     ) {
         let task = self.tracker.task(index);
         let span = tracing::info_span!(
+            parent: &self.span,
             "task",
             dag = %self.scope.dag_id,
             task = %task.id(),
             run = %self.scope.run_id,
-            try_number = ctx.try_number(),
+            map_index = tracing::field::Empty,
+            // Signed: trace exporters keep an unsigned number as text.
+            try_number = i64::from(ctx.try_number()),
         );
+        if let Some(map_index) = ctx.map_index() {
+            span.record("map_index", i64::from(map_index));
+        }
         let log = TryLog::default();
         if log.attach(&span) {
             self.logs.insert(index, log.clone());
