@@ -298,7 +298,10 @@ async fn a_group_over_a_mapped_task_s_results_and_a_branch_inside_it() {
 #[tokio::test]
 async fn a_stopped_run_resumes_its_unfinished_passes_only() {
     let calls = Arc::new(AtomicU32::new(0));
+    // Whether the slow pass's `second` has begun (its code, not only its record).
+    let slow_began = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let build = |slow: bool, calls: Arc<AtomicU32>| {
+        let slow_began = slow_began.clone();
         let mut b = DagBuilder::new("resumable_group");
         let grouped = b.expand_group(TaskGroup::new("pass"), |b, map| {
             let x = map.expand(vec![0_u64, 1, 2]);
@@ -308,10 +311,12 @@ async fn a_stopped_run_resumes_its_unfinished_passes_only() {
                 .finish::<u64>();
             let second = TaskSpec::from_async("second", move |_, inputs| {
                 let calls = calls.clone();
+                let slow_began = slow_began.clone();
                 async move {
                     let x = inputs.get::<u64>(0)?;
                     calls.fetch_add(1, Ordering::SeqCst);
                     if slow && x == 12 {
+                        slow_began.store(true, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                     }
                     Ok(x)
@@ -335,14 +340,19 @@ async fn a_stopped_run_resumes_its_unfinished_passes_only() {
         .parallelism(4)
         .stop_on(stopped, Duration::from_millis(50))
         .on_event(move |event| {
-            // Stop once the two quick passes are through.
-            if event.state == TaskState::Success
-                && event.task_id.as_str() == "pass.second"
-                && counted.fetch_add(1, Ordering::SeqCst) == 1
-            {
-                let _ = stop.send(true);
+            if event.state == TaskState::Success && event.task_id.as_str() == "pass.second" {
+                counted.fetch_add(1, Ordering::SeqCst);
             }
         });
+    // Stop once the two quick passes are through and the slow one is running, in
+    // whichever order they come.
+    let began = slow_began.clone();
+    tokio::spawn(async move {
+        while finished.load(Ordering::SeqCst) < 2 || !began.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let _ = stop.send(true);
+    });
     let summary = first
         .run(&build(true, calls.clone()), Utc::now())
         .await
