@@ -15,6 +15,10 @@
 //! Each runs in its own child process (so peak RSS is that workload's alone) with the
 //! in-memory store, with the SQLite store (a fresh file, WAL), and as plain tokio tasks
 //! joined by channels. Per-task overhead is wall time divided by task instances.
+//!
+//! One workload alone, for side-by-side timings: `--child W4 10000 sqlite` (modes `tokio`,
+//! `memory`, `sqlite`; `memory+metrics` and `sqlite+metrics` count Prometheus metrics as
+//! `--metrics` does).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -132,8 +136,13 @@ fn w4_dag(n: usize) -> Dag {
     b.build().expect("w4 builds")
 }
 
-async fn flow_runs(dag: &Dag, store: Arc<dyn Store>, runs: usize) {
+async fn flow_runs(dag: &Dag, store: Arc<dyn Store>, runs: usize, metered: bool) {
     let executor = Executor::new(store).parallelism(PARALLELISM);
+    let executor = if metered {
+        executor.metrics(Arc::new(flow_runtime::metrics::Metrics::new()))
+    } else {
+        executor
+    };
     let start = Utc::now();
     for i in 0..runs {
         let date = start + chrono::Duration::seconds(i64::try_from(i).unwrap_or(0));
@@ -248,6 +257,10 @@ fn child(workload: &str, n: usize, mode: &str) {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
+    let (mode, metered) = match mode.strip_suffix("+metrics") {
+        Some(mode) => (mode, true),
+        None => (mode, false),
+    };
     let store = || -> Arc<dyn Store> {
         match mode {
             "sqlite" => {
@@ -266,7 +279,7 @@ fn child(workload: &str, n: usize, mode: &str) {
     let clock = Instant::now();
     runtime.block_on(async {
         match (&dag, workload) {
-            (Some(dag), _) => flow_runs(dag, store(), runs).await,
+            (Some(dag), _) => flow_runs(dag, store(), runs, metered).await,
             (None, "W1") => baseline_w1().await,
             (None, "W2") => baseline_w2(n).await,
             (None, "W4") => baseline_w4(n).await,

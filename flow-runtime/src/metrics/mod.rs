@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -35,7 +35,7 @@ use prometheus_client::registry::Registry;
 pub use endpoint::MetricsEndpoint;
 
 use crate::events::TaskEvent;
-use crate::ids::DagId;
+use crate::ids::{DagId, TaskId};
 use crate::store::{Store, StoreError};
 
 /// The content type of [`Metrics::render`]'s text.
@@ -43,20 +43,20 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TryLabels {
-    dag_id: String,
-    task_id: String,
+    dag_id: DagId,
+    task_id: TaskId,
     state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TaskLabels {
-    dag_id: String,
-    task_id: String,
+    dag_id: DagId,
+    task_id: TaskId,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DagLabels {
-    dag_id: String,
+    dag_id: DagId,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,8 +72,21 @@ struct PoolLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
-    dag_id: String,
+    dag_id: DagId,
     state: &'static str,
+}
+
+// Ids as label values as they are: a label set costs reference counts, not copies.
+impl EncodeLabelValue for DagId {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+impl EncodeLabelValue for TaskId {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -183,15 +196,15 @@ impl Metrics {
         };
         self.tries
             .get_or_create(&TryLabels {
-                dag_id: event.dag_id.to_string(),
-                task_id: event.task_id.to_string(),
+                dag_id: event.dag_id.clone(),
+                task_id: event.task_id.clone(),
                 state: event.state.as_str(),
             })
             .inc();
         self.durations
             .get_or_create(&TaskLabels {
-                dag_id: event.dag_id.to_string(),
-                task_id: event.task_id.to_string(),
+                dag_id: event.dag_id.clone(),
+                task_id: event.task_id.clone(),
             })
             .observe(duration.as_secs_f64());
     }
@@ -200,7 +213,7 @@ impl Metrics {
     pub(crate) fn started(&self, dag_id: &DagId, waited: Duration) {
         self.claim_to_start
             .get_or_create(&DagLabels {
-                dag_id: dag_id.to_string(),
+                dag_id: dag_id.clone(),
             })
             .observe(waited.as_secs_f64());
     }
@@ -256,7 +269,7 @@ impl Metrics {
         for (dag_id, state, count) in counts {
             self.runs
                 .get_or_create(&RunLabels {
-                    dag_id: dag_id.to_string(),
+                    dag_id,
                     state: state.as_str(),
                 })
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
