@@ -477,7 +477,7 @@ pub fn fails_first_try(ctx: &TaskContext) -> anyhow::Result<u32> {
 }
 
 /// Opens a span of its own, then waits for `$FLOW_TEST_RELEASE_FILE` (see
-/// [`wait_for_release`]): a test looks at the process's metrics meanwhile, or at the
+/// [`wait_for_release()`]): a test looks at the process's metrics meanwhile, or at the
 /// span's parent in a trace.
 #[task]
 pub fn hold(tries: u32, partitions: Vec<u32>) -> anyhow::Result<u32> {
