@@ -146,6 +146,7 @@ pub mod __private {
     pub use crate::pools::DEFAULT_POOL;
     pub use crate::registry::{DagRegistration, TaskRegistration};
     pub use crate::task::TaskError;
+    pub use crate::task::container::ContainerSpec;
     pub use crate::task::context::TaskContext;
     pub use crate::task::sensor::{Poke, SensorMode, SensorOptions};
     pub use crate::task::shell::ShellCommand;

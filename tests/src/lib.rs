@@ -495,6 +495,27 @@ pub fn observed() {
     hold(tries, results);
 }
 
+/// The image the container tests import: a root filesystem holding busybox only.
+pub const TEST_IMAGE: &str = "flow-tests/busybox:1";
+
+/// Runs in a container: its first try sleeps for an hour (a test kills the process
+/// meanwhile, leaving the container behind), a later one prints its try number at once.
+#[task(container, retries = 1, retry_delay = "0s")]
+pub fn sleep_first_try() -> flow_runtime::task::container::ContainerSpec {
+    use flow_runtime::task::container::{ContainerSpec, Network, PullPolicy};
+    ContainerSpec::new(TEST_IMAGE)
+        .command(["/bin/sh", "-c"])
+        .arg(r#"if [ "$FLOW_TRY_NUMBER" = 1 ]; then sleep 3600; fi; echo "try $FLOW_TRY_NUMBER""#)
+        .network(Network::None)
+        .pull(PullPolicy::Never)
+}
+
+/// One container task, for killing the process while it runs.
+#[dag]
+pub fn contained() {
+    sleep_first_try();
+}
+
 /// Picks the `right` path and pushes how many rows it saw.
 #[task(branch)]
 pub fn choose(ctx: &TaskContext) -> anyhow::Result<Branch> {

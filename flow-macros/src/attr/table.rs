@@ -42,6 +42,7 @@ macro_rules! task_option_table {
             short_circuit: task;
             ignore_downstream_trigger_rules: task;
             shell: task;
+            container: task;
             sensor: task;
             poke_interval: task;
             timeout: task;

@@ -233,6 +233,10 @@ impl Options for DefaultArgs {
             "it marks one task; write `#[task(shell)]` on that task",
         ),
         (
+            "container",
+            "it marks one task; write `#[task(container)]` on that task",
+        ),
+        (
             "on_success",
             "a task's callbacks are its own; write `#[task(on_success = ..)]` on the task, \
              or `#[dag(on_success = ..)]` for the run",

@@ -266,6 +266,7 @@ impl Body<'_> {
             "branch",
             "short_circuit",
             "shell",
+            "container",
             "sensor",
             "poke_interval",
             "timeout",

@@ -6,6 +6,7 @@ use syn::parse::ParseStream;
 use syn::spanned::Spanned;
 use syn::{Ident, LitBool, LitInt, LitStr, Token};
 
+use super::model::{Runs, RunsKind};
 use crate::attr::{self, Options, TaskOptionArgs, kw};
 use crate::error::Errors;
 
@@ -21,8 +22,8 @@ pub(super) struct TaskArgs {
     pub(super) short_circuit: Option<Span>,
     /// `ignore_downstream_trigger_rules = ..` of a short-circuit task, with the key's span.
     pub(super) ignore_downstream_trigger_rules: Option<(Span, LitBool)>,
-    /// The `shell` flag.
-    pub(super) shell: Option<Span>,
+    /// The `shell` or `container` flag.
+    pub(super) runs: Option<Runs>,
     /// The `sensor` flag.
     pub(super) sensor: Option<Span>,
     /// The `multiple_outputs` flag.
@@ -132,13 +133,20 @@ impl Options for TaskArgs {
         ("on_failure_callback", "on_failure"),
         ("on_retry_callback", "on_retry"),
     ];
-    const ELSEWHERE: &'static [(&'static str, &'static str)] = &[(
-        "bash",
-        "a task that runs a command is marked `shell` and returns a `ShellCommand`: \
-         write `#[task(shell)]`",
-    )];
+    const ELSEWHERE: &'static [(&'static str, &'static str)] = &[
+        (
+            "bash",
+            "a task that runs a command is marked `shell` and returns a `ShellCommand`: \
+             write `#[task(shell)]`",
+        ),
+        (
+            "docker",
+            "a task that runs a container is marked `container` and returns a \
+             `ContainerSpec`: write `#[task(container)]`",
+        ),
+    ];
 
-    fn parse_one(&mut self, input: ParseStream, _: &mut Errors) -> syn::Result<()> {
+    fn parse_one(&mut self, input: ParseStream, errors: &mut Errors) -> syn::Result<()> {
         if input.peek(kw::task_id) {
             let key: kw::task_id = input.parse()?;
             self.task_id = Some(attr::id(input, "task_id", key.span, "task")?);
@@ -171,7 +179,14 @@ impl Options for TaskArgs {
             self.on_failure_fail_dagrun = Some((key.span, value));
         } else if input.peek(kw::shell) {
             let key: kw::shell = input.parse()?;
-            self.shell = Some(flag(input, "shell", key.span)?);
+            self.set_runs(RunsKind::Shell, flag(input, "shell", key.span)?, errors);
+        } else if input.peek(kw::container) {
+            let key: kw::container = input.parse()?;
+            self.set_runs(
+                RunsKind::Container,
+                flag(input, "container", key.span)?,
+                errors,
+            );
         } else if input.peek(kw::sensor) {
             let key: kw::sensor = input.parse()?;
             // Still a sensor after `sensor = true`, so that its output type is read as one.
@@ -256,6 +271,31 @@ pub(super) fn sensor_duration(
     Ok(duration)
 }
 
+impl TaskArgs {
+    /// Marks the task `shell` or `container`; both is an error, and the task is then
+    /// checked as neither (so the conflict is the only error).
+    fn set_runs(&mut self, kind: RunsKind, span: Span, errors: &mut Errors) {
+        if let Some(earlier) = self.runs
+            && earlier.kind != kind
+        {
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "a task is either `{}` (it returns a {} to run) or `{}` (it returns a {} \
+                     to run), not both: remove one",
+                    earlier.kind.flag(),
+                    earlier.kind.noun(),
+                    kind.flag(),
+                    kind.noun()
+                ),
+            ));
+            self.runs = None;
+            return;
+        }
+        self.runs = Some(Runs { kind, span });
+    }
+}
+
 /// A bare flag: `branch`, not `branch = true`.
 pub(super) fn flag(input: ParseStream, key: &str, key_span: Span) -> syn::Result<Span> {
     if input.peek(Token![=]) {
@@ -281,12 +321,14 @@ pub(super) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
         args.ignore_downstream_trigger_rules = None;
     }
     if let Some(flag) = args.multiple_outputs {
-        let other = match (args.branch, args.short_circuit, args.shell) {
-            (Some(_), _, _) => Some("branch` task returns a `Branch"),
-            (_, Some(_), _) => Some("short_circuit` task returns a `bool"),
-            (_, _, Some(_)) => {
-                Some("shell` task returns the last line its command prints, a `String")
-            }
+        let other = match (args.branch, args.short_circuit, args.runs) {
+            (Some(_), _, _) => Some("branch` task returns a `Branch".to_string()),
+            (_, Some(_), _) => Some("short_circuit` task returns a `bool".to_string()),
+            (_, _, Some(runs)) => Some(format!(
+                "{}` task returns the last line its {} prints, a `String",
+                runs.kind.flag(),
+                runs.kind.noun()
+            )),
             _ => None,
         };
         if let Some(other) = other {
@@ -310,22 +352,24 @@ pub(super) fn parse_args(args: TokenStream, errors: &mut Errors) -> TaskArgs {
         args.branch = None;
         args.short_circuit = None;
     }
-    if let Some(shell) = args.shell {
+    if let Some(runs) = args.runs {
         let other = match (args.branch, args.short_circuit) {
             (Some(_), _) => "branch",
             (_, Some(_)) => "short_circuit",
             _ => return args,
         };
         errors.push(syn::Error::new(
-            shell,
+            runs.span,
             format!(
-                "a task is either `shell` (it returns a command to run) or `{other}` (its \
-                 output steers the tasks downstream), not both: remove one"
+                "a task is either `{}` (it returns a {} to run) or `{other}` (its \
+                 output steers the tasks downstream), not both: remove one",
+                runs.kind.flag(),
+                runs.kind.noun()
             ),
         ));
         args.branch = None;
         args.short_circuit = None;
-        args.shell = None;
+        args.runs = None;
     }
     args
 }
@@ -382,10 +426,14 @@ pub(super) fn check_sensor(args: &mut TaskArgs, errors: &mut Errors) {
         args.sensor_options = SensorArgs::default();
         return;
     };
-    let other = match (args.branch, args.short_circuit, args.shell) {
-        (Some(_), _, _) => "branch` (its output steers the tasks downstream",
-        (_, Some(_), _) => "short_circuit` (its output steers the tasks downstream",
-        (_, _, Some(_)) => "shell` (it returns a command to run",
+    let other = match (args.branch, args.short_circuit, args.runs) {
+        (Some(_), _, _) => "branch` (its output steers the tasks downstream".to_string(),
+        (_, Some(_), _) => "short_circuit` (its output steers the tasks downstream".to_string(),
+        (_, _, Some(runs)) => format!(
+            "{}` (it returns a {} to run",
+            runs.kind.flag(),
+            runs.kind.noun()
+        ),
         _ => return,
     };
     errors.push(syn::Error::new(

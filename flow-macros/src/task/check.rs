@@ -7,25 +7,36 @@ use syn::visit::Visit;
 use syn::{FnArg, Pat, ReturnType, Signature, Type};
 
 use super::args::{SensorArgs, TaskArgs};
-use super::model::{Input, Output};
+use super::model::{Input, Output, RunsKind};
 use crate::attr;
 use crate::error::Errors;
 use crate::spans;
 
-/// Whether a `shell` task's function can build a command: it is not `async` and returns
-/// something.
-pub(super) fn check_shell(sig: &Signature, output: &Output, errors: &mut Errors) -> bool {
+/// Whether a `shell` or `container` task's function can describe its work: it is not
+/// `async` and returns something.
+pub(super) fn check_runs(
+    kind: RunsKind,
+    sig: &Signature,
+    output: &Output,
+    errors: &mut Errors,
+) -> bool {
     let before = errors.len();
+    let (flag, noun, ty) = (kind.flag(), kind.noun(), kind.type_name());
     if let Some(asyncness) = &sig.asyncness {
         errors.at(
             asyncness,
-            "a shell task builds its command synchronously; remove `async` (the runtime runs \
-             the command without blocking)",
+            format!(
+                "a {flag} task builds its {noun} synchronously; remove `async` (the runtime \
+                 runs the {noun} without blocking)"
+            ),
         );
     }
     if let Output::Unit = output {
-        let message = "a `#[task(shell)]` returns `ShellCommand`, the command to run: add \
-                       `-> ShellCommand` and return `ShellCommand::bash(\"..\")`";
+        let message = format!(
+            "a `#[task({flag})]` returns `{ty}`, the {noun} to run: add `-> {ty}` and return \
+             `{}`",
+            kind.example()
+        );
         match &sig.output {
             ReturnType::Default => errors.at(&sig.ident, message),
             ReturnType::Type(_, ty) => errors.at(ty, message),
@@ -340,7 +351,7 @@ pub(super) fn error_type_span(written: &Type) -> (Span, Span) {
 /// kind the return type fits, so that the conflict is the only error.
 pub(super) fn settle_sensor_conflict(args: &mut TaskArgs, output: &Output) {
     if args.sensor.is_none()
-        || (args.branch.is_none() && args.short_circuit.is_none() && args.shell.is_none())
+        || (args.branch.is_none() && args.short_circuit.is_none() && args.runs.is_none())
     {
         return;
     }
@@ -352,7 +363,7 @@ pub(super) fn settle_sensor_conflict(args: &mut TaskArgs, output: &Output) {
     if returns_poke {
         args.branch = None;
         args.short_circuit = None;
-        args.shell = None;
+        args.runs = None;
     } else {
         args.sensor = None;
         args.sensor_options = SensorArgs::default();

@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::{Ident, Type};
 
 use super::check::error_type_span;
-use super::model::{Input, Output, Special, Task};
+use super::model::{Input, Output, Runs, Special, Task};
 use crate::spans;
 
 impl ToTokens for Task {
@@ -71,9 +71,10 @@ pub(super) fn output_type(root: &TokenStream, output: &Output) -> TokenStream {
 }
 
 impl Task {
-    /// The type of the stored output: a shell task's is the last line its command prints.
+    /// The type of the stored output: a shell or container task's is the last line its
+    /// command prints.
     fn output_type(&self) -> TokenStream {
-        if self.shell.is_some() {
+        if self.runs.is_some() {
             return quote!(::std::string::String);
         }
         if let Some(sensor) = &self.sensor {
@@ -359,11 +360,14 @@ impl Task {
             "The definition of the task `{name}`: its name, typed parameters and output, \
              options, and the function the runtime calls."
         );
-        let (shell_helpers, new) = match (self.shell, &self.sensor) {
-            (Some(flag), _) => (
-                Some(self.shell_helpers(flag)),
-                quote!(#root::__private::TaskSpec::from_shell(#name, #function)),
-            ),
+        let (runs_helpers, new) = match (self.runs, &self.sensor) {
+            (Some(runs), _) => {
+                let constructor = Ident::new(runs.kind.constructor(), runs.span);
+                (
+                    Some(self.runs_helpers(runs)),
+                    quote!(#root::__private::TaskSpec::#constructor(#name, #function)),
+                )
+            }
             (None, Some(sensor)) => {
                 let options = sensor.options.tokens(root);
                 let constructor = if self.asyncness.is_some() {
@@ -385,7 +389,7 @@ impl Task {
             #[doc = #spec_doc]
             #[must_use]
             #vis fn spec() -> #root::__private::TaskSpec {
-                #shell_helpers
+                #runs_helpers
                 #(#checks)*
                 #special_check
                 #new
@@ -409,37 +413,41 @@ impl Task {
         let check = |ty: &dyn ToTokens, at: Span| quote_spanned!(at=> #root::__private::assert_xcom_value::<#ty>(););
         let mut checks: Vec<TokenStream> =
             self.values().map(|(_, ty)| check(ty, ty.span())).collect();
-        if let Some((ty, at)) = self.stored_output().filter(|_| self.shell.is_none()) {
+        if let Some((ty, at)) = self.stored_output().filter(|_| self.runs.is_none()) {
             checks.push(check(&ty, at));
         }
         checks
     }
 
-    /// For a `shell` task, the function that turns what the user's function returns into
-    /// a `ShellCommand`; it takes only a `ShellCommand`, and says so at the return type.
-    fn shell_helpers(&self, flag: Span) -> TokenStream {
+    /// For a `shell` (`container`) task, the function that turns what the user's function
+    /// returns into a `ShellCommand` (`ContainerSpec`); it takes only that type, and says so
+    /// at the return type.
+    fn runs_helpers(&self, runs: Runs) -> TokenStream {
         let root = &self.root;
-        let output = Ident::new("__FlowShellOutput", flag);
-        let command = Ident::new("__flow_shell_command", flag);
+        let flag = runs.span;
+        let [output, method, into] = runs.kind.helper_names().map(|name| Ident::new(name, flag));
+        let ty = Ident::new(runs.kind.type_name(), flag);
+        let (name, noun, type_name) = (runs.kind.flag(), runs.kind.noun(), runs.kind.type_name());
+        let message = format!("a `#[task({name})]` returns `{type_name}`, not `{{Self}}`");
+        let label = format!("this is not a `{type_name}`");
+        let note = format!(
+            "a {name} task returns the {noun} to run, `{}`, or a `Result` of a `{type_name}`; \
+             its output is the last line the {noun} prints",
+            runs.kind.example()
+        );
         spans::respan(
             quote! {
-                #[diagnostic::on_unimplemented(
-                    message = "a `#[task(shell)]` returns `ShellCommand`, not `{Self}`",
-                    label = "this is not a `ShellCommand`",
-                    note = "a shell task returns the command to run, `ShellCommand::bash(\"..\")`, \
-                            or a `Result` of a `ShellCommand`; its output is the last line the \
-                            command prints"
-                )]
+                #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
                 trait #output {
-                    fn __flow_into_command(self) -> #root::__private::ShellCommand;
+                    fn #method(self) -> #root::__private::#ty;
                 }
-                impl #output for #root::__private::ShellCommand {
-                    fn __flow_into_command(self) -> #root::__private::ShellCommand {
+                impl #output for #root::__private::#ty {
+                    fn #method(self) -> #root::__private::#ty {
                         self
                     }
                 }
-                fn #command<T: #output>(value: T) -> #root::__private::ShellCommand {
-                    value.__flow_into_command()
+                fn #into<T: #output>(value: T) -> #root::__private::#ty {
+                    value.#method()
                 }
             },
             flag,
@@ -540,9 +548,11 @@ impl Task {
                 quote!(#root::__private::Result<#root::__private::XComBlob, #root::__private::TaskError>)
             }
         };
-        if self.shell.is_some() {
-            // What `TaskSpec::from_shell` takes: builds the command, which the runtime runs.
-            let command = quote!(#root::__private::Result<#root::__private::ShellCommand, #root::__private::TaskError>);
+        if let Some(runs) = self.runs {
+            // What `TaskSpec::from_shell` (`from_container`) takes: builds the command (the
+            // container), which the runtime runs.
+            let ty = Ident::new(runs.kind.type_name(), Span::call_site());
+            let command = quote!(#root::__private::Result<#root::__private::#ty, #root::__private::TaskError>);
             return quote! {
                 |#ctx: &#root::__private::TaskContext, #inputs: #root::__private::Inputs| -> #command {
                     #(#decode)*
@@ -598,7 +608,7 @@ impl Task {
                 #call;
                 #root::__private::encode_output::<()>(())
             },
-            Output::Plain(ty) if self.shell.is_some() || self.sensor.is_some() => {
+            Output::Plain(ty) if self.runs.is_some() || self.sensor.is_some() => {
                 let tail = self.tail(&value, ty);
                 quote! {
                     let #value: #ty = #call;
@@ -654,9 +664,9 @@ impl Task {
             // The poke's answer, which the runtime reads.
             return quote!(::core::result::Result::Ok(#value));
         }
-        match self.shell {
-            Some(flag) => {
-                let command = Ident::new("__flow_shell_command", flag);
+        match self.runs {
+            Some(runs) => {
+                let command = Ident::new(runs.kind.helper_names()[2], runs.span);
                 let (first, last) = spans::first_last(ty);
                 let call = quote_spanned!(first=> #command::<#ty>);
                 let mut args = Group::new(Delimiter::Parenthesis, value.to_token_stream());

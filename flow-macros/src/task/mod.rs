@@ -25,7 +25,7 @@ use crate::error::{Errors, with_errors};
 use crate::syntax::{cfg_attributes, doc_text, item_head};
 use args::{TaskArgs, parse_args};
 use check::{
-    check_shell, check_signature, default_name, inputs, output, poked_type, settle_sensor_conflict,
+    check_runs, check_signature, default_name, inputs, output, poked_type, settle_sensor_conflict,
 };
 use expand::output_type;
 use fallback::{Stub, value_arity};
@@ -82,7 +82,9 @@ fn build(
         }
         special = None;
     }
-    let shell_ok = args.shell.is_none_or(|_| check_shell(sig, &output, errors));
+    let runs_ok = args
+        .runs
+        .is_none_or(|runs| check_runs(runs.kind, sig, &output, errors));
     let sensor = args.sensor.and_then(|_| {
         let ready = poked_type(sig, &output, errors)?;
         Some(Sensor {
@@ -96,13 +98,13 @@ fn build(
         .as_ref()
         .map_or_else(|| default_name(sig, errors), LitStr::value);
     let root = attr::root(args.krate.as_ref());
-    if !sound || !shell_ok {
+    if !sound || !runs_ok {
         // No stand-in with generics (the output type may not be nameable) or `self`
         // (the function is in an `impl` block, where a struct cannot go).
         let stub =
             (output_ok && sig.generics.params.is_empty() && sig.receiver().is_none()).then(|| {
                 Box::new(Stub {
-                    output: if args.shell.is_some() {
+                    output: if args.runs.is_some() {
                         quote!(::std::string::String)
                     } else {
                         output_type(&root, &output)
@@ -128,7 +130,7 @@ fn build(
         doc: doc_text(&function.attrs),
         options: args.options,
         special,
-        shell: args.shell,
+        runs: args.runs,
         multiple_outputs: args.multiple_outputs,
         ignore_downstream_trigger_rules: args
             .ignore_downstream_trigger_rules

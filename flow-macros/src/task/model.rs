@@ -24,8 +24,8 @@ pub(super) struct Task {
     /// `branch` or `short_circuit` (with the flag's span): what the output means to the
     /// executor.
     pub(super) special: Option<(Special, Span)>,
-    /// The `shell` flag's span: the function returns a command, the runtime runs it.
-    pub(super) shell: Option<Span>,
+    /// `shell` or `container`: the function describes work the runtime runs.
+    pub(super) runs: Option<Runs>,
     /// For a `sensor`: the function returns `Poke<T>` and the runtime pokes it.
     pub(super) sensor: Option<Sensor>,
     pub(super) pool_slots: Option<LitInt>,
@@ -108,5 +108,81 @@ impl Task {
             Input::Value { name, ty } => Some((name, &**ty)),
             Input::Context => None,
         })
+    }
+}
+
+/// What a `shell` or `container` task's function returns, for the runtime to run: the
+/// kind, and the flag's span.
+#[derive(Clone, Copy)]
+pub(crate) struct Runs {
+    pub(crate) kind: RunsKind,
+    pub(crate) span: Span,
+}
+
+/// The kinds of work a task's function can describe for the runtime to run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunsKind {
+    /// A `ShellCommand` (Airflow's `@task.bash`).
+    Shell,
+    /// A `ContainerSpec` (Airflow's `DockerOperator`).
+    Container,
+}
+
+impl RunsKind {
+    /// The flag that marks the task.
+    pub(crate) fn flag(self) -> &'static str {
+        match self {
+            RunsKind::Shell => "shell",
+            RunsKind::Container => "container",
+        }
+    }
+
+    /// The type the function returns.
+    pub(crate) fn type_name(self) -> &'static str {
+        match self {
+            RunsKind::Shell => "ShellCommand",
+            RunsKind::Container => "ContainerSpec",
+        }
+    }
+
+    /// What it describes, in a message.
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            RunsKind::Shell => "command",
+            RunsKind::Container => "container",
+        }
+    }
+
+    /// How one is made.
+    pub(crate) fn example(self) -> &'static str {
+        match self {
+            RunsKind::Shell => "ShellCommand::bash(\"..\")",
+            RunsKind::Container => "ContainerSpec::new(\"image\")",
+        }
+    }
+
+    /// The names of the generated helper trait, its method and the function that calls it
+    /// (they appear in the compiler's notes).
+    pub(crate) fn helper_names(self) -> [&'static str; 3] {
+        match self {
+            RunsKind::Shell => [
+                "__FlowShellOutput",
+                "__flow_into_command",
+                "__flow_shell_command",
+            ],
+            RunsKind::Container => [
+                "__FlowContainerOutput",
+                "__flow_into_container",
+                "__flow_container_spec",
+            ],
+        }
+    }
+
+    /// The `TaskSpec` constructor that runs it.
+    pub(crate) fn constructor(self) -> &'static str {
+        match self {
+            RunsKind::Shell => "from_shell",
+            RunsKind::Container => "from_container",
+        }
     }
 }

@@ -138,6 +138,48 @@ fn branch_and_short_circuit_mark_the_spec_and_check_the_output() {
 }
 
 #[test]
+fn container_tasks_describe_a_container_the_runtime_runs() {
+    let out = expand_str(
+        quote!(container, retries = 1),
+        quote!(
+            fn train(rows: u64) -> anyhow::Result<ContainerSpec> {
+                unreachable!()
+            }
+        ),
+    );
+    assert!(!out.contains("compile_error"), "{out}");
+    assert!(
+        out.contains(":: flow_runtime :: __private :: TaskSpec :: from_container (\"train\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("-> :: flow_runtime :: __private :: Node < :: std :: string :: String >"),
+        "{out}"
+    );
+    assert!(
+        out.contains("__flow_container_spec :: < ContainerSpec >"),
+        "{out}"
+    );
+    for (args, message) in [
+        (quote!(shell, container), "either `shell`"),
+        (quote!(container, shell), "either `container`"),
+        (quote!(container, branch), "either `container`"),
+        (quote!(docker), "write `#[task(container)]`"),
+    ] {
+        let out = expand_str(
+            args,
+            quote!(
+                fn train() -> ContainerSpec {
+                    unreachable!()
+                }
+            ),
+        );
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(out.contains(message), "{out}");
+    }
+}
+
+#[test]
 fn shell_tasks_build_a_command_the_runtime_runs() {
     let out = expand_str(
         quote!(shell, pool_slots = 2, on_failure = alerts::page),

@@ -3,12 +3,13 @@
 //! `#[task]` builds a [`TaskSpec`] for each annotated function; code that generates DAGs
 //! from configuration can build them by hand with [`TaskSpec::from_sync`] and
 //! [`TaskSpec::from_async`]. A running task sees its [`TaskContext`]; branches, shell
-//! commands, sensors and callbacks are tasks of their own kinds.
+//! commands, containers, sensors and callbacks are tasks of their own kinds.
 //!
-//! The files below this one import each other one way only (context <- shell <- spec <-
-//! sensor); they never import this file, which only declares and re-exports.
+//! The files below this one import each other one way only (context <- shell <- container
+//! <- spec <- sensor); they never import this file, which only declares and re-exports.
 
 pub mod callbacks;
+pub mod container;
 pub mod context;
 mod error;
 mod options;

@@ -291,6 +291,38 @@ impl TaskSpec {
         Self::new::<String>(name, function)
     }
 
+    /// A container task (Airflow's `DockerOperator`): `f` describes the container; the
+    /// runtime runs it (with the `docker` feature) and the task's output is the last line
+    /// of its stdout, or its output file (see [`super::container`]).
+    ///
+    /// ```
+    /// use flow_runtime::prelude::*;
+    /// use flow_runtime::task::container::{ContainerSpec, Network};
+    /// let count = TaskSpec::from_container("count_rows", |ctx, inputs| {
+    ///     Ok(ContainerSpec::new("busybox:1.36")
+    ///         .command(["wc", "-l"])
+    ///         .arg(inputs.get::<String>(0)?)
+    ///         .env("DS", ctx.ds())
+    ///         .network(Network::None))
+    /// })
+    /// .param::<String>("file");
+    /// assert_eq!(count.output().type_name(), "alloc::string::String");
+    /// ```
+    pub fn from_container<F>(name: impl Into<TaskId>, f: F) -> Self
+    where
+        F: Fn(&TaskContext, Inputs) -> Result<super::container::ContainerSpec, TaskError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let f = Arc::new(f);
+        let function = TaskFn::Async(Arc::new(move |ctx, inputs| {
+            let spec = f(&ctx, inputs);
+            Box::pin(async move { encode_output(super::container::run(&spec?, &ctx).await?) })
+        }));
+        Self::new::<String>(name, function)
+    }
+
     /// The same task under another name (an override's `task_id`).
     pub(crate) fn renamed(mut self, name: TaskId) -> Self {
         self.name = name;
