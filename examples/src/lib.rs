@@ -18,9 +18,12 @@
 //!   staging directory made by a setup task and removed by its teardown.
 //! - [`data_aware`]: data-aware scheduling: a DAG scheduled on the asset another DAG's
 //!   task updates.
+//! - [`containerized`]: a step run in a container (Docker), reading what the task before
+//!   it wrote through a read-only mount.
 
 pub mod classic_etl;
 pub mod config_driven;
+pub mod containerized;
 pub mod data_aware;
 pub mod grouped_etl;
 pub mod ml_sweep;

@@ -297,3 +297,23 @@ fn the_sales_report_is_scheduled_on_the_asset_its_producer_updates() {
     let (stdout, _) = printed(&output);
     assert_eq!(state(&stdout, "total"), "success", "{stdout}");
 }
+
+#[test]
+fn the_containerized_example_counts_the_data_set_in_a_container() {
+    if !flow_tests::docker::docker() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(r#"{{"image": "{}"}}"#, flow_tests::TEST_IMAGE);
+    let output = examples(dir.path())
+        .args(["dags", "test", "containerized_count", "--conf", &conf])
+        .assert()
+        .success();
+    let (stdout, stderr) = printed(&output);
+    for task in ["write_labels", "count_in_container", "check_counts"] {
+        assert_eq!(state(&stdout, task), "success", "{stdout}{stderr}");
+    }
+    assert!(stderr.contains("rows=1797 labels=10"), "{stderr}");
+    // The container's own lines are the task's log lines.
+    assert!(stderr.contains("counting for"), "{stderr}");
+}

@@ -1,6 +1,7 @@
 //! DAGs used by the end-to-end tests, through the public API and through the `fixture`
 //! binary's CLI, and a real S3-compatible server for the object store tests ([`moto`]).
 
+pub mod docker;
 pub mod moto;
 
 use std::sync::atomic::{AtomicU32, Ordering};
