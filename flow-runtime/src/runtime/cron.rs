@@ -495,9 +495,12 @@ mod tests {
             )
             .unwrap();
         let (stop_tx, stop_rx) = watch::channel(false);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let s = Scheduler::new(
             [every_second, manual],
-            executor.stop_on(stop_rx.clone(), Duration::from_secs(5)),
+            executor
+                .stop_on(stop_rx.clone(), Duration::from_secs(5))
+                .metrics(metrics.clone()),
             Arc::new(SystemClock),
             None,
         );
@@ -523,5 +526,18 @@ mod tests {
                 .state,
             RunState::Success
         );
+        // Both loops were timed: the scheduler's turns and the runs' turns.
+        let scrape = metrics.render(store.as_ref()).unwrap();
+        for kind in ["scheduler", "run"] {
+            let count = scrape
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix(&format!(
+                        "flow_scheduler_loop_seconds_count{{kind=\"{kind}\"}} "
+                    ))
+                })
+                .and_then(|value| value.parse::<f64>().ok());
+            assert!(count.is_some_and(|turns| turns >= 2.0), "{kind}: {scrape}");
+        }
     }
 }

@@ -267,6 +267,8 @@ impl<'a> RunLoop<'a> {
         if result.is_err() {
             self.give_back_slots();
         }
+        // The run waits for nothing any more, however it ended.
+        self.queue_reported_to(0);
         result
     }
 
@@ -479,8 +481,6 @@ impl<'a> RunLoop<'a> {
         }
         let summary = self.finish(clock.elapsed(), &mut lease)?;
         drop(lease);
-        // The run waits for nothing any more.
-        self.queue_reported_to(0);
         while self.callback_tasks.join_next().await.is_some() {}
         Ok(summary)
     }
