@@ -399,6 +399,28 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_otlp_endpoint_turns_traces_on_or_is_reported_as_ignored() {
+        let endpoint = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")];
+        let settings = with(&endpoint).unwrap();
+        #[cfg(feature = "otel")]
+        {
+            assert_eq!(
+                settings.otlp().unwrap().endpoint,
+                "http://127.0.0.1:4318/v1/traces"
+            );
+            assert_eq!(settings.otlp_ignored(), None);
+            assert!(with(&[]).unwrap().otlp().is_none());
+            assert!(
+                refused(&[endpoint[0], ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])
+                    .starts_with("OTEL_EXPORTER_OTLP_PROTOCOL must be `http/protobuf`")
+            );
+        }
+        #[cfg(not(feature = "otel"))]
+        assert_eq!(settings.otlp_ignored(), Some("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        assert_eq!(with(&[]).unwrap().otlp_ignored(), None);
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_value_that_is_not_utf8_is_refused() {
