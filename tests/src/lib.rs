@@ -517,6 +517,26 @@ pub fn contained() {
     sleep_first_try();
 }
 
+/// The image the pod tests run: pulled by the cluster from Docker Hub.
+pub const POD_IMAGE: &str = "busybox:1.36";
+
+/// As [`sleep_first_try()`], in a Kubernetes pod.
+#[task(container, retries = 1, retry_delay = "0s")]
+pub fn sleep_first_try_in_a_pod() -> flow_runtime::task::container::ContainerSpec {
+    use flow_runtime::task::container::{ContainerSpec, PodOptions};
+    ContainerSpec::new(POD_IMAGE)
+        .command(["/bin/sh", "-c"])
+        .arg(r#"if [ "$FLOW_TRY_NUMBER" = 1 ]; then sleep 3600; fi; echo "try $FLOW_TRY_NUMBER""#)
+        .pod(PodOptions::new())
+}
+
+/// One pod task, for killing the process while it runs, and for a cluster that cannot be
+/// reached.
+#[dag]
+pub fn podded() {
+    sleep_first_try_in_a_pod();
+}
+
 /// Picks the `right` path and pushes how many rows it saw.
 #[task(branch)]
 pub fn choose(ctx: &TaskContext) -> anyhow::Result<Branch> {

@@ -17,12 +17,19 @@
 //!
 //! The daemon is the one `DOCKER_HOST` names (`unix://` or `tcp://`), else the local socket;
 //! podman's Docker-compatible API works the same.
+//!
+//! The same spec runs as a Kubernetes pod instead when it is given [`PodOptions`]
+//! ([`ContainerSpec::pod`], the `kubernetes` feature): see [`pod`] for what changes.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 pub use super::shell::SKIP_EXIT_CODE;
+use super::{TaskContext, TaskError};
+
+pub mod pod;
+pub use pod::{PodOptions, TaintEffect, Toleration};
 
 /// Which network the container joins.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +97,7 @@ pub struct ContainerSpec {
     network: Network,
     pull: PullPolicy,
     output_file: Option<String>,
+    pod: Option<PodOptions>,
 }
 
 impl ContainerSpec {
@@ -109,6 +117,7 @@ impl ContainerSpec {
             network: Network::Default,
             pull: PullPolicy::IfNotPresent,
             output_file: None,
+            pod: None,
         }
     }
 
@@ -210,6 +219,14 @@ impl ContainerSpec {
         self
     }
 
+    /// Runs the container as a Kubernetes pod with these options (namespace, service
+    /// account, node selector, tolerations) instead of through Docker; needs the
+    /// `kubernetes` feature.
+    pub fn pod(mut self, options: PodOptions) -> Self {
+        self.pod = Some(options);
+        self
+    }
+
     /// The image.
     pub fn image(&self) -> &str {
         &self.image
@@ -262,24 +279,43 @@ impl ContainerSpec {
     }
 }
 
-#[cfg(feature = "docker")]
-pub(crate) use docker::run;
+/// Runs the container for a try, through Docker or as a pod: returns its output.
+pub(crate) async fn run(spec: &ContainerSpec, ctx: &TaskContext) -> Result<String, TaskError> {
+    spec.check()
+        .map_err(|e| TaskError::Failed(format!("invalid container: {e}")))?;
+    match &spec.pod {
+        Some(options) => {
+            pod::check(spec, options)
+                .map_err(|e| TaskError::Failed(format!("invalid pod: {e}")))?;
+            #[cfg(feature = "kubernetes")]
+            return kubernetes::run(spec, options, ctx).await;
+            #[cfg(not(feature = "kubernetes"))]
+            return Err(feature_needed("kubernetes", "pods", ctx));
+        }
+        None => {
+            #[cfg(feature = "docker")]
+            return docker::run(spec, ctx).await;
+            #[cfg(not(feature = "docker"))]
+            return Err(feature_needed("docker", "containers", ctx));
+        }
+    }
+}
 
-/// Without the `docker` feature, a container task fails saying how to turn it on.
-#[cfg(not(feature = "docker"))]
-pub(crate) async fn run(
-    _spec: &ContainerSpec,
-    _ctx: &super::TaskContext,
-) -> Result<String, super::TaskError> {
-    Err(super::TaskError::Failed(
-        "container tasks need flow-runtime's `docker` feature; enable it \
-         (`flow-runtime = { version = \"0.1\", features = [\"docker\"] }`)"
-            .into(),
+/// A container task whose runner was not compiled in fails saying how to turn it on.
+#[cfg(not(all(feature = "docker", feature = "kubernetes")))]
+fn feature_needed(feature: &str, what: &str, _: &TaskContext) -> TaskError {
+    TaskError::Failed(format!(
+        "tasks that run {what} need flow-runtime's `{feature}` feature; enable it \
+         (`flow-runtime = {{ version = \"0.1\", features = [\"{feature}\"] }}`)"
     ))
 }
 
 #[cfg(feature = "docker")]
 mod docker;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
+#[cfg(any(feature = "docker", feature = "kubernetes"))]
+mod running;
 
 #[cfg(test)]
 mod tests {

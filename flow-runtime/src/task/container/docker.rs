@@ -1,6 +1,6 @@
 //! Running a [`ContainerSpec`] through the Docker Engine API (bollard).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
@@ -12,14 +12,9 @@ use bollard::query_parameters::{
 use futures_util::StreamExt as _;
 use tokio::sync::OnceCell;
 
-use super::{ContainerSpec, Network, PullPolicy, SKIP_EXIT_CODE};
+use super::running::{Output, environment, instance_labels, remove_in_thread};
+use super::{ContainerSpec, Network, PullPolicy};
 use crate::task::{TaskContext, TaskError};
-
-/// How many output lines a failure message quotes.
-const OUTPUT_TAIL: usize = 5;
-
-/// The label every flow container carries; the others name the instance and try.
-const MANAGED: &str = "flow.managed";
 
 /// One client per process, its API version agreed with the daemon once.
 static CLIENT: OnceCell<Docker> = OnceCell::const_new();
@@ -44,26 +39,9 @@ fn failed(what: &str, e: DockerError) -> TaskError {
     TaskError::Failed(format!("{what}: {e}"))
 }
 
-/// The labels that name one instance (all its tries).
-fn instance_labels(ctx: &TaskContext) -> Vec<(&'static str, String)> {
-    vec![
-        (MANAGED, "true".into()),
-        ("flow.dag_id", ctx.dag_id().to_string()),
-        ("flow.run_id", ctx.run_id().to_string()),
-        ("flow.task_id", ctx.task_id().to_string()),
-        (
-            "flow.map_index",
-            ctx.map_index()
-                .map_or_else(|| "-1".into(), |i| i.to_string()),
-        ),
-    ]
-}
-
 /// Runs the container for a try: returns its output (the last stdout line, or the
 /// output file).
-pub(crate) async fn run(spec: &ContainerSpec, ctx: &TaskContext) -> Result<String, TaskError> {
-    spec.check()
-        .map_err(|e| TaskError::Failed(format!("invalid container: {e}")))?;
+pub(super) async fn run(spec: &ContainerSpec, ctx: &TaskContext) -> Result<String, TaskError> {
     let docker = client().await?;
     let labels = instance_labels(ctx);
     remove_leftovers(docker, &labels).await?;
@@ -88,27 +66,14 @@ pub(crate) async fn run(spec: &ContainerSpec, ctx: &TaskContext) -> Result<Strin
         )
         .await
         .map_err(|e| failed("cannot start the container", e))?;
-    let (last, tail) = stream_logs(docker, &id).await;
+    let output = stream_logs(docker, &id).await;
     let code = exit_code(docker, &id).await?;
-    let output = match (&spec.output_file, code) {
+    let file = match (&spec.output_file, code) {
         (Some(path), 0) => Some(read_file(docker, &id, path).await?),
         _ => None,
     };
     guard.remove().await;
-    match code {
-        0 => Ok(output.unwrap_or(last)),
-        c if c == i64::from(SKIP_EXIT_CODE) => Err(TaskError::Skip(format!(
-            "the container exited with {SKIP_EXIT_CODE}"
-        ))),
-        c => Err(TaskError::Failed(if tail.is_empty() {
-            format!("the container exited with code {c}")
-        } else {
-            format!(
-                "the container exited with code {c}; its output ends with:\n{}",
-                tail.into_iter().collect::<Vec<_>>().join("\n")
-            )
-        })),
-    }
+    output.outcome(code, file)
 }
 
 /// Removes the containers of this instance that earlier tries left (their process was
@@ -195,19 +160,10 @@ fn body(
     ctx: &TaskContext,
     labels: &[(&'static str, String)],
 ) -> ContainerCreateBody {
-    let mut env: Vec<String> = [
-        ("FLOW_DAG_ID", ctx.dag_id().to_string()),
-        ("FLOW_TASK_ID", ctx.task_id().to_string()),
-        ("FLOW_RUN_ID", ctx.run_id().to_string()),
-        ("FLOW_LOGICAL_DATE", ctx.logical_date().to_rfc3339()),
-        ("FLOW_DS", ctx.ds()),
-        ("FLOW_TRY_NUMBER", ctx.try_number().to_string()),
-    ]
-    .into_iter()
-    .chain(ctx.map_index().map(|i| ("FLOW_MAP_INDEX", i.to_string())))
-    .map(|(k, v)| format!("{k}={v}"))
-    .collect();
-    env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let env: Vec<String> = environment(spec, ctx)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let mut labels: HashMap<String, String> = labels
         .iter()
         .map(|(k, v)| ((*k).to_string(), v.clone()))
@@ -265,9 +221,8 @@ fn body(
     }
 }
 
-/// Follows the container's output into the try's log until it ends: returns the last
-/// stdout line and the last lines of both streams.
-async fn stream_logs(docker: &Docker, id: &str) -> (String, VecDeque<String>) {
+/// Follows the container's output into the try's log until it ends.
+async fn stream_logs(docker: &Docker, id: &str) -> Output {
     let mut logs = docker.logs(
         id,
         Some(LogsOptions {
@@ -278,42 +233,29 @@ async fn stream_logs(docker: &Docker, id: &str) -> (String, VecDeque<String>) {
         }),
     );
     let (mut out, mut err) = (Lines::default(), Lines::default());
-    let mut last = String::new();
-    let mut tail = VecDeque::with_capacity(OUTPUT_TAIL);
-    let keep = |line: String, tail: &mut VecDeque<String>| {
-        if tail.len() == OUTPUT_TAIL {
-            tail.pop_front();
-        }
-        tail.push_back(line);
-    };
+    let mut output = Output::default();
     while let Some(Ok(chunk)) = logs.next().await {
         match chunk {
             bollard::container::LogOutput::StdOut { message } => {
-                for line in out.push(&message) {
-                    tracing::info!(target: "flow::container", "{line}");
-                    last.clone_from(&line);
-                    keep(line, &mut tail);
-                }
+                out.push(&message)
+                    .into_iter()
+                    .for_each(|l| output.stdout(l));
             }
             bollard::container::LogOutput::StdErr { message } => {
-                for line in err.push(&message) {
-                    tracing::warn!(target: "flow::container", "{line}");
-                    keep(line, &mut tail);
-                }
+                err.push(&message)
+                    .into_iter()
+                    .for_each(|l| output.stderr(l));
             }
             _ => {}
         }
     }
     if let Some(line) = out.rest() {
-        tracing::info!(target: "flow::container", "{line}");
-        last.clone_from(&line);
-        keep(line, &mut tail);
+        output.stdout(line);
     }
     if let Some(line) = err.rest() {
-        tracing::warn!(target: "flow::container", "{line}");
-        keep(line, &mut tail);
+        output.stderr(line);
     }
-    (last, tail)
+    output
 }
 
 /// Splits a stream of chunks into lines (a chunk may end mid-line).
@@ -417,34 +359,18 @@ impl Drop for Removal {
         let Some(id) = self.id.take() else {
             return;
         };
-        // The try is cancelled (its execution timeout, a stop): the container goes before
-        // the try is reported, so a process that ends right after leaves none behind. A
-        // thread of its own with a client of its own does it, whatever runtime (if any)
-        // drops the try; should that fail, the instance's next try finds the container by
-        // its labels.
-        let removal = std::thread::Builder::new()
-            .name("flow-container-removal".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                runtime.block_on(async {
-                    let docker = Docker::connect_with_defaults()
-                        .map_err(|e| e.to_string())?
-                        .with_timeout(CANCEL_REMOVAL)
-                        .negotiate_version()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    force_remove(&docker, &id)
-                        .await
-                        .map_err(|e| format!("could not remove container {id}: {e}"))
-                })
-            });
-        match removal.map(std::thread::JoinHandle::join) {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!("{e}"),
-            _ => tracing::warn!("could not remove the container of a cancelled try"),
-        }
+        // The try is cancelled (its execution timeout, a stop); a client of its own, as
+        // the try's may be gone with its runtime.
+        remove_in_thread(move || async move {
+            let docker = Docker::connect_with_defaults()
+                .map_err(|e| e.to_string())?
+                .with_timeout(CANCEL_REMOVAL)
+                .negotiate_version()
+                .await
+                .map_err(|e| e.to_string())?;
+            force_remove(&docker, &id)
+                .await
+                .map_err(|e| format!("could not remove container {id}: {e}"))
+        });
     }
 }
