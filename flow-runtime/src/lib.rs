@@ -63,6 +63,8 @@ pub mod pools;
 pub mod registry;
 pub mod runtime;
 pub(crate) mod scheduler;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod settings;
 pub mod state;
 pub mod store;

@@ -10,6 +10,7 @@
 //! | `FLOW_OBJECT_STORE` | the object store, as a URL | `$FLOW_HOME/objects` |
 //! | `FLOW_XCOM_OBJECT_THRESHOLD` | the XCom size above which values go to the object store | 64 KiB |
 //! | `FLOW_MAX_MAP_LENGTH` | the most instances one mapped task may expand to | 100,000 |
+//! | `FLOW_API_TOKEN` | the token every `serve` request must carry (needed to serve beyond loopback); 16 characters or more | none |
 //! | `FLOW_SMTP_*` | the SMTP server of email alerts (see `notify::SmtpConfig`) | none |
 //! | `OTEL_EXPORTER_OTLP_*`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | where traces go, with the `otel` feature (see [`crate::traces`]) | no traces |
 //!
@@ -33,6 +34,30 @@ pub const HOME_ENV: &str = "FLOW_HOME";
 pub const LOG_ENV: &str = "FLOW_LOG";
 /// The variable bounding the length of a mapped task's expansion.
 pub const MAX_MAP_LENGTH_ENV: &str = "FLOW_MAX_MAP_LENGTH";
+/// The variable holding the token of the `serve` API.
+pub const API_TOKEN_ENV: &str = "FLOW_API_TOKEN";
+/// The shortest token the API takes.
+const MIN_TOKEN_LEN: usize = 16;
+
+/// The token of the `serve` API: shown as `ApiToken(..)`, never its value.
+#[derive(Clone)]
+pub struct ApiToken(String);
+
+impl ApiToken {
+    /// Whether `given` is the token, compared in time that does not depend on where they
+    /// differ.
+    pub fn matches(&self, given: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), given.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+    }
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiToken(..)")
+    }
+}
+
 /// The SMTP variables (read by `notify::SmtpConfig::from_vars`).
 #[cfg(feature = "email")]
 const SMTP_VARS: [&str; 7] = [
@@ -59,6 +84,14 @@ pub enum SettingsError {
         var: &'static str,
         /// Its value (lossily decoded when it is not UTF-8).
         value: String,
+        /// What it may be.
+        expected: String,
+    },
+    /// A secret that cannot be used: its value is not repeated.
+    #[error("{var} must be {expected}")]
+    InvalidSecret {
+        /// The variable.
+        var: &'static str,
         /// What it may be.
         expected: String,
     },
@@ -98,6 +131,7 @@ pub struct Settings {
     otlp: Option<crate::traces::OtlpSettings>,
     /// Without the `otel` feature: the OTLP endpoint variable that is set, and ignored.
     otlp_ignored: Option<&'static str>,
+    api_token: Option<ApiToken>,
 }
 
 impl Settings {
@@ -211,6 +245,31 @@ impl Settings {
         .into_iter()
         .find(|name| otel_var(name).is_some());
 
+        let api_token = match os(API_TOKEN_ENV) {
+            None => None,
+            Some(value) => {
+                let expected = || {
+                    format!(
+                        "at least {MIN_TOKEN_LEN} printable ASCII characters without spaces \
+                         (e.g. from `openssl rand -hex 32`)"
+                    )
+                };
+                let token = value
+                    .into_string()
+                    .map_err(|_| SettingsError::InvalidSecret {
+                        var: API_TOKEN_ENV,
+                        expected: expected(),
+                    })?;
+                if token.len() < MIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(SettingsError::InvalidSecret {
+                        var: API_TOKEN_ENV,
+                        expected: expected(),
+                    });
+                }
+                Some(ApiToken(token))
+            }
+        };
+
         Ok(Self {
             home,
             log_filter,
@@ -223,7 +282,13 @@ impl Settings {
             #[cfg(feature = "otel")]
             otlp,
             otlp_ignored,
+            api_token,
         })
+    }
+
+    /// The token of the `serve` API (`FLOW_API_TOKEN`), if set.
+    pub fn api_token(&self) -> Option<&ApiToken> {
+        self.api_token.as_ref()
     }
 
     /// The flow home: `FLOW_HOME`, else `$HOME/.flow`.

@@ -14,6 +14,8 @@ mod history;
 mod progress;
 mod render;
 mod scheduling;
+#[cfg(feature = "serve")]
+mod serving;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -71,6 +73,17 @@ enum Command {
         grace: f64,
         #[command(flatten)]
         observe: Observe,
+    },
+    /// Serve the REST API (`/api/v2`, after Airflow's) over the runs FLOW_HOME records,
+    /// until stopped. Without FLOW_API_TOKEN it serves loopback only.
+    #[cfg(feature = "serve")]
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// The port (0 picks a free one; the URL is printed on stderr).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
     },
 }
 
@@ -564,6 +577,8 @@ fn execute(command: Command, registry: &Registry, settings: &Settings) -> Result
                 observe,
             )
         }
+        #[cfg(feature = "serve")]
+        Command::Serve { bind, port } => serving::serve(settings, registry, bind, port),
         Command::Tasks(TasksCommand::List { dag_id }) => {
             print!("{}", render::task_table(find_dag(registry, &dag_id)?));
             Ok(())

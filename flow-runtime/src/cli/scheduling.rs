@@ -53,7 +53,7 @@ pub(super) fn scheduler(
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn wait_for_stop_signal() {
+pub(super) async fn wait_for_stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

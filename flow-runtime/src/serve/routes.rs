@@ -1,0 +1,358 @@
+//! The endpoints: each reads the store or calls [`crate::ops`], on a blocking thread (the
+//! store is synchronous), and answers JSON.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+
+use super::Api;
+use super::error::ApiError;
+use super::model::{
+    ClearBody, ClearedJson, DagJson, DagList, DagPatch, DagRunJson, DagRunList, MapIndexQuery,
+    Paging, PoolJson, PoolList, TaskInstanceJson, TaskInstanceList, TriggerBody, TryLogJson,
+    XComJson, XComList,
+};
+use crate::ops;
+use crate::ops::xcoms::XComView;
+use crate::store::Page;
+
+type Answer<T> = Result<Json<T>, ApiError>;
+
+/// Airflow's default page size, and its most.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 100;
+
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+fn page(paging: Paging) -> Result<Page, ApiError> {
+    let limit = paging.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "`limit` must be 1 to {MAX_LIMIT}, not {limit}"
+        )));
+    }
+    Ok(Page {
+        limit,
+        offset: paging.offset.unwrap_or(0),
+    })
+}
+
+/// A map index as Airflow gives it (-1 or absent: not mapped).
+fn map_index(q: MapIndexQuery) -> Result<Option<u32>, ApiError> {
+    match q.map_index {
+        None | Some(-1) => Ok(None),
+        Some(i) => u32::try_from(i).map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "`map_index` must be -1 (not mapped) or an instance's index, not {i}"
+            ))
+        }),
+    }
+}
+
+/// `GET /api/v2/dags`: the binary's DAGs, by id.
+pub(super) async fn list_dags(
+    State(api): State<Api>,
+    paging: Result<Query<Paging>, QueryRejection>,
+) -> Answer<DagList> {
+    let page = page(query(paging)?)?;
+    api.blocking(move |api| {
+        let total_entries = api.registry.dags().count();
+        let dags = api
+            .registry
+            .dags()
+            .skip(page.offset)
+            .take(page.limit)
+            .map(|dag| Ok(DagJson::new(dag, api.paused(dag.id())?)))
+            .collect::<Result<_, ApiError>>()?;
+        Ok(DagList {
+            dags,
+            total_entries,
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /api/v2/dags/{dag_id}`.
+pub(super) async fn get_dag(State(api): State<Api>, Path(dag_id): Path<String>) -> Answer<DagJson> {
+    api.blocking(move |api| {
+        let dag = api.dag(&dag_id)?;
+        Ok(DagJson::new(dag, api.paused(dag.id())?))
+    })
+    .await
+    .map(Json)
+}
+
+/// `PATCH /api/v2/dags/{dag_id}` with `{"is_paused": bool}`: pauses or unpauses it.
+pub(super) async fn patch_dag(
+    State(api): State<Api>,
+    Path(dag_id): Path<String>,
+    patch: Result<Json<DagPatch>, JsonRejection>,
+) -> Answer<DagJson> {
+    let patch = body(patch)?;
+    api.blocking(move |api| {
+        let dag = api.dag(&dag_id)?;
+        ops::pools::set_paused(api.store.as_ref(), dag, patch.is_paused)?;
+        Ok(DagJson::new(dag, patch.is_paused))
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /api/v2/dags/{dag_id}/dagRuns`: newest logical date first.
+pub(super) async fn list_runs(
+    State(api): State<Api>,
+    Path(dag_id): Path<String>,
+    paging: Result<Query<Paging>, QueryRejection>,
+) -> Answer<DagRunList> {
+    let page = page(query(paging)?)?;
+    api.blocking(move |api| {
+        let dag = api.dag(&dag_id)?;
+        let runs = api.store.runs_page(Some(dag.id()), page)?;
+        Ok(DagRunList {
+            dag_runs: runs.items.into_iter().map(DagRunJson::from).collect(),
+            total_entries: runs.total,
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// `POST /api/v2/dags/{dag_id}/dagRuns` with `{"logical_date"?, "conf"?}`: queues a
+/// manual run for the scheduler, its conf checked against the DAG's params.
+pub(super) async fn trigger(
+    State(api): State<Api>,
+    Path(dag_id): Path<String>,
+    trigger: Result<Json<TriggerBody>, JsonRejection>,
+) -> Answer<DagRunJson> {
+    let trigger = body(trigger)?;
+    api.blocking(move |api| {
+        let dag = api.dag(&dag_id)?;
+        let date = trigger.logical_date.unwrap_or_else(chrono::Utc::now);
+        let request = ops::trigger::request(dag, date, trigger.conf.as_ref())?;
+        let run = ops::trigger::trigger(&api.executor(), dag, request)?;
+        Ok(DagRunJson::from(run))
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /api/v2/dags/{dag_id}/dagRuns/{dag_run_id}` (`latest` names the newest).
+pub(super) async fn get_run(
+    State(api): State<Api>,
+    Path((dag_id, run)): Path<(String, String)>,
+) -> Answer<DagRunJson> {
+    api.blocking(move |api| {
+        let dag = api.dag(&dag_id)?;
+        let run_id = ops::resolve::resolve_run(api.store.as_ref(), dag, &run)?;
+        let record = api
+            .store
+            .run(dag.id(), &run_id)?
+            .ok_or_else(|| ApiError::not_found(format!("run `{run_id}` was just deleted")))?;
+        Ok(DagRunJson::from(record))
+    })
+    .await
+    .map(Json)
+}
+
+/// `DELETE /api/v2/dags/{dag_id}/dagRuns/{dag_run_id}`: the run's records and objects;
+/// 409 while a process runs it.
+pub(super) async fn delete_run(
+    State(api): State<Api>,
+    Path((dag_id, run)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (dag_id, run_id, lock) = api
+        .blocking(move |api| {
+            let dag = api.dag(&dag_id)?;
+            let run_id = ops::resolve::resolve_run(api.store.as_ref(), dag, &run)?;
+            let lock = api.settings.home()?.lock_run(dag.id(), &run_id)?;
+            Ok((dag.id().clone(), run_id, lock))
+        })
+        .await?;
+    let executor = api.executor_with_objects()?;
+    ops::delete::delete_run(&executor, &dag_id, &run_id, &lock).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances`: by task id, then map
+/// index.
+pub(super) async fn list_instances(
+    State(api): State<Api>,
+    Path((dag_id, run)): Path<(String, String)>,
+    paging: Result<Query<Paging>, QueryRejection>,
+) -> Answer<TaskInstanceList> {
+    let page = page(query(paging)?)?;
+    api.blocking(move |api| {
+        let dag = api.dag(&dag_id)?;
+        let run_id = ops::resolve::resolve_run(api.store.as_ref(), dag, &run)?;
+        let instances = api.store.task_instances_page(dag.id(), &run_id, page)?;
+        Ok(TaskInstanceList {
+            task_instances: instances
+                .items
+                .into_iter()
+                .map(TaskInstanceJson::from)
+                .collect(),
+            total_entries: instances.total,
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET .../taskInstances/{task_id}/logs/{try_number}?map_index=`: one try's log lines,
+/// as far as they are written (a running try's too).
+pub(super) async fn logs(
+    State(api): State<Api>,
+    Path((dag_id, run, task_id, try_number)): Path<(String, String, String, u32)>,
+    which: Result<Query<MapIndexQuery>, QueryRejection>,
+) -> Answer<TryLogJson> {
+    let map_index = map_index(query(which)?)?;
+    api.blocking(move |api| {
+        let dag = api.dag(&dag_id)?;
+        let run_id = ops::resolve::resolve_run(api.store.as_ref(), dag, &run)?;
+        let logs = ops::logs::read(
+            api.store.as_ref(),
+            dag,
+            &run_id,
+            &task_id,
+            map_index,
+            Some(try_number),
+        )?;
+        let attempt = logs.tries.into_iter().next().ok_or_else(|| {
+            ApiError::not_found(format!("task `{task_id}` has no try {try_number}"))
+        })?;
+        Ok(TryLogJson {
+            try_number: attempt.try_number,
+            state: attempt.state.as_str().to_string(),
+            content: attempt.lines.into_iter().map(Into::into).collect(),
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET .../taskInstances/{task_id}/xcomEntries?map_index=`: the instance's XComs, each
+/// rendered through the producing task's own type.
+pub(super) async fn xcoms(
+    State(api): State<Api>,
+    Path((dag_id, run, task_id)): Path<(String, String, String)>,
+    which: Result<Query<MapIndexQuery>, QueryRejection>,
+) -> Answer<XComList> {
+    let map_index = map_index(query(which)?)?;
+    api.blocking(move |api| {
+        let dag = api.dag(&dag_id)?;
+        let run_id = ops::resolve::resolve_run(api.store.as_ref(), dag, &run)?;
+        let listed = ops::xcoms::list(api.store.as_ref(), dag, &run_id, &task_id, map_index)?;
+        let xcom_entries: Vec<XComJson> = listed
+            .xcoms
+            .iter()
+            .map(|(name, stored)| {
+                let (value, value_type, object_key) =
+                    match ops::xcoms::view(dag, &task_id, name, stored) {
+                        XComView::Json(value) => (value, None, None),
+                        XComView::Opaque { type_name, .. } => {
+                            (serde_json::Value::Null, Some(type_name), None)
+                        }
+                        XComView::Object { key, type_name } => {
+                            (serde_json::Value::Null, Some(type_name), Some(key))
+                        }
+                    };
+                XComJson {
+                    key: name.clone(),
+                    dag_id: listed.key.dag_id.to_string(),
+                    run_id: listed.key.run_id.to_string(),
+                    task_id: listed.key.task_id.to_string(),
+                    map_index: listed.key.map_index.as_i64(),
+                    value,
+                    value_type,
+                    object_key,
+                }
+            })
+            .collect();
+        Ok(XComList {
+            total_entries: xcom_entries.len(),
+            xcom_entries,
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// `POST /api/v2/dags/{dag_id}/clearTaskInstances`: resets task instances of a run (and
+/// those downstream, with `include_downstream`), so that the scheduler runs them again;
+/// 409 while a process runs it.
+pub(super) async fn clear(
+    State(api): State<Api>,
+    Path(dag_id): Path<String>,
+    clear: Result<Json<ClearBody>, JsonRejection>,
+) -> Answer<ClearedJson> {
+    let clear = body(clear)?;
+    api.blocking(move |api| {
+        let dag = api.dag(&dag_id)?;
+        let run_id = ops::resolve::resolve_run(api.store.as_ref(), dag, &clear.dag_run_id)?;
+        let ids = ops::clear::task_set(dag, &clear.task_ids, clear.include_downstream)?;
+        if !clear.dry_run {
+            let lock = api.settings.home()?.lock_run(dag.id(), &run_id)?;
+            ops::clear::clear(api.store.as_ref(), dag, &run_id, &ids, &lock)?;
+        }
+        Ok(ClearedJson {
+            dag_run_id: run_id.to_string(),
+            total_entries: ids.len(),
+            task_ids: ids.iter().map(ToString::to_string).collect(),
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /api/v2/pools`: the pools, `default_pool` among them.
+pub(super) async fn pools(State(api): State<Api>) -> Answer<PoolList> {
+    api.blocking(|api| {
+        let pools: Vec<PoolJson> = ops::pools::pools(api.store.as_ref())?
+            .into_iter()
+            .map(PoolJson::from)
+            .collect();
+        Ok(PoolList {
+            total_entries: pools.len(),
+            pools,
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /api/v2/monitor/health`: whether the database answers.
+pub(super) async fn health(State(api): State<Api>) -> Answer<serde_json::Value> {
+    api.blocking(|api| {
+        api.store.runs_page(None, Page::first(1))?;
+        Ok(serde_json::json!({"metadatabase": {"status": "healthy"}}))
+    })
+    .await
+    .map(Json)
+}
+
+/// Any other path.
+pub(super) async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no endpoint at `{}`; the API is under /api/v2 (dags, dags/{{dag_id}}/dagRuns, pools, ...)",
+        uri.path()
+    ))
+}
+
+/// A path that exists, with another method.
+pub(super) async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("this endpoint does not take {method}"),
+    )
+}

@@ -1,0 +1,499 @@
+//! `serve`: the REST API of the fixture binary, over real HTTP on loopback, against runs
+//! the binary recorded in a temporary flow home.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+/// A `serve` process: its base URL and what it printed on stderr; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(home: &Path, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fixture"))
+            .env("FLOW_HOME", home)
+            .envs(env.iter().copied())
+            .args(["serve", "--port", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("serve ended before printing its URL")
+                .unwrap();
+            stderr.lock().unwrap().push_str(&line);
+            if let Some(url) = line.strip_prefix("serving the API at ") {
+                break url.trim_end_matches("/api/v2").to_string();
+            }
+        };
+        // Keep reading, so the server never blocks on a full pipe.
+        let rest = stderr.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut rest = rest.lock().unwrap();
+                rest.push_str(&line);
+                rest.push('\n');
+            }
+        });
+        Self {
+            child,
+            base,
+            stderr,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// The status and JSON body of a request (`null` for an empty body).
+fn answer(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
+    let mut response = response.unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, body)
+}
+
+fn get(server: &Server, path: &str) -> (u16, Value) {
+    answer(agent().get(&server.url(path)).call())
+}
+
+fn send(server: &Server, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let url = server.url(path);
+    let agent = agent();
+    answer(match method {
+        "POST" => agent.post(&url).send_json(body),
+        "PATCH" => agent.patch(&url).send_json(body),
+        _ => unreachable!("{method}"),
+    })
+}
+
+/// Runs the fixture's `dags test DAG` in `home`.
+fn run_dag(home: &Path, dag: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fixture"))
+        .env("FLOW_HOME", home)
+        .env("FLOW_LOG", "warn")
+        .args(["dags", "test", dag])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_api_lists_dags_runs_instances_logs_and_xcoms() {
+    let home = tempfile::tempdir().unwrap();
+    run_dag(home.path(), "mapped");
+    let server = Server::start(home.path(), &[]);
+
+    let (status, dags) = get(&server, "/api/v2/dags?limit=100");
+    assert_eq!(status, 200, "{dags}");
+    let chain = dags["dags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["dag_id"] == "chain")
+        .unwrap();
+    assert_eq!(chain["timetable_summary"], "@daily");
+    assert_eq!(chain["tags"], json!(["fixture"]));
+    assert_eq!(chain["is_paused"], false);
+    let mapped = dags["dags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["dag_id"] == "mapped");
+    assert_eq!(
+        mapped.unwrap()["timetable_summary"],
+        Value::Null,
+        "triggered only"
+    );
+    assert_eq!(
+        chain["task_ids"],
+        json!(["produce", "sort", "scale", "total"])
+    );
+    assert!(dags["total_entries"].as_u64().unwrap() > 10);
+    let (_, page) = get(&server, "/api/v2/dags?limit=2&offset=1");
+    assert_eq!(page["dags"].as_array().unwrap().len(), 2);
+    assert_eq!(page["dags"][0]["dag_id"], dags["dags"][1]["dag_id"]);
+
+    let (status, runs) = get(&server, "/api/v2/dags/mapped/dagRuns");
+    assert_eq!(status, 200, "{runs}");
+    assert_eq!(runs["total_entries"], 1);
+    let run = &runs["dag_runs"][0];
+    assert_eq!(run["state"], "success");
+    assert_eq!(run["run_type"], "manual");
+    let run_id = run["dag_run_id"].as_str().unwrap();
+    // A run id as a path segment, percent-encoded (`+` and `:`).
+    let encoded: String = run_id
+        .bytes()
+        .map(|b| match b {
+            b'+' => "%2B".to_string(),
+            b':' => "%3A".to_string(),
+            b => (b as char).to_string(),
+        })
+        .collect();
+    let (status, by_id) = get(&server, &format!("/api/v2/dags/mapped/dagRuns/{encoded}"));
+    assert_eq!(status, 200, "{by_id}");
+    assert_eq!(&by_id, run);
+
+    let (status, instances) = get(&server, "/api/v2/dags/mapped/dagRuns/latest/taskInstances");
+    assert_eq!(status, 200, "{instances}");
+    assert_eq!(instances["total_entries"], 5);
+    let rows: Vec<(String, i64, String)> = instances["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ti| {
+            (
+                ti["task_id"].as_str().unwrap().to_string(),
+                ti["map_index"].as_i64().unwrap(),
+                ti["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        rows.contains(&("process_partition".into(), 2, "success".into())),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&("combine".into(), -1, "success".into())),
+        "{rows:?}"
+    );
+    let (_, second_page) = get(
+        &server,
+        "/api/v2/dags/mapped/dagRuns/latest/taskInstances?limit=2&offset=2",
+    );
+    assert_eq!(second_page["task_instances"].as_array().unwrap().len(), 2);
+    assert_eq!(second_page["total_entries"], 5);
+
+    let (status, log) = get(
+        &server,
+        "/api/v2/dags/mapped/dagRuns/latest/taskInstances/process_partition/logs/1?map_index=1",
+    );
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log["state"], "success");
+    assert!(
+        log["content"].as_array().unwrap().iter().any(|l| l["event"]
+            == "processing partition 1 as map index Some(1)"
+            && l["level"] == "INFO"),
+        "{log}"
+    );
+
+    let (status, xcoms) = get(
+        &server,
+        "/api/v2/dags/mapped/dagRuns/latest/taskInstances/combine/xcomEntries",
+    );
+    assert_eq!(status, 200, "{xcoms}");
+    assert_eq!(xcoms["xcom_entries"][0]["key"], "return_value");
+    assert_eq!(xcoms["xcom_entries"][0]["value"], "[30, 10, 20]");
+    let (_, mapped) = get(
+        &server,
+        "/api/v2/dags/mapped/dagRuns/latest/taskInstances/process_partition/xcomEntries?map_index=0",
+    );
+    assert_eq!(mapped["xcom_entries"][0]["value"], 30);
+    assert_eq!(mapped["xcom_entries"][0]["map_index"], 0);
+
+    let (status, pools) = get(&server, "/api/v2/pools");
+    assert_eq!(status, 200, "{pools}");
+    assert!(
+        pools["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "default_pool")
+    );
+    let (status, health) = get(&server, "/api/v2/monitor/health");
+    assert_eq!(status, 200);
+    assert_eq!(health["metadatabase"]["status"], "healthy");
+}
+
+#[test]
+fn trigger_pause_clear_and_delete_act_through_the_api() {
+    let home = tempfile::tempdir().unwrap();
+    run_dag(home.path(), "chain");
+    let server = Server::start(home.path(), &[]);
+
+    // Triggering queues a run, its conf checked against the params.
+    let (status, run) = send(
+        &server,
+        "POST",
+        "/api/v2/dags/with_params/dagRuns",
+        &json!({"logical_date": "2026-03-01T00:00:00Z", "conf": {"label": "api"}}),
+    );
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["state"], "queued");
+    assert_eq!(run["logical_date"], "2026-03-01T00:00:00Z");
+    assert_eq!(run["conf"]["label"], "api");
+    assert_eq!(run["conf"]["threshold"], 0.8, "defaults filled in: {run}");
+    let (status, refused) = send(
+        &server,
+        "POST",
+        "/api/v2/dags/with_params/dagRuns",
+        &json!({"conf": {"label": "api", "threshold": "high"}}),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("threshold"),
+        "{refused}"
+    );
+    let (status, missing) = send(
+        &server,
+        "POST",
+        "/api/v2/dags/with_params/dagRuns",
+        &json!({}),
+    );
+    assert_eq!(status, 400, "{missing}");
+    assert!(
+        missing["detail"].as_str().unwrap().contains("label"),
+        "{missing}"
+    );
+    let (_, runs) = get(&server, "/api/v2/dags/with_params/dagRuns");
+    assert_eq!(runs["total_entries"], 1, "refused triggers record nothing");
+
+    // Pausing.
+    let (status, paused) = send(
+        &server,
+        "PATCH",
+        "/api/v2/dags/chain",
+        &json!({"is_paused": true}),
+    );
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["is_paused"], true);
+    assert_eq!(get(&server, "/api/v2/dags/chain").1["is_paused"], true);
+    send(
+        &server,
+        "PATCH",
+        "/api/v2/dags/chain",
+        &json!({"is_paused": false}),
+    );
+    assert_eq!(get(&server, "/api/v2/dags/chain").1["is_paused"], false);
+
+    // Clearing with downstream queues the run again; a dry run changes nothing.
+    let clear = json!({"dag_run_id": "latest", "task_ids": ["scale"], "include_downstream": true, "dry_run": true});
+    let (status, would) = send(
+        &server,
+        "POST",
+        "/api/v2/dags/chain/clearTaskInstances",
+        &clear,
+    );
+    assert_eq!(status, 200, "{would}");
+    assert_eq!(would["task_ids"], json!(["scale", "total"]));
+    assert_eq!(
+        get(&server, "/api/v2/dags/chain/dagRuns/latest").1["state"],
+        "success"
+    );
+    let mut clear = clear;
+    clear["dry_run"] = json!(false);
+    let (status, cleared) = send(
+        &server,
+        "POST",
+        "/api/v2/dags/chain/clearTaskInstances",
+        &clear,
+    );
+    assert_eq!(status, 200, "{cleared}");
+    let (_, run) = get(&server, "/api/v2/dags/chain/dagRuns/latest");
+    assert_eq!(run["state"], "queued");
+    let (_, instances) = get(&server, "/api/v2/dags/chain/dagRuns/latest/taskInstances");
+    let state = |task: &str| {
+        instances["task_instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|ti| ti["task_id"] == task)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state("sort"), "success");
+    assert_eq!(state("scale"), Value::Null);
+    assert_eq!(state("total"), Value::Null);
+
+    // Deleting.
+    let run_id = run["dag_run_id"].as_str().unwrap().replace('+', "%2B");
+    let path = format!("/api/v2/dags/chain/dagRuns/{run_id}");
+    let (status, body) = answer(agent().delete(&server.url(&path)).call());
+    assert_eq!((status, body), (204, Value::Null));
+    let (status, gone) = get(&server, &path);
+    assert_eq!(status, 404, "{gone}");
+    assert_eq!(
+        get(&server, "/api/v2/dags/chain/dagRuns").1["total_entries"],
+        0
+    );
+}
+
+#[test]
+fn errors_are_json_with_their_status_and_what_to_do() {
+    let home = tempfile::tempdir().unwrap();
+    run_dag(home.path(), "mapped");
+    let server = Server::start(home.path(), &[]);
+    let detail = |(status, body): (u16, Value)| {
+        assert_eq!(body["status"], status, "{body}");
+        (status, body["detail"].as_str().unwrap().to_string())
+    };
+
+    let (status, text) = detail(get(&server, "/api/v2/dags/mapd"));
+    assert_eq!(status, 404);
+    assert!(
+        text.contains("no DAG `mapd`") && text.contains("mapped"),
+        "{text}"
+    );
+    let (status, text) = detail(get(&server, "/api/v2/dags/mapped/dagRuns/nope"));
+    assert_eq!(status, 404);
+    assert!(text.contains("no run `nope`"), "{text}");
+    let (status, text) = detail(get(&server, "/api/v2/dags/chain/dagRuns/latest"));
+    assert_eq!(status, 404);
+    assert!(text.contains("no recorded runs"), "{text}");
+    let (status, text) = detail(get(&server, "/api/v2/nothing"));
+    assert_eq!(status, 404);
+    assert!(text.contains("/api/v2"), "{text}");
+    let (status, _) = detail(answer(agent().delete(&server.url("/api/v2/dags")).call()));
+    assert_eq!(status, 405);
+    let (status, text) = detail(get(&server, "/api/v2/dags?limit=0"));
+    assert_eq!(status, 400);
+    assert!(text.contains("`limit` must be 1 to 100"), "{text}");
+    let (status, text) = detail(get(&server, "/api/v2/dags?limt=5"));
+    assert_eq!(status, 400);
+    assert!(text.contains("limt"), "{text}");
+    let (status, text) = detail(get(
+        &server,
+        "/api/v2/dags/mapped/dagRuns/latest/taskInstances/process_partition/xcomEntries",
+    ));
+    assert_eq!(status, 400);
+    assert!(
+        text.contains("is mapped") && text.contains("map_index"),
+        "{text}"
+    );
+    let (status, text) = detail(get(
+        &server,
+        "/api/v2/dags/mapped/dagRuns/latest/taskInstances/combine/logs/7",
+    ));
+    assert_eq!(status, 404);
+    assert!(text.contains("no try 7"), "{text}");
+    let (status, text) = detail(get(
+        &server,
+        "/api/v2/dags/mapped/dagRuns/latest/taskInstances/combine/xcomEntries?map_index=-5",
+    ));
+    assert_eq!(status, 400);
+    assert!(text.contains("map_index"), "{text}");
+    let (status, _) = detail(answer(
+        agent()
+            .post(&server.url("/api/v2/dags/mapped/dagRuns"))
+            .header("Content-Type", "application/json")
+            .send("{not json"),
+    ));
+    assert_eq!(status, 400);
+    let (status, text) = detail(send(
+        &server,
+        "PATCH",
+        "/api/v2/dags/mapped",
+        &json!({"paused": true}),
+    ));
+    assert_eq!(status, 400);
+    assert!(text.contains("paused"), "{text}");
+    let (status, text) = detail(send(
+        &server,
+        "POST",
+        "/api/v2/dags/mapped/clearTaskInstances",
+        &json!({"dag_run_id": "latest", "task_ids": ["combin"]}),
+    ));
+    assert_eq!(status, 404);
+    assert!(
+        text.contains("no task `combin`") && text.contains("combine"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_token_guards_every_request_and_is_needed_beyond_loopback() {
+    let home = tempfile::tempdir().unwrap();
+    let serve = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fixture"))
+            .env("FLOW_HOME", home.path())
+            .envs(env.iter().copied())
+            .arg("serve")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // No token: loopback only (refused before anything listens).
+    let (code, err) = serve(&["--bind", "0.0.0.0", "--port", "0"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("refusing to serve on 0.0.0.0:0 without a token"),
+        "{err}"
+    );
+    assert!(err.contains("FLOW_API_TOKEN"), "{err}");
+    // A token too short to guess at is refused, without repeating it.
+    let (code, err) = serve(&["--port", "0"], &[("FLOW_API_TOKEN", "short-secret")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("FLOW_API_TOKEN must be at least 16"), "{err}");
+    assert!(!err.contains("short-secret"), "{err}");
+
+    let token = "0123456789abcdef-not-guessable";
+    let server = Server::start(home.path(), &[("FLOW_API_TOKEN", token)]);
+    let call = |auth: Option<&str>| {
+        let mut request = agent().get(&server.url("/api/v2/dags"));
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        let mut response = request.call().unwrap();
+        let challenge = response
+            .headers()
+            .get("WWW-Authenticate")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = response.body_mut().read_to_string().unwrap();
+        (response.status().as_u16(), challenge, body)
+    };
+    let (status, challenge, body) = call(None);
+    assert_eq!(
+        (status, challenge.as_deref()),
+        (401, Some("Bearer")),
+        "{body}"
+    );
+    assert!(body.contains("Authorization: Bearer"), "{body}");
+    assert_eq!(call(Some("Bearer wrong-token-of-some-length")).0, 401);
+    assert_eq!(call(Some(token)).0, 401, "the scheme is needed");
+    let (status, _, body) = call(Some(&format!("Bearer {token}")));
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains(token));
+    assert!(!server.stderr.lock().unwrap().contains(token));
+}
