@@ -146,8 +146,9 @@ impl From<InstanceError> for ApiError {
         match e {
             InstanceError::UnknownTask(e) => e.into(),
             InstanceError::Store(e) => e.into(),
+            // The instance named does not exist (as Airflow answers it).
             e @ (InstanceError::NeedsMapIndex { .. } | InstanceError::NotMapped { .. }) => {
-                Self::bad_request(format!("{e}; give `map_index` accordingly"))
+                Self::not_found(format!("{e}; give `map_index` accordingly"))
             }
         }
     }

@@ -13,6 +13,7 @@
 //! answered.
 //!
 //! Errors are JSON problem details (`status`, `title`, `detail`) with their status code.
+//! The OpenAPI document ([`OPENAPI`]) is served at `/api/v2/openapi.json`.
 
 mod error;
 mod model;
@@ -29,6 +30,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use error::ApiError;
+
+/// The API's OpenAPI 3 document (JSON), served at `/api/v2/openapi.json`. Tests hold it
+/// true: every operation it lists answers, and schemathesis checks the answers against it.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 use crate::graph::Dag;
 use crate::ids::DagId;
@@ -120,6 +125,7 @@ pub fn router(api: Api, token: Option<ApiToken>) -> Router {
         .route("/api/v2/dags/{dag_id}/clearTaskInstances", post(clear))
         .route("/api/v2/pools", get(pools))
         .route("/api/v2/monitor/health", get(health))
+        .route("/api/v2/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -2,7 +2,7 @@
 //! store is synchronous), and answers JSON.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 
@@ -22,6 +22,8 @@ type Answer<T> = Result<Json<T>, ApiError>;
 /// Airflow's default page size, and its most.
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
+/// The furthest a page may start (the OpenAPI document's `maximum`).
+const MAX_OFFSET: usize = 1_000_000_000;
 
 fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query
@@ -29,9 +31,22 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
+fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    path.map(|Path(p)| p)
         .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// A request body: a JSON object with the fields of `T` (an array is not taken for one).
+fn body<T: serde::de::DeserializeOwned>(
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<T, ApiError> {
+    let Json(value) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the body must be a JSON object, not {value}"
+        )));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("the body: {e}")))
 }
 
 fn page(paging: Paging) -> Result<Page, ApiError> {
@@ -41,10 +56,13 @@ fn page(paging: Paging) -> Result<Page, ApiError> {
             "`limit` must be 1 to {MAX_LIMIT}, not {limit}"
         )));
     }
-    Ok(Page {
-        limit,
-        offset: paging.offset.unwrap_or(0),
-    })
+    let offset = paging.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::bad_request(format!(
+            "`offset` must be 0 to {MAX_OFFSET}, not {offset}"
+        )));
+    }
+    Ok(Page { limit, offset })
 }
 
 /// A map index as Airflow gives it (-1 or absent: not mapped).
@@ -84,7 +102,11 @@ pub(super) async fn list_dags(
 }
 
 /// `GET /api/v2/dags/{dag_id}`.
-pub(super) async fn get_dag(State(api): State<Api>, Path(dag_id): Path<String>) -> Answer<DagJson> {
+pub(super) async fn get_dag(
+    State(api): State<Api>,
+    dag_id: Result<Path<String>, PathRejection>,
+) -> Answer<DagJson> {
+    let dag_id = path(dag_id)?;
     api.blocking(move |api| {
         let dag = api.dag(&dag_id)?;
         Ok(DagJson::new(dag, api.paused(dag.id())?))
@@ -96,10 +118,11 @@ pub(super) async fn get_dag(State(api): State<Api>, Path(dag_id): Path<String>) 
 /// `PATCH /api/v2/dags/{dag_id}` with `{"is_paused": bool}`: pauses or unpauses it.
 pub(super) async fn patch_dag(
     State(api): State<Api>,
-    Path(dag_id): Path<String>,
-    patch: Result<Json<DagPatch>, JsonRejection>,
+    dag_id: Result<Path<String>, PathRejection>,
+    patch: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Answer<DagJson> {
-    let patch = body(patch)?;
+    let dag_id = path(dag_id)?;
+    let patch: DagPatch = body(patch)?;
     api.blocking(move |api| {
         let dag = api.dag(&dag_id)?;
         ops::pools::set_paused(api.store.as_ref(), dag, patch.is_paused)?;
@@ -112,9 +135,10 @@ pub(super) async fn patch_dag(
 /// `GET /api/v2/dags/{dag_id}/dagRuns`: newest logical date first.
 pub(super) async fn list_runs(
     State(api): State<Api>,
-    Path(dag_id): Path<String>,
+    dag_id: Result<Path<String>, PathRejection>,
     paging: Result<Query<Paging>, QueryRejection>,
 ) -> Answer<DagRunList> {
+    let dag_id = path(dag_id)?;
     let page = page(query(paging)?)?;
     api.blocking(move |api| {
         let dag = api.dag(&dag_id)?;
@@ -132,10 +156,11 @@ pub(super) async fn list_runs(
 /// manual run for the scheduler, its conf checked against the DAG's params.
 pub(super) async fn trigger(
     State(api): State<Api>,
-    Path(dag_id): Path<String>,
-    trigger: Result<Json<TriggerBody>, JsonRejection>,
+    dag_id: Result<Path<String>, PathRejection>,
+    trigger: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Answer<DagRunJson> {
-    let trigger = body(trigger)?;
+    let dag_id = path(dag_id)?;
+    let trigger: TriggerBody = body(trigger)?;
     api.blocking(move |api| {
         let dag = api.dag(&dag_id)?;
         let date = trigger.logical_date.unwrap_or_else(chrono::Utc::now);
@@ -150,8 +175,9 @@ pub(super) async fn trigger(
 /// `GET /api/v2/dags/{dag_id}/dagRuns/{dag_run_id}` (`latest` names the newest).
 pub(super) async fn get_run(
     State(api): State<Api>,
-    Path((dag_id, run)): Path<(String, String)>,
+    ids: Result<Path<(String, String)>, PathRejection>,
 ) -> Answer<DagRunJson> {
+    let (dag_id, run) = path(ids)?;
     api.blocking(move |api| {
         let dag = api.dag(&dag_id)?;
         let run_id = ops::resolve::resolve_run(api.store.as_ref(), dag, &run)?;
@@ -169,8 +195,9 @@ pub(super) async fn get_run(
 /// 409 while a process runs it.
 pub(super) async fn delete_run(
     State(api): State<Api>,
-    Path((dag_id, run)): Path<(String, String)>,
+    ids: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let (dag_id, run) = path(ids)?;
     let (dag_id, run_id, lock) = api
         .blocking(move |api| {
             let dag = api.dag(&dag_id)?;
@@ -188,9 +215,10 @@ pub(super) async fn delete_run(
 /// index.
 pub(super) async fn list_instances(
     State(api): State<Api>,
-    Path((dag_id, run)): Path<(String, String)>,
+    ids: Result<Path<(String, String)>, PathRejection>,
     paging: Result<Query<Paging>, QueryRejection>,
 ) -> Answer<TaskInstanceList> {
+    let (dag_id, run) = path(ids)?;
     let page = page(query(paging)?)?;
     api.blocking(move |api| {
         let dag = api.dag(&dag_id)?;
@@ -213,9 +241,10 @@ pub(super) async fn list_instances(
 /// as far as they are written (a running try's too).
 pub(super) async fn logs(
     State(api): State<Api>,
-    Path((dag_id, run, task_id, try_number)): Path<(String, String, String, u32)>,
+    ids: Result<Path<(String, String, String, u32)>, PathRejection>,
     which: Result<Query<MapIndexQuery>, QueryRejection>,
 ) -> Answer<TryLogJson> {
+    let (dag_id, run, task_id, try_number) = path(ids)?;
     let map_index = map_index(query(which)?)?;
     api.blocking(move |api| {
         let dag = api.dag(&dag_id)?;
@@ -245,9 +274,10 @@ pub(super) async fn logs(
 /// rendered through the producing task's own type.
 pub(super) async fn xcoms(
     State(api): State<Api>,
-    Path((dag_id, run, task_id)): Path<(String, String, String)>,
+    ids: Result<Path<(String, String, String)>, PathRejection>,
     which: Result<Query<MapIndexQuery>, QueryRejection>,
 ) -> Answer<XComList> {
+    let (dag_id, run, task_id) = path(ids)?;
     let map_index = map_index(query(which)?)?;
     api.blocking(move |api| {
         let dag = api.dag(&dag_id)?;
@@ -293,10 +323,11 @@ pub(super) async fn xcoms(
 /// 409 while a process runs it.
 pub(super) async fn clear(
     State(api): State<Api>,
-    Path(dag_id): Path<String>,
-    clear: Result<Json<ClearBody>, JsonRejection>,
+    dag_id: Result<Path<String>, PathRejection>,
+    clear: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Answer<ClearedJson> {
-    let clear = body(clear)?;
+    let dag_id = path(dag_id)?;
+    let clear: ClearBody = body(clear)?;
     api.blocking(move |api| {
         let dag = api.dag(&dag_id)?;
         let run_id = ops::resolve::resolve_run(api.store.as_ref(), dag, &clear.dag_run_id)?;
@@ -339,6 +370,14 @@ pub(super) async fn health(State(api): State<Api>) -> Answer<serde_json::Value> 
     })
     .await
     .map(Json)
+}
+
+/// `GET /api/v2/openapi.json`: the API's OpenAPI document.
+pub(super) async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        super::OPENAPI,
+    )
 }
 
 /// Any other path.
