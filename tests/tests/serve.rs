@@ -100,19 +100,25 @@ fn send(server: &Server, method: &str, path: &str, body: &Value) -> (u16, Value)
     })
 }
 
-/// Runs the fixture's `dags test DAG` in `home`.
-fn run_dag(home: &Path, dag: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fixture"))
-        .env("FLOW_HOME", home)
-        .env("FLOW_LOG", "warn")
-        .args(["dags", "test", dag])
-        .output()
-        .unwrap();
+/// Asserts that a command succeeded, showing its output if not.
+fn succeeded(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs the fixture's `dags test DAG` in `home`.
+fn run_dag(home: &Path, dag: &str) {
+    succeeded(
+        &Command::new(env!("CARGO_BIN_EXE_fixture"))
+            .env("FLOW_HOME", home)
+            .env("FLOW_LOG", "warn")
+            .args(["dags", "test", dag])
+            .output()
+            .unwrap(),
     );
 }
 
@@ -607,10 +613,5 @@ fn schemathesis_finds_nothing_wrong_with_the_api() {
         .args(["--max-examples", "30", "--seed", "1", "--workers", "1"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 }

@@ -329,27 +329,36 @@ fn container_state(pod: &Pod) -> (Option<ContainerState>, Option<String>) {
         .map(|s| {
             format!(
                 "the pod failed: {}",
-                [s.reason.as_deref(), s.message.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(": ")
+                joined(s.reason.as_deref(), s.message.as_deref())
             )
         });
     (state, failed)
+}
+
+/// A reason and its message, as Kubernetes gives them (either may be missing).
+fn joined(reason: Option<&str>, message: Option<&str>) -> String {
+    [reason, message]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// The pod as the cluster has it now.
+async fn read_pod(pods: &Api<Pod>, name: &str) -> Result<Pod, TaskError> {
+    pods.get(name)
+        .await
+        .map_err(|e| failed(&format!("cannot read the pod `{name}`"), e))
 }
 
 /// Why a pod is not running yet, as Kubernetes says it (its container waiting, or the pod
 /// not scheduled).
 fn pending_reason(pod: &Pod, state: Option<&ContainerState>) -> Option<String> {
     if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
-        return Some(
-            [waiting.reason.as_deref(), waiting.message.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(": "),
-        );
+        return Some(joined(
+            waiting.reason.as_deref(),
+            waiting.message.as_deref(),
+        ));
     }
     pod.status
         .as_ref()?
@@ -357,13 +366,7 @@ fn pending_reason(pod: &Pod, state: Option<&ContainerState>) -> Option<String> {
         .as_ref()?
         .iter()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-        .map(|c| {
-            [c.reason.as_deref(), c.message.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(": ")
-        })
+        .map(|c| joined(c.reason.as_deref(), c.message.as_deref()))
 }
 
 /// Waits until the container runs or has ended; fails if it cannot start, or does not
@@ -371,10 +374,7 @@ fn pending_reason(pod: &Pod, state: Option<&ContainerState>) -> Option<String> {
 async fn wait_started(pods: &Api<Pod>, name: &str, timeout: Duration) -> Result<(), TaskError> {
     let since = Instant::now();
     loop {
-        let pod = pods
-            .get(name)
-            .await
-            .map_err(|e| failed(&format!("cannot read the pod `{name}`"), e))?;
+        let pod = read_pod(pods, name).await?;
         let (state, failed) = container_state(&pod);
         if state
             .as_ref()
@@ -442,10 +442,7 @@ async fn stream_logs(pods: &Api<Pod>, name: &str) -> Output {
 /// Waits for the container to end: its exit code.
 async fn exit_code(pods: &Api<Pod>, name: &str) -> Result<i64, TaskError> {
     loop {
-        let pod = pods
-            .get(name)
-            .await
-            .map_err(|e| failed(&format!("cannot read the pod `{name}`"), e))?;
+        let pod = read_pod(pods, name).await?;
         let (state, failed) = container_state(&pod);
         if let Some(ended) = state.and_then(|s| s.terminated) {
             return Ok(i64::from(ended.exit_code));
