@@ -208,6 +208,14 @@ pub enum RunType {
 }
 
 impl RunType {
+    /// Every run type.
+    pub const ALL: [RunType; 4] = [
+        RunType::Manual,
+        RunType::Scheduled,
+        RunType::Backfill,
+        RunType::AssetTriggered,
+    ];
+
     /// Airflow's name, also the run id's prefix.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -167,6 +167,14 @@ pub enum RunState {
 }
 
 impl RunState {
+    /// Every run state.
+    pub const ALL: [RunState; 4] = [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Success,
+        RunState::Failed,
+    ];
+
     /// Airflow's name of the state.
     pub fn as_str(self) -> &'static str {
         match self {

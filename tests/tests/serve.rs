@@ -615,3 +615,81 @@ fn schemathesis_finds_nothing_wrong_with_the_api() {
         .unwrap();
     succeeded(&out);
 }
+
+#[test]
+fn lists_of_runs_are_filtered_and_ordered() {
+    let home = tempfile::tempdir().unwrap();
+    for date in ["2025-01-01", "2025-01-02", "2025-01-03"] {
+        succeeded(
+            &Command::new(env!("CARGO_BIN_EXE_fixture"))
+                .env("FLOW_HOME", home.path())
+                .env("FLOW_LOG", "warn")
+                .args(["dags", "test", "chain", "--date", date])
+                .output()
+                .unwrap(),
+        );
+    }
+    let server = Server::start(home.path(), &[]);
+    send(
+        &server,
+        "POST",
+        "/api/v2/dags/chain/dagRuns",
+        &json!({"logical_date": "2025-01-04T00:00:00Z"}),
+    );
+    let dates = |query: &str| -> (Vec<String>, Value) {
+        let (status, body) = get(&server, &format!("/api/v2/dags/chain/dagRuns?{query}"));
+        assert_eq!(status, 200, "{query}: {body}");
+        let dates = body["dag_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["logical_date"].as_str().unwrap()[..10].to_string())
+            .collect();
+        (dates, body["total_entries"].clone())
+    };
+    assert_eq!(
+        dates("").0,
+        ["2025-01-04", "2025-01-03", "2025-01-02", "2025-01-01"]
+    );
+    assert_eq!(
+        dates("order_by=logical_date&limit=2"),
+        (vec!["2025-01-01".into(), "2025-01-02".into()], json!(4))
+    );
+    assert_eq!(
+        dates("state=queued").0,
+        ["2025-01-04"],
+        "the triggered run waits for a scheduler"
+    );
+    assert_eq!(dates("state=success&state=failed").1, json!(3));
+    assert_eq!(dates("state=success,queued").1, json!(4));
+    assert_eq!(
+        dates("logical_date_gte=2025-01-02T00:00:00Z&logical_date_lte=2025-01-03T00:00:00Z").0,
+        ["2025-01-03", "2025-01-02"]
+    );
+    assert_eq!(dates("run_type=scheduled").1, json!(0));
+    // Not started: last when the latest start comes first.
+    assert_eq!(
+        dates("order_by=-start_date").0.last().unwrap(),
+        "2025-01-04"
+    );
+    for (query, wanted) in [
+        (
+            "state=done",
+            "`state` must be one of queued, running, success, failed",
+        ),
+        ("order_by=size", "`order_by` must be logical_date"),
+        (
+            "logical_date_gte=yesterday",
+            "`logical_date_gte` must be a date",
+        ),
+        ("colour=red", "unknown query parameter `colour`"),
+        ("limit=many", "`limit` must be a whole number"),
+    ] {
+        let (status, body) = get(&server, &format!("/api/v2/dags/chain/dagRuns?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(wanted),
+            "{query}: {body}"
+        );
+    }
+}

@@ -3,8 +3,9 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 
 use super::Api;
 use super::error::ApiError;
@@ -13,9 +14,11 @@ use super::model::{
     Paging, PoolJson, PoolList, TaskInstanceJson, TaskInstanceList, TriggerBody, TryLogJson,
     XComJson, XComList,
 };
+use crate::ids::RunType;
 use crate::ops;
 use crate::ops::xcoms::XComView;
-use crate::store::Page;
+use crate::state::RunState;
+use crate::store::{Page, RunOrder, RunOrderBy, RunQuery};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 
@@ -132,17 +135,109 @@ pub(super) async fn patch_dag(
     .map(Json)
 }
 
-/// `GET /api/v2/dags/{dag_id}/dagRuns`: newest logical date first.
+/// What a list of runs takes, besides `limit` and `offset`.
+const RUN_FILTERS: &str = "state, run_type, logical_date_gte, logical_date_lte, order_by";
+
+/// The filters, order and page of a list of runs, from its query string: `state` and
+/// `run_type` repeated (as Airflow's) or comma-separated, dates in RFC 3339, `order_by`
+/// a field with `-` in front for largest first.
+fn run_query(raw: Option<&str>) -> Result<(RunQuery, Page), ApiError> {
+    let mut query = RunQuery::default();
+    let mut paging = Paging {
+        limit: None,
+        offset: None,
+    };
+    let bad = |key: &str, value: &str, expected: &str| {
+        ApiError::bad_request(format!("`{key}` must be {expected}, not `{value}`"))
+    };
+    let names = |all: &[&str]| all.join(", ");
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        match key {
+            "limit" | "offset" => {
+                let n = value
+                    .parse::<usize>()
+                    .map_err(|_| bad(key, value, "a whole number"))?;
+                *(if key == "limit" {
+                    &mut paging.limit
+                } else {
+                    &mut paging.offset
+                }) = Some(n);
+            }
+            "state" => {
+                for name in value.split(',') {
+                    let state = RunState::ALL.into_iter().find(|s| s.as_str() == name);
+                    let all: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
+                    query.states.push(
+                        state.ok_or_else(|| bad(key, name, &format!("one of {}", names(&all))))?,
+                    );
+                }
+            }
+            "run_type" => {
+                for name in value.split(',') {
+                    let run_type = RunType::ALL.into_iter().find(|t| t.as_str() == name);
+                    let all: Vec<&str> = RunType::ALL.iter().map(|t| t.as_str()).collect();
+                    query.run_types.push(
+                        run_type
+                            .ok_or_else(|| bad(key, name, &format!("one of {}", names(&all))))?,
+                    );
+                }
+            }
+            "logical_date_gte" | "logical_date_lte" => {
+                let date = DateTime::parse_from_rfc3339(value)
+                    .map_err(|_| bad(key, value, "a date and time like 2025-01-01T00:00:00Z"))?
+                    .with_timezone(&Utc);
+                *(if key == "logical_date_gte" {
+                    &mut query.logical_date_gte
+                } else {
+                    &mut query.logical_date_lte
+                }) = Some(date);
+            }
+            "order_by" => {
+                let (descending, field) = match value.strip_prefix('-') {
+                    Some(field) => (true, field),
+                    None => (false, value),
+                };
+                let by = match field {
+                    "logical_date" => RunOrderBy::LogicalDate,
+                    "start_date" => RunOrderBy::StartDate,
+                    "end_date" => RunOrderBy::EndDate,
+                    "dag_run_id" => RunOrderBy::RunId,
+                    _ => {
+                        return Err(bad(
+                            key,
+                            value,
+                            "logical_date, start_date, end_date or dag_run_id, with `-` in \
+                             front for largest first",
+                        ));
+                    }
+                };
+                query.order = RunOrder { by, descending };
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{other}`; a list of runs takes limit, offset, \
+                     {RUN_FILTERS}"
+                )));
+            }
+        }
+    }
+    Ok((query, page(paging)?))
+}
+
+/// `GET /api/v2/dags/{dag_id}/dagRuns`: filtered by state, type and logical date, newest
+/// logical date first unless `order_by` says otherwise.
 pub(super) async fn list_runs(
     State(api): State<Api>,
     dag_id: Result<Path<String>, PathRejection>,
-    paging: Result<Query<Paging>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Answer<DagRunList> {
     let dag_id = path(dag_id)?;
-    let page = page(query(paging)?)?;
+    let (mut query, page) = run_query(raw.as_deref())?;
     api.blocking(move |api| {
         let dag = api.dag(&dag_id)?;
-        let runs = api.store.runs_page(Some(dag.id()), page)?;
+        query.dag_id = Some(dag.id().clone());
+        let runs = api.store.runs_page(&query, page)?;
         Ok(DagRunList {
             dag_runs: runs.items.into_iter().map(DagRunJson::from).collect(),
             total_entries: runs.total,
@@ -365,7 +460,8 @@ pub(super) async fn pools(State(api): State<Api>) -> Answer<PoolList> {
 /// `GET /api/v2/monitor/health`: whether the database answers.
 pub(super) async fn health(State(api): State<Api>) -> Answer<serde_json::Value> {
     api.blocking(|api| {
-        api.store.runs_page(None, Page::first(1))?;
+        api.store
+            .runs_page(&crate::store::RunQuery::default(), Page::first(1))?;
         Ok(serde_json::json!({"metadatabase": {"status": "healthy"}}))
     })
     .await

@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::{
     Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LeaseGrant, LogLine, LogStore,
     Outcome, OutcomeCursor, Page, Paged, QueueStore, ReportedOutcome, RescheduleRecord,
-    RescheduleStore, RunLeaseStore, RunStore, RunType, SlotRequest, SlotStore, SlotTally,
+    RescheduleStore, RunLeaseStore, RunQuery, RunStore, RunType, SlotRequest, SlotStore, SlotTally,
     StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
 };
 use crate::assets::AssetEvent;
@@ -452,12 +452,14 @@ impl RunStore for MemoryStore {
         Ok(runs)
     }
 
-    fn runs_page(
-        &self,
-        dag_id: Option<&DagId>,
-        page: Page,
-    ) -> Result<Paged<DagRunRecord>, StoreError> {
-        Ok(paged(self.runs(dag_id)?, page))
+    fn runs_page(&self, query: &RunQuery, page: Page) -> Result<Paged<DagRunRecord>, StoreError> {
+        let mut runs: Vec<DagRunRecord> = self
+            .runs(query.dag_id.as_ref())?
+            .into_iter()
+            .filter(|run| query.admits(run))
+            .collect();
+        runs.sort_by(|a, b| query.order.compare(a, b));
+        Ok(paged(runs, page))
     }
 
     fn task_instances_page(

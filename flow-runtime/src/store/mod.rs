@@ -461,6 +461,92 @@ pub struct DagRecord {
     pub fingerprint: String,
 }
 
+/// Which runs a page of runs holds, and in what order: every condition left empty holds
+/// for every run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunQuery {
+    /// Only this DAG's runs.
+    pub dag_id: Option<DagId>,
+    /// Only runs in one of these states.
+    pub states: Vec<RunState>,
+    /// Only runs of one of these types.
+    pub run_types: Vec<RunType>,
+    /// Only runs with a logical date at or after this.
+    pub logical_date_gte: Option<DateTime<Utc>>,
+    /// Only runs with a logical date at or before this.
+    pub logical_date_lte: Option<DateTime<Utc>>,
+    /// The order (default: newest logical date first).
+    pub order: RunOrder,
+}
+
+impl RunQuery {
+    /// Every run of `dag_id` (or of every DAG), newest logical date first.
+    pub fn of(dag_id: Option<&DagId>) -> Self {
+        Self {
+            dag_id: dag_id.cloned(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether `run` meets the conditions.
+    pub fn admits(&self, run: &DagRunRecord) -> bool {
+        self.dag_id.as_ref().is_none_or(|d| *d == run.dag_id)
+            && (self.states.is_empty() || self.states.contains(&run.state))
+            && (self.run_types.is_empty() || self.run_types.contains(&run.run_type))
+            && self.logical_date_gte.is_none_or(|d| run.logical_date >= d)
+            && self.logical_date_lte.is_none_or(|d| run.logical_date <= d)
+    }
+}
+
+/// What runs are ordered by; ties go by run id, in the same direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOrder {
+    /// The field.
+    pub by: RunOrderBy,
+    /// Largest first (runs that have no value for the field come last).
+    pub descending: bool,
+}
+
+impl Default for RunOrder {
+    fn default() -> Self {
+        Self {
+            by: RunOrderBy::LogicalDate,
+            descending: true,
+        }
+    }
+}
+
+/// A field runs can be ordered by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOrderBy {
+    /// The logical date.
+    LogicalDate,
+    /// When it started (runs not started: none).
+    StartDate,
+    /// When it ended (runs not ended: none).
+    EndDate,
+    /// The run id.
+    RunId,
+}
+
+impl RunOrder {
+    /// Compares two runs in this order.
+    pub fn compare(&self, a: &DagRunRecord, b: &DagRunRecord) -> std::cmp::Ordering {
+        let by_field = match self.by {
+            RunOrderBy::LogicalDate => a.logical_date.cmp(&b.logical_date),
+            RunOrderBy::StartDate => a.start.cmp(&b.start),
+            RunOrderBy::EndDate => a.end.cmp(&b.end),
+            RunOrderBy::RunId => std::cmp::Ordering::Equal,
+        };
+        let ordering = by_field.then_with(|| a.run_id.as_str().cmp(b.run_id.as_str()));
+        if self.descending {
+            ordering.reverse()
+        } else {
+            ordering
+        }
+    }
+}
+
 /// Which part of a long list to read: `limit` items after the first `offset`, in the
 /// list's stable order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -511,12 +597,9 @@ pub trait RunStore: Send + Sync {
     fn run(&self, dag_id: &DagId, run_id: &RunId) -> Result<Option<DagRunRecord>, StoreError>;
     /// The runs of one DAG (or all), newest logical date first.
     fn runs(&self, dag_id: Option<&DagId>) -> Result<Vec<DagRunRecord>, StoreError>;
-    /// One page of [`RunStore::runs`] (same order), with the number of runs in all.
-    fn runs_page(
-        &self,
-        dag_id: Option<&DagId>,
-        page: Page,
-    ) -> Result<Paged<DagRunRecord>, StoreError>;
+    /// One page of the runs `query` admits, in its order, with the number it admits in
+    /// all.
+    fn runs_page(&self, query: &RunQuery, page: Page) -> Result<Paged<DagRunRecord>, StoreError>;
     /// Runs that are `queued` or `running`, oldest logical date first.
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, StoreError>;
     /// How many runs each DAG has in each state (states with none left out), by DAG id

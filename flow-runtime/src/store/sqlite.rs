@@ -19,8 +19,9 @@ use rusqlite::{
 use super::{
     Change, Claimed, DagRecord, DagRunRecord, DagStore, Expect, LeaseGrant, LogLine, LogStore,
     Outcome, OutcomeCursor, Page, Paged, QueueStore, ReportedOutcome, RescheduleRecord,
-    RescheduleStore, RunLeaseStore, RunStore, RunType, SlotAsk, SlotRelease, SlotRequest,
-    SlotStore, SlotTally, StoreError, TaskInstanceRecord, TryRecord, WorkerId, XComStore,
+    RescheduleStore, RunLeaseStore, RunOrderBy, RunQuery, RunStore, RunType, SlotAsk, SlotRelease,
+    SlotRequest, SlotStore, SlotTally, StoreError, TaskInstanceRecord, TryRecord, WorkerId,
+    XComStore,
 };
 use crate::assets::AssetEvent;
 use crate::ids::{DagId, MapIndex, RunId, TaskId, TaskInstanceKey};
@@ -843,30 +844,56 @@ impl RunStore for SqliteStore {
         .map_err(|e| self.err(e))
     }
 
-    fn runs_page(
-        &self,
-        dag_id: Option<&DagId>,
-        page: Page,
-    ) -> Result<Paged<DagRunRecord>, StoreError> {
+    fn runs_page(&self, query: &RunQuery, page: Page) -> Result<Paged<DagRunRecord>, StoreError> {
+        // Each condition is one parameter, NULL when it holds for every run; the lists go
+        // as JSON arrays.
+        const CONDITIONS: &str = "(?1 IS NULL OR dag_id = ?1) \
+             AND (?2 IS NULL OR state IN (SELECT value FROM json_each(?2))) \
+             AND (?3 IS NULL OR run_type IN (SELECT value FROM json_each(?3))) \
+             AND (?4 IS NULL OR logical_date_us >= ?4) \
+             AND (?5 IS NULL OR logical_date_us <= ?5)";
+        let list = |names: Vec<&str>| {
+            (!names.is_empty()).then(|| serde_json::Value::from(names).to_string())
+        };
+        let states = list(query.states.iter().map(|s| s.as_str()).collect());
+        let types = list(query.run_types.iter().map(|t| t.as_str()).collect());
+        let conditions = params![
+            query.dag_id.as_ref().map(DagId::as_str),
+            states,
+            types,
+            query.logical_date_gte.map(|d| d.timestamp_micros()),
+            query.logical_date_lte.map(|d| d.timestamp_micros()),
+        ];
+        // Ascending puts NULLs (not started, not ended) first and descending last, as
+        // `Option`'s order does for the memory store.
+        let column = match query.order.by {
+            RunOrderBy::LogicalDate => "logical_date_us",
+            RunOrderBy::StartDate => "start_us",
+            RunOrderBy::EndDate => "end_us",
+            RunOrderBy::RunId => "run_id",
+        };
+        let direction = if query.order.descending {
+            "DESC"
+        } else {
+            "ASC"
+        };
         let mut conn = self.read();
         // One read transaction: the count and the page see the same runs.
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let dag = dag_id.map(DagId::as_str);
         let total: i64 = tx
-            .prepare_cached("SELECT COUNT(*) FROM dag_runs WHERE ?1 IS NULL OR dag_id = ?1")
-            .and_then(|mut st| st.query_row(params![dag], |r| r.get(0)))
+            .prepare_cached(&format!("SELECT COUNT(*) FROM dag_runs WHERE {CONDITIONS}"))
+            .and_then(|mut st| st.query_row(conditions, |r| r.get(0)))
             .map_err(|e| self.err(e))?;
         let items = tx
             .prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM dag_runs WHERE ?1 IS NULL OR dag_id = ?1 \
-                 ORDER BY logical_date_us DESC, run_id DESC LIMIT ?2 OFFSET ?3"
+                "SELECT {RUN_COLUMNS} FROM dag_runs WHERE {CONDITIONS} \
+                 ORDER BY {column} {direction}, run_id {direction} LIMIT ?6 OFFSET ?7"
             ))
             .and_then(|mut st| {
-                st.query_map(
-                    params![dag, sql_count(page.limit), sql_count(page.offset)],
-                    run_row,
-                )?
-                .collect()
+                let mut all: Vec<&dyn rusqlite::ToSql> = conditions.to_vec();
+                let (limit, offset) = (sql_count(page.limit), sql_count(page.offset));
+                all.extend([&limit as &dyn rusqlite::ToSql, &offset]);
+                st.query_map(all.as_slice(), run_row)?.collect()
             })
             .map_err(|e| self.err(e))?;
         Ok(Paged {

@@ -2263,7 +2263,7 @@ fn paging_conformance(store: &dyn Store) {
     let mut paged = Vec::new();
     let mut page = Page::first(3);
     loop {
-        let got = store.runs_page(Some(&d), page).unwrap();
+        let got = store.runs_page(&RunQuery::of(Some(&d)), page).unwrap();
         assert_eq!(got.total, 7);
         if got.items.is_empty() {
             break;
@@ -2277,7 +2277,7 @@ fn paging_conformance(store: &dyn Store) {
     assert_eq!(ids, ["p7", "p6", "p5", "p4", "p3", "p2", "p1"]);
     let every = store
         .runs_page(
-            None,
+            &RunQuery::default(),
             Page {
                 limit: 2,
                 offset: 3,
@@ -2290,7 +2290,7 @@ fn paging_conformance(store: &dyn Store) {
     assert!(
         store
             .runs_page(
-                Some(&d),
+                &RunQuery::of(Some(&d)),
                 Page {
                     limit: 0,
                     offset: 0
@@ -2355,15 +2355,115 @@ fn paging_conformance(store: &dyn Store) {
     assert_eq!((empty.items.len(), empty.total), (0, 0));
 }
 
+/// Runs are filtered by state, type and logical date, and ordered by any field both
+/// ways, with runs lacking the field last when descending and first when ascending.
+fn run_query_conformance(store: &dyn Store) {
+    let at = |hour: u32| Utc.with_ymd_and_hms(2025, 2, 1, hour, 0, 0).unwrap();
+    let runs = [
+        (
+            "a",
+            RunType::Scheduled,
+            RunState::Success,
+            Some(at(3)),
+            Some(at(9)),
+        ),
+        (
+            "b",
+            RunType::Manual,
+            RunState::Failed,
+            Some(at(1)),
+            Some(at(2)),
+        ),
+        (
+            "c",
+            RunType::Scheduled,
+            RunState::Running,
+            Some(at(5)),
+            None,
+        ),
+        ("d", RunType::Backfill, RunState::Queued, None, None),
+    ];
+    for (day, (id, run_type, state, start, end)) in (1..).zip(runs) {
+        store
+            .create_run(&DagRunRecord {
+                run_type,
+                state,
+                start,
+                end,
+                ..run_record(id, day)
+            })
+            .unwrap();
+    }
+    store
+        .create_run(&DagRunRecord {
+            dag_id: "other".into(),
+            ..run_record("e", 9)
+        })
+        .unwrap();
+    let ids = |query: RunQuery| -> (Vec<String>, usize) {
+        let page = store.runs_page(&query, Page::first(10)).unwrap();
+        let ids = page.items.iter().map(|r| r.run_id.to_string()).collect();
+        (ids, page.total)
+    };
+    let of_d = RunQuery::of(Some(&"d".into()));
+    assert_eq!(
+        ids(of_d.clone()),
+        (vec!["d".into(), "c".into(), "b".into(), "a".into()], 4)
+    );
+    let only = |states: Vec<RunState>, types: Vec<RunType>| RunQuery {
+        states,
+        run_types: types,
+        ..of_d.clone()
+    };
+    assert_eq!(
+        ids(only(vec![RunState::Success, RunState::Failed], vec![])).0,
+        ["b", "a"]
+    );
+    assert_eq!(ids(only(vec![], vec![RunType::Scheduled])).0, ["c", "a"]);
+    assert_eq!(
+        ids(only(vec![RunState::Success], vec![RunType::Manual])),
+        (vec![], 0)
+    );
+    let between = RunQuery {
+        logical_date_gte: Some(Utc.with_ymd_and_hms(2025, 1, 2, 0, 0, 0).unwrap()),
+        logical_date_lte: Some(Utc.with_ymd_and_hms(2025, 1, 3, 0, 0, 0).unwrap()),
+        ..of_d.clone()
+    };
+    assert_eq!(ids(between).0, ["c", "b"], "both ends included");
+    let ordered = |by: RunOrderBy, descending: bool| {
+        ids(RunQuery {
+            order: RunOrder { by, descending },
+            ..of_d.clone()
+        })
+        .0
+    };
+    assert_eq!(ordered(RunOrderBy::StartDate, true), ["c", "a", "b", "d"]);
+    assert_eq!(ordered(RunOrderBy::StartDate, false), ["d", "b", "a", "c"]);
+    assert_eq!(ordered(RunOrderBy::EndDate, true), ["a", "b", "d", "c"]);
+    assert_eq!(ordered(RunOrderBy::EndDate, false), ["c", "d", "b", "a"]);
+    assert_eq!(ordered(RunOrderBy::RunId, false), ["a", "b", "c", "d"]);
+    assert_eq!(
+        ordered(RunOrderBy::LogicalDate, false),
+        ["a", "b", "c", "d"]
+    );
+    let every = ids(RunQuery {
+        states: vec![RunState::Queued],
+        ..RunQuery::default()
+    });
+    assert_eq!(every, (vec!["e".into(), "d".into()], 2), "every DAG's runs");
+}
+
 #[test]
 fn memory_store_pages() {
     paging_conformance(&MemoryStore::new());
+    run_query_conformance(&MemoryStore::new());
 }
 
 #[test]
 fn sqlite_store_pages() {
     let dir = tempfile::tempdir().unwrap();
     paging_conformance(&SqliteStore::open(&dir.path().join("flow.db")).unwrap());
+    run_query_conformance(&SqliteStore::open(&dir.path().join("queries.db")).unwrap());
 }
 
 /// Asset updates are recorded with their batch, listed per asset after a cursor, and
