@@ -132,13 +132,9 @@ fn main() {
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(serve::serve(
-        listener,
-        serve::router(api, None),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = runtime.spawn(serve::serve(listener, api, None, async move {
+        let _ = stop_rx.await;
+    }));
     // A run executes in the same store while the clients read: runs of `live`, one after
     // the other, four 200 ms tasks each.
     let live_runs = runtime.spawn(async move {

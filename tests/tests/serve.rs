@@ -526,7 +526,7 @@ fn every_operation_of_the_openapi_document_answers_as_documented() {
         })
         .collect();
     operations.sort_by_key(|(_, method, _)| *method == "delete");
-    assert_eq!(operations.len(), 14);
+    assert_eq!(operations.len(), 15);
     for (path, method, operation) in operations {
         {
             let concrete = path
@@ -545,6 +545,14 @@ fn every_operation_of_the_openapi_document_answers_as_documented() {
                 _ => json!({}),
             };
             let agent = agent();
+            if path == "/api/v2/events" {
+                // A stream: its headers only.
+                let response = agent.get(&url).call().unwrap();
+                assert_eq!(response.status(), 200);
+                let kind = response.headers().get("content-type").unwrap();
+                assert_eq!(kind.to_str().unwrap(), "text/event-stream");
+                continue;
+            }
             let (status, answer) = answer(match method.as_str() {
                 "get" => agent.get(&url).call(),
                 "delete" => agent.delete(&url).call(),
@@ -692,4 +700,95 @@ fn lists_of_runs_are_filtered_and_ordered() {
             "{query}: {body}"
         );
     }
+}
+
+/// The `event:` and `data:` of each event a stream sends, read until `enough` says so.
+fn follow(
+    server: &Server,
+    path: &str,
+    mut enough: impl FnMut(&[(String, Value)]) -> bool,
+) -> Vec<(String, Value)> {
+    let response = agent().get(&server.url(path)).call().unwrap();
+    assert_eq!(response.status(), 200);
+    let mut lines = BufReader::new(response.into_body().into_reader()).lines();
+    let mut events = Vec::new();
+    let mut name = String::new();
+    while !enough(&events) {
+        let line = lines.next().expect("the stream ended").unwrap();
+        if let Some(event) = line.strip_prefix("event: ") {
+            name = event.to_string();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            events.push((name.clone(), serde_json::from_str(data).unwrap()));
+        }
+    }
+    events
+}
+
+#[test]
+fn a_run_in_another_process_streams_its_changes() {
+    let home = tempfile::tempdir().unwrap();
+    run_dag(home.path(), "mapped");
+    let server = Server::start(home.path(), &[]);
+    let (status, refused) = get(&server, "/api/v2/events?dag_id=chian");
+    assert_eq!(status, 404, "{refused}");
+    // The runs start once the stream is open and its poller has read the store once: a
+    // thread waits a while, then runs `mapped` (filtered out) and `chain` (followed).
+    let dir = home.path().to_path_buf();
+    let runner = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        run_dag(&dir, "mapped");
+        run_dag(&dir, "chain");
+    });
+    let events = follow(&server, "/api/v2/events?dag_id=chain", |events| {
+        events
+            .iter()
+            .any(|(name, run)| name == "dag_run" && run["state"] == "success")
+    });
+    runner.join().unwrap();
+    assert!(
+        events.iter().all(|(_, e)| e["dag_id"] == "chain"),
+        "{events:?}"
+    );
+    let done: Vec<&str> = events
+        .iter()
+        .filter(|(name, ti)| name == "task_instance" && ti["state"] == "success")
+        .map(|(_, ti)| ti["task_id"].as_str().unwrap())
+        .collect();
+    for task in ["produce", "sort", "scale", "total"] {
+        assert!(done.contains(&task), "{task} not seen done: {events:?}");
+    }
+    // The run's own event comes after its instances'.
+    assert_eq!(events.last().unwrap().0, "dag_run");
+}
+
+#[test]
+fn a_stop_ends_the_event_streams_and_the_server() {
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Server::start(home.path(), &[]);
+    let url = server.url("/api/v2/events");
+    let listener = std::thread::spawn(move || {
+        let response = agent().get(&url).call().unwrap();
+        // Read to the end: the server ends the stream when it stops.
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut response.into_body().into_reader(), &mut rest)
+            .map(|_| rest)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let stopped = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    // Generous: a server waiting for its streams' clients would never exit.
+    let mut exited = None;
+    for _ in 0..600 {
+        exited = server.child.try_wait().unwrap();
+        if exited.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(exited.is_some_and(|status| status.success()), "{exited:?}");
+    assert!(listener.join().unwrap().is_ok(), "the stream ended cleanly");
+    assert!(server.stderr.lock().unwrap().contains("server stopped"));
 }

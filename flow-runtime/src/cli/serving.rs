@@ -28,7 +28,7 @@ pub(super) fn serve(
             .local_addr()
             .map_err(|e| Failure::failed(format!("cannot read the address served: {e}")))?;
         eprintln!("serving the API at http://{local}/api/v2");
-        serve::serve(listener, serve::router(api, token), wait_for_stop_signal())
+        serve::serve(listener, api, token, wait_for_stop_signal())
             .await
             .map_err(|e| Failure::failed(format!("the server stopped: {e}")))
     })?;

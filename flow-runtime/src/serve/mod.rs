@@ -16,6 +16,7 @@
 //! The OpenAPI document ([`OPENAPI`]) is served at `/api/v2/openapi.json`.
 
 mod error;
+mod events;
 mod model;
 mod routes;
 
@@ -31,16 +32,16 @@ use axum::routing::{get, post};
 
 pub use error::ApiError;
 
-/// The API's OpenAPI 3 document (JSON), served at `/api/v2/openapi.json`. Tests hold it
-/// true: every operation it lists answers, and schemathesis checks the answers against it.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
 use crate::graph::Dag;
 use crate::ids::DagId;
 use crate::registry::{Registry, closest};
 use crate::runtime::Executor;
 use crate::settings::{ApiToken, Settings};
 use crate::store::Store;
+
+/// The API's OpenAPI 3 document (JSON), served at `/api/v2/openapi.json`. Tests hold it
+/// true: every operation it lists answers, and schemathesis checks the answers against it.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// What the endpoints share: the DAGs, the store, and the settings (for the flow home's
 /// run locks and the object store).
@@ -49,6 +50,11 @@ pub struct Api {
     registry: Arc<Registry>,
     store: Arc<dyn Store>,
     settings: Arc<Settings>,
+    /// The live updates' poller, while someone listens.
+    feed: events::Feed,
+    /// Turns `true` when the server stops: the event streams end, so that the server's
+    /// graceful stop does not wait for their clients.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Api {
@@ -58,6 +64,8 @@ impl Api {
             registry,
             store,
             settings: Arc::new(settings),
+            feed: events::Feed::default(),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -126,6 +134,7 @@ pub fn router(api: Api, token: Option<ApiToken>) -> Router {
         .route("/api/v2/pools", get(pools))
         .route("/api/v2/monitor/health", get(health))
         .route("/api/v2/openapi.json", get(openapi))
+        .route("/api/v2/events", get(events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -201,13 +210,19 @@ pub async fn listen(
         })
 }
 
-/// Serves `router` on `listener` until `stop` completes; requests under way are finished.
+/// Serves `api` on `listener` until `stop` completes: requests under way are finished,
+/// event streams are ended.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    router: Router,
+    api: Api,
+    token: Option<ApiToken>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop)
+    let stopping = api.stopping.clone();
+    axum::serve(listener, router(api, token))
+        .with_graceful_shutdown(async move {
+            stop.await;
+            stopping.send_replace(true);
+        })
         .await
 }

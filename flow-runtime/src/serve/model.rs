@@ -224,6 +224,13 @@ pub(super) struct Paging {
     pub(super) offset: Option<usize>,
 }
 
+/// Which DAG's updates an event stream carries (default: every DAG's).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventsQuery {
+    pub(super) dag_id: Option<String>,
+}
+
 /// Which instance of a mapped task.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

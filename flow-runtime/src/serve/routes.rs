@@ -7,12 +7,17 @@ use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
 use super::Api;
 use super::error::ApiError;
+use super::events::Update;
 use super::model::{
-    ClearBody, ClearedJson, DagJson, DagList, DagPatch, DagRunJson, DagRunList, MapIndexQuery,
-    Paging, PoolJson, PoolList, TaskInstanceJson, TaskInstanceList, TriggerBody, TryLogJson,
-    XComJson, XComList,
+    ClearBody, ClearedJson, DagJson, DagList, DagPatch, DagRunJson, DagRunList, EventsQuery,
+    MapIndexQuery, Paging, PoolJson, PoolList, TaskInstanceJson, TaskInstanceList, TriggerBody,
+    TryLogJson, XComJson, XComList,
 };
 use crate::ids::RunType;
 use crate::ops;
@@ -474,6 +479,55 @@ pub(super) async fn openapi() -> impl axum::response::IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         super::OPENAPI,
     )
+}
+
+/// `GET /api/v2/events?dag_id=`: server-sent events of run and task instance changes
+/// (`dag_run`, `task_instance`, their JSON as in the lists), whichever process makes them;
+/// `lagged` when the client fell behind and missed some (read the lists again).
+pub(super) async fn events(
+    State(api): State<Api>,
+    which: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    let only = query(which)?.dag_id;
+    if let Some(id) = &only {
+        api.dag(id)?;
+    }
+    let receiver = api.feed.subscribe(&api.store);
+    let stopping = api.stopping.subscribe();
+    let stream = futures_util::stream::unfold(
+        (receiver, stopping, only),
+        |(mut receiver, mut stopping, only)| async move {
+            loop {
+                let update = tokio::select! {
+                    update = receiver.recv() => update,
+                    _ = stopping.wait_for(|stop| *stop) => return None,
+                };
+                let event = match update {
+                    Ok(update)
+                        if only
+                            .as_deref()
+                            .is_some_and(|d| d != update.dag_id().as_str()) =>
+                    {
+                        continue;
+                    }
+                    Ok(Update::DagRun(run, _)) => json_event("dag_run", &*run),
+                    Ok(Update::TaskInstance(ti, _)) => json_event("task_instance", &*ti),
+                    Err(RecvError::Lagged(missed)) => {
+                        Event::default().event("lagged").data(missed.to_string())
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(event), (receiver, stopping, only)));
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn json_event(name: &str, value: &impl serde::Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(value).unwrap_or_default())
 }
 
 /// Any other path.
