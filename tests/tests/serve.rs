@@ -425,6 +425,17 @@ fn errors_are_json_with_their_status_and_what_to_do() {
     assert_eq!(status, 400);
     let (status, text) = detail(send(
         &server,
+        "POST",
+        "/api/v2/dags/mapped/dagRuns",
+        &json!([null, null]),
+    ));
+    assert_eq!(status, 400);
+    assert!(
+        text.contains("must be a JSON object, not an array"),
+        "{text}"
+    );
+    let (status, text) = detail(send(
+        &server,
         "PATCH",
         "/api/v2/dags/mapped",
         &json!({"paused": true}),

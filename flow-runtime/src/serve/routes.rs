@@ -5,9 +5,8 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-
 use axum::response::sse::{Event, KeepAlive, Sse};
+use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -49,9 +48,17 @@ fn body<T: serde::de::DeserializeOwned>(
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<T, ApiError> {
     let Json(value) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if !value.is_object() {
+    let kind = match &value {
+        serde_json::Value::Object(_) => None,
+        serde_json::Value::Array(_) => Some("an array"),
+        serde_json::Value::String(_) => Some("a string"),
+        serde_json::Value::Number(_) => Some("a number"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+        serde_json::Value::Null => Some("null"),
+    };
+    if let Some(kind) = kind {
         return Err(ApiError::bad_request(format!(
-            "the body must be a JSON object, not {value}"
+            "the body must be a JSON object, not {kind}"
         )));
     }
     serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("the body: {e}")))
