@@ -280,6 +280,10 @@ impl ContainerSpec {
 }
 
 /// Runs the container for a try, through Docker or as a pod: returns its output.
+#[cfg_attr(
+    not(any(feature = "docker", feature = "kubernetes")),
+    allow(unused_variables)
+)]
 pub(crate) async fn run(spec: &ContainerSpec, ctx: &TaskContext) -> Result<String, TaskError> {
     spec.check()
         .map_err(|e| TaskError::Failed(format!("invalid container: {e}")))?;
@@ -290,20 +294,20 @@ pub(crate) async fn run(spec: &ContainerSpec, ctx: &TaskContext) -> Result<Strin
             #[cfg(feature = "kubernetes")]
             return kubernetes::run(spec, options, ctx).await;
             #[cfg(not(feature = "kubernetes"))]
-            return Err(feature_needed("kubernetes", "pods", ctx));
+            return Err(feature_needed("kubernetes", "pods"));
         }
         None => {
             #[cfg(feature = "docker")]
             return docker::run(spec, ctx).await;
             #[cfg(not(feature = "docker"))]
-            return Err(feature_needed("docker", "containers", ctx));
+            return Err(feature_needed("docker", "containers"));
         }
     }
 }
 
 /// A container task whose runner was not compiled in fails saying how to turn it on.
 #[cfg(not(all(feature = "docker", feature = "kubernetes")))]
-fn feature_needed(feature: &str, what: &str, _: &TaskContext) -> TaskError {
+fn feature_needed(feature: &str, what: &str) -> TaskError {
     TaskError::Failed(format!(
         "tasks that run {what} need flow-runtime's `{feature}` feature; enable it \
          (`flow-runtime = {{ version = \"0.1\", features = [\"{feature}\"] }}`)"
