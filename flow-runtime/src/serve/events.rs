@@ -98,8 +98,11 @@ async fn poll(feed: Feed, sender: broadcast::Sender<Update>, store: Arc<dyn Stor
         (watcher, updates) = match read {
             Ok(read) => read,
             Err(e) => {
+                // Empty the slot whoever listens: a new subscriber starts a new poller, and
+                // the streams of this one end (their clients reconnect) when its sender
+                // is dropped here, instead of waiting on a poller that is gone.
                 tracing::warn!("the events poller stopped: {e}");
-                feed.stop_if_unheard(&sender);
+                *feed.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 return;
             }
         };
