@@ -162,7 +162,6 @@ fn run_query(raw: Option<&str>) -> Result<(RunQuery, Page), ApiError> {
     let bad = |key: &str, value: &str, expected: &str| {
         ApiError::bad_request(format!("`{key}` must be {expected}, not `{value}`"))
     };
-    let names = |all: &[&str]| all.join(", ");
     for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let (key, value) = (key.as_ref(), value.as_ref());
         match key {
@@ -176,25 +175,12 @@ fn run_query(raw: Option<&str>) -> Result<(RunQuery, Page), ApiError> {
                     &mut paging.offset
                 }) = Some(n);
             }
-            "state" => {
-                for name in value.split(',') {
-                    let state = RunState::ALL.into_iter().find(|s| s.as_str() == name);
-                    let all: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
-                    query.states.push(
-                        state.ok_or_else(|| bad(key, name, &format!("one of {}", names(&all))))?,
-                    );
-                }
-            }
-            "run_type" => {
-                for name in value.split(',') {
-                    let run_type = RunType::ALL.into_iter().find(|t| t.as_str() == name);
-                    let all: Vec<&str> = RunType::ALL.iter().map(|t| t.as_str()).collect();
-                    query.run_types.push(
-                        run_type
-                            .ok_or_else(|| bad(key, name, &format!("one of {}", names(&all))))?,
-                    );
-                }
-            }
+            "state" => query
+                .states
+                .extend(named(key, value, RunState::ALL, RunState::as_str)?),
+            "run_type" => query
+                .run_types
+                .extend(named(key, value, RunType::ALL, RunType::as_str)?),
             "logical_date_gte" | "logical_date_lte" => {
                 let date = DateTime::parse_from_rfc3339(value)
                     .map_err(|_| bad(key, value, "a date and time like 2025-01-01T00:00:00Z"))?
@@ -235,6 +221,27 @@ fn run_query(raw: Option<&str>) -> Result<(RunQuery, Page), ApiError> {
         }
     }
     Ok((query, page(paging)?))
+}
+
+/// The values of `all` that `value` names, comma-separated, by `name`.
+fn named<T: Copy, const N: usize>(
+    key: &str,
+    value: &str,
+    all: [T; N],
+    name: fn(T) -> &'static str,
+) -> Result<Vec<T>, ApiError> {
+    value
+        .split(',')
+        .map(|given| {
+            all.into_iter().find(|t| name(*t) == given).ok_or_else(|| {
+                let names: Vec<&str> = all.into_iter().map(name).collect();
+                ApiError::bad_request(format!(
+                    "`{key}` must be one of {}, not `{given}`",
+                    names.join(", ")
+                ))
+            })
+        })
+        .collect()
 }
 
 /// `GET /api/v2/dags/{dag_id}/dagRuns`: filtered by state, type and logical date, newest
